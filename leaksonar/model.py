@@ -1,0 +1,176 @@
+"""The records that flow between pipeline stages (typed, frozen).
+
+targets -> discover -> identify -> inspect -> assess -> store.  Samples (raw documents read from a
+server) live only inside an `Inspection`; they never reach `Finding`, the store or any output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Auth = Literal["none", "required", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds for every read made while identifying or inspecting one service."""
+
+    timeout: float = 3.0
+    """Seconds allowed for one network operation (connect, one request/response)."""
+    service_budget: float = 20.0
+    """Seconds allowed for the whole inspection of one service."""
+    max_bytes: int = 1 << 20
+    """Largest single reply read from a server."""
+    banner_bytes: int = 4096
+    """Largest identification reply kept."""
+    max_databases: int = 32
+    max_collections: int = 200
+    sample_rows: int = 5
+    """Documents/rows/keys sampled per collection."""
+    value_chars: int = 256
+    """Longest sampled value kept (characters)."""
+    exact_count_below: int = 1_000_000
+    """Count rows exactly (SELECT count(*)) when the server's estimate is below this."""
+
+
+@dataclass(frozen=True, slots=True)
+class Software:
+    name: str
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What answered on an open port, from the first reply."""
+
+    protocol: str
+    software: Software | None = None
+    auth: Auth = "unknown"
+    banner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A table, collection, index, key space or similar unit of stored data."""
+
+    database: str
+    name: str
+    rows: int | None = None
+    size_bytes: int | None = None
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A few documents read from one collection. Kept in memory only, for assessment."""
+
+    database: str
+    collection: str
+    documents: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """Everything a protocol module learned about one service."""
+
+    protocol: str
+    software: Software | None
+    auth: Auth
+    databases: int | None = None
+    collections: tuple[Collection, ...] = ()
+    rows: int | None = None
+    size_bytes: int | None = None
+    samples: tuple[Sample, ...] = ()
+    errors: tuple[str, ...] = ()
+    """What went wrong (timeouts, caps hit, refused commands), in plain words."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """Protocol-specific facts worth keeping (never raw data)."""
+
+    @property
+    def exposed(self) -> bool:
+        return self.auth == "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One service as stored and printed: the finding record of DESIGN.md, minus samples."""
+
+    ip: str
+    port: int
+    protocol: str
+    software: Software | None
+    auth: Auth
+    exposed: bool
+    time: str
+    scan_id: str
+    databases: int | None = None
+    rows: int | None = None
+    size_bytes: int | None = None
+    collections: tuple[Collection, ...] = ()
+    errors: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+    banner: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON finding record (one per service)."""
+        record: dict[str, Any] = {
+            "ip": self.ip,
+            "port": self.port,
+            "protocol": self.protocol,
+            "software": (
+                {"name": self.software.name, "version": self.software.version} if self.software else None
+            ),
+            "auth": self.auth,
+            "exposed": self.exposed,
+            "dataset": {
+                "databases": self.databases,
+                "collections": len(self.collections),
+                "rows": self.rows,
+                "size_bytes": self.size_bytes,
+            },
+            "collections": [
+                {
+                    "database": c.database,
+                    "name": c.name,
+                    "rows": c.rows,
+                    "size_bytes": c.size_bytes,
+                    "fields": list(c.fields),
+                }
+                for c in self.collections
+            ],
+            "time": self.time,
+            "scan_id": self.scan_id,
+        }
+        if self.errors:
+            record["errors"] = list(self.errors)
+        if self.details:
+            record["details"] = self.details
+        if self.banner:
+            record["banner"] = self.banner
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Finding:
+        software = record.get("software")
+        dataset = record.get("dataset") or {}
+        return cls(
+            ip=record["ip"],
+            port=record["port"],
+            protocol=record["protocol"],
+            software=Software(software["name"], software.get("version")) if software else None,
+            auth=record["auth"],
+            exposed=record["exposed"],
+            time=record["time"],
+            scan_id=record["scan_id"],
+            databases=dataset.get("databases"),
+            rows=dataset.get("rows"),
+            size_bytes=dataset.get("size_bytes"),
+            collections=tuple(
+                Collection(c["database"], c["name"], c.get("rows"), c.get("size_bytes"), tuple(c.get("fields", ())))
+                for c in record.get("collections", ())
+            ),
+            errors=tuple(record.get("errors", ())),
+            details=record.get("details", {}),
+            banner=record.get("banner", ""),
+        )

@@ -1,0 +1,86 @@
+"""The interface every protocol module implements, and bounded socket I/O for hand-written probes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+from leaksonar.model import Identity, Inspection, Limits
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    ip: str
+    port: int
+
+
+class ProtocolModule(Protocol):
+    """One database protocol: how to recognise it from a reply, and how to inspect it read-only."""
+
+    name: str
+    default_ports: tuple[int, ...]
+    probe: bytes | None
+    """Bytes to send to make the server answer (None: the server speaks first)."""
+
+    def match(self, reply: bytes) -> Identity | None:
+        """Identity if `reply` (to any probe, or an unsolicited greeting) comes from this protocol."""
+        ...
+
+    async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
+        """Read-only inspection. Must respect `limits`; must not raise for server misbehaviour."""
+        ...
+
+
+class ReplyTooLarge(Exception):
+    """A server announced or sent more bytes than the cap allows."""
+
+
+class BoundedStream:
+    """A TCP connection whose every read has a byte cap and a timeout."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limits: Limits) -> None:
+        self.reader, self.writer, self.limits = reader, writer, limits
+
+    @classmethod
+    async def open(cls, endpoint: Endpoint, limits: Limits) -> BoundedStream:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(endpoint.ip, endpoint.port, limit=64 * 1024), limits.timeout
+        )
+        return cls(reader, writer, limits)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await asyncio.wait_for(self.writer.drain(), self.limits.timeout)
+
+    async def read_exactly(self, n: int) -> bytes:
+        if n > self.limits.max_bytes:
+            raise ReplyTooLarge(f"server announced {n} bytes, cap is {self.limits.max_bytes}")
+        return await asyncio.wait_for(self.reader.readexactly(n), self.limits.timeout)
+
+    async def read_line(self, max_len: int = 64 * 1024) -> bytes:
+        """One line ending in \\n (returned with its terminator)."""
+        try:
+            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), self.limits.timeout)
+        except asyncio.LimitOverrunError as exc:
+            raise ReplyTooLarge(f"line longer than {self.reader._limit} bytes") from exc  # noqa: SLF001
+        if len(line) > max_len:
+            raise ReplyTooLarge(f"line of {len(line)} bytes, cap is {max_len}")
+        return line
+
+    async def read_some(self, cap: int) -> bytes:
+        """Whatever arrives first (up to `cap` bytes); b'' on EOF."""
+        return await asyncio.wait_for(self.reader.read(cap), self.limits.timeout)
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        except (OSError, TimeoutError):
+            pass
+
+    async def __aenter__(self) -> BoundedStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
