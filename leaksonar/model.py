@@ -167,7 +167,9 @@ class Finding:
             rows=dataset.get("rows"),
             size_bytes=dataset.get("size_bytes"),
             collections=tuple(
-                Collection(c["database"], c["name"], c.get("rows"), c.get("size_bytes"), tuple(c.get("fields", ())))
+                Collection(
+                    c["database"], c["name"], c.get("rows"), c.get("size_bytes"), tuple(c.get("fields", ()))
+                )
                 for c in record.get("collections", ())
             ),
             errors=tuple(record.get("errors", ())),

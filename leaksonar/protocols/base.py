@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,7 +64,7 @@ class BoundedStream:
         try:
             line = await asyncio.wait_for(self.reader.readuntil(b"\n"), self.limits.timeout)
         except asyncio.LimitOverrunError as exc:
-            raise ReplyTooLarge(f"line longer than {self.reader._limit} bytes") from exc  # noqa: SLF001
+            raise ReplyTooLarge(f"line longer than {self.reader._limit} bytes") from exc
         if len(line) > max_len:
             raise ReplyTooLarge(f"line of {len(line)} bytes, cap is {max_len}")
         return line
@@ -74,10 +75,8 @@ class BoundedStream:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(OSError, TimeoutError):
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
-        except (OSError, TimeoutError):
-            pass
 
     async def __aenter__(self) -> BoundedStream:
         return self

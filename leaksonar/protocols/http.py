@@ -48,7 +48,7 @@ class HttpProtocol:
             details["status"] = response.status
             if (title := _TITLE.search(response.body)) is not None:
                 details["title"] = title.group(1).decode("utf-8", "replace").strip()
-        except Exception as exc:  # noqa: BLE001 - a hostile server's failure is a fact, not a crash
+        except Exception as exc:
             errors.append(f"GET /: {type(exc).__name__}: {exc}")
         return Inspection(self.name, identity.software, "unknown", errors=tuple(errors), details=details)
 

@@ -28,7 +28,8 @@ async def get_bounded(url: str, limits: Limits, client: httpx.AsyncClient | None
     """GET `url`; raise ReplyTooLarge past `limits.max_bytes`, TimeoutError past the budget."""
 
     async def fetch(c: httpx.AsyncClient) -> Response:
-        async with c.stream("GET", url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}) as response:
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        async with c.stream("GET", url, headers=headers) as response:
             body = bytearray()
             async for chunk in response.aiter_raw():
                 body += chunk

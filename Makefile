@@ -1,0 +1,40 @@
+# leaksonar: `make demo` and `make test` work on a fresh machine (they run `make setup` first).
+VENV := .venv
+BIN := $(VENV)/bin
+LAB_DIR ?= .lab
+LAB_BASE ?= 127.77.0.0
+export LEAKSONAR_SCOPE ?= 127.0.0.0/8
+
+.PHONY: setup demo test test-fast bench lint format lab-down clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(BIN)/leaksonar lab up --dir $(LAB_DIR) --base $(LAB_BASE)
+	$(BIN)/leaksonar scan $(LAB_BASE)/24 --db $(LAB_DIR)/demo.db --jsonl $(LAB_DIR)/findings.jsonl
+	$(BIN)/leaksonar hosts --db $(LAB_DIR)/demo.db
+	@echo "findings: $(LAB_DIR)/findings.jsonl; index: $(LAB_DIR)/demo.db; stop the lab: make lab-down"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python bench/discovery.py
+
+lint: setup
+	$(BIN)/ruff check leaksonar tests bench
+	$(BIN)/ruff format --check leaksonar tests bench
+
+format: setup
+	$(BIN)/ruff format leaksonar tests bench
+	$(BIN)/ruff check --fix leaksonar tests bench
+
+lab-down:
+	$(BIN)/leaksonar lab down --dir $(LAB_DIR)
+
+clean: lab-down
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,97 @@
+"""Human-readable output: Rich tables of findings, hosts and services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.table import Table
+
+from leaksonar.model import Finding
+
+
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_count(count: int | None) -> str:
+    return "-" if count is None else f"{count:,}"
+
+
+def software_text(record: dict[str, Any]) -> str:
+    software = record.get("software") or {}
+    return " ".join(filter(None, (software.get("name"), software.get("version")))) or "-"
+
+
+def auth_text(record: dict[str, Any]) -> str:
+    if record["exposed"]:
+        return "[bold red]none: exposed[/]"
+    return {"required": "[green]required[/]"}.get(record["auth"], record["auth"])
+
+
+def findings_table(findings: Iterable[Finding], title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column, justify in (
+        ("address", "left"),
+        ("protocol", "left"),
+        ("software", "left"),
+        ("auth", "left"),
+        ("dbs", "right"),
+        ("collections", "right"),
+        ("rows", "right"),
+        ("size", "right"),
+        ("notes", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for finding in findings:
+        record = finding.to_record()
+        dataset = record["dataset"]
+        notes = "; ".join(finding.errors)[:80] or finding.banner[:40]
+        table.add_row(
+            f"{finding.ip}:{finding.port}",
+            finding.protocol,
+            software_text(record),
+            auth_text(record),
+            human_count(dataset["databases"]),
+            human_count(dataset["collections"]) if finding.exposed else "-",
+            human_count(dataset["rows"]),
+            human_bytes(dataset["size_bytes"]),
+            notes,
+        )
+    return table
+
+
+def hosts_table(rows: Iterable[dict[str, Any]]) -> Table:
+    table = Table()
+    for column in ("address", "services", "exposed", "protocols", "first seen", "last seen"):
+        table.add_column(column)
+    for row in rows:
+        protocols = ", ".join(sorted(set((row["protocols"] or "").split(","))))
+        exposed = f"[bold red]{row['exposed']}[/]" if row["exposed"] else "0"
+        table.add_row(
+            row["ip"], str(row["services"]), exposed, protocols, row["first_seen"], row["last_seen"]
+        )
+    return table
+
+
+def collections_table(record: dict[str, Any]) -> Table:
+    table = Table(title=f"{record['ip']}:{record['port']} collections", title_justify="left")
+    for column, justify in (("database", "left"), ("collection", "left"), ("rows", "right"), ("size", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("fields", overflow="fold")
+    for c in record["collections"]:
+        table.add_row(
+            c["database"],
+            c["name"],
+            human_count(c["rows"]),
+            human_bytes(c["size_bytes"]),
+            ", ".join(c["fields"][:12]) + (" ..." if len(c["fields"]) > 12 else ""),
+        )
+    return table

@@ -1,0 +1,148 @@
+"""Scan orchestration: discovery -> identification -> inspection -> finding, with bounded concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from leaksonar.model import Finding, Identity, Inspection, Limits
+from leaksonar.protocols import BY_NAME, Endpoint
+from leaksonar.scan.discover import Discovery, DiscoveryStats
+from leaksonar.scan.identify import identify
+from leaksonar.targets import TargetSpace
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    rate: float | None = None
+    """Connection attempts per second across the whole scan (None: as fast as limits allow)."""
+    concurrency: int = 1000
+    """Connection attempts in flight at once."""
+    per_host: int = 16
+    """Connection attempts in flight to one address at once."""
+    timeout: float = 1.5
+    """Seconds to wait for a TCP handshake."""
+    retries: int = 1
+    """Extra attempts for a port that did not answer."""
+    inspect_concurrency: int = 64
+    """Services identified and inspected at once."""
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(slots=True)
+class ScanProgress:
+    discovery: DiscoveryStats
+    services: int = 0
+    exposed: int = 0
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_scan_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S-") + uuid.uuid4().hex[:8]
+
+
+def raise_fd_limit(wanted: int) -> None:
+    """Make room for `wanted` sockets (soft limit up to the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+async def inspect_service(ip: str, port: int, identity: Identity, limits: Limits) -> Inspection:
+    """Run the protocol module's inspection within the service budget; failures become errors."""
+    module = BY_NAME.get(identity.protocol)
+    if module is None:
+        return Inspection(identity.protocol, identity.software, identity.auth)
+    try:
+        async with asyncio.timeout(limits.service_budget + limits.timeout):
+            return await module.inspect(Endpoint(ip, port), identity, limits)
+    except TimeoutError:
+        error = f"inspection stopped after {limits.service_budget:g} s"
+    except Exception as exc:
+        error = f"inspection failed: {type(exc).__name__}: {exc}"
+    return Inspection(identity.protocol, identity.software, identity.auth, errors=(error,))
+
+
+def to_finding(ip: str, port: int, identity: Identity, inspection: Inspection, scan_id: str) -> Finding:
+    return Finding(
+        ip=ip,
+        port=port,
+        protocol=inspection.protocol,
+        software=inspection.software or identity.software,
+        auth=inspection.auth,
+        exposed=inspection.exposed,
+        time=utc_now(),
+        scan_id=scan_id,
+        databases=inspection.databases,
+        rows=inspection.rows,
+        size_bytes=inspection.size_bytes,
+        collections=inspection.collections,
+        errors=inspection.errors,
+        details=inspection.details,
+        banner=identity.banner if identity.protocol == "unknown" else "",
+    )
+
+
+async def run_scan(
+    space: TargetSpace,
+    options: ScanOptions,
+    scan_id: str,
+    on_finding: Callable[[Finding], None],
+    on_progress: Callable[[ScanProgress], None] | None = None,
+) -> ScanProgress:
+    """Scan every (address, port) of `space`; call `on_finding` once per identified service."""
+    raise_fd_limit(options.concurrency + 4 * options.inspect_concurrency + 256)
+    slots = asyncio.Semaphore(options.inspect_concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+    progress = ScanProgress(DiscoveryStats())
+
+    async def examine(ip: str, port: int, sock: socket.socket) -> None:
+        try:
+            try:
+                identity = await identify(ip, port, sock, options.limits)
+            except Exception as exc:
+                identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
+            inspection = await inspect_service(ip, port, identity, options.limits)
+            finding = to_finding(ip, port, identity, inspection, scan_id)
+            progress.services += 1
+            progress.exposed += finding.exposed
+            on_finding(finding)
+        finally:
+            slots.release()
+
+    async def on_open(ip: str, port: int, sock: socket.socket) -> None:
+        await slots.acquire()
+        task = asyncio.create_task(examine(ip, port, sock))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def report(stats: DiscoveryStats) -> None:
+        progress.discovery = stats
+        if on_progress:
+            on_progress(progress)
+
+    discovery = Discovery(
+        iter(space),
+        on_open,
+        concurrency=options.concurrency,
+        per_host=options.per_host,
+        rate=options.rate,
+        timeout=options.timeout,
+        retries=options.retries,
+        on_progress=report,
+    )
+    progress.discovery = discovery.stats
+    await discovery.run()
+    while tasks:
+        await asyncio.gather(*tasks)
+    report(discovery.stats)
+    return progress

@@ -1,0 +1,70 @@
+"""A scan as a job: run the engine over a target space and record every finding in the index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TextIO
+
+import uvloop
+
+from leaksonar.model import Finding
+from leaksonar.scan.engine import ScanOptions, ScanProgress, new_scan_id, run_scan, utc_now
+from leaksonar.store.db import Store
+from leaksonar.targets import TargetSpace
+
+
+def scan_into_store(
+    space: TargetSpace,
+    options: ScanOptions,
+    store: Store,
+    *,
+    jsonl: TextIO | None = None,
+    on_progress: Callable[[ScanProgress], None] | None = None,
+) -> tuple[str, ScanProgress]:
+    """Scan `space`, storing each finding as it comes (and writing it to `jsonl`); returns the scan id."""
+    scan_id = new_scan_id()
+    store.begin_scan(
+        scan_id,
+        utc_now(),
+        targets=space.describe(),
+        ports=",".join(map(str, space.ports)),
+        size=space.size,
+        options={**asdict(options), "seed": space.seed},
+    )
+
+    def on_finding(finding: Finding) -> None:
+        store.add_findings([finding])
+        if jsonl is not None:
+            jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
+            jsonl.flush()
+
+    progress: ScanProgress | None = None
+
+    def track(latest: ScanProgress) -> None:
+        nonlocal progress
+        progress = latest
+        if on_progress is not None:
+            on_progress(latest)
+
+    status = "failed"
+    try:
+        progress = uvloop.run(run_scan(space, options, scan_id, on_finding, track))
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        stats = progress.discovery if progress else None
+        store.finish_scan(
+            scan_id,
+            utc_now(),
+            status,
+            probes=stats.probes if stats else 0,
+            open_ports=stats.open if stats else 0,
+            services=progress.services if progress else 0,
+            exposed=progress.exposed if progress else 0,
+        )
+    assert progress is not None
+    return scan_id, progress

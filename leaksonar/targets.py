@@ -1,0 +1,291 @@
+"""Targets: parsing, scope guard, blocklist and opt-out lists, and a pseudo-random walk of target x port.
+
+Addresses are handled as inclusive integer intervals, so a /8 costs two integers, and the walk over
+(address, port) pairs is a permutation computed on the fly: memory does not grow with the space.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import os
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+Interval = tuple[int, int]
+"""Inclusive range of IPv4 addresses as integers."""
+
+SCOPE_ENV = "LEAKSONAR_SCOPE"
+
+
+class TargetError(ValueError):
+    """Bad target, port, scope or list input; the message is one line naming what is wrong."""
+
+
+class ScopeError(TargetError):
+    """A target lies outside the allowed scope."""
+
+
+def _address(text: str, what: str) -> int:
+    try:
+        return int(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise TargetError(f"{what} {text!r} is not an IPv4 address") from None
+
+
+def parse_target(spec: str) -> Interval:
+    """One target: `A.B.C.D`, `A.B.C.D/N` or a range `A.B.C.D-E.F.G.H` (or `A.B.C.D-H`)."""
+    text = spec.strip()
+    if not text:
+        raise TargetError("empty target")
+    if "/" in text:
+        try:
+            network = ipaddress.IPv4Network(text, strict=False)
+        except ValueError:
+            raise TargetError(f"target {spec!r} is not a valid IPv4 CIDR block") from None
+        return int(network.network_address), int(network.broadcast_address)
+    if not any(ch.isdigit() for ch in text) or text.split("-", 1)[0].count(".") != 3:
+        raise TargetError(
+            f"target {spec!r} is not an IPv4 address, CIDR block or range (names are not resolved)"
+        )
+    if "-" in text:
+        first_text, last_text = (part.strip() for part in text.split("-", 1))
+        first = _address(first_text, "range start")
+        if last_text.isdigit() and int(last_text) <= 255 and "." not in last_text:
+            last = (first & ~0xFF) | int(last_text)
+        else:
+            last = _address(last_text, "range end")
+        if last < first:
+            raise TargetError(f"range {spec!r} ends before it starts")
+        return first, last
+    address = _address(text, "target")
+    return address, address
+
+
+def read_list(path: Path) -> Iterator[str]:
+    """Target specs from a file: one or more per line (space or comma separated), `#` comments."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise TargetError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        for line in handle:
+            yield from line.split("#", 1)[0].replace(",", " ").split()
+
+
+def parse_list(path: Path) -> list[Interval]:
+    intervals = []
+    for number, spec in enumerate(read_list(path), 1):
+        try:
+            intervals.append(parse_target(spec))
+        except TargetError as exc:
+            raise TargetError(f"{path}: entry {number}: {exc}") from None
+    return intervals
+
+
+def parse_ports(spec: str) -> tuple[int, ...]:
+    """`6379,5432,1-1024` -> sorted unique ports."""
+    ports: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        low_text, _, high_text = part.partition("-")
+        try:
+            low = int(low_text)
+            high = int(high_text) if high_text else low
+        except ValueError:
+            raise TargetError(f"port {part!r} is not a number or range") from None
+        if not (1 <= low <= high <= 65535):
+            raise TargetError(f"port range {part!r} must lie within 1-65535, low to high")
+        ports.update(range(low, high + 1))
+    if not ports:
+        raise TargetError("no ports given")
+    return tuple(sorted(ports))
+
+
+def _data_lines(name: str) -> Iterator[str]:
+    text = resources.files("leaksonar.data").joinpath(name).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if entry := line.split("#", 1)[0].strip():
+            yield entry
+
+
+def default_ports() -> tuple[int, ...]:
+    """The curated list of database ports (leaksonar/data/ports.txt)."""
+    return tuple(sorted({int(p) for p in _data_lines("ports.txt")}))
+
+
+def default_blocklist() -> list[Interval]:
+    """Reserved IPv4 space (leaksonar/data/blocklist.txt)."""
+    return merge(parse_target(spec) for spec in _data_lines("blocklist.txt"))
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sorted, disjoint, non-adjacent intervals covering the same addresses."""
+    merged: list[Interval] = []
+    for first, last in sorted(intervals):
+        if merged and first <= merged[-1][1] + 1:
+            if last > merged[-1][1]:
+                merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def subtract(keep: list[Interval], remove: list[Interval]) -> list[Interval]:
+    """`keep` minus `remove`; both sorted and disjoint (as `merge` returns)."""
+    result: list[Interval] = []
+    j = 0
+    for first, last in keep:
+        start = first
+        while j < len(remove) and remove[j][1] < start:
+            j += 1
+        k = j
+        while k < len(remove) and remove[k][0] <= last:
+            if remove[k][0] > start:
+                result.append((start, remove[k][0] - 1))
+            start = max(start, remove[k][1] + 1)
+            k += 1
+        if start <= last:
+            result.append((start, last))
+    return result
+
+
+def apply_blocklist(targets: list[Interval], blocklist: list[Interval]) -> list[Interval]:
+    """Skip blocked space inside larger targets; keep a target that lies wholly inside one block
+    (the user named that reserved range on purpose, e.g. a loopback lab)."""
+    result: list[Interval] = []
+    for target in merge(targets):
+        inside_block = any(b_first <= target[0] and target[1] <= b_last for b_first, b_last in blocklist)
+        result.extend([target] if inside_block else subtract([target], blocklist))
+    return merge(result)
+
+
+def _format(interval: Interval) -> str:
+    first, last = (str(ipaddress.IPv4Address(x)) for x in interval)
+    return first if first == last else f"{first}-{last}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The address space a scan may touch (`--scope` / LEAKSONAR_SCOPE)."""
+
+    spec: str
+    intervals: tuple[Interval, ...]
+
+    @classmethod
+    def parse(cls, spec: str) -> Scope:
+        specs = spec.replace(",", " ").split()
+        try:
+            intervals = merge(parse_target(s) for s in specs)
+        except TargetError as exc:
+            raise TargetError(f"scope: {exc}") from None
+        if not intervals:
+            raise TargetError("scope is empty")
+        return cls(spec, tuple(intervals))
+
+    @classmethod
+    def from_env(cls, explicit: str | None) -> Scope | None:
+        spec = explicit if explicit is not None else os.environ.get(SCOPE_ENV)
+        return cls.parse(spec) if spec else None
+
+    def check(self, targets: Iterable[Interval]) -> None:
+        """Raise ScopeError naming the first target (part) outside the scope."""
+        for target in targets:
+            outside = subtract([target], list(self.intervals))
+            if outside:
+                raise ScopeError(
+                    f"target {_format(outside[0])} is outside the allowed scope {self.spec}"
+                    f" (--scope / {SCOPE_ENV}); nothing was scanned"
+                )
+
+
+class Permutation:
+    """range(n) in a pseudo-random order with O(1) memory.
+
+    A full-period linear congruential walk over 2^k >= n, passed through an invertible bit mixer,
+    skipping values >= n (cycle walking). Every value in range(n) comes out exactly once.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        bits = max(4, (n - 1).bit_length())
+        rng = random.Random(seed)
+        self.mask = (1 << bits) - 1
+        self.a = (rng.getrandbits(bits) << 2 | 1) & self.mask  # a = 1 (mod 4): full period
+        self.c = rng.getrandbits(bits) | 1  # odd increment: full period
+        self.start = rng.getrandbits(bits)
+        self.shift = bits // 2
+        self.mul = rng.getrandbits(bits) | 1
+
+    def __iter__(self) -> Iterator[int]:
+        n, mask, a, c, shift, mul = self.n, self.mask, self.a, self.c, self.shift, self.mul
+        x = self.start
+        for _ in range(mask + 1):
+            x = (a * x + c) & mask
+            y = x ^ (x >> shift)
+            y = (y * mul) & mask
+            y ^= y >> shift
+            if y < n:
+                yield y
+
+
+def ntoa(address: int) -> str:
+    return f"{address >> 24}.{(address >> 16) & 255}.{(address >> 8) & 255}.{address & 255}"
+
+
+class TargetSpace:
+    """Every (address, port) pair of the targets, walked in a seeded pseudo-random order."""
+
+    def __init__(self, intervals: list[Interval], ports: tuple[int, ...], seed: int | None = None) -> None:
+        self.intervals = intervals
+        self.ports = ports
+        self.seed = seed if seed is not None else random.SystemRandom().getrandbits(63)
+        self._offsets: list[int] = []
+        total = 0
+        for first, last in intervals:
+            self._offsets.append(total)
+            total += last - first + 1
+        self.addresses = total
+        self.size = total * len(ports)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        if not self.size:
+            return
+        ports, nports, offsets, intervals = self.ports, len(self.ports), self._offsets, self.intervals
+        for index in Permutation(self.size, self.seed):
+            address_index, port_index = divmod(index, nports)
+            slot = bisect.bisect_right(offsets, address_index) - 1
+            yield ntoa(intervals[slot][0] + address_index - offsets[slot]), ports[port_index]
+
+    def describe(self) -> str:
+        return ", ".join(_format(i) for i in self.intervals[:5]) + (" ..." if len(self.intervals) > 5 else "")
+
+
+def build_space(
+    specs: Iterable[str],
+    ports: tuple[int, ...],
+    *,
+    list_files: Iterable[Path] = (),
+    exclude_files: Iterable[Path] = (),
+    scope: Scope | None = None,
+    blocklist: list[Interval] | None = None,
+    seed: int | None = None,
+) -> TargetSpace:
+    """Parse, scope-check, block and exclude: the space a scan will walk. Raises TargetError."""
+    targets = [parse_target(spec) for spec in specs]
+    for path in list_files:
+        targets.extend(parse_list(path))
+    if not targets:
+        raise TargetError("no targets given")
+    if scope is not None:
+        scope.check(targets)
+    allowed = apply_blocklist(targets, default_blocklist() if blocklist is None else blocklist)
+    excluded = merge(interval for path in exclude_files for interval in parse_list(path))
+    return TargetSpace(subtract(allowed, excluded), ports, seed)
