@@ -1,0 +1,3 @@
+from leaksonar.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""Bad input: one line naming the problem, exit code 2, nothing stored lost."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leaksonar.store.db import Store
+
+
+def run(*args: str, netns: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "leaksonar", *args]
+    if netns:  # a private network namespace: even a bug could not send a packet anywhere
+        command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def assert_bad_input(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["scan", "127.0.0.300"], "'127.0.0.300' is not an IPv4 address"),
+        (["scan", "db.example"], "is not an IPv4 address, CIDR block or range"),
+        (["scan", "127.0.0.1", "-p", "0"], "must lie within 1-65535"),
+        (["scan", "127.0.0.1", "-p", "http"], "port 'http' is not a number"),
+        (["scan"], "no targets given"),
+        (["scan", "127.0.0.1", "-iL", "/nonexistent/list.txt"], "cannot read /nonexistent/list.txt"),
+        (["scan", "127.0.0.1", "--scope", "nowhere"], "scope: target 'nowhere'"),
+        (["show", "127.0.0.1:http"], "is not IP or IP:PORT"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    assert_bad_input(run(*args, "--db", str(tmp_path / "i.db")), message)
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare")
+def test_out_of_scope_target_is_refused_before_any_packet(tmp_path: Path) -> None:
+    result = run(
+        "scan", "127.0.0.1", "10.9.8.7", "--scope", "127.0.0.0/8", "--db", str(tmp_path / "i.db"), netns=True
+    )
+    assert_bad_input(result, "target 10.9.8.7 is outside the allowed scope 127.0.0.0/8")
+    assert Store(str(tmp_path / "i.db")).hosts() == []
+
+
+def test_not_an_index_is_refused_and_left_alone(tmp_path: Path) -> None:
+    precious = tmp_path / "notes.db"
+    precious.write_bytes(b"my notes, not a database" * 100)
+    result = run("hosts", "--db", str(precious))
+    assert_bad_input(result, "is not a leaksonar index")
+    assert precious.read_bytes() == b"my notes, not a database" * 100
+
+
+def test_help_explains_every_command() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("scan", "hosts", "show", "lab"):
+        assert command in result.stdout
+    scan_help = run("scan", "--help").stdout
+    for option in ("--ports", "--jsonl", "--scope", "--exclude-file", "--rate", "--db"):
+        assert option in scan_help
