@@ -35,8 +35,10 @@ app = typer.Typer(
 )
 app.add_typer(lab_app, name="lab", help="Real database servers on loopback with synthetic data.")
 
-out = Console()
-err = Console(stderr=True)
+PIPE_WIDTH = 200
+"""Width of tables written to a pipe or file, where there is no terminal to fit."""
+out = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 DbOption = Annotated[
     str | None,
@@ -47,7 +49,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One-line error on stderr, then exit (2: bad input)."""
-    err.print(f"leaksonar: error: {message}", markup=False, highlight=False)
+    typer.echo(f"leaksonar: error: {message}", err=True)
     raise typer.Exit(code)
 
 
@@ -233,5 +235,5 @@ def main() -> None:
     except Exception as exc:  # an internal error: one line, exit 1 (LEAKSONAR_DEBUG=1 for the traceback)
         if os.environ.get("LEAKSONAR_DEBUG"):
             raise
-        err.print(f"leaksonar: internal error: {type(exc).__name__}: {exc}", markup=False)
+        typer.echo(f"leaksonar: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)

@@ -1,0 +1,90 @@
+"""`leaksonar lab up|down|status`: the lab from the command line."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from leaksonar.lab.lifecycle import lab_down, lab_status, lab_up
+from leaksonar.lab.manifest import total_rows
+from leaksonar.lab.spec import DEFAULT_BASE, LabError, check_base
+
+lab_app = typer.Typer(
+    help="Real database servers on loopback, seeded with synthetic data.", no_args_is_help=True
+)
+
+DirOption = Annotated[
+    Path, typer.Option("--dir", envvar="LEAKSONAR_LAB_DIR", help="Lab directory (data, logs, manifest.json).")
+]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=code)
+
+
+@lab_app.command()
+def up(
+    directory: DirOption = Path(".lab"),
+    base: Annotated[
+        str, typer.Option(help="Base address; service n listens on base + n (127.0.0.0/8 only).")
+    ] = (DEFAULT_BASE),
+) -> None:
+    """Start every lab server, seed it, and write DIR/manifest.json."""
+    try:
+        check_base(base)
+    except LabError as exc:
+        raise _fail(str(exc), 2) from None
+    started = time.monotonic()
+    try:
+        manifest = lab_up(directory, base)
+    except LabError as exc:
+        raise _fail(str(exc), 1) from None
+    table = Table("name", "address", "protocol", "auth", "rows", title=f"lab in {manifest['dir']}")
+    for entry in manifest["services"]:
+        table.add_row(
+            entry["name"],
+            f"{entry['ip']}:{entry['port']}",
+            entry["protocol"],
+            entry["auth"],
+            str(total_rows(entry)),
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"up in {time.monotonic() - started:.1f}s")
+
+
+@lab_app.command()
+def down(directory: DirOption = Path(".lab")) -> None:
+    """Stop the lab's servers (by recorded PID) and remove its data."""
+    try:
+        stopped = lab_down(directory)
+    except LabError as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@lab_app.command()
+def status(directory: DirOption = Path(".lab")) -> None:
+    """Show whether each lab server runs; exit code 1 unless all do."""
+    try:
+        services = lab_status(directory)
+    except LabError as exc:
+        raise _fail(str(exc), 1) from None
+    table = Table("name", "address", "protocol", "pid", "running")
+    for s in services:
+        table.add_row(
+            s["name"],
+            s["address"],
+            s["protocol"],
+            str(s["pid"]),
+            "[green]yes[/green]" if s["running"] else "[red]no[/red]",
+        )
+    Console().print(table)
+    if not all(s["running"] for s in services):
+        raise typer.Exit(code=1)

@@ -1,0 +1,420 @@
+"""Synthetic records for the lab: deterministic (seeded Faker zh_CN / en_US), realistic-looking, never real.
+
+Chinese resident IDs are built here (not with Faker's `ssn`, whose birth dates move with today's date) so
+that an ID, the birth date and the gender of one person agree and the data is the same on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from faker import Faker
+from faker.providers.ssn.zh_CN import Provider as ChineseSsn
+
+SEED = 2026
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CHECK = "10X98765432"
+_COUNTIES = tuple(code for code in ChineseSsn.area_codes if not code.endswith("00"))
+_EPOCH = date(1940, 1, 1)
+
+
+def check_digit(first17: str) -> str:
+    """ISO 7064 MOD 11-2 check character of an 18-digit Chinese resident ID."""
+    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+
+
+def national_id(rnd: random.Random, birth: date, male: bool) -> str:
+    """A valid-looking resident ID: county code, birth date, sequence (odd for men), check digit."""
+    body = f"{rnd.choice(_COUNTIES)}{birth:%Y%m%d}{rnd.randrange(int(male), 1000, 2):03d}"
+    return body + check_digit(body)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    national_id: str
+    phone: str
+    email: str
+    address: str
+    birth_date: date
+    birth_place: str
+    gender: str
+    """男 or 女."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table to create and fill: column definitions (name, SQL type) and rows in column order."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    rows: list[tuple[Any, ...]]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+class Synth:
+    """One deterministic stream of synthetic data (same seed, same data)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rnd = random.Random(seed)
+        self.zh = Faker("zh_CN")
+        self.zh.seed_instance(seed)
+        self.en = Faker("en_US")
+        self.en.seed_instance(seed)
+
+    def day(self, start: date, days: int) -> date:
+        return start + timedelta(days=self.rnd.randrange(days))
+
+    def moment(self, year: int) -> datetime:
+        """A time in `year` (UTC, whole seconds)."""
+        return datetime(year, 1, 1, tzinfo=UTC) + timedelta(seconds=self.rnd.randrange(365 * 86400))
+
+    def money(self, low: int, high: int) -> Decimal:
+        return Decimal(self.rnd.randrange(low * 100, high * 100)) / 100
+
+    def person(self, english: bool = False) -> Person:
+        male = self.rnd.random() < 0.5
+        birth = self.day(_EPOCH, 66 * 365)
+        fake = self.en if english else self.zh
+        return Person(
+            name=fake.name_male() if male else fake.name_female(),
+            national_id=national_id(self.rnd, birth, male),
+            phone=fake.phone_number(),
+            email=fake.email(),
+            address=fake.address().replace("\n", ", "),
+            birth_date=birth,
+            birth_place=self.zh.province() + self.zh.city(),
+            gender="男" if male else "女",
+        )
+
+    def people(self, n: int, english_share: float = 0.0) -> list[Person]:
+        return [self.person(self.rnd.random() < english_share) for _ in range(n)]
+
+
+def _people_table(name: str, people: list[Person], columns: dict[str, tuple[str, str]]) -> Table:
+    """A table of people: `columns` maps column name -> (Person attribute, SQL type); an `id` comes first."""
+    return Table(
+        name,
+        (("id", "INTEGER PRIMARY KEY"), *((col, sql) for col, (_, sql) in columns.items())),
+        [(i, *(getattr(p, attr) for attr, _ in columns.values())) for i, p in enumerate(people, 1)],
+    )
+
+
+_CASE_TYPES = (
+    "盗窃",
+    "诈骗",
+    "电信网络诈骗",
+    "故意伤害",
+    "寻衅滋事",
+    "交通肇事",
+    "非法拘禁",
+    "赌博",
+    "走私",
+    "失踪人口",
+)
+_RANKS = ("一级警员", "二级警员", "一级警司", "二级警司", "三级警司", "一级警督", "二级警督")
+_DEPARTMENTS = ("内科", "外科", "儿科", "妇产科", "眼科", "口腔科", "急诊科", "皮肤科")
+
+
+def police() -> list[Table]:
+    """PostgreSQL `police`: citizens, case records that point at them, officers."""
+    s = Synth(SEED + 1)
+    citizen = _people_table(
+        "citizen",
+        s.people(3000),
+        {
+            "name": ("name", "TEXT NOT NULL"),
+            "national_id": ("national_id", "CHAR(18) NOT NULL"),
+            "phone": ("phone", "TEXT"),
+            "address": ("address", "TEXT"),
+            "birth_date": ("birth_date", "DATE"),
+            "birth_place": ("birth_place", "TEXT"),
+            "gender": ("gender", "TEXT"),
+        },
+    )
+    cases = Table(
+        "case_record",
+        (
+            ("id", "INTEGER PRIMARY KEY"),
+            ("citizen_id", "INTEGER NOT NULL REFERENCES citizen(id)"),
+            ("case_type", "TEXT NOT NULL"),
+            ("description", "TEXT"),
+            ("opened_on", "DATE"),
+        ),
+        [
+            (
+                i,
+                s.rnd.randrange(1, 3001),
+                s.rnd.choice(_CASE_TYPES),
+                s.zh.sentence(12),
+                s.day(date(2015, 1, 1), 3650),
+            )
+            for i in range(1, 501)
+        ],
+    )
+    officer = Table(
+        "officer",
+        (
+            ("id", "INTEGER PRIMARY KEY"),
+            ("name", "TEXT NOT NULL"),
+            ("badge_no", "CHAR(6) NOT NULL"),
+            ("rank", "TEXT"),
+            ("station", "TEXT"),
+            ("phone", "TEXT"),
+        ),
+        [
+            (
+                i,
+                s.zh.name(),
+                f"{s.rnd.randrange(10**6):06d}",
+                s.rnd.choice(_RANKS),
+                s.zh.city() + s.zh.street_name() + "派出所",
+                s.zh.phone_number(),
+            )
+            for i in range(1, 41)
+        ],
+    )
+    return [citizen, cases, officer]
+
+
+def shop() -> list[Table]:
+    """PostgreSQL `shop`: customers (personal data) and orders (none)."""
+    s = Synth(SEED + 2)
+    customer = _people_table(
+        "customer",
+        s.people(1000, english_share=0.3),
+        {
+            "name": ("name", "TEXT"),
+            "email": ("email", "TEXT"),
+            "phone": ("phone", "TEXT"),
+            "address": ("address", "TEXT"),
+        },
+    )
+    orders = Table(
+        "orders",
+        (
+            ("id", "INTEGER PRIMARY KEY"),
+            ("order_no", "TEXT NOT NULL"),
+            ("amount", "NUMERIC(10,2)"),
+            ("created_at", "TIMESTAMPTZ"),
+        ),
+        [(i, f"SO{2025_000_000 + i * 7}", s.money(5, 3000), s.moment(2025)) for i in range(1, 2501)],
+    )
+    return [customer, orders]
+
+
+def hr() -> list[Table]:
+    """PostgreSQL `hr` (password-protected server): employees."""
+    s = Synth(SEED + 3)
+    rows = [
+        (
+            i,
+            p.name,
+            p.national_id,
+            p.phone,
+            p.email,
+            s.zh.job(),
+            s.money(6000, 60000),
+            s.day(date(2010, 1, 1), 5000),
+        )
+        for i, p in enumerate(s.people(300), 1)
+    ]
+    return [
+        Table(
+            "employee",
+            (
+                ("id", "INTEGER PRIMARY KEY"),
+                ("name", "TEXT"),
+                ("national_id", "CHAR(18)"),
+                ("phone", "TEXT"),
+                ("email", "TEXT"),
+                ("position", "TEXT"),
+                ("monthly_salary", "NUMERIC(10,2)"),
+                ("hired_on", "DATE"),
+            ),
+            rows,
+        )
+    ]
+
+
+def hospital() -> list[Table]:
+    """MariaDB `hospital`: patients and their visits."""
+    s = Synth(SEED + 4)
+    patient = _people_table(
+        "patient",
+        s.people(2000),
+        {
+            "name": ("name", "VARCHAR(64) NOT NULL"),
+            "id_card": ("national_id", "CHAR(18) NOT NULL"),
+            "mobile": ("phone", "VARCHAR(32)"),
+            "address": ("address", "VARCHAR(255)"),
+            "birth_date": ("birth_date", "DATE"),
+            "gender": ("gender", "VARCHAR(4)"),
+        },
+    )
+    visit = Table(
+        "visit",
+        (
+            ("id", "INT PRIMARY KEY"),
+            ("patient_id", "INT NOT NULL"),
+            ("department", "VARCHAR(32)"),
+            ("diagnosis", "VARCHAR(255)"),
+            ("visited_at", "DATETIME"),
+            ("fee", "DECIMAL(10,2)"),
+        ),
+        [
+            (
+                i,
+                s.rnd.randrange(1, 2001),
+                s.rnd.choice(_DEPARTMENTS),
+                s.zh.sentence(6),
+                s.moment(2024).replace(tzinfo=None),
+                s.money(20, 5000),
+            )
+            for i in range(1, 4001)
+        ],
+    )
+    return [patient, visit]
+
+
+def crm() -> list[Table]:
+    """MariaDB `crm`: contacts."""
+    s = Synth(SEED + 5)
+    people = s.people(800, english_share=0.25)
+    return [
+        Table(
+            "contacts",
+            (
+                ("id", "INT PRIMARY KEY"),
+                ("name", "VARCHAR(64)"),
+                ("email", "VARCHAR(128)"),
+                ("phone", "VARCHAR(32)"),
+                ("company", "VARCHAR(128)"),
+            ),
+            [(i, p.name, p.email, p.phone, s.zh.company()) for i, p in enumerate(people, 1)],
+        )
+    ]
+
+
+def payroll() -> list[Table]:
+    """MariaDB `payroll` (password-protected server): monthly salaries with bank cards."""
+    s = Synth(SEED + 6)
+    rows = []
+    for i, p in enumerate(s.people(200), 1):
+        gross = s.money(5000, 40000)
+        rows.append(
+            (
+                i,
+                p.name,
+                p.national_id,
+                s.zh.credit_card_number(),
+                "2026-10",
+                gross,
+                (gross * Decimal("0.78")).quantize(Decimal("0.01")),
+            )
+        )
+    return [
+        Table(
+            "salary",
+            (
+                ("id", "INT PRIMARY KEY"),
+                ("employee_name", "VARCHAR(64)"),
+                ("id_card", "CHAR(18)"),
+                ("bank_card", "VARCHAR(19)"),
+                ("pay_month", "CHAR(7)"),
+                ("gross", "DECIMAL(10,2)"),
+                ("net", "DECIMAL(10,2)"),
+            ),
+            rows,
+        )
+    ]
+
+
+def _citizen_hash(p: Person) -> dict[str, str]:
+    return {
+        "name": p.name,
+        "id_number": p.national_id,
+        "phone": p.phone,
+        "address": p.address,
+        "birth_date": p.birth_date.isoformat(),
+    }
+
+
+def _session(s: Synth, uid: int) -> tuple[str, str]:
+    value = {
+        "uid": uid,
+        "role": s.rnd.choice(("user", "user", "admin")),
+        "login_at": s.moment(2026).isoformat(),
+    }
+    return f"session:{s.zh.uuid4()}", json.dumps(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisData:
+    """Keys per database number: hashes, strings and lists."""
+
+    hashes: dict[int, dict[str, dict[str, str]]]
+    strings: dict[int, dict[str, str]]
+    lists: dict[int, dict[str, list[str]]]
+
+    def key_counts(self) -> dict[int, int]:
+        dbs = sorted({*self.hashes, *self.strings, *self.lists})
+        return {
+            db: len(self.hashes.get(db, {})) + len(self.strings.get(db, {})) + len(self.lists.get(db, {}))
+            for db in dbs
+        }
+
+
+def redis_open() -> RedisData:
+    """db 0: 1000 citizen hashes, 200 sessions, an SMS queue; db 3: 20 cache entries."""
+    s = Synth(SEED + 7)
+    citizens = {f"citizen:{i}": _citizen_hash(p) for i, p in enumerate(s.people(1000), 1)}
+    sessions = dict(_session(s, s.rnd.randrange(1, 1001)) for _ in range(200))
+    sms = [
+        json.dumps(
+            {
+                "to": s.zh.phone_number(),
+                "text": f"【平安城市】您的验证码是{s.rnd.randrange(10**6):06d}，5分钟内有效。",
+            },
+            ensure_ascii=False,
+        )
+        for _ in range(50)
+    ]
+    cache = {
+        f"cache:page:{i}": json.dumps(
+            {"title": s.zh.sentence(4), "views": s.rnd.randrange(10**5)}, ensure_ascii=False
+        )
+        for i in range(1, 21)
+    }
+    return RedisData({0: citizens}, {0: sessions, 3: cache}, {0: {"queue:sms": sms}})
+
+
+def redis_auth() -> RedisData:
+    """db 0: 80 member hashes and 20 sessions (100 keys)."""
+    s = Synth(SEED + 8)
+    members = {f"member:{i}": _citizen_hash(p) for i, p in enumerate(s.people(80), 1)}
+    return RedisData({0: members}, {0: dict(_session(s, i) for i in range(1, 21))}, {})
+
+
+def memcached_items() -> dict[str, bytes]:
+    """300 `user:{n}` JSON items and 50 `page:{n}` HTML fragments."""
+    s = Synth(SEED + 9)
+    items = {
+        f"user:{i}": json.dumps(
+            {"name": p.name, "email": p.email, "phone": p.phone}, ensure_ascii=False
+        ).encode()
+        for i, p in enumerate(s.people(300, english_share=0.2), 1)
+    }
+    for i in range(1, 51):
+        items[f"page:{i}"] = (
+            f"<div class='news'><h2>{s.zh.sentence(5)}</h2><p>{s.zh.paragraph(2)}</p></div>".encode()
+        )
+    return items

@@ -1,0 +1,196 @@
+"""Bring a lab up (start, seed, write the manifest), take it down, report on it."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from leaksonar.lab import seed, servers
+from leaksonar.lab.manifest import Manifest, manifest_path, read_manifest, write_manifest
+from leaksonar.lab.seed import Seeded, Target
+from leaksonar.lab.servers import Account
+from leaksonar.lab.spec import DEFAULT_BASE, Kind, LabError, ServiceSpec, check_base, select, service_ip
+
+_SEEDERS: dict[str, Callable[[Target], Seeded]] = {
+    "redis-open": seed.redis_open,
+    "redis-auth": seed.redis_auth,
+    "postgres-trust": seed.postgres_trust,
+    "postgres-password": seed.postgres_password,
+    "mariadb-open": seed.mariadb_open,
+    "mariadb-password": seed.mariadb_password,
+    "memcached": seed.memcached,
+}
+_SOFTWARE: dict[Kind, str] = {
+    "redis": "redis",
+    "postgresql": "postgresql",
+    "mysql": "mariadb",
+    "memcached": "memcached",
+}
+_USERS: dict[Kind, str] = {"redis": "default", "postgresql": "postgres", "mysql": "root"}
+
+
+class _Launch:
+    """One `lab_up`: starts and seeds services in parallel, remembers PIDs for cleanup on failure."""
+
+    def __init__(self, directory: Path, base: str, specs: tuple[ServiceSpec, ...]) -> None:
+        self.directory, self.base = directory, base
+        self.passwords = {s.name: secrets.token_hex(12) for s in specs if s.auth == "required"}
+        self.pg_account = (
+            servers.postgres_account() if any(s.protocol == "postgresql" for s in specs) else None
+        )
+        self.pids: dict[str, tuple[int, Kind, str]] = {}
+
+    def _postgres_data(self, workdir: Path, password: str | None) -> Path:
+        """A fresh cluster owned by the PostgreSQL account; its superuser gets `password`, if any."""
+        data, pwfile = servers.owned_dir(workdir / "data", self.pg_account), workdir / "pgpass"
+        if password:
+            servers.write_owned(pwfile, password, self.pg_account)
+        try:
+            servers.run(
+                servers.initdb_argv(data, pwfile if password else None), workdir / "init.log", self.pg_account
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        method = "scram-sha-256" if password else "trust"
+        servers.write_owned(data / "pg_hba.conf", servers.pg_hba(method), self.pg_account)
+        return data
+
+    def bring_up(self, spec: ServiceSpec) -> dict[str, Any]:
+        try:
+            return self._bring_up(spec)
+        except LabError:
+            raise
+        except Exception as exc:
+            raise LabError(f"{spec.name}: {type(exc).__name__}: {exc}") from exc
+
+    def _bring_up(self, spec: ServiceSpec) -> dict[str, Any]:
+        ip, port = service_ip(self.base, spec), spec.port
+        workdir = self.directory / spec.name
+        workdir.mkdir(mode=0o700 if spec.protocol == "mysql" else 0o755)  # its socket admits root
+        log = workdir / "server.log"
+        password = self.passwords.get(spec.name)
+        account: Account | None = None
+        socket: Path | None = None
+        if spec.protocol == "redis":
+            argv = servers.redis_argv(ip, port, workdir, password)
+        elif spec.protocol == "memcached":
+            argv = servers.memcached_argv(ip, port)
+        elif spec.protocol == "postgresql":
+            account = self.pg_account
+            argv = servers.postgres_argv(ip, port, self._postgres_data(workdir, password))
+        else:
+            servers.run(servers.install_db_argv(workdir / "data"), workdir / "init.log")
+            argv = servers.mariadb_argv(ip, port, workdir / "data", workdir)
+            socket = workdir / "mysqld.sock"
+        pid = servers.spawn(argv, log, account)
+        self.pids[spec.name] = (pid, spec.protocol, ip)
+        servers.wait_listening(pid, ip, port, log)
+        seeded = _SEEDERS[spec.name](Target(ip, port, password, socket))
+        entry: dict[str, Any] = {
+            "name": spec.name,
+            "ip": ip,
+            "port": port,
+            "protocol": spec.protocol,
+            "auth": spec.auth,
+            "software": {"name": _SOFTWARE[spec.protocol], "version": seeded.version},
+            "pid": pid,
+            "credentials": {"user": _USERS[spec.protocol], "password": password} if password else None,
+            "databases": seeded.databases,
+        }
+        if seeded.keys is not None:
+            entry["keys"] = seeded.keys
+        return entry
+
+    def abort(self) -> None:
+        """Stop whatever this launch started and remove its data."""
+        for pid, kind, ip in self.pids.values():
+            servers.stop(pid, kind, ip)
+        _remove_data(self.directory)
+
+
+def _remove_data(directory: Path) -> None:
+    """Remove everything a lab keeps in `directory`, then the directory itself if it is left empty."""
+    for name in (s.name for s in select(None)):
+        shutil.rmtree(directory / name, ignore_errors=True)
+    manifest_path(directory).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+
+
+def _running(manifest: Manifest) -> list[str]:
+    return [
+        s["name"]
+        for s in manifest["services"]
+        if servers.alive(s["pid"]) and servers.matches(s["pid"], s["protocol"], s["ip"])
+    ]
+
+
+def _prepare(directory: Path, base: str, specs: tuple[ServiceSpec, ...], account: Account | None) -> None:
+    """Refuse if a lab runs in `directory` or an address is taken; clear a stale lab's leftovers."""
+    if manifest_path(directory).exists():
+        running = _running(read_manifest(directory))
+        if running:
+            raise LabError(
+                f"a lab is already running in {directory} ({', '.join(running)}): "
+                f"stop it with `leaksonar lab down --dir {directory}`"
+            )
+    for spec in specs:
+        ip = service_ip(base, spec)
+        if servers.port_open(ip, spec.port):
+            raise LabError(f"{ip}:{spec.port} (for {spec.name}) is already in use")
+    _remove_data(directory)
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if account:
+        directory.chmod(directory.stat().st_mode | 0o011)
+        servers.check_traversable(directory, account)
+
+
+def lab_up(directory: Path, base: str = DEFAULT_BASE, services: Iterable[str] | None = None) -> Manifest:
+    """Start the lab's servers (all, or those named in `services`) on `base` + offset, seed them, and
+    write and return `directory/manifest.json`."""
+    specs = select(services)
+    check_base(base)
+    directory = directory.resolve()
+    launch = _Launch(directory, base, specs)
+    _prepare(directory, base, specs, launch.pg_account)
+    try:
+        with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+            entries = list(pool.map(launch.bring_up, specs))
+        manifest: Manifest = {"base": base, "dir": str(directory), "services": entries}
+        write_manifest(directory, manifest)
+    except BaseException:
+        launch.abort()
+        raise
+    return manifest
+
+
+def lab_down(directory: Path) -> list[str]:
+    """Stop the servers recorded in the manifest (only if each PID is still that server), remove the
+    lab's data, and return the names of the services stopped."""
+    directory = directory.resolve()
+    manifest = read_manifest(directory)
+    stopped = [s["name"] for s in manifest["services"] if servers.stop(s["pid"], s["protocol"], s["ip"])]
+    _remove_data(directory)
+    return stopped
+
+
+def lab_status(directory: Path) -> list[dict[str, Any]]:
+    """Per service: name, protocol, address, pid, and whether it runs (the recorded PID is alive, is
+    still that server, and listens on the service's address)."""
+    manifest = read_manifest(directory.resolve())
+    running = set(_running(manifest))
+    return [
+        {
+            "name": s["name"],
+            "protocol": s["protocol"],
+            "address": f"{s['ip']}:{s['port']}",
+            "pid": s["pid"],
+            "running": s["name"] in running and servers.listening(s["pid"], s["ip"], s["port"]),
+        }
+        for s in manifest["services"]
+    ]

@@ -1,0 +1,247 @@
+"""MySQL and MariaDB: recognised from the server's greeting, inspected with aiomysql as root with the
+empty password (the documented default of a fresh install), and with no other user or password."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from functools import partial
+from typing import Any
+
+import aiomysql
+import pymysql
+
+from leaksonar.model import Identity, Inspection, Limits, Software
+from leaksonar.protocols.base import Endpoint
+from leaksonar.protocols.sql import (
+    AuthRequired,
+    Budget,
+    Dialect,
+    Report,
+    Table,
+    cap_tables,
+    closed,
+    describe,
+    exposed,
+    measure_tables,
+)
+
+NAME = "mysql"
+_USER = "root"
+_DENIED = frozenset({1044, 1045, 1698})
+"""Access denied: to a database, for a user, for a user that must log in another way."""
+_GREETING, _ERR = 0x0A, 0xFF
+_GREETING_VERSION = re.compile(rb"\d+\.\d+\.\d+[\x21-\x7e]{0,80}")
+_ERR_TEXT = re.compile(rb"[^\x00-\x1f\x7f]{2,1023} [^\x00-\x1f\x7f]{1,1023}")
+"""A server's error message: printable words (checked for UTF-8 too)."""
+_MARIADB = re.compile(r"(?:5\.5\.5-)?(\d+\.\d+\.\d+)-MariaDB", re.IGNORECASE)
+_VERSION = re.compile(r"\d+\.\d+\.\d+")
+
+_USER_SCHEMA = "NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')"
+_SCHEMAS = f"""
+SELECT schema_name,
+       (SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name {_USER_SCHEMA}),
+       (SELECT SUM(data_length + index_length) FROM information_schema.tables
+        WHERE table_schema {_USER_SCHEMA})
+FROM information_schema.schemata WHERE schema_name {_USER_SCHEMA} ORDER BY schema_name LIMIT %s
+"""
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+DIALECT = Dialect(quote=quote_ident, prefix=lambda column, n: f"LEFT({column}, {n})")
+
+
+def software(server_version: str) -> Software:
+    """mariadb or mysql, and the version, from a server version such as 5.5.5-10.11.19-MariaDB-0+deb12u1."""
+    if mariadb := _MARIADB.match(server_version):
+        return Software("mariadb", mariadb.group(1))
+    found = _VERSION.match(server_version)
+    return Software("mysql", found.group(0) if found else None)
+
+
+def _greeting(payload: bytes) -> Identity | None:
+    """A protocol 10 initial handshake: version, NUL, connection id, 8 bytes of salt, a zero filler."""
+    version, nul, rest = payload[1:].partition(b"\0")
+    if not nul or not _GREETING_VERSION.fullmatch(version) or len(rest) < 13 or rest[12] != 0:
+        return None
+    text = version.decode("ascii")
+    return Identity(NAME, software(text), "unknown", text)
+
+
+def _refusal(payload: bytes) -> Identity | None:
+    """An ERR packet sent instead of a greeting (host not allowed, too many connections...): a server
+    error code (1000-1999, 3000-4999), maybe a SQLSTATE, and a message."""
+    code = int.from_bytes(payload[1:3], "little")
+    message = payload[9:] if payload[3:4] == b"#" else payload[3:]
+    if not (1000 <= code < 2000 or 3000 <= code < 5000) or not _ERR_TEXT.fullmatch(message):
+        return None
+    try:
+        text = message.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    name = "mariadb" if "MariaDB" in text else "mysql" if "MySQL" in text else None
+    return Identity(NAME, Software(name) if name else None, "unknown", f"{code} {text}"[:200])
+
+
+class MysqlProtocol:
+    name = NAME
+    default_ports = (3306,)
+    probe = None
+
+    def match(self, reply: bytes) -> Identity | None:
+        if len(reply) < 5 or reply[3] != 0:
+            return None
+        length = int.from_bytes(reply[:3], "little")
+        payload = reply[4 : 4 + length]
+        if length == 0 or len(payload) < length:
+            return None
+        if payload[0] == _GREETING:
+            return _greeting(payload)
+        if payload[0] == _ERR:
+            return _refusal(payload)
+        return None
+
+    async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
+        """Schemas, tables with row counts and sizes, and a few sampled rows, logging in as root."""
+        budget, report = Budget(limits), Report()
+        try:
+            return await _inspect(endpoint, budget, report)
+        except AuthRequired:
+            return closed(NAME, identity.software, "required", report)
+        except Exception as exc:
+            report.failed(f"inspect MySQL on {endpoint.ip}:{endpoint.port}", exc)
+            return closed(NAME, identity.software, "unknown", report)
+
+
+PROTOCOL = MysqlProtocol()
+
+
+class _MySession:
+    """An aiomysql connection seen as a `Session`."""
+
+    def __init__(self, conn: aiomysql.Connection) -> None:
+        self.conn = conn
+        self.server_version: str = conn.get_server_info()
+
+    @property
+    def closed(self) -> bool:
+        return self.conn.closed
+
+    async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+        async with self.conn.cursor() as cursor:
+            await cursor.execute(sql, args or None)
+            return await cursor.fetchall()
+
+
+async def _limit(session: _MySession, budget: Budget, report: Report) -> None:
+    """Make the session read-only and have the server end long statements before the client does."""
+    seconds = budget.limits.timeout * 0.9
+    server = software(session.server_version)
+    statements = ["SET SESSION TRANSACTION READ ONLY"]
+    if server.name == "mariadb":
+        statements.append(f"SET SESSION max_statement_time = {seconds:.3f}")
+    else:
+        statements.append(f"SET SESSION max_execution_time = {max(1, int(seconds * 1000))}")
+        if int((server.version or "0").split(".")[0]) >= 8:
+            statements.append("SET SESSION information_schema_stats_expiry = 0")  # fresh table_rows
+    for sql in statements:
+        try:
+            await budget.run(session.fetch(sql))
+        except Exception as exc:
+            report.failed(f"run {sql}", exc)
+
+
+@asynccontextmanager
+async def _session(
+    endpoint: Endpoint, budget: Budget, report: Report, _database: str = ""
+) -> AsyncIterator[_MySession]:
+    """A read-only connection as root with the empty password (tables are named with their schema)."""
+    try:
+        conn = await budget.run(
+            aiomysql.connect(
+                host=endpoint.ip,
+                port=endpoint.port,
+                user=_USER,
+                password="",
+                connect_timeout=budget.limits.timeout,
+                autocommit=True,
+                charset="utf8mb4",
+                program_name="leaksonar",
+            )
+        )
+    except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] in _DENIED:
+            raise AuthRequired(describe(exc)) from exc
+        raise
+    try:
+        session = _MySession(conn)
+        await _limit(session, budget, report)
+        yield session
+    finally:
+        with suppress(Exception):
+            await asyncio.wait_for(conn.ensure_closed(), 1.0)
+        conn.close()
+
+
+async def _catalog(session: _MySession, schemas: Sequence[str], budget: Budget) -> list[Table]:
+    """The base tables of `schemas` with estimates, sizes and columns (two catalog queries)."""
+    marks = ", ".join(["%s"] * len(schemas))
+    tables_sql = f"""
+        SELECT table_schema, table_name, table_rows, data_length + index_length
+        FROM information_schema.tables
+        WHERE table_schema IN ({marks}) AND table_type IN ('BASE TABLE', 'SYSTEM VERSIONED')
+        ORDER BY table_schema, table_name LIMIT %s"""
+    rows = await budget.run(session.fetch(tables_sql, *schemas, budget.limits.max_collections + 1))
+    if not rows:
+        return []
+    names = sorted({row[1] for row in rows})
+    columns_sql = f"""
+        SELECT table_schema, table_name, column_name FROM information_schema.columns
+        WHERE table_schema IN ({marks}) AND table_name IN ({", ".join(["%s"] * len(names))})
+        ORDER BY table_schema, table_name, ordinal_position"""
+    fields: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for schema, table, column in await budget.run(session.fetch(columns_sql, *schemas, *names)):
+        fields[schema, table].append(column)
+    return [
+        Table(
+            database=schema,
+            name=table,
+            ref=f"{quote_ident(schema)}.{quote_ident(table)}",
+            estimate=None if estimate is None else int(estimate),
+            size_bytes=None if size is None else int(size),
+            fields=tuple(fields[schema, table]),
+        )
+        for schema, table, estimate, size in rows
+    ]
+
+
+async def _inspect(endpoint: Endpoint, budget: Budget, report: Report) -> Inspection:
+    connect = partial(_session, endpoint, budget, report)
+    limits = budget.limits
+    tables: list[Table] = []
+    async with connect() as session:
+        server_version = session.server_version
+        try:
+            schemas = await budget.run(session.fetch(_SCHEMAS, limits.max_databases))
+        except Exception as exc:
+            report.failed("list the schemas", exc)
+            schemas = ()
+        names = [row[0] for row in schemas]
+        total, size = (int(schemas[0][1]), int(schemas[0][2] or 0)) if schemas else (0, 0)
+        if total > len(names):
+            report.add(f"Only the first {len(names)} of {total} schemas were inspected (max_databases).")
+        if names:
+            try:
+                tables = await _catalog(session, names, budget)
+            except Exception as exc:
+                report.failed("list the tables", exc)
+    tables = cap_tables(tables, limits.max_collections, limits, report)
+    collections, samples = await measure_tables(tables, connect, DIALECT, budget, report)
+    details = {"server_version": server_version}
+    return exposed(NAME, software(server_version), total, size, collections, samples, report, details)

@@ -1,0 +1,474 @@
+"""Redis (RESP2): recognised from PING or from its answer to an HTTP request; inspected read-only.
+
+Inspection sends INFO, then per database SELECT, a few SCAN pages, TYPE and one bounded read per
+sampled key (GETRANGE, HSCAN, LRANGE, SSCAN, ZRANGE, XRANGE), pipelined. Every reply is read by a
+hand-written RESP parser that counts each byte against `Limits.max_bytes` and keeps at most a few
+KiB of any one value.
+
+The helpers marked "shared" are also used by the memcached module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import islice
+from typing import Any
+
+from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import BoundedStream, Endpoint, ReplyTooLarge
+
+_MAX_LINE = 64 * 1024
+_MAX_DEPTH = 4
+"""Deepest nesting accepted in a reply or kept from a JSON value."""
+_MAX_ITEMS = 50
+"""Most elements kept from one sampled container (hash, set, JSON object ...)."""
+_MAX_ELEMENTS = 10_000
+"""Most array elements in one reply (a SCAN page or a sampled container holds far fewer)."""
+_SCAN_PAGES = 4
+_DISCARD_CHUNK = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """The server sent bytes that do not follow the protocol (shared)."""
+
+
+class CommandRefused(Exception):
+    """The server answered a command with an error (shared)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    message: str
+
+
+Reply = bytes | str | int | ErrorReply | list["Reply"] | None
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Learned:
+    """What an inspection has found so far; survives a timeout or a broken connection (shared)."""
+
+    software: Software | None
+    auth: Auth
+    databases: int | None = None
+    rows: int | None = None
+    size_bytes: int | None = None
+    collections: list[Collection] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def inspection(self, protocol: str) -> Inspection:
+        return Inspection(
+            protocol=protocol,
+            software=self.software,
+            auth=self.auth,
+            databases=self.databases,
+            collections=tuple(self.collections),
+            rows=self.rows,
+            size_bytes=self.size_bytes,
+            samples=tuple(self.samples),
+            errors=tuple(self.errors),
+            details=self.details,
+        )
+
+
+def describe(exc: BaseException, limits: Limits) -> str:
+    """A short plain sentence for a failed network exchange (shared)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {limits.timeout:g} s"
+    if isinstance(exc, ReplyTooLarge):
+        return f"reply too large: {exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "the server closed the connection mid-reply"
+    if isinstance(exc, ConnectionError):
+        return "the server closed or reset the connection"
+    if isinstance(exc, OSError):
+        return f"network error: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
+
+
+async def run_within_budget(
+    protocol: str, steps: Callable[[Learned], Awaitable[None]], learned: Learned, limits: Limits
+) -> Inspection:
+    """Run `steps` within the service budget; whatever goes wrong becomes an error line (shared)."""
+    budget = asyncio.timeout(limits.service_budget)
+    try:
+        async with budget:
+            await steps(learned)
+    except Exception as exc:  # a hostile server's failure is a fact to report, never a crash
+        reason = (
+            f"the {limits.service_budget:g} s budget ran out" if budget.expired() else describe(exc, limits)
+        )
+        learned.errors.append(f"Inspection stopped: {reason}.")
+    return learned.inspection(protocol)
+
+
+async def read_bulk(stream: BoundedStream, size: int, keep: int) -> bytes:
+    """A `size`-byte value followed by CRLF; only the first `keep` bytes are kept (shared)."""
+    kept = await stream.read_exactly(min(size, keep))
+    left = size - len(kept)
+    while left > 0:
+        left -= len(await stream.read_exactly(min(left, _DISCARD_CHUNK)))
+    if await stream.read_exactly(2) != b"\r\n":
+        raise ProtocolError("a value was not followed by CRLF")
+    return kept
+
+
+def value_window(limits: Limits) -> int:
+    """Bytes read from one stored value: enough to decode a small JSON document (shared)."""
+    return max(1, min(limits.value_chars * 16, limits.max_bytes))
+
+
+def text(raw: bytes, limits: Limits) -> str:
+    """`raw` as text cut to `limits.value_chars` characters (shared)."""
+    return raw[: limits.value_chars * 4].decode("utf-8", "replace")[: limits.value_chars]
+
+
+def decode_value(raw: bytes, limits: Limits) -> Any:
+    """A stored value for a sample document: a bounded JSON object/array if it is one, else text (shared)."""
+    if raw.lstrip()[:1] in (b"{", b"["):
+        try:
+            return bounded(json.loads(raw), limits)
+        except (ValueError, RecursionError):
+            pass
+    return text(raw, limits)
+
+
+def bounded(value: Any, limits: Limits, depth: int = 0) -> Any:
+    """A decoded JSON value with strings, containers and nesting cut to the sampling limits (shared)."""
+    if isinstance(value, str):
+        return value[: limits.value_chars]
+    if isinstance(value, dict | list) and depth >= _MAX_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {
+            str(k)[: limits.value_chars]: bounded(v, limits, depth + 1)
+            for k, v in islice(value.items(), _MAX_ITEMS)
+        }
+    if isinstance(value, list):
+        return [bounded(v, limits, depth + 1) for v in value[:_MAX_ITEMS]]
+    return value
+
+
+def field_names(documents: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """Sorted names of the object fields seen in the documents' values (shared)."""
+    names: set[str] = set()
+    for doc in documents:
+        value = doc.get("value")
+        for obj in value if isinstance(value, list) else [value]:
+            if isinstance(obj, dict):
+                names.update(obj)
+    return tuple(sorted(names))
+
+
+# --- RESP ---------------------------------------------------------------------------------------
+
+
+def encode(*args: bytes | str | int) -> bytes:
+    """One command as a RESP array of bulk strings."""
+    parts = [arg if isinstance(arg, bytes) else str(arg).encode() for arg in args]
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+def _integer(body: bytes) -> int:
+    try:
+        return int(body)
+    except ValueError:
+        raise ProtocolError(f"bad number {body[:20]!r} in reply") from None
+
+
+class _ReplyReader:
+    """Reads one RESP2 reply within `max_bytes` and `_MAX_ELEMENTS`, keeping `keep` bytes per value."""
+
+    def __init__(self, stream: BoundedStream, keep: int) -> None:
+        self.stream, self.keep = stream, keep
+        self.left = stream.limits.max_bytes
+        self.elements = _MAX_ELEMENTS
+
+    def _spend(self, size: int, framing: int = 0) -> None:
+        """Count `size` announced bytes (plus `framing` bytes of CRLF) against the cap."""
+        if size + framing > self.left:
+            cap = self.stream.limits.max_bytes
+            raise ReplyTooLarge(f"server announced {size} bytes, over the {cap}-byte cap")
+        self.left -= size + framing
+
+    async def read(self, depth: int = 0) -> Reply:
+        line = await self.stream.read_line(min(_MAX_LINE, max(self.left, 3)))
+        self._spend(len(line))
+        kind, body = line[:1], line[1:].rstrip(b"\r\n")
+        if kind == b"+":
+            return body.decode("utf-8", "replace")
+        if kind == b"-":
+            return ErrorReply(body.decode("utf-8", "replace"))
+        if kind == b":":
+            return _integer(body)
+        if kind == b"$":
+            return await self._bulk(_integer(body))
+        if kind == b"*":
+            return await self._array(_integer(body), depth)
+        raise ProtocolError(f"unexpected reply {line[:20]!r}")
+
+    async def _bulk(self, size: int) -> bytes | None:
+        if size < 0:
+            return None
+        self._spend(size, framing=2)
+        return await read_bulk(self.stream, size, self.keep)
+
+    async def _array(self, count: int, depth: int) -> list[Reply] | None:
+        if count < 0:
+            return None
+        if depth >= _MAX_DEPTH:
+            raise ProtocolError("reply nested too deeply")
+        if count > self.elements:
+            raise ReplyTooLarge(
+                f"server announced {count} elements, over the cap of {_MAX_ELEMENTS} per reply"
+            )
+        self.elements -= count
+        return [await self.read(depth + 1) for _ in range(count)]
+
+
+class _Client:
+    """A RESP connection opened on first use and dropped after a failed exchange, so the next starts clean."""
+
+    def __init__(self, endpoint: Endpoint, limits: Limits) -> None:
+        self.endpoint, self.limits = endpoint, limits
+        self._stream: BoundedStream | None = None
+
+    async def call(self, *commands: bytes, keep: int) -> list[Reply]:
+        """Send encoded `commands` in one write and read one bounded reply for each."""
+        if self._stream is None:
+            self._stream = await BoundedStream.open(self.endpoint, self.limits)
+        try:
+            await self._stream.send(b"".join(commands))
+            return [await _ReplyReader(self._stream, keep).read() for _ in commands]
+        except Exception:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.close()
+
+
+# --- identification -----------------------------------------------------------------------------
+
+_AUTH_ERRORS = ("NOAUTH ", "NOPERM ", "WRONGPASS ", "ERR operation not permitted", "DENIED ")
+_MATCH = re.compile(
+    rb"\A(?:\+PONG\r\n"
+    rb"|-(?:NOAUTH|NOPERM) "
+    rb"|-ERR operation not permitted"
+    rb"|-DENIED Redis is running in protected mode"
+    rb"|-LOADING Redis is loading"
+    rb"|-ERR wrong number of arguments for '\w+' command"
+    rb"|-ERR unknown command [`'])"
+)
+
+
+def _is_auth_error(message: str) -> bool:
+    return message.startswith(_AUTH_ERRORS)
+
+
+# --- inspection ---------------------------------------------------------------------------------
+
+
+def parse_info(raw: bytes) -> dict[str, str]:
+    """INFO's `name:value` lines."""
+    lines = raw.decode("utf-8", "replace").splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+
+
+def keyspace(info: dict[str, str]) -> dict[int, int]:
+    """Keys per database number, from INFO's keyspace section (`db3:keys=20,expires=0,...`)."""
+    found: dict[int, int] = {}
+    for name, value in info.items():
+        keys = re.match(r"keys=(\d+)", value)
+        if re.fullmatch(r"db\d{1,5}", name) and keys:
+            found[int(name[2:])] = int(keys.group(1))
+    return found
+
+
+def _software(info: dict[str, str]) -> Software:
+    """Redis, or a fork that names itself in `server_name` (Valkey) with its own version field."""
+    name = info.get("server_name", "redis")[:40] or "redis"
+    return Software(name, info.get(f"{name}_version") or info.get("redis_version"))
+
+
+def _int_field(info: dict[str, str], *names: str) -> int | None:
+    for name in names:
+        if info.get(name, "").isdigit():
+            return int(info[name])
+    return None
+
+
+def _value_command(key: bytes, kind: str, limits: Limits) -> bytes | None:
+    """The bounded read for one key of type `kind` (None for module types, which are not sampled)."""
+    commands = {
+        "string": (b"GETRANGE", key, 0, value_window(limits) - 1),
+        "hash": (b"HSCAN", key, 0, b"COUNT", 20),
+        "list": (b"LRANGE", key, 0, 4),
+        "set": (b"SSCAN", key, 0, b"COUNT", 20),
+        "zset": (b"ZRANGE", key, 0, 4, b"WITHSCORES"),
+        "stream": (b"XRANGE", key, b"-", b"+", b"COUNT", 3),
+    }
+    return encode(*commands[kind]) if kind in commands else None
+
+
+def _strings(reply: Reply) -> list[bytes]:
+    return [item for item in reply if isinstance(item, bytes)] if isinstance(reply, list) else []
+
+
+def _page(reply: Reply) -> tuple[bytes, list[bytes]]:
+    """Cursor and elements of a SCAN/HSCAN/SSCAN reply."""
+    if isinstance(reply, ErrorReply):
+        raise CommandRefused(reply.message)
+    if not (isinstance(reply, list) and len(reply) == 2 and isinstance(reply[0], bytes)):
+        raise ProtocolError("malformed SCAN reply")
+    return reply[0], _strings(reply[1])
+
+
+def _mapping(flat: list[bytes], limits: Limits) -> dict[str, Any]:
+    pairs = islice(zip(flat[::2], flat[1::2], strict=False), _MAX_ITEMS)
+    return {text(k, limits): decode_value(v, limits) for k, v in pairs}
+
+
+def _value(kind: str, reply: Reply, limits: Limits) -> Any:
+    """A sampled value as str, dict or list (JSON decoded), every string cut to `limits.value_chars`."""
+    if isinstance(reply, bytes):
+        return decode_value(reply, limits) if kind == "string" else None
+    if not isinstance(reply, list):
+        return None
+    if kind in ("hash", "set"):
+        items = _strings(reply[1]) if len(reply) == 2 else []
+        return (
+            _mapping(items, limits)
+            if kind == "hash"
+            else [decode_value(m, limits) for m in items[:_MAX_ITEMS]]
+        )
+    if kind == "list":
+        return [decode_value(m, limits) for m in _strings(reply)]
+    if kind == "zset":
+        flat = _strings(reply)
+        return [[text(m, limits), text(s, limits)] for m, s in zip(flat[::2], flat[1::2], strict=False)]
+    return [_mapping(_strings(e[1]), limits) for e in reply if isinstance(e, list) and len(e) == 2]
+
+
+async def _scan(client: _Client, db: int, want: int) -> list[bytes]:
+    """Up to `want` keys of database `db`, from at most a few SCAN pages."""
+    select, page = await client.call(encode("SELECT", db), encode("SCAN", 0, "COUNT", 100), keep=_MAX_LINE)
+    if isinstance(select, ErrorReply):
+        raise CommandRefused(f"SELECT {db} refused: {select.message}")
+    cursor, keys = _page(page)
+    for _ in range(_SCAN_PAGES - 1):
+        if cursor == b"0" or len(set(keys)) >= want:
+            break
+        (page,) = await client.call(encode("SCAN", cursor, "COUNT", 100), keep=_MAX_LINE)
+        cursor, more = _page(page)
+        keys += more
+    return list(dict.fromkeys(keys))[:want]
+
+
+async def _sample(client: _Client, db: int, limits: Limits) -> tuple[dict[str, Any], ...]:
+    """One document per sampled key of database `db`: key, type and a bounded value."""
+    keys = await _scan(client, db, limits.sample_rows * 4)
+    if not keys:
+        return ()
+    types = await client.call(*(encode("TYPE", k) for k in keys), keep=64)
+    kinds = [t if isinstance(t, str) else "unknown" for t in types]
+    reads = [
+        (k, kind, cmd)
+        for k, kind in zip(keys, kinds, strict=True)
+        if (cmd := _value_command(k, kind, limits))
+    ]
+    replies = await client.call(*(cmd for _, _, cmd in reads), keep=value_window(limits)) if reads else []
+    values = {k: _value(kind, reply, limits) for (k, kind, _), reply in zip(reads, replies, strict=True)}
+    return tuple(
+        {"key": text(k, limits), "type": kind, "value": values.get(k)}
+        for k, kind in zip(keys, kinds, strict=True)
+    )
+
+
+async def _server_info(client: _Client, learned: Learned) -> dict[str, str] | None:
+    """INFO (or DBSIZE where INFO is renamed away); None when authentication is required."""
+    (reply,) = await client.call(encode("INFO"), keep=client.limits.max_bytes)
+    if isinstance(reply, bytes):
+        learned.auth = "none"
+        return parse_info(reply)
+    if isinstance(reply, ErrorReply) and _is_auth_error(reply.message):
+        learned.auth = "required"
+        return None
+    refusal = reply.message[:200] if isinstance(reply, ErrorReply) else "not a text reply"
+    learned.errors.append(f"INFO was refused: {refusal}.")
+    (size,) = await client.call(encode("DBSIZE"), keep=64)
+    if isinstance(size, int):
+        learned.auth = "none"
+        return {"db0": f"keys={size}"} if size else {}
+    if isinstance(size, ErrorReply) and _is_auth_error(size.message):
+        learned.auth = "required"
+    return None
+
+
+async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
+    client = _Client(endpoint, limits)
+    try:
+        info = await _server_info(client, learned)
+        if info is None:
+            return
+        if "redis_version" in info:
+            learned.software = _software(info)
+        learned.details.update({k: info[k] for k in ("redis_mode", "role") if k in info})
+        learned.size_bytes = _int_field(info, "used_memory_dataset", "used_memory")
+        dbs = keyspace(info)
+        learned.databases, learned.rows = len(dbs), sum(dbs.values())
+        shown = sorted(dbs)[: min(limits.max_databases, limits.max_collections)]
+        if len(shown) < len(dbs):
+            learned.errors.append(f"Only the first {len(shown)} of {len(dbs)} databases were inspected.")
+        for db in shown:
+            await _inspect_db(client, db, dbs[db], limits, learned)
+    finally:
+        await client.close()
+
+
+async def _inspect_db(client: _Client, db: int, rows: int, limits: Limits, learned: Learned) -> None:
+    """Collection `db<n>` with its key count; a sample unless the server misbehaves."""
+    documents: tuple[dict[str, Any], ...] = ()
+    try:
+        documents = await _sample(client, db, limits)
+    except (OSError, TimeoutError, EOFError, ReplyTooLarge, ProtocolError, CommandRefused) as exc:
+        learned.errors.append(f"Sampling db{db} failed: {describe(exc, limits)}.")
+    learned.collections.append(Collection(str(db), f"db{db}", rows, None, field_names(documents)))
+    if documents:
+        learned.samples.append(Sample(str(db), f"db{db}", documents))
+
+
+class RedisProtocol:
+    name = "redis"
+    default_ports = (6379, 6380, 7000)
+    probe = encode("PING")
+
+    def match(self, reply: bytes) -> Identity | None:
+        """Redis's answer to PING, or to the HTTP probe's `GET /` and header lines."""
+        if not _MATCH.match(reply):
+            return None
+        banner = reply.split(b"\r\n", 1)[0][:200].decode("utf-8", "replace")
+        auth: Auth = "required" if _is_auth_error(banner[1:]) else "unknown"
+        return Identity(self.name, Software("redis"), auth, banner)
+
+    async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
+        """INFO, keyspace and a bounded sample of keys per database; read-only, never raises."""
+        learned = Learned(identity.software or Software("redis"), identity.auth)
+        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+
+
+PROTOCOL = RedisProtocol()

@@ -1,0 +1,72 @@
+"""Shared fixtures. `lab`: real database servers on loopback (base 127.78.0.0), one per test session."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ["LEAKSONAR_SCOPE"] = "127.0.0.0/8"
+
+TEST_LAB_BASE = "127.78.0.0"
+
+
+def _running_lab(directory: Path) -> dict[str, Any] | None:
+    """The manifest of the lab in `directory` if every one of its services runs."""
+    from leaksonar.lab import LabError, lab_status, read_manifest
+
+    try:
+        statuses = lab_status(directory)
+    except LabError:
+        return None
+    return read_manifest(directory) if statuses and all(s["running"] for s in statuses) else None
+
+
+def _start(directory: Path) -> dict[str, Any]:
+    """Start the session lab on 127.78.0.0, or on the next free 127.78.(16*k).0 when another test run
+    sharing this machine already holds the addresses."""
+    from leaksonar.lab import LabError, lab_up
+
+    first = ipaddress.IPv4Address(TEST_LAB_BASE)
+    *bases, last = (str(first + k * 16 * 256) for k in range(8))
+    for base in bases:
+        try:
+            return lab_up(directory, base)
+        except LabError as exc:
+            if "in use" not in str(exc):
+                raise
+    return lab_up(directory, last)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[dict[str, Any]]:
+    """The lab manifest. Reuses the lab in $LEAKSONAR_TEST_LAB_DIR if it runs; else starts one for the
+    session in a temporary directory (traversable by the postgres user) and stops it at the end."""
+    from leaksonar.lab import lab_down
+
+    reuse = os.environ.get("LEAKSONAR_TEST_LAB_DIR")
+    manifest = _running_lab(Path(reuse)) if reuse else None
+    if manifest is not None:
+        yield manifest
+        return
+    directory = Path(tempfile.mkdtemp(prefix="leaksonar-lab-"))
+    try:
+        yield _start(directory)
+    finally:
+        if (directory / "manifest.json").exists():
+            lab_down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def lab_service(lab: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
+    """`lab_service("redis-open")`: that service's manifest entry."""
+    from leaksonar.lab import service
+
+    return lambda name: service(lab, name)

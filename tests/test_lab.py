@@ -1,0 +1,273 @@
+"""The lab: servers listen where the manifest says, protected ones refuse, the data is what it claims."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import re
+import socket
+import subprocess
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pymysql
+import pytest
+import redis
+from pymemcache.client.base import Client as Memcache
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from typer.testing import CliRunner
+
+from leaksonar.lab import SERVICES, LabError, lab_digest, lab_down, lab_status, lab_up, lifecycle, servers
+from leaksonar.lab.cli import lab_app
+from leaksonar.lab.data import Synth, check_digit, national_id
+from leaksonar.lab.manifest import write_manifest
+
+ID_RE = re.compile(r"^\d{17}[\dX]$")
+MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+
+
+def _pg(entry: dict[str, Any], database: str, sql: str, password: str | None = None) -> list[asyncpg.Record]:
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(
+            host=entry["ip"],
+            port=entry["port"],
+            user="postgres",
+            password=password,
+            database=database,
+            timeout=5,
+        )
+        try:
+            return await conn.fetch(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _mysql(entry: dict[str, Any], password: str, sql: str) -> Any:
+    conn = pymysql.connect(
+        host=entry["ip"], port=entry["port"], user="root", password=password, connect_timeout=5
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _redis(entry: dict[str, Any], db: int = 0, password: str | None = None) -> redis.Redis:
+    """A client that fails at once (redis-py retries refused authentication by default)."""
+    return redis.Redis(
+        host=entry["ip"],
+        port=entry["port"],
+        db=db,
+        password=password,
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def _password(entry: dict[str, Any]) -> str | None:
+    return entry["credentials"]["password"] if entry["credentials"] else None
+
+
+def test_every_service_listens_on_its_loopback_address(lab: dict[str, Any]) -> None:
+    assert [s["name"] for s in lab["services"]] == [s.name for s in SERVICES]
+    assert all(s["running"] for s in lab_status(Path(lab["dir"])))
+    for entry in lab["services"]:
+        assert ipaddress.ip_address(entry["ip"]) in ipaddress.ip_network("127.0.0.0/8")
+        with socket.create_connection((entry["ip"], entry["port"]), timeout=2):
+            pass
+
+
+def test_software_is_reported_as_the_server_reports_it(lab: dict[str, Any]) -> None:
+    names = {s["protocol"]: s["software"]["name"] for s in lab["services"]}
+    assert names == {
+        "redis": "redis",
+        "postgresql": "postgresql",
+        "mysql": "mariadb",
+        "memcached": "memcached",
+    }
+    for entry in lab["services"]:
+        assert re.fullmatch(r"\d+\.\d+(\.\d+)?", entry["software"]["version"]), entry["software"]
+
+
+def test_open_services_answer_without_credentials(lab_service: Any) -> None:
+    with _redis(lab_service("redis-open")) as client:
+        assert client.ping()
+    assert _pg(lab_service("postgres-trust"), "police", "SELECT 1")[0][0] == 1
+    assert _mysql(lab_service("mariadb-open"), "", "SELECT 1") == 1
+    entry = lab_service("memcached")
+    client = Memcache((entry["ip"], entry["port"]), connect_timeout=5, timeout=5)
+    assert client.version()
+    client.close()
+
+
+def test_protected_services_refuse_without_credentials(lab_service: Any) -> None:
+    entry = lab_service("redis-auth")
+    for password in (None, "wrong"):
+        with _redis(entry, password=password) as client, pytest.raises(redis.AuthenticationError):
+            client.ping()
+    with _redis(entry, password=_password(entry)) as client:
+        assert client.ping()
+
+    entry = lab_service("postgres-password")
+    for password in (None, "", "postgres"):
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            _pg(entry, "hr", "SELECT 1", password)
+    assert _pg(entry, "hr", "SELECT 1", _password(entry))[0][0] == 1
+
+    entry = lab_service("mariadb-password")
+    for password in ("", "root"):
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            _mysql(entry, password, "SELECT 1")
+        assert refused.value.args[0] == 1045
+    assert _mysql(entry, _password(entry) or "", "SELECT 1") == 1
+
+
+def _server_rows(entry: dict[str, Any], database: str, collection: str) -> int:
+    """The row count of one manifest collection, asked of the server with its real client."""
+    password = _password(entry)
+    if entry["protocol"] == "redis":
+        with _redis(entry, int(database), password) as client:
+            return int(client.dbsize())
+    if entry["protocol"] == "postgresql":
+        return int(_pg(entry, database, f"SELECT count(*) FROM {collection}", password)[0][0])
+    if entry["protocol"] == "mysql":
+        return int(_mysql(entry, password or "", f"SELECT COUNT(*) FROM `{database}`.`{collection}`"))
+    client = Memcache((entry["ip"], entry["port"]), connect_timeout=5, timeout=5)
+    try:
+        assert len(client.get_many(entry["keys"])) == len(entry["keys"])
+        return int(client.stats()[b"curr_items"])
+    finally:
+        client.close()
+
+
+def test_manifest_row_counts_match_the_servers(lab: dict[str, Any]) -> None:
+    checked = 0
+    for entry in lab["services"]:
+        for database in entry["databases"]:
+            for collection in database["collections"]:
+                assert _server_rows(entry, database["name"], collection["name"]) == collection["rows"], (
+                    entry["name"],
+                    database["name"],
+                    collection["name"],
+                )
+                checked += 1
+    assert checked == 14
+
+
+def test_digest_is_stable_and_distinguishes_services(lab: dict[str, Any]) -> None:
+    first = {s["name"]: lab_digest(s) for s in lab["services"]}
+    assert first == {s["name"]: lab_digest(s) for s in lab["services"]}
+    assert len(set(first.values())) == len(first)
+
+
+def test_personal_data_looks_real_and_validates(lab_service: Any) -> None:
+    rows = _pg(
+        lab_service("postgres-trust"),
+        "police",
+        "SELECT national_id, phone, birth_date, gender FROM citizen ORDER BY id LIMIT 300",
+    )
+    assert len(rows) == 300
+    for national, phone, birth, gender in rows:
+        assert ID_RE.match(national) and check_digit(national[:17]) == national[17]
+        assert national[6:14] == birth.strftime("%Y%m%d")
+        assert int(national[16]) % 2 == (1 if gender == "男" else 0)
+        assert MOBILE_RE.match(phone), phone
+
+
+def test_national_ids_carry_a_valid_check_digit() -> None:
+    assert check_digit("11010519491231002") == "X"  # the GB 11643-1999 example
+    synth = Synth(1)
+    for male in (True, False) * 200:
+        birth = synth.day(date(1950, 1, 1), 20000)
+        value = national_id(synth.rnd, birth, male)
+        assert ID_RE.match(value) and value[17] == check_digit(value[:17])
+        assert int(value[16]) % 2 == male
+
+
+def test_data_is_deterministic() -> None:
+    assert Synth(7).people(20) == Synth(7).people(20)
+
+
+def test_second_lab_runs_alongside_and_down_stops_only_its_own(lab: dict[str, Any]) -> None:
+    first = ipaddress.IPv4Address(lab["base"]) + 256
+    base = str(first)
+    directory = Path(tempfile.mkdtemp(prefix="leaksonar-lab2-"))
+    try:
+        manifest = lab_up(directory, base, services=["redis-open", "memcached"])
+        assert [s["ip"] for s in manifest["services"]] == [str(first + 1), str(first + 7)]
+        with pytest.raises(LabError, match="already running"):
+            lab_up(directory, base, services=["redis-open"])
+    finally:
+        stopped = lab_down(directory)
+    assert stopped == ["redis-open", "memcached"]
+    for entry in manifest["services"]:
+        assert not Path(f"/proc/{entry['pid']}").exists()
+    assert not directory.exists()
+    assert all(s["running"] for s in lab_status(Path(lab["dir"])))
+
+
+def test_down_never_kills_a_process_that_is_not_the_lab_server(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        entry = {
+            "name": "redis-open",
+            "ip": "127.78.2.1",
+            "port": 6379,
+            "protocol": "redis",
+            "pid": other.pid,
+        }
+        write_manifest(tmp_path, {"base": "127.78.2.0", "dir": str(tmp_path), "services": [entry]})
+        assert lab_down(tmp_path) == []
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.parametrize("base", ["10.0.0.0", "127.255.255.252", "not-an-ip"])
+def test_cli_up_rejects_a_base_outside_loopback(base: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(lab_app, ["up", "--base", base, "--dir", str(tmp_path / "lab")])
+    assert result.exit_code == 2
+    assert "error:" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "lab").exists()
+
+
+def test_cli_status_and_missing_lab(lab: dict[str, Any], tmp_path: Path) -> None:
+    result = CliRunner().invoke(lab_app, ["status", "--dir", lab["dir"]])
+    assert result.exit_code == 0, result.output
+    assert all(s.name in result.output for s in SERVICES)
+    result = CliRunner().invoke(lab_app, ["down"], env={"LEAKSONAR_LAB_DIR": str(tmp_path)})
+    assert result.exit_code == 1 and "no lab" in result.output
+
+
+def test_failed_up_stops_what_it_started(lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(target: Any) -> Any:
+        raise RuntimeError("seeding failed")
+
+    monkeypatch.setitem(lifecycle._SEEDERS, "memcached", broken)
+    first = ipaddress.IPv4Address(lab["base"]) + 512
+    directory = Path(tempfile.mkdtemp(prefix="leaksonar-lab3-"))
+    with pytest.raises(LabError, match="memcached: RuntimeError: seeding failed"):
+        lab_up(directory, str(first), services=["redis-open", "memcached"])
+    assert not directory.exists()
+    for ip in (first + 1, first + 7):
+        assert not subprocess.run(["pgrep", "-f", f"{ip}[: ]"], capture_output=True).stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another user only when started by root")
+def test_refuses_a_lab_dir_postgres_cannot_reach(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    account = servers.postgres_account()
+    assert account is not None
+    with pytest.raises(LabError, match=f"{hidden} is not traversable by user postgres"):
+        servers.check_traversable(hidden, account)

@@ -1,0 +1,350 @@
+"""Redis: identification from real reply bytes, read-only inspection of the lab, hostile servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from leaksonar.lab import lab_digest
+from leaksonar.model import Identity, Inspection, Limits, Software
+from leaksonar.protocols.base import Endpoint
+from leaksonar.protocols.http import PROTOCOL as HTTP
+from leaksonar.protocols.redis import PROTOCOL
+
+# Bytes captured from redis-server 7.0.15; for contrast, memcached 1.6.18, MariaDB 10.11 and an HTTP server.
+PONG = b"+PONG\r\n"
+NOAUTH = b"-NOAUTH Authentication required.\r\n"
+HTTP_PROBE_REPLY = (
+    b"-ERR wrong number of arguments for 'get' command\r\n"
+    b"-ERR unknown command 'User-Agent:', with args beginning with: 'leaksonar/0.1' "
+    b"'(+https://github.com/leaksonar/leaksonar#responsible-use)' \r\n"
+    b"-ERR unknown command 'Accept:', with args beginning with: '*/*' \r\n"
+)
+MEMCACHED_PROBE_REPLY = b"-ERR unknown command 'version', with args beginning with: \r\n"
+NOT_REDIS = {
+    "empty": b"",
+    "http": b"HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n\r\n",
+    "mysql": (
+        b"d\x00\x00\x00\n5.5.5-10.11.19-MariaDB-0+deb12u1\x00\x03\x00\x00\x00\\.lVKVNc\x00\xfe\xf7-\x02\x00"
+        b"\xff\x81\x15\x00\x00\x00\x00\x00\x00\x1d\x00\x00\x00*DU`dRQ}Bp.3\x00mysql_native_password\x00"
+    ),
+    "memcached": b"VERSION 1.6.18\r\n",
+    "memcached-errors": b"ERROR\r\nERROR\r\nERROR\r\n",
+    "other-resp-error": b"-ERR something else\r\n",
+}
+READ_COMMANDS = {b"INFO", b"DBSIZE", b"SELECT", b"SCAN", b"TYPE", b"GETRANGE", b"HSCAN", b"LRANGE", b"SSCAN"}
+READ_COMMANDS |= {b"ZRANGE", b"XRANGE"}
+FAST = Limits(timeout=1.0, service_budget=5.0)
+LabService = Callable[[str], dict[str, Any]]
+
+
+def identified(reply: bytes) -> Identity:
+    identity = PROTOCOL.match(reply)
+    assert identity is not None, reply
+    return identity
+
+
+def inspect(ip: str, port: int, identity: Identity, limits: Limits) -> Inspection:
+    return asyncio.run(PROTOCOL.inspect(Endpoint(ip, port), identity, limits))
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string inside a sample document (keys of mappings included)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from strings(v)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+# --- match ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "auth"),
+    [
+        (PONG, "unknown"),
+        (NOAUTH, "required"),
+        (HTTP_PROBE_REPLY, "unknown"),
+        (MEMCACHED_PROBE_REPLY, "unknown"),
+    ],
+)
+def test_match_claims_real_redis_replies(reply: bytes, auth: str) -> None:
+    identity = identified(reply)
+    assert (identity.protocol, identity.software, identity.auth) == ("redis", Software("redis"), auth)
+    assert identity.banner == reply.split(b"\r\n")[0].decode()
+
+
+@pytest.mark.parametrize("name", NOT_REDIS)
+def test_match_rejects_other_protocols(name: str) -> None:
+    assert PROTOCOL.match(NOT_REDIS[name]) is None
+
+
+def test_probe_is_a_resp_ping() -> None:
+    assert PROTOCOL.probe == b"*1\r\n$4\r\nPING\r\n"
+
+
+@pytest.mark.parametrize(("name", "ping_auth"), [("redis-open", "unknown"), ("redis-auth", "required")])
+def test_match_on_live_replies_to_both_probes(lab_service: LabService, name: str, ping_auth: str) -> None:
+    entry = lab_service(name)
+
+    async def first_reply(probe: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection(entry["ip"], entry["port"])
+        writer.write(probe)
+        reply = await asyncio.wait_for(reader.read(4096), 3)
+        writer.close()
+        return reply
+
+    assert identified(asyncio.run(first_reply(PROTOCOL.probe))).auth == ping_auth
+    assert identified(asyncio.run(first_reply(HTTP.probe))).auth == "unknown"  # arity is checked before auth
+
+
+# --- the lab --------------------------------------------------------------------------------------
+
+
+def test_open_redis_is_exposed_with_every_database_counted(lab_service: LabService) -> None:
+    entry = lab_service("redis-open")
+    limits = Limits(value_chars=16)
+    before = lab_digest(entry)
+    found = inspect(entry["ip"], entry["port"], identified(PONG), limits)
+    assert lab_digest(entry) == before
+
+    assert (found.protocol, found.auth, found.exposed, found.errors) == ("redis", "none", True, ())
+    assert found.software is not None
+    assert {"name": found.software.name, "version": found.software.version} == entry["software"]
+    expected = {(db["name"], c["name"]): c["rows"] for db in entry["databases"] for c in db["collections"]}
+    assert {(c.database, c.name): c.rows for c in found.collections} == expected
+    assert found.rows == sum(expected.values())
+    assert found.databases == len(entry["databases"])
+    assert found.size_bytes and found.size_bytes > 0
+    assert {s.collection for s in found.samples} == {name for _, name in expected}
+
+    documents = [doc for sample in found.samples for doc in sample.documents]
+    assert 0 < len(documents) <= limits.sample_rows * 4 * len(expected)
+    assert all(doc["type"] in ("string", "hash", "list") for doc in documents)
+    lengths = [len(s) for doc in documents for s in strings(doc["value"])]
+    assert max(lengths) == limits.value_chars  # long values were cut, none is longer
+    hashes = [doc["value"] for doc in documents if doc["type"] == "hash"]
+    db0 = next(c for c in found.collections if c.name == "db0")
+    assert hashes and set(db0.fields) >= set(hashes[0])
+
+
+def test_protected_redis_is_not_exposed_and_shows_nothing(lab_service: LabService) -> None:
+    entry = lab_service("redis-auth")
+    before = lab_digest(entry)
+    found = inspect(entry["ip"], entry["port"], identified(NOAUTH), Limits())
+    assert lab_digest(entry) == before
+    assert (found.auth, found.exposed, found.collections, found.samples, found.rows) == (
+        "required",
+        False,
+        (),
+        (),
+        None,
+    )
+
+
+# --- scripted and hostile servers -----------------------------------------------------------------
+
+
+async def read_command(reader: asyncio.StreamReader) -> list[bytes] | None:
+    """One RESP command array from the client; None at EOF."""
+    header = await reader.readline()
+    if not header:
+        return None
+    args = []
+    for _ in range(int(header[1:])):
+        size = int((await reader.readline())[1:])
+        args.append((await reader.readexactly(size + 2))[:-2])
+    return args
+
+
+def bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def array(*items: bytes) -> bytes:
+    return b"*%d\r\n" % len(items) + b"".join(items)
+
+
+KEYSPACE = {
+    b"person": (
+        b"string",
+        bulk(b'{"name": "Li Lei", "phone": "13800000000", "note": "' + b"n" * 400 + b'"}'),
+    ),
+    b"card": (b"hash", array(bulk(b"0"), array(bulk(b"email"), bulk(b"li@example.com")))),
+    b"queue": (b"list", array(bulk(b"q" * 500), bulk(b'{"to": "13800000000"}'))),
+    b"tags": (b"set", array(bulk(b"0"), array(bulk(b"vip")))),
+    b"rank": (b"zset", array(bulk(b"li"), bulk(b"1.5"))),
+    b"log": (b"stream", array(array(bulk(b"1-0"), array(bulk(b"event"), bulk(b"login"))))),
+}
+INFO = (
+    b"# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n# Memory\r\nused_memory:900000\r\n"
+    b"used_memory_dataset:12345\r\n# Keyspace\r\ndb0:keys=6,expires=0,avg_ttl=0\r\n"
+)
+
+
+def fake_redis(command: list[bytes]) -> bytes:
+    """A well-behaved server holding `KEYSPACE` in db 0."""
+    name = command[0].upper()
+    if name == b"INFO":
+        return bulk(INFO)
+    if name == b"SELECT":
+        return b"+OK\r\n"
+    if name == b"SCAN":
+        return array(bulk(b"0"), array(*(bulk(k) for k in KEYSPACE)))
+    kind, value = KEYSPACE[command[1]]
+    return b"+%s\r\n" % kind if name == b"TYPE" else value
+
+
+def scripted(
+    replies: Callable[[list[bytes]], bytes], seen: list[bytes] | None = None, delay: float = 0.0
+) -> Callable[..., Any]:
+    """A connection handler answering each RESP command with `replies(command)` (b"": hang up)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while (command := await read_command(reader)) is not None:
+                if seen is not None:
+                    seen.append(command[0].upper())
+                await asyncio.sleep(delay)
+                if not (reply := replies(command)):
+                    break
+                writer.write(reply)
+                await writer.drain()
+        writer.close()
+
+    return handle
+
+
+async def inspect_server(handler: Callable[..., Any], limits: Limits) -> tuple[Inspection, float]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        started = time.monotonic()
+        found = await PROTOCOL.inspect(Endpoint("127.0.0.1", port), Identity("redis"), limits)
+        return found, time.monotonic() - started
+
+
+def run(handler: Callable[..., Any], limits: Limits = FAST) -> tuple[Inspection, float]:
+    return asyncio.run(inspect_server(handler, limits))
+
+
+def test_every_type_is_sampled_with_read_commands_only() -> None:
+    seen: list[bytes] = []
+    found, _ = run(scripted(fake_redis, seen), Limits(value_chars=32))
+    assert set(seen) <= READ_COMMANDS
+    assert (found.auth, found.rows, found.databases, found.size_bytes, found.errors) == (
+        "none",
+        6,
+        1,
+        12345,
+        (),
+    )
+    assert found.collections[0].fields == ("email", "event", "name", "note", "phone", "to")
+    values = {doc["key"]: doc["value"] for doc in found.samples[0].documents}
+    assert values == {
+        "person": {"name": "Li Lei", "phone": "13800000000", "note": "n" * 32},
+        "card": {"email": "li@example.com"},
+        "queue": ["q" * 32, {"to": "13800000000"}],
+        "tags": ["vip"],
+        "rank": [["li", "1.5"]],
+        "log": [{"event": "login"}],
+    }
+
+
+HOSTILE = {
+    "huge bulk": b"$9999999999\r\n",
+    "huge array": b"*999999999\r\n",
+    "many small elements": b"*9000\r\n" + b"*1\r\n:1\r\n" * 9000,
+    "endless line": b"+" + b"a" * 200_000,
+    "garbage": b"?what\r\n",
+    "hang-up": b"",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_reply_to_info_is_an_error_not_a_crash(name: str) -> None:
+    found, elapsed = run(scripted(lambda _: HOSTILE[name]))
+    assert elapsed < 2.5
+    assert (found.auth, found.collections, found.samples) == ("unknown", (), ())
+    assert len(found.errors) == 1 and found.errors[0].startswith("Inspection stopped: ")
+
+
+def test_announced_huge_value_names_the_cap() -> None:
+    found, elapsed = run(scripted(lambda _: b"$9999999999\r\n"))
+    assert elapsed < 1.0
+    assert "9999999999" in found.errors[0] and f"{Limits().max_bytes}-byte cap" in found.errors[0]
+
+
+def test_huge_value_while_sampling_keeps_what_was_learned() -> None:
+    def replies(command: list[bytes]) -> bytes:
+        return b"$9999999999\r\n" if command[0].upper() == b"GETRANGE" else fake_redis(command)
+
+    found, elapsed = run(scripted(replies))
+    assert elapsed < 1.0
+    assert [(c.name, c.rows) for c in found.collections] == [("db0", 6)]
+    assert (found.auth, found.rows, found.samples) == ("none", 6, ())
+    assert found.errors == (
+        "Sampling db0 failed: reply too large: server announced 9999999999 bytes, over the 1048576-byte cap.",
+    )
+
+
+def test_silent_server_costs_one_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    found, elapsed = run(silent, Limits(timeout=0.5))
+    assert elapsed < 1.5
+    assert found.errors == ("Inspection stopped: no answer within 0.5 s.",)
+
+
+def test_slow_server_is_cut_off_by_the_service_budget() -> None:
+    found, elapsed = run(scripted(fake_redis, delay=0.3), Limits(timeout=1.0, service_budget=1.0))
+    assert elapsed < 1.5
+    assert found.errors[-1] == "Inspection stopped: the 1 s budget ran out."
+
+
+def test_renamed_info_falls_back_to_dbsize() -> None:
+    def replies(command: list[bytes]) -> bytes:
+        if command[0].upper() == b"INFO":
+            return b"-ERR unknown command 'INFO', with args beginning with: \r\n"
+        return b":6\r\n" if command[0].upper() == b"DBSIZE" else fake_redis(command)
+
+    found, _ = run(scripted(replies))
+    assert (found.auth, found.rows, found.databases) == ("none", 6, 1)
+    assert [(c.name, c.rows) for c in found.collections] == [("db0", 6)]
+    assert found.errors == ("INFO was refused: ERR unknown command 'INFO', with args beginning with: .",)
+
+
+def test_acl_without_permission_counts_as_auth_required() -> None:
+    found, _ = run(
+        scripted(lambda _: b"-NOPERM User default has no permissions to run the 'info' command\r\n")
+    )
+    assert (found.auth, found.collections, found.errors) == ("required", (), ())
+
+
+def test_fork_is_named_by_its_server_name() -> None:
+    info = b"# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\n"
+    found, _ = run(scripted(lambda c: bulk(info) if c[0].upper() == b"INFO" else fake_redis(c)))
+    assert found.software is not None and (found.software.name, found.software.version) == ("valkey", "8.0.1")
+
+
+def test_closed_port_is_reported() -> None:
+    async def closed_port() -> Inspection:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        return await PROTOCOL.inspect(Endpoint("127.0.0.1", port), Identity("redis"), FAST)
+
+    assert asyncio.run(closed_port()).errors == ("Inspection stopped: connection refused.",)
