@@ -70,7 +70,9 @@ class ScanBar:
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>8.0f}/s"),
             TimeElapsedColumn(),
-            TextColumn("open {task.fields[open]}  services {task.fields[services]}  exposed {task.fields[exposed]}"),
+            TextColumn(
+                "open {task.fields[open]}  services {task.fields[services]}  exposed {task.fields[exposed]}"
+            ),
             console=err,
             transient=True,
             disable=not enabled,
@@ -100,7 +102,7 @@ def _jsonl_handle(stack: ExitStack, jsonl: str | None) -> TextIO | None:
     if jsonl == "-":
         return sys.stdout
     try:
-        return stack.enter_context(open(jsonl, "w", encoding="utf-8"))  # noqa: SIM115
+        return stack.enter_context(open(jsonl, "w", encoding="utf-8"))
     except OSError as exc:
         fail(f"cannot write {jsonl}: {exc.strerror}")
 
@@ -118,17 +120,24 @@ def scan(
     ] = None,
     exclude_file: Annotated[
         list[Path] | None,
-        typer.Option("--exclude-file", help="Opt-out list of addresses/CIDRs never to touch (always applied)."),
+        typer.Option(
+            "--exclude-file", help="Opt-out list of addresses/CIDRs never to touch (always applied)."
+        ),
     ] = None,
     scope: Annotated[
         str | None,
-        typer.Option("--scope", help=f"Allowed space, e.g. 127.0.0.0/8; a target outside is refused [env {SCOPE_ENV}]."),
+        typer.Option(
+            "--scope", help=f"Allowed space, e.g. 127.0.0.0/8; a target outside is refused [env {SCOPE_ENV}]."
+        ),
     ] = None,
     jsonl: Annotated[
-        str | None, typer.Option("--jsonl", help="Write one finding record (JSON) per service to FILE or '-'.")
+        str | None,
+        typer.Option("--jsonl", help="Write one finding record (JSON) per service to FILE or '-'."),
     ] = None,
     db: DbOption = None,
-    rate: Annotated[float | None, typer.Option(help="Connection attempts per second (default: unlimited).")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Connection attempts per second (default: unlimited).")
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=60000, help="Connection attempts in flight.")] = 1000,
     per_host: Annotated[int, typer.Option(min=1, help="Connection attempts in flight per address.")] = 16,
     timeout: Annotated[float, typer.Option(min=0.01, help="Seconds to wait for a TCP handshake.")] = 1.5,
@@ -137,7 +146,9 @@ def scan(
         float, typer.Option(min=0.05, help="Seconds allowed for each read while identifying/inspecting.")
     ] = 3.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the pseudo-random target order.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")
+    ] = False,
 ) -> None:
     """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
     try:
@@ -224,7 +235,9 @@ def show(
         return
     out.print(render.findings_table([Finding.from_record(r) for r in records], title=f"{ip}"))
     for row, record in zip(rows, records, strict=True):
-        out.print(f"{record['ip']}:{record['port']} first seen {row['first_seen']}, last seen {row['last_seen']}")
+        out.print(
+            f"{record['ip']}:{record['port']} first seen {row['first_seen']}, last seen {row['last_seen']}"
+        )
         if record["collections"]:
             out.print(render.collections_table(record))
 

@@ -83,7 +83,12 @@ def hosts_table(rows: Iterable[dict[str, Any]]) -> Table:
 
 def collections_table(record: dict[str, Any]) -> Table:
     table = Table(title=f"{record['ip']}:{record['port']} collections", title_justify="left")
-    for column, justify in (("database", "left"), ("collection", "left"), ("rows", "right"), ("size", "right")):
+    for column, justify in (
+        ("database", "left"),
+        ("collection", "left"),
+        ("rows", "right"),
+        ("size", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     table.add_column("fields", overflow="fold")
     for c in record["collections"]:
