@@ -77,17 +77,17 @@ def main() -> None:
             "nmap_rss_mb": round(theirs_rss, 1),
         }
         if not args.skip_memory:
-            big, big_rss = run(
-                leaksonar(
-                    f"{args.prefix.split('.')[0]}.{int(args.prefix.split('.')[1]) & 0xF0}.0.0/12",
-                    args.port,
-                    Path(tmp) / "big.db",
-                )
-            )
+            first, second = (int(x) for x in args.prefix.split(".")[:2])
+            big_block = f"{first}.{second & 0xF0}.0.0/12"
+            big, big_rss = run(leaksonar(big_block, args.port, Path(tmp) / "big.db"))
+            nmap_big, nmap_big_rss = run([*nmap_cmd[:-3], big_block, "-oX", "-"])
             results["memory"] = {
+                "block": big_block,
                 "rss_16_mb": round(ours_rss, 1),
                 "rss_12_mb": round(big_rss, 1),
-                "rate_12": round(16 * addresses / big),
+                "leaksonar_rate_12": round(16 * addresses / big),
+                "nmap_rate_12": round(16 * addresses / nmap_big),
+                "nmap_rss_12_mb": round(nmap_big_rss, 1),
             }
     print(f"discovery, {block} port {args.port} ({results['machine']})")
     d = results["discovery"]
@@ -96,7 +96,14 @@ def main() -> None:
     print(f"  ratio (leaksonar rate / nmap rate): {d['ratio']}x")
     if "memory" in results:
         m = results["memory"]
-        print(f"memory: /16 {m['rss_16_mb']} MB, /12 {m['rss_12_mb']} MB (/12 at {m['rate_12']:,}/s)")
+        print(
+            f"{m['block']}: leaksonar {m['leaksonar_rate_12']:,}/s, nmap {m['nmap_rate_12']:,}/s,"
+            f" ratio {m['leaksonar_rate_12'] / m['nmap_rate_12']:.2f}x"
+        )
+        print(
+            f"peak RSS: leaksonar /16 {m['rss_16_mb']} MB, /12 {m['rss_12_mb']} MB;"
+            f" nmap /16 {d['nmap_rss_mb']} MB, /12 {m['nmap_rss_12_mb']} MB"
+        )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "discovery.json").write_text(json.dumps(results, indent=2) + "\n")

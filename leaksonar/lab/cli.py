@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from leaksonar.lab.lifecycle import lab_down, lab_status, lab_up
 from leaksonar.lab.manifest import total_rows
 from leaksonar.lab.spec import DEFAULT_BASE, LabError, check_base
 
@@ -40,6 +39,8 @@ def up(
         check_base(base)
     except LabError as exc:
         raise _fail(str(exc), 2) from None
+    from leaksonar.lab.lifecycle import lab_up
+
     started = time.monotonic()
     try:
         manifest = lab_up(directory, base)
@@ -62,6 +63,8 @@ def up(
 @lab_app.command()
 def down(directory: DirOption = Path(".lab")) -> None:
     """Stop the lab's servers (by recorded PID) and remove its data."""
+    from leaksonar.lab.lifecycle import lab_down
+
     try:
         stopped = lab_down(directory)
     except LabError as exc:
@@ -72,6 +75,8 @@ def down(directory: DirOption = Path(".lab")) -> None:
 @lab_app.command()
 def status(directory: DirOption = Path(".lab")) -> None:
     """Show whether each lab server runs; exit code 1 unless all do."""
+    from leaksonar.lab.lifecycle import lab_status
+
     try:
         services = lab_status(directory)
     except LabError as exc:

@@ -92,7 +92,7 @@ class Discovery:
         self.on_progress = on_progress
         self.stats = DiscoveryStats()
         self._inflight: dict[int, _Probe] = {}  # fd -> probe, in deadline order (constant timeout)
-        self._per_host: defaultdict[str, int] = defaultdict(int)
+        self._per_host: dict[str, int] = {}
         self._held: defaultdict[str, deque[_Probe]] = defaultdict(deque)  # waiting on per-host limit
         self._held_count = 0
         self._runnable: deque[_Probe] = deque()  # retries and released held probes go first
@@ -130,38 +130,46 @@ class Discovery:
         return _Probe(ip, port)
 
     async def _launch(self, loop: asyncio.AbstractEventLoop) -> float:
-        """Start probes up to the limits; return how long to wait for the rate limit (0: none)."""
+        """Start probes up to the limits; return how long to wait for the rate limit (0: none).
+
+        The common outcome, a refusal known as soon as connect() returns, is settled inline.
+        """
+        stats, per_host, limited = self.stats, self._per_host, self.bucket.rate is not None
         started = 0
         while len(self._inflight) < self.concurrency:
-            if (delay := self.bucket.delay()) > 0:
+            if limited and (delay := self.bucket.delay()) > 0:
                 return delay
             probe = self._next()
             if probe is None:
                 return 0.0
-            if self._per_host[probe.ip] >= self.per_host:
+            if per_host.get(probe.ip, 0) >= self.per_host:
                 self._held[probe.ip].append(probe)
                 self._held_count += 1
                 continue
-            await self._connect(loop, probe)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            stats.connects += 1
+            code = sock.connect_ex((probe.ip, probe.port))
+            if code == errno.EINPROGRESS:
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.EINPROGRESS
+            if code == errno.ECONNREFUSED:
+                sock.close()
+                stats.probes += 1
+                stats.closed += 1
+            elif code == errno.EINPROGRESS:
+                self._watch(loop, probe, sock)
+            else:
+                await self._settle(probe, sock, code)
             started += 1
             if started % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let inspections and callbacks run
         return 0.0
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, probe: _Probe) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        self.stats.connects += 1
-        code = sock.connect_ex((probe.ip, probe.port))
-        if code == errno.EINPROGRESS:
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.EINPROGRESS
-        if code == errno.EINPROGRESS:
-            probe.sock, probe.deadline = sock, time.monotonic() + self.timeout
-            self._inflight[sock.fileno()] = probe
-            self._per_host[probe.ip] += 1
-            loop.add_writer(sock.fileno(), self._answered_cb, sock.fileno())
-            return
-        await self._settle(probe, sock, code)
+    def _watch(self, loop: asyncio.AbstractEventLoop, probe: _Probe, sock: socket.socket) -> None:
+        """Wait for the handshake's outcome through the event loop."""
+        probe.sock, probe.deadline = sock, time.monotonic() + self.timeout
+        self._inflight[sock.fileno()] = probe
+        self._per_host[probe.ip] = self._per_host.get(probe.ip, 0) + 1
+        loop.add_writer(sock.fileno(), self._answered_cb, sock.fileno())
 
     def _answered_cb(self, fd: int) -> None:
         asyncio.get_running_loop().remove_writer(fd)
@@ -218,9 +226,10 @@ class Discovery:
             self._retry_or_filtered(probe)
 
     def _release(self, ip: str) -> None:
-        self._per_host[ip] -= 1
-        if not self._per_host[ip]:
+        if self._per_host[ip] == 1:
             del self._per_host[ip]
+        else:
+            self._per_host[ip] -= 1
         held = self._held.get(ip)
         if held:
             self._runnable.append(held.popleft())
