@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable
 from typing import Any
 
+import hostile
 import pytest
 
 from leaksonar.lab import lab_digest
@@ -126,34 +125,18 @@ def fake_memcached(line: bytes) -> bytes:
     return b"ERROR\r\n"
 
 
-def scripted(replies: Callable[[bytes], bytes], seen: list[bytes] | None = None) -> Callable[..., Any]:
+async def read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """One command line from the client without its terminator; None at EOF or on an empty line."""
+    return (await reader.readline()).rstrip(b"\r\n") or None
+
+
+def scripted(replies: Callable[[bytes], bytes], seen: list[bytes] | None = None) -> hostile.Handler:
     """A connection handler answering each command line with `replies(line)` (b"": hang up)."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while line := (await reader.readline()).rstrip(b"\r\n"):
-                if seen is not None:
-                    seen.append(line.split()[0])
-                if not (reply := replies(line)):
-                    break
-                writer.write(reply)
-                await writer.drain()
-        writer.close()
-
-    return handle
+    return hostile.scripted(read_line, replies, lambda line: line.split()[0], seen)
 
 
-async def inspect_server(handler: Callable[..., Any], limits: Limits) -> tuple[Inspection, float]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        started = time.monotonic()
-        found = await PROTOCOL.inspect(Endpoint("127.0.0.1", port), Identity("memcached"), limits)
-        return found, time.monotonic() - started
-
-
-def run(handler: Callable[..., Any], limits: Limits = FAST) -> tuple[Inspection, float]:
-    return asyncio.run(inspect_server(handler, limits))
+def run(handler: hostile.Handler, limits: Limits = FAST) -> tuple[Inspection, float]:
+    return hostile.run(PROTOCOL, handler, Identity("memcached"), limits)
 
 
 def test_items_are_sampled_with_read_commands_only() -> None:
@@ -236,10 +219,6 @@ def test_hostile_reply_to_stats_is_an_error_not_a_crash(name: str) -> None:
 
 
 def test_silent_server_costs_one_timeout() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-        writer.close()
-
-    found, elapsed = run(silent, Limits(timeout=0.5))
+    found, elapsed = run(hostile.silent, Limits(timeout=0.5))
     assert elapsed < 1.5
     assert found.errors == ("Inspection stopped: no answer within 0.5 s.",)

@@ -6,10 +6,9 @@ import asyncio
 import random
 import socket
 import struct
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+import hostile
 import pytest
 
 from leaksonar.lab import lab_digest
@@ -200,42 +199,16 @@ def test_protected_server_is_not_exposed(lab: dict[str, Any], monkeypatch: pytes
 # --- hostile servers -----------------------------------------------------------------------------
 
 
-async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Accept and never send a greeting."""
-    await reader.read()
-    writer.close()
+_greets_then_silent = hostile.sends(MARIADB_GREETING)
+"""A real greeting, then no answer to the login."""
+_huge_greeting = hostile.sends(b"\xff\xff\xff\x00\x0a8.0.36\x00")
+"""Announce a 16 MB greeting and send only its first bytes."""
 
 
-async def _greets_then_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A real greeting, then no answer to the login."""
-    writer.write(MARIADB_GREETING)
-    await reader.read()
-    writer.close()
-
-
-async def _huge_greeting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Announce a 16 MB greeting and send only its first bytes."""
-    writer.write(b"\xff\xff\xff\x00\x0a8.0.36\x00")
-    await reader.read()
-    writer.close()
-
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@pytest.mark.parametrize("handler", [_silent, _greets_then_silent, _huge_greeting])
-def test_hostile_server_cannot_hang_or_crash_the_inspection(handler: Handler) -> None:
+@pytest.mark.parametrize("handler", [hostile.silent, _greets_then_silent, _huge_greeting])
+def test_hostile_server_cannot_hang_or_crash_the_inspection(handler: hostile.Handler) -> None:
     limits = Limits(timeout=0.5, service_budget=5.0)
-
-    async def go() -> tuple[Inspection, float]:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
-            started = time.monotonic()
-            found = await PROTOCOL.inspect(Endpoint("127.0.0.1", port), Identity("mysql"), limits)
-            return found, time.monotonic() - started
-
-    found, elapsed = asyncio.run(go())
+    found, elapsed = hostile.run(PROTOCOL, handler, Identity("mysql"), limits)
     assert elapsed < limits.timeout + 2
     assert found.auth == "unknown" and not found.exposed
     assert found.errors and found.collections == ()

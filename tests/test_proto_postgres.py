@@ -7,10 +7,10 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import hostile
 import pytest
 
 from leaksonar.lab import lab_digest
@@ -250,12 +250,6 @@ def test_protected_server_is_not_exposed(
 # --- hostile servers -----------------------------------------------------------------------------
 
 
-async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Accept and never answer."""
-    await reader.read()
-    writer.close()
-
-
 async def _ok_then_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """AuthenticationOk to any StartupMessage, then nothing more (never ReadyForQuery)."""
     length = int.from_bytes(await reader.readexactly(4), "big")
@@ -265,29 +259,14 @@ async def _ok_then_silent(reader: asyncio.StreamReader, writer: asyncio.StreamWr
     writer.close()
 
 
-async def _huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Announce a 2 GB first message."""
-    writer.write(b"R\x7f\xff\xff\xff")
-    await reader.read()
-    writer.close()
+_huge = hostile.sends(b"R\x7f\xff\xff\xff")
+"""Announce a 2 GB first message."""
 
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@pytest.mark.parametrize("handler", [_silent, _ok_then_silent, _huge])
-def test_hostile_server_cannot_hang_or_crash_the_inspection(handler: Handler) -> None:
+@pytest.mark.parametrize("handler", [hostile.silent, _ok_then_silent, _huge])
+def test_hostile_server_cannot_hang_or_crash_the_inspection(handler: hostile.Handler) -> None:
     limits = Limits(timeout=0.5, service_budget=5.0)
-
-    async def go() -> tuple[Inspection, float]:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
-            started = time.monotonic()
-            found = await PROTOCOL.inspect(Endpoint("127.0.0.1", port), Identity("postgresql"), limits)
-            return found, time.monotonic() - started
-
-    found, elapsed = asyncio.run(go())
+    found, elapsed = hostile.run(PROTOCOL, handler, Identity("postgresql"), limits)
     assert elapsed < limits.timeout + 2
     assert found.auth == "unknown" and not found.exposed
     assert found.errors and found.collections == ()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hostile
 import pytest
 
 from leaksonar.lab import lab_digest
@@ -207,35 +206,13 @@ def fake_redis(command: list[bytes]) -> bytes:
 
 def scripted(
     replies: Callable[[list[bytes]], bytes], seen: list[bytes] | None = None, delay: float = 0.0
-) -> Callable[..., Any]:
+) -> hostile.Handler:
     """A connection handler answering each RESP command with `replies(command)` (b"": hang up)."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while (command := await read_command(reader)) is not None:
-                if seen is not None:
-                    seen.append(command[0].upper())
-                await asyncio.sleep(delay)
-                if not (reply := replies(command)):
-                    break
-                writer.write(reply)
-                await writer.drain()
-        writer.close()
-
-    return handle
+    return hostile.scripted(read_command, replies, lambda command: command[0].upper(), seen, delay)
 
 
-async def inspect_server(handler: Callable[..., Any], limits: Limits) -> tuple[Inspection, float]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        started = time.monotonic()
-        found = await PROTOCOL.inspect(Endpoint("127.0.0.1", port), Identity("redis"), limits)
-        return found, time.monotonic() - started
-
-
-def run(handler: Callable[..., Any], limits: Limits = FAST) -> tuple[Inspection, float]:
-    return asyncio.run(inspect_server(handler, limits))
+def run(handler: hostile.Handler, limits: Limits = FAST) -> tuple[Inspection, float]:
+    return hostile.run(PROTOCOL, handler, Identity("redis"), limits)
 
 
 def test_every_type_is_sampled_with_read_commands_only() -> None:
@@ -299,11 +276,7 @@ def test_huge_value_while_sampling_keeps_what_was_learned() -> None:
 
 
 def test_silent_server_costs_one_timeout() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-        writer.close()
-
-    found, elapsed = run(silent, Limits(timeout=0.5))
+    found, elapsed = run(hostile.silent, Limits(timeout=0.5))
     assert elapsed < 1.5
     assert found.errors == ("Inspection stopped: no answer within 0.5 s.",)
 

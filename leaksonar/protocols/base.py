@@ -37,6 +37,17 @@ class ReplyTooLarge(Exception):
     """A server announced or sent more bytes than the cap allows."""
 
 
+class ProtocolError(Exception):
+    """The server sent bytes that do not follow the protocol."""
+
+
+class CommandRefused(Exception):
+    """The server answered a command with an error."""
+
+
+_DISCARD_CHUNK = 64 * 1024
+
+
 class BoundedStream:
     """A TCP connection whose every read has a byte cap and a timeout."""
 
@@ -68,6 +79,16 @@ class BoundedStream:
         if len(line) > max_len:
             raise ReplyTooLarge(f"line of {len(line)} bytes, cap is {max_len}")
         return line
+
+    async def read_bulk(self, size: int, keep: int) -> bytes:
+        """A `size`-byte value followed by CRLF; only the first `keep` bytes are kept."""
+        kept = await self.read_exactly(min(size, keep))
+        left = size - len(kept)
+        while left > 0:
+            left -= len(await self.read_exactly(min(left, _DISCARD_CHUNK)))
+        if await self.read_exactly(2) != b"\r\n":
+            raise ProtocolError("a value was not followed by CRLF")
+        return kept
 
     async def read_some(self, cap: int) -> bytes:
         """Whatever arrives first (up to `cap` bytes); b'' on EOF."""

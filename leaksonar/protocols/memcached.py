@@ -11,20 +11,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from leaksonar.model import Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import BoundedStream, Endpoint, ReplyTooLarge
-from leaksonar.protocols.redis import (
-    CommandRefused,
-    Learned,
-    ProtocolError,
-    decode_value,
-    describe,
-    field_names,
-    read_bulk,
-    run_within_budget,
-    text,
-    value_window,
-)
+from leaksonar.model import Identity, Inspection, Limits, Software
+from leaksonar.protocols.base import BoundedStream, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
+from leaksonar.protocols.common import Learned, decode_value, run_within_budget, text, value_window
 
 _MAX_LINE = 4096
 _MAX_LINES = 10_000
@@ -123,7 +112,7 @@ async def _get(stream: BoundedStream, keys: list[bytes], limits: Limits) -> dict
         if size + 2 > left:
             raise ReplyTooLarge(f"server announced {size} bytes, over the {limits.max_bytes}-byte cap")
         left -= size + 2
-        values[match.group(1)] = await read_bulk(stream, size, value_window(limits))
+        values[match.group(1)] = await stream.read_bulk(size, value_window(limits))
     return values
 
 
@@ -176,16 +165,9 @@ def _number(stats: dict[str, str], name: str) -> int | None:
 async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
     if not await _read_stats(endpoint, limits, learned):
         return
-    documents: tuple[dict[str, Any], ...] = ()
-    try:
-        documents = await _sample(endpoint, limits)
-    except (OSError, TimeoutError, EOFError, ReplyTooLarge, ProtocolError, CommandRefused) as exc:
-        learned.errors.append(f"Sampling items failed: {describe(exc, limits)}.")
-    learned.collections.append(
-        Collection("", "items", learned.rows, learned.size_bytes, field_names(documents))
+    await learned.add_sampled(
+        "", "items", learned.rows, learned.size_bytes, _sample(endpoint, limits), limits
     )
-    if documents:
-        learned.samples.append(Sample("", "items", documents))
 
 
 class MemcachedProtocol:

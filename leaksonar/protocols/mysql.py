@@ -23,10 +23,10 @@ from leaksonar.protocols.sql import (
     Report,
     Table,
     cap_tables,
-    closed,
     describe,
     exposed,
     measure_tables,
+    run_guarded,
 )
 
 NAME = "mysql"
@@ -109,14 +109,7 @@ class MysqlProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Schemas, tables with row counts and sizes, and a few sampled rows, logging in as root."""
-        budget, report = Budget(limits), Report()
-        try:
-            return await _inspect(endpoint, budget, report)
-        except AuthRequired:
-            return closed(NAME, identity.software, "required", report)
-        except Exception as exc:
-            report.failed(f"inspect MySQL on {endpoint.ip}:{endpoint.port}", exc)
-            return closed(NAME, identity.software, "unknown", report)
+        return await run_guarded(NAME, "MySQL", _inspect, endpoint, identity, limits, identity.software)
 
 
 PROTOCOL = MysqlProtocol()

@@ -26,9 +26,9 @@ from leaksonar.protocols.sql import (
     Report,
     Table,
     cap_tables,
-    closed,
     exposed,
     measure_session,
+    run_guarded,
 )
 
 NAME = "postgresql"
@@ -171,14 +171,7 @@ class PostgresProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Databases, tables with row counts and sizes, and a few sampled rows, connecting as postgres."""
-        budget, report = Budget(limits), Report()
-        try:
-            return await _inspect(endpoint, budget, report)
-        except AuthRequired:
-            return closed(NAME, Software(NAME), "required", report)
-        except Exception as exc:
-            report.failed(f"inspect PostgreSQL on {endpoint.ip}:{endpoint.port}", exc)
-            return closed(NAME, identity.software, "unknown", report)
+        return await run_guarded(NAME, "PostgreSQL", _inspect, endpoint, identity, limits, Software(NAME))
 
 
 PROTOCOL = PostgresProtocol()

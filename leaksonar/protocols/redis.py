@@ -4,41 +4,32 @@ Inspection sends INFO, then per database SELECT, a few SCAN pages, TYPE and one 
 sampled key (GETRANGE, HSCAN, LRANGE, SSCAN, ZRANGE, XRANGE), pipelined. Every reply is read by a
 hand-written RESP parser that counts each byte against `Limits.max_bytes` and keeps at most a few
 KiB of any one value.
-
-The helpers marked "shared" are also used by the memcached module.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from typing import Any
 
-from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import BoundedStream, Endpoint, ReplyTooLarge
+from leaksonar.model import Auth, Identity, Inspection, Limits, Software
+from leaksonar.protocols.base import BoundedStream, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
+from leaksonar.protocols.common import (
+    MAX_DEPTH,
+    MAX_ITEMS,
+    Learned,
+    decode_value,
+    run_within_budget,
+    text,
+    value_window,
+)
 
 _MAX_LINE = 64 * 1024
-_MAX_DEPTH = 4
-"""Deepest nesting accepted in a reply or kept from a JSON value."""
-_MAX_ITEMS = 50
-"""Most elements kept from one sampled container (hash, set, JSON object ...)."""
 _MAX_ELEMENTS = 10_000
 """Most array elements in one reply (a SCAN page or a sampled container holds far fewer)."""
 _SCAN_PAGES = 4
-_DISCARD_CHUNK = 64 * 1024
-
-
-class ProtocolError(Exception):
-    """The server sent bytes that do not follow the protocol (shared)."""
-
-
-class CommandRefused(Exception):
-    """The server answered a command with an error (shared)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,129 +38,6 @@ class ErrorReply:
 
 
 Reply = bytes | str | int | ErrorReply | list["Reply"] | None
-
-
-# --- shared helpers ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Learned:
-    """What an inspection has found so far; survives a timeout or a broken connection (shared)."""
-
-    software: Software | None
-    auth: Auth
-    databases: int | None = None
-    rows: int | None = None
-    size_bytes: int | None = None
-    collections: list[Collection] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def inspection(self, protocol: str) -> Inspection:
-        return Inspection(
-            protocol=protocol,
-            software=self.software,
-            auth=self.auth,
-            databases=self.databases,
-            collections=tuple(self.collections),
-            rows=self.rows,
-            size_bytes=self.size_bytes,
-            samples=tuple(self.samples),
-            errors=tuple(self.errors),
-            details=self.details,
-        )
-
-
-def describe(exc: BaseException, limits: Limits) -> str:
-    """A short plain sentence for a failed network exchange (shared)."""
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {limits.timeout:g} s"
-    if isinstance(exc, ReplyTooLarge):
-        return f"reply too large: {exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, asyncio.IncompleteReadError):
-        return "the server closed the connection mid-reply"
-    if isinstance(exc, ConnectionError):
-        return "the server closed or reset the connection"
-    if isinstance(exc, OSError):
-        return f"network error: {exc.strerror or exc}"
-    return str(exc) or type(exc).__name__
-
-
-async def run_within_budget(
-    protocol: str, steps: Callable[[Learned], Awaitable[None]], learned: Learned, limits: Limits
-) -> Inspection:
-    """Run `steps` within the service budget; whatever goes wrong becomes an error line (shared)."""
-    budget = asyncio.timeout(limits.service_budget)
-    try:
-        async with budget:
-            await steps(learned)
-    except Exception as exc:  # a hostile server's failure is a fact to report, never a crash
-        reason = (
-            f"the {limits.service_budget:g} s budget ran out" if budget.expired() else describe(exc, limits)
-        )
-        learned.errors.append(f"Inspection stopped: {reason}.")
-    return learned.inspection(protocol)
-
-
-async def read_bulk(stream: BoundedStream, size: int, keep: int) -> bytes:
-    """A `size`-byte value followed by CRLF; only the first `keep` bytes are kept (shared)."""
-    kept = await stream.read_exactly(min(size, keep))
-    left = size - len(kept)
-    while left > 0:
-        left -= len(await stream.read_exactly(min(left, _DISCARD_CHUNK)))
-    if await stream.read_exactly(2) != b"\r\n":
-        raise ProtocolError("a value was not followed by CRLF")
-    return kept
-
-
-def value_window(limits: Limits) -> int:
-    """Bytes read from one stored value: enough to decode a small JSON document (shared)."""
-    return max(1, min(limits.value_chars * 16, limits.max_bytes))
-
-
-def text(raw: bytes, limits: Limits) -> str:
-    """`raw` as text cut to `limits.value_chars` characters (shared)."""
-    return raw[: limits.value_chars * 4].decode("utf-8", "replace")[: limits.value_chars]
-
-
-def decode_value(raw: bytes, limits: Limits) -> Any:
-    """A stored value for a sample document: a bounded JSON object/array if it is one, else text (shared)."""
-    if raw.lstrip()[:1] in (b"{", b"["):
-        try:
-            return bounded(json.loads(raw), limits)
-        except (ValueError, RecursionError):
-            pass
-    return text(raw, limits)
-
-
-def bounded(value: Any, limits: Limits, depth: int = 0) -> Any:
-    """A decoded JSON value with strings, containers and nesting cut to the sampling limits (shared)."""
-    if isinstance(value, str):
-        return value[: limits.value_chars]
-    if isinstance(value, dict | list) and depth >= _MAX_DEPTH:
-        return None
-    if isinstance(value, dict):
-        return {
-            str(k)[: limits.value_chars]: bounded(v, limits, depth + 1)
-            for k, v in islice(value.items(), _MAX_ITEMS)
-        }
-    if isinstance(value, list):
-        return [bounded(v, limits, depth + 1) for v in value[:_MAX_ITEMS]]
-    return value
-
-
-def field_names(documents: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """Sorted names of the object fields seen in the documents' values (shared)."""
-    names: set[str] = set()
-    for doc in documents:
-        value = doc.get("value")
-        for obj in value if isinstance(value, list) else [value]:
-            if isinstance(obj, dict):
-                names.update(obj)
-    return tuple(sorted(names))
 
 
 # --- RESP ---------------------------------------------------------------------------------------
@@ -223,12 +91,12 @@ class _ReplyReader:
         if size < 0:
             return None
         self._spend(size, framing=2)
-        return await read_bulk(self.stream, size, self.keep)
+        return await self.stream.read_bulk(size, self.keep)
 
     async def _array(self, count: int, depth: int) -> list[Reply] | None:
         if count < 0:
             return None
-        if depth >= _MAX_DEPTH:
+        if depth >= MAX_DEPTH:
             raise ProtocolError("reply nested too deeply")
         if count > self.elements:
             raise ReplyTooLarge(
@@ -339,7 +207,7 @@ def _page(reply: Reply) -> tuple[bytes, list[bytes]]:
 
 
 def _mapping(flat: list[bytes], limits: Limits) -> dict[str, Any]:
-    pairs = islice(zip(flat[::2], flat[1::2], strict=False), _MAX_ITEMS)
+    pairs = islice(zip(flat[::2], flat[1::2], strict=False), MAX_ITEMS)
     return {text(k, limits): decode_value(v, limits) for k, v in pairs}
 
 
@@ -354,7 +222,7 @@ def _value(kind: str, reply: Reply, limits: Limits) -> Any:
         return (
             _mapping(items, limits)
             if kind == "hash"
-            else [decode_value(m, limits) for m in items[:_MAX_ITEMS]]
+            else [decode_value(m, limits) for m in items[:MAX_ITEMS]]
         )
     if kind == "list":
         return [decode_value(m, limits) for m in _strings(reply)]
@@ -434,22 +302,10 @@ async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None
         shown = sorted(dbs)[: min(limits.max_databases, limits.max_collections)]
         if len(shown) < len(dbs):
             learned.errors.append(f"Only the first {len(shown)} of {len(dbs)} databases were inspected.")
-        for db in shown:
-            await _inspect_db(client, db, dbs[db], limits, learned)
+        for db in shown:  # collection `db<n>` with its key count; a sample unless the server misbehaves
+            await learned.add_sampled(str(db), f"db{db}", dbs[db], None, _sample(client, db, limits), limits)
     finally:
         await client.close()
-
-
-async def _inspect_db(client: _Client, db: int, rows: int, limits: Limits, learned: Learned) -> None:
-    """Collection `db<n>` with its key count; a sample unless the server misbehaves."""
-    documents: tuple[dict[str, Any], ...] = ()
-    try:
-        documents = await _sample(client, db, limits)
-    except (OSError, TimeoutError, EOFError, ReplyTooLarge, ProtocolError, CommandRefused) as exc:
-        learned.errors.append(f"Sampling db{db} failed: {describe(exc, limits)}.")
-    learned.collections.append(Collection(str(db), f"db{db}", rows, None, field_names(documents)))
-    if documents:
-        learned.samples.append(Sample(str(db), f"db{db}", documents))
 
 
 class RedisProtocol:

@@ -1,4 +1,5 @@
-"""Shared by the SQL protocol modules: time budget, error report, and measuring tables read-only."""
+"""Shared by the SQL protocol modules: time budget, error report, measuring tables read-only, and the
+guarded run of a whole inspection."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Protocol, TypeVar
 
-from leaksonar.model import Auth, Collection, Inspection, Limits, Sample, Software
+from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import Endpoint
 
 T = TypeVar("T")
 
@@ -249,3 +251,24 @@ def exposed(
 def closed(protocol: str, software: Software | None, auth: Auth, report: Report) -> Inspection:
     """The inspection of a server that did not let us in (or could not be talked to)."""
     return Inspection(protocol, software, auth, errors=report.sentences())
+
+
+async def run_guarded(
+    protocol: str,
+    title: str,
+    steps: Callable[[Endpoint, Budget, Report], Awaitable[Inspection]],
+    endpoint: Endpoint,
+    identity: Identity,
+    limits: Limits,
+    software_if_required: Software | None,
+) -> Inspection:
+    """Run `steps` with a fresh budget and report. A password request makes it a closed inspection with
+    auth "required"; any other failure becomes one error sentence and auth "unknown"; never raises."""
+    budget, report = Budget(limits), Report()
+    try:
+        return await steps(endpoint, budget, report)
+    except AuthRequired:
+        return closed(protocol, software_if_required, "required", report)
+    except Exception as exc:
+        report.failed(f"inspect {title} on {endpoint.ip}:{endpoint.port}", exc)
+        return closed(protocol, identity.software, "unknown", report)
