@@ -11,12 +11,14 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(BIN)/leaksonar lab up --dir $(LAB_DIR) --base $(LAB_BASE)
+	@$(BIN)/leaksonar lab status --dir $(LAB_DIR) >/dev/null 2>&1 \
+	  && echo "lab already running in $(LAB_DIR)" \
+	  || $(BIN)/leaksonar lab up --dir $(LAB_DIR) --base $(LAB_BASE)
 	$(BIN)/leaksonar scan $(LAB_BASE)/24 --db $(LAB_DIR)/demo.db --jsonl $(LAB_DIR)/findings.jsonl
 	$(BIN)/leaksonar hosts --db $(LAB_DIR)/demo.db
 	@echo "findings: $(LAB_DIR)/findings.jsonl; index: $(LAB_DIR)/demo.db; stop the lab: make lab-down"
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
