@@ -28,7 +28,7 @@ class Limits:
     max_collections: int = 200
     sample_rows: int = 5
     """Documents/rows/keys sampled per collection."""
-    value_chars: int = 256
+    value_chars: int = 1024
     """Longest sampled value kept (characters)."""
     exact_count_below: int = 1_000_000
     """Count rows exactly (SELECT count(*)) when the server's estimate is below this."""
@@ -90,6 +90,53 @@ class Inspection:
     @property
     def exposed(self) -> bool:
         return self.auth == "none"
+
+
+PII_CATEGORIES = (
+    "name", "national_id", "phone", "email", "address", "birth_date", "age", "birth_place", "gender",
+    "location", "payment_card", "bank_account", "passport", "password", "secret", "ip_address", "case_record",
+)  # fmt: skip
+"""The fixed vocabulary of personal-data categories (DESIGN.md)."""
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class PiiHit:
+    """One personal-data category found in a service: counts and one masked example, never raw values."""
+
+    matches: int
+    """Sampled values that validated as this category."""
+    sampled: int
+    """Sampled values looked at in the fields that matched."""
+    fields: tuple[str, ...]
+    example: str
+    """One masked example, e.g. 3101**********123X."""
+
+
+@dataclass(frozen=True, slots=True)
+class RansomNote:
+    where: str
+    """Where the note was found, e.g. "index read_me" or "database RECOVER_YOUR_DATA"."""
+    excerpt: str
+    btc_addresses: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    amount_btc: float | None = None
+    onion: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What a service's inspection means: personal data, attack signs, severity, one-line summary."""
+
+    pii: dict[str, PiiHit]
+    """Category -> hit, over the whole service."""
+    collection_pii: dict[tuple[str, str], tuple[str, ...]]
+    """(database, collection) -> categories found in it."""
+    infected: bool
+    notes: tuple[RansomNote, ...]
+    severity: Severity
+    summary: str
 
 
 @dataclass(frozen=True, slots=True)
