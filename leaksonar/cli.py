@@ -35,6 +35,7 @@ app = typer.Typer(
 )
 app.add_typer(lab_app, name="lab", help="Real database servers on loopback with synthetic data.")
 
+DEFAULT_WORKERS = min(os.cpu_count() or 1, 8)
 PIPE_WIDTH = 200
 """Width of tables written to a pipe or file, where there is no terminal to fit."""
 out = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
@@ -145,6 +146,10 @@ def scan(
     read_timeout: Annotated[
         float, typer.Option(min=0.05, help="Seconds allowed for each read while identifying/inspecting.")
     ] = 3.0,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Discovery processes; limits are shared [default: one per core]."),
+    ] = DEFAULT_WORKERS,
     seed: Annotated[int | None, typer.Option(help="Seed of the pseudo-random target order.")] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")
@@ -171,6 +176,7 @@ def scan(
         per_host=per_host,
         timeout=timeout,
         retries=retries,
+        workers=workers,
         limits=Limits(timeout=read_timeout),
     )
     table_console = err if jsonl == "-" else out

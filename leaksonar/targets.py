@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import itertools
 import os
 import random
 from collections.abc import Iterable, Iterator
@@ -256,10 +257,15 @@ class TargetSpace:
         return self.size
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
+        return self.shard(0, 1)
+
+    def shard(self, number: int, shards: int) -> Iterator[tuple[str, int]]:
+        """Every `shards`-th pair of the walk, starting at the `number`-th: shards partition the space."""
         if not self.size:
             return
         ports, nports, offsets, intervals = self.ports, len(self.ports), self._offsets, self.intervals
-        for index in Permutation(self.size, self.seed):
+        walk = Permutation(self.size, self.seed)
+        for index in walk if shards == 1 else itertools.islice(walk, number, None, shards):
             address_index, port_index = divmod(index, nports)
             slot = bisect.bisect_right(offsets, address_index) - 1
             yield ntoa(intervals[slot][0] + address_index - offsets[slot]), ports[port_index]

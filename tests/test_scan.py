@@ -123,3 +123,29 @@ def test_jsonl_to_stdout_is_one_record_per_service(lab: dict[str, Any], tmp_path
     record = json.loads(lines[0])
     assert record["protocol"] == "memcached" and record["exposed"] is True
     assert {"ip", "port", "software", "auth", "dataset", "collections", "time", "scan_id"} <= set(record)
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_worker_count_does_not_change_findings(
+    lab: dict[str, Any], scanned: dict[str, Any], tmp_path: Path, workers: str
+) -> None:
+    jsonl = tmp_path / "f.jsonl"
+    leaksonar(
+        "scan",
+        lab_block(lab),
+        "--workers",
+        workers,
+        "--db",
+        str(tmp_path / "i.db"),
+        "--jsonl",
+        str(jsonl),
+        "-q",
+    )
+    found = {
+        (r["ip"], r["port"]): (r["protocol"], r["auth"], r["dataset"]["rows"])
+        for r in map(json.loads, jsonl.open())
+    }
+    expected = {k: (r["protocol"], r["auth"], r["dataset"]["rows"]) for k, r in scanned["records"].items()}
+    assert found == expected
+    scan = Store(str(tmp_path / "i.db")).hosts()
+    assert len(scan) == len(lab["services"])

@@ -163,3 +163,10 @@ def test_scope_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     scope = Scope.from_env(None)
     assert scope is not None and scope.intervals == (parse_target("127.77.0.0/16"),)
     assert Scope.from_env("127.0.0.0/8") == LOOPBACK
+
+
+def test_shards_partition_the_space() -> None:
+    space = build_space(["127.77.0.0/26"], (6379, 5432), scope=LOOPBACK, seed=5)
+    shards = [list(space.shard(k, 3)) for k in range(3)]
+    assert sorted(pair for shard in shards for pair in shard) == sorted(space)
+    assert all(abs(len(shard) - len(space) / 3) <= 1 for shard in shards)

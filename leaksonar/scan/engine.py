@@ -6,14 +6,15 @@ import asyncio
 import resource
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from leaksonar.model import Finding, Identity, Inspection, Limits
 from leaksonar.protocols import BY_NAME, Endpoint
-from leaksonar.scan.discover import Discovery, DiscoveryStats
+from leaksonar.scan.discover import DiscoveryStats
 from leaksonar.scan.identify import identify
+from leaksonar.scan.workers import DiscoverySettings, Worker, combined, follow
 from leaksonar.targets import TargetSpace
 
 
@@ -31,7 +32,12 @@ class ScanOptions:
     """Extra attempts for a port that did not answer."""
     inspect_concurrency: int = 64
     """Services identified and inspected at once."""
+    workers: int = 1
+    """Discovery processes (the limits above are shared between them)."""
     limits: Limits = field(default_factory=Limits)
+
+    def discovery(self) -> DiscoverySettings:
+        return DiscoverySettings(self.concurrency, self.per_host, self.rate, self.timeout, self.retries)
 
 
 @dataclass(slots=True)
@@ -98,18 +104,24 @@ async def run_scan(
     scan_id: str,
     on_finding: Callable[[Finding], None],
     on_progress: Callable[[ScanProgress], None] | None = None,
+    workers: Sequence[Worker] = (),
 ) -> ScanProgress:
-    """Scan every (address, port) of `space`; call `on_finding` once per identified service."""
+    """Scan every (address, port) of `space`; call `on_finding` once per identified service.
+
+    This process walks shard 0; `workers` (forked by `fork_workers`) walk the others and report
+    their open ports here, where every service is identified and inspected.
+    """
+    shards = len(workers) + 1
     raise_fd_limit(options.concurrency + 4 * options.inspect_concurrency + 256)
     slots = asyncio.Semaphore(options.inspect_concurrency)
     tasks: set[asyncio.Task[None]] = set()
     progress = ScanProgress(DiscoveryStats())
 
-    async def examine(ip: str, port: int, sock: socket.socket) -> None:
+    async def examine(ip: str, port: int, sock: socket.socket | None) -> None:
         try:
             try:
                 identity = await identify(ip, port, sock, options.limits)
-            except Exception as exc:
+            except Exception as exc:  # a hostile reply must not end the scan
                 identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
             inspection = await inspect_service(ip, port, identity, options.limits)
             finding = to_finding(ip, port, identity, inspection, scan_id)
@@ -119,29 +131,24 @@ async def run_scan(
         finally:
             slots.release()
 
-    async def on_open(ip: str, port: int, sock: socket.socket) -> None:
+    async def on_open(ip: str, port: int, sock: socket.socket | None) -> None:
         await slots.acquire()
         task = asyncio.create_task(examine(ip, port, sock))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
+    async def on_worker_open(ip: str, port: int) -> None:
+        await on_open(ip, port, None)
+
     def report(stats: DiscoveryStats) -> None:
-        progress.discovery = stats
+        progress.discovery = combined(stats, list(workers))
         if on_progress:
             on_progress(progress)
 
-    discovery = Discovery(
-        iter(space),
-        on_open,
-        concurrency=options.concurrency,
-        per_host=options.per_host,
-        rate=options.rate,
-        timeout=options.timeout,
-        retries=options.retries,
-        on_progress=report,
-    )
-    progress.discovery = discovery.stats
+    discovery = options.discovery().share(shards).discovery(space, 0, shards, on_open, report)
+    followers = [asyncio.create_task(follow(worker, on_worker_open)) for worker in workers]
     await discovery.run()
+    await asyncio.gather(*followers)
     while tasks:
         await asyncio.gather(*tasks)
     report(discovery.stats)

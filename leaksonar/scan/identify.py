@@ -60,8 +60,11 @@ async def _exchange(ip: str, port: int, probe: bytes, limits: Limits, sock: sock
         writer.close()
 
 
-async def identify(ip: str, port: int, sock: socket.socket, limits: Limits) -> Identity:
-    """Identity of the service on an open port; protocol "unknown" with its banner if nothing matches."""
+async def identify(ip: str, port: int, sock: socket.socket | None, limits: Limits) -> Identity:
+    """Identity of the service on an open port; protocol "unknown" with its banner if nothing matches.
+
+    `sock` is the connection discovery opened, used for the first probe (None: connect anew).
+    """
     banner = b""
     for step, probe in enumerate(probe_plan(port)):
         try:

@@ -11,6 +11,7 @@ import uvloop
 
 from leaksonar.model import Finding
 from leaksonar.scan.engine import ScanOptions, ScanProgress, new_scan_id, run_scan, utc_now
+from leaksonar.scan.workers import fork_workers
 from leaksonar.store.db import Store
 from leaksonar.targets import TargetSpace
 
@@ -48,9 +49,10 @@ def scan_into_store(
         if on_progress is not None:
             on_progress(latest)
 
+    workers = fork_workers(space, options.workers, options.discovery()) if options.workers > 1 else []
     status = "failed"
     try:
-        progress = uvloop.run(run_scan(space, options, scan_id, on_finding, track))
+        progress = uvloop.run(run_scan(space, options, scan_id, on_finding, track, workers))
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"

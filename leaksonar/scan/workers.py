@@ -1,0 +1,146 @@
+"""Discovery on every core: forked worker processes each walk one shard of the target space.
+
+A worker runs its own `Discovery` and reports, one line each over a pipe, the open ports it finds
+(`O ip port`) and its counters (`S probes open closed filtered unreachable connects`). The parent
+identifies and inspects every open port itself, so stores, drivers and output stay in one process.
+Workers are forked before the parent's event loop starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+
+import uvloop
+
+from leaksonar.scan.discover import Discovery, DiscoveryStats, OpenHandler
+from leaksonar.targets import TargetSpace
+
+_COUNTERS = [f.name for f in fields(DiscoveryStats) if f.name != "started"]
+_REPORT_EVERY = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverySettings:
+    concurrency: int
+    per_host: int
+    rate: float | None
+    timeout: float
+    retries: int
+
+    def share(self, shards: int) -> DiscoverySettings:
+        """One worker's part of the global limits."""
+        return DiscoverySettings(
+            concurrency=max(1, self.concurrency // shards),
+            per_host=max(1, self.per_host // shards),
+            rate=self.rate / shards if self.rate else None,
+            timeout=self.timeout,
+            retries=self.retries,
+        )
+
+    def discovery(
+        self,
+        space: TargetSpace,
+        shard: int,
+        shards: int,
+        on_open: OpenHandler,
+        on_progress: Callable[[DiscoveryStats], None],
+    ) -> Discovery:
+        return Discovery(
+            space.shard(shard, shards),
+            on_open,
+            concurrency=self.concurrency,
+            per_host=self.per_host,
+            rate=self.rate,
+            timeout=self.timeout,
+            retries=self.retries,
+            on_progress=on_progress,
+        )
+
+
+@dataclass(slots=True)
+class Worker:
+    pid: int
+    fd: int
+    stats: DiscoveryStats
+
+
+def _counters(stats: DiscoveryStats) -> str:
+    return " ".join(str(getattr(stats, name)) for name in _COUNTERS)
+
+
+def _worker_main(space: TargetSpace, shard: int, shards: int, settings: DiscoverySettings, fd: int) -> None:
+    pipe = os.fdopen(fd, "w", buffering=1)
+    reported = 0.0
+
+    async def on_open(ip: str, port: int, sock: socket.socket) -> None:
+        sock.close()
+        pipe.write(f"O {ip} {port}\n")
+
+    def on_progress(stats: DiscoveryStats) -> None:
+        nonlocal reported
+        if time.monotonic() - reported >= _REPORT_EVERY:
+            reported = time.monotonic()
+            pipe.write(f"S {_counters(stats)}\n")
+
+    stats = uvloop.run(settings.discovery(space, shard, shards, on_open, on_progress).run())
+    pipe.write(f"S {_counters(stats)}\n")
+    pipe.close()
+
+
+def fork_workers(space: TargetSpace, shards: int, settings: DiscoverySettings) -> list[Worker]:
+    """Start workers for shards 1..shards-1 (the parent walks shard 0). Call before any event loop.
+
+    `settings` are the scan's global limits; each worker takes its share.
+    """
+    share = settings.share(shards)
+    workers = []
+    for shard in range(1, shards):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read_fd)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 1
+            try:
+                _worker_main(space, shard, shards, share, write_fd)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        workers.append(Worker(pid, read_fd, DiscoveryStats()))
+    return workers
+
+
+async def follow(worker: Worker, on_open: Callable[[str, int], Awaitable[None]]) -> None:
+    """Read a worker's reports until it finishes; hand each open port to `on_open`."""
+    reader = asyncio.StreamReader(limit=1 << 16)
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(worker.fd, "rb", buffering=0)
+    )
+    try:
+        while line := await reader.readline():
+            kind, *values = line.decode().split()
+            if kind == "O":
+                await on_open(values[0], int(values[1]))
+            elif kind == "S":
+                for name, value in zip(_COUNTERS, values, strict=True):
+                    setattr(worker.stats, name, int(value))
+    finally:
+        transport.close()
+        await asyncio.to_thread(os.waitpid, worker.pid, 0)
+
+
+def combined(own: DiscoveryStats, workers: list[Worker]) -> DiscoveryStats:
+    """The whole scan's counters: the parent's shard plus every worker's last report."""
+    total = DiscoveryStats(started=own.started)
+    for stats in (own, *(w.stats for w in workers)):
+        for name in _COUNTERS:
+            setattr(total, name, getattr(total, name) + getattr(stats, name))
+    return total
