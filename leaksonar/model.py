@@ -158,6 +158,7 @@ class Finding:
     errors: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
     banner: str = ""
+    assessment: Assessment | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The JSON finding record (one per service)."""
@@ -189,6 +190,11 @@ class Finding:
             "time": self.time,
             "scan_id": self.scan_id,
         }
+        if self.assessment is not None:
+            record.update(_assessment_record(self.assessment))
+            found = self.assessment.collection_pii
+            for entry in record["collections"]:
+                entry["pii"] = list(found.get((entry["database"], entry["name"]), ()))
         if self.errors:
             record["errors"] = list(self.errors)
         if self.details:
@@ -222,4 +228,62 @@ class Finding:
             errors=tuple(record.get("errors", ())),
             details=record.get("details", {}),
             banner=record.get("banner", ""),
+            assessment=_assessment_from(record) if "severity" in record else None,
         )
+
+
+def _assessment_record(assessment: Assessment) -> dict[str, Any]:
+    return {
+        "pii": {
+            category: {
+                "matches": hit.matches,
+                "sampled": hit.sampled,
+                "fields": list(hit.fields),
+                "example": hit.example,
+            }
+            for category, hit in assessment.pii.items()
+        },
+        "ransom": {
+            "infected": assessment.infected,
+            "notes": [
+                {
+                    "where": n.where,
+                    "excerpt": n.excerpt,
+                    "btc_addresses": list(n.btc_addresses),
+                    "emails": list(n.emails),
+                    "amount_btc": n.amount_btc,
+                    "onion": list(n.onion),
+                }
+                for n in assessment.notes
+            ],
+        },
+        "severity": assessment.severity,
+        "summary": assessment.summary,
+    }
+
+
+def _assessment_from(record: dict[str, Any]) -> Assessment:
+    ransom = record.get("ransom") or {}
+    return Assessment(
+        pii={
+            category: PiiHit(hit["matches"], hit["sampled"], tuple(hit["fields"]), hit["example"])
+            for category, hit in (record.get("pii") or {}).items()
+        },
+        collection_pii={
+            (c["database"], c["name"]): tuple(c["pii"]) for c in record.get("collections", ()) if c.get("pii")
+        },
+        infected=bool(ransom.get("infected")),
+        notes=tuple(
+            RansomNote(
+                n["where"],
+                n["excerpt"],
+                tuple(n.get("btc_addresses", ())),
+                tuple(n.get("emails", ())),
+                n.get("amount_btc"),
+                tuple(n.get("onion", ())),
+            )
+            for n in ransom.get("notes", ())
+        ),
+        severity=record["severity"],
+        summary=record.get("summary", ""),
+    )
