@@ -23,7 +23,7 @@ DirOption = Annotated[
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"leaksonar: error: {message}", err=True)
     return typer.Exit(code=code)
 
 
