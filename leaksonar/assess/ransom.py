@@ -1,0 +1,413 @@
+"""Ransom notes and attack signs in one inspection: note names and text, Redis cron-job and SSH-key plants,
+Meow wipes, and the wipe pattern (every collection replaced by a note).
+
+Signatures are data (data/ransom.toml). Pure functions; the work is bounded by the sample's size, and
+odd values (any nesting, bytes, numbers, control characters) are read, never trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import cache
+from importlib import resources
+from itertools import islice
+from typing import Any, Literal
+
+import base58
+import bech32m
+
+from leaksonar.assess.summary import Nouns, clean_line, nouns
+from leaksonar.model import Inspection, RansomNote, Sample
+
+Kind = Literal["note", "cron", "ssh_key", "meow"]
+"""A ransom note; a crontab line that downloads and runs code; a planted SSH key; a Meow-wiped name."""
+
+_MAX_DEPTH = 8
+_MAX_FIELDS = 200
+_NAME_CHARS = 100
+
+_BASE58 = re.compile(r"(?<![A-Za-z0-9])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])")
+_BECH32 = re.compile(r"(?<![A-Za-z0-9])bc1[02-9ac-hj-np-z]{8,87}(?![A-Za-z0-9])", re.I)
+_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![\w-])")
+_ONION = re.compile(r"(?<![A-Za-z2-7])[a-z2-7]{56}\.onion\b", re.I)
+_NUMBER = r"(\d{1,4}(?:\.\d{1,8}|,\d{1,8})?)"
+_AMOUNT = re.compile(
+    rf"(?<![\w.,]){_NUMBER}\s*(?:btc|xbt|bitcoins?)\b|\b(?:btc|xbt)\s*:?\s*{_NUMBER}(?![\w.,])", re.I
+)
+
+
+class Strength(IntEnum):
+    """How much a name alone says: nothing, a note if its text reads like one, a note."""
+
+    NONE = 0
+    WEAK = 1
+    STRONG = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Signatures:
+    """data/ransom.toml, compiled."""
+
+    strong: re.Pattern[str]
+    weak: re.Pattern[str]
+    meow: re.Pattern[str]
+    system_collection: re.Pattern[str]
+    system_database: re.Pattern[str]
+    threat: tuple[re.Pattern[str], ...]
+    any_threat: re.Pattern[str]
+    demand: tuple[re.Pattern[str], ...]
+    cron_line: re.Pattern[str]
+    cron_command: re.Pattern[str]
+    ssh_key: re.Pattern[str]
+    weights: Mapping[str, int]
+    thresholds: Mapping[str, int]
+    limits: Mapping[str, int]
+
+
+def _any_of(patterns: Iterable[str]) -> str:
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+@cache
+def signatures() -> Signatures:
+    """The signatures shipped in data/ransom.toml."""
+    raw = tomllib.loads(resources.files(__package__).joinpath("data/ransom.toml").read_text("utf-8"))
+    names, text, attack = raw["names"], raw["text"], raw["attack"]
+    return Signatures(
+        strong=re.compile(_any_of(names["strong"])),
+        weak=re.compile(_any_of(names["weak"])),
+        meow=re.compile(names["meow"], re.I),
+        system_collection=re.compile(names["system_collection"], re.I),
+        system_database=re.compile(names["system_database"], re.I),
+        threat=tuple(re.compile(p, re.I | re.S) for p in text["threat"]),
+        any_threat=re.compile(_any_of(text["threat"]), re.I | re.S),
+        demand=tuple(re.compile(p, re.I) for p in text["demand"]),
+        cron_line=re.compile(attack["cron_line"], re.I | re.M),
+        cron_command=re.compile(attack["cron_command"], re.I),
+        ssh_key=re.compile(attack["ssh_key"]),
+        weights=raw["weights"],
+        thresholds=raw["thresholds"],
+        limits=raw["limits"],
+    )
+
+
+# --- text -----------------------------------------------------------------------------------------
+
+
+def _strings(value: Any, depth: int = 0) -> Iterator[str]:
+    """Every string in a sampled value, field names included; depth- and breadth-bounded."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bytes | bytearray):
+        yield bytes(value[:65536]).decode("utf-8", "replace")
+    elif depth < _MAX_DEPTH and isinstance(value, dict):
+        for key, item in islice(value.items(), _MAX_FIELDS):
+            if isinstance(key, str):
+                yield key
+            yield from _strings(item, depth + 1)
+    elif depth < _MAX_DEPTH and isinstance(value, list | tuple):
+        for item in islice(value, _MAX_FIELDS):
+            yield from _strings(item, depth + 1)
+
+
+def _bounded(strings: Iterable[str], chars: int) -> list[str]:
+    """The leading strings, cut so that together they hold at most `chars` characters."""
+    kept: list[str] = []
+    for s in strings:
+        if chars <= 0:
+            break
+        kept.append(s[:chars])
+        chars -= len(kept[-1])
+    return kept
+
+
+# --- evidence mined from a note's text ------------------------------------------------------------
+
+
+def valid_btc_address(address: str) -> bool:
+    """A mainnet Bitcoin address with a valid checksum: base58check P2PKH/P2SH, or bech32/bech32m segwit."""
+    if address[:3].lower() == "bc1":
+        try:
+            bech32m.decode("bc", address)
+        except bech32m.DecodeError:
+            return False
+        return True
+    try:
+        payload = base58.b58decode_check(address)
+    except ValueError:
+        return False
+    return len(payload) == 21 and payload[0] in (0x00, 0x05)
+
+
+def valid_onion(address: str) -> bool:
+    """A v3 onion address (56 base32 characters + .onion) whose checksum and version byte agree."""
+    raw = base64.b32decode(address[:56].upper())
+    key, checksum, version = raw[:32], raw[32:34], raw[34:]
+    expected = hashlib.sha3_256(b".onion checksum" + key + version).digest()[:2]
+    return version == b"\x03" and checksum == expected
+
+
+def _first(items: Iterable[str], limit: int) -> tuple[str, ...]:
+    return tuple(islice(dict.fromkeys(items), limit))
+
+
+def _amount(text: str) -> float | None:
+    """The first positive Bitcoin amount named in `text` ("0.05 BTC", "BTC 0.1", "10 bitcoins")."""
+    for match in _AMOUNT.finditer(text):
+        value = float((match.group(1) or match.group(2)).replace(",", "."))
+        if value > 0:
+            return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a text holds that ransom notes hold."""
+
+    btc_addresses: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    onion: tuple[str, ...] = ()
+    amount_btc: float | None = None
+    threats: int = 0
+    """Distinct threat phrases ("your database has been downloaded")."""
+    demands: int = 0
+    """Distinct demand words ("pay", "bitcoin", "contact")."""
+
+    def score(self, weights: Mapping[str, int]) -> int:
+        return (
+            weights["threat"] * self.threats
+            + min(weights["demand"] * self.demands, weights["demand_max"])
+            + weights["btc_address"] * bool(self.btc_addresses)
+            + weights["amount"] * (self.amount_btc is not None)
+            + weights["onion"] * bool(self.onion)
+            + weights["email"] * bool(self.emails)
+        )
+
+
+def mine(text: str) -> Evidence:
+    """Validated BTC addresses, e-mails, v3 onions, the amount asked and the phrases found in `text`."""
+    sig = signatures()
+    most = sig.limits["max_items"]
+    lowered = text.lower()
+    addresses = [m.group() for m in _BASE58.finditer(text)]
+    addresses += [m.group().lower() for m in _BECH32.finditer(text)]
+    onions = [m.group().lower() for m in _ONION.finditer(text)] if ".onion" in lowered else []
+    return Evidence(
+        btc_addresses=_first(filter(valid_btc_address, addresses), most),
+        emails=_first((m.group() for m in _EMAIL.finditer(text)), most) if "@" in text else (),
+        onion=_first(filter(valid_onion, onions), most),
+        amount_btc=_amount(text),
+        threats=sum(1 for p in sig.threat if p.search(text)),
+        demands=sum(1 for p in sig.demand if p.search(text)),
+    )
+
+
+def _note(where: str, strings: Sequence[str], evidence: Evidence) -> RansomNote:
+    """A note record; its excerpt is the longest string sampled there (the note's body)."""
+    body = max(strings, key=len, default="")
+    return RansomNote(
+        where=where,
+        excerpt=clean_line(body, signatures().limits["excerpt_chars"]),
+        btc_addresses=evidence.btc_addresses,
+        emails=evidence.emails,
+        amount_btc=evidence.amount_btc,
+        onion=evidence.onion,
+    )
+
+
+# --- names and places -----------------------------------------------------------------------------
+
+
+def name_strength(name: str) -> Strength:
+    """How strongly a database, collection or key name alone suggests a ransom note."""
+    sig = signatures()
+    squashed = re.sub(r"[^a-z0-9]", "", name[:_NAME_CHARS].lower())
+    if sig.strong.search(squashed):
+        return Strength.STRONG
+    return Strength.WEAK if sig.weak.fullmatch(squashed) else Strength.NONE
+
+
+def _where(noun: Nouns, database: str, name: str) -> str:
+    """ "index read_me", "collection README in database admin", "table WARNING in database X"."""
+    place = f"{noun.collection_singular} {clean_line(name, _NAME_CHARS)}"
+    if database:
+        place += f" in {noun.database_singular} {clean_line(database, _NAME_CHARS)}"
+    return place
+
+
+def _where_key(database: str, key: str) -> str:
+    """ "key backup1 in db 0" (key-value stores number their databases)."""
+    place = f"key {clean_line(key, _NAME_CHARS)}"
+    return f"{place} in db {clean_line(database, _NAME_CHARS)}" if database else place
+
+
+# --- signs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sign:
+    """One ransom or attack sign and the place it holds: a whole collection, or one key of it."""
+
+    kind: Kind
+    note: RansomNote
+    database: str
+    collection: str
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RansomScan:
+    """All ransom and attack signs of one service."""
+
+    signs: tuple[Sign, ...]
+    wiped: bool
+    """Every (non-system) collection was replaced by a note or left empty."""
+
+    @property
+    def infected(self) -> bool:
+        return bool(self.signs)
+
+    @property
+    def notes(self) -> tuple[RansomNote, ...]:
+        return tuple(s.note for s in self.signs[: signatures().limits["max_notes"]])
+
+    def clean(self, samples: Iterable[Sample]) -> tuple[Sample, ...]:
+        """`samples` without the attackers' text (note collections and note keys), for PII detection."""
+        whole = {(s.database, s.collection) for s in self.signs if s.key is None}
+        keys = {(s.database, s.collection, s.key) for s in self.signs if s.key is not None}
+        kept = []
+        for sample in samples:
+            if (sample.database, sample.collection) in whole:
+                continue
+            docs = tuple(
+                d for d in sample.documents if (sample.database, sample.collection, _key(d)) not in keys
+            )
+            if docs:
+                kept.append(Sample(sample.database, sample.collection, docs))
+        return tuple(kept)
+
+
+def _key(document: Any) -> str:
+    key = document.get("key") if isinstance(document, dict) else None
+    return key if isinstance(key, str) else ""
+
+
+def _reads_as_note(strength: Strength, evidence: Evidence) -> bool:
+    """A strong name is enough; a weak one needs note-like text; no name needs a threat and more."""
+    sig = signatures()
+    score = evidence.score(sig.weights)
+    if strength is Strength.STRONG:
+        return True
+    if strength is Strength.WEAK:
+        return score >= sig.thresholds["weak"]
+    return evidence.threats > 0 and score >= sig.thresholds["unnamed"]
+
+
+def _judge(strength: Strength, text: str) -> Evidence | None:
+    """The evidence in `text` if it makes a note of the place, else None. Without a telling name, a
+    text with no threat phrase is passed over unmined (the common, clean case)."""
+    if strength is Strength.NONE and not signatures().any_threat.search(text):
+        return None
+    evidence = mine(text)
+    return evidence if _reads_as_note(strength, evidence) else None
+
+
+def _attack_line(text: str) -> tuple[Kind, str] | None:
+    """A planted crontab line that fetches or runs code, or a planted SSH key, in a stored value."""
+    sig = signatures()
+    for line in sig.cron_line.finditer(text):
+        if sig.cron_command.search(line.group(1)):
+            return "cron", line.group()
+    if sig.ssh_key.match(text):
+        return "ssh_key", text
+    return None
+
+
+def _key_signs(database: str, collection: str, documents: Iterable[Any]) -> Iterator[Sign]:
+    """Signs among the sampled entries of a key-value store: planted cron/SSH lines and note keys."""
+    chars = signatures().limits["text_chars"]
+    for document in documents:
+        key = _key(document)
+        value = document.get("value") if isinstance(document, dict) else None
+        strings = _bounded(_strings(value), chars)
+        text = "\n".join(strings)
+        where = _where_key(database, key)
+        if attack := _attack_line(text):
+            kind, line = attack
+            excerpt = clean_line(line, signatures().limits["excerpt_chars"])
+            yield Sign(kind, RansomNote(where, excerpt), database, collection, key)
+        elif evidence := _judge(name_strength(key), text):
+            yield Sign("note", _note(where, strings, evidence), database, collection, key)
+
+
+def _collection_sign(
+    noun: Nouns, database: str, name: str, rows: int | None, documents: Sequence[Any]
+) -> Sign | None:
+    """The sign a collection is, if any: a Meow-wiped name, or a note (by name, by text, or both)."""
+    sig = signatures()
+    where = _where(noun, database, name)
+    if sig.meow.match(name[:_NAME_CHARS]) or sig.meow.match(database[:_NAME_CHARS]):
+        return Sign("meow", RansomNote(where, ""), database, name)
+    strength = max(name_strength(name), name_strength(database))
+    small = rows is None or rows <= sig.thresholds["unnamed_rows_max"]
+    if strength is Strength.NONE and not (documents and small):
+        return None
+    strings = _bounded((s for d in documents for s in _strings(d)), sig.limits["text_chars"])
+    if evidence := _judge(strength, "\n".join(strings)):
+        return Sign("note", _note(where, strings, evidence), database, name)
+    return None
+
+
+def _places(inspection: Inspection) -> dict[tuple[str, str], int | None]:
+    """(database, collection) -> rows for every collection listed or sampled."""
+    places = {(c.database, c.name): c.rows for c in inspection.collections}
+    for sample in inspection.samples:
+        places.setdefault((sample.database, sample.collection), None)
+    return places
+
+
+def _wiped(places: Mapping[tuple[str, str], int | None], signs: Sequence[Sign]) -> bool:
+    """Signs present, and every non-system collection is a note, empty, or holds only note keys."""
+    sig = signatures()
+    whole = {(s.database, s.collection) for s in signs if s.key is None}
+    note_keys: dict[tuple[str, str], set[str]] = {}
+    for s in signs:
+        if s.key is not None:
+            note_keys.setdefault((s.database, s.collection), set()).add(s.key)
+
+    def replaced(place: tuple[str, str], rows: int | None) -> bool:
+        return place in whole or (rows is not None and rows <= len(note_keys.get(place, ())))
+
+    def system(database: str, name: str) -> bool:
+        return bool(sig.system_database.match(database) or sig.system_collection.match(name))
+
+    return bool(signs) and all(replaced(p, rows) for p, rows in places.items() if not system(*p))
+
+
+def scan_ransom(inspection: Inspection) -> RansomScan:
+    """Every ransom and attack sign of one inspection, and whether its data looks wiped."""
+    noun = nouns(inspection.protocol)
+    documents: dict[tuple[str, str], list[Any]] = {}
+    for sample in inspection.samples:
+        documents.setdefault((sample.database, sample.collection), []).extend(sample.documents)
+    places = _places(inspection)
+    signs: list[Sign] = []
+    for (database, name), rows in places.items():
+        docs = documents.get((database, name), [])
+        if noun.keyed:
+            signs.extend(_key_signs(database, name, docs))
+        elif sign := _collection_sign(noun, database, name, rows, docs):
+            signs.append(sign)
+    return RansomScan(tuple(signs), _wiped(places, signs))
+
+
+def find_ransom(inspection: Inspection) -> tuple[bool, tuple[RansomNote, ...]]:
+    """(infected, notes): any ransom note or attack sign, and the notes (at most `max_notes`)."""
+    scan = scan_ransom(inspection)
+    return scan.infected, scan.notes
