@@ -217,7 +217,7 @@ def hosts(db: DbOption = None, as_json: JsonFlag = False, limit: int = 1000) -> 
     """List indexed hosts, most exposed first."""
     rows = open_store(db).hosts(limit=limit)
     if as_json:
-        out.print_json(data=rows)
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     elif rows:
         out.print(render.hosts_table(rows))
     else:
@@ -237,7 +237,7 @@ def show(
         fail(f"{address} is not in the index")
     records = [row["record"] for row in rows]
     if as_json:
-        out.print(json.dumps(records if port is None else records[0], indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(records if port is None else records[0], indent=2, ensure_ascii=False))
         return
     out.print(render.findings_table([Finding.from_record(r) for r in records], title=f"{ip}"))
     for row, record in zip(rows, records, strict=True):

@@ -47,13 +47,16 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
         ("collections", "right"),
         ("rows", "right"),
         ("size", "right"),
-        ("notes", "left"),
+        ("severity", "left"),
+        ("personal data / notes", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for finding in findings:
         record = finding.to_record()
         dataset = record["dataset"]
-        notes = "; ".join(finding.errors)[:80] or finding.banner[:40]
+        notes = ", ".join(record.get("pii", {})) or "; ".join(finding.errors)[:80] or finding.banner[:40]
+        if record.get("ransom", {}).get("infected"):
+            notes = f"[bold red]ATTACKED[/] {notes}"
         table.add_row(
             f"{finding.ip}:{finding.port}",
             finding.protocol,
@@ -63,9 +66,20 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             human_count(dataset["collections"]) if finding.exposed else "-",
             human_count(dataset["rows"]),
             human_bytes(dataset["size_bytes"]),
+            severity_text(record.get("severity")),
             notes,
         )
     return table
+
+
+SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan"}
+
+
+def severity_text(severity: str | None) -> str:
+    if severity is None:
+        return "-"
+    style = SEVERITY_STYLE.get(severity)
+    return f"[{style}]{severity}[/]" if style else severity
 
 
 def hosts_table(rows: Iterable[dict[str, Any]]) -> Table:
@@ -91,6 +105,7 @@ def collections_table(record: dict[str, Any]) -> Table:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     table.add_column("fields", overflow="fold")
+    table.add_column("personal data", overflow="fold")
     for c in record["collections"]:
         table.add_row(
             c["database"],
@@ -98,5 +113,6 @@ def collections_table(record: dict[str, Any]) -> Table:
             human_count(c["rows"]),
             human_bytes(c["size_bytes"]),
             ", ".join(c["fields"][:12]) + (" ..." if len(c["fields"]) > 12 else ""),
+            ", ".join(c.get("pii", ())),
         )
     return table

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from leaksonar.assess import assess
 from leaksonar.model import Finding, Identity, Inspection, Limits
 from leaksonar.protocols import BY_NAME, Endpoint
 from leaksonar.scan.discover import DiscoveryStats
@@ -79,6 +80,7 @@ async def inspect_service(ip: str, port: int, identity: Identity, limits: Limits
 
 
 def to_finding(ip: str, port: int, identity: Identity, inspection: Inspection, scan_id: str) -> Finding:
+    """The finding for one service; its samples are assessed here and go no further."""
     return Finding(
         ip=ip,
         port=port,
@@ -95,6 +97,7 @@ def to_finding(ip: str, port: int, identity: Identity, inspection: Inspection, s
         errors=inspection.errors,
         details=inspection.details,
         banner=identity.banner if identity.protocol == "unknown" else "",
+        assessment=assess(inspection),
     )
 
 

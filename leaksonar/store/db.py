@@ -114,6 +114,7 @@ class Store:
             "exposed": finding.exposed,
             "rows": finding.rows,
             "size_bytes": finding.size_bytes,
+            "severity": record.get("severity"),
             "record": record,
             **seen,
         }

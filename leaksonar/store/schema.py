@@ -59,6 +59,7 @@ services = Table(
     Column("exposed", Boolean, nullable=False),
     Column("rows", BigInteger),
     Column("size_bytes", BigInteger),
+    Column("severity", String(8), index=True),
     Column("first_seen", String(20), nullable=False),
     Column("last_seen", String(20), nullable=False),
     Column("last_scan_id", String(40), nullable=False),

@@ -1,0 +1,238 @@
+"""Personal data in sampled documents: categories per field, per collection and per service.
+
+Each document is walked (bounded) into leaves named by their dotted path (``person.contact.phone``);
+key-value documents (``{"key": "citizen:12", "value": {...}}``, as Redis and Memcached samples are)
+are named by their key pattern (``citizen:*.id_number``), and the key's variable parts are a field of
+their own. A field gets a category when
+
+- enough of its values prove it alone (checksums, strict formats): `VALUE_RATE`; or
+- its name says the category and enough values agree: `NAME_RATE` for categories with a real
+  validator, `PLAUSIBLE_RATE` for the others (names, addresses, genders ...).
+
+Phones, e-mails, IDs, cards and IPs written inside free text count as values of their field. Raw
+values never leave this module: hits carry counts and one masked example.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from leaksonar.assess.lexicon import name_hint
+from leaksonar.assess.validators import NAME_CHECKS, VALIDATED, classify, embedded, mask
+from leaksonar.model import PII_CATEGORIES, PiiHit, Sample
+
+VALUE_RATE = 0.6
+"""Share of a field's values that must prove a category on their own."""
+NAME_RATE = 0.3
+"""Share that must validate when the field's name says the category."""
+PLAUSIBLE_RATE = 0.6
+"""Share that must look right when the name says a category that has no validator."""
+MAX_DEPTH = 8
+MAX_KEYS = 500
+"""Keys read per object and items per list."""
+MAX_LEAVES = 2000
+"""Leaves read per document."""
+MAX_VALUES = 64
+"""Values kept per field and sample."""
+MAX_CHARS = 1024
+"""Characters of one value looked at."""
+_FREE_TEXT = 12
+"""Shortest value scanned for phones, e-mails and IDs written inside it."""
+_EMPTY = frozenset(
+    {"", "null", "none", "nil", "nan", "n/a", "-", "--", "/", "undefined", "unknown", "无", "不详", "暂无"}
+)
+_KV_KEYS = frozenset({"key", "type", "value", "ttl", "size", "flags", "encoding"})
+_KEY_PARTS = re.compile(r"([:/|#])")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPii:
+    """What one field of one collection holds."""
+
+    path: str
+    sampled: int
+    """Non-empty values looked at."""
+    matches: dict[str, int]
+    """Category -> values that showed it (reported categories only)."""
+    examples: dict[str, str]
+    """Category -> one masked example."""
+
+
+def _leaf(value: Any) -> str | None:
+    """A sampled scalar as stripped text, None when empty or not a scalar."""
+    if isinstance(value, str):
+        text = value[:MAX_CHARS].strip()
+    elif isinstance(value, bool) or value is None:
+        return None
+    elif isinstance(value, int):
+        text = str(value) if -(10**20) < value < 10**20 else ""
+    elif isinstance(value, float):
+        text = repr(value) if math.isfinite(value) else ""
+    elif isinstance(value, Decimal | date):
+        text = str(value)
+    else:
+        return None
+    return None if text.lower() in _EMPTY else text
+
+
+def key_pattern(key: str) -> tuple[str, list[str]]:
+    """A key's pattern and variable parts: ``"citizen:12"`` -> (``"citizen:*"``, ["12"])."""
+    parts = _KEY_PARTS.split(key[:MAX_CHARS])
+    variable = [
+        i for i in range(0, len(parts), 2) if len(parts[i]) > 24 or any(c.isdigit() for c in parts[i])
+    ]
+    pattern = "".join("*" if i in variable else part for i, part in enumerate(parts))
+    return pattern, [parts[i] for i in variable]
+
+
+class _Walk:
+    """Collects the non-empty leaf values of documents by field path, within the bounds."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+        self.leaves = 0
+
+    def add(self, path: str, value: Any) -> None:
+        text = _leaf(value)
+        if text is not None:
+            values = self.fields.setdefault(path, [])
+            if len(values) < MAX_VALUES:
+                values.append(text)
+
+    def walk(self, value: Any, path: str, depth: int = 0) -> None:
+        if self.leaves >= MAX_LEAVES:
+            return
+        if isinstance(value, dict):
+            if depth < MAX_DEPTH:
+                for count, (key, child) in enumerate(value.items()):
+                    if count == MAX_KEYS:
+                        break
+                    name = str(key)[:200]
+                    self.walk(child, f"{path}.{name}" if path else name, depth + 1)
+        elif isinstance(value, list | tuple):
+            if depth < MAX_DEPTH:
+                for child in value[:MAX_KEYS]:
+                    self.walk(child, path, depth + 1)
+        else:
+            self.leaves += 1
+            self.add(path, value)
+
+    def document(self, document: dict[str, Any]) -> None:
+        """One sampled document; key-value documents are named by their key pattern."""
+        self.leaves = 0
+        key = document.get("key")
+        if isinstance(key, str) and "value" in document and document.keys() <= _KV_KEYS:
+            pattern, variable = key_pattern(key)
+            for part in variable:
+                self.add(pattern, part)
+            value = document["value"]
+            self.walk(value if isinstance(value, dict) else {"value": value}, pattern)
+        else:
+            self.walk(document, "")
+
+
+def field_values(sample: Sample) -> dict[str, list[str]]:
+    """Field path -> the sample's non-empty values (bounded), in document order."""
+    walk = _Walk()
+    for document in sample.documents:
+        if isinstance(document, dict):
+            walk.document(document)
+    return walk.fields
+
+
+def _categories_of(
+    value: str, hint: str | None, check: Callable[[str], bool] | None, alone: bool
+) -> dict[str, str]:
+    """Category -> the matching text, for one value of a field named for `hint`. A value that agrees
+    with its name is that; other categories then come only from what is written inside it."""
+    found: dict[str, str] = {}
+    if check is not None and hint is not None and check(value):
+        found[hint] = value
+    if not alone:
+        return found
+    category = None if found else classify(value)
+    if category is not None:
+        found[category] = value
+    elif len(value) >= _FREE_TEXT:
+        for category, text in embedded(value):
+            if len(text) < len(value):
+                found.setdefault(category, text)
+    return found
+
+
+def _enough(matches: int, sampled: int, rate: float) -> bool:
+    """`rate` of the values, and all of them when there is only one."""
+    return matches > 0 and (matches == sampled if sampled < 2 else matches >= rate * sampled)
+
+
+def _rate(category: str, hint: str | None) -> float:
+    if category != hint:
+        return VALUE_RATE
+    return NAME_RATE if category in VALIDATED else PLAUSIBLE_RATE
+
+
+def assess_field(path: str, values: Sequence[str]) -> FieldPii:
+    """The categories of one field from its name and its sampled values."""
+    hint = name_hint(path)
+    check = NAME_CHECKS.get(hint.category) if hint.category else None
+    counts: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for value in values:
+        for category, text in _categories_of(value, hint.category, check, not hint.not_personal).items():
+            counts[category] += 1
+            examples.setdefault(category, text)
+    sampled = len(values)
+    matches = {c: n for c, n in counts.items() if _enough(n, sampled, _rate(c, hint.category))}
+    return FieldPii(path, sampled, matches, {c: mask(c, examples[c]) for c in matches})
+
+
+def assess_sample(sample: Sample) -> list[FieldPii]:
+    """Every field of one sample with what it holds (fields without personal data included)."""
+    return [assess_field(path, values) for path, values in field_values(sample).items()]
+
+
+@dataclass(slots=True)
+class _Tally:
+    matches: int = 0
+    sampled: int = 0
+    fields: tuple[str, ...] = ()
+    example: str = ""
+
+    def add(self, field: FieldPii, category: str) -> None:
+        self.matches += field.matches[category]
+        self.sampled += field.sampled
+        if field.path not in self.fields:
+            self.fields = (*self.fields, field.path)
+        self.example = self.example or field.examples[category]
+
+
+def _ordered(categories: Iterable[str]) -> tuple[str, ...]:
+    found = set(categories)
+    return tuple(c for c in PII_CATEGORIES if c in found)
+
+
+def detect(
+    samples: Sequence[Sample],
+) -> tuple[dict[str, PiiHit], dict[tuple[str, str], tuple[str, ...]]]:
+    """Personal data in one service's samples: category -> hit (counts, fields, one masked example),
+    and (database, collection) -> the categories found in it (collections with none are left out)."""
+    tallies: dict[str, _Tally] = {}
+    places: dict[tuple[str, str], set[str]] = {}
+    for sample in samples:
+        for field in assess_sample(sample):
+            for category in field.matches:
+                tallies.setdefault(category, _Tally()).add(field, category)
+                places.setdefault((sample.database, sample.collection), set()).add(category)
+    pii = {
+        c: PiiHit(t.matches, t.sampled, t.fields, t.example)
+        for c in PII_CATEGORIES
+        if (t := tallies.get(c)) is not None
+    }
+    return pii, {place: _ordered(categories) for place, categories in places.items()}
