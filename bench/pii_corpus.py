@@ -47,7 +47,7 @@ class Field:
     values: tuple[Any, ...]
     expected: frozenset[str]
     kind: str
-    """named, neutral, misleading, free_text or trap."""
+    """named, variant, unseen (names written apart from the lexicon), neutral, misleading, free_text, trap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +386,8 @@ def bad_resident_id(g: Gen) -> str:
     if style == 1:
         body = "99" + number[2:17]  # no such area
         return body + ric.calc_check_digit(body + "0")
-    return g.digits(18)
+    number = g.digits(18)
+    return number if luhn.checksum(number) else number[:-1] + str((int(number[-1]) + 1) % 10)
 
 
 def ms_timestamp(g: Gen) -> Any:
@@ -475,16 +476,17 @@ def _style(g: Gen, words: list[str]) -> str:
 
 
 _PREFIXES = ("", "", "", "person.", "data.", "profile.", "customer.", "user.info.", "suspect.")
-_QUALIFIERS = ("receiver", "emergency contact", "home", "owner", "holder", "applicant", "buyer", "new")
+_QUALIFIERS = ("home", "receiver", "emergency contact", "owner", "holder", "applicant", "buyer", "new")
 _QUALIFIERS_ZH = ("收货人", "紧急联系人", "户主", "申请人", "本人", "现")
 
 
-def _name(g: Gen, options: tuple[str, ...], nested: bool = True) -> str:
+def _name(g: Gen, options: tuple[str, ...], nested: bool = True, qualify: bool = True) -> str:
     """A field name from `options`, sometimes qualified ("receiver phone", "收货人手机号") or nested."""
     base = g.pick(options)
-    if nested and g.chance(0.2):
+    if nested and qualify and g.chance(0.2):
         chinese = any(ord(c) > 0x3000 for c in base)
-        base = g.pick(_QUALIFIERS_ZH) + base if chinese else f"{g.pick(_QUALIFIERS)} {base}"
+        english = _QUALIFIERS[1:] if base == "name" else _QUALIFIERS
+        base = g.pick(_QUALIFIERS_ZH) + base if chinese else f"{g.pick(english)} {base}"
     name = _style(g, base.split())
     return (g.pick(_PREFIXES) + name) if nested else name
 
@@ -531,6 +533,56 @@ POSITIVES: dict[str, tuple[tuple[str, ...], Maker]] = {
     ),
 }
 """Category -> (field names, value maker) for named positives."""
+
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "name": _n(
+        "cust_name|client_full_name|patientName|NAME_CN|姓名全称|用户姓名|联系人名称|passenger_name|xingming"
+    ),
+    "national_id": _n(
+        "id_no|idNumber|identity_no|citizen_no|身份证件号码|证件号|sfzhm|cert_no|id_card_number"
+    ),
+    "phone": _n(
+        "mobile_no|phoneNo|telephone_number|cellphone|contact_tel|联系手机|手机|移动电话|tel_no|mobilePhone"
+    ),
+    "email": _n("emailAddr|mail_addr|user_email|电子邮件|邮件地址|email_1|contactEmail"),
+    "address": _n(
+        "residential_address|addr_line1|street|居住地址|通讯地址|详细地址|home_addr|mailing_address"
+    ),
+    "birth_date": _n("birthdate|bday|出生年月日|birth_dt|date_birth|dateOfBirth"),
+    "age": _n("age_years|年纪|cust_age|patient_age"),
+    "birth_place": _n("native_place|出生地点|祖籍|place_born|birth_city"),
+    "gender": _n("sex_code|性别代码|gender_cd|xingbie|SEX"),
+    "location": _n("latitude_deg|geo_lat|gps_lng|位置纬度|longitude_val"),
+    "payment_card": _n("cardNo|pan_number|credit_card_no|bank_card|卡号码|card_num|cc_num"),
+    "bank_account": _n("acct_no|bank_acct_number|iban_code|银行账户|收款账号"),
+    "passport": _n("passport_id|passportNo|护照编号|passport_num|travel_doc_no"),
+    "password": _n("user_pwd|login_password|pass_hash|pwd_md5|口令|登陆密码"),
+    "secret": _n("apiKey|access_key_secret|app_secret|auth_key|refresh_token|session_token|私钥"),
+    "ip_address": _n("ip_address|login_ip|remote_ip|src_ip|登录ip地址|ipv4_addr"),
+    "case_record": _n("case_id|case_category|案件描述|案件性质|crime_type|offense_desc|ajxz"),
+}
+"""Category -> column names written without looking at the lexicon (then used to extend it)."""
+
+UNSEEN: dict[str, tuple[str, ...]] = {
+    "name": _n("realName|full_nm|insured_name|owner_nm|持有人姓名|当事人姓名|xm_1|beneficiary_name"),
+    "national_id": _n("idcardno|id_card_num|identityNumber|身份证明号码|zjhm_1|sfz_hm|national_id_no|nid"),
+    "phone": _n("mobileNumber|telephone1|phone_num|contact_mobile|手机号码1|联系人电话|lxdh2|work_tel"),
+    "email": _n("e-mail|emailaddress|mail_address|电子信箱|yxdz|notify_email"),
+    "address": _n("address1|addr_detail|home_address_line|住宅地址|家庭地址|现居住地址|zhuzhi|postal_addr"),
+    "birth_date": _n("birth_day|date_of_birth_str|出生日|born_on|dob_date"),
+    "age": _n("current_age|age_at_visit|周岁|nl_sui"),
+    "birth_place": _n("birthPlace|出生地址|籍贯地|jgdz"),
+    "gender": _n("gender_code|sex_flag|性别名称|xbdm|sexType"),
+    "location": _n("lat_deg|latitude_wgs84|经度坐标|gps_lat|geo_point"),
+    "payment_card": _n("card_no_1|bankCardNo|debit_card_number|yhkhm|信用卡卡号|ccNumber"),
+    "bank_account": _n("account_no|bank_account_number|iban_number|khzh|银行账户号|settlement_account"),
+    "passport": _n("passport_number_1|ppt_no|护照证件号|hzhm|passportId"),
+    "password": _n("passwordHash|user_passwd|login_pwd|mm_md5|encrypted_password|登录口令"),
+    "secret": _n("api_secret|accessToken|client_token|app_key_secret|webhook_token"),
+    "ip_address": _n("ipAddr|client_ip_addr|last_ip|客户端IP|登录IP地址|source_ip_address"),
+    "case_record": _n("case_number|caseNo|案件编码|案件简要|ajbm|offence_type|charges_desc"),
+}
+"""Category -> more column names written without looking at the lexicon, kept out of its tuning."""
 
 EXTRA_POSITIVES: tuple[tuple[str, tuple[str, ...], Maker], ...] = (
     ("national_id", ("ssn", "social security number", "SSN"), ssn),
@@ -618,18 +670,31 @@ def _column(g: Gen, maker: Maker, rows: int, dirty: bool) -> tuple[Any, ...]:
 
 
 def _field(g: Gen, name: str, maker: Maker, rows: int, expected: set[str], kind: str) -> Field:
-    values = _column(g, maker, rows, dirty=kind == "named")
+    values = _column(g, maker, rows, dirty=kind in ("named", "variant", "unseen"))
     empty = all(v in (None, "", "unknown", "无") for v in values)
     return Field(name, values, frozenset() if empty else frozenset(expected), kind)
+
+
+def _mixed_field(g: Gen, rows: int) -> Field:
+    """A "contacts.value"-like field: phones and e-mails in turn."""
+    kinds = [("phone", ALONE["phone"]), ("email", email)][g.rnd.randrange(2) :] * rows
+    values = tuple(maker(g) for _, maker in kinds[:rows])
+    name = g.pick(("contacts.value", "contact", "联系方式值", "f8", "channels.address"))
+    return Field(name, values, frozenset(c for c, _ in kinds[:rows]), "mixed")
 
 
 def _random_field(g: Gen, rows: int) -> Field:
     """One labelled field of any kind."""
     roll = g.rnd.random()
-    if roll < 0.40:
+    if roll < 0.33:
         category = g.pick(tuple(POSITIVES))
         names, maker = POSITIVES[category]
         return _field(g, _name(g, names), maker, rows, {category}, "named")
+    if roll < 0.40:
+        kind, names = g.pick((("variant", VARIANTS), ("unseen", UNSEEN)))
+        category = g.pick(tuple(names))
+        name = g.pick(_PREFIXES) + g.pick(names[category])
+        return _field(g, name, POSITIVES[category][1], rows, {category}, kind)
     if roll < 0.47:
         category, names, maker = g.pick(EXTRA_POSITIVES)
         return _field(g, _name(g, names), maker, rows, {category}, "named")
@@ -642,13 +707,15 @@ def _random_field(g: Gen, rows: int) -> Field:
     if roll < 0.67:
         category, maker = g.pick(FREE_TEXT)
         return _field(g, _name(g, FREE_TEXT_NAMES, nested=False), maker, rows, {category}, "free_text")
-    if roll < 0.70:
+    if roll < 0.69:
         pii = g.pick(("national_id", "phone"))
         names = POSITIVES["case_record"][0]
         maker: Maker = lambda g: case_description(g, pii)  # noqa: E731
         return _field(g, _name(g, names), maker, rows, {"case_record", pii}, "free_text")
+    if roll < 0.71:
+        return _mixed_field(g, rows)
     names, maker = g.pick(TRAPS)
-    return _field(g, _name(g, names), maker, rows, set(), "trap")
+    return _field(g, _name(g, names, qualify=False), maker, rows, set(), "trap")
 
 
 def table(g: Gen, number: int) -> Table:

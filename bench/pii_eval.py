@@ -41,9 +41,10 @@ def predicted_fields(sample: Sample) -> dict[str, set[str]]:
     return found
 
 
-def score(tables: list[Table]) -> tuple[dict[str, Counter[str]], list[dict[str, Any]]]:
-    """Per category tp/fp/fn counts, and the misjudged fields."""
+def score(tables: list[Table]) -> tuple[dict[str, Counter[str]], Counter[str], list[dict[str, Any]]]:
+    """Per category tp/fp/fn counts, per kind of field "fields"/"exact" counts, and the misjudged fields."""
     counts: dict[str, Counter[str]] = {c: Counter() for c in PII_CATEGORIES}
+    kinds: Counter[str] = Counter()
     errors: list[dict[str, Any]] = []
     for table in tables:
         labels = table.labels()
@@ -58,18 +59,21 @@ def score(tables: list[Table]) -> tuple[dict[str, Counter[str]], list[dict[str, 
                 counts[category]["fp"] += 1
             for category in expected - got:
                 counts[category]["fn"] += 1
+            kind = label.kind if label else "key"
+            kinds[f"{kind}:fields"] += 1
+            kinds[f"{kind}:exact"] += expected == got
             if expected != got:
                 errors.append(
                     {
                         "table": table.name,
                         "path": path,
-                        "kind": label.kind if label else "key",
+                        "kind": kind,
                         "expected": sorted(expected),
                         "got": sorted(got),
                         "values": [str(v)[:60] for v in (label.values[:4] if label else ())],
                     }
                 )
-    return counts, errors
+    return counts, kinds, errors
 
 
 def throughput(samples: list[Sample], repeat: int) -> tuple[int, float]:
@@ -101,6 +105,18 @@ def report(counts: dict[str, Counter[str]]) -> dict[str, dict[str, float | int]]
     return rows
 
 
+def by_kind(kinds: Counter[str]) -> dict[str, dict[str, float | int]]:
+    """Kind of field -> how many, and the share given exactly their categories."""
+    names = sorted({key.split(":")[0] for key in kinds})
+    return {
+        k: {
+            "fields": kinds[f"{k}:fields"],
+            "exact": round(_ratio(kinds[f"{k}:exact"], kinds[f"{k}:fields"]), 4),
+        }
+        for k in names
+    }
+
+
 def _print(rows: dict[str, dict[str, float | int]], values: int, rate: float) -> None:
     print(f"{'category':<14} {'precision':>9} {'recall':>7} {'tp':>5} {'fp':>4} {'fn':>4}")
     for category, r in rows.items():
@@ -122,17 +138,19 @@ def main() -> int:
     args = parser.parse_args()
 
     tables = corpus(args.seed, args.tables)
-    counts, errors = score(tables)
+    counts, kinds, errors = score(tables)
     values, rate = throughput([t.sample() for t in tables], args.repeat)
-    rows = report(counts)
+    rows, fields_by_kind = report(counts), by_kind(kinds)
     print(f"seed {args.seed}, {len(tables)} tables, {sum(len(t.fields) for t in tables)} labelled fields")
     _print(rows, values, rate)
+    print("fields judged exactly right, by kind:")
+    print("  " + ", ".join(f"{k} {v['exact']:.3f} of {v['fields']}" for k, v in fields_by_kind.items()))
     for error in errors[: args.errors]:
         print(json.dumps(error, ensure_ascii=False))
 
     others = {}
     for seed in (int(s) for s in args.seeds.split(",") if s):
-        other_counts, _ = score(corpus(seed, args.tables))
+        other_counts, _, _ = score(corpus(seed, args.tables))
         others[seed] = report(other_counts)
         worst_p = min(r["precision"] for r in others[seed].values())
         worst_r = min(r["recall"] for r in others[seed].values())
@@ -150,6 +168,7 @@ def main() -> int:
                 "values": values,
                 "values_per_second": round(rate),
                 "categories": rows,
+                "by_kind": fields_by_kind,
                 "other_seeds": others,
                 "targets": {
                     "precision": TARGET_PRECISION,

@@ -5,7 +5,8 @@ key-value documents (``{"key": "citizen:12", "value": {...}}``, as Redis and Mem
 are named by their key pattern (``citizen:*.id_number``), and the key's variable parts are a field of
 their own. A field gets a category when
 
-- enough of its values prove it alone (checksums, strict formats): `VALUE_RATE`; or
+- enough of its values prove it alone (checksums, strict formats): `VALUE_RATE` (or `NAME_RATE` each
+  when together they prove categories at `VALUE_RATE`, as a list of phones and e-mails does); or
 - its name says the category and enough values agree: `NAME_RATE` for categories with a real
   validator, `PLAUSIBLE_RATE` for the others (names, addresses, genders ...).
 
@@ -18,13 +19,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from leaksonar.assess.lexicon import name_hint
+from leaksonar.assess.lexicon import NameHint, name_hint
 from leaksonar.assess.validators import NAME_CHECKS, VALIDATED, classify, embedded, mask
 from leaksonar.model import PII_CATEGORIES, PiiHit, Sample
 
@@ -35,6 +36,7 @@ NAME_RATE = 0.3
 PLAUSIBLE_RATE = 0.6
 """Share that must look right when the name says a category that has no validator."""
 MAX_DEPTH = 8
+"""Levels of nesting read."""
 MAX_KEYS = 500
 """Keys read per object and items per list."""
 MAX_LEAVES = 2000
@@ -45,6 +47,10 @@ MAX_CHARS = 1024
 """Characters of one value looked at."""
 _FREE_TEXT = 12
 """Shortest value scanned for phones, e-mails and IDs written inside it."""
+_FREE_TEXT_CATEGORIES = frozenset({"case_record"})
+"""Categories whose values are prose that may quote other personal data."""
+_TEXT = re.compile(r"[\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+"""Free text has spaces or Chinese (a token or an identifier has neither)."""
 _EMPTY = frozenset(
     {"", "null", "none", "nil", "nan", "n/a", "-", "--", "/", "undefined", "unknown", "无", "不详", "暂无"}
 )
@@ -147,20 +153,20 @@ def field_values(sample: Sample) -> dict[str, list[str]]:
     return walk.fields
 
 
-def _categories_of(
-    value: str, hint: str | None, check: Callable[[str], bool] | None, alone: bool
-) -> dict[str, str]:
-    """Category -> the matching text, for one value of a field named for `hint`. A value that agrees
-    with its name is that; other categories then come only from what is written inside it."""
+def _categories_of(value: str, hint: NameHint) -> dict[str, str]:
+    """Category -> the matching text, for one value of a field named by `hint`. A value that agrees
+    with its name is that, and nothing else unless it is prose (a case description quoting an ID)."""
     found: dict[str, str] = {}
-    if check is not None and hint is not None and check(value):
-        found[hint] = value
-    if not alone:
+    for named in hint.categories:
+        if NAME_CHECKS[named](value):
+            found[named] = value
+            break
+    if hint.not_personal or not found.keys() <= _FREE_TEXT_CATEGORIES:
         return found
     category = None if found else classify(value)
     if category is not None:
         found[category] = value
-    elif len(value) >= _FREE_TEXT:
+    elif len(value) >= _FREE_TEXT and _TEXT.search(value):
         for category, text in embedded(value):
             if len(text) < len(value):
                 found.setdefault(category, text)
@@ -172,24 +178,29 @@ def _enough(matches: int, sampled: int, rate: float) -> bool:
     return matches > 0 and (matches == sampled if sampled < 2 else matches >= rate * sampled)
 
 
-def _rate(category: str, hint: str | None) -> float:
-    if category != hint:
-        return VALUE_RATE
-    return NAME_RATE if category in VALIDATED else PLAUSIBLE_RATE
+def _rate(category: str, hint: NameHint, mixed: bool) -> float:
+    """The share of values that must show `category`; `mixed`: enough values pass a validator (a
+    "contacts.value" of phones and e-mails), so each category they prove needs only the name rate."""
+    if category in hint.categories:
+        return NAME_RATE if category in VALIDATED else PLAUSIBLE_RATE
+    return NAME_RATE if mixed else VALUE_RATE
 
 
 def assess_field(path: str, values: Sequence[str]) -> FieldPii:
     """The categories of one field from its name and its sampled values."""
     hint = name_hint(path)
-    check = NAME_CHECKS.get(hint.category) if hint.category else None
     counts: Counter[str] = Counter()
     examples: dict[str, str] = {}
+    proven = 0
     for value in values:
-        for category, text in _categories_of(value, hint.category, check, not hint.not_personal).items():
+        found = _categories_of(value, hint)
+        proven += any(c in VALIDATED or c not in hint.categories for c in found)
+        for category, text in found.items():
             counts[category] += 1
             examples.setdefault(category, text)
     sampled = len(values)
-    matches = {c: n for c, n in counts.items() if _enough(n, sampled, _rate(c, hint.category))}
+    mixed = _enough(proven, sampled, VALUE_RATE)
+    matches = {c: n for c, n in counts.items() if _enough(n, sampled, _rate(c, hint, mixed))}
     return FieldPii(path, sampled, matches, {c: mask(c, examples[c]) for c in matches})
 
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import date
 from functools import cache
+from itertools import chain
 
 import phonenumbers
 from stdnum import iban, luhn, numdb
@@ -62,10 +63,17 @@ _OTHER_IDS = (
 """National IDs with a checksum, accepted when the field is named for a national ID."""
 
 
+def _cn_area(code: str) -> bool:
+    """A county of python-stdnum's Chinese administrative division table, of any year (IDs keep the code
+    of where they were issued, which may have been renamed since), or a county-level code of one of its
+    prefectures (the table misses a few, such as 620201)."""
+    areas = _cn_areas()
+    return code in areas or (code[4:] != "00" and code[:4] + "00" in areas)
+
+
 @cache
 def _cn_areas() -> frozenset[str]:
-    """The 6-digit codes of python-stdnum's Chinese administrative division table, of any year (IDs keep
-    the code of where they were issued, which may have been renamed since)."""
+    """The 6-digit codes of python-stdnum's Chinese administrative division table."""
     codes = set()
     for length, low, high, _, children in numdb.get("cn/loc").prefixes:
         for province in range(int(low), int(high) + 1):
@@ -92,7 +100,7 @@ def is_cn_ric(value: str) -> bool:
         _RIC.fullmatch(number) is not None
         and ric.calc_check_digit(number) == number[-1]
         and _past_date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-        and number[:6] in _cn_areas()
+        and _cn_area(number[:6])
     )
 
 
@@ -101,7 +109,7 @@ def _is_cn_ric_old(number: str) -> bool:
     return (
         _RIC_OLD.fullmatch(number) is not None
         and _past_date(1900 + int(number[6:8]), int(number[8:10]), int(number[10:12]))
-        and number[:6] in _cn_areas()
+        and _cn_area(number[:6])
     )
 
 
@@ -263,7 +271,8 @@ _IIN: tuple[tuple[str, str, frozenset[int]], ...] = (
     ("56", "58", frozenset(range(12, 20))),
     ("6304", "6304", frozenset(range(12, 16))),
     ("6759", "6763", frozenset(range(12, 16))),
-    ("0604", "0604", frozenset(range(12, 20))),
+    ("6390", "6390", frozenset(range(12, 16))),
+    ("0604", "0604", frozenset(range(12, 20))),  # Maestro UK (legacy)
     ("6", "6", frozenset(range(16, 20))),  # Discover, UnionPay, Maestro, RuPay
     ("81", "82", frozenset({16})),  # UnionPay, RuPay
 )
@@ -360,31 +369,14 @@ def is_place(value: str) -> bool:
 
 
 _GENDERS = frozenset(
-    {
-        "男",
-        "女",
-        "男性",
-        "女性",
-        "m",
-        "f",
-        "male",
-        "female",
-        "man",
-        "woman",
-        "0",
-        "1",
-        "2",
-        "9",
-        "未知",
-        "u",
-        "x",
-    }
+    ("男", "女", "男性", "女性", "未知", "m", "f", "u", "x", "male", "female", "man", "woman")
 )
+_GENDER_CODES = frozenset(("0", "1", "2", "9"))
 
 
 def is_gender(value: str) -> bool:
     """A gender as databases store it: 男/女, M/F, male/female, or the GB/T 2261 codes 0/1/2/9."""
-    return value.lower() in _GENDERS
+    return value.lower() in _GENDERS or value in _GENDER_CODES
 
 
 _AGE = re.compile(r"(\d{1,3})(?:岁|周岁| years?)?")
@@ -502,22 +494,25 @@ def classify(value: str) -> str | None:
     return None
 
 
-_EMBEDDED = re.compile(
+_EMBEDDED_EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}"
-    r"|(?<![A-Za-z0-9.])(?:"
+)
+_EMBEDDED_NUMBER = re.compile(
+    r"(?=[\d+(])(?<![A-Za-z0-9._/=-])(?:"
     r"\d{17}[\dXx]"
     r"|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?"
     r"|\+?(?:\d{1,3}[ -])?\(?\d{2,4}\)?[ -.]?\d{3,4}[ -.]?\d{4}"
     r"|\d{3}-\d{2}-\d{4}"
     r"|\d{1,3}(?:\.\d{1,3}){3}"
     r"|\+?\d{7,19}"
-    r")(?![A-Za-z0-9]|\.\d)"
+    r")(?![A-Za-z0-9_/=-]|\.\d)"
 )
 
 
 def embedded(text: str) -> Iterator[tuple[str, str]]:
     """(category, matched text) for phones, e-mails, IDs, cards and IPs written inside free text."""
-    for count, match in enumerate(_EMBEDDED.finditer(text)):
+    matches = _EMBEDDED_EMAIL.finditer(text) if "@" in text else iter(())
+    for count, match in enumerate(chain(matches, _EMBEDDED_NUMBER.finditer(text))):
         if count == _MAX_EMBEDDED:
             return
         found = match.group()
