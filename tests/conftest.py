@@ -1,11 +1,16 @@
-"""Shared fixtures. `lab`: real database servers on loopback (base 127.78.0.0), one per test session."""
+"""Shared fixtures. `lab`: real database servers on loopback (base 127.78.0.0), one per test session;
+`scanned`: one scan of the whole lab, shared by the tests that read its findings."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -70,3 +75,42 @@ def lab_service(lab: dict[str, Any]) -> Callable[[str], dict[str, Any]]:
     from leaksonar.lab import service
 
     return lambda name: service(lab, name)
+
+
+def leaksonar(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the `leaksonar` command; unless `check` is false, fail on a non-zero exit."""
+    result = subprocess.run(
+        [sys.executable, "-m", "leaksonar", *args], capture_output=True, text=True, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"leaksonar {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def lab_block(manifest: dict[str, Any]) -> str:
+    """The /24 the lab's services live in."""
+    return manifest["base"].rsplit(".", 1)[0] + ".0/24"
+
+
+@pytest.fixture(scope="session")
+def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One scan of the whole lab; digests of every service taken before and after it."""
+    from leaksonar.lab import lab_digest
+
+    work = tmp_path_factory.mktemp("scan")
+    db, jsonl = work / "index.db", work / "findings.jsonl"
+    before = {s["name"]: lab_digest(s) for s in lab["services"]}
+    started = time.monotonic()
+    result = leaksonar("scan", lab_block(lab), "--db", str(db), "--jsonl", str(jsonl))
+    elapsed = time.monotonic() - started
+    after = {s["name"]: lab_digest(s) for s in lab["services"]}
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    return {
+        "db": db,
+        "jsonl": jsonl,
+        "records": {(r["ip"], r["port"]): r for r in records},
+        "stdout": result.stdout,
+        "elapsed": elapsed,
+        "before": before,
+        "after": after,
+    }

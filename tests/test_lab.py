@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from typer.testing import CliRunner
 
+from leaksonar.assess.ransom import valid_btc_address
 from leaksonar.lab import SERVICES, LabError, lab_digest, lab_down, lab_status, lab_up, lifecycle, servers
 from leaksonar.lab.cli import lab_app
 from leaksonar.lab.data import Synth, check_digit, national_id
@@ -99,10 +100,13 @@ def test_software_is_reported_as_the_server_reports_it(lab: dict[str, Any]) -> N
 
 
 def test_open_services_answer_without_credentials(lab_service: Any) -> None:
-    with _redis(lab_service("redis-open")) as client:
-        assert client.ping()
+    for name in ("redis-open", "redis-attacked"):
+        with _redis(lab_service(name)) as client:
+            assert client.ping()
     assert _pg(lab_service("postgres-trust"), "police", "SELECT 1")[0][0] == 1
-    assert _mysql(lab_service("mariadb-open"), "", "SELECT 1") == 1
+    assert _pg(lab_service("postgres-ransomed"), "webapp", "SELECT 1")[0][0] == 1
+    for name in ("mariadb-open", "mariadb-ransomed"):
+        assert _mysql(lab_service(name), "", "SELECT 1") == 1
     entry = lab_service("memcached")
     client = Memcache((entry["ip"], entry["port"]), connect_timeout=5, timeout=5)
     assert client.version()
@@ -160,13 +164,57 @@ def test_manifest_row_counts_match_the_servers(lab: dict[str, Any]) -> None:
                     collection["name"],
                 )
                 checked += 1
-    assert checked == 14
+    assert checked == 18
 
 
 def test_digest_is_stable_and_distinguishes_services(lab: dict[str, Any]) -> None:
     first = {s["name"]: lab_digest(s) for s in lab["services"]}
     assert first == {s["name"]: lab_digest(s) for s in lab["services"]}
     assert len(set(first.values())) == len(first)
+
+
+def test_redis_attacked_holds_the_cron_job_and_ssh_key_plant(lab_service: Any) -> None:
+    entry = lab_service("redis-attacked")
+    planted = {p["key"] for p in entry["attack"]["places"]}
+    assert planted == {"backup1", "backup2", "backup3", "backup4", "crackit"}
+    with _redis(entry) as client:
+        values = {key: client.get(key).decode() for key in planted}
+        assert client.dbsize() > len(planted)  # ordinary keys remain beside the planted ones
+    for i in range(1, 5):
+        assert re.fullmatch(r"\n\n\n\*/\d \* \* \* \* root [^\n]+ \| sh\n\n", values[f"backup{i}"])
+    hosts = {host for value in values.values() for host in re.findall(r"https?://([^/\s]+)", value)}
+    assert len(hosts) == 2 and all(host.endswith(".example.invalid") for host in hosts), hosts
+    assert re.fullmatch(r"\n\n\nssh-ed25519 AAAA[\w+/]+=* root@crackit\n\n\n\n", values["crackit"])
+
+
+def test_mariadb_ransomed_holds_only_the_note(lab_service: Any) -> None:
+    entry = lab_service("mariadb-ransomed")
+    schemas = _mysql(
+        entry,
+        "",
+        "SELECT GROUP_CONCAT(schema_name) FROM information_schema.schemata"
+        " WHERE schema_name NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')",
+    )
+    assert schemas == "RECOVER_YOUR_DATA"  # the original `webshop` was dropped
+    note = _mysql(entry, "", "SELECT warning FROM RECOVER_YOUR_DATA.RECOVER_YOUR_DATA")
+    attack = entry["attack"]
+    assert attack["wiped"] is True
+    assert note.startswith("All your data is backed up. You must pay 0.03 BTC to ")
+    for value in (*attack["btc_addresses"], *attack["emails"], *attack["onion"]):
+        assert value in note
+    assert all(valid_btc_address(a) for a in attack["btc_addresses"])
+
+
+def test_postgres_ransomed_holds_a_note_among_leftovers(lab_service: Any) -> None:
+    entry = lab_service("postgres-ransomed")
+    tables = _pg(entry, "webapp", "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+    assert [r[0] for r in tables] == ["readme", "schema_migrations"]  # `users` and `orders` were dropped
+    (row,) = _pg(entry, "webapp", "SELECT content, btc, email FROM readme")
+    attack = entry["attack"]
+    assert attack["wiped"] is False
+    assert [row["btc"]] == attack["btc_addresses"] and [row["email"]] == attack["emails"]
+    assert f"pay {attack['amount_btc']} BTC to {row['btc']}" in row["content"]
+    assert all(valid_btc_address(a) for a in attack["btc_addresses"])
 
 
 def test_personal_data_looks_real_and_validates(lab_service: Any) -> None:

@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leaksonar.assess import assess
-from leaksonar.assess.ransom import find_ransom, mine, scan_ransom, valid_btc_address, valid_onion
+from leaksonar.assess.ransom import (
+    Strength,
+    find_ransom,
+    mine,
+    name_strength,
+    scan_ransom,
+    valid_btc_address,
+    valid_onion,
+)
 from leaksonar.model import Collection, Inspection, PiiHit, Sample, Software
 
 P2PKH = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
@@ -484,3 +492,12 @@ def test_assess_leaves_notes_out_of_pii(monkeypatch: pytest.MonkeyPatch) -> None
         "MongoDB 4.4.6 without authentication: 2 databases, 2 collections, 41 documents; national IDs; "
         "RANSOM NOTE (1 BTC address, asks 0.03 BTC)"
     )
+
+
+def test_schema_qualified_weak_name_counts_like_a_bare_one() -> None:
+    assert name_strength("public.readme") == name_strength("readme") == Strength.WEAK
+    assert name_strength("public.readme_history") == Strength.NONE
+
+
+def test_publicly_disclosed_threat_of_the_2020_wave_scores() -> None:
+    assert mine("In 48 hours, your data will be publicly disclosed and deleted.").threats == 1

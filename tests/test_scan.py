@@ -1,52 +1,16 @@
-"""End to end on the lab: scan its /24 on the default ports, then read the index back."""
+"""End to end on the lab: scan its /24 on the default ports, then read the index back (the scan is
+the session's `scanned` fixture, in conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import lab_block, leaksonar
 
-from leaksonar.lab import lab_digest
 from leaksonar.store.db import Store
-
-
-def leaksonar(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "leaksonar", *args], capture_output=True, text=True, timeout=120
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"leaksonar {' '.join(args)} exited {result.returncode}: {result.stderr}")
-    return result
-
-
-def lab_block(manifest: dict[str, Any]) -> str:
-    return manifest["base"].rsplit(".", 1)[0] + ".0/24"
-
-
-@pytest.fixture(scope="module")
-def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One scan of the whole lab; digests of every service taken before and after it."""
-    work = tmp_path_factory.mktemp("scan")
-    db, jsonl = work / "index.db", work / "findings.jsonl"
-    before = {s["name"]: lab_digest(s) for s in lab["services"]}
-    started = time.monotonic()
-    result = leaksonar("scan", lab_block(lab), "--db", str(db), "--jsonl", str(jsonl))
-    elapsed = time.monotonic() - started
-    after = {s["name"]: lab_digest(s) for s in lab["services"]}
-    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    return {
-        "db": db,
-        "records": {(r["ip"], r["port"]): r for r in records},
-        "stdout": result.stdout,
-        "elapsed": elapsed,
-        "before": before,
-        "after": after,
-    }
 
 
 def test_every_lab_service_is_found_as_seeded(lab: dict[str, Any], scanned: dict[str, Any]) -> None:

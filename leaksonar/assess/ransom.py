@@ -230,7 +230,8 @@ def name_strength(name: str) -> Strength:
     squashed = re.sub(r"[^a-z0-9]", "", name[:_NAME_CHARS].lower())
     if sig.strong.search(squashed):
         return Strength.STRONG
-    return Strength.WEAK if sig.weak.fullmatch(squashed) else Strength.NONE
+    leaf = re.sub(r"[^a-z0-9]", "", name[:_NAME_CHARS].rsplit(".", 1)[-1].lower())  # public.readme -> readme
+    return Strength.WEAK if sig.weak.fullmatch(squashed) or sig.weak.fullmatch(leaf) else Strength.NONE
 
 
 def _where(noun: Nouns, database: str, name: str) -> str:

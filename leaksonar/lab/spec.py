@@ -35,6 +35,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("mariadb-open", 5, 3306, "mysql", "none"),
     ServiceSpec("mariadb-password", 6, 3306, "mysql", "required"),
     ServiceSpec("memcached", 7, 11211, "memcached", "none"),
+    # Attacked, as the victims of the public ransom waves were (the manifest says how: "attack").
+    ServiceSpec("redis-attacked", 8, 6379, "redis", "none"),
+    ServiceSpec("mariadb-ransomed", 9, 3306, "mysql", "none"),
+    ServiceSpec("postgres-ransomed", 10, 5432, "postgresql", "none"),
 )
 
 
