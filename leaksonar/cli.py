@@ -248,6 +248,29 @@ def show(
             out.print(render.collections_table(record))
 
 
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="Leak sample: CSV, JSON or JSON lines; gzip ok.")],
+    as_json: JsonFlag = False,
+    limit: Annotated[int, typer.Option(help="Rows read at most.")] = 100_000,
+) -> None:
+    """Check a leak sample before trusting it: what each column holds, checksum validity, whether IDs agree
+    with birth dates, genders, ages and places, duplicates, date ranges, and a verdict with its reasons."""
+    from leaksonar import verify as verifying  # the validators are heavy: loaded on first use
+
+    if limit < 1:
+        fail("--limit must be at least 1")
+    try:
+        leak, report = verifying.verify(file, limit)
+    except verifying.VerifyError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(verifying.report_record(leak, report), indent=2, ensure_ascii=False))
+    else:
+        for part in verifying.renderables(leak, report):
+            out.print(part)
+
+
 def main() -> None:
     try:
         app()

@@ -71,7 +71,7 @@ class FieldPii:
     """Category -> one masked example."""
 
 
-def _leaf(value: Any) -> str | None:
+def leaf_text(value: Any) -> str | None:
     """A sampled scalar as stripped text, None when empty or not a scalar."""
     if isinstance(value, str):
         text = value[:MAX_CHARS].strip()
@@ -106,7 +106,7 @@ class _Walk:
         self.leaves = 0
 
     def add(self, path: str, value: Any) -> None:
-        text = _leaf(value)
+        text = leaf_text(value)
         if text is not None:
             values = self.fields.setdefault(path, [])
             if len(values) < MAX_VALUES:

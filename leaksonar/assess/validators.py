@@ -14,7 +14,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from itertools import chain
 
 import phonenumbers
@@ -239,16 +239,30 @@ _DATE_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _DATE_DMY = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})")
 
 
-def is_birth_date(value: str) -> bool:
-    """A calendar date from 1900 to today (Y-M-D, YYYYMMDD, D/M/Y or M/D/Y, 1990年1月2日)."""
+def _date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=1 << 16)
+def date_readings(value: str) -> tuple[date, ...]:
+    """The dates `value` can be read as (Y-M-D, YYYYMMDD, 1990年1月2日; D/M/Y first, then M/D/Y)."""
     match = _DATE_YMD.fullmatch(value) or _DATE_COMPACT.fullmatch(value)
     if match:
-        return _past_date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
-    match = _DATE_DMY.fullmatch(value)
-    if match:
+        parts = [(int(match.group(1)), int(match.group(2)), int(match.group(3)))]
+    elif match := _DATE_DMY.fullmatch(value):
         first, second, year = (int(g) for g in match.groups())
-        return _past_date(year, second, first) or _past_date(year, first, second)
-    return False
+        parts = [(year, second, first), (year, first, second)]
+    else:
+        return ()
+    return tuple(dict.fromkeys(d for p in parts if (d := _date(*p)) is not None))
+
+
+def is_birth_date(value: str) -> bool:
+    """A calendar date from 1900 to today (Y-M-D, YYYYMMDD, D/M/Y or M/D/Y, 1990年1月2日)."""
+    return any(date(1900, 1, 1) <= d <= date.today() for d in date_readings(value))
 
 
 # --- cards and accounts ---------------------------------------------------------------------------------
