@@ -3,12 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(redis-server memcached mariadb-server postgresql-15 nmap iproute2 nftables)
+DEBIAN_PACKAGES=(redis-server memcached mariadb-server postgresql-15 clickhouse-server etcd-server influxdb
+  nmap iproute2 nftables)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+# Node.js runs the lab's CouchDB (pouchdb-server); take Debian's only where the machine has none.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   sudo_cmd=()
