@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -194,7 +195,9 @@ def scan(
     if quiet:
         return
     stats = progress.discovery
-    findings = sorted(store.scan_findings(scan_id), key=lambda f: (not f.exposed, f.ip, f.port))
+    findings = sorted(
+        store.scan_findings(scan_id), key=lambda f: (not f.exposed, ipaddress.IPv4Address(f.ip), f.port)
+    )
     if findings:
         table_console.print(render.findings_table(findings[:200]))
     table_console.print(

@@ -35,3 +35,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+
+# The lab's CouchDB: pouchdb-server from npm, pinned by the committed package-lock.json.
+node_dir=leaksonar/lab/node
+if [ ! -d "$node_dir/node_modules" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules" ]; then
+  echo "setup: installing the lab's npm packages"
+  npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error
+  touch "$node_dir/node_modules"
+fi

@@ -6,9 +6,12 @@ import asyncio
 import ipaddress
 import os
 import re
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,10 @@ from redis.retry import Retry
 from typer.testing import CliRunner
 
 from leaksonar.assess.ransom import valid_btc_address
-from leaksonar.lab import SERVICES, LabError, lab_digest, lab_down, lab_status, lab_up, lifecycle, servers
+from leaksonar.lab import SERVICES, LabError, kinds, lab_digest, lab_down, lab_status, lab_up, servers, spec
 from leaksonar.lab.cli import lab_app
 from leaksonar.lab.data import Synth, check_digit, national_id
+from leaksonar.lab.digest import Hasher
 from leaksonar.lab.manifest import write_manifest
 
 ID_RE = re.compile(r"^\d{17}[\dX]$")
@@ -87,16 +91,18 @@ def test_every_service_listens_on_its_loopback_address(lab: dict[str, Any]) -> N
             pass
 
 
+CORE_SOFTWARE = {"redis": "redis", "postgresql": "postgresql", "mysql": "mariadb", "memcached": "memcached"}
+
+
 def test_software_is_reported_as_the_server_reports_it(lab: dict[str, Any]) -> None:
     names = {s["protocol"]: s["software"]["name"] for s in lab["services"]}
-    assert names == {
-        "redis": "redis",
-        "postgresql": "postgresql",
-        "mysql": "mariadb",
-        "memcached": "memcached",
-    }
+    assert {p: n for p, n in names.items() if p in CORE_SOFTWARE} == CORE_SOFTWARE
     for entry in lab["services"]:
-        assert re.fullmatch(r"\d+\.\d+(\.\d+)?", entry["software"]["version"]), entry["software"]
+        assert entry["software"]["name"] == kinds.kind(entry["protocol"]).software
+        version = entry["software"]["version"]
+        assert re.match(r"\d+\.\d+", version), entry["software"]
+        if entry["protocol"] in CORE_SOFTWARE:
+            assert re.fullmatch(r"\d+\.\d+(\.\d+)?", version), entry["software"]
 
 
 def test_open_services_answer_without_credentials(lab_service: Any) -> None:
@@ -154,8 +160,9 @@ def _server_rows(entry: dict[str, Any], database: str, collection: str) -> int:
 
 
 def test_manifest_row_counts_match_the_servers(lab: dict[str, Any]) -> None:
+    """The core kinds' counts (each added kind checks its own in its tests)."""
     checked = 0
-    for entry in lab["services"]:
+    for entry in (s for s in lab["services"] if s["protocol"] in CORE_SOFTWARE):
         for database in entry["databases"]:
             for collection in database["collections"]:
                 assert _server_rows(entry, database["name"], collection["name"]) == collection["rows"], (
@@ -170,7 +177,9 @@ def test_manifest_row_counts_match_the_servers(lab: dict[str, Any]) -> None:
 def test_digest_is_stable_and_distinguishes_services(lab: dict[str, Any]) -> None:
     first = {s["name"]: lab_digest(s) for s in lab["services"]}
     assert first == {s["name"]: lab_digest(s) for s in lab["services"]}
-    assert len(set(first.values())) == len(first)
+    assert Hasher().hexdigest() not in first.values()  # every digest covers something
+    core = [first[s["name"]] for s in lab["services"] if s["protocol"] in CORE_SOFTWARE]
+    assert len(set(core)) == len(core)  # added kinds may hold the same data twice (e.g. a proxy)
 
 
 def test_redis_attacked_holds_the_cron_job_and_ssh_key_plant(lab_service: Any) -> None:
@@ -298,10 +307,10 @@ def test_cli_status_and_missing_lab(lab: dict[str, Any], tmp_path: Path) -> None
 
 
 def test_failed_up_stops_what_it_started(lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(target: Any) -> Any:
+    def broken(launch: Any, started: Any) -> Any:
         raise RuntimeError("seeding failed")
 
-    monkeypatch.setitem(lifecycle._SEEDERS, "memcached", broken)
+    monkeypatch.setattr(kinds.kind("memcached"), "seed", broken)
     first = ipaddress.IPv4Address(lab["base"]) + 512
     directory = Path(tempfile.mkdtemp(prefix="leaksonar-lab3-"))
     with pytest.raises(LabError, match="memcached: RuntimeError: seeding failed"):
@@ -315,7 +324,62 @@ def test_failed_up_stops_what_it_started(lab: dict[str, Any], monkeypatch: pytes
 def test_refuses_a_lab_dir_postgres_cannot_reach(tmp_path: Path) -> None:
     hidden = tmp_path / "hidden"
     hidden.mkdir(mode=0o700)
-    account = servers.postgres_account()
+    account = servers.system_account("postgres", "PostgreSQL")
     assert account is not None
     with pytest.raises(LabError, match=f"{hidden} is not traversable by user postgres"):
         servers.check_traversable(hidden, account)
+
+
+def test_every_registered_kind_fits_the_interface() -> None:
+    for protocol in kinds.MODULES:
+        kind = kinds.kind(protocol)
+        assert kind.protocol == protocol
+        assert kind.programs and all("/" not in p for p in kind.programs), protocol
+        assert kind.software and isinstance(kind.stop_signal, signal.Signals)
+        assert all(callable(getattr(kind, m)) for m in ("start", "seed", "digest"))
+    with pytest.raises(LabError, match="no lab server kind"):
+        kinds.kind("gopher")
+
+
+def test_service_table_is_consistent() -> None:
+    assert [s.offset for s in SERVICES] == sorted({s.offset for s in SERVICES})
+    assert len({s.name for s in SERVICES}) == len(SERVICES)
+    assert all(1 <= s.offset <= 40 and s.protocol in kinds.MODULES for s in SERVICES)
+    assert [(s.name, s.offset) for s in spec.CORE_SERVICES][:3] == [
+        ("redis-open", 1),
+        ("redis-auth", 2),
+        ("postgres-trust", 3),
+    ]
+
+
+def test_importing_the_lab_loads_no_driver_and_no_kind() -> None:
+    code = (
+        "import sys, leaksonar.lab, leaksonar.lab.cli, leaksonar.lab.lifecycle, leaksonar.lab.digest\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(run.stdout.split())
+    assert not loaded & {"asyncpg", "pymysql", "redis", "pymemcache"}
+    assert not {m for m in loaded if m.startswith("leaksonar.lab.kinds.")} - {"leaksonar.lab.kinds.base"}
+
+
+def test_matches_a_kind_program_run_by_an_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Fake:
+        programs = ("fake-server",)
+
+    script = tmp_path / "fake-server"
+    script.write_text("import time\ntime.sleep(30)\n")
+    monkeypatch.setattr(kinds, "kind", lambda protocol: Fake())
+    proc = subprocess.Popen([sys.executable, str(script), "--host", "127.78.3.1"])
+    try:
+        for _ in range(500):  # until the child has exec'd
+            if b"fake-server" in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+                break
+            time.sleep(0.01)
+        assert servers.matches(proc.pid, "fake", "127.78.3.1")
+        assert not servers.matches(proc.pid, "fake", "127.78.3.10")
+    finally:
+        proc.kill()
+        proc.wait()

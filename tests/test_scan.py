@@ -33,8 +33,21 @@ def test_every_lab_service_is_found_as_seeded(lab: dict[str, Any], scanned: dict
         assert record["dataset"]["databases"] >= len(service["databases"]), service["name"]
 
 
+def endpoints(service: dict[str, Any]) -> set[tuple[str, int]]:
+    """Every port a lab service listens on (ClickHouse: HTTP and native)."""
+    return {(service["ip"], port) for port in (service["port"], *service.get("extra_ports", ()))}
+
+
 def test_nothing_else_is_reported(lab: dict[str, Any], scanned: dict[str, Any]) -> None:
-    assert set(scanned["records"]) == {(s["ip"], s["port"]) for s in lab["services"]}
+    assert set(scanned["records"]) == set().union(*map(endpoints, lab["services"]))
+
+
+def test_extra_ports_are_found_as_the_same_software(lab: dict[str, Any], scanned: dict[str, Any]) -> None:
+    for service in lab["services"]:
+        for address in endpoints(service) - {(service["ip"], service["port"])}:
+            record = scanned["records"][address]
+            assert record["protocol"] == service["protocol"]
+            assert record["software"]["name"] == service["software"]["name"]
 
 
 def test_scan_changes_no_lab_data(scanned: dict[str, Any]) -> None:
@@ -47,7 +60,7 @@ def test_lab_scan_is_fast(scanned: dict[str, Any]) -> None:
 
 
 def test_summary_table_names_the_exposed_services(lab: dict[str, Any], scanned: dict[str, Any]) -> None:
-    exposed = sum(1 for s in lab["services"] if s["auth"] == "none")
+    exposed = sum(len(endpoints(s)) for s in lab["services"] if s["auth"] == "none")
     assert f"{exposed} exposed" in scanned["stdout"]
     for service in lab["services"]:
         assert f"{service['ip']}:{service['port']}" in scanned["stdout"]

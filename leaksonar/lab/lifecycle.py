@@ -5,36 +5,15 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from leaksonar.lab import seed, servers
+from leaksonar.lab import kinds, servers
+from leaksonar.lab.kinds.base import Launch
 from leaksonar.lab.manifest import Manifest, manifest_path, read_manifest, write_manifest
-from leaksonar.lab.seed import Seeded, Target
-from leaksonar.lab.servers import Account
-from leaksonar.lab.spec import DEFAULT_BASE, Kind, LabError, ServiceSpec, check_base, select, service_ip
-
-_SEEDERS: dict[str, Callable[[Target], Seeded]] = {
-    "redis-open": seed.redis_open,
-    "redis-auth": seed.redis_auth,
-    "postgres-trust": seed.postgres_trust,
-    "postgres-password": seed.postgres_password,
-    "mariadb-open": seed.mariadb_open,
-    "mariadb-password": seed.mariadb_password,
-    "memcached": seed.memcached,
-    "redis-attacked": seed.redis_attacked,
-    "mariadb-ransomed": seed.mariadb_ransomed,
-    "postgres-ransomed": seed.postgres_ransomed,
-}
-_SOFTWARE: dict[Kind, str] = {
-    "redis": "redis",
-    "postgresql": "postgresql",
-    "mysql": "mariadb",
-    "memcached": "memcached",
-}
-_USERS: dict[Kind, str] = {"redis": "default", "postgresql": "postgres", "mysql": "root"}
+from leaksonar.lab.spec import DEFAULT_BASE, LabError, ServiceSpec, check_base, select, service_ip
 
 
 class _Launch:
@@ -43,25 +22,7 @@ class _Launch:
     def __init__(self, directory: Path, base: str, specs: tuple[ServiceSpec, ...]) -> None:
         self.directory, self.base = directory, base
         self.passwords = {s.name: secrets.token_hex(12) for s in specs if s.auth == "required"}
-        self.pg_account = (
-            servers.postgres_account() if any(s.protocol == "postgresql" for s in specs) else None
-        )
-        self.pids: dict[str, tuple[int, Kind, str]] = {}
-
-    def _postgres_data(self, workdir: Path, password: str | None) -> Path:
-        """A fresh cluster owned by the PostgreSQL account; its superuser gets `password`, if any."""
-        data, pwfile = servers.owned_dir(workdir / "data", self.pg_account), workdir / "pgpass"
-        if password:
-            servers.write_owned(pwfile, password, self.pg_account)
-        try:
-            servers.run(
-                servers.initdb_argv(data, pwfile if password else None), workdir / "init.log", self.pg_account
-            )
-        finally:
-            pwfile.unlink(missing_ok=True)
-        method = "scram-sha-256" if password else "trust"
-        servers.write_owned(data / "pg_hba.conf", servers.pg_hba(method), self.pg_account)
-        return data
+        self.pids: dict[str, tuple[int, str, str]] = {}
 
     def bring_up(self, spec: ServiceSpec) -> dict[str, Any]:
         try:
@@ -72,39 +33,33 @@ class _Launch:
             raise LabError(f"{spec.name}: {type(exc).__name__}: {exc}") from exc
 
     def _bring_up(self, spec: ServiceSpec) -> dict[str, Any]:
+        kind = kinds.kind(spec.protocol)
         ip, port = service_ip(self.base, spec), spec.port
         workdir = self.directory / spec.name
-        workdir.mkdir(mode=0o700 if spec.protocol == "mysql" else 0o755)  # its socket admits root
-        log = workdir / "server.log"
+        workdir.mkdir(mode=0o755)
         password = self.passwords.get(spec.name)
-        account: Account | None = None
-        socket: Path | None = None
-        if spec.protocol == "redis":
-            argv = servers.redis_argv(ip, port, workdir, password)
-        elif spec.protocol == "memcached":
-            argv = servers.memcached_argv(ip, port)
-        elif spec.protocol == "postgresql":
-            account = self.pg_account
-            argv = servers.postgres_argv(ip, port, self._postgres_data(workdir, password))
-        else:
-            servers.run(servers.install_db_argv(workdir / "data"), workdir / "init.log")
-            argv = servers.mariadb_argv(ip, port, workdir / "data", workdir)
-            socket = workdir / "mysqld.sock"
-        pid = servers.spawn(argv, log, account)
+        launch = Launch(spec.name, ip, port, workdir, password, workdir / "server.log")
+        started = kind.start(launch)
+        pid = servers.spawn(started.argv, launch.log, started.account, started.env)
         self.pids[spec.name] = (pid, spec.protocol, ip)
-        servers.wait_listening(pid, ip, port, log)
-        seeded = _SEEDERS[spec.name](Target(ip, port, password, socket))
+        for each in (port, *started.ports):
+            servers.wait_listening(pid, ip, each, launch.log)
+        seeded = kind.seed(launch, started)
         entry: dict[str, Any] = {
             "name": spec.name,
             "ip": ip,
             "port": port,
             "protocol": spec.protocol,
             "auth": spec.auth,
-            "software": {"name": _SOFTWARE[spec.protocol], "version": seeded.version},
+            "software": {"name": kind.software, "version": seeded.version},
             "pid": pid,
-            "credentials": {"user": _USERS[spec.protocol], "password": password} if password else None,
+            "credentials": {"user": kind.user, "password": password} if password else None,
             "databases": seeded.databases,
         }
+        if started.ports:
+            entry["extra_ports"] = list(started.ports)
+        if kind.standin:
+            entry["standin"] = True
         if seeded.keys is not None:
             entry["keys"] = seeded.keys
         if seeded.attack is not None:
@@ -135,7 +90,7 @@ def _running(manifest: Manifest) -> list[str]:
     ]
 
 
-def _prepare(directory: Path, base: str, specs: tuple[ServiceSpec, ...], account: Account | None) -> None:
+def _prepare(directory: Path, base: str, specs: tuple[ServiceSpec, ...]) -> None:
     """Refuse if a lab runs in `directory` or an address is taken; clear a stale lab's leftovers."""
     if manifest_path(directory).exists():
         running = _running(read_manifest(directory))
@@ -150,9 +105,6 @@ def _prepare(directory: Path, base: str, specs: tuple[ServiceSpec, ...], account
             raise LabError(f"{ip}:{spec.port} (for {spec.name}) is already in use")
     _remove_data(directory)
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    if account:
-        directory.chmod(directory.stat().st_mode | 0o011)
-        servers.check_traversable(directory, account)
 
 
 def lab_up(directory: Path, base: str = DEFAULT_BASE, services: Iterable[str] | None = None) -> Manifest:
@@ -161,8 +113,10 @@ def lab_up(directory: Path, base: str = DEFAULT_BASE, services: Iterable[str] | 
     specs = select(services)
     check_base(base)
     directory = directory.resolve()
+    for protocol in dict.fromkeys(s.protocol for s in specs):
+        kinds.kind(protocol)  # import the kind modules (and their drivers) here, not in the threads
     launch = _Launch(directory, base, specs)
-    _prepare(directory, base, specs, launch.pg_account)
+    _prepare(directory, base, specs)
     try:
         with ThreadPoolExecutor(max_workers=len(specs)) as pool:
             entries = list(pool.map(launch.bring_up, specs))

@@ -1,7 +1,8 @@
-"""Start and stop the lab's server processes: argument lists, data directories, PIDs, readiness.
+"""Start and stop the lab's server processes: programs, data directories, PIDs, readiness.
 
 Every server binds exactly one loopback address, keeps its data (and its unix socket, if it must have
-one) under the lab directory, and never reads the system configuration files.
+one) under the lab directory, and never reads the system configuration files. What is particular to a
+kind of server (its command line, data, seeding) is in `leaksonar.lab.kinds`.
 """
 
 from __future__ import annotations
@@ -20,57 +21,49 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from leaksonar.lab.spec import Kind, LabError
+from leaksonar.lab import kinds
+from leaksonar.lab.spec import LabError
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PROGRAMS: dict[Kind, str] = {
-    "redis": "redis-server",
-    "postgresql": "postgres",
-    "mysql": "mariadbd",
-    "memcached": "memcached",
-}
-# PostgreSQL: fast shutdown (SIGTERM would wait for every client to leave).
-_STOP_SIGNALS: dict[Kind, signal.Signals] = {"postgresql": signal.SIGINT}
 _SOCKET_PATH_MAX = 107
 _ERROR = re.compile(r"error|fatal|fail|in use", re.IGNORECASE)
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _root() -> bool:
+def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def program(name: str) -> str:
-    """Full path of a server program (PostgreSQL's from its versioned directory)."""
-    found = shutil.which(name, path=f"{PG_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+def program(name: str, package: str, directory: Path | None = None) -> str:
+    """Full path of a server program, looked up in `directory` (if given) and then on PATH; raise
+    naming the (Debian) `package` that provides it if it is missing."""
+    path = os.environ.get("PATH", "")
+    found = shutil.which(name, path=f"{directory}{os.pathsep}{path}" if directory else path)
     if not found:
-        raise LabError(
-            f"{name} is not installed (the lab needs redis-server, memcached, mariadb-server, postgresql-15)"
-        )
+        raise LabError(f"{name} is not installed (the lab needs {package})")
     return found
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """The system user PostgreSQL runs as when the lab is started by root (it refuses to run as root)."""
+    """A system user a server runs as when the lab is started by root (PostgreSQL refuses root)."""
 
     name: str
     uid: int
     gid: int
 
 
-def postgres_account() -> Account | None:
-    """`postgres` when running as root, else None (run as the current user)."""
-    if not _root():
+def system_account(user: str, software: str) -> Account | None:
+    """The system `user` when running as root, else None (run as the current user)."""
+    if not is_root():
         return None
     try:
-        entry = pwd.getpwnam("postgres")
+        entry = pwd.getpwnam(user)
     except KeyError:
-        raise LabError("running as root, but there is no `postgres` user to run PostgreSQL as") from None
+        raise LabError(f"running as root, but there is no `{user}` user to run {software} as") from None
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 
-def check_traversable(path: Path, account: Account) -> None:
+def check_traversable(path: Path, account: Account, software: str = "PostgreSQL") -> None:
     """Raise unless `account` can reach `path` (search permission on it and on every parent)."""
     groups = set(os.getgrouplist(account.name, account.gid))
     for directory in (path, *path.parents):
@@ -83,7 +76,7 @@ def check_traversable(path: Path, account: Account) -> None:
             bit = stat.S_IXOTH
         if not st.st_mode & bit:
             raise LabError(
-                f"{directory} is not traversable by user {account.name}, who runs PostgreSQL: "
+                f"{directory} is not traversable by user {account.name}, who runs {software}: "
                 "chmod o+x it or use another lab directory"
             )
 
@@ -127,8 +120,11 @@ def run(argv: list[str], log: Path, account: Account | None = None) -> None:
         raise LabError(f"{Path(argv[0]).name} failed (exit {done.returncode}): {log_tail(log)}")
 
 
-def spawn(argv: list[str], log: Path, account: Account | None = None) -> int:
-    """Start a server in its own session (it outlives this process); return its PID."""
+def spawn(
+    argv: list[str], log: Path, account: Account | None = None, env: dict[str, str] | None = None
+) -> int:
+    """Start a server in its own session (it outlives this process); return its PID. `env` is added to
+    this process's environment."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -137,6 +133,7 @@ def spawn(argv: list[str], log: Path, account: Account | None = None) -> int:
             stderr=subprocess.STDOUT,
             cwd=log.parent,
             start_new_session=True,
+            env={**os.environ, **env} if env else None,
             **_as(account),
         )
     _children[proc.pid] = proc
@@ -169,17 +166,18 @@ def alive(pid: int) -> bool:
     return stat_line.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def matches(pid: int, kind: Kind, ip: str) -> bool:
-    """True if `pid` is still the `kind` server the lab started on `ip` (guards against PID reuse)."""
+def matches(pid: int, protocol: str, ip: str) -> bool:
+    """True if `pid` is still the `protocol` server the lab started on `ip` (guards against PID reuse):
+    one of the kind's programs is argv[0] or argv[1] (an interpreter's script), and `ip` is on the
+    command line. Some servers rewrite their title (redis-server), hence the split on blanks."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
     command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
-    return (
-        bool(command)
-        and Path(command.split()[0]).name == PROGRAMS[kind]
-        and re.search(rf"{re.escape(ip)}(?!\d)", command) is not None
+    programs = kinds.kind(protocol).programs
+    return any(Path(arg).name in programs for arg in command.split()[:2]) and (
+        re.search(rf"{re.escape(ip)}(?!\d)", command) is not None
     )
 
 
@@ -218,14 +216,14 @@ def wait_listening(pid: int, ip: str, port: int, log: Path, timeout: float = 20.
         time.sleep(0.02)
 
 
-def stop(pid: int, kind: Kind, ip: str, grace: float = 5.0) -> bool:
-    """Stop the server the lab started (SIGTERM, or SIGINT for PostgreSQL; SIGKILL after `grace` s).
+def stop(pid: int, protocol: str, ip: str, grace: float = 5.0) -> bool:
+    """Stop the server the lab started (with its kind's stop signal; SIGKILL after `grace` s).
 
     Returns False, touching nothing, if `pid` is gone or is no longer that server.
     """
-    if not (alive(pid) and matches(pid, kind, ip)):
+    if not (alive(pid) and matches(pid, protocol, ip)):
         return False
-    os.kill(pid, _STOP_SIGNALS.get(kind, signal.SIGTERM))
+    os.kill(pid, kinds.kind(protocol).stop_signal)
     if not _wait_gone(pid, grace):
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, 2.0)
@@ -240,96 +238,3 @@ def _wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
-
-
-def _flags(prefix: str, options: dict[str, str]) -> list[str]:
-    return [arg for key, value in options.items() for arg in (f"{prefix}{key}", value)]
-
-
-def redis_argv(ip: str, port: int, workdir: Path, password: str | None) -> list[str]:
-    options = {
-        "bind": ip,
-        "port": str(port),
-        "protected-mode": "no",
-        "dir": str(workdir),
-        "save": "",
-        "appendonly": "no",
-        "daemonize": "no",
-        "logfile": "",
-    }
-    if password:
-        options["requirepass"] = password
-    return [program("redis-server"), *_flags("--", options)]
-
-
-def memcached_argv(ip: str, port: int) -> list[str]:
-    return [program("memcached"), "-l", ip, "-p", str(port), "-U", "0", "-m", "64"] + (
-        ["-u", "root"] if _root() else []
-    )
-
-
-def initdb_argv(data: Path, pwfile: Path | None) -> list[str]:
-    argv = [program("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
-    argv += ["--locale=C.UTF-8", "--no-sync"]
-    return argv + ([f"--pwfile={pwfile}"] if pwfile else [])
-
-
-def pg_hba(method: str) -> str:
-    """Client authentication for every user over TCP from loopback (the server has no unix socket)."""
-    return f"host all all 127.0.0.0/8 {method}\n"
-
-
-def postgres_argv(ip: str, port: int, data: Path) -> list[str]:
-    settings = {
-        "listen_addresses": ip,
-        "port": str(port),
-        "unix_socket_directories": "",
-        "fsync": "off",
-        "synchronous_commit": "off",
-        "full_page_writes": "off",
-        "shared_buffers": "32MB",
-        "max_connections": "40",
-        "logging_collector": "off",
-    }
-    return [
-        program("postgres"),
-        "-D",
-        str(data),
-        *(arg for k, v in settings.items() for arg in ("-c", f"{k}={v}")),
-    ]
-
-
-_MARIADB_COMMON = ("--innodb-log-file-size=8M", "--innodb-buffer-pool-size=64M")
-
-
-def install_db_argv(data: Path) -> list[str]:
-    return [
-        program("mariadb-install-db"),
-        "--no-defaults",
-        f"--datadir={data}",
-        f"--tmpdir={data.parent}",
-        "--auth-root-authentication-method=normal",
-        "--skip-test-db",
-        *_MARIADB_COMMON,
-        *(["--user=root"] if _root() else []),
-    ]
-
-
-def mariadb_argv(ip: str, port: int, data: Path, workdir: Path) -> list[str]:
-    return [
-        program("mariadbd"),
-        "--no-defaults",
-        f"--datadir={data}",
-        f"--bind-address={ip}",
-        f"--port={port}",
-        f"--socket={check_socket_path(workdir / 'mysqld.sock')}",
-        f"--pid-file={workdir / 'mariadbd.pid'}",
-        f"--tmpdir={workdir}",
-        "--skip-name-resolve",
-        "--character-set-server=utf8mb4",
-        "--collation-server=utf8mb4_unicode_ci",
-        "--innodb-flush-log-at-trx-commit=0",
-        "--innodb-doublewrite=0",
-        *_MARIADB_COMMON,
-        *(["--user=root"] if _root() else []),
-    ]

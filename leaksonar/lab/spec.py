@@ -1,15 +1,24 @@
-"""What the lab runs: one entry per service, each on its own loopback address (base + offset)."""
+"""What the lab runs: one entry per service, each on its own loopback address (base + offset).
+
+`SERVICES` is the core table below plus the `SERVICES` declared by the modules of the other registered
+kinds (`leaksonar.lab.kinds.MODULES`), ordered by offset. It is resolved on first use, so importing this
+module loads no kind module and no database driver.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from functools import cache
+from typing import Any
 
+from leaksonar.lab import kinds
 from leaksonar.model import Auth
 
-Kind = Literal["redis", "postgresql", "mysql", "memcached"]
+Kind = str
+"""A protocol name, as the scanner reports it; `leaksonar.lab.kinds.kind(protocol)` runs its servers."""
 DEFAULT_BASE = "127.77.0.0"
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
@@ -27,7 +36,8 @@ class ServiceSpec:
     auth: Auth
 
 
-SERVICES: tuple[ServiceSpec, ...] = (
+# Offsets 1..10: the core kinds below; 11..40: reserved for the kinds being added (see kinds/__init__.py).
+CORE_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("redis-open", 1, 6379, "redis", "none"),
     ServiceSpec("redis-auth", 2, 6379, "redis", "required"),
     ServiceSpec("postgres-trust", 3, 5432, "postgresql", "none"),
@@ -42,13 +52,41 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 
+@cache
+def services() -> tuple[ServiceSpec, ...]:
+    """Every lab service: the core table plus the services of the other registered kinds, by offset.
+    $LEAKSONAR_LAB_KINDS (protocols, comma-separated) keeps only the services of those kinds."""
+    wanted = [p.strip() for p in os.environ.get("LEAKSONAR_LAB_KINDS", "").split(",") if p.strip()]
+    unknown = sorted(set(wanted) - set(kinds.MODULES))
+    if unknown:
+        raise LabError(f"LEAKSONAR_LAB_KINDS names no registered lab kind: {', '.join(unknown)}")
+    protocols = wanted or list(kinds.MODULES)
+    core = {s.protocol for s in CORE_SERVICES}
+    table = [s for s in CORE_SERVICES if s.protocol in protocols]
+    for protocol in protocols:
+        if protocol not in core:
+            table += getattr(kinds.module(protocol), "SERVICES", ())
+    for field in ("name", "offset"):
+        values = [getattr(s, field) for s in table]
+        clashes = sorted({str(v) for v in values if values.count(v) > 1})
+        if clashes:
+            raise LabError(f"lab services share a {field}: {', '.join(clashes)}")
+    return tuple(sorted(table, key=lambda s: s.offset))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SERVICES":
+        return services()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def check_base(base: str) -> ipaddress.IPv4Address:
     """The base address, if every lab address derived from it stays inside 127.0.0.0/8."""
     try:
         address = ipaddress.IPv4Address(base)
     except ValueError:
         raise LabError(f"base {base!r} is not an IPv4 address") from None
-    if address not in LOOPBACK or address + max(s.offset for s in SERVICES) not in LOOPBACK:
+    if address not in LOOPBACK or address + max(s.offset for s in services()) not in LOOPBACK:
         raise LabError(f"base {base} is outside 127.0.0.0/8: the lab runs on loopback only")
     return address
 
@@ -59,10 +97,11 @@ def service_ip(base: str, spec: ServiceSpec) -> str:
 
 def select(names: Iterable[str] | None) -> tuple[ServiceSpec, ...]:
     """The services called `names` (all of them for None), in table order."""
+    table = services()
     if names is None:
-        return SERVICES
+        return table
     wanted = set(names)
-    unknown = wanted - {s.name for s in SERVICES}
+    unknown = wanted - {s.name for s in table}
     if unknown:
         raise LabError(f"unknown lab service(s): {', '.join(sorted(unknown))}")
-    return tuple(s for s in SERVICES if s.name in wanted)
+    return tuple(s for s in table if s.name in wanted)

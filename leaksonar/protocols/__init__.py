@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from leaksonar.protocols import http, memcached, mysql, postgres, redis
+from leaksonar.protocols import (
+    cassandra,
+    clickhouse,
+    couchdb,
+    elasticsearch,
+    etcd,
+    http,
+    influxdb,
+    kibana,
+    memcached,
+    mongodb,
+    mysql,
+    postgres,
+    redis,
+)
 from leaksonar.protocols.base import Endpoint, ProtocolModule
 
 PROTOCOLS: tuple[ProtocolModule, ...] = (
@@ -10,6 +24,14 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     postgres.PROTOCOL,
     redis.PROTOCOL,
     memcached.PROTOCOL,
+    elasticsearch.PROTOCOL,
+    kibana.PROTOCOL,
+    mongodb.PROTOCOL,
+    couchdb.PROTOCOL,
+    clickhouse.PROTOCOL,
+    cassandra.PROTOCOL,
+    etcd.PROTOCOL,
+    influxdb.PROTOCOL,
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}

@@ -1,0 +1,47 @@
+"""The registry of lab server kinds: protocol -> module `leaksonar.lab.kinds.<module>`.
+
+Adding a kind is adding its module and ONE line to `MODULES` (see docs/lab.md). Modules are imported on
+first use, so `import leaksonar.lab` and `leaksonar lab --help` load no database driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from leaksonar.lab.kinds.base import ServerKind
+
+MODULES: dict[str, str] = {
+    "redis": "redis",
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "memcached": "memcached",
+    # Added kinds (their offsets in the comment; 39-40 are spare):
+    "mongodb": "mongodb",  # offsets 11-14
+    "elasticsearch": "opensearch",  # offsets 15-18
+    "kibana": "kibana",  # offsets 19-20
+    "cassandra": "cassandra",  # offsets 21-23
+    "couchdb": "couchdb",  # offsets 24-26
+    "clickhouse": "clickhouse",  # offsets 27-30
+    "etcd": "etcd",  # offsets 31-34
+    "influxdb": "influxdb",  # offsets 35-38
+}
+"""protocol -> module name under leaksonar.lab.kinds; the key must equal the module's KIND.protocol."""
+
+
+def module(protocol: str) -> object:
+    """The kind module for `protocol` (imported now, if it was not yet)."""
+    try:
+        name = MODULES[protocol]
+    except KeyError:
+        from leaksonar.lab.spec import LabError
+
+        raise LabError(f"no lab server kind for protocol {protocol!r}") from None
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def kind(protocol: str) -> ServerKind:
+    """The server kind for `protocol` (its module's `KIND`)."""
+    kind: ServerKind = module(protocol).KIND  # type: ignore[attr-defined]
+    return kind

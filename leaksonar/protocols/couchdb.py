@@ -1,0 +1,200 @@
+"""CouchDB and wire-compatible servers (HTTP, 5984): recognised from `GET /`; inspected with GETs only.
+
+`GET /` answers `{"couchdb":"Welcome","version":"3.3.3",...}` (with `Server: CouchDB/3.3.3 (Erlang
+OTP/24)`); pouchdb-server's express-pouchdb answers `{"express-pouchdb":"Welcome!","version":"4.2.0",...}`
+and is reported as software "express-pouchdb". A CouchDB that requires a login for everything answers
+`GET /` with 401 and its `Server: CouchDB/...` header.
+
+Inspection reads `/`, `/_session` (an anonymous session holding the `_admin` role is the "admin party":
+`details["admin_party"]`), `/_all_dbs` (401/403: authentication required), then per database `/{db}`
+(doc_count, sizes) and `/{db}/_all_docs?limit=N&include_docs=true`. Naming: database = the CouchDB
+database's name, collection = the same name (one collection per database); rows = `doc_count`, size =
+`sizes.file` (older servers: `disk_size`). System databases (names starting with "_": `_users`,
+`_replicator`, `_global_changes`) are skipped. Fields are the sampled documents' top-level fields,
+without CouchDB's own (`_id`, `_rev`, ...); design documents are not sampled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError
+from leaksonar.protocols.common import SAMPLING_ERRORS, Learned, bounded, describe, run_within_budget
+from leaksonar.protocols.http import PROTOCOL as HTTP
+from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded
+
+Fetch = Callable[[str], Awaitable[Response]]
+"""GET one path of the server, bounded."""
+
+_STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
+_SERVER = re.compile(rb"^server:[ \t]*CouchDB/([\w.+-]{1,40})", re.I | re.M)
+_CONCURRENCY = 4
+"""Databases read at the same time."""
+
+
+def root_software(info: Any) -> Software | None:
+    """CouchDB or express-pouchdb with its version, if `info` is the JSON of a server's `GET /`."""
+    if not isinstance(info, dict):
+        return None
+    version = info.get("version")
+    version = version[:40] if isinstance(version, str) else None
+    if info.get("couchdb") == "Welcome":
+        return Software("couchdb", version)
+    welcome = info.get("express-pouchdb")
+    if isinstance(welcome, str) and welcome.startswith("Welcome"):
+        return Software("express-pouchdb", version)
+    return None
+
+
+def _refused(response: Response) -> bool:
+    return response.status in (401, 403)
+
+
+def _json(response: Response, path: str) -> Any:
+    if response.status != 200:
+        raise CommandRefused(f"GET {path} answered HTTP {response.status}")
+    try:
+        return json.loads(response.body)
+    except (ValueError, RecursionError):
+        raise ProtocolError(f"GET {path} did not answer JSON") from None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def db_counts(info: Any) -> tuple[int | None, int | None]:
+    """Documents and bytes on disk from a database's `GET /{db}`."""
+    if not isinstance(info, dict):
+        raise ProtocolError("a database's info is not an object")
+    sizes = info.get("sizes")
+    size = _count(sizes.get("file")) if isinstance(sizes, dict) else None
+    return _count(info.get("doc_count")), size if size is not None else _count(info.get("disk_size"))
+
+
+def sample_documents(result: Any, limits: Limits) -> tuple[dict[str, Any], ...]:
+    """The bounded documents of an `_all_docs?include_docs=true` answer, design documents left out."""
+    rows = result.get("rows") if isinstance(result, dict) else None
+    if not isinstance(rows, list):
+        raise ProtocolError("_all_docs did not answer rows")
+    docs = (row.get("doc") for row in rows if isinstance(row, dict))
+    return tuple(
+        bounded(doc, limits)
+        for doc in docs
+        if isinstance(doc, dict) and not str(doc.get("_id", "")).startswith("_design/")
+    )[: limits.sample_rows]
+
+
+def _fields(documents: tuple[dict[str, Any], ...]) -> tuple[str, ...]:
+    return tuple(sorted({key for doc in documents for key in doc if not key.startswith("_")}))
+
+
+async def _admin_party(fetch: Fetch, learned: Learned) -> None:
+    """Whether an anonymous session holds the `_admin` role (no admin exists: anyone administers)."""
+    response = await fetch("/_session")
+    if response.status != 200:
+        return
+    try:
+        context = json.loads(response.body).get("userCtx") or {}
+        learned.details["admin_party"] = "_admin" in (context.get("roles") or ())
+    except (ValueError, RecursionError, AttributeError, TypeError):
+        learned.errors.append("GET /_session did not answer a session object.")
+
+
+async def _database(fetch: Fetch, name: str, learned: Learned, limits: Limits) -> None:
+    """One database's counts and a bounded sample into `learned`."""
+    path = f"/{quote(name, safe='')}"
+    rows = size = None
+    documents: tuple[dict[str, Any], ...] = ()
+    try:
+        rows, size = db_counts(_json(await fetch(path), path))
+        sample = f"{path}/_all_docs?limit={limits.sample_rows}&include_docs=true"
+        documents = sample_documents(_json(await fetch(sample), sample), limits)
+    except (*SAMPLING_ERRORS, httpx.HTTPError) as exc:
+        learned.errors.append(f"Reading database {name} failed: {describe(exc, limits)}.")
+    learned.collections.append(Collection(name, name, rows, size, _fields(documents)))
+    if documents:
+        learned.samples.append(Sample(name, name, documents))
+
+
+async def _databases(fetch: Fetch, learned: Learned, limits: Limits) -> None:
+    response = await fetch("/_all_dbs")
+    if _refused(response):
+        learned.auth = "required"
+        return
+    names = _json(response, "/_all_dbs")
+    if not isinstance(names, list):
+        raise ProtocolError("/_all_dbs did not answer a list")
+    learned.auth = "none"
+    user = sorted(n for n in names if isinstance(n, str) and not n.startswith("_"))
+    learned.databases = len(user)
+    shown = user[: min(limits.max_databases, limits.max_collections)]
+    if len(shown) < len(user):
+        learned.errors.append(f"Only the first {len(shown)} of {len(user)} databases were inspected.")
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def read(name: str) -> None:
+        async with gate:
+            await _database(fetch, name, learned, limits)
+
+    await asyncio.gather(*(read(name) for name in shown))
+    learned.collections.sort(key=lambda c: c.name)
+    learned.samples.sort(key=lambda s: s.collection)
+    counted = [c for c in learned.collections if c.rows is not None]
+    learned.rows = sum(c.rows or 0 for c in counted) if counted else None
+    learned.size_bytes = sum(c.size_bytes or 0 for c in learned.collections) or None
+
+
+async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
+    async with bounded_client(limits) as client:
+        fetch = partial(_get, f"http://{endpoint.ip}:{endpoint.port}", limits, client)
+        root = await fetch("/")
+        if _refused(root):
+            learned.auth = "required"
+            return
+        learned.software = root_software(_json(root, "/")) or learned.software
+        await _admin_party(fetch, learned)
+        await _databases(fetch, learned, limits)
+
+
+async def _get(base: str, limits: Limits, client: httpx.AsyncClient, path: str) -> Response:
+    return await get_bounded(base + path, limits, client)
+
+
+class CouchdbProtocol:
+    name = "couchdb"
+    default_ports = (5984,)
+    probe = HTTP.probe
+
+    def match(self, reply: bytes) -> Identity | None:
+        """The welcome JSON of `GET /`, or CouchDB's `Server` header on any answer (e.g. a 401)."""
+        status = _STATUS.match(reply)
+        if status is None:
+            return None
+        head, _, body = reply.partition(b"\r\n\r\n")
+        banner = head.split(b"\r\n", 1)[0].decode("latin-1")
+        auth: Auth = "required" if status.group(1) == b"401" else "unknown"
+        try:
+            software = root_software(json.loads(body))
+        except (ValueError, RecursionError):
+            software = None
+        if software is None and (server := _SERVER.search(head)) is not None:
+            software = Software("couchdb", server.group(1).decode("ascii"))
+        return Identity(self.name, software, auth, banner) if software else None
+
+    async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
+        """Server, admin party, databases with their counts and a bounded sample each; GETs only."""
+        learned = Learned(identity.software, identity.auth)
+        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+
+
+PROTOCOL = CouchdbProtocol()

@@ -1,0 +1,251 @@
+"""Elasticsearch and OpenSearch (REST over HTTP, 9200): recognised from `GET /`; inspected with GETs only.
+
+`GET /` names the cluster: `cluster_name`, `version.number` and the tagline "You Know, for Search"
+(OpenSearch: `version.distribution` "opensearch" and its own tagline). A 401/403 with
+`WWW-Authenticate: Basic realm="security"` (OpenSearch: realm="OpenSearch Security") or a
+`security_exception` body means authentication is required.
+
+Inspection reads `/`, `/_cat/indices?format=json&bytes=b`, `/_mapping` and `/{index}/_search?size=N`.
+Naming: one database "" (the cluster); one collection per index, named by the index, with rows =
+`docs.count` and size_bytes = `store.size` as the server reports them. Hidden and system indices
+(names starting with ".") are skipped. Fields are the mapping's leaf paths, dotted ("addr.city"),
+without multi-fields ("xm.keyword"); a sample document is an index document's bounded `_source`.
+
+`cluster_root` and `read_indices` take the transport as a `Fetch` (GET one API path), so that Kibana's
+module reads the same cluster through Kibana's console proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from leaksonar.model import Collection, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError
+from leaksonar.protocols.common import SAMPLING_ERRORS, Learned, bounded, describe, run_within_budget
+from leaksonar.protocols.http import PROTOCOL as HTTP
+from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded
+
+Fetch = Callable[[str], Awaitable[Response]]
+"""GET one API path (with its query string) from the cluster, bounded."""
+
+TAGLINE = "You Know, for Search"
+_REALM = re.compile(rb'^www-authenticate:[ \t]*basic realm="(?:security|opensearch security)"', re.I | re.M)
+_STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
+_MAX_FIELDS = 1000
+_MAX_MAPPING_DEPTH = 16
+_CONCURRENCY = 4
+"""Indices sampled at the same time."""
+
+
+def cluster_software(info: Any) -> Software | None:
+    """Elasticsearch or OpenSearch with its version, if `info` is the JSON of a cluster's `GET /`."""
+    if not isinstance(info, dict) or not isinstance(info.get("cluster_name"), str):
+        return None
+    version = info.get("version")
+    if not isinstance(version, dict) or not isinstance(version.get("number"), str):
+        return None
+    opensearch = version.get("distribution") == "opensearch"
+    if not opensearch and info.get("tagline") != TAGLINE:
+        return None
+    return Software("opensearch" if opensearch else "elasticsearch", version["number"][:40])
+
+
+def http_status(reply: bytes) -> int | None:
+    """The status code of a raw HTTP/1.x reply."""
+    found = _STATUS.match(reply)
+    return int(found.group(1)) if found else None
+
+
+def refused(response: Response) -> bool:
+    """True if the cluster answered that it needs credentials."""
+    return response.status in (401, 403)
+
+
+def json_body(response: Response, path: str) -> Any:
+    """The JSON of a successful answer to GET `path`."""
+    if response.status != 200:
+        raise CommandRefused(f"GET {path} answered HTTP {response.status}")
+    try:
+        return json.loads(response.body)
+    except (ValueError, RecursionError):
+        raise ProtocolError(f"GET {path} did not answer JSON") from None
+
+
+# --- indices, mappings, samples -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    rows: int | None
+    size_bytes: int | None
+
+
+def _count(value: Any) -> int | None:
+    """A _cat number ("3000" or 3000); None for closed indices and garbage."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def parse_indices(rows: Any) -> list[Index]:
+    """The visible indices of `_cat/indices?format=json&bytes=b`, by name."""
+    if not isinstance(rows, list):
+        raise ProtocolError("_cat/indices did not answer a list")
+    found = [
+        Index(row["index"], _count(row.get("docs.count")), _count(row.get("store.size")))
+        for row in rows
+        if isinstance(row, dict) and isinstance(row.get("index"), str) and not row["index"].startswith(".")
+    ]
+    return sorted(found, key=lambda index: index.name)
+
+
+def _leaves(properties: Any, prefix: str, depth: int) -> Iterator[str]:
+    if not isinstance(properties, dict) or depth > _MAX_MAPPING_DEPTH:
+        return
+    for name, spec in properties.items():
+        path = f"{prefix}{name}"
+        if isinstance(spec, dict) and "properties" in spec:  # object and nested fields
+            yield from _leaves(spec["properties"], f"{path}.", depth + 1)
+        else:
+            yield path
+
+
+def mapping_fields(mapping: Any) -> tuple[str, ...]:
+    """Sorted leaf field paths of one index's `_mapping` entry (typeless, or 6.x with mapping types)."""
+    mappings = mapping.get("mappings") if isinstance(mapping, dict) else None
+    if not isinstance(mappings, dict):
+        return ()
+    typed = [m for m in mappings.values() if isinstance(m, dict) and "properties" in m]
+    roots = [mappings] if "properties" in mappings else typed
+    names: set[str] = set()
+    for root in roots:
+        for name in _leaves(root["properties"], "", 0):
+            if len(names) >= _MAX_FIELDS:
+                break
+            names.add(name)
+    return tuple(sorted(names))
+
+
+def sample_documents(result: Any, limits: Limits) -> tuple[dict[str, Any], ...]:
+    """The bounded `_source` of each hit of a `_search` answer."""
+    hits = result.get("hits") if isinstance(result, dict) else None
+    hits = hits.get("hits") if isinstance(hits, dict) else None
+    if not isinstance(hits, list):
+        raise ProtocolError("_search did not answer hits")
+    sources = (hit.get("_source") for hit in hits[: limits.sample_rows] if isinstance(hit, dict))
+    return tuple(bounded(source, limits) for source in sources if isinstance(source, dict))
+
+
+async def _mappings(fetch: Fetch, learned: Learned, limits: Limits) -> dict[str, Any]:
+    """Index -> mapping entry; {} (and an error line) if `_mapping` cannot be read."""
+    try:
+        mappings = json_body(await fetch("/_mapping"), "/_mapping")
+    except (*SAMPLING_ERRORS, httpx.HTTPError) as exc:
+        learned.errors.append(f"Reading the mappings failed: {describe(exc, limits)}.")
+        return {}
+    return mappings if isinstance(mappings, dict) else {}
+
+
+async def _sample(fetch: Fetch, index: str, learned: Learned, limits: Limits) -> tuple[dict[str, Any], ...]:
+    path = f"/{quote(index, safe='')}/_search?size={limits.sample_rows}"
+    try:
+        return sample_documents(json_body(await fetch(path), path), limits)
+    except (*SAMPLING_ERRORS, httpx.HTTPError) as exc:
+        learned.errors.append(f"Sampling {index} failed: {describe(exc, limits)}.")
+        return ()
+
+
+class NeedsCredentials(Exception):
+    """The cluster answered 401/403."""
+
+
+async def cluster_root(fetch: Fetch) -> Software | None:
+    """The cluster's software from `GET /` (None if it does not name itself)."""
+    root = await fetch("/")
+    if refused(root):
+        raise NeedsCredentials
+    return cluster_software(json_body(root, "/"))
+
+
+async def read_indices(fetch: Fetch, learned: Learned, limits: Limits) -> None:
+    """The cluster's visible indices into `learned`: counts, sizes, mapping fields, a bounded sample."""
+    cat = await fetch("/_cat/indices?format=json&bytes=b")
+    if refused(cat):
+        learned.auth = "required"
+        learned.errors.append(f"Listing the indices needs credentials (HTTP {cat.status}).")
+        return
+    indices = parse_indices(json_body(cat, "/_cat/indices"))
+    learned.auth = "none"
+    learned.databases = 1
+    learned.rows = sum(index.rows or 0 for index in indices)
+    learned.size_bytes = sum(index.size_bytes or 0 for index in indices)
+    shown = indices[: limits.max_collections]
+    if len(shown) < len(indices):
+        learned.errors.append(f"Only the first {len(shown)} of {len(indices)} indices were inspected.")
+    mappings = await _mappings(fetch, learned, limits) if shown else {}
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def sample(index: Index) -> tuple[dict[str, Any], ...]:
+        async with gate:
+            return await _sample(fetch, index.name, learned, limits)
+
+    samples = await asyncio.gather(*(sample(index) for index in shown))
+    for index, documents in zip(shown, samples, strict=True):
+        fields = mapping_fields(mappings.get(index.name))
+        learned.collections.append(Collection("", index.name, index.rows, index.size_bytes, fields))
+        if documents:
+            learned.samples.append(Sample("", index.name, documents))
+
+
+async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
+    async with bounded_client(limits) as client:
+        fetch = partial(_get, f"http://{endpoint.ip}:{endpoint.port}", limits, client)
+        try:
+            learned.software = await cluster_root(fetch) or learned.software
+        except NeedsCredentials:
+            learned.auth = "required"
+            return
+        await read_indices(fetch, learned, limits)
+
+
+async def _get(base: str, limits: Limits, client: httpx.AsyncClient, path: str) -> Response:
+    return await get_bounded(base + path, limits, client)
+
+
+class ElasticsearchProtocol:
+    name = "elasticsearch"
+    default_ports = (9200, 9201)
+    probe = HTTP.probe
+
+    def match(self, reply: bytes) -> Identity | None:
+        """A cluster's JSON answer to `GET /`, or its security realm's refusal."""
+        status = http_status(reply)
+        if status is None:
+            return None
+        head, _, body = reply.partition(b"\r\n\r\n")
+        banner = head.split(b"\r\n", 1)[0].decode("latin-1")
+        if status in (401, 403) and (_REALM.search(head) or b'"security_exception"' in body):
+            return Identity(self.name, None, "required", banner)
+        try:
+            software = cluster_software(json.loads(body))
+        except (ValueError, RecursionError):
+            return None
+        return Identity(self.name, software, "unknown", banner) if software else None
+
+    async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
+        """Cluster, indices with their counts and mappings, a bounded sample each; GETs only."""
+        learned = Learned(identity.software, identity.auth)
+        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+
+
+PROTOCOL = ElasticsearchProtocol()
