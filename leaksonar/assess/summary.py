@@ -48,6 +48,7 @@ _DEFAULT = Nouns(_DATABASE, ("collection", "collections"), ("row", "rows"))
 NOUNS: dict[str, Nouns] = {
     "elasticsearch": _SEARCH,
     "opensearch": _SEARCH,
+    "kibana": _SEARCH,  # the indices of the cluster behind it
     "mongodb": Nouns(_DATABASE, ("collection", "collections"), _DOCUMENT),
     "couchdb": Nouns(None, _DATABASE, _DOCUMENT),
     "postgresql": _SQL,

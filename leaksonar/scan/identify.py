@@ -60,18 +60,28 @@ async def _exchange(ip: str, port: int, probe: bytes, limits: Limits, sock: sock
         writer.close()
 
 
+async def _attempt(ip: str, port: int, probe: bytes, limits: Limits, sock: socket.socket | None) -> bytes:
+    """The reply to one probe; b'' when the connection failed, closed or stayed silent."""
+    try:
+        return await _exchange(ip, port, probe, limits, sock)
+    except (OSError, TimeoutError):
+        return b""
+
+
 async def identify(ip: str, port: int, sock: socket.socket | None, limits: Limits) -> Identity:
     """Identity of the service on an open port; protocol "unknown" with its banner if nothing matches.
 
-    `sock` is the connection discovery opened, used for the first probe (None: connect anew).
+    The first probe goes on `sock`, the connection discovery opened (None: connect anew). If its
+    reply names nothing, the other probes go out at once, each on its own connection, so a service
+    that stays silent to wrong probes costs one timeout, not one per probe; the first match in plan
+    order wins.
     """
-    banner = b""
-    for step, probe in enumerate(probe_plan(port)):
-        try:
-            reply = await _exchange(ip, port, probe, limits, sock if step == 0 else None)
-        except (OSError, TimeoutError):
-            continue
+    first, *rest = probe_plan(port)
+    replies = [await _attempt(ip, port, first, limits, sock)]
+    if (identity := match(replies[0])) is not None:
+        return identity
+    replies += await asyncio.gather(*(_attempt(ip, port, probe, limits, None) for probe in rest))
+    for reply in replies[1:]:
         if (identity := match(reply)) is not None:
             return identity
-        banner = banner or reply
-    return Identity(protocol="unknown", banner=printable(banner))
+    return Identity(protocol="unknown", banner=printable(next((r for r in replies if r), b"")))
