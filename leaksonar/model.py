@@ -287,3 +287,48 @@ def _assessment_from(record: dict[str, Any]) -> Assessment:
         severity=record["severity"],
         summary=record.get("summary", ""),
     )
+
+
+EVENT_TYPES = (
+    "new_exposure", "closed", "reopened", "auth_enabled", "wiped", "shrunk", "grew",
+    "ransom_note_appeared", "ransom_note_removed", "pii_added", "software_changed",
+)  # fmt: skip
+"""What can change on a service between two scans (DESIGN.md, monitor stage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change on one service, found by diffing two consecutive snapshots of it."""
+
+    ip: str
+    port: int
+    type: str
+    """One of EVENT_TYPES."""
+    time: str
+    """When the scan that saw the change ran (UTC, ISO 8601)."""
+    scan_id: str
+    protocol: str
+    severity: Severity | None
+    """The service's severity after the change."""
+    summary: str
+    """One human line: what changed, with figures (never raw data)."""
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    """The figures that changed (rows, size_bytes, notes, categories, software ...)."""
+    id: int | None = None
+    """The store's id, once stored."""
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ip": self.ip,
+            "port": self.port,
+            "type": self.type,
+            "time": self.time,
+            "scan_id": self.scan_id,
+            "protocol": self.protocol,
+            "severity": self.severity,
+            "summary": self.summary,
+            "before": self.before,
+            "after": self.after,
+        }
