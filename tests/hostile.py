@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from leaksonar.model import Identity, Inspection, Limits
@@ -74,3 +74,33 @@ def scripted(
         writer.close()
 
     return handle
+
+
+FAST = Limits(timeout=1.0, service_budget=5.0)
+"""Limits of the protocol tests: a second per read, five per service."""
+
+
+async def read_http(reader: asyncio.StreamReader) -> tuple[str, str, bytes] | None:
+    """(method, target, body) of one HTTP request; None at EOF."""
+    line = await reader.readline()
+    if not line:
+        return None
+    method, target, _ = line.decode().split(" ", 2)
+    length = 0
+    while (header := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = header.decode().partition(":")
+        length = int(value) if name.lower() == "content-length" else length
+    return method, target, await reader.readexactly(length)
+
+
+def strings(value: object) -> Iterator[str]:
+    """Every string inside a sample document (keys of mappings included)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from strings(v)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)

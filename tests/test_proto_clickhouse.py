@@ -13,6 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import hostile
 import pytest
+import replies
+from replies import CLICKHOUSE_HTTP_LOCKED_QUERY as HTTP_LOCKED_QUERY
+from replies import CLICKHOUSE_HTTP_ROOT as HTTP_ROOT
+from replies import CLICKHOUSE_NATIVE_HELLO as NATIVE_HELLO
+from replies import CLICKHOUSE_NATIVE_LOCKED as NATIVE_LOCKED
+from replies import CLICKHOUSE_NATIVE_TO_HTTP as NATIVE_TO_HTTP
+from replies import CLICKHOUSE_NATIVE_TO_PING as NATIVE_TO_PING
 
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds.base import Launch
@@ -22,30 +29,6 @@ from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.clickhouse import CLIENT_HELLO, PROTOCOL
 from leaksonar.scan.identify import identify
 
-# Captured from clickhouse-server 18.16.1 (Debian).
-HTTP_ROOT = (
-    b"HTTP/1.0 200 OK\r\nDate: Sat, 28 Nov 2026 06:49:35 GMT\r\nConnection: Close\r\n"
-    b"Content-Type: text/html; charset=UTF-8\r\nContent-Length: 4\r\n\r\nOk.\n"
-)
-HTTP_LOCKED_QUERY = (
-    b"HTTP/1.0 401 Unauthorized\r\nDate: Sat, 28 Nov 2026 06:51:55 GMT\r\nConnection: Close\r\n"
-    b"Content-Type: text/plain; charset=UTF-8\r\nX-ClickHouse-Server-Display-Name: vm\r\n"
-    b'WWW-Authenticate: Basic realm="ClickHouse server HTTP API"\r\n\r\n'
-    b"Code: 194, e.displayText() = DB::Exception: Password required for user default, "
-    b"e.what() = DB::Exception\n"
-)
-NATIVE_TO_HTTP = (
-    b"HTTP/1.0 400 Bad Request\r\n\r\nPort 9000 is for clickhouse-client program.\r\n"
-    b"You must use port 8123 for HTTP.\r\n"
-)
-NATIVE_HELLO = b"\x00\nClickHouse\x12\x10\x8c\xa9\x03\x07Etc/UTC\x02vm\x01"
-NATIVE_TO_PING = (
-    b"\x02e\x00\x00\x00\x10DB::NetException/DB::NetException: Unexpected packet from client\x8d\x060. "
-    b"/lib/x86_64-linux-gnu/libclickhouse.so.18.16(StackTrace::StackTrace()+0x16) [0x7fc7b6b798a6]\n"
-)
-NATIVE_LOCKED = (
-    b"\x02\xc2\x00\x00\x00\rDB::Exception1DB::Exception: Password required for user default\x05trace\x00"
-)
 NOT_CLICKHOUSE = {
     "empty": b"",
     "random": bytes(range(256)) * 4,
@@ -55,11 +38,9 @@ NOT_CLICKHOUSE = {
     "ok as plain text": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nOk.\n",
     "ok with more": b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\n\r\nOk.\nmore",
     "not found": b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html; charset=UTF-8\r\n\r\nOk.\n",
-    "couchdb": b'HTTP/1.1 200 OK\r\n\r\n{"couchdb":"Welcome","version":"3.3.3"}',
-    "redis": b"-ERR wrong number of arguments for 'get' command\r\n",
     "mongodb-like": b"\x02\x00\x00\x00\x00\x00\x00\x00",
 }
-FAST = Limits(timeout=1.0, service_budget=5.0)
+FAST = hostile.FAST
 LabService = Callable[[str], dict[str, Any]]
 
 
@@ -101,6 +82,11 @@ def test_match_claims_clickhouse_replies(reply: bytes, banner: str) -> None:
 @pytest.mark.parametrize("name", NOT_CLICKHOUSE)
 def test_match_rejects_other_replies(name: str) -> None:
     assert PROTOCOL.match(NOT_CLICKHOUSE[name]) is None
+
+
+@pytest.mark.parametrize("reply", replies.not_of("clickhouse"))
+def test_match_rejects_every_other_protocols_reply(reply: bytes) -> None:
+    assert PROTOCOL.match(reply) is None
 
 
 def test_client_hello_is_a_native_hello_as_user_default() -> None:

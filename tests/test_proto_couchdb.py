@@ -12,6 +12,8 @@ from typing import Any
 
 import hostile
 import pytest
+import replies
+from replies import COUCHDB_LOCKED, COUCHDB_ROOT, POUCHDB_ROOT
 
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds.base import Launch
@@ -21,42 +23,14 @@ from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.couchdb import PROTOCOL
 from leaksonar.scan.identify import identify
 
-# Captured from pouchdb-server 4.2.0 (express-pouchdb) answering the HTTP probe.
-POUCHDB_ROOT = (
-    b"HTTP/1.1 200 OK\r\nX-Powered-By: Express\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b'Content-Length: 179\r\nETag: W/"b3-kJyubwfkBpCeNwDmu3+Biqysz+w"\r\nVary: Accept-Encoding\r\n'
-    b"Date: Sat, 28 Nov 2026 06:51:41 GMT\r\n"
-    b'Connection: close\r\n\r\n{"express-pouchdb":"Welcome!","version":"4.2.0","pouchdb-adapters":["memory"],'
-    b'"vendor":{"name":"PouchDB authors","version":"4.2.0"},"uuid":"ef0decd1-7a2f-44d9-b258-17f974193e35"}\n'
-)
-# CouchDB 3.3 as its documentation shows it (no CouchDB is packaged here), open and locked.
-COUCHDB_ROOT = (
-    b"HTTP/1.1 200 OK\r\nCache-Control: must-revalidate\r\nContent-Length: 247\r\n"
-    b"Content-Type: application/json\r\nServer: CouchDB/3.3.3 (Erlang OTP/24)\r\n\r\n"
-    b'{"couchdb":"Welcome","version":"3.3.3","git_sha":"40afbcfc7","uuid":"f1e2d3c4b5a6",'
-    b'"features":["access-ready","partitioned","pluggable-storage-engines","reshard","scheduler"],'
-    b'"vendor":{"name":"The Apache Software Foundation"}}\n'
-)
-COUCHDB_LOCKED = (
-    b"HTTP/1.1 401 Unauthorized\r\nCache-Control: must-revalidate\r\nContent-Length: 62\r\n"
-    b"Content-Type: application/json\r\nServer: CouchDB/3.3.3 (Erlang OTP/24)\r\n"
-    b'WWW-Authenticate: Basic realm="server"\r\n\r\n'
-    b'{"error":"unauthorized","reason":"Authentication required."}\n'
-)
 NOT_COUCHDB = {
     "empty": b"",
     "random": bytes(range(256)) * 4,
     "nginx": b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\r\n<html>Welcome</html>",
     "json with version": b'HTTP/1.1 200 OK\r\n\r\n{"status":"Welcome","version":"1.0"}',
-    "clickhouse": b"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\n\r\nOk.\n",
-    "elasticsearch": (
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n"
-        b'{"name":"n","cluster_name":"c","version":{"number":"7.10.2"},"tagline":"You Know, for Search"}'
-    ),
-    "redis": b"-ERR wrong number of arguments for 'get' command\r\n",
     "not json": b"HTTP/1.1 200 OK\r\n\r\n{couchdb",
 }
-FAST = Limits(timeout=1.0, service_budget=5.0)
+FAST = hostile.FAST
 LabService = Callable[[str], dict[str, Any]]
 
 
@@ -86,6 +60,11 @@ def test_match_claims_couchdb_roots(reply: bytes, software: Software, auth: str)
 @pytest.mark.parametrize("name", NOT_COUCHDB)
 def test_match_rejects_other_replies(name: str) -> None:
     assert PROTOCOL.match(NOT_COUCHDB[name]) is None
+
+
+@pytest.mark.parametrize("reply", replies.not_of("couchdb"))
+def test_match_rejects_every_other_protocols_reply(reply: bytes) -> None:
+    assert PROTOCOL.match(reply) is None
 
 
 # --- the lab --------------------------------------------------------------------------------------

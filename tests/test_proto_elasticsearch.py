@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import hostile
 import httpx
 import pytest
+import replies
+from replies import ES_401, ES_ROOT, OPENSEARCH_401, OSMEM_ROOT
 
 from leaksonar.assess import assess
 from leaksonar.lab import lab_digest, servers
@@ -23,40 +25,6 @@ from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.elasticsearch import PROTOCOL, mapping_fields
 from leaksonar.scan.identify import identify
 
-# Captured on loopback from osmem-server 0.1.6 (OpenSearch API 3.8.0), answering the HTTP probe.
-OSMEM_ROOT = (
-    b"HTTP/1.0 200 OK\r\nContent-Length: 419\r\nContent-Type: application/json; charset=UTF-8\r\n"
-    b"X-Elastic-Product: Elasticsearch\r\nDate: Sat, 28 Nov 2026 06:49:39 GMT\r\n\r\n"
-    b'{"cluster_name":"osmem","cluster_uuid":"osmem-cluster","name":"osmem-node","tagline":"The OpenSearch '
-    b'Project: https://opensearch.org/","version":{"build_date":"2026-01-01T00:00:00.000000000Z",'
-    b'"build_hash":"osmem","build_snapshot":false,"build_type":"tar","distribution":"opensearch",'
-    b'"lucene_version":"10.5.0","minimum_index_compatibility_version":"2.0.0",'
-    b'"minimum_wire_compatibility_version":"2.19.0","number":"3.8.0"}}'
-)
-# No Elasticsearch is packaged here: these follow Elasticsearch's documented answers (7.10.2 root; 8.x
-# security refusal) and the OpenSearch security plugin's.
-ES_ROOT = (
-    b"HTTP/1.0 200 OK\r\ncontent-type: application/json; charset=UTF-8\r\ncontent-length: 535\r\n\r\n"
-    b'{\n  "name" : "es01",\n  "cluster_name" : "docker-cluster",\n  "cluster_uuid" : "Q4cLhhEyTm2bMhRfu'
-    b'3T3bA",\n  "version" : {\n    "number" : "7.10.2",\n    "build_flavor" : "default",\n    "build_type" '
-    b': "docker",\n    "build_hash" : "747e1cc71def077253878a59143c1f785afa92b9",\n    "build_date" : '
-    b'"2021-01-13T00:42:12.435326Z",\n    "build_snapshot" : false,\n    "lucene_version" : "8.7.0",\n    '
-    b'"minimum_wire_compatibility_version" : "6.8.0",\n    "minimum_index_compatibility_version" : '
-    b'"6.0.0-beta1"\n  },\n  "tagline" : "You Know, for Search"\n}\n'
-)
-ES_401 = (
-    b'HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm="security" charset="UTF-8"\r\n'
-    b"WWW-Authenticate: ApiKey\r\ncontent-type: application/json\r\ncontent-length: 403\r\n\r\n"
-    b'{"error":{"root_cause":[{"type":"security_exception","reason":"missing authentication credentials '
-    b'for REST request [/]","header":{"WWW-Authenticate":["Basic realm=\\"security\\" charset=\\"UTF-8\\"",'
-    b'"ApiKey"]}}],"type":"security_exception","reason":"missing authentication credentials for REST '
-    b'request [/]","header":{"WWW-Authenticate":["Basic realm=\\"security\\" charset=\\"UTF-8\\"",'
-    b'"ApiKey"]}},"status":401}'
-)
-OPENSEARCH_401 = (
-    b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="OpenSearch Security"\r\n'
-    b"content-type: text/plain; charset=UTF-8\r\ncontent-length: 12\r\n\r\nUnauthorized"
-)
 NOT_ELASTICSEARCH = {
     "empty": b"",
     "random": bytes(range(256)) * 4,
@@ -68,37 +36,20 @@ NOT_ELASTICSEARCH = {
         b'HTTP/1.1 200 OK\r\n\r\n{"cluster_name":"x","version":{"number":"1.0"},"tagline":"Hello"}'
     ),
     "cut-off root": OSMEM_ROOT[:300],
-    "kibana": (
-        b"HTTP/1.1 302 Found\r\nkbn-name: kibana\r\nkbn-license-sig: 0b1c\r\nlocation: /app/home\r\n"
-        b"content-length: 0\r\n\r\n"
-    ),
-    "redis": b"-ERR wrong number of arguments for 'get' command\r\n",
-    "mysql": b"d\x00\x00\x00\n5.5.5-10.11.19-MariaDB-0+deb12u1\x00\x03\x00\x00\x00",
 }
-FAST = Limits(timeout=1.0, service_budget=5.0)
+FAST = hostile.FAST
 LabService = Callable[[str], dict[str, Any]]
 
 
 def identified(reply: bytes) -> Identity:
-    identity = PROTOCOL.match(reply)
-    assert identity is not None, reply
-    return identity
+    return replies.identified(PROTOCOL, reply)
 
 
 def inspect(ip: str, port: int, limits: Limits = FAST) -> Inspection:
     return asyncio.run(PROTOCOL.inspect(Endpoint(ip, port), Identity("elasticsearch"), limits))
 
 
-def strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from strings(v)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item)
+strings = hostile.strings
 
 
 # --- match ----------------------------------------------------------------------------------------
@@ -124,6 +75,11 @@ def test_match_claims_cluster_roots_and_security_refusals(
 @pytest.mark.parametrize("name", NOT_ELASTICSEARCH)
 def test_match_rejects_other_replies(name: str) -> None:
     assert PROTOCOL.match(NOT_ELASTICSEARCH[name]) is None
+
+
+@pytest.mark.parametrize("reply", replies.not_of("elasticsearch"))
+def test_match_rejects_every_other_protocols_reply(reply: bytes) -> None:
+    assert PROTOCOL.match(reply) is None
 
 
 def test_mapping_fields_are_dotted_leaves_without_multi_fields() -> None:
@@ -181,33 +137,9 @@ def test_manifest_counts_are_the_servers(lab_service: LabService) -> None:
 # --- scripted and hostile servers -----------------------------------------------------------------
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[str, str] | None:
-    """(method, target) of one HTTP request; its body is read and dropped."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    if not head:
-        return None
-    method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
-    length = next(
-        (
-            int(line.split(b":")[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        ),
-        0,
-    )
-    await reader.readexactly(length)
-    return method, target
-
-
 def http(status: int, body: bytes | Any, close: bool = False) -> bytes:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    extra = b"Connection: close\r\n" if close else b""
-    return b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n\r\n%s" % (
-        status,
-        extra,
-        len(raw),
-        raw,
-    )
+    headers = {"content-type": "application/json"} | ({"Connection": "close"} if close else {})
+    return replies.http_reply(status, headers, body)
 
 
 ROOT = json.loads(ES_ROOT.split(b"\r\n\r\n", 1)[1])
@@ -223,16 +155,16 @@ MAPPING = {
 SEARCH = {"hits": {"hits": [{"_source": {"xm": "李雷", "note": "n" * 400}}, {"_source": {"xm": "韩梅梅"}}]}}
 
 
-def fake_cluster(request: tuple[str, str]) -> bytes:
+def fake_cluster(request: tuple[str, str, bytes]) -> bytes:
     path = urlsplit(request[1]).path
     answers = {"/": ROOT, "/_cat/indices": CAT, "/_mapping": MAPPING}
     return http(200, answers.get(path, SEARCH))
 
 
 def scripted(
-    replies: Callable[[tuple[str, str]], bytes], seen: list[bytes] | None = None, delay: float = 0.0
+    replies: Callable[[tuple[str, str, bytes]], bytes], seen: list[bytes] | None = None, delay: float = 0.0
 ) -> hostile.Handler:
-    return hostile.scripted(read_request, replies, lambda r: f"{r[0]} {r[1]}".encode(), seen, delay)
+    return hostile.scripted(hostile.read_http, replies, lambda r: f"{r[0]} {r[1]}".encode(), seen, delay)
 
 
 def run(handler: hostile.Handler, limits: Limits = FAST) -> tuple[Inspection, float]:
@@ -271,7 +203,7 @@ def test_security_refusal_at_the_root_means_auth_required() -> None:
 
 
 def test_locked_index_listing_means_auth_required() -> None:
-    def replies(request: tuple[str, str]) -> bytes:
+    def replies(request: tuple[str, str, bytes]) -> bytes:
         return http(403, {"status": 403}) if "_cat" in request[1] else fake_cluster(request)
 
     found, _ = run(scripted(replies))
@@ -284,7 +216,7 @@ def test_locked_index_listing_means_auth_required() -> None:
 
 
 def test_one_failing_index_keeps_the_others() -> None:
-    def replies(request: tuple[str, str]) -> bytes:
+    def replies(request: tuple[str, str, bytes]) -> bytes:
         return http(500, {"error": "boom"}) if request[1].startswith("/archive/") else fake_cluster(request)
 
     found, _ = run(scripted(replies))
@@ -296,7 +228,7 @@ def test_one_failing_index_keeps_the_others() -> None:
 def test_huge_reply_is_cut_at_the_cap() -> None:
     limits = Limits(timeout=1.0, max_bytes=64 * 1024)
 
-    def replies(request: tuple[str, str]) -> bytes:
+    def replies(request: tuple[str, str, bytes]) -> bytes:
         return http(200, b"[" + b" " * 200_000 + b"]") if "_cat" in request[1] else fake_cluster(request)
 
     found, elapsed = run(scripted(replies), limits)

@@ -14,6 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 import hostile
 import httpx
 import pytest
+import replies
+from replies import KIBANA_6, KIBANA_7_SPACES, KIBANA_LOGIN
+from replies import KIBANA_STANDIN_ROOT as STANDIN_ROOT
+from replies import KIBANA_STATUS as STATUS
+from replies import KIBANA_STATUS_BODY as STATUS_BODY
 
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds.base import Launch
@@ -23,54 +28,14 @@ from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.kibana import PROTOCOL
 from leaksonar.scan.identify import identify
 
-# Captured on loopback from the lab's Kibana stand-in (leaksonar/lab/standins/kibana.py), answering the
-# HTTP probe; the stand-in copies Kibana 7.10's headers.
-STANDIN_ROOT = (
-    b"HTTP/1.1 302 Found\r\nkbn-name: kibana\r\n"
-    b"kbn-license-sig: df054295b7c7017b4ad031acd796db9bdce967d190bdd394779958bcee779e58\r\n"
-    b"x-content-type-options: nosniff\r\nreferrer-policy: no-referrer-when-downgrade\r\n"
-    b"cache-control: private, no-cache, no-store, must-revalidate\r\nlocation: /app/home\r\n"
-    b"content-length: 0\r\nConnection: close\r\n\r\n"
-)
-# No Kibana is packaged here: these follow answers of real Kibana releases as published in their
-# documentation and bug reports (7.x with spaces, 7.x/8.x asking for login, 6.x with kbn-version).
-KIBANA_7_SPACES = (
-    b"HTTP/1.1 302 Found\r\nlocation: /spaces/enter\r\nkbn-name: kibana\r\n"
-    b"kbn-license-sig: 6d7f5f3be5e9ea9c3fc8534e7eba519ed0a5a447f6f9c7a9a6cda1a5adeb7092\r\n"
-    b"kbn-xpack-sig: 81d3c61af2eabc8b8afc2034647ad614\r\n"
-    b"cache-control: private, no-cache, no-store, must-revalidate\r\ncontent-length: 0\r\n"
-    b"Date: Fri, 31 Jul 2020 22:31:45 GMT\r\nConnection: close\r\n\r\n"
-)
-KIBANA_LOGIN = (
-    b"HTTP/1.1 302 Found\r\nlocation: /login?next=%2F\r\nx-content-type-options: nosniff\r\n"
-    b"referrer-policy: no-referrer-when-downgrade\r\nkbn-name: kibana\r\n"
-    b"kbn-license-sig: 9b83cb2fcd7abc70cd733f8f11067997d1d68079584cb65234659ff73f933e5a\r\n"
-    b"cache-control: private, no-cache, no-store, must-revalidate\r\ncontent-length: 0\r\n\r\n"
-)
-KIBANA_6 = (
-    b"HTTP/1.1 302 Found\r\nlocation: /app/kibana\r\nkbn-name: kibana\r\nkbn-version: 6.8.23\r\n"
-    b"cache-control: no-cache\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-)
-STATUS_BODY = {
-    "name": "kibana",
-    "uuid": "df1304e8-a027-5a07-a7cb-87fdccbf57bb",
-    "version": {"number": "7.10.2", "build_number": 36468, "build_snapshot": False},
-    "status": {"overall": {"state": "green", "title": "Green"}, "statuses": []},
-}
-STATUS = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + json.dumps(STATUS_BODY).encode()
 NOT_KIBANA = {
     "empty": b"",
     "random": bytes(range(255, -1, -1)) * 4,
     "nginx": b"HTTP/1.1 302 Found\r\nServer: nginx\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n",
-    "elasticsearch": (
-        b"HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n"
-        b'{"name":"es01","cluster_name":"c","version":{"number":"7.10.2"},"tagline":"You Know, for Search"}'
-    ),
     "json without status": b'HTTP/1.1 200 OK\r\n\r\n{"name":"x","version":{"number":"1"}}',
     "header in the body": b"HTTP/1.1 200 OK\r\n\r\nkbn-name: kibana\r\n",
-    "redis": b"-ERR unknown command 'Accept:', with args beginning with: '*/*' \r\n",
 }
-FAST = Limits(timeout=1.0, service_budget=5.0)
+FAST = hostile.FAST
 LabService = Callable[[str], dict[str, Any]]
 
 
@@ -110,6 +75,11 @@ def test_match_claims_kibana_answers(reply: bytes, version: str | None, auth: st
 @pytest.mark.parametrize("name", NOT_KIBANA)
 def test_match_rejects_other_replies(name: str) -> None:
     assert PROTOCOL.match(NOT_KIBANA[name]) is None
+
+
+@pytest.mark.parametrize("reply", replies.not_of("kibana"))
+def test_match_rejects_every_other_protocols_reply(reply: bytes) -> None:
+    assert PROTOCOL.match(reply) is None
 
 
 # --- the lab --------------------------------------------------------------------------------------

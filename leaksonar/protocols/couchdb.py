@@ -27,15 +27,15 @@ from urllib.parse import quote
 import httpx
 
 from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError
+from leaksonar.protocols.base import Endpoint, ProtocolError
 from leaksonar.protocols.common import SAMPLING_ERRORS, Learned, bounded, describe, run_within_budget
+from leaksonar.protocols.elasticsearch import http_parts, json_body, json_software, refused
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded
 
 Fetch = Callable[[str], Awaitable[Response]]
 """GET one path of the server, bounded."""
 
-_STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
 _SERVER = re.compile(rb"^server:[ \t]*CouchDB/([\w.+-]{1,40})", re.I | re.M)
 _CONCURRENCY = 4
 """Databases read at the same time."""
@@ -53,19 +53,6 @@ def root_software(info: Any) -> Software | None:
     if isinstance(welcome, str) and welcome.startswith("Welcome"):
         return Software("express-pouchdb", version)
     return None
-
-
-def _refused(response: Response) -> bool:
-    return response.status in (401, 403)
-
-
-def _json(response: Response, path: str) -> Any:
-    if response.status != 200:
-        raise CommandRefused(f"GET {path} answered HTTP {response.status}")
-    try:
-        return json.loads(response.body)
-    except (ValueError, RecursionError):
-        raise ProtocolError(f"GET {path} did not answer JSON") from None
 
 
 def _count(value: Any) -> int | None:
@@ -116,9 +103,9 @@ async def _database(fetch: Fetch, name: str, learned: Learned, limits: Limits) -
     rows = size = None
     documents: tuple[dict[str, Any], ...] = ()
     try:
-        rows, size = db_counts(_json(await fetch(path), path))
+        rows, size = db_counts(json_body(await fetch(path), path))
         sample = f"{path}/_all_docs?limit={limits.sample_rows}&include_docs=true"
-        documents = sample_documents(_json(await fetch(sample), sample), limits)
+        documents = sample_documents(json_body(await fetch(sample), sample), limits)
     except (*SAMPLING_ERRORS, httpx.HTTPError) as exc:
         learned.errors.append(f"Reading database {name} failed: {describe(exc, limits)}.")
     learned.collections.append(Collection(name, name, rows, size, _fields(documents)))
@@ -128,10 +115,10 @@ async def _database(fetch: Fetch, name: str, learned: Learned, limits: Limits) -
 
 async def _databases(fetch: Fetch, learned: Learned, limits: Limits) -> None:
     response = await fetch("/_all_dbs")
-    if _refused(response):
+    if refused(response):
         learned.auth = "required"
         return
-    names = _json(response, "/_all_dbs")
+    names = json_body(response, "/_all_dbs")
     if not isinstance(names, list):
         raise ProtocolError("/_all_dbs did not answer a list")
     learned.auth = "none"
@@ -158,10 +145,10 @@ async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None
     async with bounded_client(limits) as client:
         fetch = partial(_get, f"http://{endpoint.ip}:{endpoint.port}", limits, client)
         root = await fetch("/")
-        if _refused(root):
+        if refused(root):
             learned.auth = "required"
             return
-        learned.software = root_software(_json(root, "/")) or learned.software
+        learned.software = root_software(json_body(root, "/")) or learned.software
         await _admin_party(fetch, learned)
         await _databases(fetch, learned, limits)
 
@@ -177,16 +164,11 @@ class CouchdbProtocol:
 
     def match(self, reply: bytes) -> Identity | None:
         """The welcome JSON of `GET /`, or CouchDB's `Server` header on any answer (e.g. a 401)."""
-        status = _STATUS.match(reply)
-        if status is None:
+        if (parts := http_parts(reply)) is None:
             return None
-        head, _, body = reply.partition(b"\r\n\r\n")
-        banner = head.split(b"\r\n", 1)[0].decode("latin-1")
-        auth: Auth = "required" if status.group(1) == b"401" else "unknown"
-        try:
-            software = root_software(json.loads(body))
-        except (ValueError, RecursionError):
-            software = None
+        status, head, body, banner = parts
+        auth: Auth = "required" if status == 401 else "unknown"
+        software = json_software(body, root_software)
         if software is None and (server := _SERVER.search(head)) is not None:
             software = Software("couchdb", server.group(1).decode("ascii"))
         return Identity(self.name, software, auth, banner) if software else None

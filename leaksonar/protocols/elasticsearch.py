@@ -65,6 +65,23 @@ def http_status(reply: bytes) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def http_parts(reply: bytes) -> tuple[int, bytes, bytes, str] | None:
+    """(status, head, body, banner: the status line) of a raw HTTP/1.x reply."""
+    status = http_status(reply)
+    if status is None:
+        return None
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return status, head, body, head.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def json_software(body: bytes, parse: Callable[[Any], Software | None]) -> Software | None:
+    """`parse` applied to the JSON of `body`; None if `body` is not JSON (or `parse` rejects it)."""
+    try:
+        return parse(json.loads(body))
+    except (ValueError, RecursionError):
+        return None
+
+
 def refused(response: Response) -> bool:
     """True if the cluster answered that it needs credentials."""
     return response.status in (401, 403)
@@ -229,17 +246,12 @@ class ElasticsearchProtocol:
 
     def match(self, reply: bytes) -> Identity | None:
         """A cluster's JSON answer to `GET /`, or its security realm's refusal."""
-        status = http_status(reply)
-        if status is None:
+        if (parts := http_parts(reply)) is None:
             return None
-        head, _, body = reply.partition(b"\r\n\r\n")
-        banner = head.split(b"\r\n", 1)[0].decode("latin-1")
+        status, head, body, banner = parts
         if status in (401, 403) and (_REALM.search(head) or b'"security_exception"' in body):
             return Identity(self.name, None, "required", banner)
-        try:
-            software = cluster_software(json.loads(body))
-        except (ValueError, RecursionError):
-            return None
+        software = json_software(body, cluster_software)
         return Identity(self.name, software, "unknown", banner) if software else None
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:

@@ -18,7 +18,6 @@ The finding's details say how the data was reached: `{"via": "kibana", "elastics
 
 from __future__ import annotations
 
-import json
 import re
 from functools import partial
 from typing import Any
@@ -31,8 +30,9 @@ from leaksonar.protocols.common import Learned, run_within_budget
 from leaksonar.protocols.elasticsearch import (
     NeedsCredentials,
     cluster_root,
-    http_status,
+    http_parts,
     json_body,
+    json_software,
     read_indices,
     refused,
 )
@@ -93,21 +93,16 @@ class KibanaProtocol:
 
     def match(self, reply: bytes) -> Identity | None:
         """An HTTP answer carrying Kibana's `kbn-*` headers, or the JSON of its `/api/status`."""
-        status = http_status(reply)
-        if status is None:
+        if (parts := http_parts(reply)) is None:
             return None
-        head, _, body = reply.partition(b"\r\n\r\n")
-        banner = head.split(b"\r\n", 1)[0].decode("latin-1")
+        status, head, body, banner = parts
         if _KBN_HEADER.search(head):
             found = _KBN_VERSION.search(head)
             version = found.group(1).decode() if found else None
             login = status in (401, 403) or _LOGIN.search(head) is not None
             auth: Auth = "required" if login else "unknown"
             return Identity(self.name, Software("kibana", version), auth, banner)
-        try:
-            software = status_software(json.loads(body))
-        except (ValueError, RecursionError):
-            return None
+        software = json_software(body, status_software)
         return Identity(self.name, software, "none", banner) if software else None
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
