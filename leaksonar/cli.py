@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, get_type_hints
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leaksonar import render
+from leaksonar.enrich import ASN_ENV, GEO_ENV, EnrichError, configured
+from leaksonar.enrich import check as check_mmdbs
 from leaksonar.lab.cli import lab_app
-from leaksonar.model import Finding, Limits
+from leaksonar.model import Event, Finding, Limits
 from leaksonar.scan.engine import ScanOptions, ScanProgress
 from leaksonar.scan.job import scan_into_store
 from leaksonar.store.db import DB_ENV, Store, StoreError
-from leaksonar.targets import SCOPE_ENV, Scope, TargetError, build_space, default_ports, parse_ports
+from leaksonar.targets import (
+    SCOPE_ENV,
+    Scope,
+    TargetError,
+    TargetSpace,
+    build_space,
+    default_ports,
+    parse_ports,
+)
+
+if TYPE_CHECKING:
+    from leaksonar.monitor.alerts import Delivery
+    from leaksonar.monitor.rules import AlertConfig
 
 app = typer.Typer(
     name="leaksonar",
@@ -109,8 +126,16 @@ def _jsonl_handle(stack: ExitStack, jsonl: str | None) -> TextIO | None:
         fail(f"cannot write {jsonl}: {exc.strerror}")
 
 
-@app.command()
-def scan(
+@dataclass(frozen=True, slots=True)
+class ScanSetup:
+    """What `scan` and `watch` scan, how, and into which index (their shared options, checked)."""
+
+    space: TargetSpace
+    options: ScanOptions
+    db: str | None
+
+
+def scan_setup(
     targets: Annotated[
         list[str] | None, typer.Argument(help="Addresses, CIDR blocks (127.77.0.0/24) or ranges (a-b).")
     ] = None,
@@ -132,10 +157,6 @@ def scan(
             "--scope", help=f"Allowed space, e.g. 127.0.0.0/8; a target outside is refused [env {SCOPE_ENV}]."
         ),
     ] = None,
-    jsonl: Annotated[
-        str | None,
-        typer.Option("--jsonl", help="Write one finding record (JSON) per service to FILE or '-'."),
-    ] = None,
     db: DbOption = None,
     rate: Annotated[
         float | None, typer.Option(help="Connection attempts per second (default: unlimited).")
@@ -152,11 +173,15 @@ def scan(
         typer.Option(min=1, max=64, help="Discovery processes; limits are shared [default: one per core]."),
     ] = DEFAULT_WORKERS,
     seed: Annotated[int | None, typer.Option(help="Seed of the pseudo-random target order.")] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")
-    ] = False,
-) -> None:
-    """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
+    geo_db: Annotated[
+        str | None,
+        typer.Option("--geo-db", help=f"Country/City database (.mmdb, MaxMind format) [env {GEO_ENV}]."),
+    ] = None,
+    asn_db: Annotated[
+        str | None, typer.Option("--asn-db", help=f"ASN database (.mmdb, MaxMind format) [env {ASN_ENV}].")
+    ] = None,
+) -> ScanSetup:
+    """The options `scan` and `watch` share (one definition: `with_scan_setup`), checked."""
     try:
         space = build_space(
             targets or [],
@@ -170,7 +195,12 @@ def scan(
         fail(str(exc))
     if rate is not None and rate <= 0:
         fail("--rate must be positive")
-    store = open_store(db)
+    geo_db, asn_db = configured(geo_db, GEO_ENV), configured(asn_db, ASN_ENV)
+    try:
+        for warning in check_mmdbs(geo_db, asn_db):
+            err.print(f"leaksonar: warning: {warning}")
+    except EnrichError as exc:
+        fail(str(exc))
     options = ScanOptions(
         rate=rate,
         concurrency=concurrency,
@@ -179,7 +209,44 @@ def scan(
         retries=retries,
         workers=workers,
         limits=Limits(timeout=read_timeout),
+        geo_db=geo_db,
+        asn_db=asn_db,
     )
+    return ScanSetup(space, options, db)
+
+
+def with_scan_setup(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command` the options of `scan_setup` as well as its own; it is called with their checked
+    result as its first argument, `setup`."""
+    shared = inspect.signature(scan_setup).parameters
+    own = [p for name, p in inspect.signature(command).parameters.items() if name != "setup"]
+    hints = get_type_hints(scan_setup, include_extras=True) | get_type_hints(command, include_extras=True)
+    parameters = [p.replace(annotation=hints[p.name]) for p in (*shared.values(), *own)]
+
+    def run(**values: Any) -> None:
+        command(scan_setup(**{name: values.pop(name) for name in shared}), **values)
+
+    run.__name__, run.__doc__ = command.__name__, command.__doc__
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    return run
+
+
+@app.command()
+@with_scan_setup
+def scan(
+    setup: ScanSetup,
+    jsonl: Annotated[
+        str | None,
+        typer.Option("--jsonl", help="Write one finding record (JSON) per service to FILE or '-'."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")
+    ] = False,
+) -> None:
+    """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
+    space, options = setup.space, setup.options
+    store = open_store(setup.db)
     table_console = err if jsonl == "-" else out
     with ExitStack() as stack:
         handle = _jsonl_handle(stack, jsonl)
@@ -233,22 +300,116 @@ def show(
     db: DbOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show what is known about a host or one of its services."""
+    """Show what is known about a host or one of its services, with its timeline of change events."""
+    from leaksonar.monitor import events_table
+    from leaksonar.monitor.diff import days_exposed
+
     ip, port = _split_address(address)
-    rows = open_store(db).services(ip, port)
+    store = open_store(db)
+    rows = store.services(ip, port)
     if not rows:
         fail(f"{address} is not in the index")
     records = [row["record"] for row in rows]
+    timelines = [store.events(ip=row["ip"], port=row["port"]) for row in rows]
     if as_json:
+        for row, record, timeline in zip(rows, records, timelines, strict=True):
+            record["history"] = {
+                "first_seen": row["first_seen"],
+                "last_seen": row["last_seen"],
+                "days_exposed": days_exposed(timeline, row["last_seen"]),
+                "events": [e.to_record() for e in timeline],
+            }
         typer.echo(json.dumps(records if port is None else records[0], indent=2, ensure_ascii=False))
         return
     out.print(render.findings_table([Finding.from_record(r) for r in records], title=f"{ip}"))
-    for row, record in zip(rows, records, strict=True):
+    for row, record, timeline in zip(rows, records, timelines, strict=True):
         out.print(
-            f"{record['ip']}:{record['port']} first seen {row['first_seen']}, last seen {row['last_seen']}"
+            f"{record['ip']}:{record['port']} first seen {row['first_seen']}, last seen {row['last_seen']}, "
+            f"exposed {days_exposed(timeline, row['last_seen']):g} days"
         )
         if record["collections"]:
             out.print(render.collections_table(record))
+        if timeline:
+            out.print(events_table(timeline, title=f"{record['ip']}:{record['port']} timeline"))
+
+
+@app.command()
+def events(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only events at or after this time: ISO 8601 (2026-11-28) or ago (7d, 24h)."),
+    ] = None,
+    types: Annotated[
+        str | None, typer.Option("--type", help="Only these types, comma-separated (e.g. wiped,closed).")
+    ] = None,
+    ip: Annotated[str | None, typer.Option("--ip", help="Only events on this IP (or IP:PORT).")] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per event (JSON lines).")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show the newest N events at most.")] = 1000,
+) -> None:
+    """List change events, oldest first: new exposures, wipes, ransom notes, closed services ..."""
+    from leaksonar.model import EVENT_TYPES
+    from leaksonar.monitor import event_line, events_table, parse_since
+
+    wanted = [t.strip() for t in (types or "").split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in EVENT_TYPES]
+    if unknown:
+        fail(f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
+    try:
+        start = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        fail(f"--since: {exc}")
+    host, port = _split_address(ip) if ip else (None, None)
+    if host is not None:
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            fail(f"--ip: {ip!r} is not an IPv4 address")
+    found = open_store(db).events(since=start, types=wanted, ip=host, port=port, limit=limit)
+    if as_json:
+        for event in found:
+            typer.echo(json.dumps(event.to_record(), ensure_ascii=False))
+    elif not sys.stdout.isatty():
+        for event in found:
+            typer.echo(event_line(event))
+    elif found:
+        out.print(events_table(found))
+    else:
+        err.print("no events")
+
+
+@app.command()
+@with_scan_setup
+def watch(
+    setup: ScanSetup,
+    every: Annotated[
+        str, typer.Option(help="Time from the start of one pass to the next: 90s, 15m, 1h, 1h30m, 1d.")
+    ] = "1h",
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron).")] = False,
+) -> None:
+    """Scan TARGETS again on a schedule, with the options of `scan`; print each pass's change events."""
+    from leaksonar.monitor import event_line, parse_duration
+    from leaksonar.monitor.watch import watch as watching
+
+    try:
+        interval = parse_duration(every)
+    except ValueError as exc:
+        fail(f"--every: {exc}")
+    store = open_store(setup.db)
+
+    def on_pass(scan_id: str, progress: ScanProgress, found: list[Event]) -> None:
+        for event in found:
+            typer.echo(event_line(event))
+        err.print(
+            f"scan {scan_id}: {progress.services} services, {progress.exposed} exposed, "
+            f"{len(found)} change event{'s' * (len(found) != 1)}",
+            highlight=False,
+        )
+
+    try:
+        watching(setup.space, setup.options, store, every=interval, once=once, on_pass=on_pass)
+    except KeyboardInterrupt:
+        err.print("leaksonar: watch stopped; findings and events so far are stored.")
 
 
 @app.command()
@@ -272,6 +433,131 @@ def verify(
     else:
         for part in verifying.renderables(leak, report):
             out.print(part)
+
+
+alerts_app = typer.Typer(no_args_is_help=True, help="Deliver change events by webhook, e-mail and Slack.")
+app.add_typer(alerts_app, name="alerts")
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Alert rules and channels (TOML).")]
+
+
+def _alert_config(path: Path) -> AlertConfig:
+    from leaksonar.monitor.rules import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def _print_deliveries(deliveries: Sequence[Delivery], as_json: bool, **extra: int) -> None:
+    """One line per delivery (or JSON); exit 1 when any failed after its retries."""
+    if as_json:
+        typer.echo(json.dumps({"deliveries": [asdict(d) for d in deliveries], **extra}, indent=2))
+    for d in [] if as_json else deliveries:
+        tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+        why = f": {d.error}" if d.error else ""
+        out.print(
+            f"{d.status:6} {d.channel} (rule {d.rule}) {d.event} after {tries}{why}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if any(d.status != "sent" for d in deliveries):
+        raise typer.Exit(1)
+
+
+@alerts_app.command("test")
+def alerts_test(config: ConfigOption, as_json: JsonFlag = False) -> None:
+    """Send a sample event (on 203.0.113.7, marked TEST) to every channel in CONFIG."""
+    from leaksonar.monitor.alerts import send_sample
+
+    _print_deliveries(send_sample(_alert_config(config)), as_json)
+
+
+@alerts_app.command("send")
+def alerts_send(
+    config: ConfigOption,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only events at or after this time: ISO 8601 (2026-11-28) or ago (7d, 24h)."),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Deliver stored events to the channels of the rules they match; each event goes once per rule and
+    channel, and failed deliveries are tried again on the next run."""
+    from leaksonar.monitor import parse_since
+    from leaksonar.monitor.alerts import deliver_events
+
+    try:
+        start = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        fail(f"--since: {exc}")
+    settings = _alert_config(config)
+    store = open_store(db)
+    report = deliver_events(store.events(since=start), settings, store)
+    if not as_json:
+        err.print(f"{report.sent} sent, {report.failed} failed, {report.already} delivered before")
+    _print_deliveries(report.deliveries, as_json, already=report.already)
+
+
+@app.command()
+def report(
+    network: Annotated[str | None, typer.Option("--network", help="Report on this CIDR block.")] = None,
+    asn: Annotated[int | None, typer.Option("--asn", help="Report on this autonomous system.")] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Report on organisations whose name contains NAME.")
+    ] = None,
+    owners: Annotated[
+        Path | None,
+        typer.Option("--owners", help="Owners file (TOML): network -> organisation, abuse address."),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the letters.")] = Path("reports"),
+    formats: Annotated[str, typer.Option("--format", help="md, html or md,html.")] = "md,html",
+    force: Annotated[
+        bool, typer.Option("--force", help="Report again services reported within their reminder interval.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write the letters but do not record them as sent.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Write disclosure letters, one per owner (Markdown and HTML), for the exposed services in a network,
+    ASN or organisation; services reported recently are skipped until their reminder is due."""
+    from leaksonar import report as reporting  # Jinja2 and templates: loaded on first use
+    from leaksonar.scan.engine import utc_now
+
+    if sum(x is not None for x in (network, asn, org)) != 1:
+        fail("give exactly one of --network CIDR, --asn N, --org NAME")
+    try:
+        selection = reporting.Selection(
+            network=ipaddress.IPv4Network(network, strict=False) if network else None, asn=asn, org=org
+        )
+    except ValueError:
+        fail(f"--network {network!r} is not an IPv4 network (CIDR)")
+    try:
+        fmts = reporting.parse_formats(formats)
+        table = reporting.load_owners(owners)
+    except (reporting.ReportError, reporting.OwnersError) as exc:
+        fail(str(exc))
+    store = open_store(db)
+    now = utc_now()
+    plans = reporting.plan(store, selection, table, now, force)
+    try:
+        reporting.write_reports(store, plans, out_dir, fmts, now, record=not dry_run)
+    except reporting.ReportError as exc:
+        fail(str(exc))
+    if not plans:
+        err.print("no exposed services in the index match; nothing to report")
+    for plan in plans:
+        contact = plan.owner.abuse or "no abuse contact known"
+        out.print(f"{plan.owner.org} <{contact}>: {len(plan.due)} service(s) to report", highlight=False)
+        for path in plan.files:
+            out.print(f"  wrote {path}", highlight=False)
+        for row, reason in plan.skipped:
+            out.print(
+                f"  skipped {row['ip']}:{row['port']}: {reason}",
+                highlight=False,
+            )
 
 
 def main() -> None:

@@ -159,6 +159,10 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
     banner: str = ""
     assessment: Assessment | None = None
+    geo: dict[str, Any] | None = None
+    """{"country": "CN"}, from a country database (leaksonar.enrich)."""
+    network: dict[str, Any] | None = None
+    """{"asn": 64500, "org": "..."}, from an ASN database (leaksonar.enrich)."""
 
     def to_record(self) -> dict[str, Any]:
         """The JSON finding record (one per service)."""
@@ -201,6 +205,10 @@ class Finding:
             record["details"] = self.details
         if self.banner:
             record["banner"] = self.banner
+        if self.geo is not None:
+            record["geo"] = self.geo
+        if self.network is not None:
+            record["network"] = self.network
         return record
 
     @classmethod
@@ -229,6 +237,8 @@ class Finding:
             details=record.get("details", {}),
             banner=record.get("banner", ""),
             assessment=_assessment_from(record) if "severity" in record else None,
+            geo=record.get("geo"),
+            network=record.get("network"),
         )
 
 

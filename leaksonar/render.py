@@ -37,7 +37,12 @@ def auth_text(record: dict[str, Any]) -> str:
 
 
 def findings_table(findings: Iterable[Finding], title: str | None = None) -> Table:
+    """One row per finding; a country column when any finding has one (scan --geo-db)."""
+    findings = list(findings)
+    with_geo = any(f.geo for f in findings)
     table = Table(title=title, title_justify="left")
+    if with_geo:
+        table.add_column("cc")
     for column, justify in (
         ("address", "left"),
         ("protocol", "left"),
@@ -58,6 +63,7 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
         if record.get("ransom", {}).get("infected"):
             notes = f"[bold red]ATTACKED[/] {notes}"
         table.add_row(
+            *([(finding.geo or {}).get("country", "-")] if with_geo else []),
             f"{finding.ip}:{finding.port}",
             finding.protocol,
             software_text(record),

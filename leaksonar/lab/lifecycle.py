@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from leaksonar.lab import kinds, servers
+from leaksonar.lab.geo import ASN_FILE, GEO_FILE, write_lab_mmdbs
 from leaksonar.lab.kinds.base import Launch
 from leaksonar.lab.manifest import Manifest, manifest_path, read_manifest, write_manifest
 from leaksonar.lab.spec import DEFAULT_BASE, LabError, ServiceSpec, check_base, select, service_ip
@@ -78,6 +79,8 @@ def _remove_data(directory: Path) -> None:
     for name in (s.name for s in select(None)):
         shutil.rmtree(directory / name, ignore_errors=True)
     manifest_path(directory).unlink(missing_ok=True)
+    for name in (GEO_FILE, ASN_FILE):
+        (directory / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         directory.rmdir()
 
@@ -120,7 +123,13 @@ def lab_up(directory: Path, base: str = DEFAULT_BASE, services: Iterable[str] | 
     try:
         with ThreadPoolExecutor(max_workers=len(specs)) as pool:
             entries = list(pool.map(launch.bring_up, specs))
-        manifest: Manifest = {"base": base, "dir": str(directory), "services": entries}
+        geo, asn = write_lab_mmdbs(directory, base)
+        manifest: Manifest = {
+            "base": base,
+            "dir": str(directory),
+            "services": entries,
+            "mmdb": {"country": str(geo), "asn": str(asn)},
+        }
         write_manifest(directory, manifest)
     except BaseException:
         launch.abort()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from leaksonar.assess import assess
+from leaksonar.enrich import Enricher
 from leaksonar.model import Finding, Identity, Inspection, Limits
 from leaksonar.protocols import BY_NAME, Endpoint
 from leaksonar.scan.discover import DiscoveryStats
@@ -36,6 +37,10 @@ class ScanOptions:
     workers: int = 1
     """Discovery processes (the limits above are shared between them)."""
     limits: Limits = field(default_factory=Limits)
+    geo_db: str | None = None
+    """Country (or city) database, MaxMind format; None or a missing file: no country."""
+    asn_db: str | None = None
+    """ASN database, MaxMind format; None or a missing file: no ASN and organisation."""
 
     def discovery(self) -> DiscoverySettings:
         return DiscoverySettings(self.concurrency, self.per_host, self.rate, self.timeout, self.retries)
@@ -79,8 +84,16 @@ async def inspect_service(ip: str, port: int, identity: Identity, limits: Limits
     return Inspection(identity.protocol, identity.software, identity.auth, errors=(error,))
 
 
-def to_finding(ip: str, port: int, identity: Identity, inspection: Inspection, scan_id: str) -> Finding:
+def to_finding(
+    ip: str,
+    port: int,
+    identity: Identity,
+    inspection: Inspection,
+    scan_id: str,
+    enricher: Enricher | None = None,
+) -> Finding:
     """The finding for one service; its samples are assessed here and go no further."""
+    geo, network = enricher.lookup(ip) if enricher else (None, None)
     return Finding(
         ip=ip,
         port=port,
@@ -98,6 +111,8 @@ def to_finding(ip: str, port: int, identity: Identity, inspection: Inspection, s
         details=inspection.details,
         banner=identity.banner if identity.protocol == "unknown" else "",
         assessment=assess(inspection),
+        geo=geo,
+        network=network,
     )
 
 
@@ -119,6 +134,7 @@ async def run_scan(
     slots = asyncio.Semaphore(options.inspect_concurrency)
     tasks: set[asyncio.Task[None]] = set()
     progress = ScanProgress(DiscoveryStats())
+    enricher = Enricher.open(options.geo_db, options.asn_db)
 
     async def examine(ip: str, port: int, sock: socket.socket | None) -> None:
         try:
@@ -127,7 +143,7 @@ async def run_scan(
             except Exception as exc:  # a hostile reply must not end the scan
                 identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
             inspection = await inspect_service(ip, port, identity, options.limits)
-            finding = to_finding(ip, port, identity, inspection, scan_id)
+            finding = to_finding(ip, port, identity, inspection, scan_id, enricher)
             progress.services += 1
             progress.exposed += finding.exposed
             on_finding(finding)
@@ -150,9 +166,12 @@ async def run_scan(
 
     discovery = options.discovery().share(shards).discovery(space, 0, shards, on_open, report)
     followers = [asyncio.create_task(follow(worker, on_worker_open)) for worker in workers]
-    await discovery.run()
-    await asyncio.gather(*followers)
-    while tasks:
-        await asyncio.gather(*tasks)
+    try:
+        await discovery.run()
+        await asyncio.gather(*followers)
+        while tasks:
+            await asyncio.gather(*tasks)
+    finally:
+        enricher.close()
     report(discovery.stats)
     return progress

@@ -33,6 +33,7 @@ def scan_into_store(
         ports=",".join(map(str, space.ports)),
         size=space.size,
         options={**asdict(options), "seed": space.seed},
+        coverage={"intervals": [list(i) for i in space.intervals], "ports": list(space.ports)},
     )
 
     def on_finding(finding: Finding) -> None:
@@ -68,5 +69,6 @@ def scan_into_store(
             services=progress.services if progress else 0,
             exposed=progress.exposed if progress else 0,
         )
+        store.record_events(scan_id)  # closed services only when the scan covered its whole space
     assert progress is not None
     return scan_id, progress

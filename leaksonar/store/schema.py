@@ -33,6 +33,7 @@ scans = Table(
     Column("services", Integer, nullable=False, default=0),
     Column("exposed", Integer, nullable=False, default=0),
     Column("options", JSON, nullable=False),
+    Column("coverage", JSON),  # {"intervals": [[first, last], ...], "ports": [...]}: what "not seen" means
 )
 
 hosts = Table(
@@ -79,4 +80,39 @@ findings = Table(
     Column("record", JSON, nullable=False),
     UniqueConstraint("scan_id", "ip", "port", name="uq_findings_scan_ip_port"),
     Index("ix_findings_ip_port", "ip", "port"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_key", String(120), nullable=False),  # scan_id/ip:port/type: stable before and after storing
+    Column("event_id", Integer),
+    Column("rule", String(120), nullable=False),
+    Column("channel", String(120), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("status", String(8), nullable=False),  # sending | sent | failed
+    Column("last_error", Text),
+    Column("time", String(32), nullable=False),
+    UniqueConstraint("event_key", "rule", "channel", name="uq_deliveries_event_rule_channel"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ip", String(15), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("type", String(24), nullable=False),
+    Column("time", String(20), nullable=False),
+    Column("scan_id", String(40), nullable=False),
+    Column("protocol", String(32), nullable=False),
+    Column("severity", String(8)),
+    Column("summary", Text, nullable=False),
+    Column("before", JSON, nullable=False),
+    Column("after", JSON, nullable=False),
+    UniqueConstraint("scan_id", "ip", "port", "type", name="uq_events_scan_ip_port_type"),
+    Index("ix_events_time", "time"),
+    Index("ix_events_type", "type"),
+    Index("ix_events_ip_port", "ip", "port"),
 )

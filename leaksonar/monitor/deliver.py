@@ -1,0 +1,216 @@
+"""Sending one event to one channel: signed webhook POSTs, Slack-compatible messages, plain-text e-mail.
+
+Payloads carry the event record only: figures, categories, the one-line summary; never raw data.
+Transient failures (network errors, timeouts, HTTP 408/429/5xx, SMTP 4xx) are retried with exponential
+back-off within the channel's bounds; others fail at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from importlib.metadata import version
+from typing import Any
+
+import aiosmtplib
+import httpx
+
+from leaksonar.model import Event
+from leaksonar.monitor.rules import Channel, Email, Retry, Slack, Webhook
+
+VERSION = version("leaksonar")
+USER_AGENT = f"leaksonar/{VERSION}"
+SIGNATURE_HEADER = "X-Leaksonar-Signature"
+EVENT_ID_HEADER = "X-Leaksonar-Event-Id"
+RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class SendError(Exception):
+    """One attempt failed; `transient` says whether another attempt may succeed."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    sent: bool
+    attempts: int
+    error: str | None = None
+
+
+def event_key(event: Event) -> str:
+    """A stable identity for an event, the same before and after it is stored."""
+    return f"{event.scan_id}/{event.ip}:{event.port}/{event.type}"
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header's value: sha256=<hex HMAC-SHA256 of the body under the secret>."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_body(event: Event, rule: str) -> bytes:
+    record = {**event.to_record(), "rule": rule, "leaksonar_version": VERSION}
+    return json.dumps(record, ensure_ascii=False, sort_keys=True).encode()
+
+
+def _title(event: Event) -> str:
+    return f"{event.type.replace('_', ' ')} on {event.ip}:{event.port} ({event.protocol})"
+
+
+def _slack_escape(text: str) -> str:
+    """Slack's control characters, so that names read from a server cannot mention @channel or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(event: Event, rule: str) -> dict[str, Any]:
+    """An incoming-webhook message: `text` for notifications, `blocks` for the layout."""
+    severity = event.severity or "-"
+    title, summary = _title(event), _slack_escape(event.summary or _title(event))
+    service = f"{event.ip}:{event.port} {event.protocol}"
+    return {
+        "text": _slack_escape(f"leaksonar [{severity}] {title}: ") + summary,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": f"leaksonar: {title}"[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*Severity*\n{severity}"},
+                    {"type": "mrkdwn", "text": f"*Event*\n{event.type}"},
+                    {"type": "mrkdwn", "text": f"*Service*\n{_slack_escape(service)}"},
+                    {"type": "mrkdwn", "text": f"*Rule*\n{_slack_escape(rule)}"},
+                ],
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": f"scan {event.scan_id} at {event.time} · leaksonar {VERSION}"}
+                ],
+            },
+        ],
+    }
+
+
+def _figure(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_figure(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
+    """A plain-text e-mail: summary, before/after figures, where to look; no raw data."""
+    link = channel.link.format(ip=event.ip, port=event.port) if channel.link else None
+    lines = [
+        event.summary or _title(event),
+        "",
+        f"Event:    {event.type}",
+        f"Service:  {event.ip}:{event.port} ({event.protocol})",
+        f"Severity: {event.severity or '-'}",
+        f"Seen:     {event.time} (scan {event.scan_id})",
+        f"Rule:     {rule}",
+    ]
+    changed = sorted(set(event.before) | set(event.after))
+    if changed:
+        lines += ["", "What changed (before -> after):"]
+        lines += [f"  {k}: {_figure(event.before.get(k))} -> {_figure(event.after.get(k))}" for k in changed]
+    lines += [
+        "",
+        f"Details: {link}" if link else f"Details: leaksonar show {event.ip}:{event.port}",
+        "",
+        f"-- leaksonar {VERSION}. Only categories, counts and masked examples are sent, never raw data.",
+    ]
+    message = EmailMessage()
+    message["Subject"] = f"[leaksonar] {event.severity or '-'}: {_title(event)}"
+    message["From"] = channel.sender
+    message["To"] = ", ".join(channel.to)
+    message["X-Leaksonar-Event-Id"] = str(event.id) if event.id is not None else event_key(event)
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+async def _post(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout: float
+) -> None:
+    try:
+        response = await client.post(
+            url, content=body, headers={"Content-Type": "application/json", **headers}, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, True) from None
+    if response.is_success:
+        return
+    raise SendError(f"HTTP {response.status_code}", response.status_code in RETRY_STATUS)
+
+
+async def _send_email(message: EmailMessage, channel: Email) -> None:
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=channel.smtp_host,
+            port=channel.smtp_port,
+            start_tls=channel.starttls,
+            use_tls=False,
+            username=channel.username,
+            password=channel.password,
+            timeout=channel.timeout,
+        )
+    except aiosmtplib.SMTPResponseException as exc:
+        raise SendError(f"SMTP {exc.code}: {exc.message}", 400 <= exc.code < 500) from None
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}", True) from None
+
+
+def attempt(channel: Channel, event: Event, rule: str, client: httpx.AsyncClient) -> Awaitable[None]:
+    """One try at sending `event` (selected by `rule`) to `channel`."""
+    key = str(event.id) if event.id is not None else event_key(event)
+    if isinstance(channel, Webhook):
+        body = webhook_body(event, rule)
+        headers = {SIGNATURE_HEADER: sign(body, channel.secret), EVENT_ID_HEADER: key}
+        return _post(client, channel.url, body, headers, channel.timeout)
+    if isinstance(channel, Slack):
+        return _post(
+            client, channel.url, json.dumps(slack_payload(event, rule)).encode(), {}, channel.timeout
+        )
+    return _send_email(email_message(event, rule, channel), channel)
+
+
+async def with_retries(
+    send: Callable[[], Awaitable[None]],
+    retry: Retry,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> Outcome:
+    """Call `send` until it succeeds, fails for good, or the retry bounds (count, deadline) are spent."""
+    started = time.monotonic()
+    n = 0
+    while True:
+        n += 1
+        try:
+            await send()
+            return Outcome(True, n)
+        except SendError as exc:
+            wait = retry.delay(n)
+            spent = time.monotonic() - started
+            if not exc.transient or n >= retry.attempts or spent + wait > retry.deadline:
+                return Outcome(False, n, " ".join(str(exc).split())[:500])
+        await sleep(wait)
+
+
+def http_client() -> httpx.AsyncClient:
+    """HTTP client for deliveries: no proxies from the environment, no redirects, our User-Agent."""
+    return httpx.AsyncClient(trust_env=False, follow_redirects=False, headers={"User-Agent": USER_AGENT})

@@ -1,0 +1,261 @@
+"""Disclosure reports: per owner, a letter (Markdown and HTML) on what is exposed, since when, what it
+holds (categories and counts, never raw data), attack signs, and how to close it."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+from sqlalchemy import MetaData, Table, inspect, select
+
+from leaksonar.render import human_bytes, human_count
+from leaksonar.report.history import REMINDER_DAYS, History
+from leaksonar.report.owners import Owner, Owners
+from leaksonar.store.db import Store
+from leaksonar.store.schema import services
+
+FORMATS = ("md", "html")
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+MAX_COLLECTIONS = 25
+"""Collections listed per service (largest first); the rest are counted."""
+RECENT_EVENTS = 10
+
+
+class ReportError(Exception):
+    """The report cannot be made as asked; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which services to report on: one of a network, an ASN or an organisation name."""
+
+    network: ipaddress.IPv4Network | None = None
+    asn: int | None = None
+    org: str | None = None
+
+    def holds(self, record: dict[str, Any], owner: Owner) -> bool:
+        if self.network is not None:
+            return ipaddress.IPv4Address(record["ip"]) in self.network
+        net = record.get("network") or {}
+        if self.asn is not None:
+            return net.get("asn") == self.asn
+        wanted = (self.org or "").casefold()
+        return wanted in (net.get("org") or "").casefold() or wanted in owner.org.casefold()
+
+
+@dataclass(slots=True)
+class OwnerReport:
+    owner: Owner
+    due: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    """(service row, why it is sent)."""
+    skipped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    """(service row, why it is not sent again yet)."""
+    files: list[Path] = field(default_factory=list)
+
+
+def owner_of(record: dict[str, Any], owners: Owners) -> Owner:
+    """The owners file's entry for the address, else the organisation of its ASN, else unknown."""
+    found = owners.lookup(record["ip"])
+    if found is not None:
+        return found
+    net = record.get("network")
+    if net:
+        return Owner(
+            f"{net.get('org') or 'unknown organisation'} (AS{net['asn']})", network=f"AS{net['asn']}"
+        )
+    return Owner("Unknown owner")
+
+
+def plan(store: Store, selection: Selection, owners: Owners, now: str, force: bool) -> list[OwnerReport]:
+    """Group the exposed services of `selection` by owner and decide which are due to be reported."""
+    history = History(store.engine)
+    query = select(services).where(services.c.exposed.is_(True)).order_by(services.c.ip_num, services.c.port)
+    if selection.network is not None:
+        first, last = int(selection.network.network_address), int(selection.network.broadcast_address)
+        query = query.where(services.c.ip_num.between(first, last))
+    reports: dict[str, OwnerReport] = {}
+    with store.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        owner = owner_of(row["record"], owners)
+        if not selection.holds(row["record"], owner):
+            continue
+        report = reports.setdefault(owner.org, OwnerReport(owner))
+        severity = row["severity"] or "low"
+        decision = history.decide(owner.org, f"{row['ip']}:{row['port']}", severity, now, force)
+        (report.due if decision.due else report.skipped).append((row, decision.reason))
+    return list(reports.values())
+
+
+@cache
+def remediation() -> dict[str, Any]:
+    text = resources.files("leaksonar.report").joinpath("data/remediation.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _protocol_help(protocols: Iterable[str]) -> list[dict[str, Any]]:
+    table = remediation()
+    chosen = {p if p in table else "default" for p in protocols}
+    if "kibana" in chosen:
+        chosen.add("elasticsearch")
+    return [{"protocol": p, **table[p]} for p in table if p in chosen and p != "common"]
+
+
+def _days(first: str, last: str) -> int:
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return (datetime.strptime(last, fmt) - datetime.strptime(first, fmt)).days
+
+
+def _events(store: Store, ip: str, port: int) -> list[dict[str, Any]]:
+    """The service's recent change events, when the index has an events table."""
+    if not inspect(store.engine).has_table("events"):
+        return []
+    events = Table("events", MetaData(), autoload_with=store.engine)
+    query = select(events).where(events.c.ip == ip, events.c.port == port)
+    query = query.order_by(events.c.time.desc()).limit(RECENT_EVENTS)
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)][::-1]
+
+
+def _service(store: Store, row: dict[str, Any], reason: str) -> dict[str, Any]:
+    record = row["record"]
+    software = record.get("software") or {}
+    collections = sorted(record.get("collections", ()), key=lambda c: -(c.get("rows") or 0))
+    ransom = record.get("ransom") or {}
+    return {
+        "address": f"{row['ip']}:{row['port']}",
+        "protocol": record["protocol"],
+        "software": " ".join(filter(None, (software.get("name"), software.get("version")))) or "unknown",
+        "severity": row["severity"] or "low",
+        "summary": record.get("summary", ""),
+        "first_seen": row["first_seen"],
+        "last_seen": row["last_seen"],
+        "days": _days(row["first_seen"], row["last_seen"]),
+        "databases": human_count(record["dataset"].get("databases")),
+        "collection_count": len(collections),
+        "rows": human_count(record["dataset"].get("rows")),
+        "size": human_bytes(record["dataset"].get("size_bytes")),
+        "collections": [
+            {
+                "name": ".".join(filter(None, (c["database"], c["name"]))),
+                "rows": human_count(c.get("rows")),
+                "size": human_bytes(c.get("size_bytes")),
+                "pii": ", ".join(c.get("pii", ())) or "-",
+            }
+            for c in collections[:MAX_COLLECTIONS]
+        ],
+        "more_collections": max(0, len(collections) - MAX_COLLECTIONS),
+        "pii": [
+            {"category": category, **hit, "fields": ", ".join(hit["fields"])}
+            for category, hit in (record.get("pii") or {}).items()
+        ],
+        "categories": ", ".join(record.get("pii") or {}) or "none found",
+        "infected": bool(ransom.get("infected")),
+        "notes": ransom.get("notes", ()),
+        "geo": record.get("geo") or {},
+        "network": record.get("network") or {},
+        "events": _events(store, row["ip"], row["port"]),
+        "reason": reason,
+    }
+
+
+def _code(text: str) -> Markup:
+    """HTML: escape, then show `backticked` text as code."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
+@cache
+def _environment(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("leaksonar.report", "templates"),
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["code"] = _code
+    env.filters["cell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    return env
+
+
+def context(store: Store, report: OwnerReport, now: str) -> dict[str, Any]:
+    items = [_service(store, row, reason) for row, reason in report.due]
+    items.sort(
+        key=lambda s: (SEVERITIES.index(s["severity"]), ipaddress.IPv4Address(s["address"].split(":")[0]))
+    )
+    worst = items[0]["severity"]
+    count = len(items)
+    subject = (
+        f"[{worst.upper()}] {count} database service{'s' if count > 1 else ''} on your network "
+        f"answer{'s' if count == 1 else ''} without a password ({report.owner.org})"
+    )
+    return {
+        "subject": subject,
+        "owner": report.owner,
+        "date": now[:10],
+        "now": now,
+        "services": items,
+        "worst": worst,
+        "attacked": [s for s in items if s["infected"]],
+        "remediation": _protocol_help(s["protocol"] for s in items),
+        "common_steps": remediation()["common"]["steps"],
+        "reminders": REMINDER_DAYS,
+    }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")[:60] or "owner"
+
+
+def write_reports(
+    store: Store,
+    reports: list[OwnerReport],
+    out: Path,
+    formats: Iterable[str],
+    now: str,
+    record: bool = True,
+) -> None:
+    """Render each owner's letter into `out` (one file per format) and note the services as reported."""
+    formats = list(formats)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create {out}: {exc.strerror}") from None
+    history = History(store.engine)
+    for report in reports:
+        if not report.due:
+            continue
+        values = context(store, report, now)
+        for fmt in formats:
+            template = _environment(fmt == "html").get_template(f"report.{fmt}.j2")
+            path = out / f"{_slug(report.owner.org)}-{now[:10]}.{fmt}"
+            path.write_text(template.render(values), encoding="utf-8")
+            report.files.append(path)
+        if record:
+            history.record(
+                report.owner.org,
+                [
+                    (f"{row['ip']}:{row['port']}", row["severity"] or "low", row["last_scan_id"])
+                    for row, _ in report.due
+                ],
+                now,
+            )
+
+
+def parse_formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ReportError(f"--format {text!r}: choose from {', '.join(FORMATS)} (comma-separated)")
+    return list(dict.fromkeys(formats))
