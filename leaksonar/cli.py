@@ -133,6 +133,7 @@ class ScanSetup:
     space: TargetSpace
     options: ScanOptions
     db: str | None
+    alerts: AlertConfig | None
 
 
 def scan_setup(
@@ -180,6 +181,10 @@ def scan_setup(
     asn_db: Annotated[
         str | None, typer.Option("--asn-db", help=f"ASN database (.mmdb, MaxMind format) [env {ASN_ENV}].")
     ] = None,
+    alerts: Annotated[
+        Path | None,
+        typer.Option("--alerts", help="Deliver the change events by these alert rules and channels (TOML)."),
+    ] = None,
 ) -> ScanSetup:
     """The options `scan` and `watch` share (one definition: `with_scan_setup`), checked."""
     try:
@@ -195,6 +200,7 @@ def scan_setup(
         fail(str(exc))
     if rate is not None and rate <= 0:
         fail("--rate must be positive")
+    alert_config = _alert_config(alerts) if alerts is not None else None
     geo_db, asn_db = configured(geo_db, GEO_ENV), configured(asn_db, ASN_ENV)
     try:
         for warning in check_mmdbs(geo_db, asn_db):
@@ -212,7 +218,7 @@ def scan_setup(
         geo_db=geo_db,
         asn_db=asn_db,
     )
-    return ScanSetup(space, options, db)
+    return ScanSetup(space, options, db, alert_config)
 
 
 def with_scan_setup(command: Callable[..., None]) -> Callable[..., None]:
@@ -254,7 +260,9 @@ def scan(
         stack.enter_context(bar.progress)
         started = time.monotonic()
         try:
-            scan_id, progress = scan_into_store(space, options, store, jsonl=handle, on_progress=bar.update)
+            scan_id, progress = scan_into_store(
+                space, options, store, jsonl=handle, on_progress=bar.update, alerts=setup.alerts
+            )
         except KeyboardInterrupt:
             err.print("leaksonar: interrupted; findings so far are stored.")
             raise typer.Exit(130) from None
@@ -407,7 +415,9 @@ def watch(
         )
 
     try:
-        watching(setup.space, setup.options, store, every=interval, once=once, on_pass=on_pass)
+        watching(
+            setup.space, setup.options, store, every=interval, once=once, on_pass=on_pass, alerts=setup.alerts
+        )
     except KeyboardInterrupt:
         err.print("leaksonar: watch stopped; findings and events so far are stored.")
 

@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from importlib.metadata import version
 from typing import Any
@@ -135,7 +136,7 @@ def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
         "",
         f"-- leaksonar {VERSION}. Only categories, counts and masked examples are sent, never raw data.",
     ]
-    message = EmailMessage()
+    message = EmailMessage(policy=policy.SMTP)
     message["Subject"] = f"[leaksonar] {event.severity or '-'}: {_title(event)}"
     message["From"] = channel.sender
     message["To"] = ", ".join(channel.to)

@@ -162,8 +162,8 @@ def _service(store: Store, row: dict[str, Any], reason: str) -> dict[str, Any]:
         "categories": ", ".join(record.get("pii") or {}) or "none found",
         "infected": bool(ransom.get("infected")),
         "notes": ransom.get("notes", ()),
-        "geo": record.get("geo") or {},
-        "network": record.get("network") or {},
+        "geo": {"country": None, **(record.get("geo") or {})},
+        "network": {"asn": None, "org": None, **(record.get("network") or {})},
         "events": _events(store, row["ip"], row["port"]),
         "reason": reason,
     }

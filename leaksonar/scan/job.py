@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import uvloop
 
@@ -15,6 +15,9 @@ from leaksonar.scan.workers import fork_workers
 from leaksonar.store.db import Store
 from leaksonar.targets import TargetSpace
 
+if TYPE_CHECKING:
+    from leaksonar.monitor.rules import AlertConfig
+
 
 def scan_into_store(
     space: TargetSpace,
@@ -23,8 +26,10 @@ def scan_into_store(
     *,
     jsonl: TextIO | None = None,
     on_progress: Callable[[ScanProgress], None] | None = None,
+    alerts: AlertConfig | None = None,
 ) -> tuple[str, ScanProgress]:
-    """Scan `space`, storing each finding as it comes (and writing it to `jsonl`); returns the scan id."""
+    """Scan `space`, storing each finding as it comes (and writing it to `jsonl`), then deliver the scan's
+    change events by the rules of `alerts`; returns the scan id."""
     scan_id = new_scan_id()
     store.begin_scan(
         scan_id,
@@ -71,4 +76,8 @@ def scan_into_store(
         )
         store.record_events(scan_id)  # closed services only when the scan covered its whole space
     assert progress is not None
+    if alerts is not None:
+        from leaksonar.monitor.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
+
+        deliver_events(store.events(scan_id=scan_id), alerts, store)
     return scan_id, progress
