@@ -16,17 +16,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from importlib.metadata import version
 from typing import Any
 
 import aiosmtplib
 import httpx
 
+from leaksonar import __version__
 from leaksonar.model import Event
 from leaksonar.monitor.rules import Channel, Email, Retry, Slack, Webhook
+from leaksonar.protocols.useragent import USER_AGENT
 
-VERSION = version("leaksonar")
-USER_AGENT = f"leaksonar/{VERSION}"
 SIGNATURE_HEADER = "X-Leaksonar-Signature"
 EVENT_ID_HEADER = "X-Leaksonar-Event-Id"
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -58,7 +57,7 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def webhook_body(event: Event, rule: str) -> bytes:
-    record = {**event.to_record(), "rule": rule, "leaksonar_version": VERSION}
+    record = {**event.to_record(), "rule": rule, "leaksonar_version": __version__}
     return json.dumps(record, ensure_ascii=False, sort_keys=True).encode()
 
 
@@ -93,7 +92,10 @@ def slack_payload(event: Event, rule: str) -> dict[str, Any]:
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": f"scan {event.scan_id} at {event.time} · leaksonar {VERSION}"}
+                    {
+                        "type": "mrkdwn",
+                        "text": f"scan {event.scan_id} at {event.time} · leaksonar {__version__}",
+                    }
                 ],
             },
         ],
@@ -134,7 +136,7 @@ def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
         "",
         f"Details: {link}" if link else f"Details: leaksonar show {event.ip}:{event.port}",
         "",
-        f"-- leaksonar {VERSION}. Only categories, counts and masked examples are sent, never raw data.",
+        f"-- leaksonar {__version__}. Only categories, counts and masked examples are sent, never raw data.",
     ]
     message = EmailMessage(policy=policy.SMTP)
     message["Subject"] = f"[leaksonar] {event.severity or '-'}: {_title(event)}"
