@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import struct
 from collections.abc import Callable
 from typing import Any
 
 import hostile
 import pytest
+from replies import (
+    CASSANDRA_HTTP_PROBE_ERROR,
+    CASSANDRA_OLD_SERVER_ERROR,
+    CASSANDRA_SUPPORTED,
+    SCYLLA_SUPPORTED,
+    error,
+    supported,
+)
 
 from leaksonar.lab import lab_digest
 from leaksonar.lab.standins import cassandra as standin
@@ -23,40 +30,6 @@ LabService = Callable[[str], dict[str, Any]]
 Request = tuple[int, int, bytes]
 
 
-def supported(options: dict[str, list[str]]) -> bytes:
-    body = struct.pack(">H", len(options)) + b"".join(
-        cql.string(k) + struct.pack(">H", len(v)) + b"".join(map(cql.string, v)) for k, v in options.items()
-    )
-    return cql.HEADER.pack(0x84, 0, 0, cql.SUPPORTED, len(body)) + body
-
-
-def error(code: int, message: str, version: int = 0x84) -> bytes:
-    body = struct.pack(">i", code) + cql.string(message)
-    return cql.HEADER.pack(version, 0, 0, cql.ERROR, len(body)) + body
-
-
-# SUPPORTED and ERROR frames as Cassandra 4.0 and ScyllaDB 5 send them (native_protocol_v4.spec, the
-# option names and messages of their sources); the lab's stand-in sends the same shapes.
-CASSANDRA_SUPPORTED = supported(
-    {
-        "PROTOCOL_VERSIONS": ["3/v3", "4/v4", "5/v5", "6/v6-beta"],
-        "COMPRESSION": ["snappy", "lz4"],
-        "CQL_VERSION": ["3.4.5"],
-    }
-)
-SCYLLA_SUPPORTED = supported(
-    {
-        "CQL_VERSION": ["3.3.1"],
-        "COMPRESSION": ["lz4", "snappy"],
-        "SCYLLA_SHARD": ["0"],
-        "SCYLLA_NR_SHARDS": ["4"],
-    }
-)
-HTTP_PROBE_ERROR = error(
-    0x000A,
-    "Invalid or unsupported protocol version (71); supported versions are (3/v3, 4/v4, 5/v5, 6/v6-beta)",
-)
-OLD_SERVER_ERROR = error(0x000A, "Invalid or unsupported protocol version: 4", version=0x83)
 NOT_CASSANDRA = {
     "empty": b"",
     "http": b"HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n\r\n",
@@ -82,8 +55,8 @@ NOT_CASSANDRA = {
     [
         (CASSANDRA_SUPPORTED, "cassandra"),
         (SCYLLA_SUPPORTED, "scylladb"),
-        (HTTP_PROBE_ERROR, "cassandra"),
-        (OLD_SERVER_ERROR, "cassandra"),
+        (CASSANDRA_HTTP_PROBE_ERROR, "cassandra"),
+        (CASSANDRA_OLD_SERVER_ERROR, "cassandra"),
     ],
 )
 def test_match_claims_cql_frames(reply: bytes, name: str) -> None:

@@ -18,6 +18,7 @@ import pymongo.errors
 import pytest
 from bson.decimal128 import Decimal128
 from bson.objectid import ObjectId
+from replies import MONGODB_MONGOD_HTTP, MONGODB_NX, MONGODB_SECANTUS, MONGODB_SECANTUS_AUTH
 
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds.base import Launch
@@ -28,42 +29,6 @@ from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.mongodb import OP_MSG, OP_QUERY, OP_REPLY, PROTOCOL
 from leaksonar.scan.identify import identify
 
-# Replies to PROTOCOL.probe (OP_QUERY isMaster, requestID 0x4C53 "SL"), captured on loopback from
-# SecantusDB 0.7.0b3 (--standalone; then with --auth) and NX-27017 0.8.1.
-SECANTUS = (
-    b"W\x01\x00\x00\x01\x00\x00\x00SL\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-    b"\x00\x00\x00\x00\x00\x01\x00\x00\x003\x01\x00\x00\x08isWritablePrimary\x00\x01\x08ismaster\x00\x01"
-    b"\x03topologyVersion\x00-\x00\x00\x00\x07processId\x00k\nyyPY\xa3\x8dj(\x8b\x93\x12counter\x00\x00"
-    b"\x00\x00\x00\x00\x00\x00\x00\x00\x10maxBsonObjectSize\x00\x00\x00\x00\x01\x10maxMessageSizeBytes\x00"
-    b"\x00l\xdc\x02\x10maxWriteBatchSize\x00\xa0\x86\x01\x00\tlocalTime\x00\xf6f\xef \xa2\x01\x00\x00\x10"
-    b"logicalSessionTimeoutMinutes\x00\x1e\x00\x00\x00\x12connectionId\x00\n\x00\x00\x00\x00\x00\x00\x00"
-    b"\x10minWireVersion\x00\x00\x00\x00\x00\x10maxWireVersion\x00\x1b\x00\x00\x00\x08readOnly\x00\x00\x01"
-    b"ok\x00\x00\x00\x00\x00\x00\x00\xf0?\x00"
-)
-SECANTUS_AUTH = (
-    b"n\x01\x00\x00\x01\x00\x00\x00SL\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-    b"\x00\x00\x00\x00\x00\x01\x00\x00\x00J\x01\x00\x00\x08isWritablePrimary\x00\x01\x08ismaster\x00\x01"
-    b"\x03topologyVersion\x00-\x00\x00\x00\x07processId\x00k\ny\xc7fy\xb9\xcb\x1b\x8f\x7f\xfc\x12counter"
-    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x10maxBsonObjectSize\x00\x00\x00\x00\x01\x10"
-    b"maxMessageSizeBytes\x00\x00l\xdc\x02\x10maxWriteBatchSize\x00\xa0\x86\x01\x00\tlocalTime\x00\x02g"
-    b"\xef \xa2\x01\x00\x00\x10logicalSessionTimeoutMinutes\x00\x1e\x00\x00\x00\x12connectionId\x00\n\x00"
-    b"\x00\x00\x00\x00\x00\x00\x10minWireVersion\x00\x00\x00\x00\x00\x10maxWireVersion\x00\x1b\x00\x00\x00"
-    b"\x08readOnly\x00\x00\x01ok\x00\x00\x00\x00\x00\x00\x00\xf0?\x08accessControlEnabled\x00\x01\x00"
-)
-NX = (
-    b"\xfb\x00\x00\x00SL\x00\x00SL\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-    b"\x00\x00\x00\x00\x01\x00\x00\x00\xd7\x00\x00\x00\x10ok\x00\x01\x00\x00\x00\x08isWritablePrimary\x00"
-    b"\x01\x10maxBsonObjectSize\x00\x00\x00\x00\x01\x10maxMessageSizeBytes\x00\x00l\xdc\x02\x10"
-    b"maxWriteBatchSize\x00\xa0\x86\x01\x00\tlocalTime\x00\xfff\xef \xa2\x01\x00\x00\x10"
-    b"logicalSessionTimeoutMinutes\x00\x1e\x00\x00\x00\x10connectionId\x00\x01\x00\x00\x00\x10"
-    b"minWireVersion\x00\x11\x00\x00\x00\x10maxWireVersion\x00\x19\x00\x00\x00\x00"
-)
-# mongod's fixed answer to an HTTP request on its driver port (text of mongod's source, not captured here:
-# no MongoDB server is packaged on this machine).
-MONGOD_HTTP = (
-    b"HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 85\r\n\r\n"
-    b"It looks like you are trying to access MongoDB over HTTP on the native driver port.\r\n"
-)
 NOT_MONGODB = {
     "empty": b"",
     "http": b"HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n\r\n",
@@ -75,9 +40,9 @@ NOT_MONGODB = {
     "redis": b"-ERR unknown command ':', with args beginning with: \r\n",
     "memcached": b"ERROR\r\n",
     "random": bytes(range(7, 250)) * 3,
-    "header only": SECANTUS[:16],
-    "another request": SECANTUS[:8] + b"\x02\x00\x00\x00" + SECANTUS[12:],
-    "other opcode": SECANTUS[:12] + struct.pack("<i", 2012) + SECANTUS[16:],
+    "header only": MONGODB_SECANTUS[:16],
+    "another request": MONGODB_SECANTUS[:8] + b"\x02\x00\x00\x00" + MONGODB_SECANTUS[12:],
+    "other opcode": MONGODB_SECANTUS[:12] + struct.pack("<i", 2012) + MONGODB_SECANTUS[16:],
     "not a hello": (
         struct.pack("<iiii", 16 + 20 + 17, 1, 0x4C53, OP_REPLY) + bytes(20) + bson.encode({"ok": 0.0, "x": 1})
     ),
@@ -96,7 +61,7 @@ def identified(reply: bytes) -> Identity:
 
 
 def inspect(entry: dict[str, Any], limits: Limits = DEFAULT) -> Inspection:
-    identity = identified(SECANTUS)
+    identity = identified(MONGODB_SECANTUS)
     return asyncio.run(PROTOCOL.inspect(Endpoint(entry["ip"], entry["port"]), identity, limits))
 
 
@@ -118,11 +83,11 @@ def strings(value: Any) -> Iterator[str]:
 @pytest.mark.parametrize(
     ("reply", "auth", "banner"),
     [
-        (SECANTUS, "unknown", "MongoDB hello, maxWireVersion 27"),
-        (SECANTUS_AUTH, "required", "MongoDB hello, maxWireVersion 27"),
-        (NX, "unknown", "MongoDB hello, maxWireVersion 25"),
-        (SECANTUS[:200], "unknown", "MongoDB hello"),  # cut short by the banner cap
-        (MONGOD_HTTP, "unknown", MONGOD_HTTP.splitlines()[-1].decode()),
+        (MONGODB_SECANTUS, "unknown", "MongoDB hello, maxWireVersion 27"),
+        (MONGODB_SECANTUS_AUTH, "required", "MongoDB hello, maxWireVersion 27"),
+        (MONGODB_NX, "unknown", "MongoDB hello, maxWireVersion 25"),
+        (MONGODB_SECANTUS[:200], "unknown", "MongoDB hello"),  # cut short by the banner cap
+        (MONGODB_MONGOD_HTTP, "unknown", MONGODB_MONGOD_HTTP.splitlines()[-1].decode()),
     ],
 )
 def test_match_claims_mongodb_replies(reply: bytes, auth: str, banner: str) -> None:
