@@ -4,12 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(redis-server memcached mariadb-server postgresql-15 clickhouse-server etcd-server influxdb
-  nmap iproute2 nftables)
+  nmap iproute2 nftables chromium fonts-noto-cjk)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
+# chromium (with CJK fonts) runs the browser tests through Playwright; no browser is downloaded.
 # Node.js runs the lab's CouchDB (pouchdb-server); take Debian's only where the machine has none.
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
