@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import os
 import shutil
@@ -114,3 +115,49 @@ def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
         "before": before,
         "after": after,
     }
+
+
+DIST_IP = "127.79.0.1"
+"""Where the session's Redis and PostgreSQL listen (each on a free port)."""
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def dist_backends() -> Iterator[Any]:
+    """Redis and PostgreSQL 15 on loopback for the session (leaksonar.dist.local.Backends)."""
+    from leaksonar.dist.local import backends
+
+    with backends(DIST_IP) as started:
+        yield started
+
+
+def new_postgres_database(server: str) -> str:
+    """Create an empty database on the PostgreSQL at `server` (a postgresql:// URL); its URL."""
+    import psycopg
+
+    name = f"index_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def new_index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], str]:
+    """`new_index()`: a new empty index (its --db) of the module's kind; the tests using this fixture run
+    once with SQLite files and once with databases on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return lambda: str(tmp_path_factory.mktemp("index") / "index.db")
+    server = request.getfixturevalue("dist_backends").db
+    return lambda: new_postgres_database(server)
+
+
+def index_contents(engine: Any) -> tuple[Any, ...]:
+    """Every table of an index (a Store's engine) with its rows, to compare before and after something
+    that must not write."""
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as conn:
+        return tuple(
+            (name, sorted(map(repr, conn.execute(text(f'SELECT * FROM "{name}"')))))
+            for name in sorted(inspect(conn).get_table_names())
+        )

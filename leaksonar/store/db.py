@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Engine, and_, case, create_engine, event, func, inspect, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, and_, case, create_engine, event, func, make_url, or_, select
 from sqlalchemy.exc import DatabaseError
 
 from leaksonar.model import Event, Finding
 from leaksonar.monitor.diff import diff
 from leaksonar.monitor.snapshot import Snapshot, snapshot
-from leaksonar.store.schema import deliveries, findings, hosts, metadata, scans, services
+from leaksonar.store import DB_ENV
+from leaksonar.store import search as views
+from leaksonar.store.query import FACET_FIELDS
+from leaksonar.store.schema import deliveries, findings, hosts, scans, services
 from leaksonar.store.schema import events as event_log
-
-DB_ENV = "LEAKSONAR_DB"
 
 
 class StoreError(Exception):
@@ -32,8 +34,13 @@ def default_db() -> str:
 
 
 def _url(db: str) -> str:
-    if "://" in db:
+    scheme, found, rest = db.partition("://")
+    if found and scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"  # psycopg 3, not SQLAlchemy's default psycopg2
+    if found and scheme == "sqlite":
         return db
+    if found:
+        raise StoreError(f"{scheme}:// is not a database leaksonar uses: give a file or a postgresql:// URL")
     path = Path(db).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,28 +49,44 @@ def _url(db: str) -> str:
     return f"sqlite:///{path}"
 
 
+def _shown(db: str) -> str:
+    """`db` for a message: a URL without its password."""
+    return make_url(db).render_as_string(hide_password=True) if "://" in db else db
+
+
+def _unreadable(db: str, exc: DatabaseError) -> StoreError:
+    """The one-line error for an index that cannot be opened."""
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    return StoreError(f"{_shown(db)} is not a leaksonar index: {reason}")
+
+
+def schema_revision(db: str | None = None) -> str | None:
+    """The index's schema revision, read without migrating it (None: empty, or made by the release
+    before migrations)."""
+    from leaksonar.store.migrations import current
+
+    db = db or default_db()
+    engine = create_engine(_url(db))
+    try:
+        with engine.connect() as conn:
+            return current(conn)
+    except DatabaseError as exc:
+        raise _unreadable(db, exc) from None
+    finally:
+        engine.dispose()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: large indexes stay in memory
     cursor.close()
 
 
 def _delivery(key: str, rule: str, channel: str) -> tuple[Any, ...]:
     return (deliveries.c.event_key == key, deliveries.c.rule == rule, deliveries.c.channel == channel)
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Add the (nullable) columns a newer schema has to an index made by an older leaksonar."""
-    inspector = inspect(engine)
-    with engine.begin() as conn:
-        for table in metadata.sorted_tables:
-            have = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in have:
-                    kind = column.type.compile(engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 class Store:
@@ -74,15 +97,22 @@ class Store:
         self.engine: Engine = create_engine(_url(self.db))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        from leaksonar.store.migrations import SchemaError, upgrade
+
         try:
-            metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
+            upgrade(self.engine)
+            views.prepare(self.engine)
         except DatabaseError as exc:
-            raise StoreError(f"{self.db} is not a leaksonar index: {exc.orig}") from None
+            raise _unreadable(self.db, exc) from None
+        except SchemaError as exc:
+            raise StoreError(f"{_shown(self.db)}: {exc}") from None
 
     def _insert(self, table: Any) -> Any:
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+        if self.engine.dialect.name == "postgresql":  # its dialect module is loaded only for such an index
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
 
     def begin_scan(
         self,
@@ -122,44 +152,71 @@ class Store:
                 .values(finished_at=finished_at, status=status, **counts)
             )
 
+    def checkpoint_scan(self, scan_id: str, checkpoint: dict[str, Any]) -> None:
+        """Record how far a running scan got, in one UPDATE (atomic); `scan --resume` starts there."""
+        with self.engine.begin() as conn:
+            conn.execute(scans.update().where(scans.c.id == scan_id).values(checkpoint=checkpoint))
+
+    def reopen_scan(self, scan_id: str) -> None:
+        """Mark an unfinished scan running again (`scan --resume`)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                scans.update().where(scans.c.id == scan_id).values(status="running", finished_at=None)
+            )
+
     def add_findings(self, batch: Sequence[Finding]) -> None:
         """Record findings of one scan: per-scan rows, and the latest state of each host and service."""
         if not batch:
             return
         with self.engine.begin() as conn:
-            for finding in batch:
-                self._add(conn, finding)
+            self._add(conn, batch)
 
-    def _add(self, conn: Any, finding: Finding) -> None:
-        record = finding.to_record()
-        ip_num = int(ipaddress.IPv4Address(finding.ip))
-        seen = {"last_seen": finding.time, "last_scan_id": finding.scan_id}
-        host = self._insert(hosts).values(ip=finding.ip, ip_num=ip_num, first_seen=finding.time, **seen)
-        conn.execute(host.on_conflict_do_update(index_elements=["ip"], set_=seen))
-        state = {
-            "protocol": finding.protocol,
-            "software": finding.software.name if finding.software else None,
-            "version": finding.software.version if finding.software else None,
-            "auth": finding.auth,
-            "exposed": finding.exposed,
-            "rows": finding.rows,
-            "size_bytes": finding.size_bytes,
-            "severity": record.get("severity"),
-            "record": record,
-            **seen,
-        }
-        service = self._insert(services).values(
-            ip=finding.ip, ip_num=ip_num, port=finding.port, first_seen=finding.time, **state
-        )
-        conn.execute(service.on_conflict_do_update(index_elements=["ip", "port"], set_=state))
-        row = self._insert(findings).values(
-            scan_id=finding.scan_id, ip=finding.ip, port=finding.port, time=finding.time, record=record
-        )
-        conn.execute(
-            row.on_conflict_do_update(
-                index_elements=["scan_id", "ip", "port"], set_={"time": finding.time, "record": record}
+    def _add(self, conn: Any, batch: Sequence[Finding]) -> None:
+        """Upsert hosts, services (with their search columns) and findings, one executemany per table for
+        the whole batch (in batch order: a later finding of the same service wins); then the search tables."""
+        records = [finding.to_record() for finding in batch]
+        host_rows, service_rows, finding_rows = [], [], []
+        for finding, record in zip(batch, records, strict=True):
+            stored = json.dumps(record)
+            ip_num = int(ipaddress.IPv4Address(finding.ip))
+            seen = {"last_seen": finding.time, "last_scan_id": finding.scan_id}
+            place = {"ip": finding.ip, "port": finding.port}
+            software = finding.software
+            host_rows.append({"ip": finding.ip, "ip_num": ip_num, "first_seen": finding.time, **seen})
+            service_rows.append(
+                {
+                    **place,
+                    "ip_num": ip_num,
+                    "first_seen": finding.time,
+                    "protocol": finding.protocol,
+                    "software": views.clip(software.name, services.c.software) if software else None,
+                    "version": views.clip(software.version, services.c.version) if software else None,
+                    "auth": finding.auth,
+                    "exposed": finding.exposed,
+                    "rows": finding.rows,
+                    "size_bytes": finding.size_bytes,
+                    "severity": record.get("severity"),
+                    "record": stored,
+                    **seen,
+                    **views.search_columns(record),
+                }
             )
-        )
+            finding_rows.append({**place, "scan_id": finding.scan_id, "time": finding.time, "record": stored})
+        for table, keys, rows in (
+            (hosts, ("ip",), host_rows),
+            (services, ("ip", "port"), service_rows),
+            (findings, ("scan_id", "ip", "port"), finding_rows),
+        ):
+
+            def upsert(table: Any = table, keys: tuple[str, ...] = keys, rows: list[Any] = rows) -> Any:
+                insert = self._insert(table)
+                kept = (*keys, "first_seen")
+                update = {name: insert.excluded[name] for name in rows[0] if name not in kept}
+                return insert.on_conflict_do_update(index_elements=list(keys), set_=update)
+
+            views.executemany(conn, f"upsert {table.name}", upsert, rows)
+        views.write_search(conn, records)
+        views.refresh_statistics(conn)
 
     def hosts(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Hosts with their service counts and protocols, most exposed first, then by address."""
@@ -211,7 +268,7 @@ class Store:
         it covered, against its previous observation; store the changes once. Returns the scan's events."""
         scan = self.scan(scan_id)
         if scan is None:
-            raise StoreError(f"no scan {scan_id} in {self.db}")
+            raise StoreError(f"no scan {scan_id} in {_shown(self.db)}")
         with self.engine.begin() as conn:
             query = select(findings.c.ip, findings.c.port, findings.c.record).where(
                 findings.c.scan_id == scan_id
@@ -243,9 +300,15 @@ class Store:
         port: int | None = None,
         scan_id: str | None = None,
         limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[Event]:
-        """Stored events, oldest first: the newest `limit` of those at or after `since` (ISO 8601)."""
-        query = select(event_log).order_by(event_log.c.id.desc()).limit(limit)
+        """Stored events, oldest first: the newest `limit` of those at or after `since` (ISO 8601); with
+        `after_id`, the oldest `limit` of those stored after that event (a cursor)."""
+        newest_first = after_id is None
+        order = event_log.c.id.desc() if newest_first else event_log.c.id
+        query = select(event_log).order_by(order).limit(limit)
+        if after_id is not None:
+            query = query.where(event_log.c.id > min(after_id, views.MAX_ROW_ID))
         for column, value in (
             (event_log.c.ip, ip),
             (event_log.c.port, port),
@@ -259,7 +322,39 @@ class Store:
             query = query.where(event_log.c.type.in_(types))
         with self.engine.connect() as conn:
             rows = list(conn.execute(query))
-        return [Event(**row._mapping) for row in reversed(rows)]
+        return [Event(**row._mapping) for row in (reversed(rows) if newest_first else rows)]
+
+    # the read side (leaksonar.store.search) -----------------------------------------------------
+
+    def search(
+        self, query: str, *, limit: int = 50, offset: int = 0, now: datetime | None = None
+    ) -> views.SearchPage:
+        """Services matching `query` (docs/search.md), most severe first; QueryError for a bad query."""
+        return views.search(self.engine, query, limit=limit, offset=offset, now=now)
+
+    def facets(
+        self, query: str, fields: Sequence[str] = FACET_FIELDS, top: int = 10, *, now: datetime | None = None
+    ) -> dict[str, list[tuple[str, int]]]:
+        """The `top` values of each facet field among the services matching `query`."""
+        return views.facets(self.engine, query, fields, top, now=now)
+
+    def host(self, ip: str) -> dict[str, Any] | None:
+        return views.host(self.engine, ip)
+
+    def history(self, ip: str, port: int | None = None) -> list[dict[str, Any]]:
+        return views.history(self.engine, ip, port)
+
+    def finding(self, finding_id: int) -> dict[str, Any] | None:
+        return views.finding(self.engine, finding_id)
+
+    def event(self, event_id: int) -> Event | None:
+        return views.event(self.engine, event_id)
+
+    def stats(self) -> dict[str, Any]:
+        return views.stats(self.engine)
+
+    def scans(self, limit: int = 100) -> list[dict[str, Any]]:
+        return views.scan_list(self.engine, limit)
 
     def claim_delivery(
         self, key: str, event_id: int | None, rule: str, channel: str, now: str, stale: str

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 metadata = MetaData()
@@ -34,6 +35,9 @@ scans = Table(
     Column("exposed", Integer, nullable=False, default=0),
     Column("options", JSON, nullable=False),
     Column("coverage", JSON),  # {"intervals": [[first, last], ...], "ports": [...]}: what "not seen" means
+    # {"shards": [{"position": p, "open": [[ip, port, position], ...]}, ...], "probes": n, "open": n,
+    #  "pid": n, "host": name}: below p all is probed and stored but the open ports listed (ShardMark)
+    Column("checkpoint", JSON),  # what `scan --resume` starts from
 )
 
 hosts = Table(
@@ -65,8 +69,71 @@ services = Table(
     Column("last_seen", String(20), nullable=False),
     Column("last_scan_id", String(40), nullable=False),
     Column("record", JSON, nullable=False),
+    # search columns, derived from the record (leaksonar.store.search; NULL rank: not derived yet)
+    Column("rank", Integer),  # severity rank: -1 none, 0 info ... 4 critical
+    Column("infected", Boolean),
+    Column("collections", Integer),
+    Column("country", String(2)),
+    Column("asn", BigInteger),
+    Column("org", String(200)),
+    Column("summary", Text),
     UniqueConstraint("ip", "port", name="uq_services_ip_port"),
     Index("ix_services_ip_num", "ip_num"),
+    Index("ix_services_country", "country"),
+    Index("ix_services_asn", "asn"),
+    Index("ix_services_rows", "rows"),
+    Index("ix_services_first_seen", "first_seen"),
+)
+# the search order: severity (critical first), rows (most first, unknown last), address, port; SQLite's
+# indexes cannot say NULLS LAST, its own order for DESC (migration 0002 leaves it out there)
+Index(
+    "ix_services_order",
+    services.c.rank.desc(),
+    services.c.rows.desc().nulls_last(),
+    services.c.ip_num,
+    services.c.port,
+)
+Index("ix_services_software", func.lower(services.c.software))  # names and owners match in any case
+Index("ix_services_org", func.lower(services.c.org))
+Index("ix_services_port", services.c.port)
+# attacked services are few: a partial index finds them (by first seen) without touching the rest
+Index(
+    "ix_services_infected",
+    services.c.first_seen,
+    sqlite_where=services.c.infected.is_(True),
+    postgresql_where=services.c.infected.is_(True),
+)
+
+service_pii = Table(
+    "service_pii",
+    metadata,
+    Column("service_id", Integer, nullable=False),
+    Column("category", String(16), nullable=False),
+    Index("ix_service_pii_category", "category", "service_id"),
+    Index("ix_service_pii_service", "service_id"),
+)
+
+service_btc = Table(
+    "service_btc",
+    metadata,
+    Column("service_id", Integer, nullable=False),
+    Column("address", String(100), nullable=False),
+    Index("ix_service_btc_address", "address", "service_id"),
+    Index("ix_service_btc_service", "service_id"),
+)
+
+# Free text over summaries, collection names and field names (rowid = services.id): an FTS5 table on
+# SQLite, a table with a tsvector on PostgreSQL (leaksonar.store.fulltext); outside `metadata` because it
+# differs by database (migration 0002 makes it).
+services_fts = Table(
+    "services_fts",
+    MetaData(),
+    Column("rowid", Integer, primary_key=True),
+    Column("summary", Text),
+    Column("collections", Text),
+    Column("fields", Text),
+    Column("services_fts", Text),  # SQLite: FTS5's hidden column named after the table, the MATCH target
+    Column("document", Text),  # PostgreSQL: the tsvector (generated from the three text columns)
 )
 
 findings = Table(
@@ -115,4 +182,15 @@ events = Table(
     Index("ix_events_time", "time"),
     Index("ix_events_type", "type"),
     Index("ix_events_ip_port", "ip", "port"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("level", String(8), nullable=False),  # public | analyst
+    Column("key_sha256", String(64), nullable=False, unique=True),  # never the key itself
+    Column("created", String(20), nullable=False),
+    Column("revoked", String(20)),  # when it was revoked; NULL while it is valid
 )

@@ -1,0 +1,492 @@
+"""The query language: a Lucene-style query (luqum) compiled to a parameterised SQLAlchemy where-clause
+over `services`. Every value reaches SQL as a bound parameter; free text reaches the full-text index as
+quoted words (leaksonar.store.fulltext)."""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import math
+import re
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from luqum import tree
+from luqum.exceptions import IllegalCharacterError, ParseError
+from luqum.parser import parser
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_
+
+from leaksonar.model import EVENT_TYPES, PII_CATEGORIES
+from leaksonar.store.fulltext import TextMatch
+from leaksonar.store.schema import events, service_btc, service_pii, services
+
+MAX_LENGTH = 2000
+"""Longest query accepted (characters)."""
+MAX_DEPTH = 24
+"""Deepest nesting of groups and operators accepted."""
+MAX_TERMS = 200
+"""Most terms (field values and free-text words) in one query."""
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+NO_SEVERITY = -1
+"""`services.rank` of a service without an assessment."""
+
+FIELDS: dict[str, str] = {
+    "ip": "address: 127.0.0.1, CIDR 127.77.0.0/16, range 127.0.0.1-127.0.0.9, wildcard 127.77.*",
+    "port": "port number: port:9200, port:[1 TO 1024]",
+    "protocol": "protocol: redis, mongodb, elasticsearch, postgresql, mysql ... (wildcards: mongo*)",
+    "software": "software name, e.g. software:opensearch",
+    "version": "software version, e.g. version:7.10.2 or version:7.*",
+    "auth": "none, required or unknown",
+    "exposed": "true (answers without a password) or false",
+    "severity": "info, low, medium, high, critical; also by rank: severity:>=high",
+    "pii": "personal-data category: " + ", ".join(PII_CATEGORIES),
+    "rows": "rows (documents, keys) in the service: rows:>1000000, rows:[1e6 TO *]",
+    "size_bytes": "stored size in bytes: size_bytes:>=1e9",
+    "collections": "number of collections (collections:>10) or a collection name (collections:person)",
+    "infected": "true when a ransom note or attack sign was found",
+    "btc": "a bitcoin address from a ransom note; btc:* = any",
+    "country": "two-letter country code, e.g. country:CN",
+    "asn": "autonomous system number: asn:64500 or asn:AS64500",
+    "org": 'network owner, e.g. org:"Example Net" or org:example*',
+    "first_seen": "first seen (UTC, ISO 8601): first_seen:>=2026-11-01, [2026-11-01 TO 2026-11-15]",
+    "last_seen": "last seen (UTC, ISO 8601): last_seen:<2026-11-01",
+    "age_days": "whole days since first seen: age_days:>30",
+    "event": "a change event the service had: " + ", ".join(EVENT_TYPES),
+}
+FACET_FIELDS = ("protocol", "country", "severity", "pii", "software")
+
+
+class QueryError(ValueError):
+    """A query that cannot be run; `position` is the 0-based offset of the problem in the query."""
+
+    def __init__(self, position: int, message: str) -> None:
+        self.position = position
+        super().__init__(f"query error at column {position + 1}: {message}")
+
+
+Clause = ColumnElement[bool]
+Value = tree.Word | tree.Phrase | tree.From | tree.To | tree.Range
+
+
+def compile_query(query: str, *, now: datetime | None = None) -> Clause:
+    """The where-clause over `services` for `query` (empty: every service). `now` is the time `age_days`
+    counts from (default: the current time)."""
+    if len(query) > MAX_LENGTH:
+        raise QueryError(MAX_LENGTH, f"query longer than {MAX_LENGTH} characters")
+    control = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]", query)
+    if control:
+        raise QueryError(control.start(), f"control character or invalid text {control.group()!r}")
+    if not query.strip():
+        return true()
+    _check_nesting(query)
+    node = _parse(query)
+    compiler = _Compiler(now or datetime.now(UTC))
+    return compiler.node(node, None, 0)
+
+
+_parse_lock = threading.Lock()  # luqum's parser and lexer are module-level PLY objects with state
+
+
+def _parse(query: str) -> tree.Item:
+    try:
+        with _parse_lock:
+            return parser.parse(query)
+    except IllegalCharacterError as exc:
+        found = re.search(r"at position (\d+)", str(exc))
+        position = int(found.group(1)) if found else 0
+        char = query[position : position + 1]
+        raise QueryError(
+            position, "unclosed quote" if char == '"' else f"illegal character {char!r}"
+        ) from None
+    except ParseError as exc:
+        found = re.search(r"unexpected\s+'(.*)' at position (\d+)", str(exc), re.S)
+        if found:
+            position = int(found.group(2))
+            raise QueryError(
+                position, f"unexpected {found.group(1) or query[position : position + 1]!r}"
+            ) from None
+        raise QueryError(
+            len(query), "query ends too early (an operator or bracket without its other side)"
+        ) from None
+    except RecursionError:
+        raise QueryError(0, "query nested too deeply") from None
+    except ArithmeticError:  # luqum makes a Decimal of what follows `~`: in `0~.` that is no number
+        raise QueryError(max(query.find("~"), 0), "`~` must be followed by a number") from None
+
+
+def _check_nesting(query: str) -> None:
+    """Refuse deep bracket nesting before the parser sees it."""
+    depth, quoted = 0, False
+    for position, char in enumerate(query):
+        if char == '"' and (position == 0 or query[position - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and char in "([{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise QueryError(position, f"brackets nested deeper than {MAX_DEPTH}")
+        elif not quoted and char in ")]}":
+            depth = max(depth - 1, 0)
+
+
+class _Compiler:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.terms = 0
+        self.driving = True
+
+    def node(self, node: tree.Item, field: str | None, depth: int) -> Clause:
+        if depth > MAX_DEPTH:
+            raise QueryError(node.pos or 0, f"query nested deeper than {MAX_DEPTH}")
+        down = depth + 1
+        if isinstance(node, tree.AndOperation | tree.UnknownOperation):
+            if any(_narrow(child) for child in node.children):
+                return and_(*(self.filtering(child, field, down) for child in node.children))
+            return and_(*(self.node(child, field, down) for child in node.children))
+        if isinstance(node, tree.OrOperation):
+            return or_(*(self.node(child, field, down) for child in node.children))
+        if isinstance(node, tree.Not | tree.Prohibit):  # unknown (NULL) counts as not matching
+            return self.node(node.a, field, down).is_not(true())
+        if isinstance(node, tree.Plus | tree.Group | tree.FieldGroup):
+            return self.node(node.children[0], field, down)
+        if isinstance(node, tree.SearchField):
+            if field is not None:
+                raise QueryError(node.pos, f"field {node.name!r} inside field {field!r}")
+            name = node.name.lower()
+            if name not in FIELDS:
+                raise QueryError(node.pos, f"unknown field {node.name!r}; fields: {', '.join(FIELDS)}")
+            return self.node(node.expr, name, down)
+        if isinstance(node, Value):
+            self.terms += 1
+            if self.terms > MAX_TERMS:
+                raise QueryError(node.pos, f"more than {MAX_TERMS} terms")
+            if field is None:
+                return self.free_text(node)
+            return _FIELD_COMPILERS[field](self, node)
+        return self.unsupported(node)
+
+    def filtering(self, node: tree.Item, field: str | None, depth: int) -> Clause:
+        """`node` compiled so that its sub-queries (pii, btc:*, event) only filter: SQLite guesses any
+        `IN (SELECT ...)` yields ~25 rows and would start from it, not from the narrow sibling's index."""
+        self.driving = False
+        try:
+            return self.node(node, field, depth)
+        finally:
+            self.driving = True
+
+    def member(self, columns: tuple[ColumnElement, ...], query: Any) -> Clause:
+        """`columns IN (query)`; when not driving, the columns are wrapped (+ 0, || '') so that the
+        planner cannot look them up from the sub-query's rows."""
+        if not self.driving:
+            columns = tuple(c + 0 if c.type.python_type is int else c.concat("") for c in columns)
+        return (columns[0] if len(columns) == 1 else tuple_(*columns)).in_(query)
+
+    def unsupported(self, node: tree.Item) -> Clause:
+        what = {
+            tree.Regex: "regular expressions are",
+            tree.Fuzzy: "fuzzy matching (~) is",
+            tree.Proximity: "proximity (~) is",
+            tree.Boost: "boosting (^) is",
+        }.get(type(node), f"{type(node).__name__} is")
+        raise QueryError(node.pos or 0, f"{what} not supported")
+
+    # values --------------------------------------------------------------------------------------
+
+    def text(self, node: tree.Item) -> str:
+        """The value of a word or phrase (phrases without their quotes, escapes resolved)."""
+        if isinstance(node, tree.Phrase):
+            return re.sub(r"\\(.)", r"\1", node.value[1:-1])
+        if isinstance(node, tree.Word):
+            return re.sub(r"\\(.)", r"\1", node.value)
+        raise QueryError(node.pos, "a range is not allowed here")
+
+    def bounds(self, node: Value) -> tuple[tree.Item | None, bool, tree.Item | None, bool]:
+        """(low, low included, high, high included) of a range node; None: open (also for `*`)."""
+        if isinstance(node, tree.From):
+            low, low_in, high, high_in = node.a, node.include, None, True
+        elif isinstance(node, tree.To):
+            low, low_in, high, high_in = None, True, node.a, node.include
+        elif isinstance(node, tree.Range):
+            low, low_in, high, high_in = node.low, node.include_low, node.high, node.include_high
+        else:
+            raise AssertionError(node)
+        if isinstance(low, tree.Word) and low.value == "*":
+            low = None
+        if isinstance(high, tree.Word) and high.value == "*":
+            high = None
+        return low, low_in, high, high_in
+
+    def ordered(self, node: Value, column: ColumnElement, convert: Callable[[tree.Item], object]) -> Clause:
+        """Equality or range on an ordered column; `*` = has a value."""
+        if not isinstance(node, tree.From | tree.To | tree.Range):
+            if self.text(node) == "*":
+                return column.is_not(None)
+            return column == convert(node)
+        low, low_in, high, high_in = self.bounds(node)
+        clauses = [column.is_not(None)]
+        if low is not None:
+            value = convert(low)
+            clauses.append(column >= value if low_in else column > value)
+        if high is not None:
+            value = convert(high)
+            clauses.append(column <= value if high_in else column < value)
+        return and_(*clauses)
+
+    def number(self, node: tree.Item) -> int:
+        text = self.text(node).replace("_", "")
+        try:
+            value = float(text) if re.fullmatch(r"[0-9.eE+-]+", text) else math.nan
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value != int(value) or abs(value) > 2**62:
+            raise QueryError(node.pos, f"{self.text(node)!r} is not a whole number")
+        return int(value)
+
+    def choice(self, node: Value, choices: Sequence[str], what: str) -> list[str]:
+        """The choices a word names (wildcards allowed; `*` = all); unknown = error."""
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            raise QueryError(node.pos, f"{what} takes a name, not a range")
+        value = self.text(node).lower()
+        chosen = [c for c in choices if fnmatch.fnmatchcase(c, value)]
+        if not chosen:
+            raise QueryError(node.pos, f"unknown {what} {value!r}; known: {', '.join(choices)}")
+        return chosen
+
+    def like(self, node: Value, column: ColumnElement, normalise: Callable[[str], str] | None) -> Clause:
+        """Exact match, or a LIKE pattern for `*` and `?` (the rest escaped); no ranges. Values are
+        normalised (e.g. str.lower) to the column's case; without `normalise` the case is ignored."""
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            raise QueryError(node.pos, "this field takes a value, not a range")
+        value = self.text(node)
+        if value == "*":
+            return column.is_not(None)
+        if normalise is None:
+            column, value = func.lower(column), value.lower()
+        else:
+            value = normalise(value)
+        if isinstance(node, tree.Phrase) or not re.search(r"[*?]", value):
+            return column == value
+        escaped = re.sub(r"([\\%_])", r"\\\1", value).replace("*", "%").replace("?", "_")
+        return column.like(escaped, escape="\\")
+
+    def boolean(self, node: Value, column: ColumnElement) -> Clause:
+        value = self.text(node).lower() if isinstance(node, tree.Word | tree.Phrase) else ""
+        if value not in ("true", "false"):
+            raise QueryError(node.pos, "expected true or false")
+        return column.is_(True) if value == "true" else or_(column.is_(False), column.is_(None))
+
+    def when(self, node: tree.Item, *, end: bool) -> str:
+        """An ISO 8601 date or time as stored (UTC, ...Z); a bare date stands for its start (or, with
+        `end`, the start of the next day)."""
+        text = self.text(node)
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
+                return f"{day.isoformat()}T00:00:00Z"
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise QueryError(node.pos, f"{text!r} is not an ISO 8601 date or time (2026-11-01)") from None
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def moment(self, node: Value, column: ColumnElement) -> Clause:
+        if not isinstance(node, tree.From | tree.To | tree.Range):
+            if self.text(node) == "*":
+                return column.is_not(None)
+            start, end = self.when(node, end=False), self.when(node, end=True)
+            if start == end:  # a full time: that second
+                return column == start
+            return and_(column >= start, column < end)
+        low, low_in, high, high_in = self.bounds(node)
+        clauses = [column.is_not(None)]
+        if low is not None:  # after a day = from the next day; from a day = from its start
+            clauses.append(column >= self.when(low, end=not low_in))
+        if high is not None:  # up to a day = before the next day; before a day = before its start
+            clauses.append(column < self.when(high, end=high_in))
+        return and_(*clauses)
+
+    # fields --------------------------------------------------------------------------------------
+
+    def ip(self, node: Value) -> Clause:
+        column = services.c.ip_num
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            return self.ordered(node, column, self.address)
+        text = self.text(node)
+        if text == "*":
+            return true()
+        if "/" in text:
+            try:
+                network = ipaddress.IPv4Network(text, strict=False)
+            except ValueError:
+                raise QueryError(node.pos, f"{text!r} is not an IPv4 network") from None
+            return column.between(int(network.network_address), int(network.broadcast_address))
+        if "-" in text:
+            first, _, last = text.partition("-")
+            low, high = self.address(node, first), self.address(node, last)
+            if low > high:
+                raise QueryError(node.pos, f"{text!r}: the range ends before it starts")
+            return column.between(low, high)
+        if "*" in text or "?" in text:
+            return self.like(node, services.c.ip, str)
+        return column == self.address(node)
+
+    def address(self, node: tree.Item, text: str | None = None) -> int:
+        text = self.text(node) if text is None else text
+        try:
+            return int(ipaddress.IPv4Address(text.strip()))
+        except ValueError:
+            raise QueryError(node.pos, f"{text!r} is not an IPv4 address") from None
+
+    def severity(self, node: Value) -> Clause:
+        def rank(item: tree.Item) -> int:
+            name = self.text(item).lower()
+            if name not in SEVERITY_RANK:
+                raise QueryError(item.pos, f"unknown severity {name!r}; known: {', '.join(SEVERITIES)}")
+            return SEVERITY_RANK[name]
+
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            return and_(services.c.rank >= 0, self.ordered(node, services.c.rank, rank))
+        if self.text(node) == "*":
+            return services.c.severity.is_not(None)
+        return services.c.severity.in_(self.choice(node, SEVERITIES, "severity"))
+
+    def asn(self, node: Value) -> Clause:
+        def number(item: tree.Item) -> int:
+            text = self.text(item)
+            if text[:2].upper() == "AS":
+                return self.number(tree.Word(text[2:], pos=item.pos))
+            return self.number(item)
+
+        return self.ordered(node, services.c.asn, number)
+
+    def collections(self, node: Value) -> Clause:
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            return self.ordered(node, services.c.collections, self.number)
+        text = self.text(node)
+        if text == "*":
+            return services.c.collections > 0
+        if re.fullmatch(r"\d+", text):
+            return services.c.collections == int(text)
+        return self.match(node, "collections")
+
+    def age_days(self, node: Value) -> Clause:
+        """Whole days since first seen: age a >= n  <=>  first_seen <= now - n days."""
+
+        def day(n: int) -> str:
+            return (self.now - timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        column = services.c.first_seen
+        if not isinstance(node, tree.From | tree.To | tree.Range):
+            if self.text(node) == "*":
+                return true()
+            n = self.number(node)
+            return and_(column <= day(n), column > day(n + 1))
+        low, low_in, high, high_in = self.bounds(node)
+        clauses = []
+        if low is not None:
+            n = self.number(low) + (0 if low_in else 1)
+            clauses.append(column <= day(n))
+        if high is not None:
+            n = self.number(high) + (1 if high_in else 0)
+            clauses.append(column > day(n))
+        return and_(true(), *clauses)
+
+    def pii(self, node: Value) -> Clause:
+        query = select(service_pii.c.service_id)
+        if self.text(node) != "*":
+            query = query.where(service_pii.c.category.in_(self.choice(node, PII_CATEGORIES, "PII category")))
+        return self.member((services.c.id,), query)
+
+    def btc(self, node: Value) -> Clause:
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            raise QueryError(node.pos, "btc takes an address, not a range")
+        query = select(service_btc.c.service_id)
+        if self.text(node) == "*":
+            return self.member((services.c.id,), query)
+        return services.c.id.in_(query.where(self.like(node, service_btc.c.address, str)))
+
+    def event(self, node: Value) -> Clause:
+        query = select(events.c.ip, events.c.port)
+        if self.text(node) != "*":
+            query = query.where(events.c.type.in_(self.choice(node, EVENT_TYPES, "event type")))
+        return self.member((services.c.ip, services.c.port), query)
+
+    def free_text(self, node: Value) -> Clause:
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            raise QueryError(node.pos, "a range needs a field, e.g. rows:>1000")
+        if isinstance(node, tree.Word) and node.value == "*":
+            return true()
+        return self.match(node, None)
+
+    def match(self, node: Value, column: str | None) -> Clause:
+        """Full-text match of one word or phrase (a trailing `*`: prefix search), optionally restricted to
+        one text column."""
+        text = self.text(node)
+        prefix = isinstance(node, tree.Word) and text.endswith("*")
+        words = text.rstrip("*") if prefix else text
+        if not re.search(r"\w", words):
+            return false()  # nothing a full-text index holds
+        return TextMatch(words, prefix, column)
+
+
+_NARROW = {"ip", "port", "software", "country", "asn", "org", "btc", "first_seen", "last_seen", "age_days"}
+"""Fields whose values (other than `*`) select few services through an index of their own."""
+
+
+def _narrow(node: tree.Item) -> bool:
+    """Whether `node` (an operand of AND) is a narrow condition: a field of _NARROW with a value."""
+    if isinstance(node, tree.Plus | tree.Group):
+        return _narrow(node.children[0])
+    return (
+        isinstance(node, tree.SearchField)
+        and node.name.lower() in _NARROW
+        and not (isinstance(node.expr, tree.Word) and node.expr.value == "*")
+    )
+
+
+def _text_field(
+    column: ColumnElement, normalise: Callable[[str], str] | None = None
+) -> Callable[[_Compiler, Value], Clause]:
+    return lambda compiler, node: compiler.like(node, column, normalise)
+
+
+def _number_field(column: ColumnElement) -> Callable[[_Compiler, Value], Clause]:
+    return lambda compiler, node: compiler.ordered(node, column, compiler.number)
+
+
+def _boolean_field(column: ColumnElement) -> Callable[[_Compiler, Value], Clause]:
+    return lambda compiler, node: compiler.boolean(node, column)
+
+
+def _auth(compiler: _Compiler, node: Value) -> Clause:
+    return services.c.auth.in_(compiler.choice(node, ("none", "required", "unknown"), "auth"))
+
+
+_FIELD_COMPILERS: dict[str, Callable[[_Compiler, Value], Clause]] = {
+    "ip": _Compiler.ip,
+    "port": _number_field(services.c.port),
+    "protocol": _text_field(services.c.protocol, str.lower),
+    "software": _text_field(services.c.software),
+    "version": _text_field(services.c.version),
+    "auth": _auth,
+    "exposed": _boolean_field(services.c.exposed),
+    "severity": _Compiler.severity,
+    "pii": _Compiler.pii,
+    "rows": _number_field(services.c.rows),
+    "size_bytes": _number_field(services.c.size_bytes),
+    "collections": _Compiler.collections,
+    "infected": _boolean_field(services.c.infected),
+    "btc": _Compiler.btc,
+    "country": _text_field(services.c.country, str.upper),
+    "asn": _Compiler.asn,
+    "org": _text_field(services.c.org),
+    "first_seen": lambda compiler, node: compiler.moment(node, services.c.first_seen),
+    "last_seen": lambda compiler, node: compiler.moment(node, services.c.last_seen),
+    "age_days": _Compiler.age_days,
+    "event": _Compiler.event,
+}
+assert set(_FIELD_COMPILERS) == set(FIELDS)

@@ -1,0 +1,359 @@
+"""The index's read side: search (ordered, paged, counted), facets, and the views of hosts, findings,
+events, scans and totals that the CLI, the API and the UI show. Also keeps the search tables in step
+with `services` (written on every ingest; derived once for an index made by an older leaksonar)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, String, bindparam, func, select
+from sqlalchemy.sql.elements import True_
+
+from leaksonar.model import Event
+from leaksonar.store.fulltext import stored
+from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, SEVERITY_RANK, compile_query
+from leaksonar.store.schema import (
+    events,
+    findings,
+    hosts,
+    scans,
+    service_btc,
+    service_pii,
+    services,
+    services_fts,
+)
+
+MAX_LIMIT = 1000
+"""Most hits one search returns."""
+MAX_ROW_ID = 2**31 - 1
+"""Largest id of a finding or event (an integer column on PostgreSQL): a greater one names nothing."""
+ORDER = (services.c.rank.desc(), services.c.rows.desc().nulls_last(), services.c.ip_num, services.c.port)
+"""Search order: severity (critical first), then rows (most first, unknown last), address, port."""
+_BACKFILL_CHUNK = 2000
+_ANALYZE_FROM = 1000
+"""Services below which the planner's default guesses are good enough."""
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of search hits: finding records with "id", "first_seen" and "last_seen"."""
+
+    total: int
+    hits: list[dict[str, Any]]
+    offset: int
+    limit: int
+
+
+# writing ------------------------------------------------------------------------------------------
+
+
+def clip(value: str | None, column: Any) -> str | None:
+    """`value` cut to the length of its column (PostgreSQL refuses a longer one; a server names its
+    software, and a network its owner, as it likes)."""
+    return value[: column.type.length] if value is not None else None
+
+
+def search_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """The search columns of `services` for a finding record."""
+    network = record.get("network") or {}
+    return {
+        "rank": SEVERITY_RANK.get(record.get("severity") or "", NO_SEVERITY),
+        "infected": bool((record.get("ransom") or {}).get("infected")),
+        "collections": len(record.get("collections") or ()),
+        "country": clip((record.get("geo") or {}).get("country"), services.c.country),
+        "asn": network.get("asn"),
+        "org": clip(network.get("org"), services.c.org),
+        "summary": record.get("summary"),
+    }
+
+
+_COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def executemany(conn: Connection, key: str, build: Callable[[], Any], rows: Sequence[dict[str, Any]]) -> None:
+    """Run the Core statement `build()` (cached under `key`) once per row, through the driver's own
+    executemany: SQLAlchemy's per-row parameter processing would cost more than the database's work.
+    Values must be ready for the driver (JSON as text)."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    cached = (conn.dialect.name, key, names)
+    if cached not in _COMPILED:
+        compiled = build().compile(dialect=conn.dialect, column_keys=list(names))
+        _COMPILED[cached] = (
+            compiled.string,
+            tuple(compiled.positiontup or ()) if compiled.positional else None,
+        )
+    sql, order = _COMPILED[cached]
+    conn.exec_driver_sql(sql, [tuple(r[n] for n in order) for r in rows] if order is not None else list(rows))
+
+
+_SERVICE = (services.c.ip == bindparam("k_ip"), services.c.port == bindparam("k_port"))
+"""The service a search row belongs to, by address and port (its id is not known before the upsert)."""
+
+
+def _replace(table: Any, *values: Any) -> tuple[Any, Any]:
+    """(delete a service's rows, insert one row for it) statements for a search table."""
+    service_id = select(services.c.id).where(*_SERVICE).scalar_subquery()
+    key = table.c.rowid if table is services_fts else table.c.service_id
+    columns = [c.name for c in table.c if c.name not in ("services_fts", "document")]
+    chosen = select(services.c.id, *(bindparam(v, type_=String) for v in values)).where(*_SERVICE)
+    return table.delete().where(key == service_id), table.insert().from_select(columns, chosen)
+
+
+_PII = _replace(service_pii, "v")
+_BTC = _replace(service_btc, "v")
+_TEXT = _replace(services_fts, "s", "c", "f")
+
+
+def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
+    """Replace the PII, BTC and free-text rows of the services these (stored) records describe."""
+    latest = {(r["ip"], r["port"]): r for r in records}
+    keys = [{"k_ip": ip, "k_port": port} for ip, port in latest]
+    pii = [
+        {"k_ip": r["ip"], "k_port": r["port"], "v": category}
+        for r in latest.values()
+        for category in r.get("pii") or {}
+    ]
+    btc = [
+        {"k_ip": r["ip"], "k_port": r["port"], "v": address}
+        for r in latest.values()
+        for address in sorted(
+            {a for note in (r.get("ransom") or {}).get("notes", ()) for a in note.get("btc_addresses", ())}
+        )
+    ]
+    texts = [
+        {
+            "k_ip": r["ip"],
+            "k_port": r["port"],
+            "s": stored(conn, r.get("summary") or ""),
+            "c": stored(conn, " ".join(c["name"] for c in r.get("collections") or ())),
+            "f": stored(conn, " ".join(f for c in r.get("collections") or () for f in c.get("fields", ()))),
+        }
+        for r in latest.values()
+    ]
+    for name, (delete, insert), rows in (("pii", _PII, pii), ("btc", _BTC, btc), ("text", _TEXT, texts)):
+        executemany(conn, f"delete {name}", lambda s=delete: s, keys)
+        executemany(conn, f"insert {name}", lambda s=insert: s, rows)
+
+
+def prepare(engine: Engine) -> None:
+    """Derive the search columns and tables of services stored before they existed (by an older
+    leaksonar: migration 0002 adds them empty)."""
+    pending = select(services.c.id, services.c.record).where(services.c.rank.is_(None)).limit(_BACKFILL_CHUNK)
+    update = (
+        services.update()
+        .where(services.c.id == bindparam("b_id"))
+        .values({name: bindparam(name) for name in search_columns({})})
+    )
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(pending).all()
+            if rows:
+                conn.execute(update, [{"b_id": r.id, **search_columns(r.record)} for r in rows])
+                write_search(conn, (r.record for r in rows))
+            else:
+                refresh_statistics(conn)
+                return
+
+
+def refresh_statistics(conn: Connection) -> None:
+    """SQLite: sample the indexes again (ANALYZE, bounded) once `services` has doubled since the last
+    time, so the query planner knows which condition of a query is the selective one. PostgreSQL does
+    this itself (autovacuum)."""
+    if conn.dialect.name != "sqlite":
+        return
+    count = conn.execute(select(func.max(services.c.id))).scalar() or 0
+    if count < _ANALYZE_FROM:
+        return
+    have = conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first()
+    known = (
+        have
+        and conn.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'services' AND idx = 'ix_services_order'"
+        ).scalar()
+    )
+    if not known or count > 2 * int(str(known).split()[0]):
+        for table in (services, service_pii, service_btc):  # whole tables: samples mislead the planner
+            conn.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+# reading ------------------------------------------------------------------------------------------
+
+
+_LATEST = (
+    select(findings.c.id)
+    .where(
+        findings.c.scan_id == services.c.last_scan_id,
+        findings.c.ip == services.c.ip,
+        findings.c.port == services.c.port,
+    )
+    .scalar_subquery()
+    .label("finding_id")
+)
+_HIT_COLUMNS = (services.c.id, services.c.record, services.c.first_seen, services.c.last_seen, _LATEST)
+"""A search hit: the service's latest record, the findings id of that record, first and last seen."""
+
+
+def _hit(row: Any) -> dict[str, Any]:
+    return {**row.record, "id": row.finding_id, "first_seen": row.first_seen, "last_seen": row.last_seen}
+
+
+def search(
+    engine: Engine, query: str, *, limit: int = 50, offset: int = 0, now: datetime | None = None
+) -> SearchPage:
+    """Services matching `query`, in search order; raises QueryError for a bad query."""
+    if not 0 <= limit <= MAX_LIMIT or offset < 0:
+        raise ValueError(f"limit must be 0..{MAX_LIMIT} and offset >= 0")
+    where = compile_query(query, now=now)
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(services).where(where)).scalar_one()
+        if not limit or offset >= total:
+            return SearchPage(total=total, hits=[], offset=offset, limit=limit)
+        # the page's ids first (sorting narrow rows), then their records
+        page = select(services.c.id).where(where).order_by(*ORDER).limit(limit).offset(offset)
+        ids = list(conn.execute(page).scalars())
+        found = {r.id: _hit(r) for r in conn.execute(select(*_HIT_COLUMNS).where(services.c.id.in_(ids)))}
+        return SearchPage(total=total, hits=[found[i] for i in ids], offset=offset, limit=limit)
+
+
+def facets(
+    engine: Engine,
+    query: str,
+    fields: Sequence[str] = FACET_FIELDS,
+    top: int = 10,
+    now: datetime | None = None,
+) -> dict[str, list[tuple[str, int]]]:
+    """The `top` values of each field among the services matching `query`, most frequent first."""
+    unknown = [f for f in fields if f not in FACET_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown facet field {unknown[0]!r}; facets: {', '.join(FACET_FIELDS)}")
+    if not 1 <= top <= MAX_LIMIT:
+        raise ValueError(f"top must be 1..{MAX_LIMIT}")
+    where = compile_query(query, now=now)
+    result: dict[str, list[tuple[str, int]]] = {}
+    with engine.connect() as conn:
+        everything = isinstance(where, True_)
+        for field in fields:
+            if field == "pii":  # a service counts once per category it holds
+                column: Any = service_pii.c.category
+                source: Any = service_pii
+                if not everything:
+                    source = service_pii.join(services, services.c.id == service_pii.c.service_id)
+            else:  # software in lower case, as its index holds it (and as it matches)
+                column = func.lower(services.c.software) if field == "software" else services.c[field]
+                source = services
+            count = func.count().label("n")
+            counted = (
+                select(column, count)
+                .select_from(source)
+                .where(*(() if everything else (where,)), column.is_not(None))
+                .group_by(column)
+                .order_by(count.desc(), column)
+                .limit(top)
+            )
+            result[field] = [(value, n) for value, n in conn.execute(counted)]
+    return result
+
+
+def host(engine: Engine, ip: str) -> dict[str, Any] | None:
+    """A host and its services (as search hits, by port)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(hosts).where(hosts.c.ip == ip)).first()
+        if row is None:
+            return None
+        rows = conn.execute(select(*_HIT_COLUMNS).where(services.c.ip == ip).order_by(services.c.port)).all()
+        return {
+            "ip": row.ip,
+            "first_seen": row.first_seen,
+            "last_seen": row.last_seen,
+            "services": [_hit(r) for r in rows],
+        }
+
+
+def history(engine: Engine, ip: str, port: int | None = None) -> list[dict[str, Any]]:
+    """One point per stored finding of `ip` (or `ip:port`), oldest first."""
+    query = select(findings).where(findings.c.ip == ip).order_by(findings.c.time, findings.c.id)
+    if port is not None:
+        query = query.where(findings.c.port == port)
+    with engine.connect() as conn:
+        points = []
+        for row in conn.execute(query):
+            record = row.record
+            dataset = record.get("dataset") or {}
+            points.append(
+                {
+                    "id": row.id,
+                    "port": row.port,
+                    "protocol": record["protocol"],
+                    "time": row.time,
+                    "scan_id": row.scan_id,
+                    "rows": dataset.get("rows"),
+                    "size_bytes": dataset.get("size_bytes"),
+                    "severity": record.get("severity"),
+                    "exposed": record["exposed"],
+                    "infected": bool((record.get("ransom") or {}).get("infected")),
+                }
+            )
+        return points
+
+
+def finding(engine: Engine, finding_id: int) -> dict[str, Any] | None:
+    if abs(finding_id) > MAX_ROW_ID:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(findings.c.id, findings.c.record).where(findings.c.id == finding_id)
+        ).first()
+        return {**row.record, "id": row.id} if row else None
+
+
+def event(engine: Engine, event_id: int) -> Event | None:
+    if abs(event_id) > MAX_ROW_ID:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(select(events).where(events.c.id == event_id)).first()
+        return Event(**row._mapping) if row else None
+
+
+def stats(engine: Engine) -> dict[str, Any]:
+    """Totals for the dashboard."""
+
+    def count(table: Any, *where: Any) -> int:
+        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+    def by(column: Any) -> dict[str, int]:
+        n = func.count().label("n")
+        query = select(column, n).where(column.is_not(None)).group_by(column).order_by(n.desc(), column)
+        return {value: total for value, total in conn.execute(query)}
+
+    with engine.connect() as conn:
+        last = conn.execute(
+            select(scans.c.id, scans.c.started_at, scans.c.finished_at, scans.c.status)
+            .order_by(scans.c.started_at.desc(), scans.c.id.desc())
+            .limit(1)
+        ).first()
+        severities = by(services.c.severity)
+        return {
+            "hosts": count(hosts),
+            "services": count(services),
+            "exposed": count(services, services.c.exposed.is_(True)),
+            "infected": count(services, services.c.infected.is_(True)),
+            "findings": count(findings),
+            "scans": count(scans),
+            "by_severity": {s: severities[s] for s in reversed(SEVERITY_RANK) if s in severities},
+            "by_protocol": by(services.c.protocol),
+            "by_country": by(services.c.country),
+            "events_by_type": by(events.c.type),
+            "last_scan": dict(last._mapping) if last else None,
+        }
+
+
+def scan_list(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    """Scans, newest first."""
+    with engine.connect() as conn:
+        query = select(scans).order_by(scans.c.started_at.desc(), scans.c.id.desc()).limit(limit)
+        return [dict(r._mapping) for r in conn.execute(query)]

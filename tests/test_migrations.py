@@ -1,0 +1,166 @@
+"""Migrations, on SQLite and PostgreSQL: an index migrated from empty has exactly the schema of the code,
+an index made by the previous release is upgraded keeping its rows and becomes searchable, processes
+opening an empty index at once do not collide, and an index from a newer leaksonar is refused."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Table, create_engine, text
+
+import leaksonar.report.history  # its table (report_history) is part of the schema
+from leaksonar.store import migrations
+from leaksonar.store.db import Store, StoreError, _url
+from leaksonar.store.schema import metadata
+from tests.conftest import leaksonar
+from tests.test_search import POLICE
+
+# SQLite cannot reflect expression indexes (lower(software), ...): they are compared on PostgreSQL only
+pytestmark = pytest.mark.filterwarnings("ignore:.*expression-based index")
+
+FIRST = "2026-10-01T00:00:00Z"
+OLD = POLICE  # "police person index ...", collection person with fields xm and sfzh, critical
+
+
+def _config(conn: Any) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.attributes["connection"] = conn
+    return config
+
+
+def test_revisions_are_the_script_directory() -> None:
+    script = ScriptDirectory.from_config(_config(None))
+    assert tuple(r.revision for r in reversed(list(script.walk_revisions()))) == migrations.REVISIONS
+    assert script.get_current_head() == migrations.HEAD
+
+
+def _differences(db: str) -> list[Any]:
+    engine = Store(db).engine
+    with engine.connect() as conn:
+        found = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    # the free-text table is outside `metadata` on purpose (it differs by database); so is alembic's own
+    return [d for d in found if not (d[0] in ("remove_table", "remove_index") and _outside(d[1]))]
+
+
+def _outside(item: Any) -> bool:
+    table = item if isinstance(item, Table) else item.table
+    return str(table.name).startswith(("services_fts", "alembic_version"))
+
+
+def test_a_migrated_empty_index_is_the_schema_of_the_code(new_index: Callable[[], str]) -> None:
+    assert _differences(new_index()) == []
+
+
+def _previous_release(db: str) -> None:
+    """An index as the previous release left it: 0001's tables, no alembic_version, one scan's rows."""
+    engine = create_engine(_url(db))
+    record = json.dumps(OLD.to_record())
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0001")
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(
+            text(
+                "INSERT INTO scans (id, started_at, finished_at, status, targets, ports, size, probes,"
+                " open_ports, services, exposed, options)"
+                " VALUES ('s1', :t, :t, 'done', '127.1.0.0/24', 'all', 256, 256, 1, 1, 1, '{}')"
+            ),
+            {"t": FIRST},
+        )
+        conn.execute(text("INSERT INTO hosts VALUES ('127.1.0.1', 2130771969, :t, :t, 's1')"), {"t": FIRST})
+        conn.execute(
+            text(
+                "INSERT INTO services (ip, ip_num, port, protocol, software, version, auth, exposed, rows,"
+                " size_bytes, severity, first_seen, last_seen, last_scan_id, record) VALUES ('127.1.0.1',"
+                " 2130771969, 9200, 'elasticsearch', 'opensearch', '2.11.0', 'none', true, 2000000, NULL,"
+                " :severity, :t, :t, 's1', :record)"
+            ),
+            {"t": FIRST, "record": record, "severity": OLD.to_record()["severity"]},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO findings (scan_id, ip, port, time, record)"
+                " VALUES ('s1', '127.1.0.1', 9200, :t, :r)"
+            ),
+            {"t": FIRST, "r": record},
+        )
+    engine.dispose()
+
+
+def test_an_index_from_the_previous_release_is_upgraded_and_searchable(new_index: Callable[[], str]) -> None:
+    db = new_index()
+    _previous_release(db)
+    assert leaksonar("db", "current", "--db", db).stdout.startswith("none (opening it")
+    assert leaksonar("db", "upgrade", "--db", db).stdout == "0002 (current)\n"
+    assert leaksonar("db", "current", "--db", db).stdout == "0002 (current)\n"
+    store = Store(db)
+    assert store.scan("s1")["status"] == "done"  # type: ignore[index]
+    assert [h["ip"] for h in store.search("pii:national_id AND sfzh AND collections:person").hits] == [
+        "127.1.0.1"
+    ]
+    assert store.search('"police person"').total == store.search("polic*").total == 1
+    assert store.search('"person police"').total == 0
+    assert store.search("sfzh xm").total == 1
+    assert store.search("collections:xm OR collections:police").total == 0  # a field name, a summary word
+    assert _differences(db) == []
+
+
+def test_processes_opening_an_empty_index_at_once_do_not_collide(new_index: Callable[[], str]) -> None:
+    db, failures = new_index(), []
+
+    def open_it() -> None:
+        try:
+            Store(db).engine.dispose()
+        except Exception as exc:  # reported below
+            failures.append(exc)
+
+    openers = [threading.Thread(target=open_it) for _ in range(4)]
+    for opener in openers:
+        opener.start()
+    for opener in openers:
+        opener.join(60)
+    assert failures == []
+    assert Store(db).search("").total == 0
+
+
+def test_an_index_from_a_newer_leaksonar_is_refused(new_index: Callable[[], str]) -> None:
+    db = new_index()
+    Store(db).engine.dispose()
+    engine = create_engine(_url(db))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="revision 0099, from a newer leaksonar") as refused:
+        Store(db)
+    assert "\n" not in str(refused.value)
+    assert (
+        leaksonar("db", "current", "--db", db).stdout == "0099 (from a newer leaksonar; this one has 0002)\n"
+    )
+    refused_cli = leaksonar("db", "upgrade", "--db", db, check=False)
+    assert refused_cli.returncode == 2 and refused_cli.stderr.count("\n") == 1
+    assert "revision 0099, from a newer leaksonar" in refused_cli.stderr
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_without_its_password() -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreError) as refused:
+        Store(f"postgresql://leaksonar:SECRETPW@127.0.0.1:{port}/index")
+    shown = str(refused.value)
+    assert shown.startswith(f"postgresql://leaksonar:***@127.0.0.1:{port}/index is not a leaksonar index: ")
+    assert "SECRETPW" not in shown and "\n" not in shown
+    with pytest.raises(StoreError, match=r"^mysql:// is not a database leaksonar uses"):
+        Store("mysql://leaksonar@127.0.0.1/index")
