@@ -214,6 +214,11 @@ def context(store: Store, report: OwnerReport, now: str) -> dict[str, Any]:
     }
 
 
+def render_letter(store: Store, report: OwnerReport, now: str, fmt: str) -> str:
+    """One owner's letter in `fmt` (md or html)."""
+    return _environment(fmt == "html").get_template(f"report.{fmt}.j2").render(context(store, report, now))
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")[:60] or "owner"
 
@@ -236,11 +241,9 @@ def write_reports(
     for report in reports:
         if not report.due:
             continue
-        values = context(store, report, now)
         for fmt in formats:
-            template = _environment(fmt == "html").get_template(f"report.{fmt}.j2")
             path = out / f"{_slug(report.owner.org)}-{now[:10]}.{fmt}"
-            path.write_text(template.render(values), encoding="utf-8")
+            path.write_text(render_letter(store, report, now, fmt), encoding="utf-8")
             report.files.append(path)
         if record:
             history.record(

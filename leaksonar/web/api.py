@@ -1,0 +1,324 @@
+"""The REST API (mounted at /api): search, hosts, findings, events (cursor pages and a live stream),
+stats and scans. Every answer goes through the access rule of leaksonar.web.access."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from leaksonar.model import EVENT_TYPES
+from leaksonar.store.db import Store
+from leaksonar.store.query import QueryError
+from leaksonar.web.access import Viewer, host_view, search_page, viewer, visible_events, visible_finding
+
+router = APIRouter(tags=["api"])
+
+MAX_ID = 2**63 - 1
+"""Largest id a database stores (SQLite and PostgreSQL bigint)."""
+HEARTBEAT_SECONDS = 15
+"""A comment line on the event stream this often, so proxies and clients see it alive."""
+STREAM_BATCH = 200
+"""Events read from the store per look."""
+
+
+class Error(BaseModel):
+    error: str = Field(description="One line naming what is wrong.")
+    position: int | None = Field(None, description="0-based offset in the query (query errors only).")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Error, "description": "Bad input"},
+    401: {"model": Error, "description": "Unknown or revoked API key"},
+    429: {"model": Error, "description": "Rate limit exceeded (see Retry-After)"},
+}
+
+
+class Record(BaseModel):
+    """A finding record (DESIGN.md); fields beyond these (details, banner, errors) pass through."""
+
+    model_config = ConfigDict(extra="allow")
+    ip: str
+    port: int
+    protocol: str
+    software: dict[str, Any] | None = None
+    auth: str
+    exposed: bool
+    dataset: dict[str, Any] = Field(description="databases, collections, rows, size_bytes")
+    collections: list[dict[str, Any]] = Field(description="database, name, rows, size_bytes, fields, pii")
+    pii: dict[str, dict[str, Any]] = Field({}, description="category -> matches, sampled, fields, example")
+    ransom: dict[str, Any] | None = Field(None, description="infected, notes")
+    severity: str | None = None
+    summary: str | None = None
+    time: str
+    scan_id: str
+    geo: dict[str, Any] | None = None
+    network: dict[str, Any] | None = None
+
+
+class Hit(Record):
+    id: int | None = Field(description="The stored finding's id: /api/findings/{id}.")
+    first_seen: str
+    last_seen: str
+
+
+class Facet(BaseModel):
+    value: str
+    count: int
+
+
+class SearchResult(BaseModel):
+    query: str
+    total: int = Field(description="Every match, including those withheld from this viewer.")
+    withheld: int = Field(description="Matches not shown to this viewer (critical, for a public viewer).")
+    offset: int
+    limit: int
+    hits: list[Hit] = Field(description="The page of shown matches: severity, rows, address order.")
+    facets: dict[str, list[Facet]] | None = Field(None, description="Top values per field (facets=1).")
+
+
+class HistoryPoint(BaseModel):
+    id: int
+    port: int
+    protocol: str
+    time: str
+    scan_id: str
+    rows: int | None
+    size_bytes: int | None
+    severity: str | None
+    exposed: bool
+    infected: bool
+
+
+class Host(BaseModel):
+    ip: str
+    first_seen: str
+    last_seen: str
+    services: list[Hit]
+    withheld: int = Field(description="Services on this host not shown to this viewer.")
+    history: list[HistoryPoint] = Field(description="One point per stored finding, oldest first.")
+
+
+class EventOut(BaseModel):
+    id: int
+    ip: str
+    port: int
+    type: str
+    time: str
+    scan_id: str
+    protocol: str
+    severity: str | None
+    summary: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next: int = Field(description="Pass as `after` for the following page (or to poll for new events).")
+    more: bool = Field(description="The page was full: more events may follow at once.")
+    withheld: int = Field(description="Events in this page's range not shown to this viewer.")
+
+
+class Stats(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    hosts: int
+    services: int
+    exposed: int
+    infected: int
+    findings: int
+    scans: int
+    by_severity: dict[str, int]
+    by_protocol: dict[str, int]
+    by_country: dict[str, int]
+    events_by_type: dict[str, int]
+    last_scan: dict[str, Any] | None
+
+
+class Scan(BaseModel):
+    id: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    size: int
+    probes: int
+    open_ports: int
+    services: int
+    exposed: int
+    targets: str | None = Field(None, description="Analysts only.")
+    ports: str | None = Field(None, description="Analysts only.")
+
+
+Who = Annotated[Viewer, Depends(viewer)]
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _ipv4(ip: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(ip))
+    except ValueError:
+        raise HTTPException(400, f"{ip!r} is not an IPv4 address") from None
+
+
+@router.get("/search", response_model=SearchResult, responses=ERRORS)
+def search(
+    request: Request,
+    who: Who,
+    q: Annotated[str, Query(description="Query (docs/search.md); empty: all.")] = "",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    facets: Annotated[bool, Query(description="Add the top values of the facet fields.")] = False,
+) -> Any:
+    """Findings matching a query, a page at a time. A public viewer's critical matches count in
+    `total` and `withheld` only; its pages run over the matches it may see."""
+    store = _store(request)
+    try:
+        page, withheld = search_page(store, q, who, limit=limit, offset=offset)
+        found = store.facets(q) if facets else None
+    except QueryError as exc:
+        return JSONResponse({"error": str(exc), "position": exc.position}, status_code=400)
+    return {
+        "query": q,
+        "total": page.total,
+        "withheld": withheld,
+        "offset": offset,
+        "limit": limit,
+        "hits": page.hits,
+        "facets": (
+            {field: [{"value": str(v), "count": n} for v, n in top] for field, top in found.items()}
+            if found is not None
+            else None
+        ),
+    }
+
+
+@router.get("/hosts/{ip}", response_model=Host, responses={**ERRORS, 404: {"model": Error}})
+def host(request: Request, who: Who, ip: str) -> Any:
+    """One host: the latest state of each service, and the history of every stored finding. A public
+    viewer gets the critical services as a count; a host with nothing else is not found for it."""
+    found = host_view(_store(request), _ipv4(ip), who)
+    if found is None:
+        raise HTTPException(404, "host not in the index")
+    return found
+
+
+@router.get(
+    "/findings/{finding_id}",
+    response_model=Hit | Record,
+    responses={**ERRORS, 403: {"model": Error}, 404: {"model": Error}},
+)
+def finding(request: Request, who: Who, finding_id: Annotated[int, Path(ge=0, le=MAX_ID)]) -> Any:
+    """One stored finding record (any scan's). 403 for a public viewer when the service is critical."""
+    store = _store(request)
+    found = store.finding(finding_id)
+    if found is None:
+        raise HTTPException(404, "finding not in the index")
+    if not visible_finding(store, found, who):
+        raise HTTPException(403, f"finding {finding_id} is critical: analysts only")
+    return found
+
+
+def _event_filters(type_: str | None, ip: str | None) -> dict[str, Any]:
+    types = [t.strip() for t in (type_ or "").split(",") if t.strip()]
+    unknown = [t for t in types if t not in EVENT_TYPES]
+    if unknown:
+        raise HTTPException(400, f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
+    return {"types": types, "ip": _ipv4(ip) if ip else None}
+
+
+TypeFilter = Annotated[
+    str | None, Query(alias="type", description="Only these event types, comma-separated.")
+]
+IpFilter = Annotated[str | None, Query(description="Only events on this IPv4 address.")]
+
+
+@router.get("/events", response_model=EventPage, responses=ERRORS)
+def events(
+    request: Request,
+    who: Who,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Cursor: events with a greater id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    type_: TypeFilter = None,
+    ip: IpFilter = None,
+) -> Any:
+    """Change events, oldest first, a page at a time: follow `next` while `more` is true."""
+    store = _store(request)
+    page = store.events(after_id=after, limit=limit, **_event_filters(type_, ip))
+    shown = visible_events(store, page, who)
+    return {
+        "events": [e.to_record() for e in shown],
+        "next": page[-1].id if page else after,
+        "more": len(page) == limit,
+        "withheld": len(page) - len(shown),
+    }
+
+
+def _latest_event_id(store: Store) -> int:
+    newest = store.events(limit=1)
+    return (newest[-1].id or 0) if newest else 0
+
+
+@router.get(
+    "/events/stream",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def stream(
+    request: Request,
+    who: Who,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Start after this event id (default: only new ones).")
+    ] = None,
+    type_: TypeFilter = None,
+    ip: IpFilter = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_ID, description="Resume after this id.")] = None,
+) -> EventSourceResponse:
+    """Live change events as server-sent events: `id` is the event id, `data` its JSON record.
+    Reconnecting clients resume after Last-Event-ID; a comment line is sent as heartbeat."""
+    store = _store(request)
+    filters = _event_filters(type_, ip)
+    start = last_event_id if last_event_id is not None else after
+    if start is None:
+        start = await run_in_threadpool(_latest_event_id, store)
+    poll = request.app.state.poll_seconds
+    return EventSourceResponse(_follow(store, who, start, filters, poll), ping=HEARTBEAT_SECONDS)
+
+
+async def _follow(
+    store: Store, who: Viewer, last: int, filters: dict[str, Any], poll: float
+) -> AsyncIterator[ServerSentEvent]:
+    while True:
+        page = await run_in_threadpool(store.events, after_id=last, limit=STREAM_BATCH, **filters)
+        shown = {e.id for e in await run_in_threadpool(visible_events, store, page, who)}
+        for event in page:
+            if event.id in shown:
+                yield ServerSentEvent(data=json.dumps(event.to_record()), id=str(event.id))
+        if page:
+            last = page[-1].id or last
+        if len(page) < STREAM_BATCH:
+            await asyncio.sleep(poll)
+
+
+@router.get("/stats", response_model=Stats, responses=ERRORS)
+def stats(request: Request, _who: Who) -> Any:
+    """Counts over the whole index (aggregates: the same for every viewer)."""
+    return _store(request).stats()
+
+
+@router.get("/scans", response_model=list[Scan], responses=ERRORS)
+def scans(request: Request, who: Who, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+    """Scans, newest first. What a scan targeted is shown to analysts only."""
+    rows = _store(request).scans(limit)
+    private = () if who.analyst else ("targets", "ports")
+    return [{k: v for k, v in row.items() if k not in private} for row in rows]

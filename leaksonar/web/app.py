@@ -1,0 +1,71 @@
+"""The web application: REST API under /api, the UI pages, static files, one error shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from leaksonar.store.db import Store
+from leaksonar.web import api, ui
+from leaksonar.web.access import Level
+from leaksonar.web.ratelimit import RateLimit, TokenBucket, parse_rate
+
+STATIC = Path(__file__).parent / "static"
+POLL_BOUNDS = (0.05, 60.0)
+"""Seconds between two looks at the store for new events (the stream)."""
+
+
+def create_app(
+    store: Store, *, anonymous: str = "public", rate_limit: str = "600/minute", poll_seconds: float = 1.0
+) -> FastAPI:
+    """The app over `store`. `anonymous`: the level of requests without a key (public | analyst);
+    `rate_limit`: N/second|minute|hour per key (per client address without one). ValueError on bad
+    settings."""
+    try:
+        level = Level(anonymous)
+    except ValueError:
+        raise ValueError(f"anonymous level {anonymous!r}: use public or analyst") from None
+    if not POLL_BOUNDS[0] <= poll_seconds <= POLL_BOUNDS[1]:
+        raise ValueError(f"poll interval {poll_seconds} s: use {POLL_BOUNDS[0]} to {POLL_BOUNDS[1]} s")
+    bucket = TokenBucket(*parse_rate(rate_limit))
+    app = FastAPI(
+        title="leaksonar",
+        summary="Search exposed-database findings, their history and change events.",
+        version="0.1.0",
+    )
+    app.state.store = store
+    app.state.anonymous = level
+    app.state.poll_seconds = poll_seconds
+    app.add_middleware(RateLimit, bucket=bucket)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(Exception, _internal_error)
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    app.include_router(api.router, prefix="/api")
+    app.include_router(ui.router)
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """API errors are {"error": "one line"}; elsewhere the UI's error page."""
+    assert isinstance(exc, HTTPException)
+    if not request.url.path.startswith("/api/"):
+        return ui.error_page(request, exc.status_code, str(exc.detail))
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _bad_request(_request: Request, exc: Exception) -> Response:
+    """A parameter that does not validate: 400 with one line naming it."""
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "header", "body"))
+    return JSONResponse({"error": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=400)
+
+
+async def _internal_error(_request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)

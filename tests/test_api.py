@@ -1,0 +1,569 @@
+"""The REST API: every endpoint, cursor pages, access levels (a public viewer never sees a critical
+service's address), errors (400/401/403/404/429, never 500), the live event stream, and no raw
+personal data in any response."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+import uvicorn
+from conftest import index_contents, leaksonar
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_no_raw_pii import seeded_identifiers
+
+from leaksonar.model import Assessment, Collection, Finding, PiiHit, Software
+from leaksonar.store.db import Store
+from leaksonar.web import api
+from leaksonar.web.app import create_app
+from leaksonar.web.keys import create_key, revoke_key
+
+T1, T2, T3 = "2026-11-01T00:00:00Z", "2026-11-20T00:00:00Z", "2026-11-27T00:00:00Z"
+CRITICAL_ONLY = ("127.0.9.4", "127.0.9.5")
+"""Hosts whose only service is critical (127.0.9.4 was critical, then closed; 127.0.9.5 became critical)."""
+MIXED = ("127.0.9.1", 6379)
+"""A critical service on a host that also has a medium one."""
+PUBLIC_EVENTS = [2, 3, 6, 10]
+"""The synthetic store's events a public viewer may see (the others are on critical services)."""
+UNLIMITED = "1000000/minute"
+
+
+def finding(
+    ip: str, port: int, protocol: str, severity: Any, rows: int, scan_id: str, when: str, *pii: str
+) -> Finding:
+    hits = {c: PiiHit(20, 20, ("sfzh",), "3101**********123X") for c in pii}
+    return Finding(
+        ip=ip,
+        port=port,
+        protocol=protocol,
+        software=Software(protocol, "1.0"),
+        auth="required" if severity == "info" else "none",
+        exposed=severity != "info",
+        time=when,
+        scan_id=scan_id,
+        databases=1,
+        rows=rows,
+        size_bytes=rows * 100,
+        collections=(Collection("db", "people", rows, rows * 100, ("xm", "sfzh")),),
+        assessment=Assessment(hits, {("db", "people"): pii}, False, (), severity, f"{protocol} {severity}"),
+        geo={"country": "CN"},
+        network={"asn": 64500, "org": "Example Net"},
+    )
+
+
+def record_scan(
+    store: Store, scan_id: str, when: str, found: list[Finding], space: str = "127.0.9.0/24"
+) -> None:
+    """A finished scan of `space` (a service it covered and did not find is closed) and its events."""
+    block = ipaddress.IPv4Network(space)
+    coverage = {"intervals": [[int(block[0]), int(block[-1])]], "ports": [5432, 6379, 9200, 27017]}
+    store.begin_scan(scan_id, when, space, "5432,6379,9200,27017", 4 * block.num_addresses, {}, coverage)
+    store.add_findings(found)
+    store.finish_scan(scan_id, when, "done")
+    store.record_events(scan_id)
+
+
+def synthetic_store(db: str) -> Store:
+    """Two scans of six hosts: critical, high, medium, info services; ten events (ids 1-10)."""
+    store = Store(db)
+    record_scan(
+        store,
+        "s1",
+        T1,
+        [
+            finding("127.0.9.1", 6379, "redis", "critical", 5000, "s1", T1, "national_id"),
+            finding("127.0.9.1", 9200, "elasticsearch", "medium", 300, "s1", T1),
+            finding("127.0.9.2", 27017, "mongodb", "high", 800, "s1", T1, "phone"),
+            finding("127.0.9.3", 5432, "postgresql", "info", 0, "s1", T1),
+            finding("127.0.9.4", 9200, "elasticsearch", "critical", 9000, "s1", T1, "passport"),
+            finding("127.0.9.5", 27017, "mongodb", "medium", 400, "s1", T1),
+            finding("127.0.9.6", 6379, "redis", "medium", 1000, "s1", T1),
+        ],
+    )
+    record_scan(
+        store,
+        "s2",
+        T2,
+        [
+            finding("127.0.9.1", 6379, "redis", "critical", 9000, "s2", T2, "national_id"),
+            finding("127.0.9.1", 9200, "elasticsearch", "medium", 300, "s2", T2),
+            finding("127.0.9.2", 27017, "mongodb", "high", 800, "s2", T2, "phone"),
+            finding("127.0.9.3", 5432, "postgresql", "info", 0, "s2", T2),
+            finding("127.0.9.5", 27017, "mongodb", "critical", 400, "s2", T2, "national_id"),
+            finding("127.0.9.6", 6379, "redis", "medium", 10, "s2", T2),
+        ],
+    )
+    return store
+
+
+@pytest.fixture(scope="module")
+def synthetic(new_index: Callable[[], str]) -> dict[str, Any]:
+    """The synthetic index with three keys, on SQLite and on PostgreSQL."""
+    store = synthetic_store(new_index())
+    analyst, public = create_key(store, "ana", "analyst"), create_key(store, "pub", "public")
+    revoked = create_key(store, "gone", "analyst")
+    revoke_key(store, "gone")
+    return {"store": store, "analyst": analyst, "public": public, "revoked": revoked}
+
+
+def client(store: Store, **settings: Any) -> TestClient:
+    return TestClient(create_app(store, **{"rate_limit": UNLIMITED, **settings}))
+
+
+@pytest.fixture(scope="module")
+def anon(synthetic: dict[str, Any]) -> TestClient:
+    return client(synthetic["store"])
+
+
+@pytest.fixture(scope="module")
+def analyst(synthetic: dict[str, Any]) -> TestClient:
+    test = client(synthetic["store"])
+    test.headers["X-API-Key"] = synthetic["analyst"]
+    return test
+
+
+def ok(test: TestClient, url: str, **params: Any) -> Any:
+    response = test.get(url, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def error(test: TestClient, url: str, status: int, **params: Any) -> str:
+    response = test.get(url, params=params)
+    assert response.status_code == status, response.text
+    message: str = response.json()["error"]
+    assert message and "\n" not in message
+    return message
+
+
+def places(items: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    return {(i["ip"], i["port"]) for i in items}
+
+
+# --- endpoints -----------------------------------------------------------------------------------
+
+
+def test_openapi_documents_every_endpoint(anon: TestClient) -> None:
+    assert anon.get("/docs").status_code == 200
+    paths = ok(anon, "/openapi.json")["paths"]
+    for path in (
+        "search",
+        "hosts/{ip}",
+        "findings/{finding_id}",
+        "events",
+        "events/stream",
+        "stats",
+        "scans",
+    ):
+        assert f"/api/{path}" in paths
+    assert "SearchResult" in json.dumps(paths["/api/search"])
+
+
+def test_search_returns_finding_records_in_severity_order(analyst: TestClient) -> None:
+    page = ok(analyst, "/api/search", q="")
+    assert (page["total"], page["withheld"], len(page["hits"])) == (7, 0, 7)
+    assert [h["severity"] for h in page["hits"]][:4] == ["critical", "critical", "critical", "high"]
+    hit = page["hits"][0]
+    for key in ("ip", "port", "protocol", "software", "auth", "exposed", "dataset", "collections", "pii"):
+        assert key in hit
+    for key in ("ransom", "severity", "summary", "time", "scan_id", "geo", "network", "id", "last_seen"):
+        assert key in hit
+    assert hit["pii"]["national_id"]["example"] == "3101**********123X"
+    assert ok(analyst, f"/api/findings/{hit['id']}")["ip"] == hit["ip"]
+    redis = ok(analyst, "/api/search", q="protocol:redis AND rows:>100", facets=1)
+    assert places(redis["hits"]) == {MIXED}
+    assert {"value": "redis", "count": 1} in redis["facets"]["protocol"]
+
+
+def test_public_search_withholds_critical_hits_and_pages_the_rest(anon: TestClient) -> None:
+    first = ok(anon, "/api/search", limit=2)
+    assert (first["total"], first["withheld"]) == (7, 3)
+    second = ok(anon, "/api/search", limit=2, offset=2)
+    shown = first["hits"] + second["hits"]
+    assert [h["severity"] for h in shown] == ["high", "medium", "medium", "info"]
+    assert ok(anon, "/api/search", limit=2, offset=4)["hits"] == []
+    critical = ok(anon, "/api/search", q="severity:critical", facets=1)
+    assert (critical["total"], critical["withheld"], critical["hits"]) == (3, 3, [])
+    assert {"value": "critical", "count": 3} in critical["facets"]["severity"]  # aggregates stay
+
+
+@pytest.mark.parametrize("query", ["protocol:(redis", "rows:>lots", "nosuchfield:1", "port:[1 TO", '"open'])
+def test_bad_query_is_400_naming_the_column(anon: TestClient, query: str) -> None:
+    response = anon.get("/api/search", params={"q": query})
+    assert response.status_code == 400
+    body = response.json()
+    assert re.fullmatch(r"query error at column (\d+): .+", body["error"])
+    assert body["error"].startswith(f"query error at column {body['position'] + 1}:")
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        ("/api/search", {"limit": 0}),
+        ("/api/search", {"limit": "many"}),
+        ("/api/search", {"offset": -1}),
+        ("/api/events", {"after": "x"}),
+        ("/api/events", {"limit": 100000}),
+        ("/api/events", {"type": "exploded"}),
+        ("/api/events", {"ip": "999.1.1.1"}),
+        ("/api/scans", {"limit": 0}),
+        ("/api/hosts/not-an-ip", {}),
+        ("/api/findings/abc", {}),
+        ("/api/findings/99999999999999999999", {}),
+        ("/api/events", {"after": 10**20}),
+        ("/api/events/stream", {"type": "exploded"}),
+        ("/api/events/stream", {"after": -1}),
+    ],
+)
+def test_bad_parameters_are_400(anon: TestClient, url: str, params: dict[str, Any]) -> None:
+    error(anon, url, 400, **params)
+
+
+def test_host_page(analyst: TestClient, anon: TestClient) -> None:
+    full = ok(analyst, f"/api/hosts/{MIXED[0]}")
+    assert places(full["services"]) == {MIXED, (MIXED[0], 9200)} and full["withheld"] == 0
+    assert [p["rows"] for p in full["history"] if p["port"] == 6379] == [5000, 9000]
+    public = ok(anon, f"/api/hosts/{MIXED[0]}")
+    assert places(public["services"]) == {(MIXED[0], 9200)} and public["withheld"] == 1
+    assert {p["port"] for p in public["history"]} == {9200}
+    assert ok(analyst, "/api/hosts/127.0.9.5")["services"][0]["severity"] == "critical"
+    assert error(anon, "/api/hosts/127.0.9.5", 404) == error(anon, "/api/hosts/127.0.9.99", 404)
+
+
+def test_findings_of_critical_services_are_for_analysts(analyst: TestClient, anon: TestClient) -> None:
+    history = ok(analyst, "/api/hosts/127.0.9.5")["history"]
+    then_medium = next(p["id"] for p in history if p["severity"] == "medium")
+    assert ok(analyst, f"/api/findings/{then_medium}")["severity"] == "medium"
+    error(anon, f"/api/findings/{then_medium}", 403)  # the service is critical now
+    high = ok(analyst, "/api/search", q="severity:high")["hits"][0]["id"]
+    assert ok(anon, f"/api/findings/{high}")["protocol"] == "mongodb"
+    error(anon, "/api/findings/999999", 404)
+
+
+def test_events_cursor_pages(analyst: TestClient) -> None:
+    everything = ok(analyst, "/api/events", limit=1000)
+    assert [e["id"] for e in everything["events"]] == list(range(1, 11))
+    assert (everything["next"], everything["more"], everything["withheld"]) == (10, False, 0)
+    seen, after, more = [], 0, True
+    while more:
+        page = ok(analyst, "/api/events", after=after, limit=3)
+        seen += [e["id"] for e in page["events"]]
+        after, more = page["next"], page["more"]
+    assert seen == list(range(1, 11))
+    assert ok(analyst, "/api/events", after=10) == {"events": [], "next": 10, "more": False, "withheld": 0}
+    chosen = ok(analyst, "/api/events", type="closed,wiped")["events"]
+    assert [(e["ip"], e["type"]) for e in chosen] == [("127.0.9.4", "closed"), ("127.0.9.6", "wiped")]
+    assert {e["port"] for e in ok(analyst, "/api/events", ip=MIXED[0])["events"]} == {6379, 9200}
+
+
+def test_public_events_leave_out_critical_services(anon: TestClient) -> None:
+    page = ok(anon, "/api/events")
+    assert [e["id"] for e in page["events"]] == PUBLIC_EVENTS
+    assert (page["withheld"], page["next"]) == (6, 10)  # the closed critical service's event too
+
+
+def test_stats_and_scans(analyst: TestClient, anon: TestClient) -> None:
+    stats = ok(anon, "/api/stats")
+    assert stats == ok(analyst, "/api/stats")
+    assert (stats["hosts"], stats["services"], stats["by_severity"]["critical"]) == (6, 7, 3)
+    assert stats["events_by_type"]["closed"] == 1 and stats["last_scan"]["id"] == "s2"
+    assert [s["id"] for s in ok(analyst, "/api/scans")] == ["s2", "s1"]
+    assert ok(analyst, "/api/scans", limit=1)[0]["targets"] == "127.0.9.0/24"
+    assert ok(anon, "/api/scans")[0]["targets"] is None
+
+
+# --- keys and levels -----------------------------------------------------------------------------
+
+
+def withheld(test: TestClient, **headers: str) -> int:
+    response = test.get("/api/search", headers=headers)
+    assert response.status_code == 200, response.text
+    count: int = response.json()["withheld"]
+    return count
+
+
+def test_keys_set_the_level(synthetic: dict[str, Any], anon: TestClient) -> None:
+    key = synthetic["analyst"]
+    assert withheld(anon) == 3
+    assert withheld(anon, **{"X-API-Key": synthetic["public"]}) == 3
+    assert withheld(anon, **{"X-API-Key": key}) == 0
+    assert withheld(anon, Authorization=f"Bearer {key}") == 0
+    assert withheld(TestClient(anon.app, cookies={"leaksonar_key": key})) == 0
+    open_app = client(synthetic["store"], anonymous="analyst")
+    assert withheld(open_app) == 0
+    for bad in ("lsk_wrong", synthetic["revoked"]):
+        for test in (anon, open_app):
+            response = test.get("/api/stats", headers={"X-API-Key": bad})
+            assert response.status_code == 401
+            assert response.json() == {"error": "unknown or revoked API key"}
+
+
+def test_keys_command(new_index: Callable[[], str]) -> None:
+    db = new_index()
+    key = leaksonar("keys", "create", "alice", "--level", "analyst", "--db", db).stdout.strip()
+    assert key.startswith("lsk_") and len(key) > 40
+    listed = leaksonar("keys", "list", "--json", "--db", db).stdout
+    assert key not in listed and key not in repr(index_contents(Store(db).engine))
+    [alice] = json.loads(listed)
+    assert (alice["name"], alice["level"], alice["revoked"]) == ("alice", "analyst", None)
+    assert withheld(client(Store(db)), **{"X-API-Key": key}) == 0
+    leaksonar("keys", "revoke", "alice", "--db", db)
+    assert json.loads(leaksonar("keys", "list", "--json", "--db", db).stdout)[0]["revoked"]
+    assert client(Store(db)).get("/api/stats", headers={"X-API-Key": key}).status_code == 401
+    for args in (
+        ("keys", "create", "alice"),  # the name stays taken
+        ("keys", "create", "bob", "--level", "root"),
+        ("keys", "create", "no spaces"),
+        ("keys", "revoke", "alice"),  # already revoked
+        ("serve", "--host", "localhost"),
+        ("serve", "--anonymous", "admin"),
+        ("serve", "--rate-limit", "5/fortnight"),
+    ):
+        refused = leaksonar(*args, "--db", db, check=False)
+        assert refused.returncode == 2, args
+        assert refused.stderr.startswith("leaksonar: error: ") and refused.stderr.count("\n") == 1
+
+
+def test_bad_settings_are_refused(synthetic: dict[str, Any]) -> None:
+    for settings_ in ({"anonymous": "admin"}, {"rate_limit": "10/fortnight"}, {"poll_seconds": 0}):
+        with pytest.raises(ValueError):
+            create_app(synthetic["store"], **settings_)
+
+
+def test_rate_limit_per_key(synthetic: dict[str, Any]) -> None:
+    test = client(synthetic["store"], rate_limit="3/minute")
+    assert [test.get("/api/stats").status_code for _ in range(3)] == [200] * 3
+    refused = test.get("/api/stats")
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 20
+    assert "rate limit" in refused.json()["error"]
+    other = {"X-API-Key": synthetic["public"]}
+    assert [test.get("/api/stats", headers=other).status_code for _ in range(4)] == [200] * 3 + [429]
+
+
+# --- the access rule over every response ---------------------------------------------------------
+
+
+def every_response(test: TestClient, ips: list[str], finding_ids: list[int]) -> dict[str, str]:
+    """Every answer a viewer can get about the index, by URL."""
+    urls = ["/api/search?limit=500&facets=1", "/api/search?q=severity:critical&limit=500", "/api/stats"]
+    urls += ["/api/scans", "/api/events?limit=1000", "/openapi.json"]
+    urls += [f"/api/hosts/{ip}" for ip in ips] + [f"/api/findings/{i}" for i in finding_ids]
+    texts = {}
+    for url in urls:
+        response = test.get(url)
+        assert response.status_code in (200, 403, 404), (url, response.text)
+        texts[url] = response.text
+    return texts
+
+
+def mentions(ip: str, text: str) -> bool:
+    return re.search(rf"(?<![\d.]){re.escape(ip)}(?![\d])", text) is not None
+
+
+def assert_hidden(texts: dict[str, str], critical_only: set[str]) -> None:
+    for url, text in texts.items():
+        shown = [ip for ip in critical_only if mentions(ip, text)]
+        assert not shown, f"{url} shows critical {shown}"
+
+
+def test_public_never_sees_a_critical_address(synthetic: dict[str, Any], anon: TestClient) -> None:
+    ids = list(range(1, 14))
+    ips = [f"127.0.9.{n}" for n in range(1, 7)]
+    texts = every_response(anon, ips, ids)
+    assert_hidden(texts, set(CRITICAL_ONLY))
+    assert MIXED not in places(json.loads(texts["/api/search?limit=500&facets=1"])["hits"])
+    analyst_texts = every_response(client(synthetic["store"], anonymous="analyst"), ips, ids)
+    assert all(mentions(ip, analyst_texts["/api/search?limit=500&facets=1"]) for ip in CRITICAL_ONLY)
+
+
+def lab_views(scanned: dict[str, Any]) -> tuple[TestClient, TestClient, list[str], list[int]]:
+    store = Store(str(scanned["db"]))
+    analyst_view = client(store, anonymous="analyst")
+    hits = ok(analyst_view, "/api/search", limit=500)["hits"]
+    ids = [h["id"] for h in hits]
+    ids += [p["id"] for ip in {h["ip"] for h in hits} for p in store.history(ip)]
+    return client(store), analyst_view, sorted({ip for ip, _ in scanned["records"]}), sorted(set(ids))
+
+
+def test_lab_public_never_sees_a_critical_address(scanned: dict[str, Any]) -> None:
+    public, analyst_view, ips, ids = lab_views(scanned)
+    severities: dict[str, set[str]] = {}
+    for record in scanned["records"].values():
+        severities.setdefault(record["ip"], set()).add(record.get("severity") or "")
+    critical_only = {ip for ip, found in severities.items() if found == {"critical"}}
+    levels = set().union(*severities.values())
+    assert critical_only and {"critical", "high", "info"} <= levels
+    assert_hidden(every_response(public, ips, ids), critical_only)
+    seen = ok(analyst_view, "/api/search", q="severity:critical", limit=500)["hits"]
+    assert {h["ip"] for h in seen} >= critical_only
+
+
+def occurring(values: set[str], text: str) -> list[str]:
+    """The values that occur in `text`. Each lies inside a run of its alphabet: look only there."""
+    alphabet = "".join(sorted(set("".join(values))))
+    sizes = {len(v) for v in values}
+    pieces = {
+        run[i : i + size]
+        for run in re.findall(f"[{re.escape(alphabet)}]+", text)
+        for size in sizes
+        for i in range(len(run) - size + 1)
+    }
+    return sorted(pieces & values)
+
+
+def test_no_response_holds_a_seeded_identifier(scanned: dict[str, Any]) -> None:
+    identifiers = seeded_identifiers()
+    _public, analyst_view, ips, ids = lab_views(scanned)
+    texts = every_response(analyst_view, ips, ids)
+    assert "national_id" in texts["/api/search?limit=500&facets=1"]
+    leaked = occurring(identifiers, "\n".join(texts.values()))
+    assert not leaked, f"{len(leaked)} raw identifiers in API responses, e.g. {leaked[:1]}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=80) | st.from_regex(r"[a-z_]{1,10}:[\[\(\"*<>=!]?[\w .*]{0,12}[\]\)]?"))
+def test_any_query_gives_results_or_a_clean_error(anon: TestClient, query: str) -> None:
+    response = anon.get("/api/search", params={"q": query, "facets": 1})
+    assert response.status_code in (200, 400), (query, response.text)
+    if response.status_code == 400:
+        assert response.json()["error"].startswith("query error at column")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=30), number=st.integers() | st.text(max_size=8))
+def test_any_parameter_gives_an_answer_or_a_clean_error(anon: TestClient, text: str, number: Any) -> None:
+    for url, params in (
+        (f"/api/hosts/{quote(text, safe='')}", {}),
+        (f"/api/findings/{quote(str(number), safe='')}", {}),
+        ("/api/events", {"ip": text, "after": number}),
+        ("/api/events", {"type": text, "limit": number}),
+        ("/api/search", {"q": "", "offset": number}),
+    ):
+        response = anon.get(url, params=params)
+        assert response.status_code in (200, 400, 403, 404), (url, params, response.text)
+        assert response.json()
+
+
+# --- the live event stream -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def read_events(response: httpx.Response, count: int, deadline: float = 20.0) -> list[dict[str, Any]]:
+    """The next `count` server-sent events (id and JSON data), and the comments seen as `": ..."`."""
+    found: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    stop = time.monotonic() + deadline
+    for line in response.iter_lines():
+        assert time.monotonic() < stop, f"only {found} within {deadline} s"
+        if line.startswith(":"):
+            found.append({"comment": line})
+        elif line.startswith("id:"):
+            current["id"] = int(line[3:].strip())
+        elif line.startswith("data:"):
+            current["data"] = json.loads(line[5:].strip())
+        elif not line and current:
+            found.append(current)
+            current = {}
+        if sum("data" in f for f in found) >= count:
+            break
+    return found
+
+
+@pytest.fixture
+def served(new_index: Callable[[], str]) -> Iterator[dict[str, Any]]:
+    """`leaksonar serve` on a free loopback port over a fresh synthetic index."""
+    db = new_index()
+    store = synthetic_store(db)
+    key = create_key(store, "ana", "analyst")
+    port = free_port()
+    command = [sys.executable, "-m", "leaksonar", "serve", "--db", str(db), "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        assert f"http://127.0.0.1:{port}/" in server.stdout.readline()
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/api/stats", timeout=2).raise_for_status()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield {"url": url, "store": store, "key": key}
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+
+
+@pytest.mark.slow
+def test_stream_delivers_new_events_live_and_resumes(served: dict[str, Any]) -> None:
+    url, store, analyst_key = served["url"], served["store"], {"X-API-Key": served["key"]}
+    timeout = httpx.Timeout(10.0)
+    with httpx.stream("GET", f"{url}/api/events/stream", headers=analyst_key, timeout=timeout) as live:
+        assert live.status_code == 200
+        assert live.headers["content-type"].startswith("text/event-stream")
+        record_scan(
+            store,
+            "s3",
+            T3,
+            [finding("127.0.9.2", 27017, "mongodb", "high", 5000, "s3", T3, "phone")],
+            "127.0.9.2/32",
+        )
+        [event] = [e for e in read_events(live, 1) if "data" in e]
+    assert event["id"] == event["data"]["id"] and event["id"] > 10
+    assert (event["data"]["ip"], event["data"]["type"]) == ("127.0.9.2", "grew")
+    resume = {**analyst_key, "Last-Event-ID": str(event["id"] - 1)}
+    with httpx.stream("GET", f"{url}/api/events/stream", headers=resume, timeout=timeout) as again:
+        assert [e["id"] for e in read_events(again, 1) if "data" in e] == [event["id"]]
+    with httpx.stream("GET", f"{url}/api/events/stream?after=0", timeout=timeout) as public:
+        shown = [e for e in read_events(public, len(PUBLIC_EVENTS) + 1) if "data" in e]
+    assert [e["id"] for e in shown] == [*PUBLIC_EVENTS, event["id"]]
+    assert not any(ip in json.dumps(shown) for ip in CRITICAL_ONLY)
+    assert httpx.get(f"{url}/api/events/stream", headers={"X-API-Key": "bad"}).status_code == 401
+
+
+@pytest.mark.slow
+def test_stream_sends_heartbeats(synthetic: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "HEARTBEAT_SECONDS", 1)
+    port = free_port()
+    app = create_app(synthetic["store"], poll_seconds=0.2)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        stream_url = f"http://127.0.0.1:{port}/api/events/stream"
+        with httpx.stream("GET", stream_url, timeout=httpx.Timeout(5.0)) as quiet:
+            lines = []
+            for line in quiet.iter_lines():
+                lines.append(line)
+                if line.startswith(":"):
+                    break
+        assert lines[-1].startswith(": ping") and not any(line.startswith("data:") for line in lines)
+    finally:
+        server.should_exit = True
+        thread.join(10)
