@@ -211,12 +211,18 @@ async def _read_table(query: Query, table: Table, learned: Learned, limits: Limi
 
 async def _inspect_http(http: _Http, learned: Learned) -> None:
     limits = http.limits
-    (row,) = await http.query("SELECT version() AS version")
+    rows = await http.query("SELECT version() AS version")
+    if len(rows) != 1:
+        raise ProtocolError(f"SELECT version() answered {len(rows)} rows")
+    row = rows[0]
     learned.auth = "none"
     learned.software = Software("clickhouse", str(row.get("version"))[:40])
     if not http.readonly:
         learned.details["readonly"] = "implied by GET (the server refuses readonly=1)"
-    databases, tables, total = await _tables(http.query, limits)
+    try:
+        databases, tables, total = await _tables(http.query, limits)
+    except KeyError as exc:
+        raise ProtocolError(f"a system table was listed without its column {exc}") from None
     learned.databases = len(databases)
     if len(tables) < total:
         learned.errors.append(f"Only the first {len(tables)} of {total} tables were inspected.")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+import httpx
+
 from leaksonar.model import Auth, Collection, Inspection, Limits, Sample, Software
 from leaksonar.protocols.base import CommandRefused, ProtocolError, ReplyTooLarge
 
@@ -75,8 +77,14 @@ class Learned:
 
 def describe(exc: BaseException, limits: Limits) -> str:
     """A short plain sentence for a failed network exchange."""
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"no answer within {limits.timeout:g} s"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return "the server closed or reset the connection"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the server broke the HTTP protocol: {str(exc)[:200]}"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
     if isinstance(exc, ReplyTooLarge):
         return f"reply too large: {exc}"
     if isinstance(exc, ConnectionRefusedError):

@@ -93,7 +93,9 @@ def json_body(response: Response, path: str) -> Any:
         raise CommandRefused(f"GET {path} answered HTTP {response.status}")
     try:
         return json.loads(response.body)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise ProtocolError(f"GET {path} answered JSON nested too deeply") from None
+    except ValueError:
         raise ProtocolError(f"GET {path} did not answer JSON") from None
 
 

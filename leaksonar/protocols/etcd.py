@@ -55,7 +55,7 @@ def _version_document(body: bytes) -> str | None:
     """The server version of a `/version` body, None unless it is etcd's."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(document, dict) or not {"etcdserver", "etcdcluster"} <= document.keys():
         return None
@@ -71,7 +71,7 @@ async def post_bounded(client: httpx.AsyncClient, url: str, payload: dict[str, A
     path = httpx.URL(url).path
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         document = None
     if status != 200:
         said = (

@@ -39,6 +39,7 @@ class HttpProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Status line, server and page title of `/`; generic HTTP holds no database to measure."""
+        from leaksonar.protocols.common import describe
         from leaksonar.protocols.httpclient import get_bounded
 
         details: dict[str, object] = {}
@@ -49,7 +50,7 @@ class HttpProtocol:
             if (title := _TITLE.search(response.body)) is not None:
                 details["title"] = title.group(1).decode("utf-8", "replace").strip()
         except Exception as exc:
-            errors.append(f"GET /: {type(exc).__name__}: {exc}")
+            errors.append(f"GET / failed: {describe(exc, limits)}.")
         return Inspection(self.name, identity.software, "unknown", errors=tuple(errors), details=details)
 
 

@@ -24,7 +24,11 @@ class Response:
     body: bytes
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body as JSON; ValueError when it is not JSON or nested too deeply to decode."""
+        try:
+            return json.loads(self.body)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def bounded_client(limits: Limits) -> httpx.AsyncClient:

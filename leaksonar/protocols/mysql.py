@@ -1,5 +1,7 @@
 """MySQL and MariaDB: recognised from the server's greeting, inspected with aiomysql as root with the
-empty password (the documented default of a fresh install), and with no other user or password."""
+empty password (the documented default of a fresh install), and with no other user or password.
+aiomysql talks to the server through a `relay.CappedRelay`, which caps each answer at `Limits.max_bytes`
+(a huge result set, endless rows)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pymysql
 
 from leaksonar.model import Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
+from leaksonar.protocols.relay import CappedRelay, capped_relay
 from leaksonar.protocols.sql import (
     AuthRequired,
     Budget,
@@ -116,10 +119,10 @@ PROTOCOL = MysqlProtocol()
 
 
 class _MySession:
-    """An aiomysql connection seen as a `Session`."""
+    """An aiomysql connection (through a capped relay) seen as a `Session`."""
 
-    def __init__(self, conn: aiomysql.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: aiomysql.Connection, relay: CappedRelay) -> None:
+        self.conn, self.relay = conn, relay
         self.server_version: str = conn.get_server_info()
 
     @property
@@ -127,9 +130,13 @@ class _MySession:
         return self.conn.closed
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
-        async with self.conn.cursor() as cursor:
-            await cursor.execute(sql, args or None)
-            return await cursor.fetchall()
+        try:
+            async with self.conn.cursor() as cursor:
+                await cursor.execute(sql, args or None)
+                return await cursor.fetchall()
+        except Exception as exc:
+            self.relay.check(exc)
+            raise
 
 
 async def _limit(session: _MySession, budget: Budget, report: Report) -> None:
@@ -155,31 +162,36 @@ async def _session(
     endpoint: Endpoint, budget: Budget, report: Report, _database: str = ""
 ) -> AsyncIterator[_MySession]:
     """A read-only connection as root with the empty password (tables are named with their schema)."""
-    try:
-        conn = await budget.run(
-            aiomysql.connect(
-                host=endpoint.ip,
-                port=endpoint.port,
-                user=_USER,
-                password="",
-                connect_timeout=budget.limits.timeout,
-                autocommit=True,
-                charset="utf8mb4",
-                program_name="leaksonar",
+    async with capped_relay(endpoint, budget.limits) as (relay, local):
+        try:
+            conn = await budget.run(
+                aiomysql.connect(
+                    host=local.ip,
+                    port=local.port,
+                    user=_USER,
+                    password="",
+                    connect_timeout=budget.limits.timeout,
+                    autocommit=True,
+                    charset="utf8mb4",
+                    program_name="leaksonar",
+                )
             )
-        )
-    except pymysql.err.OperationalError as exc:
-        if exc.args and exc.args[0] in _DENIED:
-            raise AuthRequired(describe(exc)) from exc
-        raise
-    try:
-        session = _MySession(conn)
-        await _limit(session, budget, report)
-        yield session
-    finally:
-        with suppress(Exception):
-            await asyncio.wait_for(conn.ensure_closed(), 1.0)
-        conn.close()
+        except pymysql.err.OperationalError as exc:
+            relay.check(exc)
+            if exc.args and exc.args[0] in _DENIED:
+                raise AuthRequired(describe(exc)) from exc
+            raise
+        except Exception as exc:
+            relay.check(exc)
+            raise
+        try:
+            session = _MySession(conn, relay)
+            await _limit(session, budget, report)
+            yield session
+        finally:
+            with suppress(Exception):
+                await asyncio.wait_for(conn.ensure_closed(), 1.0)
+            conn.close()
 
 
 async def _catalog(session: _MySession, schemas: Sequence[str], budget: Budget) -> list[Table]:

@@ -2,7 +2,8 @@
 
 Every connection first sends a raw StartupMessage and reads the server's first answer: asyncpg is used
 only when that answer is AuthenticationOk, so a password request is never answered (not even with an
-empty password).
+empty password). asyncpg talks to the server through a `relay.CappedRelay`, which caps each answer at
+`Limits.max_bytes` (a huge DataRow, endless rows).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import struct
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
 
@@ -18,6 +19,7 @@ import asyncpg
 
 from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
 from leaksonar.protocols.base import BoundedStream, Endpoint, ReplyTooLarge
+from leaksonar.protocols.relay import CappedRelay, capped_relay
 from leaksonar.protocols.sql import (
     CONCURRENCY,
     AuthRequired,
@@ -178,17 +180,21 @@ PROTOCOL = PostgresProtocol()
 
 
 class _PgSession:
-    """An asyncpg connection seen as a `Session`."""
+    """An asyncpg connection (through a capped relay) seen as a `Session`."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: asyncpg.Connection, relay: CappedRelay) -> None:
+        self.conn, self.relay = conn, relay
 
     @property
     def closed(self) -> bool:
         return self.conn.is_closed()
 
     async def fetch(self, sql: str, *args: Any) -> Sequence[Sequence[Any]]:
-        return await self.conn.fetch(sql, *args)
+        try:
+            return await self.conn.fetch(sql, *args)
+        except Exception as exc:
+            self.relay.check(exc)
+            raise
 
 
 async def _first_message(endpoint: Endpoint, database: str, limits: Limits) -> bytes:
@@ -224,24 +230,32 @@ async def _session(endpoint: Endpoint, budget: Budget, database: str) -> AsyncIt
         raise AuthRequired(identity.banner)
     if identity.auth != "none":
         raise ConnectionError(identity.banner)
-    conn = await budget.run(
-        asyncpg.connect(
-            host=endpoint.ip,
-            port=endpoint.port,
-            user=_USER,
-            password="",  # never None: asyncpg would then read PGPASSWORD or ~/.pgpass
-            database=database,
-            ssl=False,
-            timeout=budget.limits.timeout,
-            statement_cache_size=0,
-            server_settings=_server_settings(budget.limits),
-        )
+    async with capped_relay(endpoint, budget.limits) as (relay, local):
+        try:
+            conn = await budget.run(_connect(local, database, budget.limits))
+        except Exception as exc:
+            relay.check(exc)
+            raise
+        try:
+            yield _PgSession(conn, relay)
+        finally:
+            with suppress(Exception):  # on failure close() has already aborted the connection
+                await conn.close(timeout=1.0)
+
+
+def _connect(local: Endpoint, database: str, limits: Limits) -> Awaitable[asyncpg.Connection]:
+    """asyncpg's connection to the relay in front of the server."""
+    return asyncpg.connect(
+        host=local.ip,
+        port=local.port,
+        user=_USER,
+        password="",  # never None: asyncpg would then read PGPASSWORD or ~/.pgpass
+        database=database,
+        ssl=False,
+        timeout=limits.timeout,
+        statement_cache_size=0,
+        server_settings=_server_settings(limits),
     )
-    try:
-        yield _PgSession(conn)
-    finally:
-        with suppress(Exception):  # on failure close() has already aborted the connection
-            await conn.close(timeout=1.0)
 
 
 async def _databases(
