@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-import itertools
 import os
 import random
 from collections.abc import Iterable, Iterator
@@ -209,6 +208,8 @@ class Permutation:
 
     A full-period linear congruential walk over 2^k >= n, passed through an invertible bit mixer,
     skipping values >= n (cycle walking). Every value in range(n) comes out exactly once.
+    The walk's steps can be split into shards (every `shards`-th step) and entered at any step: an
+    affine map's k-th power is computed by squaring, so a start position costs O(k's bits).
     """
 
     def __init__(self, n: int, seed: int) -> None:
@@ -223,15 +224,37 @@ class Permutation:
         self.mul = rng.getrandbits(bits) | 1
 
     def __iter__(self) -> Iterator[int]:
-        n, mask, a, c, shift, mul = self.n, self.mask, self.a, self.c, self.shift, self.mul
-        x = self.start
-        for _ in range(mask + 1):
-            x = (a * x + c) & mask
+        return (value for _, value in self.walk())
+
+    def _power(self, k: int) -> tuple[int, int]:
+        """(A, C) with x -> A*x + C equal to k steps of the walk."""
+        mask, a, c = self.mask, self.a, self.c
+        power_a, power_c = 1, 0
+        while k:
+            if k & 1:
+                power_a, power_c = (a * power_a) & mask, (a * power_c + c) & mask
+            a, c = (a * a) & mask, (a * c + c) & mask
+            k >>= 1
+        return power_a, power_c
+
+    def shard_length(self, number: int, shards: int) -> int:
+        """Steps of shard `number` of `shards` (values >= n included)."""
+        return max(0, (self.mask - number) // shards + 1)
+
+    def walk(self, number: int = 0, shards: int = 1, start: int = 0) -> Iterator[tuple[int, int]]:
+        """(position, value): the values at steps number, number + shards, ... of the walk, from the
+        shard's `start`-th step on. Shards partition range(n); a position counts the shard's steps."""
+        mask, shift, mul, n = self.mask, self.shift, self.mul, self.n
+        enter_a, enter_c = self._power(number + start * shards + 1)
+        x = (enter_a * self.start + enter_c) & mask
+        step_a, step_c = self._power(shards)
+        for position in range(start, self.shard_length(number, shards)):
             y = x ^ (x >> shift)
             y = (y * mul) & mask
             y ^= y >> shift
             if y < n:
-                yield y
+                yield position, y
+            x = (step_a * x + step_c) & mask
 
 
 def ntoa(address: int) -> str:
@@ -260,15 +283,19 @@ class TargetSpace:
         return self.shard(0, 1)
 
     def shard(self, number: int, shards: int) -> Iterator[tuple[str, int]]:
-        """Every `shards`-th pair of the walk, starting at the `number`-th: shards partition the space."""
+        """Shard `number` of `shards` (see `walk`) as (address, port) pairs: shards partition the space."""
+        return ((ip, port) for ip, port, _ in self.walk(number, shards))
+
+    def walk(self, number: int = 0, shards: int = 1, start: int = 0) -> Iterator[tuple[str, int, int]]:
+        """(address, port, position) of shard `number` of `shards`, from position `start` on (a checkpoint,
+        entered in O(1)). Positions rise along a shard: resuming at p walks what lies at p or later."""
         if not self.size:
             return
         ports, nports, offsets, intervals = self.ports, len(self.ports), self._offsets, self.intervals
-        walk = Permutation(self.size, self.seed)
-        for index in walk if shards == 1 else itertools.islice(walk, number, None, shards):
+        for position, index in Permutation(self.size, self.seed).walk(number, shards, start):
             address_index, port_index = divmod(index, nports)
             slot = bisect.bisect_right(offsets, address_index) - 1
-            yield ntoa(intervals[slot][0] + address_index - offsets[slot]), ports[port_index]
+            yield ntoa(intervals[slot][0] + address_index - offsets[slot]), ports[port_index], position
 
     def describe(self) -> str:
         return ", ".join(_format(i) for i in self.intervals[:5]) + (" ..." if len(self.intervals) > 5 else "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,25 @@ def test_not_an_index_is_refused_and_left_alone(tmp_path: Path) -> None:
     precious.write_bytes(b"my notes, not a database" * 100)
     result = run("hosts", "--db", str(precious))
     assert_bad_input(result, "is not a leaksonar index")
+    assert precious.read_bytes() == b"my notes, not a database" * 100
+
+
+def test_scan_into_a_bad_index_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """A new scan's discovery workers probe while the index opens; when it cannot, they are stopped."""
+    precious = tmp_path / "notes.db"
+    precious.write_bytes(b"my notes, not a database" * 100)
+    scan = [sys.executable, "-m", "leaksonar", "scan", "127.1.0.0/24", "-p", "9", "--rate", "20"]
+    process = subprocess.Popen(
+        [*scan, "--workers", "2", "--db", str(precious)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the workers' too
+    )
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 2 and errors.count("\n") == 1 and "is not a leaksonar index" in errors
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no process of the group is left
     assert precious.read_bytes() == b"my notes, not a database" * 100
 
 

@@ -6,18 +6,19 @@ import asyncio
 import resource
 import socket
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
-from leaksonar.assess import assess
 from leaksonar.enrich import Enricher
 from leaksonar.model import Finding, Identity, Inspection, Limits
-from leaksonar.protocols import BY_NAME, Endpoint
 from leaksonar.scan.discover import DiscoveryStats
-from leaksonar.scan.identify import identify
 from leaksonar.scan.workers import DiscoverySettings, Worker, combined, follow
 from leaksonar.targets import TargetSpace
+
+CHECKPOINT_EVERY = 1.0
+"""Seconds between checkpoints of a scan's progress (what `scan --resume` starts from)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,30 @@ class ScanOptions:
     def discovery(self) -> DiscoverySettings:
         return DiscoverySettings(self.concurrency, self.per_host, self.rate, self.timeout, self.retries)
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ScanOptions:
+        """The options of a stored scan (`asdict` of them); keys this version does not know are ignored."""
+        values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+        limits = record.get("limits") or {}
+        values["limits"] = Limits(**{f.name: limits[f.name] for f in fields(Limits) if f.name in limits})
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardMark:
+    """How far one discovery shard got: every target before `position` is probed and its finding stored,
+    except the open ports in `unrecorded` ((ip, port, position) each), which are to be examined again."""
+
+    position: int = 0
+    unrecorded: tuple[tuple[str, int, int], ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"position": self.position, "open": [list(entry) for entry in self.unrecorded]}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ShardMark:
+        return cls(record["position"], tuple((ip, port, position) for ip, port, position in record["open"]))
+
 
 @dataclass(slots=True)
 class ScanProgress:
@@ -71,9 +96,13 @@ def raise_fd_limit(wanted: int) -> None:
 
 async def inspect_service(ip: str, port: int, identity: Identity, limits: Limits) -> Inspection:
     """Run the protocol module's inspection within the service budget; failures become errors."""
+    from leaksonar.protocols import BY_NAME, Endpoint  # the drivers: loaded once a port is open
+
     module = BY_NAME.get(identity.protocol)
     if module is None:
-        return Inspection(identity.protocol, identity.software, identity.auth)
+        return Inspection(
+            identity.protocol, identity.software, identity.auth, errors=(unidentified(identity, limits),)
+        )
     try:
         async with asyncio.timeout(limits.service_budget + limits.timeout):
             return await module.inspect(Endpoint(ip, port), identity, limits)
@@ -82,6 +111,15 @@ async def inspect_service(ip: str, port: int, identity: Identity, limits: Limits
     except Exception as exc:
         error = f"inspection failed: {type(exc).__name__}: {exc}"
     return Inspection(identity.protocol, identity.software, identity.auth, errors=(error,))
+
+
+def unidentified(identity: Identity, limits: Limits) -> str:
+    """Why a service's protocol is unknown, as a sentence for its finding's errors."""
+    if identity.banner.startswith("identification failed"):
+        return f"Not identified: {identity.banner}."
+    if identity.banner:
+        return "Not identified: its reply matches no known protocol."
+    return f"Not identified: no reply to any probe within {limits.timeout:g} s."
 
 
 def to_finding(
@@ -93,6 +131,8 @@ def to_finding(
     enricher: Enricher | None = None,
 ) -> Finding:
     """The finding for one service; its samples are assessed here and go no further."""
+    from leaksonar.assess import assess  # its lexicons and signatures: loaded once a port is open
+
     geo, network = enricher.lookup(ip) if enricher else (None, None)
     return Finding(
         ip=ip,
@@ -123,20 +163,30 @@ async def run_scan(
     on_finding: Callable[[Finding], None],
     on_progress: Callable[[ScanProgress], None] | None = None,
     workers: Sequence[Worker] = (),
+    *,
+    marks: Sequence[ShardMark] = (),
+    on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None] | None = None,
 ) -> ScanProgress:
     """Scan every (address, port) of `space`; call `on_finding` once per identified service.
 
-    This process walks shard 0; `workers` (forked by `fork_workers`) walk the others and report
-    their open ports here, where every service is identified and inspected.
+    `workers` (forked by `fork_workers`) walk one shard each and report their open ports here, where every
+    service is identified and inspected; without workers this process walks the space itself. Shard k goes
+    on from `marks[k]` (default: its start); every CHECKPOINT_EVERY seconds `on_checkpoint` gets every
+    shard's mark.
     """
-    shards = len(workers) + 1
-    raise_fd_limit(options.concurrency + 4 * options.inspect_concurrency + 256)
+    shards = len(workers) or 1
+    marks = list(marks) or [ShardMark()] * shards
+    pending: list[dict[int, tuple[str, int]]] = [{} for _ in range(shards)]  # open, not yet recorded
+    # an inspection holds up to 4 SQL sessions, each a driver socket and a capped relay (3 sockets)
+    raise_fd_limit(options.concurrency + 16 * options.inspect_concurrency + 256)
     slots = asyncio.Semaphore(options.inspect_concurrency)
     tasks: set[asyncio.Task[None]] = set()
     progress = ScanProgress(DiscoveryStats())
     enricher = Enricher.open(options.geo_db, options.asn_db)
 
-    async def examine(ip: str, port: int, sock: socket.socket | None) -> None:
+    async def examine(ip: str, port: int, sock: socket.socket | None, shard: int, position: int) -> None:
+        from leaksonar.scan.identify import identify  # the protocol modules: loaded once a port is open
+
         try:
             try:
                 identity = await identify(ip, port, sock, options.limits)
@@ -147,31 +197,78 @@ async def run_scan(
             progress.services += 1
             progress.exposed += finding.exposed
             on_finding(finding)
+            del pending[shard][position]
         finally:
             slots.release()
 
-    async def on_open(ip: str, port: int, sock: socket.socket | None) -> None:
+    async def on_open(ip: str, port: int, sock: socket.socket | None, shard: int, position: int) -> None:
+        pending[shard][position] = ip, port
         await slots.acquire()
-        task = asyncio.create_task(examine(ip, port, sock))
+        task = asyncio.create_task(examine(ip, port, sock, shard, position))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def on_worker_open(ip: str, port: int) -> None:
-        await on_open(ip, port, None)
+    async def on_own_open(ip: str, port: int, sock: socket.socket, position: int) -> None:
+        await on_open(ip, port, sock, 0, position)
+
+    def on_worker_open(shard: int) -> Callable[[str, int, int], Awaitable[None]]:
+        async def opened(ip: str, port: int, position: int) -> None:
+            await on_open(ip, port, None, shard, position)
+
+        return opened
 
     def report(stats: DiscoveryStats) -> None:
         progress.discovery = combined(stats, list(workers))
         if on_progress:
             on_progress(progress)
 
-    discovery = options.discovery().share(shards).discovery(space, 0, shards, on_open, report)
-    followers = [asyncio.create_task(follow(worker, on_worker_open)) for worker in workers]
+    async def reexamine(ip: str, port: int, shard: int, position: int) -> None:
+        """An open port found before a crash and not recorded: examined again if it still answers."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            async with asyncio.timeout(options.timeout * (options.retries + 1)):
+                await asyncio.get_running_loop().sock_connect(sock, (ip, port))
+        except (OSError, TimeoutError):
+            sock.close()
+            del pending[shard][position]
+            return
+        await on_open(ip, port, sock, shard, position)
+
+    def checkpoint() -> list[ShardMark]:
+        walked = [worker.low_water for worker in workers] or [discovery.low_water()]
+        result = []
+        for mark, low, found in zip(marks, walked, pending, strict=True):
+            position = max(mark.position, low)
+            unrecorded = sorted((ip, port, at) for at, (ip, port) in found.items() if at < position)
+            result.append(ShardMark(position, tuple(unrecorded)))
+        return result
+
+    async def checkpoints() -> None:
+        assert on_checkpoint is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            on_checkpoint(checkpoint(), combined(discovery.stats, list(workers)))
+
+    discovery = options.discovery().discovery(space, 0, 1, on_own_open, report, start=marks[0].position)
+    followers = [
+        asyncio.create_task(follow(worker, on_worker_open(k), lambda: report(discovery.stats)))
+        for k, worker in enumerate(workers)
+    ]
+    for follower in followers:  # a worker stopped by Ctrl-C after this process was: its error is no news
+        follower.add_done_callback(lambda task: task.cancelled() or task.exception())
+    checkpointer = asyncio.create_task(checkpoints()) if on_checkpoint else None
+    again = [(ip, port, shard, at) for shard, mark in enumerate(marks) for ip, port, at in mark.unrecorded]
+    for ip, port, shard, at in again:
+        pending[shard][at] = ip, port
     try:
-        await discovery.run()
+        walking = [] if workers else [discovery.run()]
+        await asyncio.gather(*walking, *(reexamine(*entry) for entry in again))
         await asyncio.gather(*followers)
         while tasks:
             await asyncio.gather(*tasks)
     finally:
+        if checkpointer:
+            checkpointer.cancel()
         enricher.close()
     report(discovery.stats)
     return progress

@@ -1,22 +1,212 @@
-"""A scan as a job: run the engine over a target space and record every finding in the index."""
+"""A scan as a job: run the engine over a target space and record every finding in the index.
+
+Crash safety: every CHECKPOINT_EVERY seconds the scan's row gets, per discovery shard, a `ShardMark`:
+the position below which every probe is done and its finding stored, but for the open ports it lists.
+`resume_job` rebuilds a scan that did not finish (killed, interrupted, failed) from its row; the listed
+ports are examined again and each shard walks on from its position: what lies between the checkpoint
+and the crash is probed again, and findings found again replace their rows.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import asdict
-from typing import TYPE_CHECKING, TextIO
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import uvloop
 
 from leaksonar.model import Finding
-from leaksonar.scan.engine import ScanOptions, ScanProgress, new_scan_id, run_scan, utc_now
-from leaksonar.scan.workers import fork_workers
-from leaksonar.store.db import Store
+from leaksonar.scan.discover import DiscoveryStats
+from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan, utc_now
+from leaksonar.scan.workers import Worker, WorkerInterrupted, fork_workers
 from leaksonar.targets import TargetSpace
 
 if TYPE_CHECKING:
     from leaksonar.monitor.rules import AlertConfig
+    from leaksonar.store.db import Store
+
+
+class ResumeError(ValueError):
+    """A scan cannot be resumed; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanJob:
+    """A scan recorded in the index, to run from its checkpoint (a new scan: from the start)."""
+
+    scan_id: str
+    space: TargetSpace
+    options: ScanOptions
+    marks: tuple[ShardMark, ...]
+    """Per discovery shard, where to go on from."""
+    probes: int = 0
+    """Probes counted by earlier runs of the scan."""
+    open_ports: int = 0
+    resumed: bool = False
+
+
+def start_workers(space: TargetSpace, options: ScanOptions, starts: Sequence[int] = ()) -> list[Worker]:
+    """Fork the discovery workers of a scan of `space`, one per shard (none for a single shard: this process
+    walks it), each from its position in `starts` (default: the beginning). Only once the targets passed the
+    scope check; a new scan forks them before it opens the index, which they need not wait for."""
+    return fork_workers(space, options.workers, options.discovery(), starts) if options.workers > 1 else []
+
+
+def record_scan(store: Store, space: TargetSpace, options: dict[str, Any]) -> str:
+    """Record a new scan of `space` (status running; `options`: a ScanOptions as `dataclasses.asdict`, and
+    what else the scan keeps); returns its id."""
+    scan_id = new_scan_id()
+    store.begin_scan(
+        scan_id,
+        utc_now(),
+        targets=space.describe(),
+        ports=",".join(map(str, space.ports)),
+        size=space.size,
+        options={**options, "seed": space.seed},
+        coverage={"intervals": [list(i) for i in space.intervals], "ports": list(space.ports)},
+    )
+    return scan_id
+
+
+def new_job(space: TargetSpace, options: ScanOptions, store: Store) -> ScanJob:
+    """Record a new scan of `space` (status running)."""
+    scan_id = record_scan(store, space, asdict(options))
+    return ScanJob(scan_id, space, options, (ShardMark(),) * options.workers)
+
+
+def _still_running(checkpoint: dict[str, Any]) -> int | None:
+    """The process id of the scan when it still runs on this machine."""
+    pid = checkpoint.get("pid")
+    if not isinstance(pid, int) or checkpoint.get("host") != socket.gethostname() or pid == os.getpid():
+        return None
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if b"leaksonar" in command else None
+
+
+def resume_job(scan_id: str, store: Store) -> ScanJob:
+    """The rest of an unfinished scan: its space, options and checkpoint from its row. Raises ResumeError."""
+    scan = store.scan(scan_id)
+    if scan is None:
+        raise ResumeError(f"no scan {scan_id!r} in {store.db}")
+    if scan["status"] == "done":
+        raise ResumeError(f"scan {scan_id} already finished; nothing to resume")
+    record, coverage, checkpoint = scan["options"], scan["coverage"], scan["checkpoint"]
+    if not coverage or "seed" not in record or not checkpoint:
+        raise ResumeError(
+            f"scan {scan_id} has no checkpoint to resume from (distributed, or made by an older leaksonar)"
+        )
+    if scan["status"] == "running" and (pid := _still_running(checkpoint)) is not None:
+        raise ResumeError(f"scan {scan_id} is still running (process {pid})")
+    try:
+        options = ScanOptions.from_record(record)
+        marks = tuple(ShardMark.from_record(shard) for shard in checkpoint["shards"])
+        space = TargetSpace(
+            [(first, last) for first, last in coverage["intervals"]], tuple(coverage["ports"]), record["seed"]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResumeError(f"scan {scan_id} has a damaged record ({type(exc).__name__}: {exc})") from None
+    if len(marks) != options.workers:
+        raise ResumeError(
+            f"scan {scan_id} has a damaged checkpoint ({len(marks)} shards, not {options.workers})"
+        )
+    return ScanJob(
+        scan_id, space, options, marks, checkpoint.get("probes", 0), checkpoint.get("open", 0), resumed=True
+    )
+
+
+def run_job(
+    job: ScanJob,
+    store: Store,
+    *,
+    jsonl: TextIO | None = None,
+    on_progress: Callable[[ScanProgress], None] | None = None,
+    alerts: AlertConfig | None = None,
+    workers: list[Worker] | None = None,
+) -> ScanProgress:
+    """Run `job` with the `workers` `start_workers` forked for it (None: forked here), storing each finding
+    as it comes (and writing it to `jsonl`) and checkpointing, then deliver the scan's change events by the
+    rules of `alerts`. A resumed scan's progress counts its services and exposed services
+    over all its runs."""
+    scan_id = job.scan_id
+
+    def on_finding(finding: Finding) -> None:
+        store.add_findings([finding])
+        if jsonl is not None:
+            jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
+            jsonl.flush()
+
+    def on_checkpoint(marks: list[ShardMark], stats: DiscoveryStats) -> None:
+        store.checkpoint_scan(
+            scan_id,
+            {
+                "shards": [mark.to_record() for mark in marks],
+                "probes": job.probes + stats.probes,
+                "open": job.open_ports + stats.open,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            },
+        )
+
+    progress: ScanProgress | None = None
+
+    def track(latest: ScanProgress) -> None:
+        nonlocal progress
+        progress = latest
+        if on_progress is not None:
+            on_progress(latest)
+
+    options = job.options
+    if job.resumed:
+        store.reopen_scan(scan_id)
+    on_checkpoint(list(job.marks), DiscoveryStats())
+    if workers is None:
+        workers = start_workers(job.space, options, [mark.position for mark in job.marks])
+    status = "failed"
+    try:
+        progress = uvloop.run(
+            run_scan(
+                job.space,
+                options,
+                scan_id,
+                on_finding,
+                track,
+                workers,
+                marks=job.marks,
+                on_checkpoint=on_checkpoint,
+            )
+        )
+        status = "done"
+    except (KeyboardInterrupt, WorkerInterrupted):
+        status = "interrupted"
+        raise KeyboardInterrupt from None
+    finally:
+        progress = progress or ScanProgress(DiscoveryStats())
+        if job.resumed:
+            found = [finding.exposed for finding in store.scan_findings(scan_id)]
+            progress.services, progress.exposed = len(found), sum(found)
+        stats = progress.discovery
+        store.finish_scan(
+            scan_id,
+            utc_now(),
+            status,
+            probes=job.probes + stats.probes,
+            open_ports=job.open_ports + stats.open,
+            services=progress.services,
+            exposed=progress.exposed,
+        )
+        store.record_events(scan_id)  # closed services only when the scan covered its whole space
+    if alerts is not None:
+        from leaksonar.monitor.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
+
+        deliver_events(store.events(scan_id=scan_id), alerts, store)
+    return progress
 
 
 def scan_into_store(
@@ -28,56 +218,6 @@ def scan_into_store(
     on_progress: Callable[[ScanProgress], None] | None = None,
     alerts: AlertConfig | None = None,
 ) -> tuple[str, ScanProgress]:
-    """Scan `space`, storing each finding as it comes (and writing it to `jsonl`), then deliver the scan's
-    change events by the rules of `alerts`; returns the scan id."""
-    scan_id = new_scan_id()
-    store.begin_scan(
-        scan_id,
-        utc_now(),
-        targets=space.describe(),
-        ports=",".join(map(str, space.ports)),
-        size=space.size,
-        options={**asdict(options), "seed": space.seed},
-        coverage={"intervals": [list(i) for i in space.intervals], "ports": list(space.ports)},
-    )
-
-    def on_finding(finding: Finding) -> None:
-        store.add_findings([finding])
-        if jsonl is not None:
-            jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
-            jsonl.flush()
-
-    progress: ScanProgress | None = None
-
-    def track(latest: ScanProgress) -> None:
-        nonlocal progress
-        progress = latest
-        if on_progress is not None:
-            on_progress(latest)
-
-    workers = fork_workers(space, options.workers, options.discovery()) if options.workers > 1 else []
-    status = "failed"
-    try:
-        progress = uvloop.run(run_scan(space, options, scan_id, on_finding, track, workers))
-        status = "done"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        stats = progress.discovery if progress else None
-        store.finish_scan(
-            scan_id,
-            utc_now(),
-            status,
-            probes=stats.probes if stats else 0,
-            open_ports=stats.open if stats else 0,
-            services=progress.services if progress else 0,
-            exposed=progress.exposed if progress else 0,
-        )
-        store.record_events(scan_id)  # closed services only when the scan covered its whole space
-    assert progress is not None
-    if alerts is not None:
-        from leaksonar.monitor.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
-
-        deliver_events(store.events(scan_id=scan_id), alerts, store)
-    return scan_id, progress
+    """Scan `space` as a new job (see `run_job`); returns the scan id and the progress."""
+    job = new_job(space, options, store)
+    return job.scan_id, run_job(job, store, jsonl=jsonl, on_progress=on_progress, alerts=alerts)

@@ -1,9 +1,10 @@
 """Discovery on every core: forked worker processes each walk one shard of the target space.
 
 A worker runs its own `Discovery` and reports, one line each over a pipe, the open ports it finds
-(`O ip port`) and its counters (`S probes open closed filtered unreachable connects`). The parent
+(`O ip port position`) and its counters and low-water position (`S probes open closed filtered
+unreachable connects low_water`, see `Discovery.low_water`). The parent
 identifies and inspects every open port itself, so stores, drivers and output stay in one process.
-Workers are forked before the parent's event loop starts.
+Workers are forked before the parent's event loop starts (a new scan's: before it even opens the index).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 
 import uvloop
@@ -50,9 +51,10 @@ class DiscoverySettings:
         shards: int,
         on_open: OpenHandler,
         on_progress: Callable[[DiscoveryStats], None],
+        start: int = 0,
     ) -> Discovery:
         return Discovery(
-            space.shard(shard, shards),
+            space.walk(shard, shards, start),
             on_open,
             concurrency=self.concurrency,
             per_host=self.per_host,
@@ -63,44 +65,57 @@ class DiscoverySettings:
         )
 
 
+class WorkerInterrupted(Exception):
+    """Ctrl-C reached a worker (before or instead of this process): the scan is interrupted."""
+
+
 @dataclass(slots=True)
 class Worker:
     pid: int
     fd: int
     stats: DiscoveryStats
+    low_water: int
+    """Position below which the worker's shard is done (its open ports already reported)."""
 
 
 def _counters(stats: DiscoveryStats) -> str:
     return " ".join(str(getattr(stats, name)) for name in _COUNTERS)
 
 
-def _worker_main(space: TargetSpace, shard: int, shards: int, settings: DiscoverySettings, fd: int) -> None:
+def _worker_main(
+    space: TargetSpace, shard: int, shards: int, settings: DiscoverySettings, fd: int, start: int
+) -> None:
     pipe = os.fdopen(fd, "w", buffering=1)
     reported = 0.0
 
-    async def on_open(ip: str, port: int, sock: socket.socket) -> None:
+    async def on_open(ip: str, port: int, sock: socket.socket, position: int) -> None:
         sock.close()
-        pipe.write(f"O {ip} {port}\n")
+        pipe.write(f"O {ip} {port} {position}\n")
 
     def on_progress(stats: DiscoveryStats) -> None:
         nonlocal reported
         if time.monotonic() - reported >= _REPORT_EVERY:
             reported = time.monotonic()
-            pipe.write(f"S {_counters(stats)}\n")
+            pipe.write(f"S {_counters(stats)} {discovery.low_water()}\n")
 
-    stats = uvloop.run(settings.discovery(space, shard, shards, on_open, on_progress).run())
-    pipe.write(f"S {_counters(stats)}\n")
+    discovery = settings.discovery(space, shard, shards, on_open, on_progress, start)
+    stats = uvloop.run(discovery.run())
+    pipe.write(f"S {_counters(stats)} {discovery.low_water()}\n")
     pipe.close()
 
 
-def fork_workers(space: TargetSpace, shards: int, settings: DiscoverySettings) -> list[Worker]:
-    """Start workers for shards 1..shards-1 (the parent walks shard 0). Call before any event loop.
+def fork_workers(
+    space: TargetSpace, shards: int, settings: DiscoverySettings, starts: Sequence[int] = ()
+) -> list[Worker]:
+    """Start one worker per shard. Call before any event loop.
 
-    `settings` are the scan's global limits; each worker takes its share.
+    `settings` are the scan's global limits; each worker takes its share. Shard k starts at position
+    `starts[k]` (default 0).
     """
+    starts = list(starts) or [0] * shards
     share = settings.share(shards)
     workers = []
-    for shard in range(1, shards):
+    for shard in range(shards):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker
@@ -108,17 +123,29 @@ def fork_workers(space: TargetSpace, shards: int, settings: DiscoverySettings) -
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 1
             try:
-                _worker_main(space, shard, shards, share, write_fd)
+                _worker_main(space, shard, shards, share, write_fd, starts[shard])
                 code = 0
             finally:
                 os._exit(code)
         os.close(write_fd)
-        workers.append(Worker(pid, read_fd, DiscoveryStats()))
+        workers.append(Worker(pid, read_fd, DiscoveryStats(), starts[shard]))
     return workers
 
 
-async def follow(worker: Worker, on_open: Callable[[str, int], Awaitable[None]]) -> None:
-    """Read a worker's reports until it finishes; hand each open port to `on_open`."""
+def stop_workers(workers: Sequence[Worker]) -> None:
+    """End the workers of a scan that is not to run after all (its index failed to open)."""
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGKILL)
+        os.waitpid(worker.pid, 0)
+        os.close(worker.fd)
+
+
+async def follow(
+    worker: Worker, on_open: Callable[[str, int, int], Awaitable[None]], on_report: Callable[[], None]
+) -> None:
+    """Read a worker's reports until it finishes; hand each open port and its position to `on_open`, and
+    call `on_report` after each report of its counters.
+    Raises WorkerInterrupted when Ctrl-C ended the worker, RuntimeError when anything else did."""
     reader = asyncio.StreamReader(limit=1 << 16)
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_read_pipe(
@@ -128,17 +155,23 @@ async def follow(worker: Worker, on_open: Callable[[str, int], Awaitable[None]])
         while line := await reader.readline():
             kind, *values = line.decode().split()
             if kind == "O":
-                await on_open(values[0], int(values[1]))
+                await on_open(values[0], int(values[1]), int(values[2]))
             elif kind == "S":
-                for name, value in zip(_COUNTERS, values, strict=True):
-                    setattr(worker.stats, name, int(value))
+                *counters, worker.low_water = map(int, values)
+                for name, value in zip(_COUNTERS, counters, strict=True):
+                    setattr(worker.stats, name, value)
+                on_report()
     finally:
         transport.close()
-        await asyncio.to_thread(os.waitpid, worker.pid, 0)
+        _, status = await asyncio.to_thread(os.waitpid, worker.pid, 0)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT:
+        raise WorkerInterrupted(f"discovery worker {worker.pid} was interrupted")
+    if status:  # its shard is not done: the scan must not count as finished (it stays resumable)
+        raise RuntimeError(f"discovery worker {worker.pid} ended with status {status}")
 
 
 def combined(own: DiscoveryStats, workers: list[Worker]) -> DiscoveryStats:
-    """The whole scan's counters: the parent's shard plus every worker's last report."""
+    """The whole scan's counters: this process's own plus every worker's last report."""
     total = DiscoveryStats(started=own.started)
     for stats in (own, *(w.stats for w in workers)):
         for name in _COUNTERS:
