@@ -1,0 +1,57 @@
+"""The long-running processes of a deployment: `leaksonar worker` and `leaksonar beat`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+import platformdirs
+
+from leaksonar.dist.app import app, configure
+from leaksonar.dist.shards import describe
+from leaksonar.dist.submit import default_shards
+from leaksonar.dist.tasks import watch_pass
+from leaksonar.scan.engine import ScanOptions
+from leaksonar.store.db import DB_ENV, Store
+from leaksonar.targets import Scope, TargetSpace
+
+
+def run_worker(broker: str | None, db: str | None, concurrency: int) -> int:
+    """Take shards from the broker's queue and scan them into `db`, `concurrency` at a time, until
+    stopped (SIGTERM/Ctrl-C: the shards in hand are finished first). Raises BrokerError, StoreError."""
+    configure(broker)
+    if db:
+        os.environ[DB_ENV] = db  # the pool's processes open the index from the environment
+    Store(db).engine.dispose()  # fail now if the index cannot be opened; pool processes open their own
+    worker = app.Worker(
+        concurrency=concurrency,
+        pool="prefork",
+        loglevel="INFO",
+        without_mingle=True,
+        without_gossip=True,
+        without_heartbeat=True,
+        quiet=True,
+    )
+    worker.start()
+    return int(worker.exitcode or 0)
+
+
+def run_beat(
+    broker: str | None,
+    space: TargetSpace,
+    options: ScanOptions,
+    scope: Scope | None,
+    every: timedelta,
+    shards: int | None,
+) -> None:
+    """Queue a pass of `space` now and then every `every`; workers scan its shards and finish it. Raises
+    BrokerError."""
+    configure(broker)
+    args = (describe(space, scope), asdict(options), shards or default_shards(space.size))
+    app.conf.beat_schedule = {"leaksonar-watch": {"task": watch_pass.name, "schedule": every, "args": args}}
+    watch_pass.apply_async(args)
+    directory = Path(platformdirs.user_data_dir("leaksonar"))
+    directory.mkdir(parents=True, exist_ok=True)
+    app.Beat(schedule=str(directory / "beat-schedule"), loglevel="INFO", quiet=True).run()

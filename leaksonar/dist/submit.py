@@ -1,0 +1,90 @@
+"""The submitting side of a distributed scan: queue the shards, follow their progress, finish the scan
+and write its findings, as a local scan does."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, TextIO
+
+import redis
+
+from leaksonar.dist import state
+from leaksonar.dist.app import configure
+from leaksonar.dist.tasks import enqueue, finish
+from leaksonar.scan.engine import ScanOptions, ScanProgress
+from leaksonar.store.db import Store
+from leaksonar.targets import Scope, TargetSpace
+
+if TYPE_CHECKING:
+    from leaksonar.monitor.rules import AlertConfig
+
+SHARD_PAIRS = 250_000
+"""Address/port pairs per shard by default (a few minutes of one worker at a polite rate)."""
+_POLL = 0.2
+
+
+class ShardError(Exception):
+    """A worker could not scan a shard; the message is the first worker's error, one line."""
+
+
+def default_shards(size: int) -> int:
+    """At least 16 shards (to spread over workers), at most SHARD_PAIRS pairs each."""
+    return max(1, min(size, max(16, -(-size // SHARD_PAIRS))))
+
+
+def wait(
+    client: redis.Redis, scan_id: str, parts: int, on_progress: Callable[[ScanProgress], None] | None
+) -> None:
+    """Until every shard is done; raise ShardError when a worker reports one it could not scan."""
+    started = time.monotonic()
+    while True:
+        now = state.status(client, scan_id, started)
+        if on_progress is not None:
+            on_progress(now.progress)
+        if now.errors:
+            more = f" (and {len(now.errors) - 1} more)" if len(now.errors) > 1 else ""
+            raise ShardError(f"scan {scan_id} failed: {now.errors[0]}{more}")
+        if now.done >= parts:
+            return
+        time.sleep(_POLL)
+
+
+def distributed_scan(
+    space: TargetSpace,
+    options: ScanOptions,
+    scope: Scope | None,
+    store: Store,
+    *,
+    broker: str | None,
+    shards: int | None,
+    jsonl: TextIO | None = None,
+    on_progress: Callable[[ScanProgress], None] | None = None,
+    alerts: AlertConfig | None = None,
+) -> tuple[str, ScanProgress]:
+    """Scan `space` on the workers of `broker` into `store` (which the workers share); returns the scan id
+    and its summed counters. Raises BrokerError, ShardError."""
+    client = configure(broker)
+    parts = shards or default_shards(space.size)
+    scan_id = enqueue(store, space, scope, asdict(options), parts)
+    status = "failed"
+    try:
+        wait(client, scan_id, parts, on_progress)
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"  # shards not yet started are skipped by the workers
+        raise
+    finally:
+        progress = state.status(client, scan_id, time.monotonic()).progress
+        finish(store, scan_id, status, progress)
+    if jsonl is not None:
+        for finding in store.scan_findings(scan_id):
+            jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
+        jsonl.flush()
+    if alerts is not None:
+        from leaksonar.monitor.alerts import deliver_events
+
+        deliver_events(store.events(scan_id=scan_id), alerts, store)
+    return scan_id, progress

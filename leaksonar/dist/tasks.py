@@ -1,0 +1,143 @@
+"""The Celery tasks: scan one shard into the store, and finish a scan whose shards are all done."""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import cache
+from typing import Any
+
+import redis
+import uvloop
+from celery import Task
+
+from leaksonar.dist import state
+from leaksonar.dist.app import app
+from leaksonar.dist.options import WorkerOptions
+from leaksonar.dist.ratelimit import SharedBucket
+from leaksonar.dist.shards import describe, rebuild
+from leaksonar.model import Finding
+from leaksonar.scan.engine import ScanProgress, run_scan, utc_now
+from leaksonar.scan.job import record_scan
+from leaksonar.store.db import Store
+from leaksonar.targets import Scope, TargetError, TargetSpace
+
+LEASE_ENV = "LEAKSONAR_LEASE_TTL"
+_REPORT_EVERY = 0.5
+_FINISH_POLL = 2.0
+
+
+@cache
+def broker() -> redis.Redis:
+    return redis.Redis.from_url(app.conf.broker_url, socket_timeout=10)
+
+
+@cache
+def store() -> Store:
+    """This worker process's index (`leaksonar worker --db` / LEAKSONAR_DB)."""
+    return Store()
+
+
+def lease_ttl() -> float:
+    return float(os.environ.get(LEASE_ENV) or 30)
+
+
+@app.task(bind=True, name="leaksonar.scan_shard", acks_late=True, reject_on_worker_lost=True)
+def scan_shard(
+    self: Task, scan_id: str, space: dict[str, Any], part: int, parts: int, options: dict[str, Any]
+) -> None:
+    """Scan shard `part` of `parts` of `space` and store its findings; running it again (after a worker
+    died) stores the same rows again, nothing more."""
+    client = broker()
+    scan = store().scan(scan_id)
+    if scan is None:
+        state.add_error(
+            client, scan_id, f"shard {part}: scan {scan_id} is not in the worker's index {store().db}"
+        )
+        return
+    if scan["status"] != "running" or state.is_done(client, scan_id, part):
+        return
+    try:
+        shard = rebuild(space, part, parts, Scope.from_env(None))
+    except TargetError as exc:
+        state.add_error(client, scan_id, f"shard {part}: {exc}")
+        return
+    lease = state.Lease(client, scan_id, part, lease_ttl())
+    if not lease.acquire():  # another worker runs this shard: look again when its lease could lapse
+        raise self.retry(countdown=lease_ttl(), max_retries=None)
+    with lease:
+        if state.is_done(client, scan_id, part):  # finished while this copy waited
+            return
+        rate = options["rate"]
+        bucket = SharedBucket(client, state.key(scan_id, "rate"), rate) if rate else None
+        reported = 0.0
+
+        def on_finding(finding: Finding) -> None:
+            store().add_findings([finding])
+
+        def on_progress(progress: ScanProgress) -> None:
+            nonlocal reported
+            if time.monotonic() - reported >= _REPORT_EVERY:
+                reported = time.monotonic()
+                state.report(client, scan_id, part, progress)
+
+        try:
+            progress = uvloop.run(
+                run_scan(shard, WorkerOptions.from_json(options, bucket), scan_id, on_finding, on_progress)
+            )
+        except Exception as exc:
+            state.add_error(client, scan_id, f"shard {part}: {type(exc).__name__}: {exc}")
+            raise
+        state.shard_done(client, scan_id, part, progress)
+
+
+def enqueue(
+    index: Store, space: TargetSpace, scope: Scope | None, options: dict[str, Any], parts: int
+) -> str:
+    """Record a new scan of `space` in `index` and queue its `parts` shards (`options`: a ScanOptions as
+    `dataclasses.asdict`); returns the scan id."""
+    scan_id = record_scan(index, space, {**options, "shards": parts})
+    described = describe(space, scope)
+    for part in range(parts):
+        scan_shard.apply_async((scan_id, described, part, parts, options))
+    return scan_id
+
+
+def finish(index: Store, scan_id: str, status: str, progress: ScanProgress) -> None:
+    """Close the scan with its summed counters and compute its change events (once: events are unique
+    per scan, service and type)."""
+    stats = progress.discovery
+    index.finish_scan(
+        scan_id,
+        utc_now(),
+        status,
+        probes=stats.probes,
+        open_ports=stats.open,
+        services=progress.services,
+        exposed=progress.exposed,
+    )
+    index.record_events(scan_id)
+
+
+@app.task(bind=True, name="leaksonar.finish_scan", acks_late=True, reject_on_worker_lost=True)
+def finish_when_done(self: Task, scan_id: str, parts: int) -> None:
+    """Finish a scan nobody waits for (one started by `leaksonar beat`) once its shards are done."""
+    scan = store().scan(scan_id)
+    if scan is None or scan["status"] != "running":
+        return
+    now = state.status(broker(), scan_id, time.monotonic())
+    if now.errors:
+        finish(store(), scan_id, "failed", now.progress)
+    elif now.done < parts:
+        raise self.retry(countdown=_FINISH_POLL, max_retries=None)
+    else:
+        finish(store(), scan_id, "done", now.progress)
+
+
+@app.task(name="leaksonar.watch_pass", acks_late=True, reject_on_worker_lost=True)
+def watch_pass(space: dict[str, Any], options: dict[str, Any], parts: int) -> None:
+    """One pass of a watch scheduled by `leaksonar beat`: queue the shards, then their finish."""
+    whole = rebuild(space, 0, 1, Scope.from_env(None))
+    scope = Scope.parse(space["scope"]) if space["scope"] else None
+    scan_id = enqueue(store(), whole, scope, options, parts)
+    finish_when_done.apply_async((scan_id, parts), countdown=_FINISH_POLL)
