@@ -3,6 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LAB_DIR ?= .lab
 LAB_BASE ?= 127.77.0.0
+DEMO_PORT ?= 8080
 export LEAKSONAR_SCOPE ?= 127.0.0.0/8
 
 .PHONY: setup demo test test-fast bench lint format lab-down clean
@@ -17,6 +18,9 @@ demo: setup
 	$(BIN)/leaksonar scan $(LAB_BASE)/24 --db $(LAB_DIR)/demo.db --jsonl $(LAB_DIR)/findings.jsonl
 	$(BIN)/leaksonar hosts --db $(LAB_DIR)/demo.db
 	@echo "findings: $(LAB_DIR)/findings.jsonl; index: $(LAB_DIR)/demo.db; stop the lab: make lab-down"
+	@echo "web UI: http://127.0.0.1:$(DEMO_PORT)/ on loopback only; visitors without a key see everything,"
+	@echo "critical findings included (--anonymous analyst: demo only). Ctrl-C stops the server."
+	$(BIN)/leaksonar serve --db $(LAB_DIR)/demo.db --host 127.0.0.1 --port $(DEMO_PORT) --anonymous analyst
 
 test: setup lint
 	$(BIN)/python -m pytest -q
@@ -25,7 +29,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
-	$(BIN)/python bench/discovery.py
+	$(BIN)/python bench/suite.py
 
 lint: setup
 	$(BIN)/ruff check leaksonar tests bench

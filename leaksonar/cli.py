@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import ipaddress
 import json
@@ -24,8 +25,9 @@ from leaksonar.enrich import check as check_mmdbs
 from leaksonar.lab.cli import lab_app
 from leaksonar.model import Event, Finding, Limits
 from leaksonar.scan.engine import ScanOptions, ScanProgress
-from leaksonar.scan.job import scan_into_store
-from leaksonar.store.db import DB_ENV, Store, StoreError
+from leaksonar.scan.job import ResumeError, ScanJob, new_job, resume_job, run_job, start_workers
+from leaksonar.scan.workers import stop_workers
+from leaksonar.store import DB_ENV
 from leaksonar.targets import (
     SCOPE_ENV,
     Scope,
@@ -39,6 +41,9 @@ from leaksonar.targets import (
 if TYPE_CHECKING:
     from leaksonar.monitor.alerts import Delivery
     from leaksonar.monitor.rules import AlertConfig
+    from leaksonar.store.db import Store
+
+gc.freeze()  # start-up: the imported modules live until exit, so neither the collector nor exit walks them
 
 app = typer.Typer(
     name="leaksonar",
@@ -73,6 +78,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def open_store(db: str | None) -> Store:
+    from leaksonar.store.db import Store, StoreError  # SQLAlchemy: loaded once a command needs the index
+
+    gc.freeze()  # as at start-up: its modules live until exit, and the collector need not walk them
     try:
         return Store(db)
     except StoreError as exc:
@@ -134,6 +142,9 @@ class ScanSetup:
     options: ScanOptions
     db: str | None
     alerts: AlertConfig | None
+    scope: Scope | None
+    job: ScanJob | None = None
+    """`scan --resume`: the unfinished scan to run on (space and options are its own)."""
 
 
 def scan_setup(
@@ -188,12 +199,13 @@ def scan_setup(
 ) -> ScanSetup:
     """The options `scan` and `watch` share (one definition: `with_scan_setup`), checked."""
     try:
+        guard = Scope.from_env(scope)
         space = build_space(
             targets or [],
             parse_ports(ports) if ports else default_ports(),
             list_files=input_list or [],
             exclude_files=exclude_file or [],
-            scope=Scope.from_env(scope),
+            scope=guard,
             seed=seed,
         )
     except TargetError as exc:
@@ -218,7 +230,27 @@ def scan_setup(
         geo_db=geo_db,
         asn_db=asn_db,
     )
-    return ScanSetup(space, options, db, alert_config)
+    return ScanSetup(space, options, db, alert_config, guard)
+
+
+def _resume_setup(scan_id: str, given: dict[str, Any]) -> ScanSetup:
+    """`scan --resume`: the stored scan's own targets, ports, seed and options; only --db and --alerts
+    may be given with it."""
+    defaults = inspect.signature(scan_setup).parameters
+    again = [
+        "TARGETS" if name == "targets" else f"--{name.replace('_', '-')}"
+        for name, value in given.items()
+        if name not in ("db", "alerts") and value != defaults[name].default
+    ]
+    if again:
+        fail(f"--resume runs scan {scan_id} on with its own targets and options; drop {', '.join(again)}")
+    store = open_store(given["db"])
+    try:
+        job = resume_job(scan_id, store)
+    except ResumeError as exc:
+        fail(str(exc))
+    alerts = _alert_config(given["alerts"]) if given["alerts"] is not None else None
+    return ScanSetup(job.space, job.options, given["db"], alerts, None, job)
 
 
 def with_scan_setup(command: Callable[..., None]) -> Callable[..., None]:
@@ -230,12 +262,52 @@ def with_scan_setup(command: Callable[..., None]) -> Callable[..., None]:
     parameters = [p.replace(annotation=hints[p.name]) for p in (*shared.values(), *own)]
 
     def run(**values: Any) -> None:
-        command(scan_setup(**{name: values.pop(name) for name in shared}), **values)
+        given = {name: values.pop(name) for name in shared}
+        resume = values.get("resume")
+        command(scan_setup(**given) if resume is None else _resume_setup(resume, given), **values)
 
     run.__name__, run.__doc__ = command.__name__, command.__doc__
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in parameters}
     return run
+
+
+BrokerOption = Annotated[
+    str | None,
+    typer.Option("--broker", help="Redis broker of the workers: redis://HOST:PORT/N [env LEAKSONAR_BROKER]."),
+]
+ShardsOption = Annotated[
+    int | None, typer.Option("--shards", min=1, help="Shards to cut the space into [default: by size].")
+]
+
+
+def _distributed_scan(
+    setup: ScanSetup,
+    store: Store,
+    broker: str | None,
+    shards: int | None,
+    jsonl: TextIO | None,
+    on_progress: Callable[[ScanProgress], None],
+) -> tuple[str, ScanProgress]:
+    from leaksonar.dist.app import BrokerError
+    from leaksonar.dist.submit import ShardError, distributed_scan
+
+    try:
+        return distributed_scan(
+            setup.space,
+            setup.options,
+            setup.scope,
+            store,
+            broker=broker,
+            shards=shards,
+            jsonl=jsonl,
+            on_progress=on_progress,
+            alerts=setup.alerts,
+        )
+    except BrokerError as exc:
+        fail(str(exc))
+    except ShardError as exc:
+        fail(str(exc), 1)
 
 
 @app.command()
@@ -249,22 +321,50 @@ def scan(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")
     ] = False,
+    distributed: Annotated[
+        bool, typer.Option("--distributed", help="Queue shards for `leaksonar worker`s (see --broker).")
+    ] = False,
+    broker: BrokerOption = None,
+    shards: ShardsOption = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="SCAN_ID",
+            help="Finish an unfinished (killed, interrupted) scan from its last checkpoint, with its own "
+            "targets and options.",
+        ),
+    ] = None,
 ) -> None:
     """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
     space, options = setup.space, setup.options
-    store = open_store(setup.db)
+    if setup.job is not None and distributed:
+        fail("--resume does not combine with --distributed")
     table_console = err if jsonl == "-" else out
     with ExitStack() as stack:
         handle = _jsonl_handle(stack, jsonl)
+        started = time.monotonic()
+        # a new local scan's workers probe from here on, while this process loads and opens the index
+        workers = None if distributed or setup.job else start_workers(space, options)
+        try:
+            store = open_store(setup.db)
+        except typer.Exit:
+            stop_workers(workers or [])
+            raise
         bar = ScanBar(space.size, enabled=err.is_terminal and not quiet)
         stack.enter_context(bar.progress)
-        started = time.monotonic()
+        job = None if distributed else setup.job or new_job(space, options, store)
         try:
-            scan_id, progress = scan_into_store(
-                space, options, store, jsonl=handle, on_progress=bar.update, alerts=setup.alerts
-            )
+            if job is None:
+                scan_id, progress = _distributed_scan(setup, store, broker, shards, handle, bar.update)
+            else:
+                scan_id = job.scan_id
+                progress = run_job(
+                    job, store, jsonl=handle, on_progress=bar.update, alerts=setup.alerts, workers=workers
+                )
         except KeyboardInterrupt:
-            err.print("leaksonar: interrupted; findings so far are stored.")
+            hint = f"; continue with `leaksonar scan --resume {job.scan_id}`" if job else ""
+            err.print(f"leaksonar: interrupted; findings so far are stored{hint}.", highlight=False)
             raise typer.Exit(130) from None
     elapsed = time.monotonic() - started
     if quiet:
@@ -300,6 +400,56 @@ def hosts(db: DbOption = None, as_json: JsonFlag = False, limit: int = 1000) -> 
         out.print(render.hosts_table(rows))
     else:
         err.print("no hosts indexed yet; run `leaksonar scan` first")
+
+
+@app.command()
+def search(
+    query: Annotated[
+        str, typer.Argument(help="e.g. 'protocol:elasticsearch AND pii:national_id' (docs/search.md).")
+    ],
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    facets: Annotated[
+        bool, typer.Option("--facets", help="Also count the top values of each facet.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=0, max=1000, help="Hits to show.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Hits to skip (paging).")] = 0,
+) -> None:
+    """Search the index: most severe services first; the query language is in docs/search.md."""
+    from rich.table import Table
+
+    from leaksonar.store.query import QueryError
+
+    store = open_store(db)
+    try:
+        page = store.search(query, limit=limit, offset=offset)
+        counts = store.facets(query) if facets else None
+    except QueryError as exc:
+        fail(str(exc))
+    if as_json:
+        found: dict[str, Any] = {"total": page.total, "hits": page.hits}
+        if counts is not None:
+            found["facets"] = {field: [list(pair) for pair in top] for field, top in counts.items()}
+        typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{page.total:,} found", title_justify="left")
+    for column in ("address", "protocol", "software", "severity", "rows", "size", "pii", "summary"):
+        table.add_column(column, justify="right" if column in ("rows", "size") else "left")
+    for hit in page.hits:
+        dataset = hit["dataset"]
+        table.add_row(
+            f"{hit['ip']}:{hit['port']}",
+            hit["protocol"],
+            render.software_text(hit),
+            render.severity_text(hit.get("severity")),
+            render.human_count(dataset["rows"]),
+            render.human_bytes(dataset["size_bytes"]),
+            ", ".join(hit.get("pii") or {}),
+            hit.get("summary", ""),
+        )
+    out.print(table)
+    for field, top in (counts or {}).items():
+        out.print(f"{field}: " + ", ".join(f"{value} {n:,}" for value, n in top), highlight=False)
 
 
 @app.command()
@@ -420,6 +570,48 @@ def watch(
         )
     except KeyboardInterrupt:
         err.print("leaksonar: watch stopped; findings and events so far are stored.")
+
+
+@app.command()
+def worker(
+    broker: BrokerOption = None,
+    db: DbOption = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Shards scanned at once (processes).")] = 1,
+) -> None:
+    """Scan the shards queued by `scan --distributed` and `beat` into the shared index, until stopped."""
+    from leaksonar.dist.app import BrokerError
+    from leaksonar.dist.processes import run_worker
+    from leaksonar.store.db import StoreError
+
+    try:
+        code = run_worker(broker, db, concurrency)
+    except (BrokerError, StoreError) as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
+@with_scan_setup
+def beat(
+    setup: ScanSetup,
+    every: Annotated[str, typer.Option(help="Time between passes: 90s, 15m, 1h, 1d.")] = "1h",
+    broker: BrokerOption = None,
+    shards: ShardsOption = None,
+) -> None:
+    """Watch TARGETS through the workers: queue a pass now and every --every (Celery beat); the workers
+    scan its shards into their index and record its change events."""
+    from leaksonar.dist.app import BrokerError
+    from leaksonar.dist.processes import run_beat
+    from leaksonar.monitor import parse_duration
+
+    try:
+        interval = parse_duration(every)
+    except ValueError as exc:
+        fail(f"--every: {exc}")
+    try:
+        run_beat(broker, setup.space, setup.options, setup.scope, interval, shards)
+    except BrokerError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -570,6 +762,129 @@ def report(
             )
 
 
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on: an IP address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8080,
+    anonymous: Annotated[
+        str, typer.Option(help="Level of requests without an API key: public or analyst.")
+    ] = "public",
+    rate_limit: Annotated[
+        str,
+        typer.Option(help="Requests allowed per API key (per client address without one): N/minute."),
+    ] = "600/minute",
+) -> None:
+    """Serve the web UI and the REST API (OpenAPI at /docs) over the index."""
+    import socket
+
+    import uvicorn
+
+    from leaksonar.web.app import create_app
+
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        fail(f"--host {host!r} is not an IP address (e.g. 127.0.0.1)")
+    try:
+        web = create_app(open_store(db), anonymous=anonymous, rate_limit=rate_limit)
+    except ValueError as exc:
+        fail(str(exc))
+    listener = socket.socket(socket.AF_INET6 if address.version == 6 else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    if not address.is_loopback:
+        err.print(f"warning: serving on {host}, reachable from other machines", highlight=False)
+    url = f"http://[{host}]:{port}/" if address.version == 6 else f"http://{host}:{port}/"
+    typer.echo(f"leaksonar: serving {url} (API docs {url}docs); Ctrl-C to stop")
+    uvicorn.Server(uvicorn.Config(web, log_level="warning")).run(sockets=[listener])
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the web API and UI (levels public, analyst).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what the key is for (unique).")],
+    level: Annotated[
+        str, typer.Option(help="public or analyst (analysts see critical findings).")
+    ] = "public",
+    db: DbOption = None,
+) -> None:
+    """Create an API key and print it once (only its SHA-256 is stored)."""
+    from leaksonar.web.keys import ApiKeyError, create_key
+
+    try:
+        key = create_key(open_store(db), name, level)
+    except ApiKeyError as exc:
+        fail(str(exc))
+    typer.echo(key)
+    err.print(f"key {name!r} ({level}) created; it is not shown again", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """List API keys: name, level, created, revoked (never the key)."""
+    from leaksonar.web.keys import list_keys
+
+    rows = list_keys(open_store(db))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"revoked {row['revoked']}" if row["revoked"] else "valid"
+        typer.echo(f"{row['name']}\t{row['level']}\tcreated {row['created']}\t{state}")
+    if not rows:
+        err.print("no API keys")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")], db: DbOption = None) -> None:
+    """Revoke an API key: requests with it are refused (401) from now on."""
+    from leaksonar.web.keys import ApiKeyError, revoke_key
+
+    try:
+        revoke_key(open_store(db), name)
+    except ApiKeyError as exc:
+        fail(str(exc))
+    err.print(f"key {name!r} revoked", highlight=False)
+
+
+db_app = typer.Typer(no_args_is_help=True, help="The index's schema (migrations).")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("current")
+def db_current(db: DbOption = None) -> None:
+    """Print the index's schema revision and whether it is this version's, without changing it."""
+    from leaksonar.store.db import StoreError, schema_revision
+    from leaksonar.store.migrations import HEAD, REVISIONS
+
+    try:
+        revision = schema_revision(db)
+    except StoreError as exc:
+        fail(str(exc))
+    if revision == HEAD:
+        typer.echo(f"{revision} (current)")
+    elif revision is None or revision in REVISIONS:
+        typer.echo(f"{revision or 'none'} (opening it, or `leaksonar db upgrade`, migrates it to {HEAD})")
+    else:
+        typer.echo(f"{revision} (from a newer leaksonar; this one has {HEAD})")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Migrate the index to this version's schema, keeping its rows (any command opening it does too)."""
+    from leaksonar.store.migrations import HEAD
+
+    open_store(db).engine.dispose()
+    typer.echo(f"{HEAD} (current)")
+
+
 def main() -> None:
     try:
         app()
@@ -578,3 +893,8 @@ def main() -> None:
             raise
         typer.echo(f"leaksonar: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+    finally:
+        # what the command left is collected now (an index's connections close, its WAL checkpointed) and
+        # the rest frozen: the interpreter's own collections at exit need not walk it (~60 ms less)
+        gc.collect()
+        gc.freeze()

@@ -1,0 +1,98 @@
+"""What the benchmarks share: timing whole commands, the machine they ran on, results files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+LEAKSONAR = str(ROOT / ".venv" / "bin" / "leaksonar")
+RESULTS = ROOT / "bench" / "results"
+LOOPBACK = "127.0.0.0/8"
+
+
+class Measure(NamedTuple):
+    seconds: float
+    """Wall time from start to exit."""
+    rss_mb: float
+    """Peak RSS of the largest of the process and its waited-for children."""
+    cpu_s: float
+    """User + system CPU time of the process and its waited-for children."""
+
+
+def run(command: list[str], stdout: int | None = subprocess.DEVNULL) -> Measure:
+    """Run one command to its end; exit the benchmark with its stderr if it fails."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    assert process.stderr is not None
+    error = process.stderr.read().decode(errors="replace")
+    process.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(command[:3])} ... failed: {error[-800:]}")
+    return Measure(elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model, memory and kernel of this machine."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        memory_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        )
+    except (OSError, StopIteration):
+        memory_kb = 0
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def describe(info: dict[str, Any]) -> str:
+    return f"{info['cores']} cores, {info['cpu']}, {info['memory_gb']} GB, Linux {info['kernel']}"
+
+
+def save(name: str, results: dict[str, Any]) -> Path:
+    """Write bench/results/NAME.json (with the machine and the time of the run)."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(), **results}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def listening_prefixes() -> set[tuple[int, int]]:
+    """First two octets of every IPv4 address something listens on (TCP)."""
+    prefixes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A":  # LISTEN
+            address = int(fields[1].split(":")[0], 16)  # little-endian
+            prefixes.add((address & 255, (address >> 8) & 255))
+    return prefixes
+
+
+def free_block(first: int = 92, last: int = 126) -> str:
+    """A 127.x.0.0 base (x in first..last) with nothing listening on any 127.x address."""
+    busy = listening_prefixes()
+    for second in range(first, last + 1):
+        if (127, second) not in busy:
+            return f"127.{second}.0.0"
+    sys.exit(f"no free 127.x.0.0/16 block between 127.{first} and 127.{last}")

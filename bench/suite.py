@@ -1,0 +1,186 @@
+"""The benchmark suite (`make bench`): discovery, full pipeline, filtered network, assessment, index.
+
+    .venv/bin/python bench/suite.py [--only discovery,pipeline,...] [--findings 200000]
+
+Runs each benchmark as its own process (its own output shows as it goes), then prints one table of
+the headline figures and writes bench/results/suite.json (each benchmark also writes its own JSON
+there). The index benchmark (bench/index.py) is run with a smaller size; it is skipped with a note
+if it is not there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import RESULTS, describe, machine, save
+
+BENCH = Path(__file__).resolve().parent
+Summary = list[tuple[str, str, str]]
+"""(figure, value, target/comparison) rows of the table."""
+
+
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def discovery() -> Summary:
+    d = _load("discovery")
+    rows = [
+        (
+            f"discovery {d['discovery']['block']} (closed port)",
+            f"{d['discovery']['leaksonar_rate']:,}/s vs nmap {d['discovery']['nmap_rate']:,}/s",
+            f"{d['discovery']['ratio']}x (target >= 2x)",
+        )
+    ]
+    if m := d.get("memory"):
+        rows.append(
+            (
+                f"discovery {m['block']}",
+                f"{m['leaksonar_rate']:,}/s vs nmap {m['nmap_rate']:,}/s",
+                f"{m['ratio']}x",
+            )
+        )
+        rows.append(
+            (
+                "peak RSS /16 -> /12",
+                f"{d['discovery']['leaksonar_rss_mb']} -> {m['leaksonar_rss_mb']} MB",
+                "flat",
+            )
+        )
+    return rows
+
+
+def pipeline() -> Summary:
+    p = _load("pipeline")
+    ours, theirs, n = p["totals"]["leaksonar"], p["totals"]["nmap"], p["services"]
+    facts = (
+        f"protocol {ours['product']}/{n} vs {theirs['product']}/{n}, version {ours['version']} vs"
+        f" {theirs['version']}, auth {ours['auth']} vs {theirs['auth']}, names {ours['names']} vs"
+        f" {theirs['names']} of {ours['names_total']}"
+    )
+    return [
+        (
+            f"full pipeline, lab ({n} services)",
+            f"{p['leaksonar_s']} s vs nmap -sV+NSE {p['nmap_s']} s",
+            f"{p['ratio']}x (target >= 20x)",
+        ),
+        ("facts found (leaksonar vs nmap)", facts, f"nmap-only: {', '.join(p['nmap_only']) or 'none'}"),
+    ]
+
+
+def filtered() -> Summary:
+    f = _load("filtered")
+    rows = [
+        (
+            f"filtered {r['block']} c={r['concurrency']} t={r['timeout_s']}",
+            f"{r['rate']:,}/s whole command ({r['scan_rate']:,}/s scanning), rss {r['rss_mb']} MB",
+            f"ceiling c/t {r['ceiling']:,}/s",
+        )
+        for r in [*f["leaksonar"], *([f["wide"]] if f.get("wide") else [])]
+    ]
+    n = f["nmap"]
+    rows.append((f"filtered nmap {n['block']} (T5)", f"{n['rate']:,}/s ({n['seconds']} s)", ""))
+    return rows
+
+
+def assessment() -> Summary:
+    a = _load("pii_eval")
+    categories = a["categories"].values()
+    return [
+        (
+            "assessment (PII detection)",
+            f"{a['values_per_second']:,} field values/s, one core",
+            f"precision >= {min(c['precision'] for c in categories):.3f},"
+            f" recall >= {min(c['recall'] for c in categories):.3f}",
+        )
+    ]
+
+
+def index() -> Summary:
+    i = _load("index")
+    selective = [q["p95_ms"] for q in i["queries"] if q["selective"]]
+    rows = [
+        (
+            f"index {i['findings']:,} findings",
+            f"ingest {i['ingest_per_s']:,}/s; selective queries p95 <= {max(selective):.1f} ms",
+            "target < 100 ms",
+        )
+    ]
+    if api := i.get("api"):
+        rows.append(("index API /api/search", f"{api['requests_per_s']:,} requests/s", ""))
+    return rows
+
+
+def steps(findings: int) -> dict[str, tuple[list[str], Callable[[], Summary]]]:
+    python = sys.executable
+    return {
+        "discovery": ([python, str(BENCH / "discovery.py")], discovery),
+        "pipeline": ([python, str(BENCH / "pipeline.py")], pipeline),
+        "filtered": ([python, str(BENCH / "filtered.py")], filtered),
+        "assessment": ([python, str(BENCH / "pii_eval.py")], assessment),
+        "index": (
+            [
+                python,
+                str(BENCH / "index.py"),
+                "--findings",
+                str(findings),
+                "--json",
+                str(RESULTS / "index.json"),
+            ],
+            index,
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="comma-separated subset of the benchmarks")
+    parser.add_argument("--findings", type=int, default=200_000, help="size of the index benchmark")
+    args = parser.parse_args()
+    plan = steps(args.findings)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(plan)
+    if unknown := [name for name in chosen if name not in plan]:
+        sys.exit(f"--only: unknown benchmark {unknown[0]!r} (one of {', '.join(plan)})")
+    RESULTS.mkdir(exist_ok=True)
+    table: Summary = []
+    outcome: dict[str, Any] = {}
+    for name in chosen:
+        command, summarise = plan[name]
+        if not Path(command[1]).exists():
+            table.append((name, "skipped", f"{Path(command[1]).name} is not there yet"))
+            outcome[name] = {"status": "skipped"}
+            continue
+        print(
+            f"\n=== {name}: {' '.join(Path(c).name if c.startswith('/') else c for c in command)}", flush=True
+        )
+        started = time.monotonic()
+        code = subprocess.run(command, check=False).returncode
+        seconds = round(time.monotonic() - started, 1)
+        if code != 0:
+            table.append((name, f"failed (exit {code})", ""))
+            outcome[name] = {"status": "failed", "exit": code, "seconds": seconds}
+            continue
+        rows = summarise()
+        table += rows
+        outcome[name] = {"status": "ok", "seconds": seconds, "figures": rows}
+    print(f"\nleaksonar benchmark suite ({describe(machine())})")
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    path = save("suite", {"benchmarks": outcome})
+    print(f"results: {path.parent}/ (suite.json and one file per benchmark)")
+    if any(o["status"] == "failed" for o in outcome.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
