@@ -49,9 +49,6 @@ def inspect(ip: str, port: int, limits: Limits = FAST) -> Inspection:
     return asyncio.run(PROTOCOL.inspect(Endpoint(ip, port), Identity("elasticsearch"), limits))
 
 
-strings = hostile.strings
-
-
 # --- match ----------------------------------------------------------------------------------------
 
 
@@ -119,7 +116,7 @@ def test_open_opensearch_shows_the_reference_case(lab_service: LabService) -> No
 
     assert {s.collection for s in found.samples} == {name for _, name in expected}
     assert all(len(s.documents) == limits.sample_rows for s in found.samples)
-    assert max(len(v) for s in found.samples for d in s.documents for v in strings(d)) == 8
+    assert max(len(v) for s in found.samples for d in s.documents for v in hostile.strings(d)) == 8
 
     assessment = assess(inspect(entry["ip"], entry["port"]))
     assert {"name", "national_id", "phone", "case_record"} <= set(assessment.pii)

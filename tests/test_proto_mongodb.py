@@ -65,18 +65,6 @@ def inspect(entry: dict[str, Any], limits: Limits = DEFAULT) -> Inspection:
     return asyncio.run(PROTOCOL.inspect(Endpoint(entry["ip"], entry["port"]), identity, limits))
 
 
-def strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from strings(v)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item)
-
-
 # --- match ----------------------------------------------------------------------------------------
 
 
@@ -157,7 +145,7 @@ def test_open_server_is_inspected_as_seeded_and_left_unchanged(lab_service: LabS
 
     assert {(s.database, s.collection) for s in found.samples} == set(seeded)
     assert all(len(s.documents) == limits.sample_rows for s in found.samples)
-    lengths = [len(text) for s in found.samples for doc in s.documents for text in strings(doc)]
+    lengths = [len(text) for s in found.samples for doc in s.documents for text in hostile.strings(doc)]
     assert max(lengths) == limits.value_chars
     users = next(c for c in found.collections if c.name == "users")
     assert {"_id", "contact", "national_id", "address"} <= set(users.fields)

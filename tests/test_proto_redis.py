@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import hostile
@@ -50,19 +50,6 @@ def identified(reply: bytes) -> Identity:
 
 def inspect(ip: str, port: int, identity: Identity, limits: Limits) -> Inspection:
     return asyncio.run(PROTOCOL.inspect(Endpoint(ip, port), identity, limits))
-
-
-def strings(value: Any) -> Iterator[str]:
-    """Every string inside a sample document (keys of mappings included)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from strings(v)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item)
 
 
 # --- match ----------------------------------------------------------------------------------------
@@ -130,7 +117,7 @@ def test_open_redis_is_exposed_with_every_database_counted(lab_service: LabServi
     documents = [doc for sample in found.samples for doc in sample.documents]
     assert 0 < len(documents) <= limits.sample_rows * 4 * len(expected)
     assert all(doc["type"] in ("string", "hash", "list") for doc in documents)
-    lengths = [len(s) for doc in documents for s in strings(doc["value"])]
+    lengths = [len(s) for doc in documents for s in hostile.strings(doc["value"])]
     assert max(lengths) == limits.value_chars  # long values were cut, none is longer
     hashes = [doc["value"] for doc in documents if doc["type"] == "hash"]
     db0 = next(c for c in found.collections if c.name == "db0")
