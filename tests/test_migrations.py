@@ -117,6 +117,22 @@ def test_an_index_from_the_previous_release_is_upgraded_and_searchable(new_index
     assert _differences(db) == []
 
 
+def test_an_index_older_than_the_previous_release_gains_the_columns_it_added(
+    new_index: Callable[[], str],
+) -> None:
+    """That release added scans.coverage to older indexes when it opened them; 0001 does the same."""
+    db = new_index()
+    _previous_release(db)
+    engine = create_engine(_url(db))
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE scans DROP COLUMN coverage"))
+    engine.dispose()
+    store = Store(db)
+    store.begin_scan("s2", FIRST, "127.1.0.0/24", "9200", 256, {}, coverage={"intervals": [], "ports": []})
+    assert store.scan("s2")["coverage"] == {"intervals": [], "ports": []}  # type: ignore[index]
+    assert _differences(db) == []
+
+
 def test_processes_opening_an_empty_index_at_once_do_not_collide(new_index: Callable[[], str]) -> None:
     db, failures = new_index(), []
 

@@ -145,10 +145,20 @@ def _tables() -> list[tuple[str, list[sa.SchemaItem], list[tuple[str, list[str]]
 
 
 def upgrade() -> None:
-    have = set(sa.inspect(op.get_bind()).get_table_names())
+    inspector = sa.inspect(op.get_bind())
+    have = set(inspector.get_table_names())
     for name, items, indexes in _tables():
         if name in have:
+            _add_missing_columns(name, items, {c["name"] for c in inspector.get_columns(name)})
             continue
         op.create_table(name, *items)
         for index, columns in indexes:
             op.create_index(index, name, columns)
+
+
+def _add_missing_columns(table: str, items: list[sa.SchemaItem], have: set[str]) -> None:
+    """An index from before that release lacks columns the release added (all nullable, such as
+    scans.coverage); that release added them when it opened such an index, and so does this step."""
+    for column in items:
+        if isinstance(column, sa.Column) and column.name not in have:
+            op.add_column(table, sa.Column(column.name, column.type))
