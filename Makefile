@@ -15,7 +15,8 @@ demo: setup
 	@$(BIN)/leaksonar lab status --dir $(LAB_DIR) >/dev/null 2>&1 \
 	  && echo "lab already running in $(LAB_DIR)" \
 	  || $(BIN)/leaksonar lab up --dir $(LAB_DIR) --base $(LAB_BASE)
-	$(BIN)/leaksonar scan $(LAB_BASE)/24 --db $(LAB_DIR)/demo.db --jsonl $(LAB_DIR)/findings.jsonl
+	$(BIN)/leaksonar scan $(LAB_BASE)/24 --db $(LAB_DIR)/demo.db --jsonl $(LAB_DIR)/findings.jsonl \
+	  --geo-db $(LAB_DIR)/lab-country.mmdb --asn-db $(LAB_DIR)/lab-asn.mmdb
 	$(BIN)/leaksonar hosts --db $(LAB_DIR)/demo.db
 	@echo "findings: $(LAB_DIR)/findings.jsonl; index: $(LAB_DIR)/demo.db; stop the lab: make lab-down"
 	@echo "web UI: http://127.0.0.1:$(DEMO_PORT)/ on loopback only; visitors without a key see everything,"
