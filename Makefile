@@ -35,6 +35,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check leaksonar tests bench
 	$(BIN)/ruff format --check leaksonar tests bench
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format leaksonar tests bench

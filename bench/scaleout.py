@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import LEAKSONAR, LOOPBACK, describe, machine, save
 from sqlalchemy import text
 
-from leaksonar.dist.local import Backends, backends
 from leaksonar.lab import LabError, lab_down, lab_up, read_manifest
+from leaksonar.lab.backends import Backends, backends
 from leaksonar.store.db import Store
 from leaksonar.targets import default_ports
 

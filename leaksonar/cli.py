@@ -20,12 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leaksonar import render
-from leaksonar.enrich import ASN_ENV, GEO_ENV, EnrichError, configured
-from leaksonar.enrich import check as check_mmdbs
+from leaksonar.formats import human_bytes, human_count
 from leaksonar.lab.cli import lab_app
 from leaksonar.model import Event, Finding, Limits
+from leaksonar.run.job import ResumeError, ScanJob, new_job, resume_job, run_job, start_workers
 from leaksonar.scan.engine import ScanOptions, ScanProgress
-from leaksonar.scan.job import ResumeError, ScanJob, new_job, resume_job, run_job, start_workers
+from leaksonar.scan.enrich import ASN_ENV, GEO_ENV, EnrichError, configured
+from leaksonar.scan.enrich import check as check_mmdbs
 from leaksonar.scan.workers import stop_workers
 from leaksonar.store import DB_ENV
 from leaksonar.targets import (
@@ -39,8 +40,8 @@ from leaksonar.targets import (
 )
 
 if TYPE_CHECKING:
-    from leaksonar.monitor.alerts import Delivery
-    from leaksonar.monitor.rules import AlertConfig
+    from leaksonar.notify.alerts import Delivery
+    from leaksonar.notify.rules import AlertConfig
     from leaksonar.store.db import Store
 
 gc.freeze()  # start-up: the imported modules live until exit, so neither the collector nor exit walks them
@@ -289,8 +290,8 @@ def _distributed_scan(
     jsonl: TextIO | None,
     on_progress: Callable[[ScanProgress], None],
 ) -> tuple[str, ScanProgress]:
-    from leaksonar.dist.app import BrokerError
-    from leaksonar.dist.submit import ShardError, distributed_scan
+    from leaksonar.run.distributed.app import BrokerError
+    from leaksonar.run.distributed.submit import ShardError, distributed_scan
 
     try:
         return distributed_scan(
@@ -442,8 +443,8 @@ def search(
             hit["protocol"],
             render.software_text(hit),
             render.severity_text(hit.get("severity")),
-            render.human_count(dataset["rows"]),
-            render.human_bytes(dataset["size_bytes"]),
+            human_count(dataset["rows"]),
+            human_bytes(dataset["size_bytes"]),
             ", ".join(hit.get("pii") or {}),
             hit.get("summary", ""),
         )
@@ -459,8 +460,8 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show what is known about a host or one of its services, with its timeline of change events."""
-    from leaksonar.monitor import events_table
-    from leaksonar.monitor.diff import days_exposed
+    from leaksonar.changes.diff import days_exposed
+    from leaksonar.render import events_table
 
     ip, port = _split_address(address)
     store = open_store(db)
@@ -506,8 +507,9 @@ def events(
     limit: Annotated[int, typer.Option(min=1, help="Show the newest N events at most.")] = 1000,
 ) -> None:
     """List change events, oldest first: new exposures, wipes, ransom notes, closed services ..."""
+    from leaksonar.formats import parse_since
     from leaksonar.model import EVENT_TYPES
-    from leaksonar.monitor import event_line, events_table, parse_since
+    from leaksonar.render import event_line, events_table
 
     wanted = [t.strip() for t in (types or "").split(",") if t.strip()]
     unknown = [t for t in wanted if t not in EVENT_TYPES]
@@ -546,8 +548,9 @@ def watch(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron).")] = False,
 ) -> None:
     """Scan TARGETS again on a schedule, with the options of `scan`; print each pass's change events."""
-    from leaksonar.monitor import event_line, parse_duration
-    from leaksonar.monitor.watch import watch as watching
+    from leaksonar.formats import parse_duration
+    from leaksonar.render import event_line
+    from leaksonar.run.watch import watch as watching
 
     try:
         interval = parse_duration(every)
@@ -579,8 +582,8 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Shards scanned at once (processes).")] = 1,
 ) -> None:
     """Scan the shards queued by `scan --distributed` and `beat` into the shared index, until stopped."""
-    from leaksonar.dist.app import BrokerError
-    from leaksonar.dist.processes import run_worker
+    from leaksonar.run.distributed.app import BrokerError
+    from leaksonar.run.distributed.processes import run_worker
     from leaksonar.store.db import StoreError
 
     try:
@@ -600,9 +603,9 @@ def beat(
 ) -> None:
     """Watch TARGETS through the workers: queue a pass now and every --every (Celery beat); the workers
     scan its shards into their index and record its change events."""
-    from leaksonar.dist.app import BrokerError
-    from leaksonar.dist.processes import run_beat
-    from leaksonar.monitor import parse_duration
+    from leaksonar.formats import parse_duration
+    from leaksonar.run.distributed.app import BrokerError
+    from leaksonar.run.distributed.processes import run_beat
 
     try:
         interval = parse_duration(every)
@@ -622,7 +625,7 @@ def verify(
 ) -> None:
     """Check a leak sample before trusting it: what each column holds, checksum validity, whether IDs agree
     with birth dates, genders, ages and places, duplicates, date ranges, and a verdict with its reasons."""
-    from leaksonar import verify as verifying  # the validators are heavy: loaded on first use
+    from leaksonar.verify import reader as verifying  # the validators are heavy: loaded on first use
 
     if limit < 1:
         fail("--limit must be at least 1")
@@ -643,7 +646,7 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Alert rules 
 
 
 def _alert_config(path: Path) -> AlertConfig:
-    from leaksonar.monitor.rules import ConfigError, load_config
+    from leaksonar.notify.rules import ConfigError, load_config
 
     try:
         return load_config(path)
@@ -670,7 +673,7 @@ def _print_deliveries(deliveries: Sequence[Delivery], as_json: bool, **extra: in
 @alerts_app.command("test")
 def alerts_test(config: ConfigOption, as_json: JsonFlag = False) -> None:
     """Send a sample event (on 203.0.113.7, marked TEST) to every channel in CONFIG."""
-    from leaksonar.monitor.alerts import send_sample
+    from leaksonar.notify.alerts import send_sample
 
     _print_deliveries(send_sample(_alert_config(config)), as_json)
 
@@ -687,8 +690,8 @@ def alerts_send(
 ) -> None:
     """Deliver stored events to the channels of the rules they match; each event goes once per rule and
     channel, and failed deliveries are tried again on the next run."""
-    from leaksonar.monitor import parse_since
-    from leaksonar.monitor.alerts import deliver_events
+    from leaksonar.formats import parse_since
+    from leaksonar.notify.alerts import deliver_events
 
     try:
         start = parse_since(since) if since is not None else None

@@ -160,9 +160,9 @@ class Finding:
     banner: str = ""
     assessment: Assessment | None = None
     geo: dict[str, Any] | None = None
-    """{"country": "CN"}, from a country database (leaksonar.enrich)."""
+    """{"country": "CN"}, from a country database (leaksonar.scan.enrich)."""
     network: dict[str, Any] | None = None
-    """{"asn": 64500, "org": "..."}, from an ASN database (leaksonar.enrich)."""
+    """{"asn": 64500, "org": "..."}, from an ASN database (leaksonar.scan.enrich)."""
 
     def to_record(self) -> dict[str, Any]:
         """The JSON finding record (one per service)."""

@@ -6,23 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
-from leaksonar.model import Finding
-
-
-def human_bytes(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def human_count(count: int | None) -> str:
-    return "-" if count is None else f"{count:,}"
+from leaksonar.formats import human_bytes, human_count
+from leaksonar.model import Event, Finding
 
 
 def software_text(record: dict[str, Any]) -> str:
@@ -120,5 +107,26 @@ def collections_table(record: dict[str, Any]) -> Table:
             human_bytes(c["size_bytes"]),
             ", ".join(c["fields"][:12]) + (" ..." if len(c["fields"]) > 12 else ""),
             ", ".join(c.get("pii", ())),
+        )
+    return table
+
+
+def event_line(event: Event) -> str:
+    """`2026-11-28T05:00:00Z 127.0.0.1:6379 wiped: rows 1,221 -> 12 (-99.0%): wiped` (plain text)."""
+    return f"{event.time} {event.ip}:{event.port} {event.type}: {event.summary}"
+
+
+def events_table(events: Iterable[Event], title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("time", "address", "protocol", "event", "severity", "summary"):
+        table.add_column(column)
+    for event in events:
+        table.add_row(
+            event.time,
+            f"{event.ip}:{event.port}",
+            event.protocol,
+            event.type,
+            event.severity or "-",
+            Text(event.summary),
         )
     return table

@@ -124,8 +124,8 @@ _databases = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def dist_backends() -> Iterator[Any]:
-    """Redis and PostgreSQL 15 on loopback for the session (leaksonar.dist.local.Backends)."""
-    from leaksonar.dist.local import backends
+    """Redis and PostgreSQL 15 on loopback for the session (leaksonar.lab.backends.Backends)."""
+    from leaksonar.lab.backends import backends
 
     with backends(DIST_IP) as started:
         yield started

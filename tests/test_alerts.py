@@ -20,8 +20,8 @@ from aiosmtpd.controller import Controller
 from conftest import leaksonar
 
 from leaksonar.model import Event, Finding
-from leaksonar.monitor.alerts import deliver_events
-from leaksonar.monitor.rules import AlertConfig, ConfigError, load_config
+from leaksonar.notify.alerts import deliver_events
+from leaksonar.notify.rules import AlertConfig, ConfigError, load_config
 from leaksonar.store.db import Store
 
 SECRET = "s3cret-for-tests"

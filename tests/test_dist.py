@@ -20,10 +20,10 @@ import redis
 from conftest import lab_block, leaksonar
 from sqlalchemy import func, select
 
-from leaksonar.dist.app import BrokerError, configure
-from leaksonar.dist.local import Backends, backends
-from leaksonar.dist.ratelimit import SharedBucket
-from leaksonar.dist.shards import describe, rebuild
+from leaksonar.lab.backends import Backends, backends
+from leaksonar.run.distributed.app import BrokerError, configure
+from leaksonar.run.distributed.ratelimit import SharedBucket
+from leaksonar.run.distributed.shards import describe, rebuild
 from leaksonar.store.db import Store
 from leaksonar.store.schema import findings, scans
 from leaksonar.targets import Scope, ScopeError, TargetError, build_space

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from conftest import leaksonar
 
-from leaksonar.enrich import Enricher
 from leaksonar.lab import service
 from leaksonar.lab.geo import BLOCK_OWNER, OFFSET_OWNERS, lab_owner, write_lab_mmdbs
+from leaksonar.scan.enrich import Enricher
 
 NAMES = ("opensearch-open", "couchdb-open", "redis-auth")
 """One service in the lab's base network, one in the other network, one that needs a password."""

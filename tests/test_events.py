@@ -18,9 +18,9 @@ import pytest
 import redis
 from conftest import leaksonar
 
+from leaksonar.changes.diff import days_exposed, diff
+from leaksonar.changes.snapshot import Note, Snapshot
 from leaksonar.model import Event, Software
-from leaksonar.monitor.diff import days_exposed, diff
-from leaksonar.monitor.snapshot import Note, Snapshot
 from leaksonar.store.db import Store
 
 BTC = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import leaksonar
 
-from leaksonar.monitor import parse_duration
+from leaksonar.formats import parse_duration
 from leaksonar.store.db import Store
 
 

@@ -18,7 +18,7 @@ import jinja2
 from markupsafe import Markup, escape
 from sqlalchemy import MetaData, Table, inspect, select
 
-from leaksonar.render import human_bytes, human_count
+from leaksonar.formats import human_bytes, human_count
 from leaksonar.report.history import REMINDER_DAYS, History
 from leaksonar.report.owners import Owner, Owners
 from leaksonar.store.db import Store

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from leaksonar.enrich import Enricher
 from leaksonar.model import Finding, Identity, Inspection, Limits
 from leaksonar.scan.discover import DiscoveryStats
+from leaksonar.scan.enrich import Enricher
 from leaksonar.scan.workers import DiscoverySettings, Worker, combined, follow
 from leaksonar.targets import TargetSpace
 

@@ -14,9 +14,9 @@ import platformdirs
 from sqlalchemy import Engine, and_, case, create_engine, event, func, make_url, or_, select
 from sqlalchemy.exc import DatabaseError
 
+from leaksonar.changes.diff import diff
+from leaksonar.changes.snapshot import Snapshot, snapshot
 from leaksonar.model import Event, Finding
-from leaksonar.monitor.diff import diff
-from leaksonar.monitor.snapshot import Snapshot, snapshot
 from leaksonar.store import DB_ENV
 from leaksonar.store import search as views
 from leaksonar.store.query import FACET_FIELDS

@@ -22,8 +22,8 @@ from markupsafe import Markup
 from pygal.style import Style
 from starlette.templating import Jinja2Templates
 
+from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import Event
-from leaksonar.render import human_bytes, human_count
 from leaksonar.report import Owners, Selection, plan
 from leaksonar.report.report import render_letter
 from leaksonar.store.db import Store

@@ -11,14 +11,14 @@ import redis
 import uvloop
 from celery import Task
 
-from leaksonar.dist import state
-from leaksonar.dist.app import app
-from leaksonar.dist.options import WorkerOptions
-from leaksonar.dist.ratelimit import SharedBucket
-from leaksonar.dist.shards import describe, rebuild
 from leaksonar.model import Finding
+from leaksonar.run.distributed import state
+from leaksonar.run.distributed.app import app
+from leaksonar.run.distributed.options import WorkerOptions
+from leaksonar.run.distributed.ratelimit import SharedBucket
+from leaksonar.run.distributed.shards import describe, rebuild
+from leaksonar.run.job import record_scan
 from leaksonar.scan.engine import ScanProgress, run_scan, utc_now
-from leaksonar.scan.job import record_scan
 from leaksonar.store.db import Store
 from leaksonar.targets import Scope, TargetError, TargetSpace
 

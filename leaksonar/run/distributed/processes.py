@@ -9,10 +9,10 @@ from pathlib import Path
 
 import platformdirs
 
-from leaksonar.dist.app import app, configure
-from leaksonar.dist.shards import describe
-from leaksonar.dist.submit import default_shards
-from leaksonar.dist.tasks import watch_pass
+from leaksonar.run.distributed.app import app, configure
+from leaksonar.run.distributed.shards import describe
+from leaksonar.run.distributed.submit import default_shards
+from leaksonar.run.distributed.tasks import watch_pass
 from leaksonar.scan.engine import ScanOptions
 from leaksonar.store.db import DB_ENV, Store
 from leaksonar.targets import Scope, TargetSpace

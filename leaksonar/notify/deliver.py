@@ -23,7 +23,7 @@ import httpx
 
 from leaksonar import __version__
 from leaksonar.model import Event
-from leaksonar.monitor.rules import Channel, Email, Retry, Slack, Webhook
+from leaksonar.notify.rules import Channel, Email, Retry, Slack, Webhook
 from leaksonar.protocols.useragent import USER_AGENT
 
 SIGNATURE_HEADER = "X-Leaksonar-Signature"

@@ -26,7 +26,7 @@ from leaksonar.scan.workers import Worker, WorkerInterrupted, fork_workers
 from leaksonar.targets import TargetSpace
 
 if TYPE_CHECKING:
-    from leaksonar.monitor.rules import AlertConfig
+    from leaksonar.notify.rules import AlertConfig
     from leaksonar.store.db import Store
 
 
@@ -203,7 +203,7 @@ def run_job(
         )
         store.record_events(scan_id)  # closed services only when the scan covered its whole space
     if alerts is not None:
-        from leaksonar.monitor.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
+        from leaksonar.notify.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
 
         deliver_events(store.events(scan_id=scan_id), alerts, store)
     return progress

@@ -14,7 +14,7 @@ from celery import Celery
 BROKER_ENV = "LEAKSONAR_BROKER"
 VISIBILITY_ENV = "LEAKSONAR_VISIBILITY_TIMEOUT"
 
-app = Celery("leaksonar", include=["leaksonar.dist.tasks"])
+app = Celery("leaksonar", include=["leaksonar.run.distributed.tasks"])
 
 
 class BrokerError(Exception):

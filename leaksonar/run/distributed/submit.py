@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, TextIO
 
 import redis
 
-from leaksonar.dist import state
-from leaksonar.dist.app import configure
-from leaksonar.dist.tasks import enqueue, finish
+from leaksonar.run.distributed import state
+from leaksonar.run.distributed.app import configure
+from leaksonar.run.distributed.tasks import enqueue, finish
 from leaksonar.scan.engine import ScanOptions, ScanProgress
 from leaksonar.store.db import Store
 from leaksonar.targets import Scope, TargetSpace
 
 if TYPE_CHECKING:
-    from leaksonar.monitor.rules import AlertConfig
+    from leaksonar.notify.rules import AlertConfig
 
 SHARD_PAIRS = 250_000
 """Address/port pairs per shard by default (a few minutes of one worker at a polite rate)."""
@@ -84,7 +84,7 @@ def distributed_scan(
             jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
         jsonl.flush()
     if alerts is not None:
-        from leaksonar.monitor.alerts import deliver_events
+        from leaksonar.notify.alerts import deliver_events
 
         deliver_events(store.events(scan_id=scan_id), alerts, store)
     return scan_id, progress

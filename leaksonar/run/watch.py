@@ -9,13 +9,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from leaksonar.model import Event
+from leaksonar.run.job import scan_into_store
 from leaksonar.scan.engine import ScanOptions, ScanProgress
-from leaksonar.scan.job import scan_into_store
 from leaksonar.store.db import Store
 from leaksonar.targets import TargetSpace
 
 if TYPE_CHECKING:
-    from leaksonar.monitor.rules import AlertConfig
+    from leaksonar.notify.rules import AlertConfig
 
 OnPass = Callable[[str, ScanProgress, list[Event]], None]
 """Called after each pass with its scan id, its progress and the events it found."""

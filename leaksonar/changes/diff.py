@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from leaksonar.changes.snapshot import Note, Snapshot
+from leaksonar.formats import human_bytes
 from leaksonar.model import EVENT_TYPES, Event, Software
-from leaksonar.monitor.snapshot import Note, Snapshot
-from leaksonar.render import human_bytes
 
 WIPE_PERCENT = 90
 CHANGE_PERCENT = 10

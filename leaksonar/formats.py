@@ -1,19 +1,9 @@
-"""History and monitoring: snapshots, change events (diff), watch, alerts.
-
-This module holds what the command line needs of it: durations (`--every 1h`, `--since 7d`) and events
-rendered as lines or a Rich table.
-"""
+"""Plain-text units shared by every output: byte sizes, counts, and durations given on the command line."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-
-from rich.table import Table
-from rich.text import Text
-
-from leaksonar.model import Event
 
 _DURATION = re.compile(r"(?:(\d+)([smhdw]))+")
 _PART = re.compile(r"(\d+)([smhdw])")
@@ -44,22 +34,16 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def event_line(event: Event) -> str:
-    """`2026-11-28T05:00:00Z 127.0.0.1:6379 wiped: rows 1,221 -> 12 (-99.0%): wiped` (plain text)."""
-    return f"{event.time} {event.ip}:{event.port} {event.type}: {event.summary}"
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
 
 
-def events_table(events: Iterable[Event], title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("time", "address", "protocol", "event", "severity", "summary"):
-        table.add_column(column)
-    for event in events:
-        table.add_row(
-            event.time,
-            f"{event.ip}:{event.port}",
-            event.protocol,
-            event.type,
-            event.severity or "-",
-            Text(event.summary),
-        )
-    return table
+def human_count(count: int | None) -> str:
+    return "-" if count is None else f"{count:,}"

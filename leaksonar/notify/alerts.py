@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from leaksonar.model import Event
-from leaksonar.monitor.deliver import attempt, event_key, http_client, with_retries
-from leaksonar.monitor.rules import AlertConfig, Channel
+from leaksonar.notify.deliver import attempt, event_key, http_client, with_retries
+from leaksonar.notify.rules import AlertConfig, Channel
 from leaksonar.store.db import Store
 
 CONCURRENCY = 8

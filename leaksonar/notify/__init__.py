@@ -1,0 +1,1 @@
+"""Notifications: alert rules (TOML), and the delivery of change events by webhook, e-mail and Slack."""
