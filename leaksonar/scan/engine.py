@@ -156,6 +156,139 @@ def to_finding(
     )
 
 
+class ScanRun:
+    """One run of a scan: discovery in this process or in forked workers, and every open port identified,
+    inspected and turned into a finding here, with at most `inspect_concurrency` services at once.
+
+    Per shard, the open ports found and not yet recorded are kept (`pending`), so that a checkpoint can say
+    where each shard may go on from after a crash (`ShardMark`).
+    """
+
+    def __init__(
+        self,
+        space: TargetSpace,
+        options: ScanOptions,
+        scan_id: str,
+        on_finding: Callable[[Finding], None],
+        on_progress: Callable[[ScanProgress], None] | None,
+        workers: Sequence[Worker],
+        marks: Sequence[ShardMark],
+    ) -> None:
+        self.options, self.scan_id, self.workers = options, scan_id, list(workers)
+        self.on_finding, self.on_progress = on_finding, on_progress
+        shards = len(workers) or 1
+        self.marks = list(marks) or [ShardMark()] * shards
+        self.pending: list[dict[int, tuple[str, int]]] = [{} for _ in range(shards)]
+        self.slots = asyncio.Semaphore(options.inspect_concurrency)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.progress = ScanProgress(DiscoveryStats())
+        self.enricher = Enricher.open(options.geo_db, options.asn_db)
+        self.discovery = options.discovery().discovery(
+            space, 0, 1, self._own_open, self._report, start=self.marks[0].position
+        )
+
+    async def _examine(
+        self, ip: str, port: int, sock: socket.socket | None, shard: int, position: int
+    ) -> None:
+        from leaksonar.scan.identify import identify  # the protocol modules: loaded once a port is open
+
+        limits = self.options.limits
+        try:
+            try:
+                identity = await identify(ip, port, sock, limits)
+            except Exception as exc:  # a hostile reply must not end the scan
+                identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
+            inspection = await inspect_service(ip, port, identity, limits)
+            finding = to_finding(ip, port, identity, inspection, self.scan_id, self.enricher)
+            self.progress.services += 1
+            self.progress.exposed += finding.exposed
+            self.on_finding(finding)
+            del self.pending[shard][position]
+        finally:
+            self.slots.release()
+
+    async def _open(self, ip: str, port: int, sock: socket.socket | None, shard: int, position: int) -> None:
+        """An open port of `shard`: examined as soon as an inspection slot is free."""
+        self.pending[shard][position] = ip, port
+        await self.slots.acquire()
+        task = asyncio.create_task(self._examine(ip, port, sock, shard, position))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _own_open(self, ip: str, port: int, sock: socket.socket, position: int) -> None:
+        await self._open(ip, port, sock, 0, position)
+
+    def _worker_open(self, shard: int) -> Callable[[str, int, int], Awaitable[None]]:
+        async def opened(ip: str, port: int, position: int) -> None:
+            await self._open(ip, port, None, shard, position)
+
+        return opened
+
+    def _report(self, stats: DiscoveryStats) -> None:
+        self.progress.discovery = combined(stats, self.workers)
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+    def _report_own(self) -> None:
+        self._report(self.discovery.stats)
+
+    async def _reexamine(self, ip: str, port: int, shard: int, position: int) -> None:
+        """An open port found before a crash and not recorded: examined again if it still answers."""
+        options = self.options
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            async with asyncio.timeout(options.timeout * (options.retries + 1)):
+                await asyncio.get_running_loop().sock_connect(sock, (ip, port))
+        except (OSError, TimeoutError):
+            sock.close()
+            del self.pending[shard][position]
+            return
+        await self._open(ip, port, sock, shard, position)
+
+    def checkpoint(self) -> list[ShardMark]:
+        """Per shard: the position below which every target is done, and the open ports still pending."""
+        walked = [worker.low_water for worker in self.workers] or [self.discovery.low_water()]
+        result = []
+        for mark, low, found in zip(self.marks, walked, self.pending, strict=True):
+            position = max(mark.position, low)
+            unrecorded = sorted((ip, port, at) for at, (ip, port) in found.items() if at < position)
+            result.append(ShardMark(position, tuple(unrecorded)))
+        return result
+
+    async def _checkpoints(self, on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None]) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            on_checkpoint(self.checkpoint(), combined(self.discovery.stats, self.workers))
+
+    async def run(
+        self, on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None] | None
+    ) -> ScanProgress:
+        """Walk the space (or follow the workers walking it), re-examine what a crash left unrecorded, and
+        wait for every inspection."""
+        followers = [
+            asyncio.create_task(follow(worker, self._worker_open(k), self._report_own))
+            for k, worker in enumerate(self.workers)
+        ]
+        for follower in followers:  # a worker stopped by Ctrl-C after this process was: its error is no news
+            follower.add_done_callback(lambda task: task.cancelled() or task.exception())
+        checkpointer = asyncio.create_task(self._checkpoints(on_checkpoint)) if on_checkpoint else None
+        again = [(ip, port, k, at) for k, mark in enumerate(self.marks) for ip, port, at in mark.unrecorded]
+        for ip, port, shard, at in again:
+            self.pending[shard][at] = ip, port
+        try:
+            walking = [] if self.workers else [self.discovery.run()]
+            await asyncio.gather(*walking, *(self._reexamine(*entry) for entry in again))
+            await asyncio.gather(*followers)
+            while self.tasks:
+                await asyncio.gather(*self.tasks)
+        finally:
+            if checkpointer:
+                checkpointer.cancel()
+            self.enricher.close()
+        self._report_own()
+        return self.progress
+
+
 async def run_scan(
     space: TargetSpace,
     options: ScanOptions,
@@ -174,101 +307,7 @@ async def run_scan(
     on from `marks[k]` (default: its start); every CHECKPOINT_EVERY seconds `on_checkpoint` gets every
     shard's mark.
     """
-    shards = len(workers) or 1
-    marks = list(marks) or [ShardMark()] * shards
-    pending: list[dict[int, tuple[str, int]]] = [{} for _ in range(shards)]  # open, not yet recorded
     # an inspection holds up to 4 SQL sessions, each a driver socket and a capped relay (3 sockets)
     raise_fd_limit(options.concurrency + 16 * options.inspect_concurrency + 256)
-    slots = asyncio.Semaphore(options.inspect_concurrency)
-    tasks: set[asyncio.Task[None]] = set()
-    progress = ScanProgress(DiscoveryStats())
-    enricher = Enricher.open(options.geo_db, options.asn_db)
-
-    async def examine(ip: str, port: int, sock: socket.socket | None, shard: int, position: int) -> None:
-        from leaksonar.scan.identify import identify  # the protocol modules: loaded once a port is open
-
-        try:
-            try:
-                identity = await identify(ip, port, sock, options.limits)
-            except Exception as exc:  # a hostile reply must not end the scan
-                identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
-            inspection = await inspect_service(ip, port, identity, options.limits)
-            finding = to_finding(ip, port, identity, inspection, scan_id, enricher)
-            progress.services += 1
-            progress.exposed += finding.exposed
-            on_finding(finding)
-            del pending[shard][position]
-        finally:
-            slots.release()
-
-    async def on_open(ip: str, port: int, sock: socket.socket | None, shard: int, position: int) -> None:
-        pending[shard][position] = ip, port
-        await slots.acquire()
-        task = asyncio.create_task(examine(ip, port, sock, shard, position))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    async def on_own_open(ip: str, port: int, sock: socket.socket, position: int) -> None:
-        await on_open(ip, port, sock, 0, position)
-
-    def on_worker_open(shard: int) -> Callable[[str, int, int], Awaitable[None]]:
-        async def opened(ip: str, port: int, position: int) -> None:
-            await on_open(ip, port, None, shard, position)
-
-        return opened
-
-    def report(stats: DiscoveryStats) -> None:
-        progress.discovery = combined(stats, list(workers))
-        if on_progress:
-            on_progress(progress)
-
-    async def reexamine(ip: str, port: int, shard: int, position: int) -> None:
-        """An open port found before a crash and not recorded: examined again if it still answers."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-        try:
-            async with asyncio.timeout(options.timeout * (options.retries + 1)):
-                await asyncio.get_running_loop().sock_connect(sock, (ip, port))
-        except (OSError, TimeoutError):
-            sock.close()
-            del pending[shard][position]
-            return
-        await on_open(ip, port, sock, shard, position)
-
-    def checkpoint() -> list[ShardMark]:
-        walked = [worker.low_water for worker in workers] or [discovery.low_water()]
-        result = []
-        for mark, low, found in zip(marks, walked, pending, strict=True):
-            position = max(mark.position, low)
-            unrecorded = sorted((ip, port, at) for at, (ip, port) in found.items() if at < position)
-            result.append(ShardMark(position, tuple(unrecorded)))
-        return result
-
-    async def checkpoints() -> None:
-        assert on_checkpoint is not None
-        while True:
-            await asyncio.sleep(CHECKPOINT_EVERY)
-            on_checkpoint(checkpoint(), combined(discovery.stats, list(workers)))
-
-    discovery = options.discovery().discovery(space, 0, 1, on_own_open, report, start=marks[0].position)
-    followers = [
-        asyncio.create_task(follow(worker, on_worker_open(k), lambda: report(discovery.stats)))
-        for k, worker in enumerate(workers)
-    ]
-    for follower in followers:  # a worker stopped by Ctrl-C after this process was: its error is no news
-        follower.add_done_callback(lambda task: task.cancelled() or task.exception())
-    checkpointer = asyncio.create_task(checkpoints()) if on_checkpoint else None
-    again = [(ip, port, shard, at) for shard, mark in enumerate(marks) for ip, port, at in mark.unrecorded]
-    for ip, port, shard, at in again:
-        pending[shard][at] = ip, port
-    try:
-        walking = [] if workers else [discovery.run()]
-        await asyncio.gather(*walking, *(reexamine(*entry) for entry in again))
-        await asyncio.gather(*followers)
-        while tasks:
-            await asyncio.gather(*tasks)
-    finally:
-        if checkpointer:
-            checkpointer.cancel()
-        enricher.close()
-    report(discovery.stats)
-    return progress
+    run = ScanRun(space, options, scan_id, on_finding, on_progress, workers, marks)
+    return await run.run(on_checkpoint)
