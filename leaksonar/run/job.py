@@ -121,6 +121,52 @@ def resume_job(scan_id: str, store: Store) -> ScanJob:
     )
 
 
+class _Recorder:
+    """Where a job's findings and checkpoints go: the index (and the JSONL file), as they come."""
+
+    def __init__(self, job: ScanJob, store: Store, jsonl: TextIO | None) -> None:
+        self.job, self.store, self.jsonl = job, store, jsonl
+
+    def finding(self, finding: Finding) -> None:
+        self.store.add_findings([finding])
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
+            self.jsonl.flush()
+
+    def checkpoint(self, marks: list[ShardMark], stats: DiscoveryStats) -> None:
+        job = self.job
+        self.store.checkpoint_scan(
+            job.scan_id,
+            {
+                "shards": [mark.to_record() for mark in marks],
+                "probes": job.probes + stats.probes,
+                "open": job.open_ports + stats.open,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            },
+        )
+
+    def finish(self, progress: ScanProgress | None, status: str) -> ScanProgress:
+        """Close the scan's row with its counts (a resumed scan's over all its runs) and its change events."""
+        job, store = self.job, self.store
+        progress = progress or ScanProgress(DiscoveryStats())
+        if job.resumed:
+            found = [finding.exposed for finding in store.scan_findings(job.scan_id)]
+            progress.services, progress.exposed = len(found), sum(found)
+        stats = progress.discovery
+        store.finish_scan(
+            job.scan_id,
+            utc_now(),
+            status,
+            probes=job.probes + stats.probes,
+            open_ports=job.open_ports + stats.open,
+            services=progress.services,
+            exposed=progress.exposed,
+        )
+        store.record_events(job.scan_id)  # closed services only when the scan covered its whole space
+        return progress
+
+
 def run_job(
     job: ScanJob,
     store: Store,
@@ -134,26 +180,7 @@ def run_job(
     as it comes (and writing it to `jsonl`) and checkpointing, then deliver the scan's change events by the
     rules of `alerts`. A resumed scan's progress counts its services and exposed services
     over all its runs."""
-    scan_id = job.scan_id
-
-    def on_finding(finding: Finding) -> None:
-        store.add_findings([finding])
-        if jsonl is not None:
-            jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
-            jsonl.flush()
-
-    def on_checkpoint(marks: list[ShardMark], stats: DiscoveryStats) -> None:
-        store.checkpoint_scan(
-            scan_id,
-            {
-                "shards": [mark.to_record() for mark in marks],
-                "probes": job.probes + stats.probes,
-                "open": job.open_ports + stats.open,
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-            },
-        )
-
+    recorder = _Recorder(job, store, jsonl)
     progress: ScanProgress | None = None
 
     def track(latest: ScanProgress) -> None:
@@ -162,24 +189,23 @@ def run_job(
         if on_progress is not None:
             on_progress(latest)
 
-    options = job.options
     if job.resumed:
-        store.reopen_scan(scan_id)
-    on_checkpoint(list(job.marks), DiscoveryStats())
+        store.reopen_scan(job.scan_id)
+    recorder.checkpoint(list(job.marks), DiscoveryStats())
     if workers is None:
-        workers = start_workers(job.space, options, [mark.position for mark in job.marks])
+        workers = start_workers(job.space, job.options, [mark.position for mark in job.marks])
     status = "failed"
     try:
         progress = uvloop.run(
             run_scan(
                 job.space,
-                options,
-                scan_id,
-                on_finding,
+                job.options,
+                job.scan_id,
+                recorder.finding,
                 track,
                 workers,
                 marks=job.marks,
-                on_checkpoint=on_checkpoint,
+                on_checkpoint=recorder.checkpoint,
             )
         )
         status = "done"
@@ -187,25 +213,11 @@ def run_job(
         status = "interrupted"
         raise KeyboardInterrupt from None
     finally:
-        progress = progress or ScanProgress(DiscoveryStats())
-        if job.resumed:
-            found = [finding.exposed for finding in store.scan_findings(scan_id)]
-            progress.services, progress.exposed = len(found), sum(found)
-        stats = progress.discovery
-        store.finish_scan(
-            scan_id,
-            utc_now(),
-            status,
-            probes=job.probes + stats.probes,
-            open_ports=job.open_ports + stats.open,
-            services=progress.services,
-            exposed=progress.exposed,
-        )
-        store.record_events(scan_id)  # closed services only when the scan covered its whole space
+        progress = recorder.finish(progress, status)
     if alerts is not None:
         from leaksonar.notify.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
 
-        deliver_events(store.events(scan_id=scan_id), alerts, store)
+        deliver_events(store.events(scan_id=job.scan_id), alerts, store)
     return progress
 
 
