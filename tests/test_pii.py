@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leaksonar.assess.lexicon import name_hint
+from leaksonar.assess.masks import mask
 from leaksonar.assess.pii import detect
 from leaksonar.assess.validators import (
     classify,
@@ -27,7 +28,6 @@ from leaksonar.assess.validators import (
     is_payment_card,
     is_phone,
     is_us_ssn,
-    mask,
 )
 from leaksonar.lab.data import national_id
 from leaksonar.model import PII_CATEGORIES, Sample

@@ -26,7 +26,8 @@ from decimal import Decimal
 from typing import Any
 
 from leaksonar.assess.lexicon import NameHint, name_hint
-from leaksonar.assess.validators import NAME_CHECKS, VALIDATED, classify, embedded, mask
+from leaksonar.assess.masks import mask
+from leaksonar.assess.validators import NAME_CHECKS, VALIDATED, classify, embedded
 from leaksonar.model import PII_CATEGORIES, PiiHit, Sample
 
 VALUE_RATE = 0.6

@@ -1,4 +1,4 @@
-"""Value checks for personal data, and masks that show a value without giving it away. Pure, no I/O.
+"""Value checks for personal data (masks are in `masks.py`). Pure, no I/O.
 
 Two strengths of check:
 - `classify` says what a value proves on its own (checksums, strict formats): a resident ID with a valid
@@ -48,7 +48,7 @@ VALIDATED = frozenset(
 _MAX_EMBEDDED = 8
 """Candidates checked per free-text value."""
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _SEPARATORS = re.compile(r"[\s().\-]")
 
 # --- national IDs -----------------------------------------------------------------------------------
@@ -209,9 +209,9 @@ def is_ip(value: str, lenient: bool = False) -> bool:
         return False
 
 
-_COORDINATE = r"(-?\d{1,3}\.(\d+))"
-_PAIR = re.compile(rf"[(\[]?\s*{_COORDINATE}\s*[,;\s]\s*{_COORDINATE}\s*[)\]]?")
-_SINGLE = re.compile(_COORDINATE)
+COORDINATE = r"(-?\d{1,3}\.(\d+))"
+_PAIR = re.compile(rf"[(\[]?\s*{COORDINATE}\s*[,;\s]\s*{COORDINATE}\s*[)\]]?")
+_SINGLE = re.compile(COORDINATE)
 
 
 def is_gps_pair(value: str, decimals: int = 4) -> bool:
@@ -344,7 +344,7 @@ _LATIN_NAME = re.compile(
 
 def is_person_name(value: str) -> bool:
     """A person's name: a Chinese name starting with a known surname, or capitalised Latin words."""
-    if _CJK.match(value):
+    if CJK.match(value):
         if not _CJK_NAME.fullmatch(value):
             return False
         surnames = lexicon().surnames
@@ -358,7 +358,7 @@ _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 def is_address(value: str) -> bool:
     """A postal address: Chinese with administrative or street words, or Latin words with a number."""
-    if _CJK.match(value):
+    if CJK.match(value):
         return 5 <= len(value) <= 300 and _CJK_ADDRESS.search(value) is not None
     return (
         10 <= len(value) <= 300
@@ -374,7 +374,7 @@ _LATIN_PLACE = re.compile(r"[A-Z][A-Za-z .'\-]{1,40}(?:,\s*[A-Z][A-Za-z .]{1,30}
 
 def is_place(value: str) -> bool:
     """A place name: Chinese with an administrative suffix or a province name, or capitalised words."""
-    if _CJK.match(value):
+    if CJK.match(value):
         table = lexicon()
         return 2 <= len(value) <= 40 and (
             any(c in table.place_suffixes for c in value) or value.startswith(table.provinces)
@@ -402,17 +402,17 @@ def is_age(value: str) -> bool:
     return match is not None and int(match.group(1)) <= 120
 
 
-_CRYPT = re.compile(
+CRYPT = re.compile(
     r"\$(?:2[abxy]|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt|[156y])\$\S{8,}"
     r"|(?:pbkdf2_sha\d+|bcrypt_sha256|sha1|md5)\$\d*\$?\S{8,}|\{S?SHA(?:256|512)?\}\S{8,}"
 )
-_HEX_HASH = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{128}")
+HEX_HASH = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{128}")
 _NOT_PASSWORDS = frozenset({"null", "none", "nil", "true", "false", "n/a", "password", "default"})
 
 
 def is_password(value: str) -> bool:
     """A stored password: a password hash, or a short string without spaces that is not masked out."""
-    if _CRYPT.fullmatch(value) or _HEX_HASH.fullmatch(value):
+    if CRYPT.fullmatch(value) or HEX_HASH.fullmatch(value):
         return True
     return (
         4 <= len(value) <= 128
@@ -498,7 +498,7 @@ def classify(value: str) -> str | None:
     if first.isdigit() or first in "+(-[":
         return _classify_number(value)
     if first == "$" or first == "{" or "$" in value[:16]:
-        return "password" if _CRYPT.fullmatch(value) else None
+        return "password" if CRYPT.fullmatch(value) else None
     if first.isupper() and len(value) >= 15 and value[2:4].isdigit() and is_iban(value):
         return "bank_account"
     if _KNOWN_SECRET.fullmatch(value):
@@ -533,100 +533,3 @@ def embedded(text: str) -> Iterator[tuple[str, str]]:
         category = classify(found)
         if category in EMBEDDABLE:
             yield category, found
-
-
-# --- masks ------------------------------------------------------------------------------------------------
-
-
-def _keep(value: str, head: int, tail: int) -> str:
-    """`value` with every letter or digit starred except the first `head` and last `tail` of them."""
-    positions = [i for i, c in enumerate(value) if c.isalnum()]
-    hidden = set(positions[head : len(positions) - tail] if tail else positions[head:])
-    if not hidden and positions:
-        hidden = set(positions)
-    return "".join("*" if i in hidden else c for i, c in enumerate(value))
-
-
-def _mask_id(value: str) -> str:
-    alnum = sum(c.isalnum() for c in value)
-    return _keep(value, 4, 4) if alnum >= 15 else _keep(value, 0, 4 if alnum >= 9 else 2)
-
-
-def _mask_phone(value: str) -> str:
-    digits = sum(c.isdigit() for c in value)
-    return _keep(value, 3, 4) if digits >= 11 else _keep(value, 0, 4 if digits >= 9 else 2)
-
-
-def _mask_email(value: str) -> str:
-    local, _, domain = value.rpartition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def _mask_card(value: str) -> str:
-    return "**** **** **** " + "".join(c for c in value if c.isdigit())[-4:]
-
-
-def _mask_ip(value: str) -> str:
-    if "." in value and ":" not in value:
-        return ".".join(value.split(".")[:2]) + ".*.*"
-    return ":".join(value.split(":")[:2]) + ":****"
-
-
-def _mask_location(value: str) -> str:
-    return ",".join(f"{float(number):.1f}" for number, _ in re.findall(_COORDINATE, value)) or "*"
-
-
-def _mask_birth_date(value: str) -> str:
-    year = re.search(r"(?:19|20)\d{2}", value)
-    return f"{year.group()}-**-**" if year else "****-**-**"
-
-
-def _mask_name(value: str) -> str:
-    if _CJK.match(value):
-        return value[0] + "*" * (len(value) - 1) if len(value) > 1 else "*"
-    return " ".join(word[0] + "***" for word in value.split())
-
-
-def _mask_address(value: str) -> str:
-    if _CJK.match(value):
-        return value[: min(6, len(value) // 3)] + "***"
-    region = value.rpartition(",")[2].strip()
-    return f"***, {region}" if region and len(region) <= 12 and region != value else "***"
-
-
-def _mask_password(value: str) -> str:
-    if _CRYPT.fullmatch(value):
-        return value[: value.find("$", 1) + 1] + "****" if value.startswith("$") else value[:6] + "****"
-    hashes = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
-    return f"****({hashes[len(value)]})" if _HEX_HASH.fullmatch(value) else "********"
-
-
-def _mask_prefix(size: int) -> Callable[[str], str]:
-    return lambda value: value[:size] + "***" if len(value) > 2 * size else "***"
-
-
-_MASKS: dict[str, Callable[[str], str]] = {
-    "name": _mask_name,
-    "national_id": _mask_id,
-    "phone": _mask_phone,
-    "email": _mask_email,
-    "address": _mask_address,
-    "birth_date": _mask_birth_date,
-    "age": lambda v: v[0] + "*" if len(v) > 1 and v[:2].isdigit() else "*",
-    "birth_place": _mask_prefix(2),
-    "gender": lambda v: v if is_gender(v) else "*",
-    "location": _mask_location,
-    "payment_card": _mask_card,
-    "bank_account": lambda v: _keep(v, 2 if v[:1].isalpha() else 0, 4),
-    "passport": lambda v: _keep(v, 1, 2),
-    "password": _mask_password,
-    "secret": _mask_prefix(4),
-    "ip_address": _mask_ip,
-    "case_record": _mask_prefix(2),
-}
-
-
-def mask(category: str, value: str) -> str:
-    """`value` shown safely for `category`: ``3101**********123X``, ``138****5678``, ``j***@example.com``,
-    ``**** **** **** 1234``. Gender is shown as is; nothing else is enough to identify anyone."""
-    return _MASKS.get(category, lambda _: "***")(value.strip())

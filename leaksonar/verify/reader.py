@@ -31,8 +31,9 @@ from rich.console import RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from leaksonar.assess.masks import mask
 from leaksonar.assess.pii import MAX_CHARS, MAX_DEPTH, leaf_text
-from leaksonar.assess.validators import classify, mask
+from leaksonar.assess.validators import classify
 from leaksonar.verify.consistency import Cell, Check, ColumnReport, Report, check_table
 
 MAX_COLUMNS = 500
