@@ -1,5 +1,5 @@
-"""Shared by the SQL protocol modules: one operation's timeout, and measuring tables read-only into what
-the inspection has learned (a table not measured keeps the server's estimate)."""
+"""Shared by the SQL protocol modules: measuring tables read-only into what the inspection has learned
+(a table not measured keeps the server's estimate)."""
 
 from __future__ import annotations
 
