@@ -7,9 +7,49 @@ server) live only inside an `Inspection`; they never reach `Finding`, the store 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Auth = Literal["none", "required", "unknown"]
+
+
+class ErrorKind(StrEnum):
+    """What kind of thing went wrong while identifying or inspecting a service (like zgrab2's status)."""
+
+    TIMEOUT = "timeout"
+    """No answer in time: one operation's timeout, or the inspection's budget."""
+    REFUSED = "refused"
+    """The connection was refused, reset or closed early."""
+    PROTOCOL_ERROR = "protocol_error"
+    """The server sent bytes that do not follow its protocol (or matched none)."""
+    OVER_LIMIT = "over_limit"
+    """A reply over the byte cap, or more items than a `Limits` cap allows."""
+    AUTH_REQUIRED = "auth_required"
+    """The server (or one of its databases) asks for a password; none is sent."""
+    COMMAND_REFUSED = "command_refused"
+    """The server answered a read command with an error."""
+    UNKNOWN = "unknown"
+    """Anything else, and errors of records written before kinds existed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing that went wrong: its kind, and a plain sentence for the user."""
+
+    kind: ErrorKind
+    message: str
+
+    def to_record(self) -> dict[str, str]:
+        return {"kind": self.kind.value, "message": self.message}
+
+    @classmethod
+    def from_record(cls, value: Any) -> Problem:
+        """A record's error: {"kind", "message"}, or a plain sentence (records before kinds existed)."""
+        if isinstance(value, dict):
+            kind = value.get("kind")
+            known = kind in ErrorKind._value2member_map_
+            return cls(ErrorKind(kind) if known else ErrorKind.UNKNOWN, str(value.get("message", "")))
+        return cls(ErrorKind.UNKNOWN, str(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +122,8 @@ class Inspection:
     rows: int | None = None
     size_bytes: int | None = None
     samples: tuple[Sample, ...] = ()
-    errors: tuple[str, ...] = ()
-    """What went wrong (timeouts, caps hit, refused commands), in plain words."""
+    errors: tuple[Problem, ...] = ()
+    """What went wrong (timeouts, caps hit, refused commands): kinds and plain sentences."""
     details: dict[str, Any] = field(default_factory=dict)
     """Protocol-specific facts worth keeping (never raw data)."""
 
@@ -155,7 +195,7 @@ class Finding:
     rows: int | None = None
     size_bytes: int | None = None
     collections: tuple[Collection, ...] = ()
-    errors: tuple[str, ...] = ()
+    errors: tuple[Problem, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
     banner: str = ""
     assessment: Assessment | None = None
@@ -200,7 +240,7 @@ class Finding:
             for entry in record["collections"]:
                 entry["pii"] = list(found.get((entry["database"], entry["name"]), ()))
         if self.errors:
-            record["errors"] = list(self.errors)
+            record["errors"] = [e.to_record() for e in self.errors]
         if self.details:
             record["details"] = self.details
         if self.banner:
@@ -233,7 +273,7 @@ class Finding:
                 )
                 for c in record.get("collections", ())
             ),
-            errors=tuple(record.get("errors", ())),
+            errors=tuple(Problem.from_record(e) for e in record.get("errors") or ()),
             details=record.get("details", {}),
             banner=record.get("banner", ""),
             assessment=_assessment_from(record) if "severity" in record else None,

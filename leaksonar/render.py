@@ -46,7 +46,11 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
     for finding in findings:
         record = finding.to_record()
         dataset = record["dataset"]
-        notes = ", ".join(record.get("pii", {})) or "; ".join(finding.errors)[:80] or finding.banner[:40]
+        notes = (
+            ", ".join(record.get("pii", {}))
+            or "; ".join(e.message for e in finding.errors)[:80]
+            or finding.banner[:40]
+        )
         if record.get("ransom", {}).get("infected"):
             notes = f"[bold red]ATTACKED[/] {notes}"
         table.add_row(

@@ -20,7 +20,7 @@ from leaksonar.model import Identity, Inspection, Limits
 from leaksonar.protocols import BY_NAME, PROTOCOLS, clickhouse, mongodb, postgres, redis
 from leaksonar.protocols import cassandra as cql
 from leaksonar.protocols.base import BoundedStream, ProtocolError, ProtocolModule
-from leaksonar.protocols.common import SAMPLING_ERRORS
+from leaksonar.protocols.kit import SERVER_ERRORS
 from leaksonar.scan.identify import match
 
 FUZZ = settings(max_examples=100, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
@@ -84,7 +84,7 @@ async def feed(data: bytes, read: Callable[[BoundedStream], Awaitable[Any]]) -> 
     return await read(BoundedStream(reader, None, LIMITS))  # type: ignore[arg-type]  # reads only
 
 
-READ_ERRORS = (*SAMPLING_ERRORS, asyncio.IncompleteReadError)
+READ_ERRORS = (*SERVER_ERRORS, asyncio.IncompleteReadError)
 
 
 def resp_replies() -> st.SearchStrategy[bytes]:

@@ -12,13 +12,12 @@ from typing import Any
 
 import hostile
 import pytest
-import replies
 from replies import COUCHDB_LOCKED, COUCHDB_ROOT, POUCHDB_ROOT
 
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds.base import Launch
 from leaksonar.lab.kinds.couchdb import KIND
-from leaksonar.model import Identity, Inspection, Limits, Software
+from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.couchdb import PROTOCOL
 from leaksonar.scan.identify import identify
@@ -60,11 +59,6 @@ def test_match_claims_couchdb_roots(reply: bytes, software: Software, auth: str)
 @pytest.mark.parametrize("name", NOT_COUCHDB)
 def test_match_rejects_other_replies(name: str) -> None:
     assert PROTOCOL.match(NOT_COUCHDB[name]) is None
-
-
-@pytest.mark.parametrize("reply", replies.not_of("couchdb"))
-def test_match_rejects_every_other_protocols_reply(reply: bytes) -> None:
-    assert PROTOCOL.match(reply) is None
 
 
 # --- the lab --------------------------------------------------------------------------------------
@@ -177,33 +171,12 @@ def test_one_failing_database_keeps_the_others() -> None:
     found, _ = run(replies)
     assert [(c.name, c.rows) for c in found.collections] == [("broken", None), ("people", 12345)]
     assert found.rows == 12345
-    assert found.errors == ("Reading database broken failed: GET /broken answered HTTP 500.",)
-
-
-def test_huge_reply_is_cut_at_the_cap() -> None:
-    found, elapsed = run(
-        lambda path: http(200, b"[" + b'"x",' * 100_000 + b'"x"]'),
-        limits=Limits(timeout=1.0, max_bytes=65536),
-    )
-    assert elapsed < 2.0
-    assert found.errors == ("Inspection stopped: reply too large: body over 65536 bytes.",)
-
-
-def test_silent_server_costs_one_timeout() -> None:
-    found, elapsed = hostile.run(PROTOCOL, hostile.silent, Identity("couchdb"), Limits(timeout=0.5))
-    assert elapsed < 1.5
-    assert found.errors == ("Inspection stopped: no answer within 0.5 s.",)
-
-
-def test_slow_server_is_cut_off_by_the_service_budget() -> None:
-    found, elapsed = run(fake_couchdb, limits=Limits(timeout=1.0, service_budget=1.0), delay=0.3)
-    assert elapsed < 1.5
-    assert found.errors[-1] == "Inspection stopped: the 1 s budget ran out."
+    assert hostile.kinds(found) == [ErrorKind.COMMAND_REFUSED]
 
 
 def test_garbage_is_an_error_not_a_crash() -> None:
     found, _ = run(lambda path: http(200, b"{not json"))
-    assert found.errors == ("Inspection stopped: GET / did not answer JSON.",)
+    assert hostile.kinds(found) == [ErrorKind.PROTOCOL_ERROR]
 
 
 # --- any port -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from leaksonar.assess import assess
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds.base import Launch
 from leaksonar.lab.kinds.opensearch import KIND
-from leaksonar.model import Identity, Inspection, Limits, Software
+from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.elasticsearch import PROTOCOL, mapping_fields
 from leaksonar.scan.identify import identify
@@ -72,11 +72,6 @@ def test_match_claims_cluster_roots_and_security_refusals(
 @pytest.mark.parametrize("name", NOT_ELASTICSEARCH)
 def test_match_rejects_other_replies(name: str) -> None:
     assert PROTOCOL.match(NOT_ELASTICSEARCH[name]) is None
-
-
-@pytest.mark.parametrize("reply", replies.not_of("elasticsearch"))
-def test_match_rejects_every_other_protocols_reply(reply: bytes) -> None:
-    assert PROTOCOL.match(reply) is None
 
 
 def test_mapping_fields_are_dotted_leaves_without_multi_fields() -> None:
@@ -209,7 +204,7 @@ def test_locked_index_listing_means_auth_required() -> None:
         Software("elasticsearch", "7.10.2"),
         (),
     )
-    assert found.errors == ("Listing the indices needs credentials (HTTP 403).",)
+    assert hostile.kinds(found) == [ErrorKind.AUTH_REQUIRED]
 
 
 def test_one_failing_index_keeps_the_others() -> None:
@@ -219,36 +214,13 @@ def test_one_failing_index_keeps_the_others() -> None:
     found, _ = run(scripted(replies))
     assert [c.name for c in found.collections] == ["archive", "person"]
     assert [s.collection for s in found.samples] == ["person"]
-    assert found.errors == ("Sampling archive failed: GET /archive/_search?size=5 answered HTTP 500.",)
-
-
-def test_huge_reply_is_cut_at_the_cap() -> None:
-    limits = Limits(timeout=1.0, max_bytes=64 * 1024)
-
-    def replies(request: tuple[str, str, bytes]) -> bytes:
-        return http(200, b"[" + b" " * 200_000 + b"]") if "_cat" in request[1] else fake_cluster(request)
-
-    found, elapsed = run(scripted(replies), limits)
-    assert elapsed < 2.5
-    assert found.errors == (f"Inspection stopped: reply too large: body over {limits.max_bytes} bytes.",)
+    assert hostile.kinds(found) == [ErrorKind.COMMAND_REFUSED]
 
 
 def test_garbage_root_is_an_error_not_a_crash() -> None:
     found, _ = run(scripted(lambda _: http(200, b"\xff\xfe<html>", close=True)))
     assert (found.auth, found.collections) == ("unknown", ())
-    assert found.errors == ("Inspection stopped: GET / did not answer JSON.",)
-
-
-def test_silent_server_costs_one_timeout() -> None:
-    found, elapsed = run(hostile.silent, Limits(timeout=0.5))
-    assert elapsed < 1.5
-    assert found.errors == ("Inspection stopped: no answer within 0.5 s.",)
-
-
-def test_slow_server_is_cut_off_by_the_service_budget() -> None:
-    found, elapsed = run(scripted(fake_cluster, delay=0.4), Limits(timeout=1.0, service_budget=1.0))
-    assert elapsed < 1.5
-    assert found.errors[-1] == "Inspection stopped: the 1 s budget ran out."
+    assert hostile.kinds(found) == [ErrorKind.PROTOCOL_ERROR]
 
 
 # --- any port -------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 import hostile
 import httpx
 import pytest
-import replies
 from replies import KIBANA_6, KIBANA_7_SPACES, KIBANA_LOGIN
 from replies import KIBANA_STANDIN_ROOT as STANDIN_ROOT
 from replies import KIBANA_STATUS as STATUS
@@ -23,7 +22,7 @@ from replies import KIBANA_STATUS_BODY as STATUS_BODY
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds.base import Launch
 from leaksonar.lab.kinds.kibana import KIND
-from leaksonar.model import Identity, Inspection, Limits, Software
+from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.kibana import PROTOCOL
 from leaksonar.scan.identify import identify
@@ -75,11 +74,6 @@ def test_match_claims_kibana_answers(reply: bytes, version: str | None, auth: st
 @pytest.mark.parametrize("name", NOT_KIBANA)
 def test_match_rejects_other_replies(name: str) -> None:
     assert PROTOCOL.match(NOT_KIBANA[name]) is None
-
-
-@pytest.mark.parametrize("reply", replies.not_of("kibana"))
-def test_match_rejects_every_other_protocols_reply(reply: bytes) -> None:
-    assert PROTOCOL.match(reply) is None
 
 
 # --- the lab --------------------------------------------------------------------------------------
@@ -227,20 +221,8 @@ def test_huge_proxied_reply_is_cut_at_the_cap() -> None:
 
     found, elapsed = run(scripted(replies), limits)
     assert elapsed < 2.5
-    assert found.errors == (f"Inspection stopped: reply too large: body over {limits.max_bytes} bytes.",)
+    assert hostile.kinds(found) == [ErrorKind.OVER_LIMIT]
     assert found.details["elasticsearch"] == {"software": "elasticsearch", "version": "7.10.2"}
-
-
-def test_silent_server_costs_one_timeout() -> None:
-    found, elapsed = run(hostile.silent, Limits(timeout=0.5))
-    assert elapsed < 1.5
-    assert found.errors == ("Inspection stopped: no answer within 0.5 s.",)
-
-
-def test_slow_proxy_is_cut_off_by_the_service_budget() -> None:
-    found, elapsed = run(scripted(fake_kibana, delay=0.4), Limits(timeout=1.0, service_budget=1.0))
-    assert elapsed < 1.5
-    assert found.errors[-1] == "Inspection stopped: the 1 s budget ran out."
 
 
 # --- any port -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from replies import MONGODB_MONGOD_HTTP, MONGODB_NX, MONGODB_SECANTUS, MONGODB_S
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds.base import Launch
 from leaksonar.lab.kinds.mongodb import KIND
-from leaksonar.model import Identity, Inspection, Limits, Software
+from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.mongodb import OP_MSG, OP_QUERY, OP_REPLY, PROTOCOL
@@ -31,14 +31,6 @@ from leaksonar.scan.identify import identify
 
 NOT_MONGODB = {
     "empty": b"",
-    "http": b"HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n\r\n",
-    "mysql": (
-        b"d\x00\x00\x00\n5.5.5-10.11.19-MariaDB-0+deb12u1\x00\x03\x00\x00\x00\\.lVKVNc\x00\xfe\xf7-\x02\x00"
-        b"\xff\x81\x15\x00\x00\x00\x00\x00\x00\x1d\x00\x00\x00*DU`dRQ}Bp.3\x00mysql_native_password\x00"
-    ),
-    "postgres": b"R\x00\x00\x00\x17\x00\x00\x00\nSCRAM-SHA-256\x00\x00",
-    "redis": b"-ERR unknown command ':', with args beginning with: \r\n",
-    "memcached": b"ERROR\r\n",
     "random": bytes(range(7, 250)) * 3,
     "header only": MONGODB_SECANTUS[:16],
     "another request": MONGODB_SECANTUS[:8] + b"\x02\x00\x00\x00" + MONGODB_SECANTUS[12:],
@@ -381,15 +373,13 @@ def test_refused_list_databases_means_auth_required(refusal: dict[str, Any]) -> 
 def test_other_refusal_is_reported_not_taken_for_auth() -> None:
     refusal = {"ok": 0.0, "errmsg": "interrupted at shutdown", "code": 11600}
     found, _ = run(scripted(mongo(lambda c: [refusal] if "listDatabases" in c else answer(c))))
-    assert (found.auth, found.errors) == ("unknown", ("listDatabases was refused: interrupted at shutdown.",))
+    assert (found.auth, hostile.kinds(found)) == ("unknown", [ErrorKind.COMMAND_REFUSED])
 
 
 def test_announced_huge_reply_is_refused_before_its_body() -> None:
     found, elapsed = run(scripted(lambda opcode, rid, _: struct.pack("<iiii", 2**31 - 1, 7, rid, opcode)))
     assert elapsed < 1.0
-    assert found.errors == (
-        "Inspection stopped: reply too large: server announced 2147483647 bytes, over the 1048576-byte cap.",
-    )
+    assert hostile.kinds(found) == [ErrorKind.OVER_LIMIT]
 
 
 def test_huge_sample_keeps_the_counts() -> None:
@@ -402,39 +392,37 @@ def test_huge_sample_keeps_the_counts() -> None:
     assert elapsed < 1.0
     assert [(c.name, c.rows) for c in found.collections] == [("customers", 1234), ("orders", 10)]
     assert found.samples == () and found.rows == 1244
-    assert found.errors[0] == (
-        "Sampling shop.customers failed: reply too large: server announced 50000000 bytes, over the "
-        "1048576-byte cap."
-    )
+    assert hostile.kinds(found)[0] == ErrorKind.OVER_LIMIT
 
 
-HOSTILE: dict[str, Answer] = {
-    "garbage": lambda opcode, rid, _: b"\x05\x00\x00\x00garbage" * 3,
-    "bad bson": lambda opcode, rid, _: reply(opcode, rid, {"ok": 1.0})[:-6] + b"\xff\xff\xff\xff\x00\x00",
-    "wrong request id": lambda opcode, rid, _: reply(opcode, rid + 1, *answer({"hello": 1})),
-    "hang-up": lambda opcode, rid, _: b"",
+HOSTILE: dict[str, tuple[Answer, ErrorKind]] = {
+    "garbage": (lambda opcode, rid, _: b"\x05\x00\x00\x00garbage" * 3, ErrorKind.PROTOCOL_ERROR),
+    "bad bson": (
+        lambda opcode, rid, _: reply(opcode, rid, {"ok": 1.0})[:-6] + b"\xff\xff\xff\xff\x00\x00",
+        ErrorKind.COMMAND_REFUSED,
+    ),
+    "wrong request id": (
+        lambda opcode, rid, _: reply(opcode, rid + 1, *answer({"hello": 1})),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    "hang-up": (lambda opcode, rid, _: b"", ErrorKind.REFUSED),
 }
 
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_reply_is_an_error_not_a_crash(name: str) -> None:
-    found, elapsed = run(scripted(HOSTILE[name]))
+    answers, kind = HOSTILE[name]
+    found, elapsed = run(scripted(answers))
     assert elapsed < 2.5
     assert (found.auth, found.collections, found.samples) == ("unknown", (), ())
-    assert len(found.errors) == 1 and found.errors[0].startswith("Inspection stopped: ")
+    assert hostile.kinds(found) == [kind]
 
 
 def test_silent_server_costs_two_timeouts() -> None:
     """OP_MSG, then the OP_QUERY fallback (MongoDB before 3.6 does not answer OP_MSG)."""
     found, elapsed = run(hostile.silent, Limits(timeout=0.4))
     assert elapsed < 1.3
-    assert found.errors == ("Inspection stopped: no answer within 0.4 s.",)
-
-
-def test_slow_server_is_cut_off_by_the_service_budget() -> None:
-    found, elapsed = run(scripted(mongo(), delay=0.3), Limits(timeout=1.0, service_budget=1.0))
-    assert elapsed < 1.5
-    assert found.errors[-1] == "Inspection stopped: the 1 s budget ran out."
+    assert hostile.kinds(found) == [ErrorKind.TIMEOUT]
 
 
 def test_many_collections_are_capped() -> None:
@@ -449,7 +437,7 @@ def test_many_collections_are_capped() -> None:
 
     found, _ = run(scripted(mongo(answers)), replace(FAST, max_collections=1))
     assert [c.name for c in found.collections] == ["c0"]
-    assert found.errors == ("Only the first 1 collections of shop were inspected.",)
+    assert hostile.kinds(found) == [ErrorKind.OVER_LIMIT]
 
 
 def test_closed_port_is_reported() -> None:
@@ -460,7 +448,7 @@ def test_closed_port_is_reported() -> None:
         await server.wait_closed()
         return await PROTOCOL.inspect(Endpoint("127.0.0.1", port), Identity("mongodb"), FAST)
 
-    assert asyncio.run(closed_port()).errors == ("Inspection stopped: connection refused.",)
+    assert hostile.kinds(asyncio.run(closed_port())) == [ErrorKind.REFUSED]
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -474,7 +462,7 @@ def test_random_reply_bodies_are_errors_not_crashes(seed: int) -> None:
 
     found, elapsed = run(scripted(replies))
     assert elapsed < 2.5
-    assert found.errors and found.errors[-1].startswith("Inspection stopped: ")
+    assert found.errors and found.errors[-1].kind in (ErrorKind.PROTOCOL_ERROR, ErrorKind.COMMAND_REFUSED)
 
 
 def test_topology_is_named_in_banner_and_details() -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from leaksonar.model import Identity, Inspection, Limits
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,15 @@ class CommandRefused(Exception):
     """The server answered a command with an error."""
 
 
+class AuthRequired(Exception):
+    """The server wants a password: the one outcome for that; none is ever sent or guessed."""
+
+
+async def timed(call: Awaitable[T], limits: Limits) -> T:
+    """`call` within one operation's timeout (`limits.timeout`)."""
+    return await asyncio.wait_for(call, limits.timeout)
+
+
 _DISCARD_CHUNK = 64 * 1024
 
 
@@ -56,24 +68,24 @@ class BoundedStream:
 
     @classmethod
     async def open(cls, endpoint: Endpoint, limits: Limits) -> BoundedStream:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(endpoint.ip, endpoint.port, limit=64 * 1024), limits.timeout
+        reader, writer = await timed(
+            asyncio.open_connection(endpoint.ip, endpoint.port, limit=64 * 1024), limits
         )
         return cls(reader, writer, limits)
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
-        await asyncio.wait_for(self.writer.drain(), self.limits.timeout)
+        await timed(self.writer.drain(), self.limits)
 
     async def read_exactly(self, n: int) -> bytes:
         if n > self.limits.max_bytes:
             raise ReplyTooLarge(f"server announced {n} bytes, cap is {self.limits.max_bytes}")
-        return await asyncio.wait_for(self.reader.readexactly(n), self.limits.timeout)
+        return await timed(self.reader.readexactly(n), self.limits)
 
     async def read_line(self, max_len: int = 64 * 1024) -> bytes:
         """One line ending in \\n (returned with its terminator)."""
         try:
-            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), self.limits.timeout)
+            line = await timed(self.reader.readuntil(b"\n"), self.limits)
         except asyncio.LimitOverrunError as exc:
             raise ReplyTooLarge(f"line longer than {self.reader._limit} bytes") from exc
         if len(line) > max_len:
@@ -92,7 +104,7 @@ class BoundedStream:
 
     async def read_some(self, cap: int) -> bytes:
         """Whatever arrives first (up to `cap` bytes); b'' on EOF."""
-        return await asyncio.wait_for(self.reader.read(cap), self.limits.timeout)
+        return await timed(self.reader.read(cap), self.limits)
 
     async def close(self) -> None:
         self.writer.close()

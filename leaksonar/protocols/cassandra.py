@@ -29,15 +29,8 @@ from functools import partial
 from typing import Any
 
 from leaksonar.model import Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import BoundedStream, CommandRefused, Endpoint, ProtocolError
-from leaksonar.protocols.common import (
-    MAX_DEPTH,
-    SAMPLING_ERRORS,
-    Learned,
-    describe,
-    run_within_budget,
-    text,
-)
+from leaksonar.protocols.base import AuthRequired, BoundedStream, CommandRefused, Endpoint, ProtocolError
+from leaksonar.protocols.kit import MAX_DEPTH, SERVER_ERRORS, Learned, count, run_inspection, text
 
 NAME = "cassandra"
 ERROR, STARTUP, READY, AUTHENTICATE, OPTIONS, SUPPORTED, QUERY, RESULT = 0, 1, 2, 3, 5, 6, 7, 8
@@ -334,12 +327,6 @@ def records(result: Rows, limits: Limits) -> Iterator[dict[str, Any]]:
 # --- the session ----------------------------------------------------------------------------------
 
 
-class AuthRequired(Exception):
-    def __init__(self, authenticator: str) -> None:
-        super().__init__(authenticator)
-        self.authenticator = authenticator
-
-
 @dataclass(slots=True)
 class Client:
     """A CQL connection, opened (OPTIONS, STARTUP) on first use and dropped after a failed exchange, so
@@ -492,9 +479,9 @@ async def _count(client: Client, learned: Learned, keyspace: str, table: str) ->
         cells = [row[0] for row in result.rows[:1] if row]
         if not cells or cells[0] is None or len(cells[0]) != 8:
             raise ProtocolError("count(*) returned no number")
-        return int.from_bytes(cells[0], "big", signed=True)
-    except SAMPLING_ERRORS as exc:
-        learned.errors.append(f"Counting {keyspace}.{table} failed: {describe(exc, client.limits)}.")
+        return count(int.from_bytes(cells[0], "big", signed=True))
+    except SERVER_ERRORS as exc:
+        learned.failed(f"Counting {keyspace}.{table}", exc)
         return None
 
 
@@ -504,21 +491,21 @@ async def _sample(client: Client, learned: Learned, keyspace: str, table: str) -
         result = await client.query(
             f"SELECT * FROM {quote(keyspace)}.{quote(table)} LIMIT {limits.sample_rows}", limits.sample_rows
         )
-    except SAMPLING_ERRORS as exc:
-        learned.errors.append(f"Sampling {keyspace}.{table} failed: {describe(exc, limits)}.")
+    except SERVER_ERRORS as exc:
+        learned.failed(f"Sampling {keyspace}.{table}", exc)
         return ()
     return tuple(records(result, limits))[: limits.sample_rows]
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    limits = learned.limits
     client = Client(endpoint, limits)
     try:
         try:
             await client.open()
         except AuthRequired as exc:
-            learned.auth = "required"
-            learned.details["authenticator"] = exc.authenticator
-            return
+            learned.details["authenticator"] = str(exc)
+            raise
         learned.auth = "none"
         learned.software = software_of(client.supported)
         learned.details["protocol_version"] = client.version
@@ -534,8 +521,7 @@ async def _tables(client: Client, learned: Learned, schema: dict[tuple[str, str]
     limits = client.limits
     learned.databases = len({keyspace for keyspace, _ in schema})
     shown = list(schema)[: limits.max_collections]
-    if len(shown) < len(schema):
-        learned.errors.append(f"Only the first {len(shown)} of {len(schema)} tables were inspected.")
+    learned.capped(len(shown), len(schema), "tables")
     counted: list[int] = []
     for keyspace, table in shown:
         rows = await _count(client, learned, keyspace, table)
@@ -569,8 +555,7 @@ class CassandraProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """STARTUP, then (without authentication only) version, schema, counts and a bounded sample."""
-        learned = Learned(identity.software or Software(NAME), identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        return await run_inspection(self.name, partial(_inspect, endpoint), identity, limits, Software(NAME))
 
 
 PROTOCOL = CassandraProtocol()

@@ -37,11 +37,11 @@ from urllib.parse import urlencode
 
 import httpx
 
-from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import BoundedStream, CommandRefused, Endpoint, ProtocolError
-from leaksonar.protocols.common import SAMPLING_ERRORS, Learned, bounded, describe, run_within_budget
+from leaksonar.model import Auth, Collection, ErrorKind, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import AuthRequired, BoundedStream, CommandRefused, Endpoint, ProtocolError
 from leaksonar.protocols.http import PROTOCOL as HTTP
-from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded
+from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded, http_parts
+from leaksonar.protocols.kit import SERVER_ERRORS, Learned, bounded, count, run_inspection
 
 _HEADER = re.compile(rb"^x-clickhouse-[\w-]+:", re.I | re.M)
 _SERVER_HEADER = re.compile(rb"^server:", re.I | re.M)
@@ -61,10 +61,6 @@ _CLIENT_REVISION = 54401
 """The native protocol revision the ClientHello announces (with time zone, display name, patch)."""
 
 Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
-
-
-class AuthRequired(Exception):
-    """The server refused the query for want of credentials."""
 
 
 class NativePort(Exception):
@@ -147,12 +143,6 @@ class Table:
         return self.engine.endswith("MergeTree") or self.engine in _COUNTED_ENGINES
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return int(value) if isinstance(value, str) and value.isdigit() else None
-
-
 def _not_system(column: str) -> str:
     return f"{column} NOT IN ({', '.join(repr(name) for name in _SYSTEM)})"
 
@@ -176,7 +166,7 @@ async def _tables(query: Query, limits: Limits) -> tuple[list[str], list[Table],
     )
     for row in parts:
         if (table := tables.get((str(row["database"]), str(row["table"])))) is not None:
-            table.rows, table.size_bytes = _int(row["rows"]), _int(row["bytes"])
+            table.rows, table.size_bytes = count(row["rows"]), count(row["bytes"])
     shown = list(tables.values())[: limits.max_collections]
     wanted = {(t.database, t.name): t for t in shown}
     columns: dict[tuple[str, str], list[str]] = {}
@@ -193,18 +183,19 @@ def sample_rows(rows: list[dict[str, Any]], limits: Limits) -> tuple[dict[str, A
     return tuple(bounded(row, limits) for row in rows[: limits.sample_rows])
 
 
-async def _read_table(query: Query, table: Table, learned: Learned, limits: Limits) -> None:
-    """Count a part-less table, sample a stored one; failures become error lines."""
+async def _read_table(query: Query, table: Table, learned: Learned) -> None:
+    """Count a part-less table, sample a stored one; failures become errors."""
+    limits = learned.limits
     name = f"{quote_name(table.database)}.{quote_name(table.name)}"
     documents: tuple[dict[str, Any], ...] = ()
     try:
         if table.engine in _COUNTED_ENGINES:
             (row,) = await query(f"SELECT count() AS rows FROM {name}")
-            table.rows = _int(row.get("rows"))
+            table.rows = count(row.get("rows"))
         if table.stored:
             documents = sample_rows(await query(f"SELECT * FROM {name} LIMIT {limits.sample_rows}"), limits)
-    except (*SAMPLING_ERRORS, AuthRequired, ValueError, httpx.HTTPError) as exc:
-        learned.errors.append(f"Sampling {table.database}.{table.name} failed: {describe(exc, limits)}.")
+    except (*SERVER_ERRORS, ValueError) as exc:
+        learned.failed(f"Sampling {table.database}.{table.name}", exc)
     if documents:
         learned.samples.append(Sample(table.database, table.name, documents))
 
@@ -224,13 +215,12 @@ async def _inspect_http(http: _Http, learned: Learned) -> None:
     except KeyError as exc:
         raise ProtocolError(f"a system table was listed without its column {exc}") from None
     learned.databases = len(databases)
-    if len(tables) < total:
-        learned.errors.append(f"Only the first {len(tables)} of {total} tables were inspected.")
+    learned.capped(len(tables), total, "tables")
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def read(table: Table) -> None:
         async with gate:
-            await _read_table(http.query, table, learned, limits)
+            await _read_table(http.query, table, learned)
 
     await asyncio.gather(*(read(t) for t in tables))
     learned.samples.sort(key=lambda s: (s.database, s.collection))
@@ -305,24 +295,22 @@ async def native_hello(endpoint: Endpoint, limits: Limits) -> tuple[Software | N
         return Software("clickhouse", f"{major}.{minor}.{patch}"), "none", ""
 
 
-async def _inspect_native(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
+async def _inspect_native(endpoint: Endpoint, learned: Learned) -> None:
     learned.details["interface"] = "native"
-    learned.software, learned.auth, message = await native_hello(endpoint, limits)
+    learned.software, learned.auth, message = await native_hello(endpoint, learned.limits)
     if learned.auth == "required":
         learned.details["refusal"] = message
     elif message:
-        learned.errors.append(f"The native hello was refused: {message}.")
+        learned.add(ErrorKind.COMMAND_REFUSED, f"The native hello was refused: {message}.")
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
-    async with bounded_client(limits) as client:
-        http = _Http(f"http://{endpoint.ip}:{endpoint.port}", limits, client)
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    async with bounded_client(learned.limits) as client:
+        http = _Http(f"http://{endpoint.ip}:{endpoint.port}", learned.limits, client)
         try:
             await _inspect_http(http, learned)
-        except AuthRequired:
-            learned.auth = "required"
         except NativePort:
-            await _inspect_native(endpoint, limits, learned)
+            await _inspect_native(endpoint, learned)
 
 
 class ClickhouseProtocol:
@@ -334,10 +322,9 @@ class ClickhouseProtocol:
         """The HTTP interface's answer, the native port's HTTP refusal, or a native packet."""
         if _NATIVE_HELLO.match(reply) or _NATIVE_EXCEPTION.match(reply):
             return Identity(self.name, Software("clickhouse"), "unknown", "native protocol")
-        if not reply.startswith(b"HTTP/1."):
+        if (parts := http_parts(reply)) is None:
             return None
-        head, _, body = reply.partition(b"\r\n\r\n")
-        banner = head.split(b"\r\n", 1)[0].decode("latin-1")
+        _, head, body, banner = parts
         if refusal := _NATIVE_REFUSAL.search(body):
             return Identity(self.name, Software("clickhouse"), "unknown", refusal.group(0).decode())
         static_ok = (
@@ -352,8 +339,7 @@ class ClickhouseProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Version, databases, tables with parts counts and columns, a bounded sample each; GETs only."""
-        learned = Learned(identity.software, identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        return await run_inspection(self.name, partial(_inspect, endpoint), identity, limits)
 
 
 PROTOCOL = ClickhouseProtocol()

@@ -19,22 +19,23 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import Endpoint, ProtocolError
-from leaksonar.protocols.common import SAMPLING_ERRORS, Learned, bounded, describe, run_within_budget
-from leaksonar.protocols.elasticsearch import http_parts, json_body, json_software, refused
+from leaksonar.model import Auth, Collection, ErrorKind, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import AuthRequired, Endpoint, ProtocolError
 from leaksonar.protocols.http import PROTOCOL as HTTP
-from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded
-
-Fetch = Callable[[str], Awaitable[Response]]
-"""GET one path of the server, bounded."""
+from leaksonar.protocols.httpclient import (
+    Fetch,
+    bounded_client,
+    fetcher,
+    http_parts,
+    json_body,
+    json_software,
+    refused,
+)
+from leaksonar.protocols.kit import SERVER_ERRORS, Learned, bounded, count, run_inspection
 
 _SERVER = re.compile(rb"^server:[ \t]*CouchDB/([\w.+-]{1,40})", re.I | re.M)
 _CONCURRENCY = 4
@@ -55,17 +56,13 @@ def root_software(info: Any) -> Software | None:
     return None
 
 
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
 def db_counts(info: Any) -> tuple[int | None, int | None]:
     """Documents and bytes on disk from a database's `GET /{db}`."""
     if not isinstance(info, dict):
         raise ProtocolError("a database's info is not an object")
     sizes = info.get("sizes")
-    size = _count(sizes.get("file")) if isinstance(sizes, dict) else None
-    return _count(info.get("doc_count")), size if size is not None else _count(info.get("disk_size"))
+    size = count(sizes.get("file")) if isinstance(sizes, dict) else None
+    return count(info.get("doc_count")), size if size is not None else count(info.get("disk_size"))
 
 
 def sample_documents(result: Any, limits: Limits) -> tuple[dict[str, Any], ...]:
@@ -94,11 +91,12 @@ async def _admin_party(fetch: Fetch, learned: Learned) -> None:
         context = json.loads(response.body).get("userCtx") or {}
         learned.details["admin_party"] = "_admin" in (context.get("roles") or ())
     except (ValueError, RecursionError, AttributeError, TypeError):
-        learned.errors.append("GET /_session did not answer a session object.")
+        learned.add(ErrorKind.PROTOCOL_ERROR, "GET /_session did not answer a session object.")
 
 
-async def _database(fetch: Fetch, name: str, learned: Learned, limits: Limits) -> None:
+async def _database(fetch: Fetch, name: str, learned: Learned) -> None:
     """One database's counts and a bounded sample into `learned`."""
+    limits = learned.limits
     path = f"/{quote(name, safe='')}"
     rows = size = None
     documents: tuple[dict[str, Any], ...] = ()
@@ -106,18 +104,18 @@ async def _database(fetch: Fetch, name: str, learned: Learned, limits: Limits) -
         rows, size = db_counts(json_body(await fetch(path), path))
         sample = f"{path}/_all_docs?limit={limits.sample_rows}&include_docs=true"
         documents = sample_documents(json_body(await fetch(sample), sample), limits)
-    except (*SAMPLING_ERRORS, httpx.HTTPError) as exc:
-        learned.errors.append(f"Reading database {name} failed: {describe(exc, limits)}.")
+    except SERVER_ERRORS as exc:
+        learned.failed(f"Reading database {name}", exc)
     learned.collections.append(Collection(name, name, rows, size, _fields(documents)))
     if documents:
         learned.samples.append(Sample(name, name, documents))
 
 
-async def _databases(fetch: Fetch, learned: Learned, limits: Limits) -> None:
+async def _databases(fetch: Fetch, learned: Learned) -> None:
+    limits = learned.limits
     response = await fetch("/_all_dbs")
     if refused(response):
-        learned.auth = "required"
-        return
+        raise AuthRequired(f"GET /_all_dbs answered HTTP {response.status}")
     names = json_body(response, "/_all_dbs")
     if not isinstance(names, list):
         raise ProtocolError("/_all_dbs did not answer a list")
@@ -125,13 +123,12 @@ async def _databases(fetch: Fetch, learned: Learned, limits: Limits) -> None:
     user = sorted(n for n in names if isinstance(n, str) and not n.startswith("_"))
     learned.databases = len(user)
     shown = user[: min(limits.max_databases, limits.max_collections)]
-    if len(shown) < len(user):
-        learned.errors.append(f"Only the first {len(shown)} of {len(user)} databases were inspected.")
+    learned.capped(len(shown), len(user), "databases")
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def read(name: str) -> None:
         async with gate:
-            await _database(fetch, name, learned, limits)
+            await _database(fetch, name, learned)
 
     await asyncio.gather(*(read(name) for name in shown))
     learned.collections.sort(key=lambda c: c.name)
@@ -141,20 +138,15 @@ async def _databases(fetch: Fetch, learned: Learned, limits: Limits) -> None:
     learned.size_bytes = sum(c.size_bytes or 0 for c in learned.collections) or None
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
-    async with bounded_client(limits) as client:
-        fetch = partial(_get, f"http://{endpoint.ip}:{endpoint.port}", limits, client)
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    async with bounded_client(learned.limits) as client:
+        fetch = fetcher(f"http://{endpoint.ip}:{endpoint.port}", learned.limits, client)
         root = await fetch("/")
         if refused(root):
-            learned.auth = "required"
-            return
+            raise AuthRequired(f"GET / answered HTTP {root.status}")
         learned.software = root_software(json_body(root, "/")) or learned.software
         await _admin_party(fetch, learned)
-        await _databases(fetch, learned, limits)
-
-
-async def _get(base: str, limits: Limits, client: httpx.AsyncClient, path: str) -> Response:
-    return await get_bounded(base + path, limits, client)
+        await _databases(fetch, learned)
 
 
 class CouchdbProtocol:
@@ -175,8 +167,7 @@ class CouchdbProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Server, admin party, databases with their counts and a bounded sample each; GETs only."""
-        learned = Learned(identity.software, identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        return await run_inspection(self.name, partial(_inspect, endpoint), identity, limits)
 
 
 PROTOCOL = CouchdbProtocol()

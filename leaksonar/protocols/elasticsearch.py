@@ -18,28 +18,29 @@ module reads the same cluster through Kibana's console proxy.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
-from leaksonar.model import Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError
-from leaksonar.protocols.common import SAMPLING_ERRORS, Learned, bounded, describe, run_within_budget
+from leaksonar.model import Collection, ErrorKind, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import AuthRequired, Endpoint, ProtocolError
 from leaksonar.protocols.http import PROTOCOL as HTTP
-from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded
-
-Fetch = Callable[[str], Awaitable[Response]]
-"""GET one API path (with its query string) from the cluster, bounded."""
+from leaksonar.protocols.httpclient import (
+    Fetch,
+    bounded_client,
+    fetcher,
+    http_parts,
+    json_body,
+    json_software,
+    refused,
+)
+from leaksonar.protocols.kit import SERVER_ERRORS, Learned, bounded, count, run_inspection
 
 TAGLINE = "You Know, for Search"
 _REALM = re.compile(rb'^www-authenticate:[ \t]*basic realm="(?:security|opensearch security)"', re.I | re.M)
-_STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
 _MAX_FIELDS = 1000
 _MAX_MAPPING_DEPTH = 16
 _CONCURRENCY = 4
@@ -59,46 +60,6 @@ def cluster_software(info: Any) -> Software | None:
     return Software("opensearch" if opensearch else "elasticsearch", version["number"][:40])
 
 
-def http_status(reply: bytes) -> int | None:
-    """The status code of a raw HTTP/1.x reply."""
-    found = _STATUS.match(reply)
-    return int(found.group(1)) if found else None
-
-
-def http_parts(reply: bytes) -> tuple[int, bytes, bytes, str] | None:
-    """(status, head, body, banner: the status line) of a raw HTTP/1.x reply."""
-    status = http_status(reply)
-    if status is None:
-        return None
-    head, _, body = reply.partition(b"\r\n\r\n")
-    return status, head, body, head.split(b"\r\n", 1)[0].decode("latin-1")
-
-
-def json_software(body: bytes, parse: Callable[[Any], Software | None]) -> Software | None:
-    """`parse` applied to the JSON of `body`; None if `body` is not JSON (or `parse` rejects it)."""
-    try:
-        return parse(json.loads(body))
-    except (ValueError, RecursionError):
-        return None
-
-
-def refused(response: Response) -> bool:
-    """True if the cluster answered that it needs credentials."""
-    return response.status in (401, 403)
-
-
-def json_body(response: Response, path: str) -> Any:
-    """The JSON of a successful answer to GET `path`."""
-    if response.status != 200:
-        raise CommandRefused(f"GET {path} answered HTTP {response.status}")
-    try:
-        return json.loads(response.body)
-    except RecursionError:
-        raise ProtocolError(f"GET {path} answered JSON nested too deeply") from None
-    except ValueError:
-        raise ProtocolError(f"GET {path} did not answer JSON") from None
-
-
 # --- indices, mappings, samples -------------------------------------------------------------------
 
 
@@ -109,19 +70,12 @@ class Index:
     size_bytes: int | None
 
 
-def _count(value: Any) -> int | None:
-    """A _cat number ("3000" or 3000); None for closed indices and garbage."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return int(value) if isinstance(value, str) and value.isdigit() else None
-
-
 def parse_indices(rows: Any) -> list[Index]:
     """The visible indices of `_cat/indices?format=json&bytes=b`, by name."""
     if not isinstance(rows, list):
         raise ProtocolError("_cat/indices did not answer a list")
     found = [
-        Index(row["index"], _count(row.get("docs.count")), _count(row.get("store.size")))
+        Index(row["index"], count(row.get("docs.count")), count(row.get("store.size")))
         for row in rows
         if isinstance(row, dict) and isinstance(row.get("index"), str) and not row["index"].startswith(".")
     ]
@@ -165,43 +119,40 @@ def sample_documents(result: Any, limits: Limits) -> tuple[dict[str, Any], ...]:
     return tuple(bounded(source, limits) for source in sources if isinstance(source, dict))
 
 
-async def _mappings(fetch: Fetch, learned: Learned, limits: Limits) -> dict[str, Any]:
-    """Index -> mapping entry; {} (and an error line) if `_mapping` cannot be read."""
+async def _mappings(fetch: Fetch, learned: Learned) -> dict[str, Any]:
+    """Index -> mapping entry; {} (and an error) if `_mapping` cannot be read."""
     try:
         mappings = json_body(await fetch("/_mapping"), "/_mapping")
-    except (*SAMPLING_ERRORS, httpx.HTTPError) as exc:
-        learned.errors.append(f"Reading the mappings failed: {describe(exc, limits)}.")
+    except SERVER_ERRORS as exc:
+        learned.failed("Reading the mappings", exc)
         return {}
     return mappings if isinstance(mappings, dict) else {}
 
 
-async def _sample(fetch: Fetch, index: str, learned: Learned, limits: Limits) -> tuple[dict[str, Any], ...]:
-    path = f"/{quote(index, safe='')}/_search?size={limits.sample_rows}"
+async def _sample(fetch: Fetch, index: str, learned: Learned) -> tuple[dict[str, Any], ...]:
+    path = f"/{quote(index, safe='')}/_search?size={learned.limits.sample_rows}"
     try:
-        return sample_documents(json_body(await fetch(path), path), limits)
-    except (*SAMPLING_ERRORS, httpx.HTTPError) as exc:
-        learned.errors.append(f"Sampling {index} failed: {describe(exc, limits)}.")
+        return sample_documents(json_body(await fetch(path), path), learned.limits)
+    except SERVER_ERRORS as exc:
+        learned.failed(f"Sampling {index}", exc)
         return ()
 
 
-class NeedsCredentials(Exception):
-    """The cluster answered 401/403."""
-
-
 async def cluster_root(fetch: Fetch) -> Software | None:
-    """The cluster's software from `GET /` (None if it does not name itself)."""
+    """The cluster's software from `GET /` (None if it does not name itself); AuthRequired on 401/403."""
     root = await fetch("/")
     if refused(root):
-        raise NeedsCredentials
+        raise AuthRequired(f"GET / answered HTTP {root.status}")
     return cluster_software(json_body(root, "/"))
 
 
-async def read_indices(fetch: Fetch, learned: Learned, limits: Limits) -> None:
+async def read_indices(fetch: Fetch, learned: Learned) -> None:
     """The cluster's visible indices into `learned`: counts, sizes, mapping fields, a bounded sample."""
+    limits = learned.limits
     cat = await fetch("/_cat/indices?format=json&bytes=b")
     if refused(cat):
         learned.auth = "required"
-        learned.errors.append(f"Listing the indices needs credentials (HTTP {cat.status}).")
+        learned.add(ErrorKind.AUTH_REQUIRED, f"Listing the indices needs credentials (HTTP {cat.status}).")
         return
     indices = parse_indices(json_body(cat, "/_cat/indices"))
     learned.auth = "none"
@@ -209,14 +160,13 @@ async def read_indices(fetch: Fetch, learned: Learned, limits: Limits) -> None:
     learned.rows = sum(index.rows or 0 for index in indices)
     learned.size_bytes = sum(index.size_bytes or 0 for index in indices)
     shown = indices[: limits.max_collections]
-    if len(shown) < len(indices):
-        learned.errors.append(f"Only the first {len(shown)} of {len(indices)} indices were inspected.")
-    mappings = await _mappings(fetch, learned, limits) if shown else {}
+    learned.capped(len(shown), len(indices), "indices")
+    mappings = await _mappings(fetch, learned) if shown else {}
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def sample(index: Index) -> tuple[dict[str, Any], ...]:
         async with gate:
-            return await _sample(fetch, index.name, learned, limits)
+            return await _sample(fetch, index.name, learned)
 
     samples = await asyncio.gather(*(sample(index) for index in shown))
     for index, documents in zip(shown, samples, strict=True):
@@ -226,19 +176,11 @@ async def read_indices(fetch: Fetch, learned: Learned, limits: Limits) -> None:
             learned.samples.append(Sample("", index.name, documents))
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
-    async with bounded_client(limits) as client:
-        fetch = partial(_get, f"http://{endpoint.ip}:{endpoint.port}", limits, client)
-        try:
-            learned.software = await cluster_root(fetch) or learned.software
-        except NeedsCredentials:
-            learned.auth = "required"
-            return
-        await read_indices(fetch, learned, limits)
-
-
-async def _get(base: str, limits: Limits, client: httpx.AsyncClient, path: str) -> Response:
-    return await get_bounded(base + path, limits, client)
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    async with bounded_client(learned.limits) as client:
+        fetch = fetcher(f"http://{endpoint.ip}:{endpoint.port}", learned.limits, client)
+        learned.software = await cluster_root(fetch) or learned.software
+        await read_indices(fetch, learned)
 
 
 class ElasticsearchProtocol:
@@ -258,8 +200,7 @@ class ElasticsearchProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Cluster, indices with their counts and mappings, a bounded sample each; GETs only."""
-        learned = Learned(identity.software, identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        return await run_inspection(self.name, partial(_inspect, endpoint), identity, limits)
 
 
 PROTOCOL = ElasticsearchProtocol()

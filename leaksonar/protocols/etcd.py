@@ -27,9 +27,9 @@ from typing import Any
 import httpx
 
 from leaksonar.model import Identity, Inspection, Limits, Software
-from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError
-from leaksonar.protocols.common import Learned, decode_value, run_within_budget, text
-from leaksonar.protocols.httpclient import bounded_client, get_bounded, request_bounded
+from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError
+from leaksonar.protocols.httpclient import bounded_client, get_bounded, http_parts, request_bounded
+from leaksonar.protocols.kit import Learned, count, decode_value, run_inspection, text
 
 NAME = "etcd"
 _PREFIXES = ("/v3", "/v3beta", "/v3alpha")
@@ -39,16 +39,11 @@ _CORS = re.compile(
     rb"Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n",
     re.IGNORECASE,
 )
-_STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3}) ")
 _AUTH_ERRORS = ("user name is empty", "invalid auth token", "permission denied", "authentication failed")
 _SHORT = Limits(value_chars=200)
 _KEY_PAGE = 200
 """Key names read to choose the sampled keys from."""
 _VERSION = re.compile(r"\d+(?:\.\d+){1,3}[\w.+-]{0,20}")
-
-
-def _body(reply: bytes) -> bytes:
-    return reply.partition(b"\r\n\r\n")[2]
 
 
 def _version_document(body: bytes) -> str | None:
@@ -96,16 +91,8 @@ def _b64(value: Any) -> bytes:
         raise ProtocolError("a key or value is not base64") from None
 
 
-def _int(value: Any) -> int:
-    """A proto3 JSON int64 (a string; absent means 0)."""
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        raise ProtocolError(f"not a number: {str(value)[:20]!r}") from None
-
-
-async def _gateway(client: httpx.AsyncClient, base: str, limits: Limits) -> tuple[str, int]:
-    """The gateway prefix that answers, and the key count."""
+async def _gateway(client: httpx.AsyncClient, base: str, limits: Limits) -> tuple[str, int | None]:
+    """The gateway prefix that answers, and the key count (a proto3 int64: text, absent means 0)."""
     for prefix in _PREFIXES:
         try:
             counted = await post_bounded(
@@ -114,8 +101,10 @@ async def _gateway(client: httpx.AsyncClient, base: str, limits: Limits) -> tupl
         except CommandRefused as exc:
             if str(exc).startswith("HTTP 404 "):
                 continue
+            if _is_auth_refusal(exc):
+                raise AuthRequired(str(exc)) from exc
             raise
-        return prefix, _int(counted.get("count"))
+        return prefix, count(counted.get("count") or 0)
     raise CommandRefused("no v3 gateway answered (tried /v3, /v3beta, /v3alpha)")
 
 
@@ -148,25 +137,19 @@ def _kvs(page: dict[str, Any]) -> list[dict[str, Any]]:
     return [kv for kv in kvs if isinstance(kv, dict)]
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
-    base = f"http://{endpoint.ip}:{endpoint.port}"
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    base, limits = f"http://{endpoint.ip}:{endpoint.port}", learned.limits
     async with bounded_client(limits) as client:
         version = await get_bounded(f"{base}/version", limits, client)
         if (found := _version_document(version.body)) is not None:
             learned.software = Software(NAME, found)
-        try:
-            prefix, keys = await _gateway(client, base, limits)
-        except CommandRefused as exc:
-            if not _is_auth_refusal(exc):
-                raise
-            learned.auth = "required"
-            return
+        prefix, keys = await _gateway(client, base, limits)
         learned.auth, learned.databases, learned.rows = "none", 1, keys
         learned.details["gateway"] = prefix
         status = await post_bounded(client, f"{base}{prefix}/maintenance/status", {}, limits)
-        learned.size_bytes = _int(status.get("dbSize")) or None
+        learned.size_bytes = count(status.get("dbSize")) or None
         sampling = _sample(client, f"{base}{prefix}/kv/range", limits)
-        await learned.add_sampled("", "keys", keys, learned.size_bytes, sampling, limits)
+        await learned.add_sampled("", "keys", keys, learned.size_bytes, sampling)
 
 
 class EtcdProtocol:
@@ -176,21 +159,18 @@ class EtcdProtocol:
 
     def match(self, reply: bytes) -> Identity | None:
         """etcd's JSON answer to `GET /version`, or its 404 to `GET /` with etcd's CORS headers."""
-        status = _STATUS.match(reply)
-        if status is None:
+        if (parts := http_parts(reply)) is None:
             return None
-        head = reply.partition(b"\r\n\r\n")[0] + b"\r\n"
-        banner = reply.split(b"\r\n", 1)[0].decode("latin-1")
-        if status.group(1) == b"200" and (version := _version_document(_body(reply))) is not None:
+        status, head, body, banner = parts
+        if status == 200 and (version := _version_document(body)) is not None:
             return Identity(self.name, Software(NAME, version), "unknown", f"{banner} etcdserver {version}")
-        if status.group(1) == b"404" and _CORS.search(head) and _body(reply) == b"404 page not found\n":
+        if status == 404 and _CORS.search(head + b"\r\n") and body == b"404 page not found\n":
             return Identity(self.name, Software(NAME), "unknown", banner)
         return None
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Version, key count, database size and a bounded sample of keys; read calls only."""
-        learned = Learned(identity.software or Software(NAME), identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        return await run_inspection(self.name, partial(_inspect, endpoint), identity, limits, Software(NAME))
 
 
 PROTOCOL = EtcdProtocol()

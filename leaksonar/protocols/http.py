@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from functools import partial
+from typing import TYPE_CHECKING
 
 from leaksonar.model import Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.useragent import USER_AGENT
+
+if TYPE_CHECKING:
+    from leaksonar.protocols.kit import Learned
 
 _SERVER = re.compile(rb"^server:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 _TITLE = re.compile(rb"<title[^>]*>([^<]{0,200})", re.IGNORECASE)
@@ -39,19 +44,18 @@ class HttpProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Status line, server and page title of `/`; generic HTTP holds no database to measure."""
-        from leaksonar.protocols.common import describe
-        from leaksonar.protocols.httpclient import get_bounded
+        from leaksonar.protocols.kit import run_inspection
 
-        details: dict[str, object] = {}
-        errors: list[str] = []
-        try:
-            response = await get_bounded(f"http://{endpoint.ip}:{endpoint.port}/", limits)
-            details["status"] = response.status
-            if (title := _TITLE.search(response.body)) is not None:
-                details["title"] = title.group(1).decode("utf-8", "replace").strip()
-        except Exception as exc:
-            errors.append(f"GET / failed: {describe(exc, limits)}.")
-        return Inspection(self.name, identity.software, "unknown", errors=tuple(errors), details=details)
+        return await run_inspection(self.name, partial(_front_page, endpoint), identity, limits)
+
+
+async def _front_page(endpoint: Endpoint, learned: Learned) -> None:
+    from leaksonar.protocols.httpclient import get_bounded
+
+    response = await get_bounded(f"http://{endpoint.ip}:{endpoint.port}/", learned.limits)
+    learned.details["status"] = response.status
+    if (title := _TITLE.search(response.body)) is not None:
+        learned.details["title"] = title.group(1).decode("utf-8", "replace").strip()
 
 
 PROTOCOL = HttpProtocol()

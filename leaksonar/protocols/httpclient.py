@@ -1,17 +1,22 @@
-"""Bounded HTTP (httpx): every body is capped in bytes and every exchange has a timeout."""
+"""Bounded HTTP (httpx): every body is capped in bytes and every exchange has a timeout; and the helpers
+the HTTP protocol modules share (raw replies for `match`, JSON answers for `inspect`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
 
-from leaksonar.model import Limits
-from leaksonar.protocols.base import ReplyTooLarge
+from leaksonar.model import Limits, Software
+from leaksonar.protocols.base import CommandRefused, ProtocolError, ReplyTooLarge, timed
 from leaksonar.protocols.useragent import USER_AGENT
+
+_STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
 
 HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 """Sent with every request: leaksonar names itself, and bodies come uncompressed (no gzip bombs)."""
@@ -63,7 +68,7 @@ async def request_bounded(
                     raise ReplyTooLarge(f"body over {limits.max_bytes} bytes")
             return Response(response.status_code, response.headers, bytes(body))
 
-    return await asyncio.wait_for(fetch(), limits.timeout)
+    return await timed(fetch(), limits)
 
 
 async def get_bounded(url: str, limits: Limits, client: httpx.AsyncClient | None = None) -> Response:
@@ -72,3 +77,56 @@ async def get_bounded(url: str, limits: Limits, client: httpx.AsyncClient | None
         return await request_bounded(client, "GET", url, limits)
     async with bounded_client(limits) as own:
         return await request_bounded(own, "GET", url, limits)
+
+
+Fetch = Callable[[str], Awaitable[Response]]
+"""GET one path (with its query string) of a server, bounded."""
+
+
+async def _get_path(base: str, limits: Limits, client: httpx.AsyncClient, path: str) -> Response:
+    return await get_bounded(base + path, limits, client)
+
+
+def fetcher(base: str, limits: Limits, client: httpx.AsyncClient) -> Fetch:
+    """GET of paths below `base` ("http://ip:port") on `client`."""
+    return partial(_get_path, base, limits, client)
+
+
+# --- raw replies (identification) -----------------------------------------------------------------
+
+
+def http_parts(reply: bytes) -> tuple[int, bytes, bytes, str] | None:
+    """(status, head, body, banner: the status line) of a raw HTTP/1.x reply."""
+    found = _STATUS.match(reply)
+    if found is None:
+        return None
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(found.group(1)), head, body, head.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def json_software(body: bytes, parse: Callable[[Any], Software | None]) -> Software | None:
+    """`parse` applied to the JSON of `body`; None if `body` is not JSON (or `parse` rejects it)."""
+    try:
+        return parse(json.loads(body))
+    except (ValueError, RecursionError):
+        return None
+
+
+# --- answers (inspection) -------------------------------------------------------------------------
+
+
+def refused(response: Response) -> bool:
+    """True if the server answered that it needs credentials."""
+    return response.status in (401, 403)
+
+
+def json_body(response: Response, path: str) -> Any:
+    """The JSON of a successful answer to GET `path`."""
+    if response.status != 200:
+        raise CommandRefused(f"GET {path} answered HTTP {response.status}")
+    try:
+        return json.loads(response.body)
+    except RecursionError:
+        raise ProtocolError(f"GET {path} answered JSON nested too deeply") from None
+    except ValueError:
+        raise ProtocolError(f"GET {path} did not answer JSON") from None

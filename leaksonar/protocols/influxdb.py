@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 
-from leaksonar.model import Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError
-from leaksonar.protocols.common import SAMPLING_ERRORS, Learned, bounded, describe, run_within_budget
+from leaksonar.model import Collection, ErrorKind, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError
 from leaksonar.protocols.http import PROTOCOL as HTTP
-from leaksonar.protocols.httpclient import bounded_client, get_bounded
+from leaksonar.protocols.httpclient import bounded_client, get_bounded, http_parts
+from leaksonar.protocols.kit import SERVER_ERRORS, Learned, bounded, count, run_inspection
 
 NAME = "influxdb"
 _HEADER = re.compile(rb"\r\nX-Influxdb-Version:[ \t]*([^\r\n]{1,64})\r\n", re.IGNORECASE)
@@ -34,10 +34,6 @@ _SYSTEM_DATABASES = frozenset(("_internal",))
 
 def quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class AuthRequired(Exception):
-    pass
 
 
 async def query(
@@ -76,7 +72,7 @@ def _names(series: list[dict[str, Any]]) -> list[str]:
 
 async def _points(client: httpx.AsyncClient, base: str, db: str, measurement: str, limits: Limits) -> int:
     series = await query(client, base, f"SELECT count(*) FROM {quote(measurement)}", db, limits)
-    counts = [v for row in _values(series) for v in row[1:] if isinstance(v, int) and not isinstance(v, bool)]
+    counts = [n for row in _values(series) for v in row[1:] if (n := count(v)) is not None]
     return max(counts, default=0)
 
 
@@ -94,19 +90,20 @@ async def _sample(
 
 
 async def _measurement(
-    client: httpx.AsyncClient, base: str, db: str, name: str, learned: Learned, limits: Limits
+    client: httpx.AsyncClient, base: str, db: str, name: str, learned: Learned
 ) -> int | None:
     """Add measurement `name` of `db` with its point count and sample; return the count."""
+    limits = learned.limits
     points: int | None = None
     documents: tuple[dict[str, Any], ...] = ()
     try:
         points = await _points(client, base, db, name, limits)
-    except SAMPLING_ERRORS as exc:
-        learned.errors.append(f"Counting {db}.{name} failed: {describe(exc, limits)}.")
+    except SERVER_ERRORS as exc:
+        learned.failed(f"Counting {db}.{name}", exc)
     try:
         documents = await _sample(client, base, db, name, limits)
-    except SAMPLING_ERRORS as exc:
-        learned.errors.append(f"Sampling {db}.{name} failed: {describe(exc, limits)}.")
+    except SERVER_ERRORS as exc:
+        learned.failed(f"Sampling {db}.{name}", exc)
     fields = tuple(sorted({k for d in documents for k in d} - {"time"}))
     learned.collections.append(Collection(db, name, points, None, fields))
     if documents:
@@ -114,27 +111,26 @@ async def _measurement(
     return points
 
 
-async def _database(
-    client: httpx.AsyncClient, base: str, db: str, learned: Learned, limits: Limits
-) -> list[int]:
+async def _database(client: httpx.AsyncClient, base: str, db: str, learned: Learned) -> list[int]:
     """Measurements of `db` (within the collection cap) and their point counts."""
+    limits = learned.limits
     left = limits.max_collections - len(learned.collections)
     names = _names(await query(client, base, f"SHOW MEASUREMENTS LIMIT {left + 1}", db, limits))
     if len(names) > left:
-        learned.errors.append(f"Only the first {left} measurements of {db} were inspected.")
+        learned.add(ErrorKind.OVER_LIMIT, f"Only the first {left} measurements of {db} were inspected.")
     cardinality = _values(await query(client, base, "SHOW SERIES CARDINALITY", db, limits))
     learned.details.setdefault("series", {})[db] = sum(
-        v for row in cardinality for v in row if isinstance(v, int)
+        n for row in cardinality for v in row if (n := count(v)) is not None
     )
     counted = []
     for name in names[:left]:
-        if (points := await _measurement(client, base, db, name, learned, limits)) is not None:
+        if (points := await _measurement(client, base, db, name, learned)) is not None:
             counted.append(points)
     return counted
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
-    base = f"http://{endpoint.ip}:{endpoint.port}"
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    base, limits = f"http://{endpoint.ip}:{endpoint.port}", learned.limits
     async with bounded_client(limits) as client:
         ping = await get_bounded(f"{base}/ping", limits, client)
         if version := ping.headers.get("X-Influxdb-Version"):
@@ -146,21 +142,17 @@ async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None
                 if d not in _SYSTEM_DATABASES
             ]
         except AuthRequired as exc:
-            learned.auth = "required"
             learned.details["refusal"] = str(exc)
-            return
+            raise
         learned.auth = "none"
         shown = databases[: limits.max_databases]
-        if len(shown) < len(databases):
-            learned.errors.append(
-                f"Only the first {len(shown)} of {len(databases)} databases were inspected."
-            )
+        learned.capped(len(shown), len(databases), "databases")
         learned.databases = len(databases)
         counted = []
         for db in shown:
             if len(learned.collections) >= limits.max_collections:
                 break
-            counted += await _database(client, base, db, learned, limits)
+            counted += await _database(client, base, db, learned)
         learned.rows = sum(counted) if counted or not learned.collections else None
 
 
@@ -172,22 +164,19 @@ class InfluxdbProtocol:
 
     def match(self, reply: bytes) -> Identity | None:
         """Any HTTP reply carrying InfluxDB's X-Influxdb-Version header."""
-        if not reply.startswith(b"HTTP/1."):
+        if (parts := http_parts(reply)) is None:
             return None
-        head = reply.partition(b"\r\n\r\n")[0] + b"\r\n"
-        found = _HEADER.search(head)
-        if found is None:
+        _, head, _, banner = parts
+        if (found := _HEADER.search(head + b"\r\n")) is None:
             return None
         version = found.group(1).decode("latin-1").strip()
-        banner = reply.split(b"\r\n", 1)[0].decode("latin-1")
         return Identity(
             self.name, Software(NAME, version or None), "unknown", f"{banner} X-Influxdb-Version: {version}"
         )
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Databases, measurements, series cardinality, point counts and a bounded sample; GET only."""
-        learned = Learned(identity.software or Software(NAME), identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        return await run_inspection(self.name, partial(_inspect, endpoint), identity, limits, Software(NAME))
 
 
 PROTOCOL = InfluxdbProtocol()

@@ -26,18 +26,19 @@ import httpx
 
 from leaksonar.model import Auth, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
-from leaksonar.protocols.common import Learned, run_within_budget
-from leaksonar.protocols.elasticsearch import (
-    NeedsCredentials,
-    cluster_root,
+from leaksonar.protocols.elasticsearch import cluster_root, read_indices
+from leaksonar.protocols.http import PROTOCOL as HTTP
+from leaksonar.protocols.httpclient import (
+    Response,
+    bounded_client,
+    get_bounded,
     http_parts,
     json_body,
     json_software,
-    read_indices,
     refused,
+    request_bounded,
 )
-from leaksonar.protocols.http import PROTOCOL as HTTP
-from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded, request_bounded
+from leaksonar.protocols.kit import Learned, run_inspection
 
 _KBN_HEADER = re.compile(rb"^kbn-(?:name|version|license-sig|xpack-sig):", re.I | re.M)
 _KBN_VERSION = re.compile(rb"^kbn-version:[ \t]*(\d[\w.+-]{0,39})", re.I | re.M)
@@ -65,8 +66,8 @@ async def proxied(base: str, limits: Limits, client: httpx.AsyncClient, path: st
     )
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
-    base = f"http://{endpoint.ip}:{endpoint.port}"
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    base, limits = f"http://{endpoint.ip}:{endpoint.port}", learned.limits
     async with bounded_client(limits) as client:
         status = await get_bounded(base + "/api/status", limits, client)
         if refused(status):
@@ -76,14 +77,10 @@ async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None
         learned.auth = "none"
         learned.details["via"] = "kibana"
         fetch = partial(proxied, base, limits, client)
-        try:
-            cluster = await cluster_root(fetch)
-        except NeedsCredentials:
-            learned.auth = "required"
-            return
+        cluster = await cluster_root(fetch)
         if cluster is not None:
             learned.details["elasticsearch"] = {"software": cluster.name, "version": cluster.version}
-        await read_indices(fetch, learned, limits)
+        await read_indices(fetch, learned)
 
 
 class KibanaProtocol:
@@ -107,8 +104,7 @@ class KibanaProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Kibana's status, then the cluster's indices through the console proxy (forwarded GETs only)."""
-        learned = Learned(identity.software, identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        return await run_inspection(self.name, partial(_inspect, endpoint), identity, limits)
 
 
 PROTOCOL = KibanaProtocol()

@@ -11,9 +11,16 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from leaksonar.model import Identity, Inspection, Limits, Software
-from leaksonar.protocols.base import BoundedStream, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
-from leaksonar.protocols.common import Learned, decode_value, run_within_budget, text, value_window
+from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
+from leaksonar.protocols.base import (
+    AuthRequired,
+    BoundedStream,
+    CommandRefused,
+    Endpoint,
+    ProtocolError,
+    ReplyTooLarge,
+)
+from leaksonar.protocols.kit import Learned, count, decode_value, run_inspection, text, value_window
 
 _MAX_LINE = 4096
 _MAX_LINES = 10_000
@@ -141,33 +148,28 @@ async def _sample(endpoint: Endpoint, limits: Limits) -> tuple[dict[str, Any], .
     )
 
 
-async def _read_stats(endpoint: Endpoint, limits: Limits, learned: Learned) -> bool:
+async def _read_stats(endpoint: Endpoint, learned: Learned) -> bool:
     """Software, auth and item counts from `stats`; False if the server refused it."""
-    async with await BoundedStream.open(endpoint, limits) as stream:
+    async with await BoundedStream.open(endpoint, learned.limits) as stream:
         try:
             stats = await _stats(stream, b"stats")
         except CommandRefused as exc:
-            learned.auth = "required" if "unauthenticated" in str(exc) else "unknown"
-            if learned.auth == "unknown":
-                learned.errors.append(f"The stats command was refused: {exc}.")
+            if "unauthenticated" in str(exc):
+                raise AuthRequired(str(exc)) from exc
+            learned.auth = "unknown"
+            learned.add(ErrorKind.COMMAND_REFUSED, f"The stats command was refused: {exc}.")
             return False
     learned.auth = "none"
     learned.software = Software("memcached", stats.get("version") or None)
     learned.databases = 1
-    learned.rows, learned.size_bytes = _number(stats, "curr_items"), _number(stats, "bytes")
+    learned.rows, learned.size_bytes = count(stats.get("curr_items")), count(stats.get("bytes"))
     return True
 
 
-def _number(stats: dict[str, str], name: str) -> int | None:
-    return int(stats[name]) if stats.get(name, "").isdigit() else None
-
-
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
-    if not await _read_stats(endpoint, limits, learned):
-        return
-    await learned.add_sampled(
-        "", "items", learned.rows, learned.size_bytes, _sample(endpoint, limits), limits
-    )
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    if await _read_stats(endpoint, learned):
+        sampling = _sample(endpoint, learned.limits)
+        await learned.add_sampled("", "items", learned.rows, learned.size_bytes, sampling)
 
 
 class MemcachedProtocol:
@@ -186,8 +188,8 @@ class MemcachedProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Item count, bytes and a bounded sample of items; read-only, never raises."""
-        learned = Learned(identity.software or Software("memcached"), identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        steps = partial(_inspect, endpoint)
+        return await run_inspection(self.name, steps, identity, limits, Software("memcached"))
 
 
 PROTOCOL = MemcachedProtocol()

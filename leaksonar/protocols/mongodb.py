@@ -29,16 +29,16 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.decimal128 import Decimal128
 from bson.errors import BSONError
 
-from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import BoundedStream, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
-from leaksonar.protocols.common import (
-    MAX_DEPTH,
-    MAX_ITEMS,
-    SAMPLING_ERRORS,
-    Learned,
-    describe,
-    run_within_budget,
+from leaksonar.model import Auth, Collection, ErrorKind, Identity, Inspection, Limits, Sample, Software
+from leaksonar.protocols.base import (
+    AuthRequired,
+    BoundedStream,
+    CommandRefused,
+    Endpoint,
+    ProtocolError,
+    ReplyTooLarge,
 )
+from leaksonar.protocols.kit import MAX_DEPTH, MAX_ITEMS, SERVER_ERRORS, Learned, count, run_inspection
 
 NAME = "mongodb"
 OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
@@ -243,13 +243,6 @@ def plain(value: Any, limits: Limits, depth: int = 0) -> Any:
     return str(value)[: limits.value_chars]
 
 
-def _count(value: Any) -> int | None:
-    """A count or size from a reply (int32, int64 or double), None when absent or nonsense."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**63:
-        return None
-    return int(value)
-
-
 @dataclass(frozen=True, slots=True)
 class _Entry:
     database: str
@@ -293,7 +286,7 @@ async def _server(client: _Client, learned: Learned) -> None:
         build = await client.command("admin", {"buildInfo": 1})
     except Refused as refused:
         if not refused.needs_auth:
-            learned.errors.append(f"{refused}.")
+            learned.add(ErrorKind.COMMAND_REFUSED, f"{refused}.")
         return
     version = build.get("version")
     learned.software = Software(NAME, version[:40] if isinstance(version, str) else None)
@@ -302,14 +295,13 @@ async def _server(client: _Client, learned: Learned) -> None:
 
 
 async def _databases(client: _Client, learned: Learned) -> list[dict[str, Any]] | None:
-    """listDatabases' user databases; None (auth required or refused) when the server says no."""
+    """listDatabases' user databases; None when the server refuses (AuthRequired: for want of a password)."""
     try:
         reply = await client.command("admin", {"listDatabases": 1, "nameOnly": False})
     except Refused as refused:
         if refused.needs_auth:
-            learned.auth = "required"
-        else:
-            learned.errors.append(f"{refused}.")
+            raise AuthRequired(refused.message) from refused
+        learned.add(ErrorKind.COMMAND_REFUSED, f"{refused}.")
         return None
     learned.auth = "none"
     listed = reply.get("databases")
@@ -342,10 +334,10 @@ async def _measure(client: _Client, entry: _Entry) -> tuple[int | None, int | No
     """The server's own document count and data size of one collection."""
     try:
         stats = await client.command(entry.database, {"collStats": entry.name})
-        return _count(stats.get("count")), _count(stats.get("size"))
+        return count(stats.get("count")), count(stats.get("size"))
     except Refused:
         counted = await client.command(entry.database, {"count": entry.name})
-        return _count(counted.get("n")), None
+        return count(counted.get("n")), None
 
 
 async def _sample(client: _Client, entry: _Entry, limits: Limits) -> list[dict[str, Any]]:
@@ -368,55 +360,60 @@ async def _sample(client: _Client, entry: _Entry, limits: Limits) -> list[dict[s
     return [d for d in batch if isinstance(d, dict)][:n] if isinstance(batch, list) else []
 
 
-async def _collection(client: _Client, entry: _Entry, learned: Learned, limits: Limits) -> None:
-    """One collection: counts, and a sample unless the server misbehaves (then an error line)."""
-    where = f"{entry.database}.{entry.name}"
+async def _collection(client: _Client, entry: _Entry, learned: Learned) -> None:
+    """One collection: counts, and a sample unless the server misbehaves (then an error)."""
+    where, limits = f"{entry.database}.{entry.name}", learned.limits
     rows = size = None
     try:
         rows, size = await _measure(client, entry)
-    except SAMPLING_ERRORS as exc:
-        learned.errors.append(f"Counting {where} failed: {describe(exc, limits)}.")
+    except SERVER_ERRORS as exc:
+        learned.failed(f"Counting {where}", exc)
     found: list[dict[str, Any]] = []
     if limits.sample_rows > 0:
         try:
             found = [plain(d, limits) for d in await _sample(client, entry, limits)]
-        except SAMPLING_ERRORS as exc:
-            learned.errors.append(f"Sampling {where} failed: {describe(exc, limits)}.")
+        except SERVER_ERRORS as exc:
+            learned.failed(f"Sampling {where}", exc)
     fields = tuple(sorted({key for doc in found for key in doc}))
     learned.collections.append(Collection(entry.database, entry.name, rows, size, fields))
     if found:
         learned.samples.append(Sample(entry.database, entry.name, tuple(found)))
 
 
-async def _entries(client: _Client, names: list[str], learned: Learned, limits: Limits) -> list[_Entry]:
-    """The collections to inspect, within `max_collections`; listing failures become error lines."""
+async def _entries(client: _Client, names: list[str], learned: Learned) -> list[_Entry]:
+    """The collections to inspect, within `max_collections`; listing failures become errors."""
+    limits = learned.limits
     entries: list[_Entry] = []
     for database in names:
         room = limits.max_collections - len(entries)
         if room <= 0:
-            learned.errors.append(f"Only the first {limits.max_collections} collections were inspected.")
+            learned.add(
+                ErrorKind.OVER_LIMIT, f"Only the first {limits.max_collections} collections were inspected."
+            )
             break
         try:
             found, more = await _collections(client, database, room)
-        except SAMPLING_ERRORS as exc:
-            learned.errors.append(f"Listing the collections of {database} failed: {describe(exc, limits)}.")
+        except SERVER_ERRORS as exc:
+            learned.failed(f"Listing the collections of {database}", exc)
             continue
         entries += [_Entry(database, name) for name in found]
         if more:
-            learned.errors.append(f"Only the first {len(found)} collections of {database} were inspected.")
+            message = f"Only the first {len(found)} collections of {database} were inspected."
+            learned.add(ErrorKind.OVER_LIMIT, message)
     return entries
 
 
 def _size(databases: list[dict[str, Any]], collections: list[Collection]) -> int | None:
     """The user databases' size on disk, or (where the server reports none) their collections' size."""
-    on_disk = sum(_count(d.get("sizeOnDisk")) or 0 for d in databases)
+    on_disk = sum(count(d.get("sizeOnDisk")) or 0 for d in databases)
     if on_disk:
         return on_disk
     sizes = [c.size_bytes for c in collections if c.size_bytes is not None]
     return sum(sizes) if sizes else None
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    limits = learned.limits
     client = _Client(endpoint, limits)
     try:
         await _server(client, learned)
@@ -425,12 +422,9 @@ async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None
             return
         learned.databases = len(databases)
         shown = [d["name"] for d in databases[: limits.max_databases]]
-        if len(shown) < len(databases):
-            learned.errors.append(
-                f"Only the first {len(shown)} of {len(databases)} databases were inspected."
-            )
-        for entry in await _entries(client, shown, learned, limits):
-            await _collection(client, entry, learned, limits)
+        learned.capped(len(shown), len(databases), "databases")
+        for entry in await _entries(client, shown, learned):
+            await _collection(client, entry, learned)
         learned.rows = sum(c.rows for c in learned.collections if c.rows is not None)
         learned.size_bytes = _size(databases, learned.collections)
     finally:
@@ -454,8 +448,7 @@ class MongoProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Databases, collections with the server's counts, and a bounded sample; read-only, never raises."""
-        learned = Learned(identity.software or Software(NAME), identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        return await run_inspection(self.name, partial(_inspect, endpoint), identity, limits, Software(NAME))
 
 
 PROTOCOL = MongoProtocol()

@@ -17,20 +17,10 @@ import aiomysql
 import pymysql
 
 from leaksonar.model import Identity, Inspection, Limits, Software
-from leaksonar.protocols.base import Endpoint
+from leaksonar.protocols.base import AuthRequired, Endpoint, ProtocolError, timed
+from leaksonar.protocols.kit import Learned, count, reason, run_inspection
 from leaksonar.protocols.relay import CappedRelay, capped_relay
-from leaksonar.protocols.sql import (
-    AuthRequired,
-    Budget,
-    Dialect,
-    Report,
-    Table,
-    cap_tables,
-    describe,
-    exposed,
-    measure_tables,
-    run_guarded,
-)
+from leaksonar.protocols.sql import Dialect, Table, cap_tables, finish, measure_tables
 
 NAME = "mysql"
 _USER = "root"
@@ -112,7 +102,7 @@ class MysqlProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Schemas, tables with row counts and sizes, and a few sampled rows, logging in as root."""
-        return await run_guarded(NAME, "MySQL", _inspect, endpoint, identity, limits, identity.software)
+        return await run_inspection(NAME, partial(_inspect, endpoint), identity, limits)
 
 
 PROTOCOL = MysqlProtocol()
@@ -136,12 +126,14 @@ class _MySession:
                 return await cursor.fetchall()
         except Exception as exc:
             self.relay.check(exc)
+            if isinstance(exc, pymysql.err.InternalError) and len(exc.args) == 1:  # the client's own check
+                raise ProtocolError(str(exc.args[0])) from exc
             raise
 
 
-async def _limit(session: _MySession, budget: Budget, report: Report) -> None:
+async def _limit(session: _MySession, learned: Learned) -> None:
     """Make the session read-only and have the server end long statements before the client does."""
-    seconds = budget.limits.timeout * 0.9
+    seconds = learned.limits.timeout * 0.9
     server = software(session.server_version)
     statements = ["SET SESSION TRANSACTION READ ONLY"]
     if server.name == "mariadb":
@@ -152,41 +144,41 @@ async def _limit(session: _MySession, budget: Budget, report: Report) -> None:
             statements.append("SET SESSION information_schema_stats_expiry = 0")  # fresh table_rows
     for sql in statements:
         try:
-            await budget.run(session.fetch(sql))
+            await timed(session.fetch(sql), learned.limits)
         except Exception as exc:
-            report.failed(f"run {sql}", exc)
+            learned.failed(sql, exc)
 
 
 @asynccontextmanager
-async def _session(
-    endpoint: Endpoint, budget: Budget, report: Report, _database: str = ""
-) -> AsyncIterator[_MySession]:
+async def _session(endpoint: Endpoint, learned: Learned, _database: str = "") -> AsyncIterator[_MySession]:
     """A read-only connection as root with the empty password (tables are named with their schema)."""
-    async with capped_relay(endpoint, budget.limits) as (relay, local):
+    limits = learned.limits
+    async with capped_relay(endpoint, limits) as (relay, local):
         try:
-            conn = await budget.run(
+            conn = await timed(
                 aiomysql.connect(
                     host=local.ip,
                     port=local.port,
                     user=_USER,
                     password="",
-                    connect_timeout=budget.limits.timeout,
+                    connect_timeout=limits.timeout,
                     autocommit=True,
                     charset="utf8mb4",
                     program_name="leaksonar",
-                )
+                ),
+                limits,
             )
         except pymysql.err.OperationalError as exc:
             relay.check(exc)
             if exc.args and exc.args[0] in _DENIED:
-                raise AuthRequired(describe(exc)) from exc
+                raise AuthRequired(reason(exc, limits)) from exc
             raise
         except Exception as exc:
             relay.check(exc)
             raise
         try:
             session = _MySession(conn, relay)
-            await _limit(session, budget, report)
+            await _limit(session, learned)
             yield session
         finally:
             with suppress(Exception):
@@ -194,7 +186,7 @@ async def _session(
             conn.close()
 
 
-async def _catalog(session: _MySession, schemas: Sequence[str], budget: Budget) -> list[Table]:
+async def _catalog(session: _MySession, schemas: Sequence[str], limits: Limits) -> list[Table]:
     """The base tables of `schemas` with estimates, sizes and columns (two catalog queries)."""
     marks = ", ".join(["%s"] * len(schemas))
     tables_sql = f"""
@@ -202,7 +194,7 @@ async def _catalog(session: _MySession, schemas: Sequence[str], budget: Budget) 
         FROM information_schema.tables
         WHERE table_schema IN ({marks}) AND table_type IN ('BASE TABLE', 'SYSTEM VERSIONED')
         ORDER BY table_schema, table_name LIMIT %s"""
-    rows = await budget.run(session.fetch(tables_sql, *schemas, budget.limits.max_collections + 1))
+    rows = await timed(session.fetch(tables_sql, *schemas, limits.max_collections + 1), limits)
     if not rows:
         return []
     names = sorted({row[1] for row in rows})
@@ -211,42 +203,45 @@ async def _catalog(session: _MySession, schemas: Sequence[str], budget: Budget) 
         WHERE table_schema IN ({marks}) AND table_name IN ({", ".join(["%s"] * len(names))})
         ORDER BY table_schema, table_name, ordinal_position"""
     fields: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for schema, table, column in await budget.run(session.fetch(columns_sql, *schemas, *names)):
+    for schema, table, column in await timed(session.fetch(columns_sql, *schemas, *names), limits):
         fields[schema, table].append(column)
     return [
         Table(
             database=schema,
             name=table,
             ref=f"{quote_ident(schema)}.{quote_ident(table)}",
-            estimate=None if estimate is None else int(estimate),
-            size_bytes=None if size is None else int(size),
+            estimate=count(estimate),
+            size_bytes=count(size),
             fields=tuple(fields[schema, table]),
         )
         for schema, table, estimate, size in rows
     ]
 
 
-async def _inspect(endpoint: Endpoint, budget: Budget, report: Report) -> Inspection:
-    connect = partial(_session, endpoint, budget, report)
-    limits = budget.limits
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    learned.auth = "unknown"  # known once a session opens
+    connect = partial(_session, endpoint, learned)
+    limits = learned.limits
     tables: list[Table] = []
     async with connect() as session:
+        learned.auth = "none"
         server_version = session.server_version
+        learned.software = software(server_version)
+        learned.details["server_version"] = server_version
         try:
-            schemas = await budget.run(session.fetch(_SCHEMAS, limits.max_databases))
+            schemas = await timed(session.fetch(_SCHEMAS, limits.max_databases), limits)
         except Exception as exc:
-            report.failed("list the schemas", exc)
+            learned.failed("Listing the schemas", exc)
             schemas = ()
         names = [row[0] for row in schemas]
-        total, size = (int(schemas[0][1]), int(schemas[0][2] or 0)) if schemas else (0, 0)
-        if total > len(names):
-            report.add(f"Only the first {len(names)} of {total} schemas were inspected (max_databases).")
+        learned.databases = count(schemas[0][1]) if schemas else 0
+        learned.size_bytes = (count(schemas[0][2]) or 0) if schemas else 0
+        learned.capped(len(names), learned.databases or 0, "schemas (max_databases)")
         if names:
             try:
-                tables = await _catalog(session, names, budget)
+                tables = await _catalog(session, names, limits)
             except Exception as exc:
-                report.failed("list the tables", exc)
-    tables = cap_tables(tables, limits.max_collections, limits, report)
-    collections, samples = await measure_tables(tables, connect, DIALECT, budget, report)
-    details = {"server_version": server_version}
-    return exposed(NAME, software(server_version), total, size, collections, samples, report, details)
+                learned.failed("Listing the tables", exc)
+    learned.rows = 0
+    await measure_tables(cap_tables(tables, limits.max_collections, learned), connect, DIALECT, learned)
+    finish(learned)

@@ -13,24 +13,23 @@ import re
 import struct
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from functools import partial
 from typing import Any
 
 import asyncpg
 
-from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import BoundedStream, Endpoint, ReplyTooLarge
+from leaksonar.model import Auth, ErrorKind, Identity, Inspection, Limits, Software
+from leaksonar.protocols.base import AuthRequired, BoundedStream, Endpoint, ReplyTooLarge, timed
+from leaksonar.protocols.kit import Learned, count, run_inspection
 from leaksonar.protocols.relay import CappedRelay, capped_relay
 from leaksonar.protocols.sql import (
     CONCURRENCY,
-    AuthRequired,
-    Budget,
     Dialect,
-    Report,
     Table,
     cap_tables,
-    exposed,
+    finish,
     measure_session,
-    run_guarded,
+    placeholders,
 )
 
 NAME = "postgresql"
@@ -173,7 +172,7 @@ class PostgresProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """Databases, tables with row counts and sizes, and a few sampled rows, connecting as postgres."""
-        return await run_guarded(NAME, "PostgreSQL", _inspect, endpoint, identity, limits, Software(NAME))
+        return await run_inspection(NAME, partial(_inspect, endpoint), identity, limits, Software(NAME))
 
 
 PROTOCOL = PostgresProtocol()
@@ -221,18 +220,18 @@ def _server_settings(limits: Limits) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def _session(endpoint: Endpoint, budget: Budget, database: str) -> AsyncIterator[_PgSession]:
+async def _session(endpoint: Endpoint, limits: Limits, database: str) -> AsyncIterator[_PgSession]:
     """A read-only connection to `database`, opened only if the server asks for no password."""
-    identity = PROTOCOL.match(await budget.run(_first_message(endpoint, database, budget.limits)))
+    identity = PROTOCOL.match(await timed(_first_message(endpoint, database, limits), limits))
     if identity is None:
         raise ConnectionError("the server's answer is not PostgreSQL")
     if identity.auth == "required":
         raise AuthRequired(identity.banner)
     if identity.auth != "none":
         raise ConnectionError(identity.banner)
-    async with capped_relay(endpoint, budget.limits) as (relay, local):
+    async with capped_relay(endpoint, limits) as (relay, local):
         try:
-            conn = await budget.run(_connect(local, database, budget.limits))
+            conn = await timed(_connect(local, database, limits), limits)
         except Exception as exc:
             relay.check(exc)
             raise
@@ -258,18 +257,18 @@ def _connect(local: Endpoint, database: str, limits: Limits) -> Awaitable[asyncp
     )
 
 
-async def _databases(
-    endpoint: Endpoint, budget: Budget, report: Report
-) -> tuple[str, int, Sequence[Sequence[Any]]]:
+async def _databases(endpoint: Endpoint, learned: Learned) -> tuple[str, int, Sequence[Sequence[Any]]]:
     """(server_version, major version, rows of _DATABASES) from the first maintenance database found."""
+    limits = learned.limits
     for database in _MAINTENANCE_DATABASES:
         try:
-            async with _session(endpoint, budget, database) as session:
+            async with _session(endpoint, limits, database) as session:
+                learned.auth = "none"
                 conn = session.conn
                 try:
-                    rows = await budget.run(session.fetch(_DATABASES, budget.limits.max_databases))
+                    rows = await timed(session.fetch(_DATABASES, limits.max_databases), limits)
                 except Exception as exc:
-                    report.failed("list the databases", exc)
+                    learned.failed("Listing the databases", exc)
                     rows = []
                 return conn.get_settings().server_version, conn.get_server_version().major, rows
         except asyncpg.InvalidCatalogNameError:
@@ -283,65 +282,61 @@ def _table(database: str, row: Sequence[Any]) -> Table:
         database=database,
         name=f"{schema}.{name}",
         ref=f"{quote_ident(schema)}.{quote_ident(name)}",
-        estimate=None if tuples < 0 else round(tuples),
+        estimate=count(tuples),
         size_bytes=size,
         fields=tuple(fields),
     )
 
 
 async def _open_catalog(
-    stack: AsyncExitStack, endpoint: Endpoint, database: str, major: int, budget: Budget, report: Report
+    stack: AsyncExitStack, endpoint: Endpoint, database: str, major: int, learned: Learned
 ) -> tuple[_PgSession | None, list[Table]]:
     """A session on `database` (closed with `stack`) and its user tables, from one catalog query."""
-    sql = _TABLES if major >= 10 else _TABLES_BEFORE_10
+    sql, limits = _TABLES if major >= 10 else _TABLES_BEFORE_10, learned.limits
     try:
-        session = await stack.enter_async_context(_session(endpoint, budget, database))
-        rows = await budget.run(session.fetch(sql, budget.limits.max_collections + 1))
+        session = await stack.enter_async_context(_session(endpoint, limits, database))
+        rows = await timed(session.fetch(sql, limits.max_collections + 1), limits)
     except AuthRequired:
-        report.add(f"Database {database} asks for a password; it was not inspected.")
+        message = f"Database {database} asks for a password; it was not inspected."
+        learned.add(ErrorKind.AUTH_REQUIRED, message)
         return None, []
     except Exception as exc:
-        report.failed(f"list the tables of database {database}", exc)
+        learned.failed(f"Listing the tables of database {database}", exc)
         return None, []
     return session, [_table(database, row) for row in rows]
 
 
-async def _inspect_databases(
-    endpoint: Endpoint, names: Sequence[str], major: int, budget: Budget, report: Report
-) -> tuple[list[Collection], list[Sample]]:
+async def _inspect_databases(endpoint: Endpoint, names: Sequence[str], major: int, learned: Learned) -> None:
     """Catalog and measure each database on one connection, a few databases at a time; the table cap
     is filled in database order."""
-    collections: list[Collection] = []
-    samples: list[Sample] = []
-    room = budget.limits.max_collections
+    room = learned.limits.max_collections
     for start in range(0, len(names), CONCURRENCY):
         if room == 0:
-            report.add(f"{len(names) - start} databases were not looked into (max_collections).")
+            left = f"{len(names) - start} databases were not looked into (max_collections)."
+            learned.add(ErrorKind.OVER_LIMIT, left)
             break
         async with AsyncExitStack() as stack:
             chunk = names[start : start + CONCURRENCY]
             opened = await asyncio.gather(
-                *(_open_catalog(stack, endpoint, name, major, budget, report) for name in chunk)
+                *(_open_catalog(stack, endpoint, name, major, learned) for name in chunk)
             )
             work = []
             for session, tables in opened:
-                mine = cap_tables(tables, room, budget.limits, report)
+                mine = cap_tables(tables, room, learned)
                 room -= len(mine)
                 if session is not None and mine:
-                    work.append(measure_session(session, mine, DIALECT, budget, report))
-            for measured, sampled in await asyncio.gather(*work):
-                collections += measured
-                samples += sampled
-    return collections, samples
+                    work.append(measure_session(session, mine, placeholders(learned, mine), DIALECT, learned))
+            await asyncio.gather(*work)
 
 
-async def _inspect(endpoint: Endpoint, budget: Budget, report: Report) -> Inspection:
-    server_version, major, rows = await _databases(endpoint, budget, report)
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    learned.auth = "unknown"  # known once a session opens
+    server_version, major, rows = await _databases(endpoint, learned)
+    learned.software = Software(NAME, _version(server_version))
+    learned.details["server_version"] = server_version
     names = [row[0] for row in rows]
-    total, size = (rows[0][1], rows[0][2]) if rows else (0, 0)
-    if total > len(names):
-        report.add(f"Only the first {len(names)} of {total} databases were inspected (max_databases).")
-    collections, samples = await _inspect_databases(endpoint, names, major, budget, report)
-    software = Software(NAME, _version(server_version))
-    details = {"server_version": server_version}
-    return exposed(NAME, software, total, size, collections, samples, report, details)
+    learned.databases, learned.size_bytes = (rows[0][1], rows[0][2]) if rows else (0, 0)
+    learned.capped(len(names), learned.databases, "databases (max_databases)")
+    learned.rows = 0
+    await _inspect_databases(endpoint, names, major, learned)
+    finish(learned)

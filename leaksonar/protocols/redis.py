@@ -14,14 +14,22 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
-from leaksonar.model import Auth, Identity, Inspection, Limits, Software
-from leaksonar.protocols.base import BoundedStream, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
-from leaksonar.protocols.common import (
+from leaksonar.model import Auth, ErrorKind, Identity, Inspection, Limits, Software
+from leaksonar.protocols.base import (
+    AuthRequired,
+    BoundedStream,
+    CommandRefused,
+    Endpoint,
+    ProtocolError,
+    ReplyTooLarge,
+)
+from leaksonar.protocols.kit import (
     MAX_DEPTH,
     MAX_ITEMS,
     Learned,
+    count,
     decode_value,
-    run_within_budget,
+    run_inspection,
     text,
     value_window,
 )
@@ -173,13 +181,6 @@ def _software(info: dict[str, str]) -> Software:
     return Software(name, info.get(f"{name}_version") or info.get("redis_version"))
 
 
-def _int_field(info: dict[str, str], *names: str) -> int | None:
-    for name in names:
-        if info.get(name, "").isdigit():
-            return int(info[name])
-    return None
-
-
 def _value_command(key: bytes, kind: str, limits: Limits) -> bytes | None:
     """The bounded read for one key of type `kind` (None for module types, which are not sampled)."""
     commands = {
@@ -267,27 +268,30 @@ async def _sample(client: _Client, db: int, limits: Limits) -> tuple[dict[str, A
     )
 
 
+def _check_auth(reply: Reply) -> None:
+    if isinstance(reply, ErrorReply) and _is_auth_error(reply.message):
+        raise AuthRequired(reply.message[:200])
+
+
 async def _server_info(client: _Client, learned: Learned) -> dict[str, str] | None:
-    """INFO (or DBSIZE where INFO is renamed away); None when authentication is required."""
+    """INFO (or DBSIZE where INFO is renamed away); AuthRequired when the server asks for a password."""
     (reply,) = await client.call(encode("INFO"), keep=client.limits.max_bytes)
+    _check_auth(reply)
     if isinstance(reply, bytes):
         learned.auth = "none"
         return parse_info(reply)
-    if isinstance(reply, ErrorReply) and _is_auth_error(reply.message):
-        learned.auth = "required"
-        return None
     refusal = reply.message[:200] if isinstance(reply, ErrorReply) else "not a text reply"
-    learned.errors.append(f"INFO was refused: {refusal}.")
+    learned.add(ErrorKind.COMMAND_REFUSED, f"INFO was refused: {refusal}.")
     (size,) = await client.call(encode("DBSIZE"), keep=64)
+    _check_auth(size)
     if isinstance(size, int):
         learned.auth = "none"
         return {"db0": f"keys={size}"} if size else {}
-    if isinstance(size, ErrorReply) and _is_auth_error(size.message):
-        learned.auth = "required"
     return None
 
 
-async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None:
+async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    limits = learned.limits
     client = _Client(endpoint, limits)
     try:
         info = await _server_info(client, learned)
@@ -296,14 +300,13 @@ async def _inspect(endpoint: Endpoint, limits: Limits, learned: Learned) -> None
         if "redis_version" in info:
             learned.software = _software(info)
         learned.details.update({k: info[k] for k in ("redis_mode", "role") if k in info})
-        learned.size_bytes = _int_field(info, "used_memory_dataset", "used_memory")
+        learned.size_bytes = count(info.get("used_memory_dataset")) or count(info.get("used_memory"))
         dbs = keyspace(info)
         learned.databases, learned.rows = len(dbs), sum(dbs.values())
         shown = sorted(dbs)[: min(limits.max_databases, limits.max_collections)]
-        if len(shown) < len(dbs):
-            learned.errors.append(f"Only the first {len(shown)} of {len(dbs)} databases were inspected.")
+        learned.capped(len(shown), len(dbs), "databases")
         for db in shown:  # collection `db<n>` with its key count; a sample unless the server misbehaves
-            await learned.add_sampled(str(db), f"db{db}", dbs[db], None, _sample(client, db, limits), limits)
+            await learned.add_sampled(str(db), f"db{db}", dbs[db], None, _sample(client, db, limits))
     finally:
         await client.close()
 
@@ -323,8 +326,8 @@ class RedisProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """INFO, keyspace and a bounded sample of keys per database; read-only, never raises."""
-        learned = Learned(identity.software or Software("redis"), identity.auth)
-        return await run_within_budget(self.name, partial(_inspect, endpoint, limits), learned, limits)
+        steps = partial(_inspect, endpoint)
+        return await run_inspection(self.name, steps, identity, limits, Software("redis"))
 
 
 PROTOCOL = RedisProtocol()

@@ -1,91 +1,24 @@
-"""Shared by the SQL protocol modules: time budget, error report, measuring tables read-only, and the
-guarded run of a whole inspection."""
+"""Shared by the SQL protocol modules: measuring tables read-only into what the inspection has learned
+(a table not measured keeps the server's estimate)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from leaksonar.model import Auth, Collection, Identity, Inspection, Limits, Sample, Software
-from leaksonar.protocols.base import Endpoint
-
-T = TypeVar("T")
+from leaksonar.model import Collection, ErrorKind, Limits, Sample
+from leaksonar.protocols.base import AuthRequired, timed
+from leaksonar.protocols.kit import Learned, count
 
 CONCURRENCY = 4
 """Connections open at once to one server (one query at a time on each)."""
 MAX_SAMPLE_COLUMNS = 64
-MAX_ERRORS = 20
 MIN_ROW_BYTES = 32
 """No stored row takes less (header and line pointer): bounds the rows of a table of known size."""
-
-
-class AuthRequired(Exception):
-    """The server wants a password; none is ever sent or guessed."""
-
-
-class Budget:
-    """The time left for one inspection: every call gets min(limits.timeout, time left)."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        self._deadline = asyncio.get_running_loop().time() + limits.service_budget
-
-    def _left(self) -> float:
-        return self._deadline - asyncio.get_running_loop().time()
-
-    @property
-    def spent(self) -> bool:
-        return self._left() <= 0
-
-    async def run(self, call: Awaitable[T]) -> T:
-        seconds = max(0.0, min(self.limits.timeout, self._left()))
-        try:
-            return await asyncio.wait_for(call, seconds)
-        except TimeoutError as exc:
-            if seconds < self.limits.timeout:
-                raise TimeoutError(f"the time budget of {self.limits.service_budget:g} s ran out") from exc
-            raise TimeoutError(f"no answer within {seconds:g} s") from exc
-
-
-def describe(exc: BaseException) -> str:
-    """A short plain description of why a call failed."""
-    if isinstance(exc, TimeoutError) and not str(exc):
-        return "timed out"
-    args = exc.args
-    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
-        text = f"{args[1]} (error {args[0]})"  # DB-API drivers: (code, message)
-    else:
-        text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].rstrip(".")[:200]
-
-
-@dataclass
-class Report:
-    """The errors of one inspection as plain sentences, capped so a failing server cannot flood it."""
-
-    errors: list[str] = field(default_factory=list)
-    dropped: int = 0
-    seen: set[str] = field(default_factory=set)
-
-    def add(self, sentence: str) -> None:
-        if sentence in self.seen:
-            return
-        self.seen.add(sentence)
-        if len(self.errors) < MAX_ERRORS:
-            self.errors.append(sentence)
-        else:
-            self.dropped += 1
-
-    def failed(self, action: str, exc: BaseException) -> None:
-        self.add(f"Could not {action}: {describe(exc)}.")
-
-    def sentences(self) -> tuple[str, ...]:
-        more = (f"{self.dropped} more errors were not kept.",) if self.dropped else ()
-        return (*self.errors, *more)
 
 
 class Session(Protocol):
@@ -136,10 +69,11 @@ def counts_exactly(table: Table, limits: Limits) -> bool:
     return bound is not None and bound < limits.exact_count_below
 
 
-def cap_tables(tables: Sequence[Table], room: int, limits: Limits, report: Report) -> list[Table]:
+def cap_tables(tables: Sequence[Table], room: int, learned: Learned) -> list[Table]:
     """The first `room` of `tables`, saying so when the others are left out."""
     if len(tables) > room:
-        report.add(f"Only the first {limits.max_collections} tables were inspected (max_collections).")
+        cap = learned.limits.max_collections
+        learned.add(ErrorKind.OVER_LIMIT, f"Only the first {cap} tables were inspected (max_collections).")
     return list(tables[:room])
 
 
@@ -156,119 +90,83 @@ def _text(value: Any) -> str:
 
 
 async def measure(
-    table: Table, session: Session, dialect: Dialect, budget: Budget, report: Report
+    table: Table, session: Session, dialect: Dialect, learned: Learned
 ) -> tuple[Collection, Sample | None]:
     """Row count (exact when small, else the estimate) and a sample of one table."""
-    limits = budget.limits
+    limits = learned.limits
     rows = table.estimate
     if counts_exactly(table, limits):
         try:
-            rows = int((await budget.run(session.fetch(f"SELECT count(*) FROM {table.ref}")))[0][0])
+            rows = count((await timed(session.fetch(f"SELECT count(*) FROM {table.ref}"), limits))[0][0])
         except Exception as exc:
-            report.failed(f"count the rows of {table.label}", exc)
+            learned.failed(f"Counting the rows of {table.label}", exc)
     elif rows is None:
-        report.add(f"The row count of {table.label} is unknown: no estimate, and too large to count.")
+        message = f"The row count of {table.label} is unknown: no estimate, and too large to count."
+        learned.add(ErrorKind.OVER_LIMIT, message)
     sample = None
     fields = table.fields[:MAX_SAMPLE_COLUMNS]
     if fields and rows != 0 and limits.sample_rows > 0:
         values = ", ".join(dialect.prefix(dialect.quote(f), limits.value_chars) for f in fields)
         sql = f"SELECT {values} FROM {table.ref} LIMIT {limits.sample_rows}"
         try:
-            records = await budget.run(session.fetch(sql))
+            records = await timed(session.fetch(sql), limits)
             docs = tuple(document(fields, r, limits.value_chars) for r in records[: limits.sample_rows])
             sample = Sample(table.database, table.name, docs)
         except Exception as exc:
-            report.failed(f"sample {table.label}", exc)
+            learned.failed(f"Sampling {table.label}", exc)
     return table.collection(rows), sample
 
 
+def placeholders(learned: Learned, tables: Sequence[Table]) -> int:
+    """Add `tables` with their estimates to `learned` (measuring replaces them); where they start."""
+    start = len(learned.collections)
+    learned.collections += [t.collection(t.estimate) for t in tables]
+    total(learned)
+    return start
+
+
+def total(learned: Learned) -> None:
+    """The service's rows: the sum of its tables' known rows."""
+    learned.rows = sum(c.rows for c in learned.collections if c.rows is not None)
+
+
 async def measure_session(
-    session: Session, tables: Sequence[Table], dialect: Dialect, budget: Budget, report: Report
-) -> tuple[list[Collection], list[Sample]]:
-    """Measure the tables of one database on an open session, in order, while time and connection last.
-    A table not measured keeps the server's estimate."""
-    collections = [t.collection(t.estimate) for t in tables]
-    samples: list[Sample] = []
+    session: Session, tables: Sequence[Table], start: int, dialect: Dialect, learned: Learned
+) -> None:
+    """Measure the tables of one database (added at `start` by `placeholders`) on an open session, in
+    order, while the connection lasts."""
     for i, table in enumerate(tables):
-        if budget.spent or session.closed:
-            why = "the time budget was used up" if budget.spent else "the connection was lost"
-            report.add(f"{len(tables) - i} tables of {table.database} were not measured: {why}.")
+        if session.closed:
+            lost = f"{len(tables) - i} tables of {table.database} were not measured: the connection was lost."
+            learned.add(ErrorKind.REFUSED, lost)
             break
-        collections[i], sample = await measure(table, session, dialect, budget, report)
+        learned.collections[start + i], sample = await measure(table, session, dialect, learned)
+        total(learned)
         if sample is not None:
-            samples.append(sample)
-    return collections, samples
+            learned.samples.append(sample)
 
 
 async def measure_tables(
-    tables: Sequence[Table], connect: Connect, dialect: Dialect, budget: Budget, report: Report
-) -> tuple[list[Collection], list[Sample]]:
+    tables: Sequence[Table], connect: Connect, dialect: Dialect, learned: Learned
+) -> None:
     """Measure tables database by database, one connection per database, a few databases at once."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(group: list[Table]) -> tuple[list[Collection], list[Sample]]:
-        database = group[0].database
+    async def one(group: list[Table]) -> None:
+        database, start = group[0].database, placeholders(learned, group)
         try:
             async with gate, connect(database) as session:
-                return await measure_session(session, group, dialect, budget, report)
+                await measure_session(session, group, start, dialect, learned)
         except AuthRequired:
-            report.add(f"Database {database} asks for a password; its tables were not measured.")
+            message = f"Database {database} asks for a password; its tables were not measured."
+            learned.add(ErrorKind.AUTH_REQUIRED, message)
         except Exception as exc:
-            report.failed(f"connect to database {database}", exc)
-        return [t.collection(t.estimate) for t in group], []
+            learned.failed(f"Connecting to database {database}", exc)
 
-    groups = [list(g) for _, g in groupby(tables, key=lambda t: t.database)]
-    results = await asyncio.gather(*(one(g) for g in groups))
-    return [c for cs, _ in results for c in cs], [s for _, ss in results for s in ss]
+    await asyncio.gather(*(one(list(g)) for _, g in groupby(tables, key=lambda t: t.database)))
 
 
-def exposed(
-    protocol: str,
-    software: Software | None,
-    databases: int,
-    size_bytes: int | None,
-    collections: Iterable[Collection],
-    samples: Iterable[Sample],
-    report: Report,
-    details: dict[str, Any],
-) -> Inspection:
-    """The inspection of a server that let us in without a password."""
-    ordered = tuple(sorted(collections, key=lambda c: (c.database, c.name)))
-    return Inspection(
-        protocol,
-        software,
-        "none",
-        databases=databases,
-        collections=ordered,
-        rows=sum(c.rows for c in ordered if c.rows is not None),
-        size_bytes=size_bytes,
-        samples=tuple(sorted(samples, key=lambda s: (s.database, s.collection))),
-        errors=report.sentences(),
-        details=details,
-    )
-
-
-def closed(protocol: str, software: Software | None, auth: Auth, report: Report) -> Inspection:
-    """The inspection of a server that did not let us in (or could not be talked to)."""
-    return Inspection(protocol, software, auth, errors=report.sentences())
-
-
-async def run_guarded(
-    protocol: str,
-    title: str,
-    steps: Callable[[Endpoint, Budget, Report], Awaitable[Inspection]],
-    endpoint: Endpoint,
-    identity: Identity,
-    limits: Limits,
-    software_if_required: Software | None,
-) -> Inspection:
-    """Run `steps` with a fresh budget and report. A password request makes it a closed inspection with
-    auth "required"; any other failure becomes one error sentence and auth "unknown"; never raises."""
-    budget, report = Budget(limits), Report()
-    try:
-        return await steps(endpoint, budget, report)
-    except AuthRequired:
-        return closed(protocol, software_if_required, "required", report)
-    except Exception as exc:
-        report.failed(f"inspect {title} on {endpoint.ip}:{endpoint.port}", exc)
-        return closed(protocol, identity.software, "unknown", report)
+def finish(learned: Learned) -> None:
+    """Tables and samples in (database, name) order."""
+    learned.collections.sort(key=lambda c: (c.database, c.name))
+    learned.samples.sort(key=lambda s: (s.database, s.collection))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from leaksonar.model import Finding, Identity, Inspection, Limits
+from leaksonar.model import ErrorKind, Finding, Identity, Inspection, Limits, Problem
 from leaksonar.scan.discover import DiscoveryStats
 from leaksonar.scan.enrich import Enricher
 from leaksonar.scan.workers import DiscoverySettings, Worker, combined, follow
@@ -107,19 +107,19 @@ async def inspect_service(ip: str, port: int, identity: Identity, limits: Limits
         async with asyncio.timeout(limits.service_budget + limits.timeout):
             return await module.inspect(Endpoint(ip, port), identity, limits)
     except TimeoutError:
-        error = f"inspection stopped after {limits.service_budget:g} s"
+        error = Problem(ErrorKind.TIMEOUT, f"inspection stopped after {limits.service_budget:g} s")
     except Exception as exc:
-        error = f"inspection failed: {type(exc).__name__}: {exc}"
+        error = Problem(ErrorKind.UNKNOWN, f"inspection failed: {type(exc).__name__}: {exc}")
     return Inspection(identity.protocol, identity.software, identity.auth, errors=(error,))
 
 
-def unidentified(identity: Identity, limits: Limits) -> str:
-    """Why a service's protocol is unknown, as a sentence for its finding's errors."""
+def unidentified(identity: Identity, limits: Limits) -> Problem:
+    """Why a service's protocol is unknown, as an error of its finding."""
     if identity.banner.startswith("identification failed"):
-        return f"Not identified: {identity.banner}."
+        return Problem(ErrorKind.UNKNOWN, f"Not identified: {identity.banner}.")
     if identity.banner:
-        return "Not identified: its reply matches no known protocol."
-    return f"Not identified: no reply to any probe within {limits.timeout:g} s."
+        return Problem(ErrorKind.PROTOCOL_ERROR, "Not identified: its reply matches no known protocol.")
+    return Problem(ErrorKind.TIMEOUT, f"Not identified: no reply to any probe within {limits.timeout:g} s.")
 
 
 def to_finding(
