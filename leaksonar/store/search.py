@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, String, bindparam, func, select
 from sqlalchemy.sql.elements import True_
 
-from leaksonar.model import Event
+from leaksonar.model import SEVERITIES, SEVERITY_RANK, Event
 from leaksonar.store.fulltext import stored
-from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, SEVERITY_RANK, compile_query
+from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, compile_query
 from leaksonar.store.schema import (
     events,
     findings,
@@ -344,7 +344,7 @@ def stats(engine: Engine) -> dict[str, Any]:
             "infected": count(services, services.c.infected.is_(True)),
             "findings": count(findings),
             "scans": count(scans),
-            "by_severity": {s: severities[s] for s in reversed(SEVERITY_RANK) if s in severities},
+            "by_severity": {s: severities[s] for s in reversed(SEVERITIES) if s in severities},
             "by_protocol": by(services.c.protocol),
             "by_country": by(services.c.country),
             "events_by_type": by(events.c.type),

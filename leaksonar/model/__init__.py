@@ -7,7 +7,7 @@ server) live only inside an `Inspection`; they never reach `Finding`, the store 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Auth = Literal["none", "required", "unknown"]
 
@@ -99,6 +99,10 @@ PII_CATEGORIES = (
 """The fixed vocabulary of personal-data categories (DESIGN.md)."""
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+"""Every severity, least severe first: the one definition of their order."""
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+"""Severity -> its place in SEVERITIES (0 for info): compare ranks, never names."""
 
 
 @dataclass(frozen=True, slots=True)
