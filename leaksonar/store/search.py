@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, String, bindparam, func, select
 from sqlalchemy.sql.elements import True_
@@ -25,6 +25,9 @@ from leaksonar.store.schema import (
     services,
     services_fts,
 )
+
+if TYPE_CHECKING:
+    from leaksonar.model.record import FindingRecord
 
 MAX_LIMIT = 1000
 """Most hits one search returns."""
@@ -56,7 +59,7 @@ def clip(value: str | None, column: Any) -> str | None:
     return value[: column.type.length] if value is not None else None
 
 
-def search_columns(record: dict[str, Any]) -> dict[str, Any]:
+def search_columns(record: FindingRecord) -> dict[str, Any]:
     """The search columns of `services` for a finding record."""
     network = record.get("network") or {}
     return {
