@@ -1,4 +1,5 @@
-"""Plain-text units shared by every output: byte sizes, counts, and durations given on the command line."""
+"""Plain-text units shared by every output (one convention: SI, 1000-based): byte sizes, counts, and
+durations given on the command line."""
 
 from __future__ import annotations
 
@@ -34,16 +35,23 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def human_bytes(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+def _scaled(value: float, units: tuple[str, ...]) -> str:
+    """`value` in the largest 1000-fold unit it reaches: one decimal below 10 (1.2B), none above (970M)."""
+    unit = 0
+    while round(value) >= 1000 and unit < len(units) - 1:
         value /= 1000
-    raise AssertionError("unreachable")
+        unit += 1
+    number = f"{value:.1f}".removesuffix(".0") if value < 10 and unit else f"{value:.0f}"
+    return f"{number}{units[unit]}"
+
+
+def human_bytes(size: int | None) -> str:
+    """Bytes in SI units: 512 B, 1 kB, 16 MB, 23 GB, 1.2 TB; "-" when unknown."""
+    return "-" if size is None else _scaled(size, (" B", " kB", " MB", " GB", " TB", " PB", " EB"))
 
 
 def human_count(count: int | None) -> str:
-    return "-" if count is None else f"{count:,}"
+    """7,040 / 970M / 1.2B: grouped digits below a million, then M, B, T; "-" when unknown."""
+    if count is None:
+        return "-"
+    return f"{count:,}" if abs(count) < 1_000_000 else _scaled(count / 1_000_000, ("M", "B", "T"))

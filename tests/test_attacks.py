@@ -18,9 +18,9 @@ import redis
 
 from leaksonar.assess.ransom import valid_btc_address, valid_onion
 from leaksonar.lab import data, lab_digest, lab_down, lab_up
+from leaksonar.model import SEVERITY_RANK
 
 ATTACKED = ("redis-attacked", "mariadb-ransomed", "postgres-ransomed")
-SEVERITIES = ("info", "low", "medium", "high", "critical")
 SUMMARY = {
     "redis-attacked": ("CRON-JOB ATTACK (4 keys)", "SSH KEY PLANTED (1 key)"),
     "mariadb-ransomed": ("RANSOM NOTE (1 BTC address, asks 0.03 BTC)",),
@@ -71,7 +71,7 @@ def test_attacked_service_is_found_with_its_notes(
     assert sorted({o for n in notes for o in n["onion"]}) == sorted(attack["onion"])
     amounts = {n["amount_btc"] for n in notes if n["amount_btc"] is not None}
     assert amounts == ({attack["amount_btc"]} if attack["amount_btc"] is not None else set())
-    assert SEVERITIES.index(record["severity"]) >= SEVERITIES.index("high"), record["severity"]
+    assert SEVERITY_RANK[record["severity"]] >= SEVERITY_RANK["high"], record["severity"]
     for phrase in SUMMARY[name]:
         assert phrase in record["summary"], record["summary"]
     assert ("DATA WIPED" in record["summary"]) is attack["wiped"], record["summary"]

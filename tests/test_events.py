@@ -56,9 +56,7 @@ def sized(rows: int | None, size: int | None = 50_000, **extra: Any) -> Snapshot
 def test_first_sight_of_an_exposed_service_is_a_new_exposure() -> None:
     [(kind, summary)] = changes(None, OPEN, ever_exposed=False)
     assert kind == "new_exposure"
-    assert (
-        summary == "exposed without authentication: 2 collections, 1,000 rows, 50.0 KB, personal data: name"
-    )
+    assert summary == "exposed without authentication: 2 collections, 1,000 rows, 50 kB, personal data: name"
     assert types(None, replace(OPEN, auth="required", exposed=False), ever_exposed=False) == []
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from leaksonar.assess.ransom import scan_ransom
 from leaksonar.assess.severity import CRITICAL_ROWS, SENSITIVE, severity
-from leaksonar.assess.summary import PII_LABELS, human_count, human_size, summary
+from leaksonar.assess.summary import PII_LABELS, summary
 from leaksonar.model import PII_CATEGORIES, Collection, Inspection, PiiHit, Sample, Software
 
 P2PKH = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
@@ -214,40 +214,6 @@ def test_summary_meow_and_memcached_and_odd_software() -> None:
     assert summary(Inspection("mongodb", Software(""), "none"), {}) == (
         "MongoDB without authentication: nothing listed"
     )
-
-
-@pytest.mark.parametrize(
-    ("n", "text"),
-    [
-        (0, "0"),
-        (1, "1"),
-        (7040, "7,040"),
-        (999_999, "999,999"),
-        (1_000_000, "1M"),
-        (12_345_678, "12M"),
-        (970_000_000, "970M"),
-        (999_600_000, "1B"),
-        (1_200_000_000, "1.2B"),
-        (3_000_000_000_000, "3T"),
-    ],
-)
-def test_human_count(n: int, text: str) -> None:
-    assert human_count(n) == text
-
-
-@pytest.mark.parametrize(
-    ("n", "text"),
-    [
-        (0, "0 B"),
-        (999, "999 B"),
-        (1000, "1 kB"),
-        (16_400_000, "16 MB"),
-        (7_000_000_000, "7 GB"),
-        (23 * 10**12, "23 TB"),
-    ],
-)
-def test_human_size(n: int, text: str) -> None:
-    assert human_size(n) == text
 
 
 def test_every_category_has_a_label() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import PII_CATEGORIES, Inspection, PiiHit
 
 if TYPE_CHECKING:
@@ -117,26 +118,6 @@ def clean_line(text: str, chars: int) -> str:
     return line if len(line) <= chars else line[: chars - 1] + "…"
 
 
-def _scaled(value: float, units: tuple[str, ...], step: int) -> str:
-    """`value` in the largest unit it reaches: one decimal below 10 (1.2B), none above (970M)."""
-    unit = 0
-    while round(value) >= step and unit < len(units) - 1:
-        value /= step
-        unit += 1
-    number = f"{value:.1f}".removesuffix(".0") if value < 10 and unit else f"{value:.0f}"
-    return f"{number}{units[unit]}"
-
-
-def human_count(n: int) -> str:
-    """7,040 / 970M / 1.2B: grouped digits below a million, then M, B, T."""
-    return f"{n:,}" if abs(n) < 1_000_000 else _scaled(n / 1_000_000, ("M", "B", "T"), 1000)
-
-
-def human_size(n: int) -> str:
-    """Bytes in decimal units: 512 B, 16 MB, 23 GB, 1.2 TB."""
-    return _scaled(n, (" B", " kB", " MB", " GB", " TB", " PB", " EB"), 1000)
-
-
 def _count(n: int, noun: Noun) -> str:
     return f"{human_count(n)} {noun[0] if n == 1 else noun[1]}"
 
@@ -161,7 +142,7 @@ def _dataset(inspection: Inspection, noun: Nouns) -> str:
     if inspection.rows is not None:
         parts.append(_count(inspection.rows, noun.row))
     if inspection.size_bytes is not None:
-        parts.append(human_size(inspection.size_bytes))
+        parts.append(human_bytes(inspection.size_bytes))
     return ", ".join(parts) or "nothing listed"
 
 

@@ -10,12 +10,12 @@ answered, None when it did not. Thresholds (docs/monitoring.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from leaksonar.changes.snapshot import Note, Snapshot
-from leaksonar.formats import human_bytes
+from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import EVENT_TYPES, Event, Software
 
 WIPE_PERCENT = 90
@@ -83,9 +83,9 @@ def _figures(s: Snapshot) -> dict[str, Any]:
 
 
 def _describe(s: Snapshot) -> str:
-    parts = [f"{len(s.collections):,} collections"]
+    parts = [f"{human_count(len(s.collections))} collections"]
     if s.rows is not None:
-        parts.append(f"{s.rows:,} rows")
+        parts.append(f"{human_count(s.rows)} rows")
     if s.size_bytes is not None:
         parts.append(human_bytes(s.size_bytes))
     if s.pii:
@@ -118,7 +118,7 @@ def _software(before: Snapshot, after: Snapshot) -> list[Change]:
     ]
 
 
-def _change_text(label: str, old: int, new: int, show: Any = "{:,}".format) -> str:
+def _change_text(label: str, old: int, new: int, show: Callable[[int], str]) -> str:
     change = (new - old) / old * 100 if old else None
     if change is not None and new and change < -99.9:
         change = -99.9  # something is left: not -100%
@@ -139,7 +139,7 @@ def _size(before: Snapshot, after: Snapshot) -> list[Change]:
     measures = [
         (first, last, _change_text(label, first, last, show))
         for label, first, last, show in (
-            ("rows", before.rows, after.rows, "{:,}".format),
+            ("rows", before.rows, after.rows, human_count),
             ("size", before.size_bytes, after.size_bytes, human_bytes),
         )
         if first is not None and last is not None

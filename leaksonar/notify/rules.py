@@ -16,9 +16,8 @@ from typing import Any, NoReturn, TypeVar
 
 import httpx
 
-from leaksonar.model import EVENT_TYPES, Event, Severity
+from leaksonar.model import EVENT_TYPES, SEVERITIES, SEVERITY_RANK, Event, Severity
 
-SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 QUERY_FIELDS = ("protocol", "type", "severity", "ip")
 """Event fields a rule's query may name (the full query language comes later)."""
 
@@ -127,15 +126,15 @@ class Rule:
                 return False
         if self.min_severity is not None:
             rank = severity_rank(event)
-            if rank is None or rank < SEVERITIES.index(self.min_severity):
+            if rank is None or rank < SEVERITY_RANK[self.min_severity]:
                 return False
         return all(term.matches(event) for term in self.query)
 
 
 def severity_rank(event: Event) -> int | None:
     """The higher of the event's severity and the one the service had before the change (so a critical
-    service that closes still counts as critical), as an index into SEVERITIES."""
-    ranks = [SEVERITIES.index(s) for s in (event.severity, event.before.get("severity")) if s in SEVERITIES]
+    service that closes still counts as critical), as a SEVERITY_RANK."""
+    ranks = [SEVERITY_RANK[s] for s in (event.severity, event.before.get("severity")) if s in SEVERITY_RANK]
     return max(ranks, default=None)
 
 

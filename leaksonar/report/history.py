@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Column, Engine, Index, Integer, String, Table, insert, select
 
+from leaksonar.model import SEVERITY_RANK
 from leaksonar.store.schema import metadata
 
 REMINDER_DAYS: dict[str, int | None] = {"critical": 3, "high": 7, "medium": 30, "low": None, "info": None}
-_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 report_history = Table(
     "report_history",
@@ -67,7 +67,7 @@ class History:
         if force:
             return Decision(True, "forced")
         before, sent_at = last
-        if _RANK.get(severity, 0) > _RANK.get(before, 0):
+        if SEVERITY_RANK.get(severity, 0) > SEVERITY_RANK.get(before, 0):
             return Decision(True, f"severity rose from {before} to {severity}")
         days = REMINDER_DAYS.get(severity)
         if days is None:

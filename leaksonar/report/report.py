@@ -19,13 +19,13 @@ from markupsafe import Markup, escape
 from sqlalchemy import MetaData, Table, inspect, select
 
 from leaksonar.formats import human_bytes, human_count
+from leaksonar.model import SEVERITY_RANK
 from leaksonar.report.history import REMINDER_DAYS, History
 from leaksonar.report.owners import Owner, Owners
 from leaksonar.store.db import Store
 from leaksonar.store.schema import services
 
 FORMATS = ("md", "html")
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 MAX_COLLECTIONS = 25
 """Collections listed per service (largest first); the rest are counted."""
 RECENT_EVENTS = 10
@@ -192,7 +192,7 @@ def _environment(autoescape: bool) -> jinja2.Environment:
 def context(store: Store, report: OwnerReport, now: str) -> dict[str, Any]:
     items = [_service(store, row, reason) for row, reason in report.due]
     items.sort(
-        key=lambda s: (SEVERITIES.index(s["severity"]), ipaddress.IPv4Address(s["address"].split(":")[0]))
+        key=lambda s: (-SEVERITY_RANK[s["severity"]], ipaddress.IPv4Address(s["address"].split(":")[0]))
     )
     worst = items[0]["severity"]
     count = len(items)

@@ -10,10 +10,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import maxminddb
 from maxminddb.errors import InvalidDatabaseError
+
+if TYPE_CHECKING:
+    from leaksonar.model.record import GeoRecord, NetworkRecord
 
 GEO_ENV = "LEAKSONAR_GEOIP"
 ASN_ENV = "LEAKSONAR_ASN_DB"
@@ -56,9 +59,10 @@ class Enricher:
                 geo.close()
             raise
 
-    def lookup(self, ip: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def lookup(self, ip: str) -> tuple[GeoRecord | None, NetworkRecord | None]:
         """({"country": "CN"} or None, {"asn": 64500, "org": "..."} or None) for `ip`."""
-        geo = network = None
+        geo: GeoRecord | None = None
+        network: NetworkRecord | None = None
         place = _get(self.geo, ip)
         country = (place.get("country") or place.get("registered_country") or {}).get("iso_code")
         if country:

@@ -18,7 +18,7 @@ from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_
 
-from leaksonar.model import EVENT_TYPES, PII_CATEGORIES
+from leaksonar.model import EVENT_TYPES, PII_CATEGORIES, SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import TextMatch
 from leaksonar.store.schema import events, service_btc, service_pii, services
 
@@ -29,8 +29,6 @@ MAX_DEPTH = 24
 MAX_TERMS = 200
 """Most terms (field values and free-text words) in one query."""
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 NO_SEVERITY = -1
 """`services.rank` of a service without an assessment."""
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, String, bindparam, func, select
 from sqlalchemy.sql.elements import True_
 
-from leaksonar.model import Event
+from leaksonar.model import SEVERITIES, SEVERITY_RANK, Event
 from leaksonar.store.fulltext import stored
-from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, SEVERITY_RANK, compile_query
+from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, compile_query
 from leaksonar.store.schema import (
     events,
     findings,
@@ -25,6 +25,9 @@ from leaksonar.store.schema import (
     services,
     services_fts,
 )
+
+if TYPE_CHECKING:
+    from leaksonar.model.record import FindingRecord
 
 MAX_LIMIT = 1000
 """Most hits one search returns."""
@@ -56,7 +59,7 @@ def clip(value: str | None, column: Any) -> str | None:
     return value[: column.type.length] if value is not None else None
 
 
-def search_columns(record: dict[str, Any]) -> dict[str, Any]:
+def search_columns(record: FindingRecord) -> dict[str, Any]:
     """The search columns of `services` for a finding record."""
     network = record.get("network") or {}
     return {
@@ -344,7 +347,7 @@ def stats(engine: Engine) -> dict[str, Any]:
             "infected": count(services, services.c.infected.is_(True)),
             "findings": count(findings),
             "scans": count(scans),
-            "by_severity": {s: severities[s] for s in reversed(SEVERITY_RANK) if s in severities},
+            "by_severity": {s: severities[s] for s in reversed(SEVERITIES) if s in severities},
             "by_protocol": by(services.c.protocol),
             "by_country": by(services.c.country),
             "events_by_type": by(events.c.type),

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from leaksonar.model import EVENT_TYPES
+from leaksonar.model.record import FindingRecord, documented
 from leaksonar.store.db import Store
 from leaksonar.store.query import QueryError
 from leaksonar.web.access import Viewer, host_view, search_page, viewer, visible_events, visible_finding
@@ -42,30 +43,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class Record(BaseModel):
-    """A finding record (DESIGN.md); fields beyond these (details, banner, errors) pass through."""
-
-    model_config = ConfigDict(extra="allow")
-    ip: str
-    port: int
-    protocol: str
-    software: dict[str, Any] | None = None
-    auth: str
-    exposed: bool
-    dataset: dict[str, Any] = Field(description="databases, collections, rows, size_bytes")
-    collections: list[dict[str, Any]] = Field(description="database, name, rows, size_bytes, fields, pii")
-    pii: dict[str, dict[str, Any]] = Field({}, description="category -> matches, sampled, fields, example")
-    ransom: dict[str, Any] | None = Field(None, description="infected, notes")
-    severity: str | None = None
-    summary: str | None = None
-    time: str
-    scan_id: str
-    geo: dict[str, Any] | None = None
-    network: dict[str, Any] | None = None
+@documented
+class StoredFinding(FindingRecord):
+    id: int
+    """The stored finding's id: /api/findings/{id}."""
 
 
-class Hit(Record):
-    id: int | None = Field(description="The stored finding's id: /api/findings/{id}.")
+@documented
+class Hit(FindingRecord):
+    id: int | None
+    """The stored finding's id: /api/findings/{id}."""
     first_seen: str
     last_seen: str
 
@@ -216,7 +203,7 @@ def host(request: Request, who: Who, ip: str) -> Any:
 
 @router.get(
     "/findings/{finding_id}",
-    response_model=Hit | Record,
+    response_model=StoredFinding,
     responses={**ERRORS, 403: {"model": Error}, 404: {"model": Error}},
 )
 def finding(request: Request, who: Who, finding_id: Annotated[int, Path(ge=0, le=MAX_ID)]) -> Any:

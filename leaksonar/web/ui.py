@@ -23,7 +23,7 @@ from pygal.style import Style
 from starlette.templating import Jinja2Templates
 
 from leaksonar.formats import human_bytes, human_count
-from leaksonar.model import Event
+from leaksonar.model import SEVERITIES, Event
 from leaksonar.report import Owners, Selection, plan
 from leaksonar.report.report import render_letter
 from leaksonar.store.db import Store
@@ -45,7 +45,6 @@ MAX_PAGE = 100_000
 MAX_ID = 2**63 - 1
 """Largest id the index can hold (SQLite integers are 64-bit)."""
 LATEST_EVENTS = 20
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 EXAMPLES = (
     "severity:critical",
@@ -178,7 +177,7 @@ def dashboard(request: Request) -> Response:
         "dashboard.html",
         who,
         stats=stats,
-        by_severity=_bars({s: stats["by_severity"].get(s, 0) for s in SEVERITIES}, SEVERITIES),
+        by_severity=_bars({s: stats["by_severity"].get(s, 0) for s in SEVERITIES[::-1]}, SEVERITIES[::-1]),
         by_protocol=_bars(stats["by_protocol"]),
         by_country=_bars(stats["by_country"]),
         events=shown[::-1],

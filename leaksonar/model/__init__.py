@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+if TYPE_CHECKING:
+    from leaksonar.model.record import AssessmentRecord, FindingRecord, GeoRecord, NetworkRecord
 
 Auth = Literal["none", "required", "unknown"]
 
@@ -132,13 +135,18 @@ class Inspection:
         return self.auth == "none"
 
 
-PII_CATEGORIES = (
+PiiCategory = Literal[
     "name", "national_id", "phone", "email", "address", "birth_date", "age", "birth_place", "gender",
     "location", "payment_card", "bank_account", "passport", "password", "secret", "ip_address", "case_record",
-)  # fmt: skip
+]  # fmt: skip
+PII_CATEGORIES: tuple[PiiCategory, ...] = get_args(PiiCategory)
 """The fixed vocabulary of personal-data categories (DESIGN.md)."""
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+"""Every severity, least severe first: the one definition of their order."""
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+"""Severity -> its place in SEVERITIES (0 for info): compare ranks, never names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,14 +207,14 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
     banner: str = ""
     assessment: Assessment | None = None
-    geo: dict[str, Any] | None = None
+    geo: GeoRecord | None = None
     """{"country": "CN"}, from a country database (leaksonar.scan.enrich)."""
-    network: dict[str, Any] | None = None
+    network: NetworkRecord | None = None
     """{"asn": 64500, "org": "..."}, from an ASN database (leaksonar.scan.enrich)."""
 
-    def to_record(self) -> dict[str, Any]:
-        """The JSON finding record (one per service)."""
-        record: dict[str, Any] = {
+    def to_record(self) -> FindingRecord:
+        """The JSON finding record (one per service), shaped as leaksonar.model.record defines it."""
+        record: FindingRecord = {
             "ip": self.ip,
             "port": self.port,
             "protocol": self.protocol,
@@ -252,7 +260,8 @@ class Finding:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Finding:
+    def from_record(cls, record: FindingRecord) -> Finding:
+        """The finding a record describes (one written by this or any earlier leaksonar)."""
         software = record.get("software")
         dataset = record.get("dataset") or {}
         return cls(
@@ -282,7 +291,7 @@ class Finding:
         )
 
 
-def _assessment_record(assessment: Assessment) -> dict[str, Any]:
+def _assessment_record(assessment: Assessment) -> AssessmentRecord:
     return {
         "pii": {
             category: {
@@ -312,7 +321,7 @@ def _assessment_record(assessment: Assessment) -> dict[str, Any]:
     }
 
 
-def _assessment_from(record: dict[str, Any]) -> Assessment:
+def _assessment_from(record: FindingRecord) -> Assessment:
     ransom = record.get("ransom") or {}
     return Assessment(
         pii={

@@ -1,0 +1,128 @@
+"""The finding record's JSON shape (DESIGN.md), defined once.
+
+`Finding.to_record` builds a `FindingRecord`, the API answers with it, the search columns are read from
+it, and `docs/finding.schema.json` is generated from it (leaksonar.model.schema). Every record type is
+closed: the published schema allows no key beyond those named here.
+"""
+
+from typing import Any, NotRequired, TypeVar
+
+from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
+
+from leaksonar.model import Auth, PiiCategory, Severity
+
+T = TypeVar("T")
+
+
+def documented(record_type: T) -> T:
+    """Have pydantic describe each key by its docstring (in the schema and the API's OpenAPI): what
+    `pydantic.with_config` sets, without importing pydantic on the scanning path."""
+    record_type.__pydantic_config__ = {"use_attribute_docstrings": True}  # type: ignore[attr-defined]
+    return record_type
+
+
+class SoftwareRecord(TypedDict):
+    name: str
+    version: str | None
+
+
+@documented
+class DatasetRecord(TypedDict):
+    """What the server reported as a whole."""
+
+    databases: int | None
+    collections: int
+    """How many collections are listed in the record."""
+    rows: int | None
+    """The server's own count, not the sample's."""
+    size_bytes: int | None
+
+
+@documented
+class CollectionRecord(TypedDict):
+    """A table, collection, index, key space, bucket or share."""
+
+    database: str
+    name: str
+    rows: int | None
+    size_bytes: int | None
+    fields: list[str]
+    """Field or column names (notable file names for storage)."""
+    pii: NotRequired[list[PiiCategory]]
+    """The personal-data categories found in it (assessed records)."""
+
+
+class PiiRecord(TypedDict):
+    """One personal-data category found in a service: counts and one masked example, never raw values."""
+
+    matches: int
+    sampled: int
+    fields: list[str]
+    example: str
+
+
+class NoteRecord(TypedDict):
+    """A ransom note (or other attack sign) and what it asks."""
+
+    where: str
+    excerpt: str
+    btc_addresses: list[str]
+    emails: list[str]
+    amount_btc: float | None
+    onion: list[str]
+
+
+class RansomRecord(TypedDict):
+    infected: bool
+    notes: list[NoteRecord]
+
+
+class ProblemRecord(TypedDict):
+    """What went wrong, as a kind (timeout, refused, over limit ...) and the user's sentence."""
+
+    kind: str
+    message: str
+
+
+@documented
+class GeoRecord(TypedDict):
+    country: str
+    """ISO 3166-1 alpha-2 code."""
+
+
+class NetworkRecord(TypedDict):
+    asn: int
+    org: str
+
+
+class AssessmentRecord(TypedDict, total=False):
+    """The keys an assessment adds to a finding record (all of them, once assessed)."""
+
+    pii: dict[PiiCategory, PiiRecord]
+    ransom: RansomRecord
+    severity: Severity
+    summary: str
+
+
+@documented
+class FindingRecord(AssessmentRecord):
+    """One service, one line of `scan --jsonl`, one stored finding."""
+
+    ip: str
+    port: int
+    protocol: str
+    software: SoftwareRecord | None
+    auth: Auth
+    exposed: bool
+    dataset: DatasetRecord
+    collections: list[CollectionRecord]
+    time: str
+    """When the scan ran (UTC, ISO 8601)."""
+    scan_id: str
+    errors: NotRequired[list[ProblemRecord | str]]
+    """What went wrong while inspecting: kind and sentence (the sentence alone in records without kinds)."""
+    details: NotRequired[dict[str, Any]]
+    """Protocol-specific facts worth keeping (never raw data)."""
+    banner: NotRequired[str]
+    geo: NotRequired[GeoRecord]
+    network: NotRequired[NetworkRecord]

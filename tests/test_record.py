@@ -1,0 +1,152 @@
+"""The finding record: its published JSON Schema is the one generated from leaksonar.model.record, real
+scan output of every protocol in the lab validates against it, and a record with a wrong type, a missing
+key or an unknown key does not."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from leaksonar.model import Finding
+from leaksonar.model.schema import finding_schema, schema_text
+
+PUBLISHED = Path(__file__).parents[1] / "docs" / "finding.schema.json"
+VALIDATOR = Draft202012Validator(finding_schema())
+
+ASSESSED: dict[str, Any] = {
+    "ip": "127.20.0.5",
+    "port": 9200,
+    "protocol": "elasticsearch",
+    "software": {"name": "elasticsearch", "version": "7.10.2"},
+    "auth": "none",
+    "exposed": True,
+    "dataset": {"databases": None, "collections": 1, "rows": 970000, "size_bytes": 23000000000},
+    "collections": [
+        {
+            "database": "",
+            "name": "person",
+            "rows": 970000,
+            "size_bytes": 0,
+            "fields": ["xm", "sfzh"],
+            "pii": ["name", "national_id"],
+        },
+    ],
+    "pii": {
+        "national_id": {"matches": 18, "sampled": 20, "fields": ["sfzh"], "example": "3101**********123X"}
+    },
+    "ransom": {
+        "infected": True,
+        "notes": [
+            {
+                "where": "index read_me",
+                "excerpt": "pay",
+                "btc_addresses": ["1BoatSLRHtKNngkdXEeobR76b53LETtpyT"],
+                "emails": [],
+                "amount_btc": 10.0,
+                "onion": [],
+            },
+        ],
+    },
+    "severity": "critical",
+    "summary": "Elasticsearch 7.10.2 without authentication: 1 index, 970,000 documents, 23 GB; national IDs",
+    "time": "2026-11-28T05:00:00Z",
+    "scan_id": "s1",
+    "errors": ["index person: count timed out"],
+    "details": {"via": "kibana"},
+    "geo": {"country": "CN"},
+    "network": {"asn": 37963, "org": "Example"},
+}
+"""A record as DESIGN.md draws it (this version and the previous one write the same keys)."""
+
+
+def problems(record: dict[str, Any]) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATOR.iter_errors(record)]
+
+
+def test_the_published_schema_is_the_generated_one() -> None:
+    """To publish a changed record: python -m leaksonar.model.schema > docs/finding.schema.json"""
+    assert PUBLISHED.read_text() == schema_text()
+    Draft202012Validator.check_schema(json.loads(PUBLISHED.read_text()))
+
+
+def test_every_record_of_a_scan_of_the_whole_lab_is_valid(scanned: dict[str, Any]) -> None:
+    lines = scanned["jsonl"].read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len({r["protocol"] for r in records}) >= 10
+    invalid = {f"{r['ip']}:{r['port']} {r['protocol']}": problems(r) for r in records if problems(r)}
+    assert not invalid
+
+
+def test_every_record_of_a_scan_reads_back_as_itself(scanned: dict[str, Any]) -> None:
+    for record in scanned["records"].values():
+        assert Finding.from_record(record).to_record() == record
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        ASSESSED,
+        {k: v for k, v in ASSESSED.items() if k not in ("pii", "ransom", "severity", "summary")}
+        | {
+            "software": None,
+            "auth": "required",
+            "exposed": False,
+            "collections": [],
+            "dataset": {"databases": None, "collections": 0, "rows": None, "size_bytes": None},
+        },
+        ASSESSED | {"errors": [{"kind": "timeout", "message": "index person: count timed out"}]},
+    ],
+    ids=["assessed", "not-assessed", "error-kinds"],
+)
+def test_records_as_designed_are_valid_and_read_back(record: dict[str, Any]) -> None:
+    assert problems(record) == []
+    assert Finding.from_record(record).to_record() == record
+
+
+DROP = object()
+"""As a tampered value: remove the key."""
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("port", "9200"),
+        ("exposed", "yes"),
+        ("auth", "anonymous"),
+        ("severity", "severe"),
+        ("dataset.rows", 1.5),
+        ("dataset.rows", True),
+        ("collections.0.fields", "xm"),
+        ("collections.0.pii", ["shoe_size"]),
+        ("pii.shoe_size", ASSESSED["pii"]["national_id"]),
+        ("ransom.notes.0.amount_btc", "10"),
+        ("errors", [{"kind": "timeout"}]),
+        ("geo", "CN"),
+        ("ip", DROP),
+        ("scan_id", DROP),
+        ("dataset.size_bytes", DROP),
+        ("collections.0.name", DROP),
+        ("pii.national_id.example", DROP),
+        ("password", "hunter2"),
+        ("dataset.tables", 3),
+        ("software.build", "x"),
+        ("pii.national_id.values", ["310101199001011234"]),
+        ("ransom.notes.0.body", "..."),
+    ],
+)
+def test_a_tampered_record_is_refused(path: str, value: Any) -> None:
+    record = copy.deepcopy(ASSESSED)
+    *parents, last = path.split(".")
+    target: Any = record
+    for key in parents:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    if value is DROP:
+        del target[last]
+    else:
+        target[last] = value
+    assert problems(record), f"{path} = {value!r} passed"
