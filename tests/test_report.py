@@ -14,8 +14,8 @@ import pytest
 from conftest import lab_block, leaksonar
 from test_no_raw_pii import seeded_identifiers
 
+from leaksonar.formats import human_count
 from leaksonar.lab.geo import write_lab_mmdbs
-from leaksonar.render import human_count
 from leaksonar.report.history import History
 from leaksonar.report.report import remediation
 from leaksonar.store.db import Store

@@ -1,15 +1,28 @@
-"""Human-readable output: Rich tables of findings, hosts and services."""
+"""What the command line shows people: Rich tables of findings, hosts, services and events, the scan's
+progress bar, on the consoles of stdout and stderr."""
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import Event, Finding
+
+if TYPE_CHECKING:
+    from leaksonar.scan.engine import ScanProgress
+
+PIPE_WIDTH = 200
+"""Width of tables written to a pipe or file, where there is no terminal to fit."""
+out = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
 def software_text(record: dict[str, Any]) -> str:
@@ -130,3 +143,39 @@ def events_table(events: Iterable[Event], title: str | None = None) -> Table:
             Text(event.summary),
         )
     return table
+
+
+class ScanBar:
+    """Rich progress on stderr: pairs probed, open ports, services, exposed."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>8.0f}/s"),
+            TimeElapsedColumn(),
+            TextColumn(
+                "open {task.fields[open]}  services {task.fields[services]}  exposed {task.fields[exposed]}"
+            ),
+            console=err,
+            transient=True,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task("scan", total=total, rate=0.0, open=0, services=0, exposed=0)
+        self.shown = 0.0
+
+    def update(self, state: ScanProgress, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.shown < 0.1:
+            return
+        self.shown = now
+        stats = state.discovery
+        self.progress.update(
+            self.task,
+            completed=stats.probes,
+            rate=stats.rate(),
+            open=stats.open,
+            services=state.services,
+            exposed=state.exposed,
+        )
