@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -20,11 +23,30 @@ DbOption = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
+EXTRAS = {
+    "lab": {"faker", "mmdb_writer", "osmem_server", "pymemcache", "redis"},
+    "distributed": {"celery", "kombu", "redis"},
+}
+"""The optional extras of the package (pyproject.toml) -> the top-level modules of theirs leaksonar
+imports (the lab's stand-in servers run as programs)."""
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One-line error on stderr, then exit (2: bad input)."""
     typer.echo(f"leaksonar: error: {message}", err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def needs_extra(extra: str, command: str) -> Iterator[None]:
+    """Fail in one line (exit 2) when an import in the block misses a module of `extra`, which `command`
+    needs."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in EXTRAS[extra]:
+            raise
+        fail(f"{command!r} needs the {extra} extra: pip install 'leaksonar[{extra}]'")
 
 
 def open_store(db: str | None) -> Store:
@@ -54,3 +76,13 @@ def alert_config(path: Path) -> AlertConfig:
         return load_config(path)
     except ConfigError as exc:
         fail(str(exc))
+
+
+def parse_every(every: str) -> timedelta:
+    """`--every`: 90s, 15m, 1h, 1h30m, 1d; bad input fails."""
+    from leaksonar.formats import parse_duration
+
+    try:
+        return parse_duration(every)
+    except ValueError as exc:
+        fail(f"--every: {exc}")

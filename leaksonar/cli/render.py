@@ -17,6 +17,7 @@ from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import Event, Finding
 
 if TYPE_CHECKING:
+    from leaksonar.notify.alerts import Delivery
     from leaksonar.scan.engine import ScanProgress
 
 PIPE_WIDTH = 200
@@ -76,6 +77,34 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             notes,
         )
     return table
+
+
+def search_table(total: int, hits: Iterable[dict[str, Any]]) -> Table:
+    """A page of search hits (finding records), under the number found."""
+    table = Table(title=f"{total:,} found", title_justify="left")
+    for column in ("address", "protocol", "software", "severity", "rows", "size", "pii", "summary"):
+        table.add_column(column, justify="right" if column in ("rows", "size") else "left")
+    for hit in hits:
+        dataset = hit["dataset"]
+        table.add_row(
+            f"{hit['ip']}:{hit['port']}",
+            hit["protocol"],
+            software_text(hit),
+            severity_text(hit.get("severity")),
+            human_count(dataset["rows"]),
+            human_bytes(dataset["size_bytes"]),
+            ", ".join(hit.get("pii") or {}),
+            hit.get("summary", ""),
+        )
+    return table
+
+
+def delivery_line(delivery: Delivery) -> str:
+    """`failed slack (rule wiped) wiped after 3 attempts: HTTP 500` (plain text)."""
+    d = delivery
+    tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+    why = f": {d.error}" if d.error else ""
+    return f"{d.status:6} {d.channel} (rule {d.rule}) {d.event} after {tries}{why}"
 
 
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan"}
