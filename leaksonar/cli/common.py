@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -50,11 +49,12 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
 
 
 def open_store(db: str | None) -> Store:
-    from leaksonar.store.db import Store, StoreError  # SQLAlchemy: loaded once a command needs the index
+    """The index `db` (see `open_index`); one that cannot be opened fails."""
+    from leaksonar.run.job import open_index
+    from leaksonar.store.db import StoreError
 
-    gc.freeze()  # as at start-up: its modules live until exit, and the collector need not walk them
     try:
-        return Store(db)
+        return open_index(db)
     except StoreError as exc:
         fail(str(exc))
 
