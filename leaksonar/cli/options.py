@@ -4,9 +4,10 @@ of their values (whose defaults are the options' defaults) and the check that tu
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -101,6 +102,11 @@ class ScanArguments:
     seed: int | None = None
     geo_db: str | None = None
     asn_db: str | None = None
+
+    @classmethod
+    def of(cls, parameters: Mapping[str, Any]) -> ScanArguments:
+        """The shared options among a command's `parameters` (by name: the command passes `locals()`)."""
+        return cls(**{field.name: parameters[field.name] for field in fields(cls)})
 
     def changed(self) -> list[str]:
         """The options given other values than their defaults, as the user wrote them (TARGETS, --rate)."""

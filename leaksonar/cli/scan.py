@@ -107,10 +107,7 @@ def scan(
     from leaksonar.run.job import ResumeError, ScanInterrupted
     from leaksonar.store.db import StoreError
 
-    given = ScanArguments(
-        targets, ports, input_list, exclude_file, scope, rate, concurrency, per_host, timeout, retries,
-        read_timeout, workers, seed, geo_db, asn_db,
-    )  # fmt: skip
+    given = ScanArguments.of(locals())
     if resume is not None and (again := given.changed()):
         fail(f"--resume runs scan {resume} on with its own targets and options; drop {', '.join(again)}")
     if resume is not None and distributed:
@@ -215,10 +212,7 @@ def watch(
     """Scan TARGETS again on a schedule, with the options of `scan`; print each pass's change events."""
     from leaksonar.run.watch import watch as watching
 
-    given = ScanArguments(
-        targets, ports, input_list, exclude_file, scope, rate, concurrency, per_host, timeout, retries,
-        read_timeout, workers, seed, geo_db, asn_db,
-    )  # fmt: skip
+    given = ScanArguments.of(locals())
     plan = scan_plan(given, alerts)
     interval = parse_every(every)
     setup_logging(log_level)

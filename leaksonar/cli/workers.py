@@ -79,10 +79,7 @@ def beat(
         from leaksonar.run.distributed.app import BrokerError
         from leaksonar.run.distributed.processes import run_beat
 
-    given = ScanArguments(
-        targets, ports, input_list, exclude_file, scope, rate, concurrency, per_host, timeout, retries,
-        read_timeout, workers, seed, geo_db, asn_db,
-    )  # fmt: skip
+    given = ScanArguments.of(locals())
     plan = scan_plan(given, alerts=None)
     interval = parse_every(every)
     setup_logging(log_level, "celery")
