@@ -1,15 +1,29 @@
-"""Human-readable output: Rich tables of findings, hosts and services."""
+"""What the command line shows people: Rich tables of findings, hosts, services and events, the scan's
+progress bar, on the consoles of stdout and stderr."""
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import Event, Finding
+
+if TYPE_CHECKING:
+    from leaksonar.notify.alerts import Delivery
+    from leaksonar.scan.engine import ScanProgress
+
+PIPE_WIDTH = 200
+"""Width of tables written to a pipe or file, where there is no terminal to fit."""
+out = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
 def software_text(record: dict[str, Any]) -> str:
@@ -67,6 +81,34 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             notes,
         )
     return table
+
+
+def search_table(total: int, hits: Iterable[dict[str, Any]]) -> Table:
+    """A page of search hits (finding records), under the number found."""
+    table = Table(title=f"{total:,} found", title_justify="left")
+    for column in ("address", "protocol", "software", "severity", "rows", "size", "pii", "summary"):
+        table.add_column(column, justify="right" if column in ("rows", "size") else "left")
+    for hit in hits:
+        dataset = hit["dataset"]
+        table.add_row(
+            f"{hit['ip']}:{hit['port']}",
+            hit["protocol"],
+            software_text(hit),
+            severity_text(hit.get("severity")),
+            human_count(dataset["rows"]),
+            human_bytes(dataset["size_bytes"]),
+            ", ".join(hit.get("pii") or {}),
+            hit.get("summary", ""),
+        )
+    return table
+
+
+def delivery_line(delivery: Delivery) -> str:
+    """`failed slack (rule wiped) wiped after 3 attempts: HTTP 500` (plain text)."""
+    d = delivery
+    tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+    why = f": {d.error}" if d.error else ""
+    return f"{d.status:6} {d.channel} (rule {d.rule}) {d.event} after {tries}{why}"
 
 
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan"}
@@ -134,3 +176,39 @@ def events_table(events: Iterable[Event], title: str | None = None) -> Table:
             Text(event.summary),
         )
     return table
+
+
+class ScanBar:
+    """Rich progress on stderr: pairs probed, open ports, services, exposed."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>8.0f}/s"),
+            TimeElapsedColumn(),
+            TextColumn(
+                "open {task.fields[open]}  services {task.fields[services]}  exposed {task.fields[exposed]}"
+            ),
+            console=err,
+            transient=True,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task("scan", total=total, rate=0.0, open=0, services=0, exposed=0)
+        self.shown = 0.0
+
+    def update(self, state: ScanProgress, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.shown < 0.1:
+            return
+        self.shown = now
+        stats = state.discovery
+        self.progress.update(
+            self.task,
+            completed=stats.probes,
+            rate=stats.rate(),
+            open=stats.open,
+            services=state.services,
+            exposed=state.exposed,
+        )

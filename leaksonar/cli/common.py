@@ -1,0 +1,88 @@
+"""What every command group shares: the one-line error, the index option and opening the index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from leaksonar.store import DB_ENV
+
+if TYPE_CHECKING:
+    from leaksonar.notify.rules import AlertConfig
+    from leaksonar.store.db import Store
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help=f"Index: SQLite path or database URL [env {DB_ENV}; default: user data dir]."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+EXTRAS = {
+    "lab": {"faker", "mmdb_writer", "osmem_server", "pymemcache", "redis"},
+    "distributed": {"celery", "kombu", "redis"},
+}
+"""The optional extras of the package (pyproject.toml) -> the top-level modules of theirs leaksonar
+imports (the lab's stand-in servers run as programs)."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One-line error on stderr, then exit (2: bad input)."""
+    typer.echo(f"leaksonar: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def needs_extra(extra: str, command: str) -> Iterator[None]:
+    """Fail in one line (exit 2) when an import in the block misses a module of `extra`, which `command`
+    needs."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in EXTRAS[extra]:
+            raise
+        fail(f"{command!r} needs the {extra} extra: pip install 'leaksonar[{extra}]'")
+
+
+def open_store(db: str | None) -> Store:
+    """The index `db` (see `open_index`); one that cannot be opened fails."""
+    from leaksonar.run.job import open_index
+    from leaksonar.store.db import StoreError
+
+    try:
+        return open_index(db)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def split_address(address: str) -> tuple[str, int | None]:
+    """`IP` or `IP:PORT`; bad input fails."""
+    host, _, port_text = address.partition(":")
+    try:
+        return host, int(port_text) if port_text else None
+    except ValueError:
+        fail(f"{address!r} is not IP or IP:PORT")
+
+
+def alert_config(path: Path) -> AlertConfig:
+    """The alert rules and channels in `path`; a bad file fails."""
+    from leaksonar.notify.rules import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def parse_every(every: str) -> timedelta:
+    """`--every`: 90s, 15m, 1h, 1h30m, 1d; bad input fails."""
+    from leaksonar.formats import parse_duration
+
+    try:
+        return parse_duration(every)
+    except ValueError as exc:
+        fail(f"--every: {exc}")

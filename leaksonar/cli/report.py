@@ -1,0 +1,71 @@
+"""`leaksonar report`: disclosure letters to the owners of exposed services."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leaksonar.cli.common import DbOption, fail, open_store
+from leaksonar.cli.render import err, out
+
+
+def report(
+    network: Annotated[str | None, typer.Option("--network", help="Report on this CIDR block.")] = None,
+    asn: Annotated[int | None, typer.Option("--asn", help="Report on this autonomous system.")] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="Report on organisations whose name contains NAME.")
+    ] = None,
+    owners: Annotated[
+        Path | None,
+        typer.Option("--owners", help="Owners file (TOML): network -> organisation, abuse address."),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the letters.")] = Path("reports"),
+    formats: Annotated[str, typer.Option("--format", help="md, html or md,html.")] = "md,html",
+    force: Annotated[
+        bool, typer.Option("--force", help="Report again services reported within their reminder interval.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write the letters but do not record them as sent.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Write disclosure letters, one per owner (Markdown and HTML), for the exposed services in a network,
+    ASN or organisation; services reported recently are skipped until their reminder is due."""
+    from leaksonar import report as reporting  # Jinja2 and templates: loaded on first use
+    from leaksonar.scan.engine import utc_now
+
+    if sum(x is not None for x in (network, asn, org)) != 1:
+        fail("give exactly one of --network CIDR, --asn N, --org NAME")
+    try:
+        selection = reporting.Selection(
+            network=ipaddress.IPv4Network(network, strict=False) if network else None, asn=asn, org=org
+        )
+    except ValueError:
+        fail(f"--network {network!r} is not an IPv4 network (CIDR)")
+    try:
+        fmts = reporting.parse_formats(formats)
+        table = reporting.load_owners(owners)
+    except (reporting.ReportError, reporting.OwnersError) as exc:
+        fail(str(exc))
+    store = open_store(db)
+    now = utc_now()
+    plans = reporting.plan(store, selection, table, now, force)
+    try:
+        reporting.write_reports(store, plans, out_dir, fmts, now, record=not dry_run)
+    except reporting.ReportError as exc:
+        fail(str(exc))
+    if not plans:
+        err.print("no exposed services in the index match; nothing to report")
+    for plan in plans:
+        contact = plan.owner.abuse or "no abuse contact known"
+        out.print(f"{plan.owner.org} <{contact}>: {len(plan.due)} service(s) to report", highlight=False)
+        for path in plan.files:
+            out.print(f"  wrote {path}", highlight=False)
+        for row, reason in plan.skipped:
+            out.print(
+                f"  skipped {row['ip']}:{row['port']}: {reason}",
+                highlight=False,
+            )

@@ -1,0 +1,234 @@
+"""`leaksonar scan` and `leaksonar watch`: scan targets here, once or on a schedule."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Annotated, TextIO
+
+import typer
+
+from leaksonar.cli import render
+from leaksonar.cli.common import DbOption, alert_config, fail, needs_extra, open_store, parse_every
+from leaksonar.cli.logs import LogLevel, LogLevelOption, setup_logging
+from leaksonar.cli.options import (
+    DEFAULT,
+    AlertsOption,
+    AsnDbOption,
+    BrokerOption,
+    ConcurrencyOption,
+    ExcludeFileOption,
+    GeoDbOption,
+    InputListOption,
+    PerHostOption,
+    PortsOption,
+    RateOption,
+    ReadTimeoutOption,
+    RetriesOption,
+    ScanArguments,
+    ScanPlan,
+    ScopeOption,
+    SeedOption,
+    ShardsOption,
+    TargetsArgument,
+    TimeoutOption,
+    WorkersOption,
+    scan_plan,
+)
+from leaksonar.cli.render import ScanBar, err, out
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from leaksonar.model import Event
+    from leaksonar.run.job import ScanOutcome
+    from leaksonar.scan.engine import ScanProgress
+
+log = logging.getLogger("leaksonar.watch")
+
+
+def _jsonl_handle(stack: ExitStack, jsonl: str | None) -> TextIO | None:
+    if jsonl is None:
+        return None
+    if jsonl == "-":
+        return sys.stdout
+    try:
+        return stack.enter_context(open(jsonl, "w", encoding="utf-8"))
+    except OSError as exc:
+        fail(f"cannot write {jsonl}: {exc.strerror}")
+
+
+def scan(
+    targets: TargetsArgument = None,
+    ports: PortsOption = None,
+    input_list: InputListOption = None,
+    exclude_file: ExcludeFileOption = None,
+    scope: ScopeOption = None,
+    db: DbOption = None,
+    rate: RateOption = None,
+    concurrency: ConcurrencyOption = DEFAULT.concurrency,
+    per_host: PerHostOption = DEFAULT.per_host,
+    timeout: TimeoutOption = DEFAULT.timeout,
+    retries: RetriesOption = DEFAULT.retries,
+    read_timeout: ReadTimeoutOption = DEFAULT.read_timeout,
+    workers: WorkersOption = DEFAULT.workers,
+    seed: SeedOption = None,
+    geo_db: GeoDbOption = None,
+    asn_db: AsnDbOption = None,
+    alerts: AlertsOption = None,
+    jsonl: Annotated[
+        str | None,
+        typer.Option("--jsonl", help="Write one finding record (JSON) per service to FILE or '-'."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")
+    ] = False,
+    distributed: Annotated[
+        bool, typer.Option("--distributed", help="Queue shards for `leaksonar worker`s (see --broker).")
+    ] = False,
+    broker: BrokerOption = None,
+    shards: ShardsOption = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="SCAN_ID",
+            help="Finish an unfinished (killed, interrupted) scan from its last checkpoint, with its own "
+            "targets and options.",
+        ),
+    ] = None,
+) -> None:
+    """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
+    from leaksonar.run import local
+    from leaksonar.run.job import ResumeError, ScanInterrupted
+    from leaksonar.store.db import StoreError
+
+    given = ScanArguments.of(locals())
+    if resume is not None and (again := given.changed()):
+        fail(f"--resume runs scan {resume} on with its own targets and options; drop {', '.join(again)}")
+    if resume is not None and distributed:
+        fail("--resume does not combine with --distributed")
+    plan = scan_plan(given, alerts) if resume is None else None
+    try:
+        with ExitStack() as stack:
+            handle = _jsonl_handle(stack, jsonl)
+            started = time.monotonic()
+            prepared = None
+            if plan is None:
+                prepared = local.reopen(resume, db)  # type: ignore[arg-type]
+                rules = alert_config(alerts) if alerts is not None else None
+                plan = ScanPlan(prepared.job.space, prepared.job.options, None, rules)
+            elif not distributed:
+                prepared = local.start(plan.space, plan.options, db)
+            bar = ScanBar(plan.space.size, enabled=err.is_terminal and not quiet)
+            stack.enter_context(bar.progress)
+            if prepared is None:
+                outcome = _distributed(plan, db, broker, shards, handle, bar.update)
+            else:
+                outcome = local.run(prepared, jsonl=handle, on_progress=bar.update, alerts=plan.alerts)
+    except (StoreError, ResumeError) as exc:
+        fail(str(exc))
+    except ScanInterrupted as exc:
+        hint = f"; continue with `leaksonar scan --resume {exc.scan_id}`" if exc.resumable else ""
+        err.print(f"leaksonar: interrupted; findings so far are stored{hint}.", highlight=False)
+        raise typer.Exit(130) from None
+    if not quiet:
+        _summary(outcome, time.monotonic() - started, err if jsonl == "-" else out)
+
+
+def _distributed(
+    plan: ScanPlan,
+    db: str | None,
+    broker: str | None,
+    shards: int | None,
+    jsonl: TextIO | None,
+    on_progress: Callable[[ScanProgress], None],
+) -> ScanOutcome:
+    with needs_extra("distributed", "scan --distributed"):
+        from leaksonar.run.distributed.app import BrokerError
+        from leaksonar.run.distributed.submit import ShardError, distributed_scan
+    try:
+        return distributed_scan(
+            plan.space,
+            plan.options,
+            plan.scope,
+            db,
+            broker=broker,
+            shards=shards,
+            jsonl=jsonl,
+            on_progress=on_progress,
+            alerts=plan.alerts,
+        )
+    except BrokerError as exc:
+        fail(str(exc))
+    except ShardError as exc:
+        fail(str(exc), 1)
+
+
+def _summary(outcome: ScanOutcome, elapsed: float, console: Console) -> None:
+    """The scan's findings, exposed first (200 at most), and its counters."""
+    progress, stats = outcome.progress, outcome.progress.discovery
+    findings = sorted(
+        outcome.store.scan_findings(outcome.scan_id),
+        key=lambda f: (not f.exposed, ipaddress.IPv4Address(f.ip), f.port),
+    )
+    if findings:
+        console.print(render.findings_table(findings[:200]))
+    console.print(
+        f"scan {outcome.scan_id}: {stats.probes:,} address/port pairs in {elapsed:.2f} s "
+        f"({stats.probes / max(elapsed, 1e-9):,.0f}/s): {stats.open} open, {progress.services} services, "
+        f"[bold]{progress.exposed} exposed[/]"
+    )
+
+
+def watch(
+    targets: TargetsArgument = None,
+    ports: PortsOption = None,
+    input_list: InputListOption = None,
+    exclude_file: ExcludeFileOption = None,
+    scope: ScopeOption = None,
+    db: DbOption = None,
+    rate: RateOption = None,
+    concurrency: ConcurrencyOption = DEFAULT.concurrency,
+    per_host: PerHostOption = DEFAULT.per_host,
+    timeout: TimeoutOption = DEFAULT.timeout,
+    retries: RetriesOption = DEFAULT.retries,
+    read_timeout: ReadTimeoutOption = DEFAULT.read_timeout,
+    workers: WorkersOption = DEFAULT.workers,
+    seed: SeedOption = None,
+    geo_db: GeoDbOption = None,
+    asn_db: AsnDbOption = None,
+    alerts: AlertsOption = None,
+    every: Annotated[
+        str, typer.Option(help="Time from the start of one pass to the next: 90s, 15m, 1h, 1h30m, 1d.")
+    ] = "1h",
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron).")] = False,
+    log_level: LogLevelOption = LogLevel.info,
+) -> None:
+    """Scan TARGETS again on a schedule, with the options of `scan`; print each pass's change events."""
+    from leaksonar.run.watch import watch as watching
+
+    given = ScanArguments.of(locals())
+    plan = scan_plan(given, alerts)
+    interval = parse_every(every)
+    setup_logging(log_level)
+    store = open_store(db)
+
+    def on_pass(scan_id: str, progress: ScanProgress, found: list[Event]) -> None:
+        for event in found:
+            typer.echo(render.event_line(event))
+        log.info(
+            "scan %s: %d services, %d exposed, %d change event%s",
+            scan_id, progress.services, progress.exposed, len(found), "s" * (len(found) != 1),
+        )  # fmt: skip
+
+    try:
+        watching(
+            plan.space, plan.options, store, every=interval, once=once, on_pass=on_pass, alerts=plan.alerts
+        )
+    except KeyboardInterrupt:
+        log.info("watch stopped; findings and events so far are stored")

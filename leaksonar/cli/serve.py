@@ -1,0 +1,109 @@
+"""`leaksonar serve` (the web UI and REST API) and `leaksonar keys` (its API keys)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from typing import Annotated
+
+import typer
+
+from leaksonar.cli.common import DbOption, JsonFlag, fail, open_store
+from leaksonar.cli.logs import LogLevel, LogLevelOption, setup_logging
+from leaksonar.cli.render import err
+
+log = logging.getLogger("leaksonar.serve")
+
+
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on: an IP address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8080,
+    anonymous: Annotated[
+        str, typer.Option(help="Level of requests without an API key: public or analyst.")
+    ] = "public",
+    rate_limit: Annotated[
+        str,
+        typer.Option(help="Requests allowed per API key (per client address without one): N/minute."),
+    ] = "600/minute",
+    log_level: LogLevelOption = LogLevel.info,
+) -> None:
+    """Serve the web UI and the REST API (OpenAPI at /docs) over the index."""
+    import socket
+
+    import uvicorn
+
+    from leaksonar.web.app import create_app
+
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        fail(f"--host {host!r} is not an IP address (e.g. 127.0.0.1)")
+    try:
+        web = create_app(open_store(db), anonymous=anonymous, rate_limit=rate_limit)
+    except ValueError as exc:
+        fail(str(exc))
+    listener = socket.socket(socket.AF_INET6 if address.version == 6 else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    setup_logging(log_level, "uvicorn")
+    if not address.is_loopback:
+        log.warning("serving on %s, reachable from other machines", host)
+    url = f"http://[{host}]:{port}/" if address.version == 6 else f"http://{host}:{port}/"
+    log.info("serving %s (API docs %sdocs); Ctrl-C to stop", url, url)
+    config = uvicorn.Config(web, log_config=None, log_level=log_level, access_log=log_level is LogLevel.debug)
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the web API and UI (levels public, analyst).")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what the key is for (unique).")],
+    level: Annotated[
+        str, typer.Option(help="public or analyst (analysts see critical findings).")
+    ] = "public",
+    db: DbOption = None,
+) -> None:
+    """Create an API key and print it once (only its SHA-256 is stored)."""
+    from leaksonar.web.keys import ApiKeyError, create_key
+
+    try:
+        key = create_key(open_store(db), name, level)
+    except ApiKeyError as exc:
+        fail(str(exc))
+    typer.echo(key)
+    err.print(f"key {name!r} ({level}) created; it is not shown again", highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
+    """List API keys: name, level, created, revoked (never the key)."""
+    from leaksonar.web.keys import list_keys
+
+    rows = list_keys(open_store(db))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"revoked {row['revoked']}" if row["revoked"] else "valid"
+        typer.echo(f"{row['name']}\t{row['level']}\tcreated {row['created']}\t{state}")
+    if not rows:
+        err.print("no API keys")
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")], db: DbOption = None) -> None:
+    """Revoke an API key: requests with it are refused (401) from now on."""
+    from leaksonar.web.keys import ApiKeyError, revoke_key
+
+    try:
+        revoke_key(open_store(db), name)
+    except ApiKeyError as exc:
+        fail(str(exc))
+    err.print(f"key {name!r} revoked", highlight=False)

@@ -1,0 +1,34 @@
+"""`leaksonar verify`: check a leak sample before trusting it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leaksonar.cli.common import JsonFlag, fail
+from leaksonar.cli.render import out
+
+
+def verify(
+    file: Annotated[Path, typer.Argument(help="Leak sample: CSV, JSON or JSON lines; gzip ok.")],
+    as_json: JsonFlag = False,
+    limit: Annotated[int, typer.Option(help="Rows read at most.")] = 100_000,
+) -> None:
+    """Check a leak sample before trusting it: what each column holds, checksum validity, whether IDs agree
+    with birth dates, genders, ages and places, duplicates, date ranges, and a verdict with its reasons."""
+    from leaksonar.verify import reader as verifying  # the validators are heavy: loaded on first use
+
+    if limit < 1:
+        fail("--limit must be at least 1")
+    try:
+        leak, report = verifying.verify(file, limit)
+    except verifying.VerifyError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(verifying.report_record(leak, report), indent=2, ensure_ascii=False))
+    else:
+        for part in verifying.renderables(leak, report):
+            out.print(part)
