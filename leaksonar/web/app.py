@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+import leaksonar
 from leaksonar.store.db import Store
 from leaksonar.web import api, ui
 from leaksonar.web.access import Level
@@ -36,7 +37,8 @@ def create_app(
     app = FastAPI(
         title="leaksonar",
         summary="Search exposed-database findings, their history and change events.",
-        version="0.1.0",
+        version=leaksonar.__version__,
+        redirect_slashes=False,  # `/event/1/` is not a page: 404, like any other unknown path
     )
     app.state.store = store
     app.state.anonymous = level
