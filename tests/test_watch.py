@@ -51,9 +51,9 @@ def test_watch_once_stores_a_scan_and_prints_its_events(lab_service: Any, tmp_pa
     second = leaksonar(*args)  # for cron: each run one pass; nothing changed, nothing printed
     assert second.stdout == ""
     store = Store(db)
-    assert [e.type for e in store.events()] == ["new_exposure"]
-    scans = [store.scan(run.stderr.split()[1].rstrip(":")) for run in (first, second)]
-    assert [s and s["status"] for s in scans] == ["done", "done"]
+    assert [e.type for e in store.events.find()] == ["new_exposure"]
+    scans = [store.scans.get(run.stderr.split()[1].rstrip(":")) for run in (first, second)]
+    assert [s and s.status for s in scans] == ["done", "done"]
 
 
 def test_ctrl_c_stops_watch_cleanly(lab_service: Any, tmp_path: Path) -> None:
@@ -77,4 +77,4 @@ def test_ctrl_c_stops_watch_cleanly(lab_service: Any, tmp_path: Path) -> None:
     assert watch.returncode == 0, stderr
     assert "watch stopped" in stderr and "Traceback" not in stderr
     assert "new_exposure" in stdout
-    assert len(Store(db).events()) == 1
+    assert len(Store(db).events.find()) == 1

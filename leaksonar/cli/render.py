@@ -18,6 +18,7 @@ from leaksonar.model import Event, Finding
 
 if TYPE_CHECKING:
     from leaksonar.scan.engine import ScanProgress
+    from leaksonar.store.rows import HostRow
 
 PIPE_WIDTH = 200
 """Width of tables written to a pipe or file, where there is no terminal to fit."""
@@ -88,16 +89,14 @@ def severity_text(severity: str | None) -> str:
     return f"[{style}]{severity}[/]" if style else severity
 
 
-def hosts_table(rows: Iterable[dict[str, Any]]) -> Table:
+def hosts_table(rows: Iterable[HostRow]) -> Table:
     table = Table()
     for column in ("address", "services", "exposed", "protocols", "first seen", "last seen"):
         table.add_column(column)
     for row in rows:
-        protocols = ", ".join(sorted(set((row["protocols"] or "").split(","))))
-        exposed = f"[bold red]{row['exposed']}[/]" if row["exposed"] else "0"
-        table.add_row(
-            row["ip"], str(row["services"]), exposed, protocols, row["first_seen"], row["last_seen"]
-        )
+        protocols = ", ".join(sorted(set((row.protocols or "").split(","))))
+        exposed = f"[bold red]{row.exposed}[/]" if row.exposed else "0"
+        table.add_row(row.ip, str(row.services), exposed, protocols, row.first_seen, row.last_seen)
     return table
 
 

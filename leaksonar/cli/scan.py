@@ -124,7 +124,7 @@ def scan(
         return
     stats = progress.discovery
     findings = sorted(
-        store.scan_findings(scan_id), key=lambda f: (not f.exposed, ipaddress.IPv4Address(f.ip), f.port)
+        store.findings.of_scan(scan_id), key=lambda f: (not f.exposed, ipaddress.IPv4Address(f.ip), f.port)
     )
     if findings:
         table_console.print(render.findings_table(findings[:200]))

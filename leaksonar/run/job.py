@@ -60,7 +60,7 @@ def record_scan(store: Store, space: TargetSpace, options: dict[str, Any]) -> st
     """Record a new scan of `space` (status running; `options`: a ScanOptions as `dataclasses.asdict`, and
     what else the scan keeps); returns its id."""
     scan_id = new_scan_id()
-    store.begin_scan(
+    store.scans.begin(
         scan_id,
         utc_now(),
         targets=space.describe(),
@@ -92,17 +92,17 @@ def _still_running(checkpoint: dict[str, Any]) -> int | None:
 
 def resume_job(scan_id: str, store: Store) -> ScanJob:
     """The rest of an unfinished scan: its space, options and checkpoint from its row. Raises ResumeError."""
-    scan = store.scan(scan_id)
+    scan = store.scans.get(scan_id)
     if scan is None:
         raise ResumeError(f"no scan {scan_id!r} in {store.db}")
-    if scan["status"] == "done":
+    if scan.status == "done":
         raise ResumeError(f"scan {scan_id} already finished; nothing to resume")
-    record, coverage, checkpoint = scan["options"], scan["coverage"], scan["checkpoint"]
+    record, coverage, checkpoint = scan.options, scan.coverage, scan.checkpoint
     if not coverage or "seed" not in record or not checkpoint:
         raise ResumeError(
             f"scan {scan_id} has no checkpoint to resume from (distributed, or made by an older leaksonar)"
         )
-    if scan["status"] == "running" and (pid := _still_running(checkpoint)) is not None:
+    if scan.status == "running" and (pid := _still_running(checkpoint)) is not None:
         raise ResumeError(f"scan {scan_id} is still running (process {pid})")
     try:
         options = ScanOptions.from_record(record)
@@ -137,13 +137,13 @@ def run_job(
     scan_id = job.scan_id
 
     def on_finding(finding: Finding) -> None:
-        store.add_findings([finding])
+        store.findings.add([finding])
         if jsonl is not None:
             jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
             jsonl.flush()
 
     def on_checkpoint(marks: list[ShardMark], stats: DiscoveryStats) -> None:
-        store.checkpoint_scan(
+        store.scans.checkpoint(
             scan_id,
             {
                 "shards": [mark.to_record() for mark in marks],
@@ -164,7 +164,7 @@ def run_job(
 
     options = job.options
     if job.resumed:
-        store.reopen_scan(scan_id)
+        store.scans.reopen(scan_id)
     on_checkpoint(list(job.marks), DiscoveryStats())
     if workers is None:
         workers = start_workers(job.space, options, [mark.position for mark in job.marks])
@@ -189,10 +189,10 @@ def run_job(
     finally:
         progress = progress or ScanProgress(DiscoveryStats())
         if job.resumed:
-            found = [finding.exposed for finding in store.scan_findings(scan_id)]
+            found = [finding.exposed for finding in store.findings.of_scan(scan_id)]
             progress.services, progress.exposed = len(found), sum(found)
         stats = progress.discovery
-        store.finish_scan(
+        store.scans.finish(
             scan_id,
             utc_now(),
             status,
@@ -201,11 +201,11 @@ def run_job(
             services=progress.services,
             exposed=progress.exposed,
         )
-        store.record_events(scan_id)  # closed services only when the scan covered its whole space
+        store.events.record(scan_id)  # closed services only when the scan covered its whole space
     if alerts is not None:
         from leaksonar.notify.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
 
-        deliver_events(store.events(scan_id=scan_id), alerts, store)
+        deliver_events(store.events.find(scan_id=scan_id), alerts, store)
     return progress
 
 
