@@ -499,8 +499,8 @@ def served(new_index: Callable[[], str]) -> Iterator[dict[str, Any]]:
     command = [sys.executable, "-m", "leaksonar", "serve", "--db", str(db), "--port", str(port)]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert server.stdout is not None
-        assert f"http://127.0.0.1:{port}/" in server.stdout.readline()
+        assert server.stderr is not None
+        assert f"INFO leaksonar.serve: serving http://127.0.0.1:{port}/" in server.stderr.readline()
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,7 +53,9 @@ def test_watch_once_stores_a_scan_and_prints_its_events(lab_service: Any, tmp_pa
     assert second.stdout == ""
     store = Store(db)
     assert [e.type for e in store.events.find()] == ["new_exposure"]
-    scans = [store.scans.get(run.stderr.split()[1].rstrip(":")) for run in (first, second)]
+    scans = [
+        store.scans.get(re.search(r"leaksonar.watch: scan (\S+):", run.stderr)[1]) for run in (first, second)
+    ]
     assert [s and s.status for s in scans] == ["done", "done"]
 
 
@@ -69,7 +72,7 @@ def test_ctrl_c_stops_watch_cleanly(lab_service: Any, tmp_path: Path) -> None:
     try:
         assert watch.stderr is not None
         first_pass = watch.stderr.readline()  # the first pass is done; the next is an hour away
-        assert first_pass.startswith("scan "), first_pass
+        assert " INFO leaksonar.watch: scan " in first_pass, first_pass
         watch.send_signal(signal.SIGINT)
         stdout, stderr = watch.communicate(timeout=30)
     finally:

@@ -8,13 +8,13 @@ import sys
 
 import typer
 
-gc.freeze()  # start-up: the imported modules live until exit, so neither the collector nor exit walks them
-
 
 def main() -> None:
+    """`leaksonar`: run the command line's app; an internal error is one line, exit 1."""
     try:
         from leaksonar.cli.app import app
 
+        gc.freeze()  # the imported modules live until exit: neither the collector nor exit need walk them
         app()
     except Exception as exc:  # an internal error: one line, exit 1 (LEAKSONAR_DEBUG=1 for the traceback)
         if os.environ.get("LEAKSONAR_DEBUG"):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from leaksonar.cli import render
 from leaksonar.cli.common import DbOption, JsonFlag, alert_config, fail, open_store
 from leaksonar.cli.render import err, out
 
@@ -25,13 +26,7 @@ def _print_deliveries(deliveries: Sequence[Delivery], as_json: bool, **extra: in
     if as_json:
         typer.echo(json.dumps({"deliveries": [asdict(d) for d in deliveries], **extra}, indent=2))
     for d in [] if as_json else deliveries:
-        tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
-        why = f": {d.error}" if d.error else ""
-        out.print(
-            f"{d.status:6} {d.channel} (rule {d.rule}) {d.event} after {tries}{why}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        out.print(render.delivery_line(d), highlight=False, soft_wrap=True)
     if any(d.status != "sent" for d in deliveries):
         raise typer.Exit(1)
 

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated
 
-from leaksonar.cli import db, index, report, scan, serve, verify, workers
-from leaksonar.cli.alerts import alerts_app
-from leaksonar.lab.cli import lab_app
+import click
+import typer
+from typer.core import TyperGroup
+
+from leaksonar.cli import alerts, db, index, report, scan, serve, verify, workers
+
+
+class Commands(TyperGroup):
+    """leaksonar's commands, `lab` among them loaded on first use (see leaksonar.cli.lab)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), "lab"]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name != "lab":
+            return super().get_command(ctx, cmd_name)
+        from leaksonar.cli.lab import lab_group
+
+        return lab_group()
+
 
 app = typer.Typer(
     name="leaksonar",
+    cls=Commands,
     help=(
         "Find databases that answer without a password, measure what they expose, and index the "
         "findings. Scan only address space you are responsible for or authorised to test."
@@ -19,6 +37,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from leaksonar import __version__
+
+        typer.echo(f"leaksonar {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """The options of `leaksonar` itself."""
+
+
 for command in (
     scan.scan,
     index.hosts,
@@ -33,7 +71,6 @@ for command in (
     serve.serve,
 ):
     app.command()(command)
-app.add_typer(lab_app, name="lab", help="Real database servers on loopback with synthetic data.")
-app.add_typer(alerts_app, name="alerts")
+app.add_typer(alerts.alerts_app, name="alerts")
 app.add_typer(serve.keys_app, name="keys")
 app.add_typer(db.db_app, name="db")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -20,6 +22,13 @@ DbOption = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
+EXTRAS = {
+    "lab": {"faker", "mmdb_writer", "osmem_server", "pymemcache", "redis"},
+    "distributed": {"celery", "kombu", "redis"},
+}
+"""The optional extras of the package (pyproject.toml) -> the top-level modules of theirs leaksonar
+imports (the lab's stand-in servers run as programs)."""
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One-line error on stderr, then exit (2: bad input)."""
@@ -27,12 +36,25 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def open_store(db: str | None) -> Store:
-    from leaksonar.store.db import Store, StoreError  # SQLAlchemy: loaded once a command needs the index
-
-    gc.freeze()  # as at start-up: its modules live until exit, and the collector need not walk them
+@contextmanager
+def needs_extra(extra: str, command: str) -> Iterator[None]:
+    """Fail in one line (exit 2) when an import in the block misses a module of `extra`, which `command`
+    needs."""
     try:
-        return Store(db)
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in EXTRAS[extra]:
+            raise
+        fail(f"{command!r} needs the {extra} extra: pip install 'leaksonar[{extra}]'")
+
+
+def open_store(db: str | None) -> Store:
+    """The index `db` (see `open_index`); one that cannot be opened fails."""
+    from leaksonar.run.job import open_index
+    from leaksonar.store.db import StoreError
+
+    try:
+        return open_index(db)
     except StoreError as exc:
         fail(str(exc))
 
@@ -54,3 +76,13 @@ def alert_config(path: Path) -> AlertConfig:
         return load_config(path)
     except ConfigError as exc:
         fail(str(exc))
+
+
+def parse_every(every: str) -> timedelta:
+    """`--every`: 90s, 15m, 1h, 1h30m, 1d; bad input fails."""
+    from leaksonar.formats import parse_duration
+
+    try:
+        return parse_duration(every)
+    except ValueError as exc:
+        fail(f"--every: {exc}")

@@ -13,7 +13,6 @@ import typer
 from leaksonar.cli import render
 from leaksonar.cli.common import DbOption, JsonFlag, fail, open_store, split_address
 from leaksonar.cli.render import err, out
-from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import Finding
 
 
@@ -41,8 +40,6 @@ def search(
     offset: Annotated[int, typer.Option(min=0, help="Hits to skip (paging).")] = 0,
 ) -> None:
     """Search the index: most severe services first; the query language is in docs/search.md."""
-    from rich.table import Table
-
     from leaksonar.store.query import QueryError
 
     store = open_store(db)
@@ -57,23 +54,7 @@ def search(
             found["facets"] = {field: [list(pair) for pair in top] for field, top in counts.items()}
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"{page.total:,} found", title_justify="left")
-    for column in ("address", "protocol", "software", "severity", "rows", "size", "pii", "summary"):
-        table.add_column(column, justify="right" if column in ("rows", "size") else "left")
-    for hit in page.hits:
-        record = hit.record
-        dataset = record["dataset"]
-        table.add_row(
-            f"{record['ip']}:{record['port']}",
-            record["protocol"],
-            render.software_text(record),
-            render.severity_text(hit.severity),
-            human_count(dataset["rows"]),
-            human_bytes(dataset["size_bytes"]),
-            ", ".join(record.get("pii") or {}),
-            record.get("summary", ""),
-        )
-    out.print(table)
+    out.print(render.search_table(page.total, page.hits))
     for field, top in (counts or {}).items():
         out.print(f"{field}: " + ", ".join(f"{value} {n:,}" for value, n in top), highlight=False)
 

@@ -17,8 +17,9 @@ from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import Event, Finding
 
 if TYPE_CHECKING:
+    from leaksonar.notify.alerts import Delivery
     from leaksonar.scan.engine import ScanProgress
-    from leaksonar.store.rows import HostRow
+    from leaksonar.store.rows import Hit, HostRow
 
 PIPE_WIDTH = 200
 """Width of tables written to a pipe or file, where there is no terminal to fit."""
@@ -77,6 +78,35 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             notes,
         )
     return table
+
+
+def search_table(total: int, hits: Iterable[Hit]) -> Table:
+    """A page of search hits, under the number found."""
+    table = Table(title=f"{total:,} found", title_justify="left")
+    for column in ("address", "protocol", "software", "severity", "rows", "size", "pii", "summary"):
+        table.add_column(column, justify="right" if column in ("rows", "size") else "left")
+    for hit in hits:
+        record = hit.record
+        dataset = record["dataset"]
+        table.add_row(
+            f"{record['ip']}:{record['port']}",
+            record["protocol"],
+            software_text(record),
+            severity_text(hit.severity),
+            human_count(dataset["rows"]),
+            human_bytes(dataset["size_bytes"]),
+            ", ".join(record.get("pii") or {}),
+            record.get("summary", ""),
+        )
+    return table
+
+
+def delivery_line(delivery: Delivery) -> str:
+    """`failed slack (rule wiped) wiped after 3 attempts: HTTP 500` (plain text)."""
+    d = delivery
+    tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+    why = f": {d.error}" if d.error else ""
+    return f"{d.status:6} {d.channel} (rule {d.rule}) {d.event} after {tries}{why}"
 
 
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan"}

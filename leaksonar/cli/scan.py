@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -12,16 +13,42 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from leaksonar.cli import render
-from leaksonar.cli.common import fail, open_store
-from leaksonar.cli.options import BrokerOption, ScanSetup, ShardsOption, with_scan_setup
+from leaksonar.cli.common import DbOption, alert_config, fail, needs_extra, open_store, parse_every
+from leaksonar.cli.logs import LogLevel, LogLevelOption, setup_logging
+from leaksonar.cli.options import (
+    DEFAULT,
+    AlertsOption,
+    AsnDbOption,
+    BrokerOption,
+    ConcurrencyOption,
+    ExcludeFileOption,
+    GeoDbOption,
+    InputListOption,
+    PerHostOption,
+    PortsOption,
+    RateOption,
+    ReadTimeoutOption,
+    RetriesOption,
+    ScanArguments,
+    ScanPlan,
+    ScopeOption,
+    SeedOption,
+    ShardsOption,
+    TargetsArgument,
+    TimeoutOption,
+    WorkersOption,
+    scan_plan,
+)
 from leaksonar.cli.render import ScanBar, err, out
-from leaksonar.model import Event
-from leaksonar.run.job import new_job, run_job, start_workers
-from leaksonar.scan.engine import ScanProgress
-from leaksonar.scan.workers import stop_workers
 
 if TYPE_CHECKING:
-    from leaksonar.store.db import Store
+    from rich.console import Console
+
+    from leaksonar.model import Event
+    from leaksonar.run.job import ScanOutcome
+    from leaksonar.scan.engine import ScanProgress
+
+log = logging.getLogger("leaksonar.watch")
 
 
 def _jsonl_handle(stack: ExitStack, jsonl: str | None) -> TextIO | None:
@@ -35,38 +62,24 @@ def _jsonl_handle(stack: ExitStack, jsonl: str | None) -> TextIO | None:
         fail(f"cannot write {jsonl}: {exc.strerror}")
 
 
-def _distributed_scan(
-    setup: ScanSetup,
-    store: Store,
-    broker: str | None,
-    shards: int | None,
-    jsonl: TextIO | None,
-    on_progress: Callable[[ScanProgress], None],
-) -> tuple[str, ScanProgress]:
-    from leaksonar.run.distributed.app import BrokerError
-    from leaksonar.run.distributed.submit import ShardError, distributed_scan
-
-    try:
-        return distributed_scan(
-            setup.space,
-            setup.options,
-            setup.scope,
-            store,
-            broker=broker,
-            shards=shards,
-            jsonl=jsonl,
-            on_progress=on_progress,
-            alerts=setup.alerts,
-        )
-    except BrokerError as exc:
-        fail(str(exc))
-    except ShardError as exc:
-        fail(str(exc), 1)
-
-
-@with_scan_setup
 def scan(
-    setup: ScanSetup,
+    targets: TargetsArgument = None,
+    ports: PortsOption = None,
+    input_list: InputListOption = None,
+    exclude_file: ExcludeFileOption = None,
+    scope: ScopeOption = None,
+    db: DbOption = None,
+    rate: RateOption = None,
+    concurrency: ConcurrencyOption = DEFAULT.concurrency,
+    per_host: PerHostOption = DEFAULT.per_host,
+    timeout: TimeoutOption = DEFAULT.timeout,
+    retries: RetriesOption = DEFAULT.retries,
+    read_timeout: ReadTimeoutOption = DEFAULT.read_timeout,
+    workers: WorkersOption = DEFAULT.workers,
+    seed: SeedOption = None,
+    geo_db: GeoDbOption = None,
+    asn_db: AsnDbOption = None,
+    alerts: AlertsOption = None,
     jsonl: Annotated[
         str | None,
         typer.Option("--jsonl", help="Write one finding record (JSON) per service to FILE or '-'."),
@@ -90,82 +103,132 @@ def scan(
     ] = None,
 ) -> None:
     """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
-    space, options = setup.space, setup.options
-    if setup.job is not None and distributed:
+    from leaksonar.run import local
+    from leaksonar.run.job import ResumeError, ScanInterrupted
+    from leaksonar.store.db import StoreError
+
+    given = ScanArguments.of(locals())
+    if resume is not None and (again := given.changed()):
+        fail(f"--resume runs scan {resume} on with its own targets and options; drop {', '.join(again)}")
+    if resume is not None and distributed:
         fail("--resume does not combine with --distributed")
-    table_console = err if jsonl == "-" else out
-    with ExitStack() as stack:
-        handle = _jsonl_handle(stack, jsonl)
-        started = time.monotonic()
-        # a new local scan's workers probe from here on, while this process loads and opens the index
-        workers = None if distributed or setup.job else start_workers(space, options)
-        try:
-            store = open_store(setup.db)
-        except typer.Exit:
-            stop_workers(workers or [])
-            raise
-        bar = ScanBar(space.size, enabled=err.is_terminal and not quiet)
-        stack.enter_context(bar.progress)
-        job = None if distributed else setup.job or new_job(space, options, store)
-        try:
-            if job is None:
-                scan_id, progress = _distributed_scan(setup, store, broker, shards, handle, bar.update)
+    plan = scan_plan(given, alerts) if resume is None else None
+    try:
+        with ExitStack() as stack:
+            handle = _jsonl_handle(stack, jsonl)
+            started = time.monotonic()
+            prepared = None
+            if plan is None:
+                prepared = local.reopen(resume, db)  # type: ignore[arg-type]
+                rules = alert_config(alerts) if alerts is not None else None
+                plan = ScanPlan(prepared.job.space, prepared.job.options, None, rules)
+            elif not distributed:
+                prepared = local.start(plan.space, plan.options, db)
+            bar = ScanBar(plan.space.size, enabled=err.is_terminal and not quiet)
+            stack.enter_context(bar.progress)
+            if prepared is None:
+                outcome = _distributed(plan, db, broker, shards, handle, bar.update)
             else:
-                scan_id = job.scan_id
-                progress = run_job(
-                    job, store, jsonl=handle, on_progress=bar.update, alerts=setup.alerts, workers=workers
-                )
-        except KeyboardInterrupt:
-            hint = f"; continue with `leaksonar scan --resume {job.scan_id}`" if job else ""
-            err.print(f"leaksonar: interrupted; findings so far are stored{hint}.", highlight=False)
-            raise typer.Exit(130) from None
-    elapsed = time.monotonic() - started
-    if quiet:
-        return
-    stats = progress.discovery
+                outcome = local.run(prepared, jsonl=handle, on_progress=bar.update, alerts=plan.alerts)
+    except (StoreError, ResumeError) as exc:
+        fail(str(exc))
+    except ScanInterrupted as exc:
+        hint = f"; continue with `leaksonar scan --resume {exc.scan_id}`" if exc.resumable else ""
+        err.print(f"leaksonar: interrupted; findings so far are stored{hint}.", highlight=False)
+        raise typer.Exit(130) from None
+    if not quiet:
+        _summary(outcome, time.monotonic() - started, err if jsonl == "-" else out)
+
+
+def _distributed(
+    plan: ScanPlan,
+    db: str | None,
+    broker: str | None,
+    shards: int | None,
+    jsonl: TextIO | None,
+    on_progress: Callable[[ScanProgress], None],
+) -> ScanOutcome:
+    with needs_extra("distributed", "scan --distributed"):
+        from leaksonar.run.distributed.app import BrokerError
+        from leaksonar.run.distributed.submit import ShardError, distributed_scan
+    try:
+        return distributed_scan(
+            plan.space,
+            plan.options,
+            plan.scope,
+            db,
+            broker=broker,
+            shards=shards,
+            jsonl=jsonl,
+            on_progress=on_progress,
+            alerts=plan.alerts,
+        )
+    except BrokerError as exc:
+        fail(str(exc))
+    except ShardError as exc:
+        fail(str(exc), 1)
+
+
+def _summary(outcome: ScanOutcome, elapsed: float, console: Console) -> None:
+    """The scan's findings, exposed first (200 at most), and its counters."""
+    progress, stats = outcome.progress, outcome.progress.discovery
     findings = sorted(
-        store.findings.of_scan(scan_id), key=lambda f: (not f.exposed, ipaddress.IPv4Address(f.ip), f.port)
+        outcome.store.findings.of_scan(outcome.scan_id),
+        key=lambda f: (not f.exposed, ipaddress.IPv4Address(f.ip), f.port),
     )
     if findings:
-        table_console.print(render.findings_table(findings[:200]))
-    table_console.print(
-        f"scan {scan_id}: {stats.probes:,} address/port pairs in {elapsed:.2f} s "
+        console.print(render.findings_table(findings[:200]))
+    console.print(
+        f"scan {outcome.scan_id}: {stats.probes:,} address/port pairs in {elapsed:.2f} s "
         f"({stats.probes / max(elapsed, 1e-9):,.0f}/s): {stats.open} open, {progress.services} services, "
         f"[bold]{progress.exposed} exposed[/]"
     )
 
 
-@with_scan_setup
 def watch(
-    setup: ScanSetup,
+    targets: TargetsArgument = None,
+    ports: PortsOption = None,
+    input_list: InputListOption = None,
+    exclude_file: ExcludeFileOption = None,
+    scope: ScopeOption = None,
+    db: DbOption = None,
+    rate: RateOption = None,
+    concurrency: ConcurrencyOption = DEFAULT.concurrency,
+    per_host: PerHostOption = DEFAULT.per_host,
+    timeout: TimeoutOption = DEFAULT.timeout,
+    retries: RetriesOption = DEFAULT.retries,
+    read_timeout: ReadTimeoutOption = DEFAULT.read_timeout,
+    workers: WorkersOption = DEFAULT.workers,
+    seed: SeedOption = None,
+    geo_db: GeoDbOption = None,
+    asn_db: AsnDbOption = None,
+    alerts: AlertsOption = None,
     every: Annotated[
         str, typer.Option(help="Time from the start of one pass to the next: 90s, 15m, 1h, 1h30m, 1d.")
     ] = "1h",
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron).")] = False,
+    log_level: LogLevelOption = LogLevel.info,
 ) -> None:
     """Scan TARGETS again on a schedule, with the options of `scan`; print each pass's change events."""
-    from leaksonar.cli.render import event_line
-    from leaksonar.formats import parse_duration
     from leaksonar.run.watch import watch as watching
 
-    try:
-        interval = parse_duration(every)
-    except ValueError as exc:
-        fail(f"--every: {exc}")
-    store = open_store(setup.db)
+    given = ScanArguments.of(locals())
+    plan = scan_plan(given, alerts)
+    interval = parse_every(every)
+    setup_logging(log_level)
+    store = open_store(db)
 
     def on_pass(scan_id: str, progress: ScanProgress, found: list[Event]) -> None:
         for event in found:
-            typer.echo(event_line(event))
-        err.print(
-            f"scan {scan_id}: {progress.services} services, {progress.exposed} exposed, "
-            f"{len(found)} change event{'s' * (len(found) != 1)}",
-            highlight=False,
-        )
+            typer.echo(render.event_line(event))
+        log.info(
+            "scan %s: %d services, %d exposed, %d change event%s",
+            scan_id, progress.services, progress.exposed, len(found), "s" * (len(found) != 1),
+        )  # fmt: skip
 
     try:
         watching(
-            setup.space, setup.options, store, every=interval, once=once, on_pass=on_pass, alerts=setup.alerts
+            plan.space, plan.options, store, every=interval, once=once, on_pass=on_pass, alerts=plan.alerts
         )
     except KeyboardInterrupt:
-        err.print("leaksonar: watch stopped; findings and events so far are stored.")
+        log.info("watch stopped; findings and events so far are stored")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
 from leaksonar.cli.common import DbOption, JsonFlag, fail, open_store
+from leaksonar.cli.logs import LogLevel, LogLevelOption, setup_logging
 from leaksonar.cli.render import err
+
+log = logging.getLogger("leaksonar.serve")
 
 
 def serve(
@@ -24,6 +28,7 @@ def serve(
         str,
         typer.Option(help="Requests allowed per API key (per client address without one): N/minute."),
     ] = "600/minute",
+    log_level: LogLevelOption = LogLevel.info,
 ) -> None:
     """Serve the web UI and the REST API (OpenAPI at /docs) over the index."""
     import socket
@@ -46,11 +51,13 @@ def serve(
         listener.bind((host, port))
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    setup_logging(log_level, "uvicorn")
     if not address.is_loopback:
-        err.print(f"warning: serving on {host}, reachable from other machines", highlight=False)
+        log.warning("serving on %s, reachable from other machines", host)
     url = f"http://[{host}]:{port}/" if address.version == 6 else f"http://{host}:{port}/"
-    typer.echo(f"leaksonar: serving {url} (API docs {url}docs); Ctrl-C to stop")
-    uvicorn.Server(uvicorn.Config(web, log_level="warning")).run(sockets=[listener])
+    log.info("serving %s (API docs %sdocs); Ctrl-C to stop", url, url)
+    config = uvicorn.Config(web, log_config=None, log_level=log_level, access_log=log_level is LogLevel.debug)
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the web API and UI (levels public, analyst).")

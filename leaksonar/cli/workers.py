@@ -6,45 +6,84 @@ from typing import Annotated
 
 import typer
 
-from leaksonar.cli.common import DbOption, fail
-from leaksonar.cli.options import BrokerOption, ScanSetup, ShardsOption, with_scan_setup
+from leaksonar.cli.common import DbOption, fail, needs_extra, parse_every
+from leaksonar.cli.logs import LogLevel, LogLevelOption, setup_logging
+from leaksonar.cli.options import (
+    DEFAULT,
+    AsnDbOption,
+    BrokerOption,
+    ConcurrencyOption,
+    ExcludeFileOption,
+    GeoDbOption,
+    InputListOption,
+    PerHostOption,
+    PortsOption,
+    RateOption,
+    ReadTimeoutOption,
+    RetriesOption,
+    ScanArguments,
+    ScopeOption,
+    SeedOption,
+    ShardsOption,
+    TargetsArgument,
+    TimeoutOption,
+    WorkersOption,
+    scan_plan,
+)
 
 
 def worker(
     broker: BrokerOption = None,
     db: DbOption = None,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Shards scanned at once (processes).")] = 1,
+    log_level: LogLevelOption = LogLevel.info,
 ) -> None:
     """Scan the shards queued by `scan --distributed` and `beat` into the shared index, until stopped."""
-    from leaksonar.run.distributed.app import BrokerError
-    from leaksonar.run.distributed.processes import run_worker
+    with needs_extra("distributed", "worker"):
+        from leaksonar.run.distributed.app import BrokerError
+        from leaksonar.run.distributed.processes import run_worker
     from leaksonar.store.db import StoreError
 
+    setup_logging(log_level, "celery")
     try:
-        code = run_worker(broker, db, concurrency)
+        code = run_worker(broker, db, concurrency, log_level.upper())
     except (BrokerError, StoreError) as exc:
         fail(str(exc))
     raise typer.Exit(code)
 
 
-@with_scan_setup
 def beat(
-    setup: ScanSetup,
+    targets: TargetsArgument = None,
+    ports: PortsOption = None,
+    input_list: InputListOption = None,
+    exclude_file: ExcludeFileOption = None,
+    scope: ScopeOption = None,
+    rate: RateOption = None,
+    concurrency: ConcurrencyOption = DEFAULT.concurrency,
+    per_host: PerHostOption = DEFAULT.per_host,
+    timeout: TimeoutOption = DEFAULT.timeout,
+    retries: RetriesOption = DEFAULT.retries,
+    read_timeout: ReadTimeoutOption = DEFAULT.read_timeout,
+    workers: WorkersOption = DEFAULT.workers,
+    seed: SeedOption = None,
+    geo_db: GeoDbOption = None,
+    asn_db: AsnDbOption = None,
     every: Annotated[str, typer.Option(help="Time between passes: 90s, 15m, 1h, 1d.")] = "1h",
     broker: BrokerOption = None,
     shards: ShardsOption = None,
+    log_level: LogLevelOption = LogLevel.info,
 ) -> None:
     """Watch TARGETS through the workers: queue a pass now and every --every (Celery beat); the workers
     scan its shards into their index and record its change events."""
-    from leaksonar.formats import parse_duration
-    from leaksonar.run.distributed.app import BrokerError
-    from leaksonar.run.distributed.processes import run_beat
+    with needs_extra("distributed", "beat"):
+        from leaksonar.run.distributed.app import BrokerError
+        from leaksonar.run.distributed.processes import run_beat
 
+    given = ScanArguments.of(locals())
+    plan = scan_plan(given, alerts=None)
+    interval = parse_every(every)
+    setup_logging(log_level, "celery")
     try:
-        interval = parse_duration(every)
-    except ValueError as exc:
-        fail(f"--every: {exc}")
-    try:
-        run_beat(broker, setup.space, setup.options, setup.scope, interval, shards)
+        run_beat(broker, plan.space, plan.options, plan.scope, interval, shards, log_level.upper())
     except BrokerError as exc:
         fail(str(exc))

@@ -9,6 +9,7 @@ and the crash is probed again, and findings found again replace their rows.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -32,6 +33,34 @@ if TYPE_CHECKING:
 
 class ResumeError(ValueError):
     """A scan cannot be resumed; the message is one line."""
+
+
+class ScanInterrupted(Exception):
+    """Ctrl-C stopped a scan; the findings so far are stored."""
+
+    def __init__(self, scan_id: str, resumable: bool) -> None:
+        super().__init__(f"scan {scan_id} interrupted")
+        self.scan_id = scan_id
+        self.resumable = resumable
+        """`scan --resume` can finish it (a local scan; a distributed one cannot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOutcome:
+    """A finished scan: its id, its counters and the index it is stored in."""
+
+    scan_id: str
+    progress: ScanProgress
+    store: Store
+
+
+def open_index(db: str | None) -> Store:
+    """The index `db` (a path or URL; None: the default), migrated. Raises StoreError."""
+    from leaksonar.store.db import Store  # SQLAlchemy: loaded once a command needs the index
+
+    store = Store(db)
+    gc.freeze()  # as at start-up: the index's modules live until exit, and the collector need not walk them
+    return store
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,10 @@ from leaksonar.store.db import DB_ENV, Store
 from leaksonar.targets import Scope, TargetSpace
 
 
-def run_worker(broker: str | None, db: str | None, concurrency: int) -> int:
+def run_worker(broker: str | None, db: str | None, concurrency: int, log_level: str) -> int:
     """Take shards from the broker's queue and scan them into `db`, `concurrency` at a time, until
-    stopped (SIGTERM/Ctrl-C: the shards in hand are finished first). Raises BrokerError, StoreError."""
+    stopped (SIGTERM/Ctrl-C: the shards in hand are finished first). Celery logs at `log_level` through
+    the root logger's handlers. Raises BrokerError, StoreError."""
     configure(broker)
     if db:
         os.environ[DB_ENV] = db  # the pool's processes open the index from the environment
@@ -28,7 +29,7 @@ def run_worker(broker: str | None, db: str | None, concurrency: int) -> int:
     worker = app.Worker(
         concurrency=concurrency,
         pool="prefork",
-        loglevel="INFO",
+        loglevel=log_level,
         without_mingle=True,
         without_gossip=True,
         without_heartbeat=True,
@@ -45,6 +46,7 @@ def run_beat(
     scope: Scope | None,
     every: timedelta,
     shards: int | None,
+    log_level: str,
 ) -> None:
     """Queue a pass of `space` now and then every `every`; workers scan its shards and finish it. Raises
     BrokerError."""
@@ -54,4 +56,4 @@ def run_beat(
     watch_pass.apply_async(args)
     directory = Path(platformdirs.user_data_dir("leaksonar"))
     directory.mkdir(parents=True, exist_ok=True)
-    app.Beat(schedule=str(directory / "beat-schedule"), loglevel="INFO", quiet=True).run()
+    app.Beat(schedule=str(directory / "beat-schedule"), loglevel=log_level, quiet=True).run()

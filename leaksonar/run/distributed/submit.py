@@ -14,8 +14,8 @@ import redis
 from leaksonar.run.distributed import state
 from leaksonar.run.distributed.app import configure
 from leaksonar.run.distributed.tasks import enqueue, finish
+from leaksonar.run.job import ScanInterrupted, ScanOutcome, open_index
 from leaksonar.scan.engine import ScanOptions, ScanProgress
-from leaksonar.store.db import Store
 from leaksonar.targets import Scope, TargetSpace
 
 if TYPE_CHECKING:
@@ -56,17 +56,18 @@ def distributed_scan(
     space: TargetSpace,
     options: ScanOptions,
     scope: Scope | None,
-    store: Store,
+    db: str | None,
     *,
     broker: str | None,
     shards: int | None,
     jsonl: TextIO | None = None,
     on_progress: Callable[[ScanProgress], None] | None = None,
     alerts: AlertConfig | None = None,
-) -> tuple[str, ScanProgress]:
-    """Scan `space` on the workers of `broker` into `store` (which the workers share); returns the scan id
-    and its summed counters. Raises BrokerError, ShardError."""
+) -> ScanOutcome:
+    """Scan `space` on the workers of `broker` into the index `db` (which the workers share); its outcome
+    has the workers' summed counters. Raises BrokerError, StoreError, ShardError, ScanInterrupted."""
     client = configure(broker)
+    store = open_index(db)
     parts = shards or default_shards(space.size)
     scan_id = enqueue(store, space, scope, asdict(options), parts)
     status = "failed"
@@ -75,7 +76,7 @@ def distributed_scan(
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"  # shards not yet started are skipped by the workers
-        raise
+        raise ScanInterrupted(scan_id, resumable=False) from None
     finally:
         progress = state.status(client, scan_id, time.monotonic()).progress
         finish(store, scan_id, status, progress)
@@ -87,4 +88,4 @@ def distributed_scan(
         from leaksonar.notify.alerts import deliver_events
 
         deliver_events(store.events.find(scan_id=scan_id), alerts, store)
-    return scan_id, progress
+    return ScanOutcome(scan_id, progress, store)

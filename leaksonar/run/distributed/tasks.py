@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from functools import cache
@@ -22,6 +23,8 @@ from leaksonar.scan.engine import ScanProgress, run_scan, utc_now
 from leaksonar.store.db import Store
 from leaksonar.targets import Scope, TargetError, TargetSpace
 
+log = logging.getLogger(__name__)
+
 LEASE_ENV = "LEAKSONAR_LEASE_TTL"
 _REPORT_EVERY = 0.5
 _FINISH_POLL = 2.0
@@ -38,6 +41,12 @@ def store() -> Store:
     return Store()
 
 
+def shard_failed(client: redis.Redis, scan_id: str, message: str) -> None:
+    """Report a shard this worker could not scan to the submitter (its first error ends the scan)."""
+    log.warning("scan %s: %s", scan_id, message)
+    state.add_error(client, scan_id, message)
+
+
 def lease_ttl() -> float:
     return float(os.environ.get(LEASE_ENV) or 30)
 
@@ -51,7 +60,7 @@ def scan_shard(
     client = broker()
     scan = store().scans.get(scan_id)
     if scan is None:
-        state.add_error(
+        shard_failed(
             client, scan_id, f"shard {part}: scan {scan_id} is not in the worker's index {store().db}"
         )
         return
@@ -60,7 +69,7 @@ def scan_shard(
     try:
         shard = rebuild(space, part, parts, Scope.from_env(None))
     except TargetError as exc:
-        state.add_error(client, scan_id, f"shard {part}: {exc}")
+        shard_failed(client, scan_id, f"shard {part}: {exc}")
         return
     lease = state.Lease(client, scan_id, part, lease_ttl())
     if not lease.acquire():  # another worker runs this shard: look again when its lease could lapse
@@ -86,9 +95,13 @@ def scan_shard(
                 run_scan(shard, WorkerOptions.from_json(options, bucket), scan_id, on_finding, on_progress)
             )
         except Exception as exc:
-            state.add_error(client, scan_id, f"shard {part}: {type(exc).__name__}: {exc}")
+            shard_failed(client, scan_id, f"shard {part}: {type(exc).__name__}: {exc}")
             raise
         state.shard_done(client, scan_id, part, progress)
+        log.info(
+            "scan %s: shard %d of %d done: %d services, %d exposed",
+            scan_id, part + 1, parts, progress.services, progress.exposed,
+        )  # fmt: skip
 
 
 def enqueue(
@@ -132,6 +145,7 @@ def finish_when_done(self: Task, scan_id: str, parts: int) -> None:
         raise self.retry(countdown=_FINISH_POLL, max_retries=None)
     else:
         finish(store(), scan_id, "done", now.progress)
+        log.info("scan %s: done, its change events recorded", scan_id)
 
 
 @app.task(name="leaksonar.watch_pass", acks_late=True, reject_on_worker_lost=True)
@@ -140,4 +154,5 @@ def watch_pass(space: dict[str, Any], options: dict[str, Any], parts: int) -> No
     whole = rebuild(space, 0, 1, Scope.from_env(None))
     scope = Scope.parse(space["scope"]) if space["scope"] else None
     scan_id = enqueue(store(), whole, scope, options, parts)
+    log.info("scan %s: a watch pass of %s queued in %d shards", scan_id, whole.describe(), parts)
     finish_when_done.apply_async((scan_id, parts), countdown=_FINISH_POLL)
