@@ -1,4 +1,4 @@
-"""Index benchmark: N synthetic findings ingested through Store.add_findings into a temporary SQLite
+"""Index benchmark: N synthetic findings ingested through store.findings.add into a temporary SQLite
 file; ingest rate, p50/p95 of ten representative searches, facet latency, and /api/search requests per
 second from a second process when `leaksonar serve` exists.
 
@@ -232,13 +232,13 @@ def main() -> None:
         for found in () if reuse else synthetic(args.findings):
             batch.append(found)
             if len(batch) == BATCH:
-                store.add_findings(batch)
+                store.findings.add(batch)
                 batch = []
-        store.add_findings(batch)
+        store.findings.add(batch)
         ingest = time.perf_counter() - started
-        store.engine.dispose()
+        store.close()
         store = Store(str(db))  # as a user would open it next
-        args.findings = store.stats()["findings"]
+        args.findings = store.stats().findings
         results: dict[str, Any] = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, SQLite",
             "load_average_1m": round(os.getloadavg()[0], 1),  # the machine may be shared
@@ -266,7 +266,7 @@ def main() -> None:
         console.print(table)
         selective = [q["p95_ms"] for q in results["queries"] if q["selective"]]
         console.print(f"selective queries: worst p95 {max(selective):.1f} ms (target < 100 ms)")
-        store.engine.dispose()
+        store.close()
         api = api_load(db)
         results["api"] = api
         if api:

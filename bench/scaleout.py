@@ -144,13 +144,13 @@ def main() -> None:
                     seconds, scan_id = scan(cluster, targets, args.shards)
                     runs[count].append(seconds)
         store = Store(cluster.db)
-        last = store.scan(scan_id) or {}
+        last = store.scans.get(scan_id)
         sizes = table_sizes(store)
     one, two = (statistics.median(runs[n]) for n in (1, 2))
     per_cpu = pairs * len(runs[1]) / sum(cpu[1])
     results = {
         "space": {"targets": targets, "pairs": pairs, "shards": args.shards, "rate": None},
-        "services": last.get("services"),
+        "services": last.services if last else None,
         "seconds": {"1": runs[1], "2": runs[2]},
         "pairs_per_second": {"1": round(pairs / one), "2": round(pairs / two)},
         "worker_cpu_seconds": {str(n): cpu[n] for n in (1, 2)},

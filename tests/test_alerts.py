@@ -136,8 +136,8 @@ def test_webhook_is_signed_and_each_event_goes_once(tmp_path: Path, receiver: Re
     again = deliver_events(events, settings, store)
     assert (again.sent, again.already) == (0, 2)
     assert len(receiver.requests) == 2
-    log = store.deliveries()
-    assert [(d["event_id"], d["rule"], d["channel"], d["status"], d["attempts"]) for d in log] == [
+    log = store.deliveries.all()
+    assert [(d.event_id, d.rule, d.channel, d.status, d.attempts) for d in log] == [
         (7, "all", "soc", "sent", 1),
         (8, "all", "soc", "sent", 1),
     ]
@@ -152,7 +152,7 @@ def test_webhook_retries_with_back_off(tmp_path: Path, receiver: Receiver, store
     assert (report.sent, report.deliveries[0].attempts) == (1, 3)
     assert len(receiver.requests) == 3
     assert len({h["x-leaksonar-event-id"] for h, _ in receiver.requests}) == 1
-    assert store.deliveries()[0]["attempts"] == 3
+    assert store.deliveries.all()[0].attempts == 3
 
 
 def test_failed_delivery_is_bounded_logged_and_retried_next_run(
@@ -166,13 +166,13 @@ def test_failed_delivery_is_bounded_logged_and_retried_next_run(
     failed = deliver_events([event()], settings, store)
     assert (failed.sent, failed.failed) == (0, 1)
     assert len(receiver.requests) == 2
-    assert store.deliveries()[0]["status"] == "failed"
-    assert store.deliveries()[0]["last_error"] == "HTTP 500"
+    assert store.deliveries.all()[0].status == "failed"
+    assert store.deliveries.all()[0].last_error == "HTTP 500"
 
     receiver.fail = 0
     later = deliver_events([event()], settings, store)
     assert later.sent == 1
-    assert [(d["status"], d["attempts"], d["last_error"]) for d in store.deliveries()] == [("sent", 3, None)]
+    assert [(d.status, d.attempts, d.last_error) for d in store.deliveries.all()] == [("sent", 3, None)]
 
 
 def test_client_errors_are_not_retried(tmp_path: Path, receiver: Receiver, store: Store) -> None:
@@ -389,12 +389,12 @@ def test_cli_alerts_test_reaches_every_channel(
 def test_cli_alerts_send_delivers_stored_events_once(tmp_path: Path, receiver: Receiver) -> None:
     db = str(tmp_path / "index.db")
     store = Store(db)
-    store.begin_scan("s1", "2026-11-28T05:00:00Z", targets="127.20.0.5", ports="9200", size=1, options={})
-    store.add_findings([
+    store.scans.begin("s1", "2026-11-28T05:00:00Z", targets="127.20.0.5", ports="9200", size=1, options={})
+    store.findings.add([
         Finding("127.20.0.5", 9200, "elasticsearch", None, "none", True, "2026-11-28T05:00:00Z", "s1", rows=9)
     ])  # fmt: skip
-    store.finish_scan("s1", "2026-11-28T05:00:01Z", "done")
-    [stored] = store.record_events("s1")
+    store.scans.finish("s1", "2026-11-28T05:00:01Z", "done")
+    [stored] = store.events.record("s1")
     path = tmp_path / "alerts.toml"
     path.write_text(webhook(receiver.url) + '[[rule]]\nname = "all"\nchannels = ["soc"]\n')
     send = ("alerts", "send", "--config", str(path), "--db", db)

@@ -70,10 +70,10 @@ def record_scan(
     """A finished scan of `space` (a service it covered and did not find is closed) and its events."""
     block = ipaddress.IPv4Network(space)
     coverage = {"intervals": [[int(block[0]), int(block[-1])]], "ports": [5432, 6379, 9200, 27017]}
-    store.begin_scan(scan_id, when, space, "5432,6379,9200,27017", 4 * block.num_addresses, {}, coverage)
-    store.add_findings(found)
-    store.finish_scan(scan_id, when, "done")
-    store.record_events(scan_id)
+    store.scans.begin(scan_id, when, space, "5432,6379,9200,27017", 4 * block.num_addresses, {}, coverage)
+    store.findings.add(found)
+    store.scans.finish(scan_id, when, "done")
+    store.events.record(scan_id)
 
 
 def synthetic_store(db: str) -> Store:
@@ -395,7 +395,7 @@ def lab_views(scanned: dict[str, Any]) -> tuple[TestClient, TestClient, list[str
     analyst_view = client(store, anonymous="analyst")
     hits = ok(analyst_view, "/api/search", limit=500)["hits"]
     ids = [h["id"] for h in hits]
-    ids += [p["id"] for ip in {h["ip"] for h in hits} for p in store.history(ip)]
+    ids += [p.id for ip in {h["ip"] for h in hits} for p in store.findings.history(ip)]
     return client(store), analyst_view, sorted({ip for ip, _ in scanned["records"]}), sorted(set(ids))
 
 

@@ -132,7 +132,7 @@ def test_a_facet_refines_the_search(page: Any, server: str) -> None:
 
 
 def test_follow_an_event_marker_to_its_entry(page: Any, server: str, index: Path) -> None:
-    [wipe] = [e for e in Store(str(index)).events(ip=STORY) if e.type == "wiped"]
+    [wipe] = [e for e in Store(str(index)).events.find(ip=STORY) if e.type == "wiped"]
     page.goto(f"{server}/host/{STORY}")
     marker = page.locator(f'figure.chart svg a[*|href="#event-{wipe.id}"] circle')
     marker.click()
@@ -159,15 +159,15 @@ def test_the_dashboard_adds_new_events_live(page: Any, server: str, index: Path)
     shot(page, "dashboard")
     store = Store(str(index))
     time_ = "2026-11-09T08:00:00Z"
-    store.begin_scan("live", time_, targets=CACHE, ports="6379", size=1, options={})
-    store.add_findings([
+    store.scans.begin("live", time_, targets=CACHE, ports="6379", size=1, options={})
+    store.findings.add([
         Finding(
             CACHE, 6379, "redis", Software("redis", "7.0.15"), "none", True, time_, "live",
             databases=1, rows=90_000, size_bytes=900_000, collections=(Collection("db0", "keys", 90_000),),
         )
     ])  # fmt: skip
-    store.finish_scan("live", time_, "done")
-    assert [e.type for e in store.record_events("live")] == ["grew"]
+    store.scans.finish("live", time_, "done")
+    assert [e.type for e in store.events.record("live")] == ["grew"]
     fresh = page.locator("#events li.fresh")
     fresh.first.wait_for(timeout=10_000)
     assert "grew" in fresh.first.inner_text() and f"{CACHE}:6379" in fresh.first.inner_text()

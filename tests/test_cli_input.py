@@ -49,7 +49,7 @@ def test_out_of_scope_target_is_refused_before_any_packet(tmp_path: Path) -> Non
         "scan", "127.0.0.1", "10.9.8.7", "--scope", "127.0.0.0/8", "--db", str(tmp_path / "i.db"), netns=True
     )
     assert_bad_input(result, "target 10.9.8.7 is outside the allowed scope 127.0.0.0/8")
-    assert Store(str(tmp_path / "i.db")).hosts() == []
+    assert Store(str(tmp_path / "i.db")).hosts.top() == []
 
 
 def test_not_an_index_is_refused_and_left_alone(tmp_path: Path) -> None:

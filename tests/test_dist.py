@@ -25,6 +25,7 @@ from leaksonar.run.distributed.app import BrokerError, configure
 from leaksonar.run.distributed.ratelimit import SharedBucket
 from leaksonar.run.distributed.shards import describe, rebuild
 from leaksonar.store.db import Store
+from leaksonar.store.rows import ScanRow
 from leaksonar.store.schema import findings, scans
 from leaksonar.targets import Scope, ScopeError, TargetError, build_space
 
@@ -104,8 +105,8 @@ def _essentials(records: dict[tuple[str, int], dict[str, Any]]) -> dict[tuple[st
     return {k: (r["protocol"], r["severity"], r["dataset"]["rows"]) for k, r in records.items()}
 
 
-def _scan(store: Store, scan_id: str) -> dict[str, Any]:
-    scan = store.scan(scan_id)
+def _scan(store: Store, scan_id: str) -> ScanRow:
+    scan = store.scans.get(scan_id)
     assert scan is not None
     return scan
 
@@ -127,8 +128,8 @@ def test_distributed_scan_finds_what_a_local_scan_finds(
     )  # fmt: skip
     assert _essentials(_records(out)) == _essentials(scanned["records"])
     scan = _scan(Store(cluster.db), _scan_id(result.stdout))
-    assert scan["status"] == "done" and scan["probes"] == scan["size"]
-    assert scan["services"] == len(scanned["records"])
+    assert scan.status == "done" and scan.probes == scan.size
+    assert scan.services == len(scanned["records"])
     both = [w for w in workers.procs if "succeeded" in workers.log(w)]
     assert len(both) == 2, "both workers took shards"
 
@@ -165,8 +166,8 @@ def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
     store = Store(cluster.db)
     scan_id = next(iter(_records(out).values()))["scan_id"]
     scan = _scan(store, scan_id)
-    assert scan["status"] == "done"
-    assert scan["probes"] == scan["size"] == (256 + 1024) * len(scan["ports"].split(","))
+    assert scan.status == "done"
+    assert scan.probes == scan.size == (256 + 1024) * len(scan.ports.split(","))
     with store.engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(findings).where(findings.c.scan_id == scan_id))
         assert rows.scalar() == len(scanned["records"])

@@ -292,7 +292,7 @@ def test_the_story_of_two_services(story_lab: dict[str, Any], tmp_path: Path) ->
     assert closed["summary"].startswith(f"no longer answers; was exposed with 2 collections, {left} rows")
 
     store = Store(db)
-    assert store.record_events(closed["scan_id"])[-1].id == closed["id"]  # the diff again: nothing new
+    assert store.events.record(closed["scan_id"])[-1].id == closed["id"]  # the diff again: nothing new
     assert len(events_since(0)) == 7
 
     history = json.loads(leaksonar("show", redis_at, "--db", db, "--json").stdout)["history"]

@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Table, create_engine, text
 
-import leaksonar.report.history  # its table (report_history) is part of the schema
 from leaksonar.store import migrations
 from leaksonar.store.db import Store, StoreError, _url
 from leaksonar.store.schema import metadata
@@ -106,8 +106,8 @@ def test_an_index_from_the_previous_release_is_upgraded_and_searchable(new_index
     assert leaksonar("db", "upgrade", "--db", db).stdout == "0002 (current)\n"
     assert leaksonar("db", "current", "--db", db).stdout == "0002 (current)\n"
     store = Store(db)
-    assert store.scan("s1")["status"] == "done"  # type: ignore[index]
-    assert [h["ip"] for h in store.search("pii:national_id AND sfzh AND collections:person").hits] == [
+    assert store.scans.get("s1").status == "done"  # type: ignore[union-attr]
+    assert [h.record["ip"] for h in store.search("pii:national_id AND sfzh AND collections:person").hits] == [
         "127.1.0.1"
     ]
     assert store.search('"police person"').total == store.search("polic*").total == 1
@@ -128,9 +128,45 @@ def test_an_index_older_than_the_previous_release_gains_the_columns_it_added(
         conn.execute(text("ALTER TABLE scans DROP COLUMN coverage"))
     engine.dispose()
     store = Store(db)
-    store.begin_scan("s2", FIRST, "127.1.0.0/24", "9200", 256, {}, coverage={"intervals": [], "ports": []})
-    assert store.scan("s2")["coverage"] == {"intervals": [], "ports": []}  # type: ignore[index]
+    store.scans.begin("s2", FIRST, "127.1.0.0/24", "9200", 256, {}, coverage={"intervals": [], "ports": []})
+    assert store.scans.get("s2").coverage == {"intervals": [], "ports": []}  # type: ignore[union-attr]
     assert _differences(db) == []
+
+
+def test_the_report_history_of_an_index_from_the_previous_release_is_kept(
+    new_index: Callable[[], str], tmp_path: Path
+) -> None:
+    """That release made report_history when it first wrote a report (the same table 0001 makes): an
+    index of it may have the table with its rows, or not have it. Both are upgraded; the rows still hold
+    back a report until its reminder is due."""
+    reported, never = new_index(), new_index()
+    sent_at = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for db in (reported, never):
+        _previous_release(db)
+    engine = create_engine(_url(reported))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO report_history (owner, service, severity, sent_at, scan_id)"
+                " VALUES ('Example Net (AS64500)', '127.1.0.1:9200', 'critical', :t, 's1')"
+            ),
+            {"t": sent_at},
+        )
+    engine.dispose()
+    engine = create_engine(_url(never))
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE report_history"))
+    engine.dispose()
+
+    def report(db: str) -> str:
+        out = str(tmp_path / "letters")
+        return leaksonar("report", "--network", "127.1.0.0/24", "--db", db, "--out", out).stdout
+
+    assert f"skipped 127.1.0.1:9200: reported {sent_at}; next reminder after " in report(reported)
+    first = report(never)
+    assert "Example Net (AS64500) <no abuse contact known>: 1 service(s) to report" in first
+    assert "skipped 127.1.0.1:9200: reported " in report(never)
+    assert _differences(reported) == _differences(never) == []
 
 
 def test_processes_opening_an_empty_index_at_once_do_not_collide(new_index: Callable[[], str]) -> None:
@@ -138,7 +174,7 @@ def test_processes_opening_an_empty_index_at_once_do_not_collide(new_index: Call
 
     def open_it() -> None:
         try:
-            Store(db).engine.dispose()
+            Store(db).close()
         except Exception as exc:  # reported below
             failures.append(exc)
 
@@ -153,7 +189,7 @@ def test_processes_opening_an_empty_index_at_once_do_not_collide(new_index: Call
 
 def test_an_index_from_a_newer_leaksonar_is_refused(new_index: Callable[[], str]) -> None:
     db = new_index()
-    Store(db).engine.dispose()
+    Store(db).close()
     engine = create_engine(_url(db))
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))

@@ -134,14 +134,17 @@ def test_second_run_skips_recently_reported_then_force_resends(
 
 
 def test_reminder_intervals_follow_severity(tmp_path: Path) -> None:
-    history = History(Store(str(tmp_path / "index.db")).engine)
+    store = Store(str(tmp_path / "index.db"))
+    history = History(store)
     start = datetime(2026, 1, 1, tzinfo=UTC)
 
     def at(days: float) -> str:
         return (start + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    history.record("Org", [("127.0.0.1:6379", "critical", "s1"), ("127.0.0.2:6379", "low", "s1")], at(0))
-    history.record("Org", [("127.0.0.3:6379", "medium", "s1")], at(0))
+    store.reports.record(
+        "Org", [("127.0.0.1:6379", "critical", "s1"), ("127.0.0.2:6379", "low", "s1")], at(0)
+    )
+    store.reports.record("Org", [("127.0.0.3:6379", "medium", "s1")], at(0))
     assert not history.decide("Org", "127.0.0.1:6379", "critical", at(2.9), force=False).due
     assert history.decide("Org", "127.0.0.1:6379", "critical", at(3), force=False).due
     assert not history.decide("Org", "127.0.0.2:6379", "low", at(400), force=False).due

@@ -71,10 +71,10 @@ def test_rescan_updates_without_duplicates(lab: dict[str, Any], scanned: dict[st
     first = next(s for s in lab["services"] if s["name"] == "redis-open")
     leaksonar("scan", first["ip"], "-p", str(first["port"]), "--db", str(db), "--quiet")
     store = Store(str(db))
-    rows = store.services(first["ip"])
+    rows = store.services.on(first["ip"])
     assert len(rows) == 1
-    assert rows[0]["first_seen"] <= rows[0]["last_seen"]
-    assert len(store.hosts()) == len(lab["services"])
+    assert rows[0].first_seen <= rows[0].last_seen
+    assert len(store.hosts.top()) == len(lab["services"])
 
 
 def test_hosts_and_show(lab: dict[str, Any], scanned: dict[str, Any]) -> None:
@@ -124,5 +124,5 @@ def test_worker_count_does_not_change_findings(
     }
     expected = {k: (r["protocol"], r["auth"], r["dataset"]["rows"]) for k, r in scanned["records"].items()}
     assert found == expected
-    scan = Store(str(tmp_path / "i.db")).hosts()
+    scan = Store(str(tmp_path / "i.db")).hosts.top()
     assert len(scan) == len(lab["services"])

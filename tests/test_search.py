@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from leaksonar.model import Assessment, Collection, Finding, PiiHit, RansomNote, Software
 from leaksonar.store.db import Store
 from leaksonar.store.query import FACET_FIELDS, FIELDS, MAX_LENGTH, QueryError
-from leaksonar.store.search import SearchPage
+from leaksonar.store.rows import SearchPage
 from tests.conftest import index_contents, leaksonar
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -118,10 +118,10 @@ def build(db: str) -> Store:
         ("s1", FIRST, [POLICE, CACHE, SHOP, LOCKED, CRM]),
         ("s2", SECOND, [POLICE, CACHE, SHOP, LOCKED, CRM_WIPED, EMPTY]),
     ):
-        store.begin_scan(scan_id, time, "127.1.0.0/23", "all", 512, {})
-        store.add_findings([f if f.time == time else _again(f, scan_id, time) for f in batch])
-        store.finish_scan(scan_id, time, "done")
-        store.record_events(scan_id)
+        store.scans.begin(scan_id, time, "127.1.0.0/23", "all", 512, {})
+        store.findings.add([f if f.time == time else _again(f, scan_id, time) for f in batch])
+        store.scans.finish(scan_id, time, "done")
+        store.events.record(scan_id)
     return store
 
 
@@ -142,7 +142,7 @@ def hits(store: Store) -> Callable[[str], list[str]]:
     def run(query: str) -> list[str]:
         page = store.search(query, limit=100, now=NOW)
         assert page.total == len(page.hits)
-        return [f"{h['ip']}:{h['port']}" for h in page.hits]
+        return [f"{h.record['ip']}:{h.record['port']}" for h in page.hits]
 
     return run
 
@@ -293,7 +293,7 @@ def test_paging_and_total(store: Store) -> None:
     first = store.search("", limit=2, now=NOW)
     rest = store.search("", limit=10, offset=2, now=NOW)
     assert (first.total, rest.total, first.limit, rest.offset) == (6, 6, 2, 2)
-    assert [f"{h['ip']}:{h['port']}" for h in first.hits + rest.hits] == EVERY
+    assert [f"{h.record['ip']}:{h.record['port']}" for h in first.hits + rest.hits] == EVERY
     assert store.search("", offset=6).hits == []
     with pytest.raises(ValueError):
         store.search("", limit=-1)
@@ -301,9 +301,10 @@ def test_paging_and_total(store: Store) -> None:
 
 def test_hits_are_the_latest_finding_records_with_their_ids(store: Store) -> None:
     (hit,) = store.search("event:wiped").hits
-    assert hit["dataset"]["rows"] == 10 and hit["scan_id"] == "s2"
-    assert (hit["first_seen"], hit["last_seen"]) == (FIRST, SECOND)
-    assert store.finding(hit["id"]) == {**CRM_WIPED.to_record(), "id": hit["id"]}
+    assert hit.record["dataset"]["rows"] == 10 and hit.record["scan_id"] == "s2"
+    assert (hit.first_seen, hit.last_seen) == (FIRST, SECOND)
+    found = store.findings.get(hit.id or 0)
+    assert found is not None and found.to_record() == {**CRM_WIPED.to_record(), "id": hit.id}
 
 
 def test_facets_count_the_matches(store: Store) -> None:
@@ -326,30 +327,30 @@ def test_facets_count_the_matches(store: Store) -> None:
 
 
 def test_read_views(store: Store) -> None:
-    host = store.host("127.1.0.6")
-    assert host is not None and (host["first_seen"], host["last_seen"]) == (FIRST, SECOND)
-    assert [s["port"] for s in host["services"]] == [3306] and host["services"][0]["id"]
-    assert store.host("127.9.9.9") is None
-    points = store.history("127.1.0.6", 3306)
-    assert [(p["time"], p["rows"], p["severity"], p["exposed"]) for p in points] == [
+    host = store.hosts.get("127.1.0.6")
+    assert host is not None and (host.first_seen, host.last_seen) == (FIRST, SECOND)
+    assert [s.record["port"] for s in host.services] == [3306] and host.services[0].id
+    assert store.hosts.get("127.9.9.9") is None
+    points = store.findings.history("127.1.0.6", 3306)
+    assert [(p.time, p.rows, p.severity, p.exposed) for p in points] == [
         (FIRST, 150_000, "high", True),
         (SECOND, 10, "high", True),
     ]
-    assert store.history("127.1.0.2")[-1]["infected"] is True
-    assert store.finding(10**9) is None
-    wiped = store.events(types=["wiped"])[0]
-    assert store.event(wiped.id or 0) == wiped and store.event(10**9) is None
-    every = store.events()
-    assert store.events(after_id=every[0].id, limit=2) == every[1:3]
-    assert store.events(after_id=every[-1].id) == []
+    assert store.findings.history("127.1.0.2")[-1].infected is True
+    assert store.findings.get(10**9) is None
+    wiped = store.events.find(types=["wiped"])[0]
+    assert store.events.get(wiped.id or 0) == wiped and store.events.get(10**9) is None
+    every = store.events.find()
+    assert store.events.find(after_id=every[0].id, limit=2) == every[1:3]
+    assert store.events.find(after_id=every[-1].id) == []
     stats = store.stats()
-    assert stats["services"] == 6 and stats["hosts"] == 6 and stats["exposed"] == 5 and stats["infected"] == 1
-    assert stats["findings"] == 11 and stats["scans"] == 2
-    assert list(stats["by_severity"]) == ["critical", "high", "medium", "low", "info"]
-    assert stats["by_protocol"]["redis"] == 1 and stats["by_country"]["CN"] == 3
-    assert stats["events_by_type"]["wiped"] == 1
-    assert stats["last_scan"]["id"] == "s2"
-    assert [s["id"] for s in store.scans()] == ["s2", "s1"] and len(store.scans(limit=1)) == 1
+    assert stats.services == 6 and stats.hosts == 6 and stats.exposed == 5 and stats.infected == 1
+    assert stats.findings == 11 and stats.scans == 2
+    assert list(stats.by_severity) == ["critical", "high", "medium", "low", "info"]
+    assert stats.by_protocol["redis"] == 1 and stats.by_country["CN"] == 3
+    assert stats.events_by_type["wiped"] == 1
+    assert stats.last_scan is not None and stats.last_scan.id == "s2"
+    assert [s.id for s in store.scans.latest()] == ["s2", "s1"] and len(store.scans.latest(limit=1)) == 1
 
 
 @pytest.mark.parametrize(
@@ -510,34 +511,36 @@ def test_an_index_from_the_previous_release_becomes_searchable(tmp_path: Path) -
                 (number, found.ip, found.port, FIRST, record),
             )
     store = Store(str(db))
-    assert [h["ip"] for h in store.search("").hits] == ["127.1.0.1", "127.1.0.2"]
-    assert store.search("").hits[0]["id"] == 1
-    assert [h["ip"] for h in store.search("pii:national_id AND severity:critical AND country:CN").hits] == [
-        "127.1.0.1"
+    assert [h.record["ip"] for h in store.search("").hits] == ["127.1.0.1", "127.1.0.2"]
+    assert store.search("").hits[0].id == 1
+    assert [
+        h.record["ip"] for h in store.search("pii:national_id AND severity:critical AND country:CN").hits
+    ] == ["127.1.0.1"]
+    assert [h.record["ip"] for h in store.search("btc:* infected:true asn:AS64501 ransom").hits] == [
+        "127.1.0.2"
     ]
-    assert [h["ip"] for h in store.search("btc:* infected:true asn:AS64501 ransom").hits] == ["127.1.0.2"]
-    assert [h["ip"] for h in store.search("sfzh collections:person").hits] == ["127.1.0.1"]
-    store.add_findings([SHOP])
+    assert [h.record["ip"] for h in store.search("sfzh collections:person").hits] == ["127.1.0.1"]
+    store.findings.add([SHOP])
     assert store.search("collections:orders").total == 1 and store.search("").total == 3
     assert Store(str(db)).search("police").total == 1  # opening it again changes nothing
 
 
 def test_a_service_seen_again_replaces_its_search_rows(new_index: Callable[[], str]) -> None:
     store = Store(new_index())
-    store.add_findings([CACHE, POLICE])
+    store.findings.add([CACHE, POLICE])
     cured = finding("127.1.0.2", 6379, "redis", "medium", time=SECOND, rows=5, summary="redis, clean now")
-    store.add_findings([cured])
+    store.findings.add([cured])
     assert store.search("btc:* OR pii:* OR ransom").total == 1  # the police index only
     assert store.search("clean").total == 1 and store.search("infected:true").total == 0
-    store.add_findings([cured, CACHE])  # the same service twice in one batch: the later one wins
+    store.findings.add([cured, CACHE])  # the same service twice in one batch: the later one wins
     assert store.search("btc:*").total == 1 and store.search("clean").total == 0
 
 
 def test_a_service_without_assessment_has_no_severity(new_index: Callable[[], str]) -> None:
     store = Store(new_index())
     bare = Finding("127.1.0.9", 21, "ftp", None, "unknown", False, FIRST, "s1")
-    store.add_findings([bare, SHOP])
-    assert [h["ip"] for h in store.search("").hits] == ["127.1.0.3", "127.1.0.9"]
+    store.findings.add([bare, SHOP])
+    assert [h.record["ip"] for h in store.search("").hits] == ["127.1.0.3", "127.1.0.9"]
     assert store.search("severity:<=high").total == store.search("severity:*").total == 1
     assert store.search("NOT severity:medium").total == 1 and store.search("infected:false").total == 2
 
@@ -547,7 +550,7 @@ def test_a_service_naming_many_long_fields_is_stored_and_found(new_index: Callab
     both databases (a PostgreSQL tsvector holds at most 1 MB), the first names found by free text."""
     names = [tuple(f"f{c:03d}x{n:03d}" + "y" * 52 for n in range(200)) for c in range(200)]
     store = Store(new_index())
-    store.add_findings([finding("127.1.0.9", 9200, "elasticsearch", "high",
+    store.findings.add([finding("127.1.0.9", 9200, "elasticsearch", "high",
                                 collections=tuple((f"c{c}", names[c]) for c in range(200)))])  # fmt: skip
     assert store.search(names[0][0]).total == store.search("collections:c0").total == 1
 
@@ -558,9 +561,9 @@ def test_long_names_are_cut_to_their_columns(new_index: Callable[[], str]) -> No
     long = finding("127.1.0.9", 6379, "redis", "low", software=("r" * 100, "7." + "9" * 300),
                    asn=64999, org="O" * 500)  # fmt: skip
     store = Store(new_index())
-    store.add_findings([long])
+    store.findings.add([long])
     (hit,) = store.search("version:7.* AND org:oo* AND software:rrr*").hits
-    assert hit["software"] == {"name": "r" * 100, "version": "7." + "9" * 300}
+    assert hit.record["software"] == {"name": "r" * 100, "version": "7." + "9" * 300}
 
 
 def test_services_without_a_row_count_come_last_within_their_severity(new_index: Callable[[], str]) -> None:
@@ -569,8 +572,8 @@ def test_services_without_a_row_count_come_last_within_their_severity(new_index:
         finding("127.1.0.8", 6379, "redis", "high"),
         finding("127.1.0.9", 6379, "redis", "high", rows=5),
     )
-    store.add_findings([unknown, counted, finding("127.1.0.7", 6379, "redis", "critical")])
-    assert [h["ip"] for h in store.search("").hits] == ["127.1.0.7", "127.1.0.9", "127.1.0.8"]
+    store.findings.add([unknown, counted, finding("127.1.0.7", 6379, "redis", "critical")])
+    assert [h.record["ip"] for h in store.search("").hits] == ["127.1.0.7", "127.1.0.9", "127.1.0.8"]
 
 
 # the real lab --------------------------------------------------------------------------------------
@@ -583,7 +586,7 @@ def lab_store(scanned: dict[str, Any], new_index: Callable[[], str]) -> Store:
     if "://" not in db:
         return Store(str(scanned["db"]))
     store = Store(db)
-    store.add_findings([Finding.from_record(r) for r in scanned["records"].values()])
+    store.findings.add([Finding.from_record(r) for r in scanned["records"].values()])
     return store
 
 
@@ -610,7 +613,9 @@ def test_queries_on_the_lab_scan(
     expected = _lab_matches(scanned, keep)
     assert expected, f"the lab has nothing for {query}"
     page = lab_store.search(query, limit=1000)
-    assert {f"{h['ip']}:{h['port']}" for h in page.hits} == expected and page.total == len(expected)
+    assert {f"{h.record['ip']}:{h.record['port']}" for h in page.hits} == expected and page.total == len(
+        expected
+    )
 
 
 def test_free_text_on_the_lab_scan(scanned: dict[str, Any], lab_store: Store) -> None:
@@ -622,7 +627,7 @@ def test_free_text_on_the_lab_scan(scanned: dict[str, Any], lab_store: Store) ->
             for c in r["collections"]
         ),
     )
-    found = {f"{h['ip']}:{h['port']}" for h in lab_store.search("person", limit=1000).hits}
+    found = {f"{h.record['ip']}:{h.record['port']}" for h in lab_store.search("person", limit=1000).hits}
     assert expected and expected <= found
 
 

@@ -92,7 +92,9 @@ def build_history(db: str | Path) -> Store:
     store = Store(str(db))
     for step, time in enumerate(SCANS):
         scan_id = f"scan-{step + 1}"
-        store.begin_scan(scan_id, time, targets="127.20.0.0/24", ports="9200,5432,6379", size=768, options={})
+        store.scans.begin(
+            scan_id, time, targets="127.20.0.0/24", ports="9200,5432,6379", size=768, options={}
+        )
         critical = Finding(
             CRITICAL, 5432, "postgresql", Software("postgresql", "15.18"), "none", True, time, scan_id,
             rows=3_000, size_bytes=700_000, databases=1,
@@ -106,9 +108,9 @@ def build_history(db: str | Path) -> Store:
             collections=(Collection("db0", "keys", 120 + step),),
             assessment=_assessment("medium", {}), geo={"country": "US"},
         )  # fmt: skip
-        store.add_findings([_story(step, time, scan_id), critical, cache])
-        store.finish_scan(scan_id, time.replace("08:00:00", "08:00:05"), "done")
-        store.record_events(scan_id)
+        store.findings.add([_story(step, time, scan_id), critical, cache])
+        store.scans.finish(scan_id, time.replace("08:00:00", "08:00:05"), "done")
+        store.events.record(scan_id)
     return store
 
 
@@ -240,7 +242,7 @@ def test_public_viewers_never_see_a_critical_service(public: TestClient, analyst
     dashboard = public.get("/")
     assert CRITICAL not in dashboard.text and "1 critical" in text(dashboard.text)
     assert "1 event withheld" in text(dashboard.text)
-    [critical_event] = [e for e in public.app.state.store.events() if e.ip == CRITICAL]
+    [critical_event] = [e for e in public.app.state.store.events.find() if e.ip == CRITICAL]
     assert public.get(f"/event/{critical_event.id}", follow_redirects=False).status_code == 404
     assert public.get(f"/host/{CRITICAL}/report").status_code == 404
     assert CRITICAL in analyst.get(f"/host/{CRITICAL}").text
@@ -254,7 +256,7 @@ def test_host_page_draws_the_timeline_with_event_markers(analyst: TestClient) ->
     assert not re.search(r'(?:src|href)="(?:https?:)?//', page.text), "nothing may be fetched from outside"
     anchors = set(re.findall(r'id="(event-\d+)"', page.text))
     markers = set(re.findall(r'xlink:href="#(event-\d+)"', svg))
-    events = analyst.app.state.store.events(ip=STORY)
+    events = analyst.app.state.store.events.find(ip=STORY)
     types = {e.type for e in events}
     assert {"new_exposure", "grew", "wiped", "ransom_note_appeared", "ransom_note_removed"} <= types
     assert len(anchors) == len(events) and markers <= anchors
@@ -269,9 +271,9 @@ def test_host_page_draws_the_timeline_with_event_markers(analyst: TestClient) ->
 
 def test_ransom_notes_are_shown_as_evidence(new_index: Callable[[], str]) -> None:
     store = Store(new_index())
-    store.begin_scan("w", SCANS[2], targets=STORY, ports="9200", size=1, options={})
-    store.add_findings([_story(2, SCANS[2], "w")])
-    store.finish_scan("w", SCANS[2], "done")
+    store.scans.begin("w", SCANS[2], targets=STORY, ports="9200", size=1, options={})
+    store.findings.add([_story(2, SCANS[2], "w")])
+    store.scans.finish("w", SCANS[2], "done")
     page = TestClient(create_app(store, anonymous="public")).get(f"/host/{STORY}")
     shown = text(page.text)
     assert "Attack evidence" in shown and "Found in index read_me; asks 10.0 BTC" in shown
@@ -279,7 +281,7 @@ def test_ransom_notes_are_shown_as_evidence(new_index: Callable[[], str]) -> Non
 
 
 def test_event_links_lead_to_their_anchor_on_the_host_page(analyst: TestClient) -> None:
-    [wipe] = [e for e in analyst.app.state.store.events(ip=STORY) if e.type == "wiped"]
+    [wipe] = [e for e in analyst.app.state.store.events.find(ip=STORY) if e.type == "wiped"]
     moved = analyst.get(f"/event/{wipe.id}", follow_redirects=False)
     assert moved.status_code == 303 and moved.headers["location"] == f"/host/{STORY}#event-{wipe.id}"
     assert f'id="event-{wipe.id}"' in analyst.get(moved.headers["location"]).text
@@ -313,7 +315,7 @@ def test_the_report_link_renders_the_disclosure_letter_without_recording_it(
 def _report_history(store: Store) -> list[Any]:
     from sqlalchemy import select
 
-    from leaksonar.report.history import report_history
+    from leaksonar.store.schema import report_history
 
     with store.engine.connect() as conn:
         return list(conn.execute(select(report_history)))

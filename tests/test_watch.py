@@ -52,9 +52,11 @@ def test_watch_once_stores_a_scan_and_prints_its_events(lab_service: Any, tmp_pa
     second = leaksonar(*args)  # for cron: each run one pass; nothing changed, nothing printed
     assert second.stdout == ""
     store = Store(db)
-    assert [e.type for e in store.events()] == ["new_exposure"]
-    scans = [store.scan(re.search(r"leaksonar.watch: scan (\S+):", run.stderr)[1]) for run in (first, second)]
-    assert [s and s["status"] for s in scans] == ["done", "done"]
+    assert [e.type for e in store.events.find()] == ["new_exposure"]
+    scans = [
+        store.scans.get(re.search(r"leaksonar.watch: scan (\S+):", run.stderr)[1]) for run in (first, second)
+    ]
+    assert [s and s.status for s in scans] == ["done", "done"]
 
 
 def test_ctrl_c_stops_watch_cleanly(lab_service: Any, tmp_path: Path) -> None:
@@ -78,4 +80,4 @@ def test_ctrl_c_stops_watch_cleanly(lab_service: Any, tmp_path: Path) -> None:
     assert watch.returncode == 0, stderr
     assert "watch stopped" in stderr and "Traceback" not in stderr
     assert "new_exposure" in stdout
-    assert len(Store(db).events()) == 1
+    assert len(Store(db).events.find()) == 1

@@ -60,7 +60,7 @@ def alerts_send(
         fail(f"--since: {exc}")
     settings = alert_config(config)
     store = open_store(db)
-    report = deliver_events(store.events(since=start), settings, store)
+    report = deliver_events(store.events.find(since=start), settings, store)
     if not as_json:
         err.print(f"{report.sent} sent, {report.failed} failed, {report.already} delivered before")
     _print_deliveries(report.deliveries, as_json, already=report.already)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -17,9 +18,9 @@ from leaksonar.model import Finding
 
 def hosts(db: DbOption = None, as_json: JsonFlag = False, limit: int = 1000) -> None:
     """List indexed hosts, most exposed first."""
-    rows = open_store(db).hosts(limit=limit)
+    rows = open_store(db).hosts.top(limit=limit)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps([asdict(row) for row in rows], indent=2, ensure_ascii=False))
     elif rows:
         out.print(render.hosts_table(rows))
     else:
@@ -48,7 +49,7 @@ def search(
     except QueryError as exc:
         fail(str(exc))
     if as_json:
-        found: dict[str, Any] = {"total": page.total, "hits": page.hits}
+        found: dict[str, Any] = {"total": page.total, "hits": [hit.to_record() for hit in page.hits]}
         if counts is not None:
             found["facets"] = {field: [list(pair) for pair in top] for field, top in counts.items()}
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
@@ -68,26 +69,34 @@ def show(
 
     ip, port = split_address(address)
     store = open_store(db)
-    rows = store.services(ip, port)
+    if port is None:
+        rows = store.services.on(ip)
+    else:
+        rows = [found] if (found := store.services.get(ip, port)) else []
     if not rows:
         fail(f"{address} is not in the index")
-    records = [row["record"] for row in rows]
-    timelines = [store.events(ip=row["ip"], port=row["port"]) for row in rows]
+    timelines = [store.events.find(ip=row.ip, port=row.port) for row in rows]
     if as_json:
-        for row, record, timeline in zip(rows, records, timelines, strict=True):
-            record["history"] = {
-                "first_seen": row["first_seen"],
-                "last_seen": row["last_seen"],
-                "days_exposed": days_exposed(timeline, row["last_seen"]),
-                "events": [e.to_record() for e in timeline],
+        records = [
+            {
+                **row.record,
+                "history": {
+                    "first_seen": row.first_seen,
+                    "last_seen": row.last_seen,
+                    "days_exposed": days_exposed(timeline, row.last_seen),
+                    "events": [e.to_record() for e in timeline],
+                },
             }
+            for row, timeline in zip(rows, timelines, strict=True)
+        ]
         typer.echo(json.dumps(records if port is None else records[0], indent=2, ensure_ascii=False))
         return
-    out.print(render.findings_table([Finding.from_record(r) for r in records], title=f"{ip}"))
-    for row, record, timeline in zip(rows, records, timelines, strict=True):
+    out.print(render.findings_table([Finding.from_record(row.record) for row in rows], title=f"{ip}"))
+    for row, timeline in zip(rows, timelines, strict=True):
+        record = row.record
         out.print(
-            f"{record['ip']}:{record['port']} first seen {row['first_seen']}, last seen {row['last_seen']}, "
-            f"exposed {days_exposed(timeline, row['last_seen']):g} days"
+            f"{record['ip']}:{record['port']} first seen {row.first_seen}, last seen {row.last_seen}, "
+            f"exposed {days_exposed(timeline, row.last_seen):g} days"
         )
         if record["collections"]:
             out.print(render.collections_table(record))
@@ -126,7 +135,7 @@ def events(
             ipaddress.IPv4Address(host)
         except ValueError:
             fail(f"--ip: {ip!r} is not an IPv4 address")
-    found = open_store(db).events(since=start, types=wanted, ip=host, port=port, limit=limit)
+    found = open_store(db).events.find(since=start, types=wanted, ip=host, port=port, limit=limit)
     if as_json:
         for event in found:
             typer.echo(json.dumps(event.to_record(), ensure_ascii=False))

@@ -19,6 +19,7 @@ from leaksonar.model import Event, Finding
 if TYPE_CHECKING:
     from leaksonar.notify.alerts import Delivery
     from leaksonar.scan.engine import ScanProgress
+    from leaksonar.store.rows import Hit, HostRow
 
 PIPE_WIDTH = 200
 """Width of tables written to a pipe or file, where there is no terminal to fit."""
@@ -83,22 +84,23 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
     return table
 
 
-def search_table(total: int, hits: Iterable[dict[str, Any]]) -> Table:
-    """A page of search hits (finding records), under the number found."""
+def search_table(total: int, hits: Iterable[Hit]) -> Table:
+    """A page of search hits, under the number found."""
     table = Table(title=f"{total:,} found", title_justify="left")
     for column in ("address", "protocol", "software", "severity", "rows", "size", "pii", "summary"):
         table.add_column(column, justify="right" if column in ("rows", "size") else "left")
     for hit in hits:
-        dataset = hit["dataset"]
+        record = hit.record
+        dataset = record["dataset"]
         table.add_row(
-            f"{hit['ip']}:{hit['port']}",
-            hit["protocol"],
-            software_text(hit),
-            severity_text(hit.get("severity")),
+            f"{record['ip']}:{record['port']}",
+            record["protocol"],
+            software_text(record),
+            severity_text(hit.severity),
             human_count(dataset["rows"]),
             human_bytes(dataset["size_bytes"]),
-            ", ".join(hit.get("pii") or {}),
-            hit.get("summary", ""),
+            ", ".join(record.get("pii") or {}),
+            record.get("summary", ""),
         )
     return table
 
@@ -121,16 +123,14 @@ def severity_text(severity: str | None) -> str:
     return f"[{style}]{severity}[/]" if style else severity
 
 
-def hosts_table(rows: Iterable[dict[str, Any]]) -> Table:
+def hosts_table(rows: Iterable[HostRow]) -> Table:
     table = Table()
     for column in ("address", "services", "exposed", "protocols", "first seen", "last seen"):
         table.add_column(column)
     for row in rows:
-        protocols = ", ".join(sorted(set((row["protocols"] or "").split(","))))
-        exposed = f"[bold red]{row['exposed']}[/]" if row["exposed"] else "0"
-        table.add_row(
-            row["ip"], str(row["services"]), exposed, protocols, row["first_seen"], row["last_seen"]
-        )
+        protocols = ", ".join(sorted(set((row.protocols or "").split(","))))
+        exposed = f"[bold red]{row.exposed}[/]" if row.exposed else "0"
+        table.add_row(row.ip, str(row.services), exposed, protocols, row.first_seen, row.last_seen)
     return table
 
 

@@ -65,7 +65,4 @@ def report(
         for path in plan.files:
             out.print(f"  wrote {path}", highlight=False)
         for row, reason in plan.skipped:
-            out.print(
-                f"  skipped {row['ip']}:{row['port']}: {reason}",
-                highlight=False,
-            )
+            out.print(f"  skipped {row.ip}:{row.port}: {reason}", highlight=False)

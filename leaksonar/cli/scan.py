@@ -173,7 +173,7 @@ def _summary(outcome: ScanOutcome, elapsed: float, console: Console) -> None:
     """The scan's findings, exposed first (200 at most), and its counters."""
     progress, stats = outcome.progress, outcome.progress.discovery
     findings = sorted(
-        outcome.store.scan_findings(outcome.scan_id),
+        outcome.store.findings.of_scan(outcome.scan_id),
         key=lambda f: (not f.exposed, ipaddress.IPv4Address(f.ip), f.port),
     )
     if findings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -84,15 +85,13 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(db: DbOption = None, as_json: JsonFlag = False) -> None:
     """List API keys: name, level, created, revoked (never the key)."""
-    from leaksonar.web.keys import list_keys
-
-    rows = list_keys(open_store(db))
+    rows = open_store(db).keys.all()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
         return
     for row in rows:
-        state = f"revoked {row['revoked']}" if row["revoked"] else "valid"
-        typer.echo(f"{row['name']}\t{row['level']}\tcreated {row['created']}\t{state}")
+        state = f"revoked {row.revoked}" if row.revoked else "valid"
+        typer.echo(f"{row.name}\t{row.level}\tcreated {row.created}\t{state}")
     if not rows:
         err.print("no API keys")
 

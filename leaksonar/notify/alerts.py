@@ -72,8 +72,8 @@ def _asn(store: Store, event: Event, cache: dict[tuple[str, int], int | None]) -
     """The ASN recorded for the event's service (enrichment), if any."""
     where = (event.ip, event.port)
     if where not in cache:
-        rows = store.services(event.ip, event.port)
-        network = (rows[0]["record"].get("network") or {}) if rows else {}
+        service = store.services.get(event.ip, event.port)
+        network = (service.record.get("network") or {}) if service else {}
         cache[where] = network.get("asn")
     return cache[where]
 
@@ -93,7 +93,7 @@ async def deliver_events_async(events: Sequence[Event], config: AlertConfig, sto
                     continue
                 for name in rule.channels:
                     now = _now()
-                    if not store.claim_delivery(
+                    if not store.deliveries.claim(
                         key, event.id, rule.name, name, _stamp(now), _stamp(now - STALE_CLAIM)
                     ):
                         report.already += 1
@@ -103,7 +103,7 @@ async def deliver_events_async(events: Sequence[Event], config: AlertConfig, sto
         for key, rule_name, name, task in jobs:
             sent, attempts, error = await task
             status = "sent" if sent else "failed"
-            store.finish_delivery(key, rule_name, name, status, attempts, error, _stamp(_now()))
+            store.deliveries.finish(key, rule_name, name, status, attempts, error, _stamp(_now()))
             report.deliveries.append(Delivery(key, rule_name, name, status, attempts, error))
     return report
 

@@ -16,14 +16,13 @@ from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
-from sqlalchemy import MetaData, Table, inspect, select
 
 from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import SEVERITY_RANK
 from leaksonar.report.history import REMINDER_DAYS, History
 from leaksonar.report.owners import Owner, Owners
 from leaksonar.store.db import Store
-from leaksonar.store.schema import services
+from leaksonar.store.rows import ServiceRow
 
 FORMATS = ("md", "html")
 MAX_COLLECTIONS = 25
@@ -56,10 +55,10 @@ class Selection:
 @dataclass(slots=True)
 class OwnerReport:
     owner: Owner
-    due: list[tuple[dict[str, Any], str]] = field(default_factory=list)
-    """(service row, why it is sent)."""
-    skipped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
-    """(service row, why it is not sent again yet)."""
+    due: list[tuple[ServiceRow, str]] = field(default_factory=list)
+    """(service, why it is sent)."""
+    skipped: list[tuple[ServiceRow, str]] = field(default_factory=list)
+    """(service, why it is not sent again yet)."""
     files: list[Path] = field(default_factory=list)
 
 
@@ -78,21 +77,17 @@ def owner_of(record: dict[str, Any], owners: Owners) -> Owner:
 
 def plan(store: Store, selection: Selection, owners: Owners, now: str, force: bool) -> list[OwnerReport]:
     """Group the exposed services of `selection` by owner and decide which are due to be reported."""
-    history = History(store.engine)
-    query = select(services).where(services.c.exposed.is_(True)).order_by(services.c.ip_num, services.c.port)
-    if selection.network is not None:
-        first, last = int(selection.network.network_address), int(selection.network.broadcast_address)
-        query = query.where(services.c.ip_num.between(first, last))
+    history = History(store)
+    network = selection.network
+    between = (int(network.network_address), int(network.broadcast_address)) if network is not None else None
     reports: dict[str, OwnerReport] = {}
-    with store.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-    for row in rows:
-        owner = owner_of(row["record"], owners)
-        if not selection.holds(row["record"], owner):
+    for row in store.services.exposed(between):
+        owner = owner_of(row.record, owners)
+        if not selection.holds(row.record, owner):
             continue
         report = reports.setdefault(owner.org, OwnerReport(owner))
-        severity = row["severity"] or "low"
-        decision = history.decide(owner.org, f"{row['ip']}:{row['port']}", severity, now, force)
+        severity = row.severity or "low"
+        decision = history.decide(owner.org, f"{row.ip}:{row.port}", severity, now, force)
         (report.due if decision.due else report.skipped).append((row, decision.reason))
     return list(reports.values())
 
@@ -116,31 +111,20 @@ def _days(first: str, last: str) -> int:
     return (datetime.strptime(last, fmt) - datetime.strptime(first, fmt)).days
 
 
-def _events(store: Store, ip: str, port: int) -> list[dict[str, Any]]:
-    """The service's recent change events, when the index has an events table."""
-    if not inspect(store.engine).has_table("events"):
-        return []
-    events = Table("events", MetaData(), autoload_with=store.engine)
-    query = select(events).where(events.c.ip == ip, events.c.port == port)
-    query = query.order_by(events.c.time.desc()).limit(RECENT_EVENTS)
-    with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)][::-1]
-
-
-def _service(store: Store, row: dict[str, Any], reason: str) -> dict[str, Any]:
-    record = row["record"]
+def _service(store: Store, row: ServiceRow, reason: str) -> dict[str, Any]:
+    record = row.record
     software = record.get("software") or {}
     collections = sorted(record.get("collections", ()), key=lambda c: -(c.get("rows") or 0))
     ransom = record.get("ransom") or {}
     return {
-        "address": f"{row['ip']}:{row['port']}",
+        "address": f"{row.ip}:{row.port}",
         "protocol": record["protocol"],
         "software": " ".join(filter(None, (software.get("name"), software.get("version")))) or "unknown",
-        "severity": row["severity"] or "low",
+        "severity": row.severity or "low",
         "summary": record.get("summary", ""),
-        "first_seen": row["first_seen"],
-        "last_seen": row["last_seen"],
-        "days": _days(row["first_seen"], row["last_seen"]),
+        "first_seen": row.first_seen,
+        "last_seen": row.last_seen,
+        "days": _days(row.first_seen, row.last_seen),
         "databases": human_count(record["dataset"].get("databases")),
         "collection_count": len(collections),
         "rows": human_count(record["dataset"].get("rows")),
@@ -164,7 +148,7 @@ def _service(store: Store, row: dict[str, Any], reason: str) -> dict[str, Any]:
         "notes": ransom.get("notes", ()),
         "geo": {"country": None, **(record.get("geo") or {})},
         "network": {"asn": None, "org": None, **(record.get("network") or {})},
-        "events": _events(store, row["ip"], row["port"]),
+        "events": store.events.find(ip=row.ip, port=row.port, limit=RECENT_EVENTS),
         "reason": reason,
     }
 
@@ -237,7 +221,6 @@ def write_reports(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReportError(f"cannot create {out}: {exc.strerror}") from None
-    history = History(store.engine)
     for report in reports:
         if not report.due:
             continue
@@ -246,12 +229,9 @@ def write_reports(
             path.write_text(render_letter(store, report, now, fmt), encoding="utf-8")
             report.files.append(path)
         if record:
-            history.record(
+            store.reports.record(
                 report.owner.org,
-                [
-                    (f"{row['ip']}:{row['port']}", row["severity"] or "low", row["last_scan_id"])
-                    for row, _ in report.due
-                ],
+                [(f"{row.ip}:{row.port}", row.severity or "low", row.last_scan_id) for row, _ in report.due],
                 now,
             )
 

@@ -89,7 +89,7 @@ def record_scan(store: Store, space: TargetSpace, options: dict[str, Any]) -> st
     """Record a new scan of `space` (status running; `options`: a ScanOptions as `dataclasses.asdict`, and
     what else the scan keeps); returns its id."""
     scan_id = new_scan_id()
-    store.begin_scan(
+    store.scans.begin(
         scan_id,
         utc_now(),
         targets=space.describe(),
@@ -121,17 +121,17 @@ def _still_running(checkpoint: dict[str, Any]) -> int | None:
 
 def resume_job(scan_id: str, store: Store) -> ScanJob:
     """The rest of an unfinished scan: its space, options and checkpoint from its row. Raises ResumeError."""
-    scan = store.scan(scan_id)
+    scan = store.scans.get(scan_id)
     if scan is None:
         raise ResumeError(f"no scan {scan_id!r} in {store.db}")
-    if scan["status"] == "done":
+    if scan.status == "done":
         raise ResumeError(f"scan {scan_id} already finished; nothing to resume")
-    record, coverage, checkpoint = scan["options"], scan["coverage"], scan["checkpoint"]
+    record, coverage, checkpoint = scan.options, scan.coverage, scan.checkpoint
     if not coverage or "seed" not in record or not checkpoint:
         raise ResumeError(
             f"scan {scan_id} has no checkpoint to resume from (distributed, or made by an older leaksonar)"
         )
-    if scan["status"] == "running" and (pid := _still_running(checkpoint)) is not None:
+    if scan.status == "running" and (pid := _still_running(checkpoint)) is not None:
         raise ResumeError(f"scan {scan_id} is still running (process {pid})")
     try:
         options = ScanOptions.from_record(record)
@@ -157,14 +157,14 @@ class _Recorder:
         self.job, self.store, self.jsonl = job, store, jsonl
 
     def finding(self, finding: Finding) -> None:
-        self.store.add_findings([finding])
+        self.store.findings.add([finding])
         if self.jsonl is not None:
             self.jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
             self.jsonl.flush()
 
     def checkpoint(self, marks: list[ShardMark], stats: DiscoveryStats) -> None:
         job = self.job
-        self.store.checkpoint_scan(
+        self.store.scans.checkpoint(
             job.scan_id,
             {
                 "shards": [mark.to_record() for mark in marks],
@@ -180,10 +180,10 @@ class _Recorder:
         job, store = self.job, self.store
         progress = progress or ScanProgress(DiscoveryStats())
         if job.resumed:
-            found = [finding.exposed for finding in store.scan_findings(job.scan_id)]
+            found = [finding.exposed for finding in store.findings.of_scan(job.scan_id)]
             progress.services, progress.exposed = len(found), sum(found)
         stats = progress.discovery
-        store.finish_scan(
+        store.scans.finish(
             job.scan_id,
             utc_now(),
             status,
@@ -192,7 +192,7 @@ class _Recorder:
             services=progress.services,
             exposed=progress.exposed,
         )
-        store.record_events(job.scan_id)  # closed services only when the scan covered its whole space
+        store.events.record(job.scan_id)  # closed services only when the scan covered its whole space
         return progress
 
 
@@ -219,7 +219,7 @@ def run_job(
             on_progress(latest)
 
     if job.resumed:
-        store.reopen_scan(job.scan_id)
+        store.scans.reopen(job.scan_id)
     recorder.checkpoint(list(job.marks), DiscoveryStats())
     if workers is None:
         workers = start_workers(job.space, job.options, [mark.position for mark in job.marks])
@@ -246,7 +246,7 @@ def run_job(
     if alerts is not None:
         from leaksonar.notify.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
 
-        deliver_events(store.events(scan_id=job.scan_id), alerts, store)
+        deliver_events(store.events.find(scan_id=job.scan_id), alerts, store)
     return progress
 
 

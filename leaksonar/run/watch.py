@@ -38,7 +38,7 @@ def watch(
     while True:
         started = time.monotonic()
         scan_id, progress = scan_into_store(space, options, store, alerts=alerts)
-        on_pass(scan_id, progress, store.events(scan_id=scan_id))
+        on_pass(scan_id, progress, store.events.find(scan_id=scan_id))
         if once:
             return
         sleep(max(0.0, every.total_seconds() - (time.monotonic() - started)))

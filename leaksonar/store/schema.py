@@ -194,3 +194,16 @@ api_keys = Table(
     Column("created", String(20), nullable=False),
     Column("revoked", String(20)),  # when it was revoked; NULL while it is valid
 )
+
+report_history = Table(
+    "report_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(200), nullable=False),
+    Column("service", String(24), nullable=False),  # ip:port
+    Column("severity", String(8), nullable=False),
+    Column("sent_at", String(20), nullable=False),
+    Column("scan_id", String(40), nullable=False),
+    Index("ix_report_history_owner_service", "owner", "service"),
+)
+"""One row per service per disclosure report sent (leaksonar.report)."""

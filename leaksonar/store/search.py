@@ -1,20 +1,20 @@
-"""The index's read side: search (ordered, paged, counted), facets, and the views of hosts, findings,
-events, scans and totals that the CLI, the API and the UI show. Also keeps the search tables in step
-with `services` (written on every ingest; derived once for an index made by an older leaksonar)."""
+"""The index's read side: search (ordered, paged, counted), facets and the dashboard's totals. Also keeps
+the search tables in step with `services` (written on every ingest; derived once for an index made by an
+older leaksonar)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, String, bindparam, func, select
 from sqlalchemy.sql.elements import True_
 
-from leaksonar.model import SEVERITIES, SEVERITY_RANK, Event
+from leaksonar.model import SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import stored
 from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, compile_query
+from leaksonar.store.rows import Hit, LastScan, SearchPage, Stats
 from leaksonar.store.schema import (
     events,
     findings,
@@ -38,16 +38,6 @@ ORDER = (services.c.rank.desc(), services.c.rows.desc().nulls_last(), services.c
 _BACKFILL_CHUNK = 2000
 _ANALYZE_FROM = 1000
 """Services below which the planner's default guesses are good enough."""
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    """One page of search hits: finding records with "id", "first_seen" and "last_seen"."""
-
-    total: int
-    hits: list[dict[str, Any]]
-    offset: int
-    limit: int
 
 
 # writing ------------------------------------------------------------------------------------------
@@ -197,12 +187,13 @@ _LATEST = (
     .scalar_subquery()
     .label("finding_id")
 )
-_HIT_COLUMNS = (services.c.id, services.c.record, services.c.first_seen, services.c.last_seen, _LATEST)
+HIT_COLUMNS = (services.c.id, services.c.record, services.c.first_seen, services.c.last_seen, _LATEST)
 """A search hit: the service's latest record, the findings id of that record, first and last seen."""
 
 
-def _hit(row: Any) -> dict[str, Any]:
-    return {**row.record, "id": row.finding_id, "first_seen": row.first_seen, "last_seen": row.last_seen}
+def hit(row: Any) -> Hit:
+    """The `Hit` of a row of HIT_COLUMNS."""
+    return Hit(id=row.finding_id, first_seen=row.first_seen, last_seen=row.last_seen, record=row.record)
 
 
 def search(
@@ -219,7 +210,7 @@ def search(
         # the page's ids first (sorting narrow rows), then their records
         page = select(services.c.id).where(where).order_by(*ORDER).limit(limit).offset(offset)
         ids = list(conn.execute(page).scalars())
-        found = {r.id: _hit(r) for r in conn.execute(select(*_HIT_COLUMNS).where(services.c.id.in_(ids)))}
+        found = {r.id: hit(r) for r in conn.execute(select(*HIT_COLUMNS).where(services.c.id.in_(ids)))}
         return SearchPage(total=total, hits=[found[i] for i in ids], offset=offset, limit=limit)
 
 
@@ -262,67 +253,7 @@ def facets(
     return result
 
 
-def host(engine: Engine, ip: str) -> dict[str, Any] | None:
-    """A host and its services (as search hits, by port)."""
-    with engine.connect() as conn:
-        row = conn.execute(select(hosts).where(hosts.c.ip == ip)).first()
-        if row is None:
-            return None
-        rows = conn.execute(select(*_HIT_COLUMNS).where(services.c.ip == ip).order_by(services.c.port)).all()
-        return {
-            "ip": row.ip,
-            "first_seen": row.first_seen,
-            "last_seen": row.last_seen,
-            "services": [_hit(r) for r in rows],
-        }
-
-
-def history(engine: Engine, ip: str, port: int | None = None) -> list[dict[str, Any]]:
-    """One point per stored finding of `ip` (or `ip:port`), oldest first."""
-    query = select(findings).where(findings.c.ip == ip).order_by(findings.c.time, findings.c.id)
-    if port is not None:
-        query = query.where(findings.c.port == port)
-    with engine.connect() as conn:
-        points = []
-        for row in conn.execute(query):
-            record = row.record
-            dataset = record.get("dataset") or {}
-            points.append(
-                {
-                    "id": row.id,
-                    "port": row.port,
-                    "protocol": record["protocol"],
-                    "time": row.time,
-                    "scan_id": row.scan_id,
-                    "rows": dataset.get("rows"),
-                    "size_bytes": dataset.get("size_bytes"),
-                    "severity": record.get("severity"),
-                    "exposed": record["exposed"],
-                    "infected": bool((record.get("ransom") or {}).get("infected")),
-                }
-            )
-        return points
-
-
-def finding(engine: Engine, finding_id: int) -> dict[str, Any] | None:
-    if abs(finding_id) > MAX_ROW_ID:
-        return None
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(findings.c.id, findings.c.record).where(findings.c.id == finding_id)
-        ).first()
-        return {**row.record, "id": row.id} if row else None
-
-
-def event(engine: Engine, event_id: int) -> Event | None:
-    if abs(event_id) > MAX_ROW_ID:
-        return None
-    with engine.connect() as conn:
-        row = conn.execute(select(events).where(events.c.id == event_id)).first()
-        return Event(**row._mapping) if row else None
-
-
-def stats(engine: Engine) -> dict[str, Any]:
+def stats(engine: Engine) -> Stats:
     """Totals for the dashboard."""
 
     def count(table: Any, *where: Any) -> int:
@@ -340,23 +271,16 @@ def stats(engine: Engine) -> dict[str, Any]:
             .limit(1)
         ).first()
         severities = by(services.c.severity)
-        return {
-            "hosts": count(hosts),
-            "services": count(services),
-            "exposed": count(services, services.c.exposed.is_(True)),
-            "infected": count(services, services.c.infected.is_(True)),
-            "findings": count(findings),
-            "scans": count(scans),
-            "by_severity": {s: severities[s] for s in reversed(SEVERITIES) if s in severities},
-            "by_protocol": by(services.c.protocol),
-            "by_country": by(services.c.country),
-            "events_by_type": by(events.c.type),
-            "last_scan": dict(last._mapping) if last else None,
-        }
-
-
-def scan_list(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
-    """Scans, newest first."""
-    with engine.connect() as conn:
-        query = select(scans).order_by(scans.c.started_at.desc(), scans.c.id.desc()).limit(limit)
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return Stats(
+            hosts=count(hosts),
+            services=count(services),
+            exposed=count(services, services.c.exposed.is_(True)),
+            infected=count(services, services.c.infected.is_(True)),
+            findings=count(findings),
+            scans=count(scans),
+            by_severity={s: severities[s] for s in reversed(SEVERITIES) if s in severities},
+            by_protocol=by(services.c.protocol),
+            by_country=by(services.c.country),
+            events_by_type=by(events.c.type),
+            last_scan=LastScan(*last) if last else None,
+        )

@@ -7,17 +7,15 @@ aggregates (totals, facets, stats) and in the "withheld" count of a search. Anal
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from fastapi import HTTPException, Request
-from sqlalchemy import and_, or_, select
 
 from leaksonar.model import Event
 from leaksonar.store.db import Store
-from leaksonar.store.schema import services
-from leaksonar.store.search import SearchPage
+from leaksonar.store.rows import FindingRow, HistoryPoint, Hit, SearchPage
 from leaksonar.web.keys import lookup
 
 KEY_HEADER = "X-API-Key"
@@ -58,12 +56,12 @@ def viewer(request: Request) -> Viewer:
     found = lookup(request.app.state.store, key)
     if found is None:
         raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    return Viewer(found["name"], Level(found["level"]))
+    return Viewer(found.name, Level(found.level))
 
 
-def visible(record: dict[str, Any], viewer: Viewer) -> bool:
+def visible(severity: str | None, viewer: Viewer) -> bool:
     """False for a critical finding (or an event of one) when the viewer is not an analyst."""
-    return viewer.analyst or record.get("severity") != "critical"
+    return viewer.analyst or severity != "critical"
 
 
 def search_page(
@@ -76,33 +74,57 @@ def search_page(
     if not viewer.analyst:
         withheld = dict(store.facets(query, ("severity",)).get("severity", [])).get("critical", 0)
     page = store.search(query, limit=limit, offset=offset + withheld)
-    return replace(page, hits=[h for h in page.hits if visible(h, viewer)], offset=offset), withheld
+    return replace(page, hits=[h for h in page.hits if visible(h.severity, viewer)], offset=offset), withheld
 
 
-def host_view(store: Store, ip: str, viewer: Viewer) -> dict[str, Any] | None:
-    """The host as the viewer may see it: ip, first_seen, last_seen, `services` and their `history` without
-    the withheld ones, and `withheld` (their count). None when the host is not indexed or, for a public
-    viewer, when every service on it is withheld (no answer tells a critical host from an unknown one)."""
-    found = store.host(ip)
+@dataclass(frozen=True, slots=True)
+class HostPage:
+    """A host as one viewer may see it: its services and their history without the withheld ones, and
+    how many are withheld."""
+
+    ip: str
+    first_seen: str
+    last_seen: str
+    services: list[Hit]
+    withheld: int
+    history: list[HistoryPoint]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "ip": self.ip,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "services": [s.to_record() for s in self.services],
+            "withheld": self.withheld,
+            "history": [asdict(p) for p in self.history],
+        }
+
+
+def host_view(store: Store, ip: str, viewer: Viewer) -> HostPage | None:
+    """The host as the viewer may see it. None when the host is not indexed or, for a public viewer, when
+    every service on it is withheld (no answer tells a critical host from an unknown one)."""
+    found = store.hosts.get(ip)
     if found is None:
         return None
-    shown = [s for s in found["services"] if visible(s, viewer)]
+    shown = [s for s in found.services if visible(s.severity, viewer)]
     if not (shown or viewer.analyst):
         return None
-    ports = {s["port"] for s in shown}
-    return {
-        **found,
-        "services": shown,
-        "withheld": len(found["services"]) - len(shown),
-        "history": [p for p in store.history(found["ip"]) if p["port"] in ports],
-    }
+    ports = {s.record["port"] for s in shown}
+    return HostPage(
+        ip=found.ip,
+        first_seen=found.first_seen,
+        last_seen=found.last_seen,
+        services=shown,
+        withheld=len(found.services) - len(shown),
+        history=[p for p in store.findings.history(found.ip) if p.port in ports],
+    )
 
 
-def visible_finding(store: Store, record: dict[str, Any], viewer: Viewer) -> bool:
+def visible_finding(store: Store, found: FindingRow, viewer: Viewer) -> bool:
     """A stored finding (of any scan) is withheld from a public viewer when it, or its service's latest
     state, is critical."""
-    latest = store.services(record["ip"], record["port"])
-    return visible(record, viewer) and all(visible(s, viewer) for s in latest)
+    latest = store.services.get(found.ip, found.port)
+    return visible(found.severity, viewer) and (latest is None or visible(latest.severity, viewer))
 
 
 def visible_events(store: Store, found: Sequence[Event], viewer: Viewer) -> list[Event]:
@@ -110,15 +132,6 @@ def visible_events(store: Store, found: Sequence[Event], viewer: Viewer) -> list
     service whose latest state is critical (a closed critical service's event has no severity)."""
     if viewer.analyst:
         return list(found)
-    places = {(e.ip, e.port) for e in found if visible(e.to_record(), viewer)}
-    hidden = _critical_services(store, places)
-    return [e for e in found if visible(e.to_record(), viewer) and (e.ip, e.port) not in hidden]
-
-
-def _critical_services(store: Store, places: set[tuple[str, int]]) -> set[tuple[str, int]]:
-    if not places:
-        return set()
-    where = or_(*(and_(services.c.ip == ip, services.c.port == port) for ip, port in places))
-    query = select(services.c.ip, services.c.port).where(services.c.severity == "critical", where)
-    with store.engine.connect() as conn:
-        return {(r.ip, r.port) for r in conn.execute(query)}
+    places = {(e.ip, e.port) for e in found if visible(e.severity, viewer)}
+    hidden = store.services.critical(places)
+    return [e for e in found if visible(e.severity, viewer) and (e.ip, e.port) not in hidden]

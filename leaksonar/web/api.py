@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import json
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
@@ -182,7 +183,7 @@ def search(
         "withheld": withheld,
         "offset": offset,
         "limit": limit,
-        "hits": page.hits,
+        "hits": [hit.to_record() for hit in page.hits],
         "facets": (
             {field: [{"value": str(v), "count": n} for v, n in top] for field, top in found.items()}
             if found is not None
@@ -198,7 +199,7 @@ def host(request: Request, who: Who, ip: str) -> Any:
     found = host_view(_store(request), _ipv4(ip), who)
     if found is None:
         raise HTTPException(404, "host not in the index")
-    return found
+    return found.to_record()
 
 
 @router.get(
@@ -209,12 +210,12 @@ def host(request: Request, who: Who, ip: str) -> Any:
 def finding(request: Request, who: Who, finding_id: Annotated[int, Path(ge=0, le=MAX_ID)]) -> Any:
     """One stored finding record (any scan's). 403 for a public viewer when the service is critical."""
     store = _store(request)
-    found = store.finding(finding_id)
+    found = store.findings.get(finding_id)
     if found is None:
         raise HTTPException(404, "finding not in the index")
     if not visible_finding(store, found, who):
         raise HTTPException(403, f"finding {finding_id} is critical: analysts only")
-    return found
+    return found.to_record()
 
 
 def _event_filters(type_: str | None, ip: str | None) -> dict[str, Any]:
@@ -242,7 +243,7 @@ def events(
 ) -> Any:
     """Change events, oldest first, a page at a time: follow `next` while `more` is true."""
     store = _store(request)
-    page = store.events(after_id=after, limit=limit, **_event_filters(type_, ip))
+    page = store.events.find(after_id=after, limit=limit, **_event_filters(type_, ip))
     shown = visible_events(store, page, who)
     return {
         "events": [e.to_record() for e in shown],
@@ -253,7 +254,7 @@ def events(
 
 
 def _latest_event_id(store: Store) -> int:
-    newest = store.events(limit=1)
+    newest = store.events.find(limit=1)
     return (newest[-1].id or 0) if newest else 0
 
 
@@ -286,7 +287,7 @@ async def _follow(
     store: Store, who: Viewer, last: int, filters: dict[str, Any], poll: float
 ) -> AsyncIterator[ServerSentEvent]:
     while True:
-        page = await run_in_threadpool(store.events, after_id=last, limit=STREAM_BATCH, **filters)
+        page = await run_in_threadpool(store.events.find, after_id=last, limit=STREAM_BATCH, **filters)
         shown = {e.id for e in await run_in_threadpool(visible_events, store, page, who)}
         for event in page:
             if event.id in shown:
@@ -300,12 +301,12 @@ async def _follow(
 @router.get("/stats", response_model=Stats, responses=ERRORS)
 def stats(request: Request, _who: Who) -> Any:
     """Counts over the whole index (aggregates: the same for every viewer)."""
-    return _store(request).stats()
+    return asdict(_store(request).stats())
 
 
 @router.get("/scans", response_model=list[Scan], responses=ERRORS)
 def scans(request: Request, who: Who, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     """Scans, newest first. What a scan targeted is shown to analysts only."""
-    rows = _store(request).scans(limit)
+    rows = _store(request).scans.latest(limit)
     private = () if who.analyst else ("targets", "ports")
-    return [{k: v for k, v in row.items() if k not in private} for row in rows]
+    return [{k: v for k, v in asdict(row).items() if k not in private} for row in rows]

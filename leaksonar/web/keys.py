@@ -6,13 +6,9 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from leaksonar.store.db import Store
-from leaksonar.store.schema import api_keys
+from leaksonar.store.rows import KeyRow
 
 LEVELS = ("public", "analyst")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -38,39 +34,17 @@ def create_key(store: Store, name: str, level: str = "public") -> str:
     if level not in LEVELS:
         raise ApiKeyError(f"level {level!r}: use one of {', '.join(LEVELS)}")
     key = PREFIX + secrets.token_urlsafe(32)
-    row = {"name": name, "level": level, "key_sha256": digest(key), "created": _now(), "revoked": None}
-    try:
-        with store.engine.begin() as conn:
-            conn.execute(api_keys.insert().values(**row))
-    except IntegrityError:
-        raise ApiKeyError(f"a key named {name!r} exists already (revoked keys keep their name)") from None
+    if not store.keys.add(name, level, digest(key), _now()):
+        raise ApiKeyError(f"a key named {name!r} exists already (revoked keys keep their name)")
     return key
-
-
-def list_keys(store: Store) -> list[dict[str, Any]]:
-    """Every key's name, level, creation and revocation time (never the key or its hash), by name."""
-    query = select(api_keys.c.name, api_keys.c.level, api_keys.c.created, api_keys.c.revoked)
-    with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query.order_by(api_keys.c.name))]
 
 
 def revoke_key(store: Store, name: str) -> None:
     """Revoke the key `name`; it is refused from then on."""
-    with store.engine.begin() as conn:
-        done = conn.execute(
-            api_keys.update()
-            .where(api_keys.c.name == name, api_keys.c.revoked.is_(None))
-            .values(revoked=_now())
-        )
-    if done.rowcount != 1:
+    if not store.keys.revoke(name, _now()):
         raise ApiKeyError(f"no valid key named {name!r}")
 
 
-def lookup(store: Store, key: str) -> dict[str, Any] | None:
-    """The valid (not revoked) key's name and level, or None."""
-    query = select(api_keys.c.name, api_keys.c.level).where(
-        api_keys.c.key_sha256 == digest(key), api_keys.c.revoked.is_(None)
-    )
-    with store.engine.connect() as conn:
-        row = conn.execute(query).first()
-    return dict(row._mapping) if row else None
+def lookup(store: Store, key: str) -> KeyRow | None:
+    """The valid (not revoked) key, or None."""
+    return store.keys.lookup(digest(key))

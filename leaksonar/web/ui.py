@@ -28,6 +28,7 @@ from leaksonar.report import Owners, Selection, plan
 from leaksonar.report.report import render_letter
 from leaksonar.store.db import Store
 from leaksonar.store.query import FIELDS, QueryError
+from leaksonar.store.rows import HistoryPoint
 from leaksonar.web.access import (
     KEY_COOKIE,
     Level,
@@ -170,16 +171,16 @@ def dashboard(request: Request) -> Response:
     who = _viewer(request)
     store = _store(request)
     stats = store.stats()
-    latest = store.events(limit=LATEST_EVENTS)
+    latest = store.events.find(limit=LATEST_EVENTS)
     shown = visible_events(store, latest, who)
     return _page(
         request,
         "dashboard.html",
         who,
         stats=stats,
-        by_severity=_bars({s: stats["by_severity"].get(s, 0) for s in SEVERITIES[::-1]}, SEVERITIES[::-1]),
-        by_protocol=_bars(stats["by_protocol"]),
-        by_country=_bars(stats["by_country"]),
+        by_severity=_bars({s: stats.by_severity.get(s, 0) for s in SEVERITIES[::-1]}, SEVERITIES[::-1]),
+        by_protocol=_bars(stats.by_protocol),
+        by_country=_bars(stats.by_country),
         events=shown[::-1],
         withheld=len(latest) - len(shown),
         after_id=max((e.id or 0 for e in latest), default=0),
@@ -232,15 +233,15 @@ def _compact(value: float) -> str:
     return f"{value:g}"
 
 
-def timeline(history: list[dict[str, Any]], events: list[Event]) -> Markup | None:
+def timeline(history: list[HistoryPoint], events: list[Event]) -> Markup | None:
     """The host's rows and size per service over time, with a marker where a scan saw events, linking to
     their entry on the page: an inline SVG drawn server-side by pygal (no script needed, nothing fetched)."""
     if not history:
         return None
-    series: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
+    series: dict[tuple[int, str], list[HistoryPoint]] = defaultdict(list)
     for point in history:
-        series[(point["port"], point["protocol"])].append(point)
-    rows_at = {(p["port"], p["scan_id"]): p["rows"] or 0 for p in history}
+        series[(point.port, point.protocol)].append(point)
+    rows_at = {(p.port, p.scan_id): p.rows or 0 for p in history}
     seen: dict[tuple[int, str], list[Event]] = defaultdict(list)
     for e in events:
         seen[(e.port, e.scan_id)].append(e)
@@ -256,7 +257,7 @@ def timeline(history: list[dict[str, Any]], events: list[Event]) -> Markup | Non
     own = [palette[i % len(palette)] for i in range(len(series))]
     # pygal colours the primary series (rows, then the markers) before the secondary ones (size)
     colours = (*own, *([MARKER_COLOUR] if markers else []), *own)
-    times = sorted({_when(p["time"]) for p in history})
+    times = sorted({_when(p.time) for p in history})
     chart = pygal.DateTimeLine(
         js=(),
         disable_xml_declaration=True,
@@ -270,8 +271,8 @@ def timeline(history: list[dict[str, Any]], events: list[Event]) -> Markup | Non
         xrange=(times[0] - ONE_POINT_SPAN, times[0] + ONE_POINT_SPAN) if len(times) == 1 else None,
         x_value_formatter=lambda d: d.strftime("%m-%d %H:%M"),
         value_formatter=_compact,
-        range=(0, max(5, *(p["rows"] or 0 for p in history))),  # at least 0-5: whole-number ticks
-        secondary_range=(0, max(1, *(p["size_bytes"] or 0 for p in history))),
+        range=(0, max(5, *(p.rows or 0 for p in history))),  # at least 0-5: whole-number ticks
+        secondary_range=(0, max(1, *(p.size_bytes or 0 for p in history))),
         dots_size=4,
         max_scale=6,
     )
@@ -279,12 +280,12 @@ def timeline(history: list[dict[str, Any]], events: list[Event]) -> Markup | Non
         label = f"{protocol}:{port}"
         chart.add(
             f"rows {label}",
-            [(_when(p["time"]), p["rows"] or 0) for p in points],
+            [(_when(p.time), p.rows or 0) for p in points],
             formatter=lambda v: f"{human_count(int(v[1]))} rows",
         )
         chart.add(
             f"size {label}",
-            [(_when(p["time"]), p["size_bytes"] or 0) for p in points],
+            [(_when(p.time), p.size_bytes or 0) for p in points],
             secondary=True,
             stroke_style={"dasharray": "6, 4"},
             formatter=lambda v: human_bytes(int(v[1])),
@@ -310,18 +311,18 @@ def host(request: Request, ip: str) -> Response:
     found = host_view(store, ip, who)
     if found is None:
         return _error(request, who, 404, f"{ip} is not in the index")
-    ports = {s["port"] for s in found["services"]}
-    events = [e for e in visible_events(store, store.events(ip=ip), who) if e.port in ports]
+    ports = {s.record["port"] for s in found.services}
+    events = [e for e in visible_events(store, store.events.find(ip=ip), who) if e.port in ports]
     return _page(
         request,
         "host.html",
         who,
         host=found,
-        services=found["services"],
-        withheld=found["withheld"],
+        services=found.services,
+        withheld=found.withheld,
         events=events,
-        chart=timeline(found["history"], events),
-        points=len(found["history"]),
+        chart=timeline(found.history, events),
+        points=len(found.history),
     )
 
 
@@ -336,7 +337,7 @@ def report(request: Request, ip: str) -> Response:
     now = datetime.now(UTC).strftime(TIME_FORMAT)
     selection = Selection(network=ipaddress.IPv4Network(f"{ip}/32"))
     for letter in plan(store, selection, Owners(), now, force=True):  # one owner per address
-        letter.due = [(row, why) for row, why in letter.due if visible(row["record"], who)]
+        letter.due = [(row, why) for row, why in letter.due if visible(row.severity, who)]
         if letter.due:
             banner = templates.get_template("report_banner.html").render(ip=ip)
             html = render_letter(store, letter, now, "html").replace("<body>", banner, 1)
@@ -349,7 +350,7 @@ def event(request: Request, event_id: str) -> Response:
     who = _viewer(request)
     store = _store(request)
     number = _whole(event_id, MAX_ID)
-    found = store.event(number) if number is not None else None
+    found = store.events.get(number) if number is not None else None
     if found is None or not visible_events(store, [found], who):
         return _error(request, who, 404, f"no event {event_id}")
     return RedirectResponse(f"/host/{found.ip}#event-{found.id}", status_code=303)

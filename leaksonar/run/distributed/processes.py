@@ -25,7 +25,7 @@ def run_worker(broker: str | None, db: str | None, concurrency: int, log_level: 
     configure(broker)
     if db:
         os.environ[DB_ENV] = db  # the pool's processes open the index from the environment
-    Store(db).engine.dispose()  # fail now if the index cannot be opened; pool processes open their own
+    Store(db).close()  # fail now if the index cannot be opened; pool processes open their own
     worker = app.Worker(
         concurrency=concurrency,
         pool="prefork",

@@ -81,11 +81,11 @@ def distributed_scan(
         progress = state.status(client, scan_id, time.monotonic()).progress
         finish(store, scan_id, status, progress)
     if jsonl is not None:
-        for finding in store.scan_findings(scan_id):
+        for finding in store.findings.of_scan(scan_id):
             jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
         jsonl.flush()
     if alerts is not None:
         from leaksonar.notify.alerts import deliver_events
 
-        deliver_events(store.events(scan_id=scan_id), alerts, store)
+        deliver_events(store.events.find(scan_id=scan_id), alerts, store)
     return ScanOutcome(scan_id, progress, store)

@@ -58,13 +58,13 @@ def scan_shard(
     """Scan shard `part` of `parts` of `space` and store its findings; running it again (after a worker
     died) stores the same rows again, nothing more."""
     client = broker()
-    scan = store().scan(scan_id)
+    scan = store().scans.get(scan_id)
     if scan is None:
         shard_failed(
             client, scan_id, f"shard {part}: scan {scan_id} is not in the worker's index {store().db}"
         )
         return
-    if scan["status"] != "running" or state.is_done(client, scan_id, part):
+    if scan.status != "running" or state.is_done(client, scan_id, part):
         return
     try:
         shard = rebuild(space, part, parts, Scope.from_env(None))
@@ -82,7 +82,7 @@ def scan_shard(
         reported = 0.0
 
         def on_finding(finding: Finding) -> None:
-            store().add_findings([finding])
+            store().findings.add([finding])
 
         def on_progress(progress: ScanProgress) -> None:
             nonlocal reported
@@ -120,7 +120,7 @@ def finish(index: Store, scan_id: str, status: str, progress: ScanProgress) -> N
     """Close the scan with its summed counters and compute its change events (once: events are unique
     per scan, service and type)."""
     stats = progress.discovery
-    index.finish_scan(
+    index.scans.finish(
         scan_id,
         utc_now(),
         status,
@@ -129,14 +129,14 @@ def finish(index: Store, scan_id: str, status: str, progress: ScanProgress) -> N
         services=progress.services,
         exposed=progress.exposed,
     )
-    index.record_events(scan_id)
+    index.events.record(scan_id)
 
 
 @app.task(bind=True, name="leaksonar.finish_scan", acks_late=True, reject_on_worker_lost=True)
 def finish_when_done(self: Task, scan_id: str, parts: int) -> None:
     """Finish a scan nobody waits for (one started by `leaksonar beat`) once its shards are done."""
-    scan = store().scan(scan_id)
-    if scan is None or scan["status"] != "running":
+    scan = store().scans.get(scan_id)
+    if scan is None or scan.status != "running":
         return
     now = state.status(broker(), scan_id, time.monotonic())
     if now.errors:

@@ -1,0 +1,118 @@
+"""Findings: recorded per scan, and as the latest state of each host and service (with its search
+columns and tables); read back one at a time, per scan, or as a host's timeline."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from leaksonar.model import Finding
+from leaksonar.store import search as views
+from leaksonar.store.rows import FindingRow, HistoryPoint
+from leaksonar.store.schema import findings, hosts, services
+from leaksonar.store.sql import insert, select_as
+
+
+class Findings:
+    """`store.findings`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(self, batch: Sequence[Finding]) -> None:
+        """Record findings of one scan: per-scan rows, and the latest state of each host and service."""
+        if not batch:
+            return
+        with self.engine.begin() as conn:
+            _add(conn, batch)
+
+    def of_scan(self, scan_id: str) -> Iterator[Finding]:
+        """The scan's findings, in the order they were stored."""
+        query = select(findings.c.record).where(findings.c.scan_id == scan_id).order_by(findings.c.id)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                yield Finding.from_record(row.record)
+
+    def get(self, finding_id: int) -> FindingRow | None:
+        if abs(finding_id) > views.MAX_ROW_ID:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(select_as(FindingRow, findings).where(findings.c.id == finding_id)).first()
+        return FindingRow(*row) if row else None
+
+    def history(self, ip: str, port: int | None = None) -> list[HistoryPoint]:
+        """One point per stored finding of `ip` (or `ip:port`), oldest first."""
+        query = select(findings).where(findings.c.ip == ip).order_by(findings.c.time, findings.c.id)
+        if port is not None:
+            query = query.where(findings.c.port == port)
+        with self.engine.connect() as conn:
+            return [_point(row) for row in conn.execute(query)]
+
+
+def _point(row: Any) -> HistoryPoint:
+    record = row.record
+    dataset = record.get("dataset") or {}
+    return HistoryPoint(
+        id=row.id,
+        port=row.port,
+        protocol=record["protocol"],
+        time=row.time,
+        scan_id=row.scan_id,
+        rows=dataset.get("rows"),
+        size_bytes=dataset.get("size_bytes"),
+        severity=record.get("severity"),
+        exposed=record["exposed"],
+        infected=bool((record.get("ransom") or {}).get("infected")),
+    )
+
+
+def _add(conn: Connection, batch: Sequence[Finding]) -> None:
+    """Upsert hosts, services (with their search columns) and findings, one executemany per table for the
+    whole batch (in batch order: a later finding of the same service wins); then the search tables."""
+    records = [finding.to_record() for finding in batch]
+    host_rows, service_rows, finding_rows = [], [], []
+    for finding, record in zip(batch, records, strict=True):
+        stored = json.dumps(record)
+        ip_num = int(ipaddress.IPv4Address(finding.ip))
+        seen = {"last_seen": finding.time, "last_scan_id": finding.scan_id}
+        place = {"ip": finding.ip, "port": finding.port}
+        software = finding.software
+        host_rows.append({"ip": finding.ip, "ip_num": ip_num, "first_seen": finding.time, **seen})
+        service_rows.append(
+            {
+                **place,
+                "ip_num": ip_num,
+                "first_seen": finding.time,
+                "protocol": finding.protocol,
+                "software": views.clip(software.name, services.c.software) if software else None,
+                "version": views.clip(software.version, services.c.version) if software else None,
+                "auth": finding.auth,
+                "exposed": finding.exposed,
+                "rows": finding.rows,
+                "size_bytes": finding.size_bytes,
+                "severity": record.get("severity"),
+                "record": stored,
+                **seen,
+                **views.search_columns(record),
+            }
+        )
+        finding_rows.append({**place, "scan_id": finding.scan_id, "time": finding.time, "record": stored})
+    for table, keys, rows in (
+        (hosts, ("ip",), host_rows),
+        (services, ("ip", "port"), service_rows),
+        (findings, ("scan_id", "ip", "port"), finding_rows),
+    ):
+
+        def upsert(table: Any = table, keys: tuple[str, ...] = keys, rows: list[Any] = rows) -> Any:
+            statement = insert(conn, table)
+            kept = (*keys, "first_seen")
+            update = {name: statement.excluded[name] for name in rows[0] if name not in kept}
+            return statement.on_conflict_do_update(index_elements=list(keys), set_=update)
+
+        views.executemany(conn, f"upsert {table.name}", upsert, rows)
+    views.write_search(conn, records)
+    views.refresh_statistics(conn)

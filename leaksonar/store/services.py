@@ -1,0 +1,90 @@
+"""Hosts and services: the latest state of each, as the last scan that saw it left it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Engine, and_, case, func, or_, select
+
+from leaksonar.store import search as views
+from leaksonar.store.rows import HostRow, HostView, ServiceRow
+from leaksonar.store.schema import hosts, services
+from leaksonar.store.sql import select_as
+
+
+class Hosts:
+    """`store.hosts`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def top(self, limit: int = 1000) -> list[HostRow]:
+        """Hosts with their service counts and protocols, most exposed first, then by address."""
+        exposed = func.sum(case((services.c.exposed, 1), else_=0))
+        protocols = (
+            func.string_agg(services.c.protocol, ",")
+            if self.engine.dialect.name == "postgresql"
+            else func.group_concat(services.c.protocol, ",")
+        )
+        query = (
+            select(
+                hosts.c.ip,
+                hosts.c.first_seen,
+                hosts.c.last_seen,
+                func.count(services.c.id).label("services"),
+                exposed.label("exposed"),
+                protocols.label("protocols"),
+            )
+            .join(services, services.c.ip == hosts.c.ip)
+            .group_by(hosts.c.ip, hosts.c.ip_num, hosts.c.first_seen, hosts.c.last_seen)
+            .order_by(exposed.desc(), hosts.c.ip_num)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [HostRow(*row) for row in conn.execute(query)]
+
+    def get(self, ip: str) -> HostView | None:
+        """A host and its services (as search hits, by port)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(hosts).where(hosts.c.ip == ip)).first()
+            if row is None:
+                return None
+            query = select(*views.HIT_COLUMNS).where(services.c.ip == ip).order_by(services.c.port)
+            found = [views.hit(r) for r in conn.execute(query)]
+        return HostView(ip=row.ip, first_seen=row.first_seen, last_seen=row.last_seen, services=found)
+
+
+class Services:
+    """`store.services`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _read(self, *where: object, order: Iterable[object] = (services.c.port,)) -> list[ServiceRow]:
+        query = select_as(ServiceRow, services).where(*where).order_by(*order)
+        with self.engine.connect() as conn:
+            return [ServiceRow(*row) for row in conn.execute(query)]
+
+    def get(self, ip: str, port: int) -> ServiceRow | None:
+        found = self._read(services.c.ip == ip, services.c.port == port)
+        return found[0] if found else None
+
+    def on(self, ip: str) -> list[ServiceRow]:
+        """The services on `ip`, by port."""
+        return self._read(services.c.ip == ip)
+
+    def exposed(self, between: tuple[int, int] | None = None) -> list[ServiceRow]:
+        """The exposed services (with addresses, as integers, `between` first and last), by address."""
+        where = [services.c.exposed.is_(True)]
+        if between is not None:
+            where.append(services.c.ip_num.between(*between))
+        return self._read(*where, order=(services.c.ip_num, services.c.port))
+
+    def critical(self, places: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Those of `places` (ip, port) whose service is critical now."""
+        wanted = [and_(services.c.ip == ip, services.c.port == port) for ip, port in places]
+        if not wanted:
+            return set()
+        query = select(services.c.ip, services.c.port).where(services.c.severity == "critical", or_(*wanted))
+        with self.engine.connect() as conn:
+            return {(row.ip, row.port) for row in conn.execute(query)}
