@@ -104,6 +104,8 @@ def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
     started = time.monotonic()
     result = leaksonar("scan", lab_block(lab), "--db", str(db), "--jsonl", str(jsonl))
     elapsed = time.monotonic() - started
+    wal = Path(f"{db}-wal")
+    left_in_wal = wal.stat().st_size if wal.exists() else 0
     after = {s["name"]: lab_digest(s) for s in lab["services"]}
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     return {
@@ -112,6 +114,7 @@ def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
         "records": {(r["ip"], r["port"]): r for r in records},
         "stdout": result.stdout,
         "elapsed": elapsed,
+        "left_in_wal": left_in_wal,
         "before": before,
         "after": after,
     }

@@ -58,9 +58,8 @@ def open_index(db: str | None) -> Store:
     """The index `db` (a path or URL; None: the default), migrated. Raises StoreError."""
     from leaksonar.store.db import Store  # SQLAlchemy: loaded once a command needs the index
 
-    store = Store(db)
     gc.freeze()  # as at start-up: the index's modules live until exit, and the collector need not walk them
-    return store
+    return Store(db)  # made after the freeze, so that the collection at exit closes it (WAL checkpointed)
 
 
 @dataclass(frozen=True, slots=True)
