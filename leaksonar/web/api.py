@@ -13,13 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from leaksonar.model import EVENT_TYPES
+from leaksonar.model import EVENT_TYPES, Event
 from leaksonar.model.record import FindingRecord, documented
 from leaksonar.store.db import Store
 from leaksonar.store.query import QueryError
+from leaksonar.store.rows import HistoryPoint, Stats
 from leaksonar.web.access import Viewer, host_view, search_page, viewer, visible_events, visible_finding
 
 router = APIRouter(tags=["api"])
@@ -73,19 +74,6 @@ class SearchResult(BaseModel):
     facets: dict[str, list[Facet]] | None = Field(None, description="Top values per field (facets=1).")
 
 
-class HistoryPoint(BaseModel):
-    id: int
-    port: int
-    protocol: str
-    time: str
-    scan_id: str
-    rows: int | None
-    size_bytes: int | None
-    severity: str | None
-    exposed: bool
-    infected: bool
-
-
 class Host(BaseModel):
     ip: str
     first_seen: str
@@ -95,40 +83,11 @@ class Host(BaseModel):
     history: list[HistoryPoint] = Field(description="One point per stored finding, oldest first.")
 
 
-class EventOut(BaseModel):
-    id: int
-    ip: str
-    port: int
-    type: str
-    time: str
-    scan_id: str
-    protocol: str
-    severity: str | None
-    summary: str
-    before: dict[str, Any]
-    after: dict[str, Any]
-
-
 class EventPage(BaseModel):
-    events: list[EventOut]
+    events: list[Event]
     next: int = Field(description="Pass as `after` for the following page (or to poll for new events).")
     more: bool = Field(description="The page was full: more events may follow at once.")
     withheld: int = Field(description="Events in this page's range not shown to this viewer.")
-
-
-class Stats(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    hosts: int
-    services: int
-    exposed: int
-    infected: int
-    findings: int
-    scans: int
-    by_severity: dict[str, int]
-    by_protocol: dict[str, int]
-    by_country: dict[str, int]
-    events_by_type: dict[str, int]
-    last_scan: dict[str, Any] | None
 
 
 class Scan(BaseModel):
