@@ -149,3 +149,28 @@ def test_a_tampered_record_is_refused(path: str, value: Any) -> None:
     else:
         target[last] = value
     assert problems(record), f"{path} = {value!r} passed"
+
+
+def test_records_stored_before_error_kinds_are_read_in_todays_shape(tmp_path: Path) -> None:
+    """An index written by the previous release holds errors as plain sentences: every read (services,
+    search hits, stored findings) answers the published shape, with kind "unknown"."""
+    from sqlalchemy import update
+
+    from leaksonar.store.db import Store
+    from leaksonar.store.schema import findings, services
+
+    store = Store(str(tmp_path / "index.db"))
+    store.scans.begin("old", ASSESSED["time"], targets="127.20.0.5", ports="9200", size=1, options={})
+    store.findings.add([Finding.from_record({**ASSESSED, "scan_id": "old"})])
+    old = {**ASSESSED, "scan_id": "old", "errors": ["index person: count timed out"]}
+    with store.engine.begin() as conn:
+        conn.execute(update(services).values(record=old))
+        conn.execute(update(findings).values(record=old))
+    [service] = store.services.on("127.20.0.5")
+    [hit] = store.search("").hits
+    stored = store.findings.get(hit.id or 0)
+    assert stored is not None
+    for record in (service.record, hit.to_record(), stored.to_record()):
+        assert record["errors"] == [{"kind": "unknown", "message": "index person: count timed out"}]
+        assert problems({k: v for k, v in record.items() if k not in ("id", "first_seen", "last_seen")}) == []
+    assert problems(old) != []  # the old shape itself is not today's

@@ -83,6 +83,10 @@ ShardsOption = Annotated[
 ]
 
 
+ENGINE = ScanOptions()
+"""The engine's defaults, which the command line's are."""
+
+
 @dataclass(frozen=True, slots=True)
 class ScanArguments:
     """What to scan and how, as given on the command line (unchecked)."""
@@ -93,11 +97,11 @@ class ScanArguments:
     exclude_file: list[Path] | None = None
     scope: str | None = None
     rate: float | None = None
-    concurrency: int = 1000
-    per_host: int = 16
-    timeout: float = 1.5
-    retries: int = 1
-    read_timeout: float = 3.0
+    concurrency: int = ENGINE.concurrency
+    per_host: int = ENGINE.per_host
+    timeout: float = ENGINE.timeout
+    retries: int = ENGINE.retries
+    read_timeout: float = ENGINE.limits.timeout
     workers: int = min(os.cpu_count() or 1, 8)
     seed: int | None = None
     geo_db: str | None = None

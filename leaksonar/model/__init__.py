@@ -55,6 +55,15 @@ class Problem:
         return cls(ErrorKind.UNKNOWN, str(value))
 
 
+def current_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored finding record in today's shape: errors written as plain sentences (before error kinds
+    existed) become {"kind": "unknown", "message": ...}."""
+    errors = record.get("errors")
+    if not errors or all(isinstance(error, dict) for error in errors):
+        return record
+    return {**record, "errors": [Problem.from_record(error).to_record() for error in errors]}
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds for every read made while identifying or inspecting one service."""

@@ -9,7 +9,7 @@ from typing import Any, NotRequired, TypeVar
 
 from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
-from leaksonar.model import Auth, PiiCategory, Severity
+from leaksonar.model import Auth, ErrorKind, PiiCategory, Severity
 
 T = TypeVar("T")
 
@@ -80,7 +80,7 @@ class RansomRecord(TypedDict):
 class ProblemRecord(TypedDict):
     """What went wrong, as a kind (timeout, refused, over limit ...) and the user's sentence."""
 
-    kind: str
+    kind: ErrorKind
     message: str
 
 
@@ -119,8 +119,9 @@ class FindingRecord(AssessmentRecord):
     time: str
     """When the scan ran (UTC, ISO 8601)."""
     scan_id: str
-    errors: NotRequired[list[ProblemRecord | str]]
-    """What went wrong while inspecting: kind and sentence (the sentence alone in records without kinds)."""
+    errors: NotRequired[list[ProblemRecord]]
+    """What went wrong while inspecting: a kind and a sentence (records stored before kinds are read with
+    kind "unknown")."""
     details: NotRequired[dict[str, Any]]
     """Protocol-specific facts worth keeping (never raw data)."""
     banner: NotRequired[str]

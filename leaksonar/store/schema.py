@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -13,9 +15,23 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     func,
 )
+
+from leaksonar.model import current_record
+
+
+class RecordJSON(TypeDecorator[dict]):
+    """A finding record, stored as JSON and read in today's shape (`model.current_record`)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else current_record(value)
+
 
 metadata = MetaData()
 
@@ -68,7 +84,7 @@ services = Table(
     Column("first_seen", String(20), nullable=False),
     Column("last_seen", String(20), nullable=False),
     Column("last_scan_id", String(40), nullable=False),
-    Column("record", JSON, nullable=False),
+    Column("record", RecordJSON, nullable=False),
     # search columns, derived from the record (leaksonar.store.search; NULL rank: not derived yet)
     Column("rank", Integer),  # severity rank: -1 none, 0 info ... 4 critical
     Column("infected", Boolean),
@@ -144,7 +160,7 @@ findings = Table(
     Column("ip", String(15), nullable=False),
     Column("port", Integer, nullable=False),
     Column("time", String(20), nullable=False),
-    Column("record", JSON, nullable=False),
+    Column("record", RecordJSON, nullable=False),
     UniqueConstraint("scan_id", "ip", "port", name="uq_findings_scan_ip_port"),
     Index("ix_findings_ip_port", "ip", "port"),
 )
