@@ -78,3 +78,24 @@ def test_a_log_record_cannot_forge_another() -> None:
     assert "\n" not in line and "\x1b" not in line and "\u2028" not in line
     assert line.startswith("WARNING leaksonar.worker: shard 3: db\\n2026-11-28")
     assert line.endswith("all clear\\x1b[2J\\u2028")
+
+
+def test_scan_workers_probe_before_the_index_is_loaded(tmp_path: Path) -> None:
+    """A new scan forks its discovery workers before it imports SQLAlchemy and opens the index, so they
+    probe while the index opens (what keeps a short scan's wall time near discovery's)."""
+    code = (
+        "import os, sys\n"
+        "seen = []\n"
+        "os.register_at_fork(before=lambda: seen.append('fork'))\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'sqlalchemy' and 'sqlalchemy' not in seen: seen.append('sqlalchemy')\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from leaksonar.cli import main\n"
+        "try: main()\n"
+        "finally: print(' '.join(seen), file=sys.stderr)\n"
+    )
+    args = ["scan", "127.0.0.1", "-p", "9", "--workers", "2", "--db", str(tmp_path / "i.db"), "-q"]
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    order = result.stderr.split()
+    assert result.returncode == 0 and order.index("fork") < order.index("sqlalchemy"), result.stderr

@@ -51,7 +51,7 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
 def open_store(db: str | None) -> Store:
     """The index `db` (see `open_index`); one that cannot be opened fails."""
     from leaksonar.run.job import open_index
-    from leaksonar.store.db import StoreError
+    from leaksonar.store import StoreError
 
     try:
         return open_index(db)

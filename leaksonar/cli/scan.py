@@ -105,7 +105,7 @@ def scan(
     """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
     from leaksonar.run import local
     from leaksonar.run.job import ResumeError, ScanInterrupted
-    from leaksonar.store.db import StoreError
+    from leaksonar.store import StoreError
 
     given = ScanArguments.of(locals())
     if resume is not None and (again := given.changed()):

@@ -42,7 +42,7 @@ def worker(
     with needs_extra("distributed", "worker"):
         from leaksonar.run.distributed.app import BrokerError
         from leaksonar.run.distributed.processes import run_worker
-    from leaksonar.store.db import StoreError
+    from leaksonar.store import StoreError
 
     setup_logging(log_level, "celery")
     try:
