@@ -102,10 +102,6 @@ class BoundedStream:
             raise ProtocolError("a value was not followed by CRLF")
         return kept
 
-    async def read_some(self, cap: int) -> bytes:
-        """Whatever arrives first (up to `cap` bytes); b'' on EOF."""
-        return await timed(self.reader.read(cap), self.limits)
-
     async def close(self) -> None:
         self.writer.close()
         with contextlib.suppress(OSError, TimeoutError):
