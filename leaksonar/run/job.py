@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import uvloop
 
-from leaksonar.model import Finding
+from leaksonar.model import Event, Finding
 from leaksonar.scan.discover import DiscoveryStats
 from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan, utc_now
 from leaksonar.scan.workers import Worker, WorkerInterrupted, fork_workers
@@ -154,6 +154,8 @@ class _Recorder:
 
     def __init__(self, job: ScanJob, store: Store, jsonl: TextIO | None) -> None:
         self.job, self.store, self.jsonl = job, store, jsonl
+        self.events: list[Event] = []
+        """The scan's change events, once it is closed."""
 
     def finding(self, finding: Finding) -> None:
         self.store.findings.add([finding])
@@ -191,7 +193,7 @@ class _Recorder:
             services=progress.services,
             exposed=progress.exposed,
         )
-        store.events.record(job.scan_id)  # closed services only when the scan covered its whole space
+        self.events = store.events.record(job.scan_id)  # closed: only when it covered its whole space
         return progress
 
 
@@ -245,7 +247,7 @@ def run_job(
     if alerts is not None:
         from leaksonar.notify.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
 
-        deliver_events(store.events.find(scan_id=job.scan_id), alerts, store)
+        deliver_events(recorder.events, alerts, store)
     return progress
 
 
