@@ -76,7 +76,7 @@ def test_a_log_record_cannot_forge_another() -> None:
     )
     line = OneLineFormatter("%(levelname)s %(name)s: %(message)s").format(record)
     assert "\n" not in line and "\x1b" not in line and "\u2028" not in line
-    assert line.startswith("WARNING leaksonar.worker: shard 3: db\\n2026-11-28")
+    assert line.startswith("WARNING leaksonar.worker: shard 3: db\\x0a2026-11-28")
     assert line.endswith("all clear\\x1b[2J\\u2028")
 
 

@@ -26,7 +26,7 @@ def _print_deliveries(deliveries: Sequence[Delivery], as_json: bool, **extra: in
     if as_json:
         typer.echo(json.dumps({"deliveries": [asdict(d) for d in deliveries], **extra}, indent=2))
     for d in [] if as_json else deliveries:
-        out.print(render.delivery_line(d), highlight=False, soft_wrap=True)
+        out.print(render.delivery_line(d), soft_wrap=True)
     if any(d.status != "sent" for d in deliveries):
         raise typer.Exit(1)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from leaksonar.sanitize import for_terminal
 from leaksonar.store import DB_ENV
 
 if TYPE_CHECKING:
@@ -31,8 +32,9 @@ imports (the lab's stand-in servers run as programs)."""
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """One-line error on stderr, then exit (2: bad input)."""
-    typer.echo(f"leaksonar: error: {message}", err=True)
+    """One-line error on stderr, then exit (2: bad input); what the message quotes (a server's or a file's
+    text) cannot act on the terminal or start another line."""
+    typer.echo(f"leaksonar: error: {for_terminal(message)}", err=True)
     raise typer.Exit(code)
 
 

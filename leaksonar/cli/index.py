@@ -55,8 +55,8 @@ def search(
         typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
     out.print(render.search_table(page.total, page.hits))
-    for field, top in (counts or {}).items():
-        out.print(f"{field}: " + ", ".join(f"{value} {n:,}" for value, n in top), highlight=False)
+    for line in render.facets_lines(counts or {}):
+        out.print(line)
 
 
 def show(
@@ -95,8 +95,7 @@ def show(
     for row, timeline in zip(rows, timelines, strict=True):
         record = row.record
         out.print(
-            f"{record['ip']}:{record['port']} first seen {row.first_seen}, last seen {row.last_seen}, "
-            f"exposed {days_exposed(timeline, row.last_seen):g} days"
+            render.service_line(record, row.first_seen, row.last_seen, days_exposed(timeline, row.last_seen))
         )
         if record["collections"]:
             out.print(render.collections_table(record))
@@ -141,7 +140,7 @@ def events(
             typer.echo(json.dumps(event.to_record(), ensure_ascii=False))
     elif not sys.stdout.isatty():
         for event in found:
-            typer.echo(render.event_line(event))
+            out.print(render.event_line(event), soft_wrap=True)
     elif found:
         out.print(render.events_table(found))
     else:

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from leaksonar.sanitize import for_terminal
+
 
 class LogLevel(StrEnum):
     debug = "debug"
@@ -22,19 +24,13 @@ LogLevelOption = Annotated[
 ]
 
 
-def escape_controls(text: str) -> str:
-    """`text` with every control character (newline, escape, ...) written as a Python escape: what a
-    scanned server or a client wrote cannot start a fake log line or move the terminal's cursor."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 class OneLineFormatter(logging.Formatter):
-    """`2026-11-28 05:00:00,000 INFO leaksonar.watch: ...`, its message and traceback on the one line."""
+    """`2026-11-28 05:00:00,000 INFO leaksonar.watch: ...`, its message and traceback on the one line:
+    every control character (newline, escape, ...) and bidi control shown as an escape (`for_terminal`), so
+    what a scanned server or a client wrote cannot start a fake log line or act on the terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return escape_controls(super().format(record))
+        return for_terminal(super().format(record))
 
 
 def setup_logging(level: LogLevel, *libraries: str) -> None:

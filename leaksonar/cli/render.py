@@ -1,5 +1,9 @@
 """What the command line shows people: Rich tables of findings, hosts, services and events, the scan's
-progress bar, on the consoles of stdout and stderr."""
+progress bar, on the consoles of stdout and stderr.
+
+Every cell and line is built with `plain` (leaksonar.terminal): what a server wrote is shown literally,
+control characters as escapes, never read as markup; styles are `Text` styles. The consoles are
+`PlainConsole`s, which read no string as markup either."""
 
 from __future__ import annotations
 
@@ -8,13 +12,13 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import Event, Finding
+from leaksonar.terminal import PlainConsole, add_row, plain
 
 if TYPE_CHECKING:
     from leaksonar.notify.alerts import Delivery
@@ -23,8 +27,8 @@ if TYPE_CHECKING:
 
 PIPE_WIDTH = 200
 """Width of tables written to a pipe or file, where there is no terminal to fit."""
-out = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
+out = PlainConsole(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+err = PlainConsole(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
 def software_text(record: dict[str, Any]) -> str:
@@ -32,17 +36,21 @@ def software_text(record: dict[str, Any]) -> str:
     return " ".join(filter(None, (software.get("name"), software.get("version")))) or "-"
 
 
-def auth_text(record: dict[str, Any]) -> str:
+def auth_text(record: dict[str, Any]) -> Text:
     if record["exposed"]:
-        return "[bold red]none: exposed[/]"
-    return {"required": "[green]required[/]"}.get(record["auth"], record["auth"])
+        return plain("none: exposed", style="bold red")
+    return plain(record["auth"], style="green" if record["auth"] == "required" else "")
+
+
+def _title(title: str) -> Text:
+    return plain(title, style="table.title")
 
 
 def findings_table(findings: Iterable[Finding], title: str | None = None) -> Table:
     """One row per finding; a country column when any finding has one (scan --geo-db)."""
     findings = list(findings)
     with_geo = any(f.geo for f in findings)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=_title(title) if title else None, title_justify="left")
     if with_geo:
         table.add_column("cc")
     for column, justify in (
@@ -66,9 +74,9 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             or "; ".join(e.message for e in finding.errors)[:80]
             or finding.banner[:40]
         )
-        if record.get("ransom", {}).get("infected"):
-            notes = f"[bold red]ATTACKED[/] {notes}"
-        table.add_row(
+        attacked = record.get("ransom", {}).get("infected")
+        add_row(
+            table,
             *([(finding.geo or {}).get("country", "-")] if with_geo else []),
             f"{finding.ip}:{finding.port}",
             finding.protocol,
@@ -79,20 +87,21 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             human_count(dataset["rows"]),
             human_bytes(dataset["size_bytes"]),
             severity_text(record.get("severity")),
-            notes,
+            plain(("ATTACKED ", "bold red"), notes) if attacked else notes,
         )
     return table
 
 
 def search_table(total: int, hits: Iterable[Hit]) -> Table:
     """A page of search hits, under the number found."""
-    table = Table(title=f"{total:,} found", title_justify="left")
+    table = Table(title=_title(f"{total:,} found"), title_justify="left")
     for column in ("address", "protocol", "software", "severity", "rows", "size", "pii", "summary"):
         table.add_column(column, justify="right" if column in ("rows", "size") else "left")
     for hit in hits:
         record = hit.record
         dataset = record["dataset"]
-        table.add_row(
+        add_row(
+            table,
             f"{record['ip']}:{record['port']}",
             record["protocol"],
             software_text(record),
@@ -105,22 +114,28 @@ def search_table(total: int, hits: Iterable[Hit]) -> Table:
     return table
 
 
-def delivery_line(delivery: Delivery) -> str:
-    """`failed slack (rule wiped) wiped after 3 attempts: HTTP 500` (plain text)."""
+def facets_lines(counts: dict[str, list[tuple[str, int]]]) -> list[Text]:
+    """`protocol: redis 3, elasticsearch 1`: one line per facet, its top values with their counts."""
+    return [
+        plain(f"{field}: " + ", ".join(f"{value} {n:,}" for value, n in top)) for field, top in counts.items()
+    ]
+
+
+def delivery_line(delivery: Delivery) -> Text:
+    """`failed slack (rule wiped) wiped after 3 attempts: HTTP 500`."""
     d = delivery
     tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
     why = f": {d.error}" if d.error else ""
-    return f"{d.status:6} {d.channel} (rule {d.rule}) {d.event} after {tries}{why}"
+    return plain(f"{d.status:6} {d.channel} (rule {d.rule}) {d.event} after {tries}{why}")
 
 
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan"}
 
 
-def severity_text(severity: str | None) -> str:
+def severity_text(severity: str | None) -> Text:
     if severity is None:
-        return "-"
-    style = SEVERITY_STYLE.get(severity)
-    return f"[{style}]{severity}[/]" if style else severity
+        return plain("-")
+    return plain(severity, style=SEVERITY_STYLE.get(severity, ""))
 
 
 def hosts_table(rows: Iterable[HostRow]) -> Table:
@@ -129,13 +144,13 @@ def hosts_table(rows: Iterable[HostRow]) -> Table:
         table.add_column(column)
     for row in rows:
         protocols = ", ".join(sorted(set((row.protocols or "").split(","))))
-        exposed = f"[bold red]{row.exposed}[/]" if row.exposed else "0"
-        table.add_row(row.ip, str(row.services), exposed, protocols, row.first_seen, row.last_seen)
+        exposed = plain(row.exposed, style="bold red" if row.exposed else "")
+        add_row(table, row.ip, row.services, exposed, protocols, row.first_seen, row.last_seen)
     return table
 
 
 def collections_table(record: dict[str, Any]) -> Table:
-    table = Table(title=f"{record['ip']}:{record['port']} collections", title_justify="left")
+    table = Table(title=_title(f"{record['ip']}:{record['port']} collections"), title_justify="left")
     for column, justify in (
         ("database", "left"),
         ("collection", "left"),
@@ -146,7 +161,8 @@ def collections_table(record: dict[str, Any]) -> Table:
     table.add_column("fields", overflow="fold")
     table.add_column("personal data", overflow="fold")
     for c in record["collections"]:
-        table.add_row(
+        add_row(
+            table,
             c["database"],
             c["name"],
             human_count(c["rows"]),
@@ -157,25 +173,44 @@ def collections_table(record: dict[str, Any]) -> Table:
     return table
 
 
-def event_line(event: Event) -> str:
-    """`2026-11-28T05:00:00Z 127.0.0.1:6379 wiped: rows 1,221 -> 12 (-99.0%): wiped` (plain text)."""
-    return f"{event.time} {event.ip}:{event.port} {event.type}: {event.summary}"
+def service_line(record: dict[str, Any], first_seen: str, last_seen: str, days: float) -> Text:
+    """`127.0.0.1:9200 first seen ..., last seen ..., exposed 3 days` (`show`)."""
+    address = f"{record['ip']}:{record['port']}"
+    return plain(f"{address} first seen {first_seen}, last seen {last_seen}, exposed {days:g} days")
+
+
+def event_line(event: Event) -> Text:
+    """`2026-11-28T05:00:00Z 127.0.0.1:6379 wiped: rows 1,221 -> 12 (-99.0%): wiped`."""
+    return plain(f"{event.time} {event.ip}:{event.port} {event.type}: {event.summary}")
 
 
 def events_table(events: Iterable[Event], title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=_title(title) if title else None, title_justify="left")
     for column in ("time", "address", "protocol", "event", "severity", "summary"):
         table.add_column(column)
     for event in events:
-        table.add_row(
+        add_row(
+            table,
             event.time,
             f"{event.ip}:{event.port}",
             event.protocol,
             event.type,
             event.severity or "-",
-            Text(event.summary),
+            event.summary,
         )
     return table
+
+
+def scan_line(
+    scan_id: str, probes: int, elapsed: float, open_ports: int, services: int, exposed: int
+) -> Text:
+    """The scan's counters under its table: `scan ID: N address/port pairs in T s (R/s): ...`."""
+    rate = probes / max(elapsed, 1e-9)
+    return plain(
+        f"scan {scan_id}: {probes:,} address/port pairs in {elapsed:.2f} s ({rate:,.0f}/s): "
+        f"{open_ports} open, {services} services, ",
+        (f"{exposed} exposed", "bold"),
+    )
 
 
 class ScanBar:

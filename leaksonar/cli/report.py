@@ -61,8 +61,8 @@ def report(
         err.print("no exposed services in the index match; nothing to report")
     for plan in plans:
         contact = plan.owner.abuse or "no abuse contact known"
-        out.print(f"{plan.owner.org} <{contact}>: {len(plan.due)} service(s) to report", highlight=False)
+        out.print(f"{plan.owner.org} <{contact}>: {len(plan.due)} service(s) to report")
         for path in plan.files:
-            out.print(f"  wrote {path}", highlight=False)
+            out.print(f"  wrote {path}")
         for row, reason in plan.skipped:
-            out.print(f"  skipped {row.ip}:{row.port}: {reason}", highlight=False)
+            out.print(f"  skipped {row.ip}:{row.port}: {reason}")

@@ -134,7 +134,7 @@ def scan(
         fail(str(exc))
     except ScanInterrupted as exc:
         hint = f"; continue with `leaksonar scan --resume {exc.scan_id}`" if exc.resumable else ""
-        err.print(f"leaksonar: interrupted; findings so far are stored{hint}.", highlight=False)
+        err.print(f"leaksonar: interrupted; findings so far are stored{hint}.")
         raise typer.Exit(130) from None
     if not quiet:
         _summary(outcome, time.monotonic() - started, err if jsonl == "-" else out)
@@ -179,9 +179,9 @@ def _summary(outcome: ScanOutcome, elapsed: float, console: Console) -> None:
     if findings:
         console.print(render.findings_table(findings[:200]))
     console.print(
-        f"scan {outcome.scan_id}: {stats.probes:,} address/port pairs in {elapsed:.2f} s "
-        f"({stats.probes / max(elapsed, 1e-9):,.0f}/s): {stats.open} open, {progress.services} services, "
-        f"[bold]{progress.exposed} exposed[/]"
+        render.scan_line(
+            outcome.scan_id, stats.probes, elapsed, stats.open, progress.services, progress.exposed
+        )
     )
 
 
@@ -220,7 +220,7 @@ def watch(
 
     def on_pass(scan_id: str, progress: ScanProgress, found: list[Event]) -> None:
         for event in found:
-            typer.echo(render.event_line(event))
+            out.print(render.event_line(event), soft_wrap=True)
         log.info(
             "scan %s: %d services, %d exposed, %d change event%s",
             scan_id, progress.services, progress.exposed, len(found), "s" * (len(found) != 1),

@@ -79,7 +79,7 @@ def keys_create(
     except ApiKeyError as exc:
         fail(str(exc))
     typer.echo(key)
-    err.print(f"key {name!r} ({level}) created; it is not shown again", highlight=False)
+    err.print(f"key {name!r} ({level}) created; it is not shown again")
 
 
 @keys_app.command("list")
@@ -105,4 +105,4 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")], db
         revoke_key(open_store(db), name)
     except ApiKeyError as exc:
         fail(str(exc))
-    err.print(f"key {name!r} revoked", highlight=False)
+    err.print(f"key {name!r} revoked")

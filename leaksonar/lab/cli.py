@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from leaksonar.lab.manifest import total_rows
 from leaksonar.lab.spec import DEFAULT_BASE, LabError, check_base
+from leaksonar.terminal import PlainConsole, add_row, plain
 
 lab_app = typer.Typer(
     help="Real database servers on loopback, seeded with synthetic data.", no_args_is_help=True
@@ -46,16 +46,18 @@ def up(
         manifest = lab_up(directory, base)
     except LabError as exc:
         raise _fail(str(exc), 1) from None
-    table = Table("name", "address", "protocol", "auth", "rows", title=f"lab in {manifest['dir']}")
+    title = plain(f"lab in {manifest['dir']}", style="table.title")
+    table = Table("name", "address", "protocol", "auth", "rows", title=title)
     for entry in manifest["services"]:
-        table.add_row(
+        add_row(
+            table,
             entry["name"],
             f"{entry['ip']}:{entry['port']}",
             entry["protocol"],
             entry["auth"],
-            str(total_rows(entry)),
+            total_rows(entry),
         )
-    console = Console()
+    console = PlainConsole()
     console.print(table)
     console.print(f"up in {time.monotonic() - started:.1f}s")
 
@@ -83,13 +85,14 @@ def status(directory: DirOption = Path(".lab")) -> None:
         raise _fail(str(exc), 1) from None
     table = Table("name", "address", "protocol", "pid", "running")
     for s in services:
-        table.add_row(
+        add_row(
+            table,
             s["name"],
             s["address"],
             s["protocol"],
-            str(s["pid"]),
-            "[green]yes[/green]" if s["running"] else "[red]no[/red]",
+            s["pid"],
+            plain("yes", style="green") if s["running"] else plain("no", style="red"),
         )
-    Console().print(table)
+    PlainConsole().print(table)
     if not all(s["running"] for s in services):
         raise typer.Exit(code=1)

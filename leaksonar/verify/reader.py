@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from rich.console import RenderableType
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from leaksonar.assess.masks import mask
 from leaksonar.assess.pii import MAX_CHARS, MAX_DEPTH, leaf_text
 from leaksonar.assess.validators import classify
+from leaksonar.terminal import add_row, plain
 from leaksonar.verify.consistency import Cell, Check, ColumnReport, Report, check_table
 
 MAX_COLUMNS = 500
@@ -415,16 +416,16 @@ def _rate_of(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "-"
 
 
-def _dates_text(column: ColumnReport) -> str:
+def _dates_text(column: ColumnReport) -> Text:
     dates = column.dates
     if dates is None:
-        return ""
-    future = f" [bold red]{dates.future:,} future[/]" if dates.future else ""
-    return f"{dates.first} .. {dates.last}{future}"
+        return plain("")
+    future = (f" {dates.future:,} future", "bold red") if dates.future else ""
+    return plain(f"{dates.first} .. {dates.last}", future)
 
 
 def _columns_table(report: Report) -> Table:
-    table = Table(title="columns", title_justify="left")
+    table = Table(title=plain("columns", style="table.title"), title_justify="left")
     for name, justify in (
         ("column", "left"),
         ("category", "left"),
@@ -438,21 +439,22 @@ def _columns_table(report: Report) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for c in report.columns:
         valid = "" if c.valid is None else f"{_rate_of(c.valid, c.filled)} of {c.filled:,}"
-        table.add_row(
-            escape(c.name),
+        add_row(
+            table,
+            c.name,
             c.category or "-",
             f"{c.filled:,}",
             _rate_of(c.empty, report.rows),
             _rate_of(c.distinct, c.filled),
             valid,
             _dates_text(c),
-            escape(c.example or ""),
+            c.example or "",
         )
     return table
 
 
 def _checks_table(report: Report) -> Table:
-    table = Table(title="checks", title_justify="left")
+    table = Table(title=plain("checks", style="table.title"), title_justify="left")
     for name, justify in (
         ("check", "left"),
         ("compared", "right"),
@@ -463,31 +465,31 @@ def _checks_table(report: Report) -> Table:
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for c in report.checks:
-        style = _STATUS_STYLE[c.status]
-        table.add_row(
-            escape(c.label),
+        add_row(
+            table,
+            c.label,
             f"{c.compared:,}",
             f"{c.mismatches:,}",
             _rate_of(c.mismatches, c.compared),
             f"{c.limit:.0%}",
-            f"[{style}]{c.status}[/]",
+            plain(c.status, style=_STATUS_STYLE[c.status]),
         )
     return table
 
 
 def renderables(leak: LeakFile, report: Report) -> list[RenderableType]:
-    """What `verify` prints: the file, the columns and checks tables, the verdict, its reasons, notes."""
+    """What `verify` prints: the file, the columns and checks tables, the verdict, its reasons, notes; every
+    text (column names, examples, the path) shown literally with `plain`."""
     compressed = ", gzip" if leak.compressed else ""
     parts: list[RenderableType] = [
-        f"{escape(str(leak.path))}: {escape(leak.kind)}{compressed}; {report.rows:,} rows, "
-        f"{len(report.columns)} columns",
+        plain(f"{leak.path}: {leak.kind}{compressed}; {report.rows:,} rows, {len(report.columns)} columns"),
         _columns_table(report),
         _checks_table(report),
-        f"verdict: [{_VERDICT_STYLE[report.verdict]}]{report.verdict}[/]",
+        plain("verdict: ", (report.verdict, _VERDICT_STYLE[report.verdict])),
     ]
-    parts += [f"  - {escape(reason)}" for reason in report.reasons]
+    parts += [plain(f"  - {reason}") for reason in report.reasons]
     notes = [*leak.notes, *report.notes]
     if notes:
-        parts.append("notes:")
-        parts += [f"  - {escape(note)}" for note in notes]
+        parts.append(plain("notes:"))
+        parts += [plain(f"  - {note}") for note in notes]
     return parts
