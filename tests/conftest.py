@@ -120,6 +120,17 @@ def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
     }
 
 
+@pytest.fixture(scope="session")
+def hostile_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The hostile-text kit (tests/hostile_text.py: servers whose every string is hostile) scanned twice
+    with the CLI into an index, so it holds hostile findings and change events; the kit runs on (stage 2)
+    for the session. A hostile_text.HostileIndex: db, jsonl, ip, kit, scans."""
+    from hostile_text import scanned_kit
+
+    with scanned_kit(tmp_path_factory.mktemp("hostile-text")) as found:
+        yield found
+
+
 DIST_IP = "127.79.0.1"
 """Where the session's Redis and PostgreSQL listen (each on a free port)."""
 _databases = itertools.count(1)

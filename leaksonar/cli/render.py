@@ -31,7 +31,7 @@ out = PlainConsole(width=None if sys.stdout.isatty() else PIPE_WIDTH)
 err = PlainConsole(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
-def software_text(record: dict[str, Any]) -> str:
+def _software_text(record: dict[str, Any]) -> str:
     software = record.get("software") or {}
     return " ".join(filter(None, (software.get("name"), software.get("version")))) or "-"
 
@@ -80,7 +80,7 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             *([(finding.geo or {}).get("country", "-")] if with_geo else []),
             f"{finding.ip}:{finding.port}",
             finding.protocol,
-            software_text(record),
+            _software_text(record),
             auth_text(record),
             human_count(dataset["databases"]),
             human_count(dataset["collections"]) if finding.exposed else "-",
@@ -104,7 +104,7 @@ def search_table(total: int, hits: Iterable[Hit]) -> Table:
             table,
             f"{record['ip']}:{record['port']}",
             record["protocol"],
-            software_text(record),
+            _software_text(record),
             severity_text(hit.severity),
             human_count(dataset["rows"]),
             human_bytes(dataset["size_bytes"]),
