@@ -144,6 +144,23 @@ def test_show(hostile_index: HostileIndex) -> None:
     assert_literal(shown, *PAYLOADS, *index_names(2), VERSIONS["elasticsearch"][1])
 
 
+@pytest.mark.parametrize("command", [("show", "127.0.0.1"), ("search", "ip:127.0.0.1"), ("events",)])
+def test_json_keeps_the_exact_text_and_is_inert(
+    hostile_index: HostileIndex, command: tuple[str, ...]
+) -> None:
+    code, stdout, stderr = on_pipe(*command, "--json", "--db", str(hostile_index.db))
+    assert code == 0, stderr
+    assert_inert(stdout)
+    if command[0] == "events":
+        summaries = [json.loads(line)["summary"] for line in stdout.splitlines()]
+    else:
+        found = json.loads(stdout)
+        records = found if command[0] == "show" else found["hits"]
+        summaries = [f"software {r['software']['name']} {r['software']['version']}" for r in records]
+    assert any(VERSIONS["elasticsearch"][1] in summary for summary in summaries)
+    assert any(VERSIONS["redis"][1] in summary for summary in summaries)
+
+
 def test_hosts(hostile_index: HostileIndex) -> None:
     shown = run_both("hosts", "--db", str(hostile_index.db))
     assert hostile_index.ip in shown

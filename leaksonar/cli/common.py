@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -36,6 +38,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     text) cannot act on the terminal or start another line."""
     typer.echo(f"leaksonar: error: {for_terminal(message)}", err=True)
     raise typer.Exit(code)
+
+
+_NOT_ASCII = re.compile(r"[^\x20-\x7e\n]")
+
+
+def echo_json(value: Any, indent: int | None = 2) -> None:
+    """`value` as JSON on stdout, exact (a JSON reader gets the very strings) and any script's letters as
+    written, but each character `for_terminal` would escape (a bidi control, DEL, a C1 control ...) as a
+    JSON escape (`\\u202e`): nothing in it acts on a terminal."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    typer.echo(_NOT_ASCII.sub(lambda m: m[0] if for_terminal(m[0]) == m[0] else json.dumps(m[0])[1:-1], text))
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import sys
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -11,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from leaksonar.cli import render
-from leaksonar.cli.common import DbOption, JsonFlag, fail, open_store, split_address
+from leaksonar.cli.common import DbOption, JsonFlag, echo_json, fail, open_store, split_address
 from leaksonar.cli.render import err, out
 from leaksonar.model import Finding
 
@@ -20,7 +19,7 @@ def hosts(db: DbOption = None, as_json: JsonFlag = False, limit: int = 1000) -> 
     """List indexed hosts, most exposed first."""
     rows = open_store(db).hosts.top(limit=limit)
     if as_json:
-        typer.echo(json.dumps([asdict(row) for row in rows], indent=2, ensure_ascii=False))
+        echo_json([asdict(row) for row in rows])
     elif rows:
         out.print(render.hosts_table(rows))
     else:
@@ -52,7 +51,7 @@ def search(
         found: dict[str, Any] = {"total": page.total, "hits": [hit.to_record() for hit in page.hits]}
         if counts is not None:
             found["facets"] = {field: [list(pair) for pair in top] for field, top in counts.items()}
-        typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        echo_json(found)
         return
     out.print(render.search_table(page.total, page.hits))
     for line in render.facets_lines(counts or {}):
@@ -89,7 +88,7 @@ def show(
             }
             for row, timeline in zip(rows, timelines, strict=True)
         ]
-        typer.echo(json.dumps(records if port is None else records[0], indent=2, ensure_ascii=False))
+        echo_json(records if port is None else records[0])
         return
     out.print(render.findings_table([Finding.from_record(row.record) for row in rows], title=f"{ip}"))
     for row, timeline in zip(rows, timelines, strict=True):
@@ -137,7 +136,7 @@ def events(
     found = open_store(db).events.find(since=start, types=wanted, ip=host, port=port, limit=limit)
     if as_json:
         for event in found:
-            typer.echo(json.dumps(event.to_record(), ensure_ascii=False))
+            echo_json(event.to_record(), indent=None)
     elif not sys.stdout.isatty():
         for event in found:
             out.print(render.event_line(event), soft_wrap=True)

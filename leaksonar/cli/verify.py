@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from leaksonar.cli.common import JsonFlag, fail
+from leaksonar.cli.common import JsonFlag, echo_json, fail
 from leaksonar.cli.render import out
 
 
@@ -28,7 +27,7 @@ def verify(
     except verifying.VerifyError as exc:
         fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(verifying.report_record(leak, report), indent=2, ensure_ascii=False))
+        echo_json(verifying.report_record(leak, report))
     else:
         for part in verifying.renderables(leak, report):
             out.print(part)
