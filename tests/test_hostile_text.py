@@ -106,13 +106,13 @@ def on_pipe(*args: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-def run_both(*args: str) -> str:
-    """`leaksonar ARGS` to a pipe and on a terminal; both exit 0 with inert output and stderr. The
-    terminal's stdout (wide, styled)."""
+def run_both(*args: str, exit_code: int = 0) -> str:
+    """`leaksonar ARGS` to a pipe and on a terminal; both exit with `exit_code`, with inert output and
+    stderr. The terminal's stdout (wide, styled)."""
     shown = ""
     for run in (on_pipe, on_terminal):
         code, stdout, stderr = run(*args)
-        assert code == 0 and "internal error" not in stderr, (run.__name__, code, stderr[-2000:])
+        assert code == exit_code and "internal error" not in stderr, (run.__name__, code, stderr[-2000:])
         assert_inert(stdout)
         assert_inert(stderr)
         shown = stdout
@@ -203,6 +203,16 @@ def test_verify(tmp_path: Path) -> None:
     for path in (table, document):
         shown = run_both("verify", str(path))
         assert_literal(shown, *(p for p in PAYLOADS if p != "\x00" or path == document))
+
+
+def test_lab_status(tmp_path: Path) -> None:
+    """The lab's table too (its manifest is a file anyone could have written)."""
+    from leaksonar.lab.manifest import manifest_path
+
+    service = {"name": MIX, "protocol": MIX, "ip": "127.0.0.1", "port": 9, "pid": 2**30}
+    manifest_path(tmp_path).write_text(json.dumps({"dir": str(tmp_path), "services": [service]}))
+    shown = run_both("lab", "status", "--dir", str(tmp_path), exit_code=1)  # 1: a service is not running
+    assert_literal(shown, MIX)
 
 
 # --- the render functions and the console, on their own ----------------------------------------------
