@@ -4,7 +4,7 @@ controls, HTML, Markdown, formula prefixes and a 5,000-character string (`PAYLOA
 
 - An HTTP server posing as Elasticsearch: hostile version and cluster name, one index per payload (its
   name starts with the payload), hostile mapping field names and document values, an index whose search
-  fails with a hostile error; in its second stage every index is replaced and a ransom-note index appears.
+  fails with a hostile error (stage 1); in its second stage every index is replaced and a ransom-note index appears.
 - A RESP server posing as Redis: hostile version in INFO, hostile key names and values; in its second
   stage a new version and a ransom-note key.
 
@@ -56,8 +56,6 @@ PAYLOADS: tuple[str, ...] = (
 SHORT = tuple(p for p in PAYLOADS if p is not LONG)
 MIX = "".join(SHORT)
 """Every payload but the long one, in one string."""
-CONTROL = frozenset("\x1b\x07\x00\u202e\u2066")
-"""The characters of the payloads that act on a terminal or reorder text."""
 
 BTC = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
 NOTE = (
