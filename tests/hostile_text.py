@@ -4,7 +4,8 @@ controls, HTML, Markdown, formula prefixes and a 5,000-character string (`PAYLOA
 
 - An HTTP server posing as Elasticsearch: hostile version and cluster name, one index per payload (its
   name starts with the payload), hostile mapping field names and document values, an index whose search
-  fails with a hostile error (stage 1); in its second stage every index is replaced and a ransom-note index appears.
+  fails with a hostile error (stage 1); in its second stage every index is replaced and a ransom-note
+  index appears.
 - A RESP server posing as Redis: hostile version in INFO, hostile key names and values; in its second
   stage a new version and a ransom-note key.
 
