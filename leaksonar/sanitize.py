@@ -7,7 +7,13 @@ here first.
   neither move the cursor, set a window title, ring a bell, reorder a line nor start a new one.
   (Rich markup is a separate concern: terminal output hands server text to Rich as `Text`, never as
   markup.)
-- `for_csv`: a cell a spreadsheet would run as a formula gets a leading apostrophe."""
+- `for_csv`: a cell a spreadsheet would run as a formula gets a leading apostrophe.
+- `for_markdown`: inline text that CommonMark and GitHub-flavoured Markdown render as the literal
+  text: no image, link, autolink, raw HTML, entity, emphasis, code, heading or table break.
+- `for_slack`: Slack mrkdwn that shows the literal text: no mention, link or formatting.
+- `for_email`: an e-mail header value (one line) or a line of a plain-text body.
+
+Each first makes control characters visible as `for_terminal` does, so no value can start a new line."""
 
 from __future__ import annotations
 
@@ -44,3 +50,48 @@ def for_csv(text: str) -> str:
     """A CSV cell a spreadsheet shows as the literal text: one that starts with `= + - @`, a tab or a
     line break gets a leading apostrophe."""
     return f"'{text}" if text.startswith(_FORMULA) else text
+
+
+_MARKDOWN_SPECIAL = re.compile(
+    r"[`*\[\]<>&|~#$@]"  # emphasis, code, links, images, HTML, entities, tables, headings, math, mentions
+    r"|(?<![^\W_])_|_(?![^\W_])"  # an underscore that is not inside a word (snake_case is inert)
+    r"|\\(?=[!-/:-@\[-`{-~]|$)"  # a backslash that would escape what follows it
+    r"|\.(?=[^\W\d_]|$)"  # the dot of a domain name (www.x, evil.example): bare-domain autolinks
+    r"|:(?=//)|/(?=/)"  # scheme://, //host: URL autolinks
+    r"|^[-+=]"  # at the start of a line: a list item, setext heading or thematic break
+)
+"""What can make inline Markdown more than its literal text; the rest (letters, digits, spaces, `. , : ;
+( ) - + = ' "` elsewhere) renders as itself."""
+
+_ORDERED_ITEM = re.compile(r"^(\d+)(?=[.)]( |$))")
+"""`1. ` or `1)` at the start of a line: an ordered list item."""
+
+
+def for_markdown(text: str) -> str:
+    """Inline Markdown that CommonMark and GitHub-flavoured Markdown (tables, autolinks, strikethrough)
+    render as the literal `text`: each character that could format, link, embed or break a table cell
+    is backslash-escaped (CommonMark lets any ASCII punctuation be escaped). For running text and table
+    cells and after a block quote's `>`, not for the inside of a code span."""
+    escaped = _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(), for_terminal(text))
+    return _ORDERED_ITEM.sub(r"\1\\", escaped)
+
+
+_SLACK_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_SLACK_FORMAT = {"*": "\u2217", "_": "\uff3f", "~": "\uff5e", "`": "\u02cb", "@": "\uff20"}
+"""mrkdwn has no escape character for its formatting marks: they become look-alikes (`∗ ＿ ～ ˋ ＠`), so
+server text can neither bold, italicise, strike or quote as code, nor mention @channel."""
+_SLACK_SPECIAL = re.compile("[&<>*_~`@]")
+
+
+def for_slack(text: str) -> str:
+    """Slack mrkdwn that shows `text` as it is: `& < >` as the entities Slack documents (no `<!channel>`,
+    no `<http://x|label>` link), formatting marks and `@` as look-alikes."""
+    return _SLACK_SPECIAL.sub(
+        lambda match: _SLACK_ENTITIES.get(match.group()) or _SLACK_FORMAT[match.group()], for_terminal(text)
+    )
+
+
+def for_email(text: str) -> str:
+    """An e-mail header value or body line: `for_terminal`, so CR and LF cannot add a header or a line
+    and no control character reaches the reader's terminal or mail client."""
+    return for_terminal(text)

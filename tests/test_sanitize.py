@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
-from leaksonar.sanitize import for_csv, for_terminal
+from leaksonar.sanitize import for_csv, for_email, for_markdown, for_slack, for_terminal
 
 
 def test_terminal_text_shows_controls_and_bidi_as_escapes() -> None:
@@ -29,3 +33,41 @@ def test_csv_cells_that_a_spreadsheet_would_run_get_an_apostrophe() -> None:
         assert for_csv(cell) == "'" + cell
     assert for_csv("users") == "users"
     assert for_csv("a=b") == "a=b"
+
+
+GFM = MarkdownIt("gfm-like", {"linkify": True})
+"""GitHub-flavoured Markdown as markdown-it renders it: tables, strikethrough, autolinks (linkify)."""
+MARKDOWN_TEXT = st.text(
+    st.one_of(st.sampled_from("\\`*_[]()<>!&#|~$@:/.=+-1 wW\n\t\x1b\u202e"), st.characters()), max_size=40
+)
+
+
+def test_markdown_text_is_escaped_where_it_could_format_and_readable_elsewhere() -> None:
+    assert for_markdown("![t](http://evil.example/p.png)") == "!\\[t\\](http\\:\\//evil\\.example/p\\.png)"
+    assert for_markdown("<b>&amp;</b> **x** | y") == "\\<b\\>\\&amp;\\</b\\> \\*\\*x\\*\\* \\| y"
+    assert for_markdown("# 1. - www.x.example") == "\\# 1. - www\\.x\\.example"
+    assert for_markdown("- x") == "\\- x" and for_markdown("12) x") == "12\\) x"
+    assert (
+        for_markdown("national_id 127.0.0.1:9200 7.10.2 C:\\dir")
+        == "national_id 127.0.0.1:9200 7.10.2 C:\\dir"
+    )
+    assert for_markdown("\x1b[2J\r\n") == "\\x1b\\[2J\\x0d\\x0a"
+
+
+@given(MARKDOWN_TEXT)
+def test_markdown_renders_as_the_literal_text(text: str) -> None:
+    literal = for_terminal(text)
+    for before, after in (("a ", " b"), ("> ", ""), ("", "")):
+        rendered = GFM.render(before + for_markdown(text) + after)
+        assert "<a " not in rendered and "<img" not in rendered
+        shown = html.unescape(re.sub(r"</?(p|blockquote)>", "", rendered)).strip()
+        assert shown == (before.removeprefix("> ") + literal + after).strip()
+
+
+def test_slack_text_has_no_mention_link_or_formatting() -> None:
+    text = for_slack("<!channel> <http://evil|x> *b* _i_ ~s~ `c` @here &amp;\n")
+    assert text == "&lt;!channel&gt; &lt;http://evil|x&gt; ∗b∗ ＿i＿ ～s～ ˋcˋ ＠here &amp;amp;\\x0a"
+
+
+def test_email_text_is_one_line() -> None:
+    assert for_email("x\r\nBcc: y\x1b") == "x\\x0d\\x0aBcc: y\\x1b"

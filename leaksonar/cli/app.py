@@ -8,7 +8,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from leaksonar.cli import alerts, db, index, report, scan, serve, verify, workers
+from leaksonar.cli import alerts, db, export, index, report, scan, serve, verify, workers
 
 
 class Commands(TyperGroup):
@@ -63,6 +63,7 @@ for command in (
     index.search,
     index.show,
     index.events,
+    export.export,
     scan.watch,
     workers.worker,
     workers.beat,

@@ -25,6 +25,7 @@ from leaksonar import __version__
 from leaksonar.model import Event
 from leaksonar.notify.rules import Channel, Email, Retry, Slack, Webhook
 from leaksonar.protocols.useragent import USER_AGENT
+from leaksonar.sanitize import for_email, for_slack, for_terminal
 
 SIGNATURE_HEADER = "X-Leaksonar-Signature"
 EVENT_ID_HEADER = "X-Leaksonar-Event-Id"
@@ -65,28 +66,27 @@ def _title(event: Event) -> str:
     return f"{event.type.replace('_', ' ')} on {event.ip}:{event.port} ({event.protocol})"
 
 
-def _slack_escape(text: str) -> str:
-    """Slack's control characters, so that names read from a server cannot mention @channel or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def slack_payload(event: Event, rule: str) -> dict[str, Any]:
-    """An incoming-webhook message: `text` for notifications, `blocks` for the layout."""
-    severity = event.severity or "-"
-    title, summary = _title(event), _slack_escape(event.summary or _title(event))
-    service = f"{event.ip}:{event.port} {event.protocol}"
+    """An incoming-webhook message: `text` for notifications, `blocks` for the layout. Every value goes
+    through `for_slack` (mrkdwn) or `for_terminal` (plain_text); the formatting is leaksonar's own."""
+    severity, kind = for_slack(event.severity or "-"), for_slack(event.type)
+    title, summary = for_slack(_title(event)), for_slack(event.summary or _title(event))
+    service = for_slack(f"{event.ip}:{event.port} {event.protocol}")
     return {
-        "text": _slack_escape(f"leaksonar [{severity}] {title}: ") + summary,
+        "text": f"leaksonar [{severity}] {title}: {summary}",
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": f"leaksonar: {title}"[:150]}},
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": for_terminal(f"leaksonar: {_title(event)}")[:150]},
+            },
             {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
             {
                 "type": "section",
                 "fields": [
                     {"type": "mrkdwn", "text": f"*Severity*\n{severity}"},
-                    {"type": "mrkdwn", "text": f"*Event*\n{event.type}"},
-                    {"type": "mrkdwn", "text": f"*Service*\n{_slack_escape(service)}"},
-                    {"type": "mrkdwn", "text": f"*Rule*\n{_slack_escape(rule)}"},
+                    {"type": "mrkdwn", "text": f"*Event*\n{kind}"},
+                    {"type": "mrkdwn", "text": f"*Service*\n{service}"},
+                    {"type": "mrkdwn", "text": f"*Rule*\n{for_slack(rule)}"},
                 ],
             },
             {
@@ -94,7 +94,7 @@ def slack_payload(event: Event, rule: str) -> dict[str, Any]:
                 "elements": [
                     {
                         "type": "mrkdwn",
-                        "text": f"scan {event.scan_id} at {event.time} · leaksonar {__version__}",
+                        "text": for_slack(f"scan {event.scan_id} at {event.time} · leaksonar {__version__}"),
                     }
                 ],
             },
@@ -117,7 +117,8 @@ def _figure(value: Any) -> str:
 
 
 def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
-    """A plain-text e-mail: summary, before/after figures, where to look; no raw data."""
+    """A plain-text e-mail: summary, before/after figures, where to look; no raw data. The subject and
+    every line of the body go through `for_email`: one line each, control characters made visible."""
     link = channel.link.format(ip=event.ip, port=event.port) if channel.link else None
     lines = [
         event.summary or _title(event),
@@ -139,11 +140,11 @@ def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
         f"-- leaksonar {__version__}. Only categories, counts and masked examples are sent, never raw data.",
     ]
     message = EmailMessage(policy=policy.SMTP)
-    message["Subject"] = f"[leaksonar] {event.severity or '-'}: {_title(event)}"
+    message["Subject"] = for_email(f"[leaksonar] {event.severity or '-'}: {_title(event)}")
     message["From"] = channel.sender
     message["To"] = ", ".join(channel.to)
-    message["X-Leaksonar-Event-Id"] = str(event.id) if event.id is not None else event_key(event)
-    message.set_content("\n".join(lines) + "\n")
+    message["X-Leaksonar-Event-Id"] = for_email(str(event.id) if event.id is not None else event_key(event))
+    message.set_content("".join(for_email(line) + "\n" for line in lines))
     return message
 
 

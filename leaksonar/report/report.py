@@ -21,6 +21,7 @@ from leaksonar.formats import human_bytes, human_count
 from leaksonar.model import SEVERITY_RANK
 from leaksonar.report.history import REMINDER_DAYS, History
 from leaksonar.report.owners import Owner, Owners
+from leaksonar.sanitize import for_markdown, for_terminal
 from leaksonar.store.db import Store
 from leaksonar.store.rows import ServiceRow
 
@@ -158,18 +159,38 @@ def _code(text: str) -> Markup:
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
+class Markdown(str):
+    """Markdown written by leaksonar itself (remediation steps, documentation links): the letter shows it
+    as Markdown. Every other value in a Markdown template is text and goes through `for_markdown`."""
+
+
+def _markdown_output(value: object) -> str:
+    """What `{{ value }}` writes into a Markdown letter: our own Markdown as it is, anything else as text."""
+    return value if isinstance(value, Markdown) else for_markdown(str(value))
+
+
+def _html_output(value: object) -> object:
+    """What `{{ value }}` hands to HTML autoescaping: control and bidi characters made visible first
+    (escaping alone would keep them), Markup as it is."""
+    return value if isinstance(value, Markup) else for_terminal(str(value))
+
+
 @cache
-def _environment(autoescape: bool) -> jinja2.Environment:
+def _environment(fmt: str) -> jinja2.Environment:
+    """Templates for `fmt`: every `{{ value }}` passes through the format's one escape (HTML autoescape,
+    Markdown's `for_markdown`), so a new field in a template cannot go out raw."""
+    html = fmt == "html"
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("leaksonar.report", "templates"),
-        autoescape=autoescape,
+        autoescape=html,
+        finalize=_html_output if html else _markdown_output,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["code"] = _code
-    env.filters["cell"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    env.filters["markdown"] = Markdown
     return env
 
 
@@ -200,7 +221,7 @@ def context(store: Store, report: OwnerReport, now: str) -> dict[str, Any]:
 
 def render_letter(store: Store, report: OwnerReport, now: str, fmt: str) -> str:
     """One owner's letter in `fmt` (md or html)."""
-    return _environment(fmt == "html").get_template(f"report.{fmt}.j2").render(context(store, report, now))
+    return _environment(fmt).get_template(f"report.{fmt}.j2").render(context(store, report, now))
 
 
 def _slug(text: str) -> str:
