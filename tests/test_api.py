@@ -200,7 +200,20 @@ def test_public_search_withholds_critical_hits_and_pages_the_rest(anon: TestClie
     assert {"value": "critical", "count": 3} in critical["facets"]["severity"]  # aggregates stay
 
 
-@pytest.mark.parametrize("query", ["protocol:(redis", "rows:>lots", "nosuchfield:1", "port:[1 TO", '"open'])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "protocol:(redis",
+        "rows:>lots",
+        "nosuchfield:1",
+        "port:[1 TO",
+        '"open',
+        "age_days:>99999999999",
+        "rows:>99999999999999999999999",
+        "first_seen:>0000-01-01",
+        'last_seen:<"9999-12-31T23:00:00-05:00"',
+    ],
+)
 def test_bad_query_is_400_naming_the_column(anon: TestClient, query: str) -> None:
     response = anon.get("/api/search", params={"q": query})
     assert response.status_code == 400

@@ -192,7 +192,14 @@ def test_pages_of_results(history: Store, analyst: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("query", "column"),
-    [("protocol:(redis", None), ("rows:>many", None), ("nosuchfield:1", 1), ('pii:"name', None)],
+    [
+        ("protocol:(redis", None),
+        ("rows:>many", None),
+        ("nosuchfield:1", 1),
+        ('pii:"name', None),
+        ("age_days:>99999999999", 11),
+        ("first_seen:>9999-12-31 rows:>1e400", 31),
+    ],
 )
 def test_a_bad_query_is_shown_next_to_the_box_with_its_column(
     analyst: TestClient, query: str, column: int | None
