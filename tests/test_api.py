@@ -30,6 +30,7 @@ from leaksonar.store.db import Store
 from leaksonar.web import api
 from leaksonar.web.app import create_app
 from leaksonar.web.keys import create_key, revoke_key
+from leaksonar.web.ratelimit import TokenBucket
 
 T1, T2, T3 = "2026-11-01T00:00:00Z", "2026-11-20T00:00:00Z", "2026-11-27T00:00:00Z"
 CRITICAL_ONLY = ("127.0.9.4", "127.0.9.5")
@@ -200,7 +201,20 @@ def test_public_search_withholds_critical_hits_and_pages_the_rest(anon: TestClie
     assert {"value": "critical", "count": 3} in critical["facets"]["severity"]  # aggregates stay
 
 
-@pytest.mark.parametrize("query", ["protocol:(redis", "rows:>lots", "nosuchfield:1", "port:[1 TO", '"open'])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "protocol:(redis",
+        "rows:>lots",
+        "nosuchfield:1",
+        "port:[1 TO",
+        '"open',
+        "age_days:>99999999999",
+        "rows:>99999999999999999999999",
+        "first_seen:>0000-01-01",
+        'last_seen:<"9999-12-31T23:00:00-05:00"',
+    ],
+)
 def test_bad_query_is_400_naming_the_column(anon: TestClient, query: str) -> None:
     response = anon.get("/api/search", params={"q": query})
     assert response.status_code == 400
@@ -301,7 +315,13 @@ def test_keys_set_the_level(synthetic: dict[str, Any], anon: TestClient) -> None
     assert withheld(anon, **{"X-API-Key": synthetic["public"]}) == 3
     assert withheld(anon, **{"X-API-Key": key}) == 0
     assert withheld(anon, Authorization=f"Bearer {key}") == 0
-    assert withheld(TestClient(anon.app, cookies={"leaksonar_key": key})) == 0
+    signed_in = TestClient(anon.app)
+    assert signed_in.post("/login", data={"key": key}).status_code == 200  # the UI's session counts too
+    assert withheld(signed_in) == 0
+    assert TestClient(anon.app, cookies={"leaksonar_session": key}).get("/api/stats").status_code == 401
+    assert (
+        withheld(TestClient(anon.app, cookies={"leaksonar_key": key})) == 3
+    )  # a key in a cookie is no sign-in
     open_app = client(synthetic["store"], anonymous="analyst")
     assert withheld(open_app) == 0
     for bad in ("lsk_wrong", synthetic["revoked"]):
@@ -352,6 +372,60 @@ def test_rate_limit_per_key(synthetic: dict[str, Any]) -> None:
     assert "rate limit" in refused.json()["error"]
     other = {"X-API-Key": synthetic["public"]}
     assert [test.get("/api/stats", headers=other).status_code for _ in range(4)] == [200] * 3 + [429]
+    signed_in = TestClient(test.app, client=("127.0.0.9", 50000))
+    assert signed_in.post("/login", data={"key": synthetic["analyst"]}).status_code == 200  # one request
+    analyst = {"X-API-Key": synthetic["analyst"]}  # the key and its session share one bucket
+    assert [signed_in.get("/api/stats").status_code for _ in range(2)] == [200] * 2
+    assert test.get("/api/stats", headers=analyst).status_code == 429
+
+
+def _answered(responses: list[httpx.Response]) -> int:
+    return sum(r.status_code != 429 for r in responses)
+
+
+def test_made_up_keys_and_cookies_are_counted_by_address(synthetic: dict[str, Any]) -> None:
+    """An outside review got 700 of 700 answers with rotating random cookies where the address alone got
+    109: an unknown key or session now counts against its address."""
+    test = client(synthetic["store"], rate_limit="5/minute")
+    made_up = [f"lsk_{n}" for n in range(20)]
+    by_header = [test.get("/api/stats", headers={"X-API-Key": k}) for k in made_up]
+    assert _answered(by_header) == 5 and {r.status_code for r in by_header[:5]} == {401}
+    other = TestClient(test.app, client=("127.0.0.2", 50000))
+    pages = []
+    for k in made_up:
+        other.cookies.set("leaksonar_session", k)
+        pages.append(other.get("/"))
+    other.cookies.clear()
+    assert _answered(pages) == 5 and other.get("/api/stats").status_code == 429
+
+
+def test_a_flood_of_bogus_keys_resets_no_bucket(
+    synthetic: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made-up keys, 20 times as many as the limiter keeps clients: a depleted client stays limited and
+    a valid key's holder keeps its bucket (20,000 of them: test_the_bucket_table_cannot_be_flooded...)."""
+    monkeypatch.setattr("leaksonar.web.ratelimit.MAX_CLIENTS", 50)
+    test = client(synthetic["store"], rate_limit="3/hour")
+    victim = TestClient(test.app, client=("127.0.0.3", 50000))
+    holder = {"X-API-Key": synthetic["public"]}
+    assert _answered([victim.get("/api/stats") for _ in range(4)]) == 3
+    assert _answered([test.get("/api/stats", headers=holder) for _ in range(2)]) == 2
+    flood = TestClient(test.app, client=("127.0.0.4", 50000))
+    assert _answered([flood.get("/api/stats", headers={"X-API-Key": f"lsk_{n}"}) for n in range(1000)]) == 3
+    assert victim.get("/api/stats").status_code == 429
+    assert _answered([test.get("/api/stats", headers=holder) for _ in range(2)]) == 1
+
+
+def test_the_bucket_table_cannot_be_flooded_into_forgetting() -> None:
+    """A client is forgotten only once its bucket has refilled; beyond MAX_CLIENTS busy clients,
+    newcomers share one overflow bucket."""
+    buckets = TokenBucket(3, 60.0, 1000)
+    assert [buckets.take("victim", 0.0) == 0.0 for _ in range(4)] == [True] * 3 + [False]
+    answered = sum(buckets.take(f"addr:{n}", 1.0) == 0.0 for n in range(20_000))
+    assert answered == 999 + 3  # the table's other places, then the overflow bucket's burst
+    assert buckets.take("victim", 2.0) > 0.0  # still depleted, still known
+    assert buckets.take("newcomer", 2.0) > 0.0  # the overflow bucket is empty
+    assert buckets.take("victim", 60.0) == 0.0 and buckets.take("newcomer", 62.0) == 0.0  # refilled ones go
 
 
 # --- the access rule over every response ---------------------------------------------------------

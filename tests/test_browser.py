@@ -21,6 +21,7 @@ from test_ui import CACHE, CRITICAL, SCANS, STORY, build_history
 
 from leaksonar.model import Collection, Finding, Software
 from leaksonar.store.db import Store
+from leaksonar.web.keys import create_key
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
@@ -171,6 +172,24 @@ def test_the_dashboard_adds_new_events_live(page: Any, server: str, index: Path)
     fresh = page.locator("#events li.fresh")
     fresh.first.wait_for(timeout=10_000)
     assert "grew" in fresh.first.inner_text() and f"{CACHE}:6379" in fresh.first.inner_text()
+
+
+def test_sign_in_and_out_under_the_content_security_policy(page: Any, server: str, index: Path) -> None:
+    """The forms post from the app's own origin (the Origin check lets them through) and nothing on the
+    pages is blocked by the policy (the live script runs)."""
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    key = create_key(Store(str(index)), "browser-analyst", "analyst")
+    page.goto(server + "/login")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(server + "/")
+    assert "browser-analyst (analyst)" in page.locator("header").inner_text()
+    page.locator("#live").wait_for(state="visible", timeout=10_000)
+    page.goto(f"{server}/host/{STORY}")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(server + "/")
+    assert "Sign in" in page.locator("header").inner_text() and not refused
 
 
 def test_search_works_without_javascript(browser: Any, server: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,12 @@ def test_empty_query_finds_everything_most_severe_first(hits: Callable[[str], li
         ("first_seen:<2026-10-02", [e for e in EVERY if e != "127.1.0.5:11211"]),
         ("first_seen:>2026-11-20", []),
         ('first_seen:"2026-11-20T06:00:00Z"', ["127.1.0.5:11211"]),
+        ('first_seen:>"2026-11-20T06:00:00Z"', []),  # after that second
+        ('first_seen:>="2026-11-20T07:00:00+01:00"', ["127.1.0.5:11211"]),
+        ("first_seen:>9999-12-31", []),  # the ends of time are values, not overflows
+        ("last_seen:[* TO 9999-12-31T23:59:59]", EVERY),
+        ("first_seen:>=0001-01-01", EVERY),
+        ("port:>70000", []),
         ("last_seen:2026-11-20", EVERY),
         ("last_seen:<2026-11-20", []),
         ("age_days:<30", ["127.1.0.5:11211"]),
@@ -282,6 +288,11 @@ def test_empty_query_finds_everything_most_severe_first(hits: Callable[[str], li
 )
 def test_fields_and_operators(hits: Callable[[str], list[str]], query: str, expected: list[str]) -> None:
     assert hits(query) == expected
+
+
+def test_the_largest_values_a_column_holds_are_values(hits: Callable[[str], list[str]]) -> None:
+    assert hits("rows:<=9223372036854775807") == hits("rows:*") != []
+    assert hits("port:<=2147483647") == hits("") == hits("age_days:[0 TO 739000]")
 
 
 def test_every_documented_field_is_covered() -> None:
@@ -365,6 +376,19 @@ def test_read_views(store: Store) -> None:
         ("rows:many", 6, "not a whole number"),
         ("rows:1.5", 6, "not a whole number"),
         ("size_bytes:[1e9 TO lots]", 20, "not a whole number"),
+        # out of what the column (or the calendar) holds: found by an outside review, each was a 500
+        ("age_days:>99999999999", 11, "out of range (0 to "),
+        ('age_days:>"-5"', 11, "out of range (0 to "),
+        ("age_days:[1 TO 999999]", 16, "out of range"),
+        ("rows:>99999999999999999999999", 7, "out of range (-9223372036854775808 to 9223372036854775807)"),
+        ("size_bytes:<1e400", 13, "out of range"),
+        ("port:>9999999999", 7, "out of range (-2147483648 to 2147483647)"),
+        ("collections:99999999999999999999999", 13, "out of range"),
+        ("asn:AS99999999999999999999", 5, "out of range"),
+        ("first_seen:>0000-01-01", 13, "not an ISO 8601 date"),
+        ("first_seen:>10000-01-01", 13, "not an ISO 8601 date"),
+        ('last_seen:"9999-12-31T23:00:00-05:00"', 11, "out of range (years 0001 to 9999 in UTC)"),
+        ('first_seen:<"0001-01-01T00:00:00+01:00"', 13, "out of range"),
         ("ip:300.1.1.1", 4, "not an IPv4 address"),
         ("ip:127.0.0.0/33", 4, "not an IPv4 network"),
         ("ip:127.0.0.9-127.0.0.1", 4, "ends before it starts"),
@@ -455,10 +479,36 @@ QUERY_PARTS = st.sampled_from(
      '"', ":", ">", ">=", "<", "=", "~", "^", "\\", "/", "1e9", "redis", "127.1.0.0/16", "high", "2026-11-01",
      "national_id", "true", "'", ";", "NEAR(", "person", " "]
 )  # fmt: skip
+NUMBERS = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.sampled_from(["1e400", "-1e400", "1e19", "9223372036854775808", "2147483648", "1_000", "0.5", "AS1"]),
+)
+ZONES = st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])
+TIMES = st.one_of(
+    st.dates().map(str),
+    st.datetimes(timezones=ZONES).map(lambda d: f'"{d.isoformat()}"'),
+    st.sampled_from(["0000-01-01", "10000-01-01", "9999-12-31", "0001-01-01", '"9999-12-31T23:59:59"']),
+)
+EXTREME_TERMS = st.one_of(
+    st.tuples(st.sampled_from(["rows", "size_bytes", "port", "collections", "asn", "age_days"]), NUMBERS),
+    st.tuples(st.sampled_from(["first_seen", "last_seen"]), TIMES),
+).flatmap(
+    lambda field_value: st.sampled_from(
+        [f"{field_value[0]}:{op}{field_value[1]}" for op in ("", ">", ">=", "<", "<=", '"')]
+        + [f"{field_value[0]}:[{field_value[1]} TO *]", f"{field_value[0]}:{{* TO {field_value[1]}}}"]
+    )
+)
+"""Numbers and times at and beyond what the columns and the calendar hold."""
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(query=st.one_of(st.text(max_size=80), st.lists(QUERY_PARTS, max_size=12).map("".join)))
+@given(
+    query=st.one_of(
+        st.text(max_size=80),
+        st.lists(QUERY_PARTS, max_size=12).map("".join),
+        st.lists(EXTREME_TERMS, min_size=1, max_size=3).map(" ".join),
+    )
+)
 def test_any_text_gives_a_page_or_a_clean_error(store: Store, query: str) -> None:
     before = index_contents(store.engine)
     try:
@@ -647,7 +697,10 @@ def test_cli_search(store: Store) -> None:
     assert paged["total"] == 6 and [h["ip"] for h in paged["hits"]] == ["127.1.0.2"] and "facets" not in paged
 
 
-@pytest.mark.parametrize(("query", "column"), [("rows:>", 7), ("pii:dna", 5), ("foo:bar", 1)])
+@pytest.mark.parametrize(
+    ("query", "column"),
+    [("rows:>", 7), ("pii:dna", 5), ("foo:bar", 1), ("age_days:>99999999999", 11), ("rows:>1e400", 7)],
+)
 def test_cli_bad_query_is_one_line_exit_2(store: Store, query: str, column: int) -> None:
     result = leaksonar("search", query, "--db", store.db, check=False)
     assert result.returncode == 2 and result.stdout == ""

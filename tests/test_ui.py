@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from markupsafe import escape
 from leaksonar.model import Assessment, Collection, Finding, PiiHit, RansomNote, Software
 from leaksonar.store.db import Store
 from leaksonar.web.app import create_app
-from leaksonar.web.keys import create_key
+from leaksonar.web.keys import create_key, digest, revoke_key
+from tests.conftest import index_contents
 
 STORY = "127.20.0.5"
 """Elasticsearch, high: found, grows, is wiped with a ransom note, the note goes."""
@@ -192,7 +194,14 @@ def test_pages_of_results(history: Store, analyst: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("query", "column"),
-    [("protocol:(redis", None), ("rows:>many", None), ("nosuchfield:1", 1), ('pii:"name', None)],
+    [
+        ("protocol:(redis", None),
+        ("rows:>many", None),
+        ("nosuchfield:1", 1),
+        ('pii:"name', None),
+        ("age_days:>99999999999", 11),
+        ("first_seen:>9999-12-31 rows:>1e400", 30),
+    ],
 )
 def test_a_bad_query_is_shown_next_to_the_box_with_its_column(
     analyst: TestClient, query: str, column: int | None
@@ -321,22 +330,108 @@ def _report_history(store: Store) -> list[Any]:
         return list(conn.execute(select(report_history)))
 
 
-def test_login_sets_the_key_cookie_and_unlocks_critical_findings(history: Store) -> None:
+def _sign_in(client: TestClient, key: str) -> Any:
+    return client.post("/login", data={"key": key}, follow_redirects=False)
+
+
+def test_login_opens_a_session_that_unlocks_critical_findings(history: Store) -> None:
     client = TestClient(create_app(history, anonymous="public"))
     form = client.get("/login")
     assert form.status_code == 200 and 'name="key"' in form.text and 'for="key"' in form.text
     wrong = client.post("/login", data={"key": "lsk_wrong"})
     assert wrong.status_code == 401 and "unknown or revoked key" in text(wrong.text)
     key = create_key(history, "ui-analyst", "analyst")
-    done = client.post("/login", data={"key": key}, follow_redirects=False)
-    assert done.status_code == 303 and "httponly" in done.headers["set-cookie"].lower()
+    done = _sign_in(client, key)
+    assert done.status_code == 303
+    cookie = done.headers["set-cookie"]
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert cookie.startswith("leaksonar_session=") and flags >= {"httponly", "max-age", "samesite"}
+    assert "Max-Age=43200" in cookie and "SameSite=strict" in cookie and "secure" not in flags  # plain http
+    token = client.cookies["leaksonar_session"]
+    assert key not in cookie and token not in repr(index_contents(history.engine))  # the index: its hash only
     assert CRITICAL in client.get("/search").text
     assert "ui-analyst (analyst)" in text(client.get("/").text)
-    client.get("/logout")
+    assert client.get("/logout").status_code == 405  # signing out changes state: POST only
+    assert 'form method="post" action="/logout"' in client.get("/").text
+    out = client.post("/logout", follow_redirects=False)
+    assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
     assert CRITICAL not in client.get("/search").text
-    client.cookies.set("leaksonar_key", "lsk_revoked")
+    client.cookies.set("leaksonar_session", token)  # a session ended by signing out stays ended
     stale = client.get("/")
-    assert stale.status_code == 200 and "unknown or has been revoked" in text(stale.text)
+    assert stale.status_code == 200 and "has expired or its key has been revoked" in text(stale.text)
+    assert CRITICAL not in client.get("/search").text
+
+
+def test_the_session_cookie_is_secure_over_https(history: Store) -> None:
+    client = TestClient(create_app(history), base_url="https://leaksonar.test")
+    done = _sign_in(client, create_key(history, "ui-https", "analyst"))
+    assert done.status_code == 303 and "; Secure" in done.headers["set-cookie"]
+
+
+def test_an_expired_session_is_refused_and_purged(history: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = TestClient(create_app(history))
+    key = create_key(history, "ui-expiring", "analyst")
+    monkeypatch.setattr("leaksonar.web.keys.SESSION_LIFETIME", timedelta(seconds=-1))
+    _sign_in(client, key)
+    expired = client.cookies["leaksonar_session"]
+    assert "has expired" in text(client.get("/").text) and CRITICAL not in client.get("/search").text
+    api = client.get("/api/stats")
+    assert api.status_code == 401 and api.json() == {"error": "unknown or expired session; sign in again"}
+    monkeypatch.undo()
+    _sign_in(TestClient(create_app(history)), key)  # a new sign-in forgets the expired sessions
+    sessions = dict(index_contents(history.engine))["sessions"]
+    assert sessions and not any(digest(expired) in row for row in sessions)
+
+
+def test_revoking_a_key_ends_its_sessions(history: Store) -> None:
+    client = TestClient(create_app(history))
+    key = create_key(history, "ui-revoked", "analyst")
+    _sign_in(client, key)
+    assert CRITICAL in client.get("/search").text
+    revoke_key(history, "ui-revoked")
+    assert "has been revoked" in text(client.get("/").text) and CRITICAL not in client.get("/search").text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Referer": "http://evil.example/page"},
+     {"Origin": "https://testserver"}, {"Origin": "http://testserver:8080"}],
+)  # fmt: skip
+def test_a_cross_origin_post_is_refused(history: Store, headers: dict[str, str]) -> None:
+    client = TestClient(create_app(history))
+    key = create_key(history, f"ui-csrf-{len(headers)}-{abs(hash(str(headers)))}", "analyst")
+    for path, data in (("/login", {"key": key}), ("/logout", {})):
+        refused = client.post(path, data=data, headers=headers, follow_redirects=False)
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+        assert "cross-origin request refused" in text(refused.text)
+    same = {"Origin": "http://testserver"} if "Origin" in headers else {"Referer": "http://testserver/login"}
+    assert client.post("/login", data={"key": key}, headers=same, follow_redirects=False).status_code == 303
+    assert client.post("/logout", headers=same, follow_redirects=False).status_code == 303
+    assert (
+        client.post("/logout", follow_redirects=False).status_code == 303
+    )  # no browser page: neither header
+
+
+def test_every_page_has_a_strict_policy_and_no_inline_script(analyst: TestClient) -> None:
+    pages = ["/", "/search?q=infected:true", "/login", f"/host/{STORY}", f"/host/{STORY}/report", "/nowhere"]
+    for path in pages:
+        page = analyst.get(path)
+        assert page.headers["content-type"].startswith("text/html"), path
+        policy = page.headers["content-security-policy"]
+        scripts = re.search(r"script-src ([^;]*)", policy)
+        assert scripts and scripts[1] == "'self'" and "frame-ancestors 'none'" in policy, path
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "same-origin"  # none to other sites; Origin kept on POSTs
+        for tag, body in re.findall(r"<script\b([^>]*)>(.*?)</script>", page.text, re.S | re.I):
+            assert "src=" in tag and not body.strip(), (path, tag, body)
+        assert not re.search(r"<[^>]+\son[a-z]+\s*=", page.text, re.I), path  # no event-handler attributes
+    assert "live.js" in analyst.get("/").text
+    docs = analyst.get("/docs")
+    assert (
+        docs.status_code == 200
+        and "'unsafe-inline'"
+        not in re.search(r"script-src ([^;]*)", docs.headers["content-security-policy"])[1]
+    )  # type: ignore[index]
 
 
 def test_pages_are_readable_on_a_phone(analyst: TestClient) -> None:

@@ -26,7 +26,7 @@ def serve(
     ] = "public",
     rate_limit: Annotated[
         str,
-        typer.Option(help="Requests allowed per API key (per client address without one): N/minute."),
+        typer.Option(help="Requests allowed per valid API key (per client address otherwise): N/minute."),
     ] = "600/minute",
     log_level: LogLevelOption = LogLevel.info,
 ) -> None:

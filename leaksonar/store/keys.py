@@ -1,12 +1,13 @@
-"""API keys as the index keeps them: a name, a level and the key's SHA-256, never the key."""
+"""API keys as the index keeps them (a name, a level and the key's SHA-256, never the key) and the web
+sessions signed in with them (the token's SHA-256, never the token)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from leaksonar.store.rows import KeyRow
-from leaksonar.store.schema import api_keys
+from leaksonar.store.schema import api_keys, sessions
 from leaksonar.store.sql import select_as
 
 
@@ -34,12 +35,17 @@ class Keys:
             ]
 
     def revoke(self, name: str, when: str) -> bool:
-        """Revoke the valid key `name`; False when there is none."""
+        """Revoke the valid key `name` and end its sessions; False when there is none."""
         with self.engine.begin() as conn:
             done = conn.execute(
                 api_keys.update()
                 .where(api_keys.c.name == name, api_keys.c.revoked.is_(None))
                 .values(revoked=when)
+            )
+            conn.execute(
+                sessions.delete().where(
+                    sessions.c.key_id.in_(select(api_keys.c.id).where(api_keys.c.name == name))
+                )
             )
         return done.rowcount == 1
 
@@ -51,3 +57,37 @@ class Keys:
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return KeyRow(*row) if row else None
+
+    def open_session(self, key_sha256: str, token_sha256: str, created: str, expires: str) -> bool:
+        """Start a session for the valid key with this SHA-256, forgetting every expired session;
+        False when the key is unknown or revoked."""
+        with self.engine.begin() as conn:
+            conn.execute(sessions.delete().where(sessions.c.expires <= created))
+            key_id = conn.execute(
+                select(api_keys.c.id).where(api_keys.c.key_sha256 == key_sha256, api_keys.c.revoked.is_(None))
+            ).scalar()
+            if key_id is None:
+                return False
+            row = {"token_sha256": token_sha256, "key_id": key_id, "created": created, "expires": expires}
+            conn.execute(sessions.insert().values(**row))
+        return True
+
+    def session(self, token_sha256: str, now: str) -> KeyRow | None:
+        """The valid key of the session with this SHA-256 that has not expired by `now`."""
+        query = (
+            select_as(KeyRow, api_keys)
+            .join(sessions, sessions.c.key_id == api_keys.c.id)
+            .where(
+                sessions.c.token_sha256 == token_sha256,
+                sessions.c.expires > now,
+                api_keys.c.revoked.is_(None),
+            )
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return KeyRow(*row) if row else None
+
+    def close_session(self, token_sha256: str) -> None:
+        """End the session with this SHA-256 (nothing when there is none)."""
+        with self.engine.begin() as conn:
+            conn.execute(sessions.delete().where(sessions.c.token_sha256 == token_sha256))

@@ -10,13 +10,13 @@ import math
 import re
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from luqum import tree
 from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_
+from sqlalchemy import BigInteger, ColumnElement, and_, false, func, or_, select, true, tuple_
 
 from leaksonar.model import EVENT_TYPES, PII_CATEGORIES, SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import TextMatch
@@ -28,6 +28,12 @@ MAX_DEPTH = 24
 """Deepest nesting of groups and operators accepted."""
 MAX_TERMS = 200
 """Most terms (field values and free-text words) in one query."""
+
+INTEGER = (-(2**31), 2**31 - 1)
+"""What an INTEGER column holds (32-bit on PostgreSQL); BIGINT holds BIGINT (64-bit, as SQLite's)."""
+BIGINT = (-(2**63), 2**63 - 1)
+AFTER_ALL_TIMES = "9999-12-31T24:00:00Z"
+"""Sorts after every stored time: the end of 9999-12-31, the last day a time can name."""
 
 NO_SEVERITY = -1
 """`services.rank` of a service without an assessment."""
@@ -233,15 +239,19 @@ class _Compiler:
             clauses.append(column <= value if high_in else column < value)
         return and_(*clauses)
 
-    def number(self, node: tree.Item) -> int:
+    def number(self, node: tree.Item, span: tuple[int, int]) -> int:
+        """A whole number (1e6 and 1_000 allowed) within `span` (lowest, highest), else a QueryError."""
         text = self.text(node).replace("_", "")
         try:
             value = float(text) if re.fullmatch(r"[0-9.eE+-]+", text) else math.nan
         except ValueError:
             value = math.nan
-        if not math.isfinite(value) or value != int(value) or abs(value) > 2**62:
+        if math.isnan(value) or (math.isfinite(value) and value != int(value)):
             raise QueryError(node.pos, f"{self.text(node)!r} is not a whole number")
-        return int(value)
+        exact = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else value
+        if not span[0] <= exact <= span[1]:
+            raise QueryError(node.pos, f"{self.text(node)!r} is out of range ({span[0]} to {span[1]})")
+        return int(exact)
 
     def choice(self, node: Value, choices: Sequence[str], what: str) -> list[str]:
         """The choices a word names (wildcards allowed; `*` = all); unknown = error."""
@@ -277,28 +287,33 @@ class _Compiler:
         return column.is_(True) if value == "true" else or_(column.is_(False), column.is_(None))
 
     def when(self, node: tree.Item, *, end: bool) -> str:
-        """An ISO 8601 date or time as stored (UTC, ...Z); a bare date stands for its start (or, with
-        `end`, the start of the next day)."""
+        """An ISO 8601 date or time as stored (UTC, ...Z). A bare date stands for its start, a time for its
+        second; with `end`, the start of the next day (second)."""
         text = self.text(node)
         try:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-                day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
-                return f"{day.isoformat()}T00:00:00Z"
-            moment = datetime.fromisoformat(text)
+                start, unit = datetime.fromisoformat(f"{text}T00:00:00"), timedelta(days=1)
+            else:
+                start, unit = datetime.fromisoformat(text).replace(microsecond=0), timedelta(seconds=1)
         except ValueError:
             raise QueryError(node.pos, f"{text!r} is not an ISO 8601 date or time (2026-11-01)") from None
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            if start.tzinfo is not None:
+                start = start.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise QueryError(node.pos, f"{text!r} is out of range (years 0001 to 9999 in UTC)") from None
+        if not end:
+            return _stored(start)
+        try:
+            return _stored(start + unit)
+        except OverflowError:
+            return AFTER_ALL_TIMES
 
     def moment(self, node: Value, column: ColumnElement) -> Clause:
         if not isinstance(node, tree.From | tree.To | tree.Range):
             if self.text(node) == "*":
                 return column.is_not(None)
-            start, end = self.when(node, end=False), self.when(node, end=True)
-            if start == end:  # a full time: that second
-                return column == start
-            return and_(column >= start, column < end)
+            return and_(column >= self.when(node, end=False), column < self.when(node, end=True))
         low, low_in, high, high_in = self.bounds(node)
         clauses = [column.is_not(None)]
         if low is not None:  # after a day = from the next day; from a day = from its start
@@ -356,40 +371,46 @@ class _Compiler:
         def number(item: tree.Item) -> int:
             text = self.text(item)
             if text[:2].upper() == "AS":
-                return self.number(tree.Word(text[2:], pos=item.pos))
-            return self.number(item)
+                return self.number(tree.Word(text[2:], pos=item.pos), BIGINT)
+            return self.number(item, BIGINT)
 
         return self.ordered(node, services.c.asn, number)
 
     def collections(self, node: Value) -> Clause:
         if isinstance(node, tree.From | tree.To | tree.Range):
-            return self.ordered(node, services.c.collections, self.number)
+            return self.ordered(node, services.c.collections, lambda item: self.number(item, INTEGER))
         text = self.text(node)
         if text == "*":
             return services.c.collections > 0
         if re.fullmatch(r"\d+", text):
-            return services.c.collections == int(text)
+            return services.c.collections == self.number(node, INTEGER)
         return self.match(node, "collections")
 
     def age_days(self, node: Value) -> Clause:
-        """Whole days since first seen: age a >= n  <=>  first_seen <= now - n days."""
+        """Whole days since first seen: age a >= n  <=>  first_seen <= now - n days. Ages go back to the
+        year 1."""
+        now = self.now.astimezone(UTC).replace(tzinfo=None)
+        oldest = (now - datetime.min).days - 1
+
+        def age(item: tree.Item) -> int:
+            return self.number(item, (0, oldest))
 
         def day(n: int) -> str:
-            return (self.now - timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return _stored(now - timedelta(days=n))  # n <= oldest + 1: still in the year 1
 
         column = services.c.first_seen
         if not isinstance(node, tree.From | tree.To | tree.Range):
             if self.text(node) == "*":
                 return true()
-            n = self.number(node)
+            n = age(node)
             return and_(column <= day(n), column > day(n + 1))
         low, low_in, high, high_in = self.bounds(node)
         clauses = []
         if low is not None:
-            n = self.number(low) + (0 if low_in else 1)
+            n = age(low) + (0 if low_in else 1)
             clauses.append(column <= day(n))
         if high is not None:
-            n = self.number(high) + (1 if high_in else 0)
+            n = age(high) + (1 if high_in else 0)
             clauses.append(column > day(n))
         return and_(true(), *clauses)
 
@@ -452,8 +473,15 @@ def _text_field(
     return lambda compiler, node: compiler.like(node, column, normalise)
 
 
+def _stored(moment: datetime) -> str:
+    """A naive UTC time as the index stores times (the year always in four digits)."""
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
+
+
 def _number_field(column: ColumnElement) -> Callable[[_Compiler, Value], Clause]:
-    return lambda compiler, node: compiler.ordered(node, column, compiler.number)
+    """A number column: values within what the column holds (INTEGER or BIGINT)."""
+    span = BIGINT if isinstance(column.type, BigInteger) else INTEGER
+    return lambda compiler, node: compiler.ordered(node, column, lambda item: compiler.number(item, span))
 
 
 def _boolean_field(column: ColumnElement) -> Callable[[_Compiler, Value], Clause]:

@@ -211,6 +211,18 @@ api_keys = Table(
     Column("revoked", String(20)),  # when it was revoked; NULL while it is valid
 )
 
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),  # never the token itself
+    Column("key_id", Integer, nullable=False, index=True),  # api_keys.id: the key signed in with
+    Column("created", String(20), nullable=False),
+    Column("expires", String(20), nullable=False, index=True),
+)
+"""Web sign-ins (leaksonar.web.keys): a session ends when it expires, at sign-out, or when its key is
+revoked."""
+
 report_history = Table(
     "report_history",
     metadata,

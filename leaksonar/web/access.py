@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import HTTPException, Request
 
 from leaksonar.model import Event
 from leaksonar.store.db import Store
-from leaksonar.store.rows import FindingRow, HistoryPoint, Hit, SearchPage
-from leaksonar.web.keys import lookup
+from leaksonar.store.rows import FindingRow, HistoryPoint, Hit, KeyRow, SearchPage
+from leaksonar.web.keys import lookup, session_key
 
 KEY_HEADER = "X-API-Key"
-KEY_COOKIE = "leaksonar_key"
+SESSION_COOKIE = "leaksonar_session"
 
 
 class Level(StrEnum):
@@ -38,24 +38,48 @@ class Viewer:
 
 
 def presented_key(request: Request) -> str | None:
-    """The key from `X-API-Key`, `Authorization: Bearer KEY` or the `leaksonar_key` cookie."""
+    """The key from `X-API-Key` or `Authorization: Bearer KEY`."""
     if key := request.headers.get(KEY_HEADER):
         return key.strip()
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.cookies.get(KEY_COOKIE) or None
+    return None
+
+
+def presented_session(request: Request) -> str | None:
+    """The session token from the `leaksonar_session` cookie (set by the UI's /login)."""
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+Credential = tuple[Literal["key", "session"], str]
+REFUSED = {"key": "unknown or revoked API key", "session": "unknown or expired session; sign in again"}
+
+
+def credential(request: Request) -> Credential | None:
+    """What the request signs in with: its key (header), else its session (cookie); None: neither."""
+    if (key := presented_key(request)) is not None:
+        return "key", key
+    if (token := presented_session(request)) is not None:
+        return "session", token
+    return None
+
+
+def holder(store: Store, presented: Credential) -> KeyRow | None:
+    """The valid key behind a credential, or None (unknown or revoked key, unknown or expired session)."""
+    kind, secret = presented
+    return lookup(store, secret) if kind == "key" else session_key(store, secret)
 
 
 def viewer(request: Request) -> Viewer:
-    """FastAPI dependency: the viewer behind the request. No key: the app's anonymous level;
-    an unknown or revoked key: HTTP 401."""
-    key = presented_key(request)
-    if key is None:
+    """FastAPI dependency: the viewer behind the request. No key or session: the app's anonymous level;
+    an unknown or revoked key, or an unknown or expired session: HTTP 401."""
+    presented = credential(request)
+    if presented is None:
         return Viewer("anonymous", Level(request.app.state.anonymous))
-    found = lookup(request.app.state.store, key)
+    found = holder(request.app.state.store, presented)
     if found is None:
-        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, REFUSED[presented[0]], headers={"WWW-Authenticate": "Bearer"})
     return Viewer(found.name, Level(found.level))
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -14,7 +14,8 @@ import leaksonar
 from leaksonar.store.db import Store
 from leaksonar.web import api, ui
 from leaksonar.web.access import Level
-from leaksonar.web.ratelimit import RateLimit, TokenBucket, parse_rate
+from leaksonar.web.guard import SecurityHeaders, api_docs, same_origin
+from leaksonar.web.ratelimit import RateLimit, parse_rate
 
 STATIC = Path(__file__).parent / "static"
 POLL_BOUNDS = (0.05, 60.0)
@@ -25,25 +26,31 @@ def create_app(
     store: Store, *, anonymous: str = "public", rate_limit: str = "600/minute", poll_seconds: float = 1.0
 ) -> FastAPI:
     """The app over `store`. `anonymous`: the level of requests without a key (public | analyst);
-    `rate_limit`: N/second|minute|hour per key (per client address without one). ValueError on bad
-    settings."""
+    `rate_limit`: N/second|minute|hour per valid key or session (per client address without one). ValueError
+    on bad settings."""
     try:
         level = Level(anonymous)
     except ValueError:
         raise ValueError(f"anonymous level {anonymous!r}: use public or analyst") from None
     if not POLL_BOUNDS[0] <= poll_seconds <= POLL_BOUNDS[1]:
         raise ValueError(f"poll interval {poll_seconds} s: use {POLL_BOUNDS[0]} to {POLL_BOUNDS[1]} s")
-    bucket = TokenBucket(*parse_rate(rate_limit))
+    burst, period = parse_rate(rate_limit)
+    docs, docs_policy = api_docs()
     app = FastAPI(
         title="leaksonar",
         summary="Search exposed-database findings, their history and change events.",
         version=leaksonar.__version__,
         redirect_slashes=False,  # `/event/1/` is not a page: 404, like any other unknown path
+        docs_url=None,  # served below, with the policy that lets its script run
+        redoc_url=None,
+        dependencies=[Depends(same_origin)],
     )
     app.state.store = store
     app.state.anonymous = level
     app.state.poll_seconds = poll_seconds
-    app.add_middleware(RateLimit, bucket=bucket)
+    app.add_middleware(RateLimit, store=store, burst=burst, period=period)
+    app.add_middleware(SecurityHeaders, policies={"/docs": docs_policy})
+    app.add_api_route("/docs", lambda: HTMLResponse(docs), include_in_schema=False)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(Exception, _internal_error)

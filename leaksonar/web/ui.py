@@ -1,6 +1,6 @@
 """The web UI: server-rendered pages (Jinja2) over the index. Dashboard `/`, search `/search`, host
 `/host/{ip}` (timeline chart, collections, ransom notes, events), the host's disclosure letter
-`/host/{ip}/report`, `/event/{id}` (to its host page), and sign-in `/login`, `/logout`.
+`/host/{ip}/report`, `/event/{id}` (to its host page), and sign-in `/login`, sign-out (POST) `/logout`.
 
 Every page applies the access rule of `leaksonar.web.access`: a public viewer never sees a critical
 service's address or details, only aggregate counts and how many were withheld."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from pygal.style import Style
+from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
 from leaksonar.formats import human_bytes, human_count
@@ -30,16 +32,17 @@ from leaksonar.store.db import Store
 from leaksonar.store.query import FIELDS, QueryError
 from leaksonar.store.rows import HistoryPoint
 from leaksonar.web.access import (
-    KEY_COOKIE,
+    SESSION_COOKIE,
     Level,
     Viewer,
     host_view,
+    presented_session,
     search_page,
     viewer,
     visible,
     visible_events,
 )
-from leaksonar.web.keys import lookup
+from leaksonar.web.keys import SESSION_LIFETIME, close_session, open_session
 
 PER_PAGE = 25
 MAX_PAGE = 100_000
@@ -81,6 +84,7 @@ MAX_TIME_LABELS = 8
 """Up to this many observations, each gets its own time label."""
 ONE_POINT_SPAN = timedelta(hours=12)
 """A single observation is drawn in the middle of this much time either side."""
+PYGAL_CONFIG = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
 
 router = APIRouter(include_in_schema=False)
 
@@ -235,7 +239,7 @@ def _compact(value: float) -> str:
 
 def timeline(history: list[HistoryPoint], events: list[Event]) -> Markup | None:
     """The host's rows and size per service over time, with a marker where a scan saw events, linking to
-    their entry on the page: an inline SVG drawn server-side by pygal (no script needed, nothing fetched)."""
+    their entry on the page: an inline SVG drawn server-side by pygal (no script, nothing fetched)."""
     if not history:
         return None
     series: dict[tuple[int, str], list[HistoryPoint]] = defaultdict(list)
@@ -292,7 +296,10 @@ def timeline(history: list[HistoryPoint], events: list[Event]) -> Markup | None:
         )
     if markers:
         chart.add("events", markers, stroke=False, dots_size=7, formatter=lambda v: "")
-    return Markup(chart.render(is_unicode=True))
+    # pygal writes its config as an inline <script> even without its scripts (js=()): the page's policy
+    # refuses inline scripts, and nothing reads that config; its text is XML-escaped, so the first
+    # </script> ends it
+    return Markup(PYGAL_CONFIG.sub("", chart.render(is_unicode=True), count=1))
 
 
 def _address(ip: str) -> str | None:
@@ -363,18 +370,33 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
-    """Form field `key`: a valid key is kept in the httponly cookie `leaksonar_key`."""
+    """Form field `key`: a valid key opens a session, whose random token (never the key) is kept in the
+    cookie `leaksonar_session` for SESSION_LIFETIME: HttpOnly, SameSite=Strict, Secure over https."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     key = (form.get("key") or [""])[0].strip()
-    if not key or lookup(_store(request), key) is None:
+    token = await run_in_threadpool(open_session, _store(request), key) if key else None
+    if token is None:
         return _page(request, "login.html", _viewer(request), 401, error="unknown or revoked key")
     done = RedirectResponse("/", status_code=303)
-    done.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict", path="/")
+    done.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
     return done
 
 
-@router.get("/logout")
-def logout() -> Response:
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    """End the session and forget its cookie."""
+    if token := presented_session(request):
+        close_session(_store(request), token)
     done = RedirectResponse("/", status_code=303)
-    done.delete_cookie(KEY_COOKIE, path="/")
+    done.delete_cookie(
+        SESSION_COOKIE, path="/", secure=request.url.scheme == "https", httponly=True, samesite="strict"
+    )
     return done
