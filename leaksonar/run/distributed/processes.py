@@ -10,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 from leaksonar.run.distributed.app import app, configure
+from leaksonar.run.distributed.options import LeaseSettings
 from leaksonar.run.distributed.shards import describe
 from leaksonar.run.distributed.submit import default_shards
 from leaksonar.run.distributed.tasks import watch_pass
@@ -18,13 +19,16 @@ from leaksonar.store.db import DB_ENV, Store
 from leaksonar.targets import Scope, TargetSpace
 
 
-def run_worker(broker: str | None, db: str | None, concurrency: int, log_level: str) -> int:
-    """Take shards from the broker's queue and scan them into `db`, `concurrency` at a time, until
-    stopped (SIGTERM/Ctrl-C: the shards in hand are finished first). Celery logs at `log_level` through
-    the root logger's handlers. Raises BrokerError, StoreError."""
+def run_worker(
+    broker: str | None, db: str | None, concurrency: int, lease: LeaseSettings, log_level: str
+) -> int:
+    """Take shards from the broker's queue and scan them into `db`, `concurrency` at a time, each under
+    a `lease`, until stopped (SIGTERM/Ctrl-C: the shards in hand are finished first). Celery logs at
+    `log_level` through the root logger's handlers. Raises BrokerError, StoreError."""
     configure(broker)
     if db:
         os.environ[DB_ENV] = db  # the pool's processes open the index from the environment
+    lease.export()
     Store(db).close()  # fail now if the index cannot be opened; pool processes open their own
     worker = app.Worker(
         concurrency=concurrency,

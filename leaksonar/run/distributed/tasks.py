@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -15,7 +15,7 @@ from celery import Task
 from leaksonar.model import Finding
 from leaksonar.run.distributed import state
 from leaksonar.run.distributed.app import app
-from leaksonar.run.distributed.options import WorkerOptions
+from leaksonar.run.distributed.options import LeaseSettings, WorkerOptions
 from leaksonar.run.distributed.ratelimit import SharedBucket
 from leaksonar.run.distributed.shards import describe, rebuild
 from leaksonar.run.job import record_scan
@@ -25,7 +25,6 @@ from leaksonar.targets import Scope, TargetError, TargetSpace
 
 log = logging.getLogger(__name__)
 
-LEASE_ENV = "LEAKSONAR_LEASE_TTL"
 _REPORT_EVERY = 0.5
 _FINISH_POLL = 2.0
 
@@ -47,16 +46,14 @@ def shard_failed(client: redis.Redis, scan_id: str, message: str) -> None:
     state.add_error(client, scan_id, message)
 
 
-def lease_ttl() -> float:
-    return float(os.environ.get(LEASE_ENV) or 30)
-
-
 @app.task(bind=True, name="leaksonar.scan_shard", acks_late=True, reject_on_worker_lost=True)
 def scan_shard(
     self: Task, scan_id: str, space: dict[str, Any], part: int, parts: int, options: dict[str, Any]
 ) -> None:
-    """Scan shard `part` of `parts` of `space` and store its findings; running it again (after a worker
-    died) stores the same rows again, nothing more."""
+    """Scan shard `part` of `parts` of `space` and store its findings, holding the shard's lease. A copy
+    delivered again once the shard is done (the broker's visibility timeout passed after its worker died
+    and the shard was queued again) ends at once and is acknowledged; running the shard again stores
+    the same rows again, nothing more."""
     client = broker()
     scan = store().scans.get(scan_id)
     if scan is None:
@@ -64,16 +61,20 @@ def scan_shard(
             client, scan_id, f"shard {part}: scan {scan_id} is not in the worker's index {store().db}"
         )
         return
-    if scan.status != "running" or state.is_done(client, scan_id, part):
+    if scan.status != "running":
+        return
+    if state.is_done(client, scan_id, part):
+        log.info("scan %s: shard %d is already done: this copy of its task ends here", scan_id, part)
         return
     try:
         shard = rebuild(space, part, parts, Scope.from_env(None))
     except TargetError as exc:
         shard_failed(client, scan_id, f"shard {part}: {exc}")
         return
-    lease = state.Lease(client, scan_id, part, lease_ttl())
+    settings = LeaseSettings.from_env()
+    lease = state.Lease(client, scan_id, part, settings)
     if not lease.acquire():  # another worker runs this shard: look again when its lease could lapse
-        raise self.retry(countdown=lease_ttl(), max_retries=None)
+        raise self.retry(countdown=settings.ttl, max_retries=None)
     with lease:
         if state.is_done(client, scan_id, part):  # finished while this copy waited
             return
@@ -88,7 +89,7 @@ def scan_shard(
             nonlocal reported
             if time.monotonic() - reported >= _REPORT_EVERY:
                 reported = time.monotonic()
-                state.report(client, scan_id, part, progress)
+                lease.report(progress)
 
         try:
             progress = uvloop.run(
@@ -97,23 +98,44 @@ def scan_shard(
         except Exception as exc:
             shard_failed(client, scan_id, f"shard {part}: {type(exc).__name__}: {exc}")
             raise
-        state.shard_done(client, scan_id, part, progress)
+        lease.done(progress)
         log.info(
             "scan %s: shard %d of %d done: %d services, %d exposed",
             scan_id, part + 1, parts, progress.services, progress.exposed,
         )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedScan:
+    """A scan whose shards are queued: what each shard's task is given."""
+
+    scan_id: str
+    space: dict[str, Any]
+    parts: int
+    options: dict[str, Any]
+
+    def queue(self, part: int) -> None:
+        scan_shard.apply_async((self.scan_id, self.space, part, self.parts, self.options))
+
+    def requeue_lapsed(self, client: redis.Redis) -> None:
+        """Queue again the shards whose worker died (their lease lapsed before they were done)."""
+        for part in state.lapsed(client, self.scan_id):
+            log.warning(
+                "scan %s: the worker of shard %d is gone (its lease lapsed): queued again", self.scan_id, part
+            )
+            self.queue(part)
+
+
 def enqueue(
     index: Store, space: TargetSpace, scope: Scope | None, options: dict[str, Any], parts: int
-) -> str:
+) -> QueuedScan:
     """Record a new scan of `space` in `index` and queue its `parts` shards (`options`: a ScanOptions as
-    `dataclasses.asdict`); returns the scan id."""
+    `dataclasses.asdict`)."""
     scan_id = record_scan(index, space, {**options, "shards": parts})
-    described = describe(space, scope)
+    queued = QueuedScan(scan_id, describe(space, scope), parts, options)
     for part in range(parts):
-        scan_shard.apply_async((scan_id, described, part, parts, options))
-    return scan_id
+        queued.queue(part)
+    return queued
 
 
 def finish(index: Store, scan_id: str, status: str, progress: ScanProgress) -> None:
@@ -133,8 +155,11 @@ def finish(index: Store, scan_id: str, status: str, progress: ScanProgress) -> N
 
 
 @app.task(bind=True, name="leaksonar.finish_scan", acks_late=True, reject_on_worker_lost=True)
-def finish_when_done(self: Task, scan_id: str, parts: int) -> None:
-    """Finish a scan nobody waits for (one started by `leaksonar beat`) once its shards are done."""
+def finish_when_done(
+    self: Task, scan_id: str, space: dict[str, Any], parts: int, options: dict[str, Any]
+) -> None:
+    """Finish a scan nobody waits for (one started by `leaksonar beat`) once its shards are done; until
+    then, queue again the shards of workers that died."""
     scan = store().scans.get(scan_id)
     if scan is None or scan.status != "running":
         return
@@ -142,6 +167,7 @@ def finish_when_done(self: Task, scan_id: str, parts: int) -> None:
     if now.errors:
         finish(store(), scan_id, "failed", now.progress)
     elif now.done < parts:
+        QueuedScan(scan_id, space, parts, options).requeue_lapsed(broker())
         raise self.retry(countdown=_FINISH_POLL, max_retries=None)
     else:
         finish(store(), scan_id, "done", now.progress)
@@ -153,6 +179,6 @@ def watch_pass(space: dict[str, Any], options: dict[str, Any], parts: int) -> No
     """One pass of a watch scheduled by `leaksonar beat`: queue the shards, then their finish."""
     whole = rebuild(space, 0, 1, Scope.from_env(None))
     scope = Scope.parse(space["scope"]) if space["scope"] else None
-    scan_id = enqueue(store(), whole, scope, options, parts)
-    log.info("scan %s: a watch pass of %s queued in %d shards", scan_id, whole.describe(), parts)
-    finish_when_done.apply_async((scan_id, parts), countdown=_FINISH_POLL)
+    queued = enqueue(store(), whole, scope, options, parts)
+    log.info("scan %s: a watch pass of %s queued in %d shards", queued.scan_id, whole.describe(), parts)
+    finish_when_done.apply_async((queued.scan_id, queued.space, parts, options), countdown=_FINISH_POLL)
