@@ -56,6 +56,7 @@ redis.call('SREM', KEYS[3], ARGV[1])
 for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[3]) end
 """
 _LAPSED = """
+-- the lease keys are named from ARGV[1]: one Redis, not a cluster
 local lapsed = {}
 for _, shard in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[1] .. shard) == 0 then
