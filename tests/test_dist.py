@@ -308,8 +308,14 @@ def test_a_lease_lapses_without_its_heartbeat_and_is_handed_out_once(cluster: Ba
     with held:
         pass
     assert lapsed(client, scan_id) == [] and not client.exists(f"leaksonar:scan:{scan_id}:lease:0")
-    with pytest.raises(ValueError, match="shorter than the lease"):
-        LeaseSettings(ttl=10, heartbeat=10)
+    result = subprocess.run(
+        [sys.executable, "-m", "leaksonar", "worker", "--broker", cluster.broker, "--heartbeat", "30"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "leaksonar: error: the heartbeat (30 s) must be positive and shorter than the lease (30 s)\n"
+    )
 
 
 @pytest.mark.slow
