@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -35,7 +35,7 @@ from leaksonar.scan.engine import ScanOptions
 from leaksonar.store.db import Store
 from leaksonar.store.rows import ScanRow
 from leaksonar.store.schema import findings, scans
-from leaksonar.targets import Scope, ScopeError, TargetError, build_space, default_ports
+from leaksonar.targets import Scope, ScopeError, TargetError, TargetSpace, build_space, default_ports
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +167,37 @@ def _lease_holder(client: redis.Redis, workers: Workers) -> tuple[subprocess.Pop
         token = client.get(name)
         with contextlib.suppress(ProcessLookupError, TypeError):
             group = os.getpgid(int(token.split()[1]))
-            return next(w for w in workers.procs if w.pid == group), int(name.rsplit(b":", 1)[1])
+            for worker in workers.procs:
+                if worker.pid == group:
+                    return worker, int(name.rsplit(b":", 1)[1])
     return None
+
+
+def _slow_pairs(space: TargetSpace, block: str, parts: int) -> list[tuple[str, int]]:
+    """In each of the `parts` shards of `space`, its first pair in `block`: with a silent service there,
+    every shard lasts 6 s or more."""
+    prefix = block.rsplit(".", 1)[0] + "."
+    shards = (rebuild(describe(space, None), part, parts, None) for part in range(parts))
+    return [next(pair for pair in shard if pair[0].startswith(prefix)) for shard in shards]
+
+
+def _kill_a_lease_holder(
+    client: redis.Redis, workers: Workers, alive: Callable[[], bool]
+) -> tuple[subprocess.Popen[bytes], int, float]:
+    """SIGKILL the process group of the first worker seen holding a shard's lease, just after it began
+    the shard; return the worker, its shard and the time of the kill, once none of its processes runs."""
+    deadline = time.monotonic() + 30
+    while (held := _lease_holder(client, workers)) is None:
+        assert time.monotonic() < deadline and alive()
+        time.sleep(0.02)
+    victim, shard = held
+    os.killpg(victim.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    victim.wait(timeout=10)
+    while _group_alive(victim.pid):  # the pool process dies with it: no orphan scans on
+        assert time.monotonic() - killed < 10
+        time.sleep(0.05)
+    return victim, shard, killed
 
 
 @pytest.mark.slow
@@ -184,15 +213,7 @@ def test_a_killed_worker_costs_a_lease_not_an_hour(
     started = time.monotonic()
     silent_block, seed, parts = f"127.94.{os.getpid() % 250}.0/29", 7, 4
     space = build_space([lab_block(lab), silent_block], default_ports(), seed=seed)
-    silent_ip = silent_block.rsplit(".", 1)[0]
-    slow = [  # in every shard, its first pair of the silent block: every shard lasts 6 s or more
-        next(
-            pair
-            for pair in rebuild(describe(space, None), part, parts, None)
-            if pair[0].startswith(silent_ip)
-        )
-        for part in range(parts)
-    ]
+    slow = _slow_pairs(space, silent_block, parts)
     out, undisturbed = tmp_path / "dist.jsonl", tmp_path / "undisturbed.jsonl"
     with silent_services(slow):
         baseline = subprocess.Popen(
@@ -208,17 +229,7 @@ def test_a_killed_worker_costs_a_lease_not_an_hour(
         ]  # fmt: skip
         submit = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         client = redis.Redis.from_url(cluster.broker)
-        deadline = time.monotonic() + 30
-        while (held := _lease_holder(client, workers)) is None:  # a worker has just begun a shard
-            assert time.monotonic() < deadline and submit.poll() is None
-            time.sleep(0.02)
-        victim, shard = held
-        os.killpg(victim.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        victim.wait(timeout=10)
-        while _group_alive(victim.pid):  # the pool process dies with it: no orphan scans on
-            assert time.monotonic() - killed < 10
-            time.sleep(0.05)
+        victim, shard, killed = _kill_a_lease_holder(client, workers, lambda: submit.poll() is None)
         _, errors = submit.communicate(timeout=110)
     requeued = time.monotonic() - killed
     assert submit.returncode == 0, errors
@@ -316,6 +327,43 @@ def test_a_lease_lapses_without_its_heartbeat_and_is_handed_out_once(cluster: Ba
     assert result.stderr == (
         "leaksonar: error: the heartbeat (30 s) must be positive and shorter than the lease (30 s)\n"
     )
+
+
+@pytest.mark.slow
+def test_a_beat_pass_survives_a_killed_worker(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
+    """With the default settings, a worker of a `beat` pass killed mid-shard: the sweeps that `beat`
+    queues hand its shard to the other worker, and the pass ends within a minute, every pair probed."""
+    block, seed, parts = f"127.95.{os.getpid() % 250}.0/29", 5, 4
+    space = build_space([block], default_ports(), seed=seed)
+    argv = [sys.executable, "-m", "leaksonar", "beat", block, "--seed", str(seed), "--every", "1h"]
+    argv += ["--broker", cluster.broker, "--shards", str(parts)]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
+    log, store = tmp_path / "beat.log", Store(cluster.db)
+    with silent_services(_slow_pairs(space, block, parts)):
+        workers.start(), workers.start()
+        with log.open("wb") as out:
+            beat = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            client = redis.Redis.from_url(cluster.broker)
+            victim, shard, killed = _kill_a_lease_holder(client, workers, lambda: beat.poll() is None)
+            while True:
+                with store.engine.connect() as conn:
+                    query = select(scans).where(scans.c.targets == describe(space, None)["targets"][0])
+                    passes = conn.execute(query).all()
+                if passes and passes[0].status == "done":
+                    break
+                assert time.monotonic() - killed < LEASE_TTL + 30, log.read_text()[-2000:]
+                assert beat.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.2)
+        finally:
+            os.killpg(beat.pid, signal.SIGTERM)
+            beat.wait(timeout=15)
+    survivor = next(w for w in workers.procs if w is not victim)
+    assert f"the worker of shard {shard} is gone" in workers.log(survivor)
+    assert len(passes) == 1 and passes[0].probes == passes[0].size == space.size
+    assert passes[0].services == parts  # each silent service once
 
 
 @pytest.mark.slow

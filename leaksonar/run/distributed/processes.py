@@ -13,7 +13,7 @@ from leaksonar.run.distributed.app import app, configure
 from leaksonar.run.distributed.options import LeaseSettings
 from leaksonar.run.distributed.shards import describe
 from leaksonar.run.distributed.submit import default_shards
-from leaksonar.run.distributed.tasks import watch_pass
+from leaksonar.run.distributed.tasks import SWEEP_EVERY, sweep_passes, watch_pass
 from leaksonar.scan.engine import ScanOptions
 from leaksonar.store.db import DB_ENV, Store
 from leaksonar.targets import Scope, TargetSpace
@@ -52,11 +52,19 @@ def run_beat(
     shards: int | None,
     log_level: str,
 ) -> None:
-    """Queue a pass of `space` now and then every `every`; workers scan its shards and finish it. Raises
-    BrokerError."""
+    """Queue a pass of `space` now and then every `every`, and a sweep of the passes every few seconds;
+    workers scan the shards, and the sweeps queue again those of dead workers and finish the passes.
+    Raises BrokerError."""
     configure(broker)
     args = (describe(space, scope), asdict(options), shards or default_shards(space.size))
-    app.conf.beat_schedule = {"leaksonar-watch": {"task": watch_pass.name, "schedule": every, "args": args}}
+    app.conf.beat_schedule = {
+        "leaksonar-watch": {"task": watch_pass.name, "schedule": every, "args": args},
+        "leaksonar-sweep": {
+            "task": sweep_passes.name,
+            "schedule": SWEEP_EVERY,
+            "options": {"expires": SWEEP_EVERY},  # one queued behind shards is dropped: the next follows
+        },
+    }
     watch_pass.apply_async(args)
     directory = Path(platformdirs.user_data_dir("leaksonar"))
     directory.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,29 @@ def lapsed(client: redis.Redis, scan_id: str) -> list[int]:
     return sorted(int(shard) for shard in found)
 
 
+_PASSES = "leaksonar:passes"
+"""The passes of `leaksonar beat` not yet finished: scan id -> the pass as queued (JSON)."""
+_FINISHING = 600
+"""Seconds a sweep has to finish a pass before another may."""
+
+
+def add_pass(client: redis.Redis, scan_id: str, described: str) -> None:
+    client.hset(_PASSES, scan_id, described)
+
+
+def passes(client: redis.Redis) -> list[str]:
+    return [described.decode() for described in client.hvals(_PASSES)]
+
+
+def claim_finish(client: redis.Redis, scan_id: str) -> bool:
+    """True for the one sweep that finishes the pass (another may after _FINISHING seconds)."""
+    return bool(client.set(key(scan_id, "finishing"), 1, nx=True, ex=_FINISHING))
+
+
+def forget_pass(client: redis.Redis, scan_id: str) -> None:
+    client.hdel(_PASSES, scan_id)
+
+
 class Lease:
     """A worker's hold on a shard it runs, renewed by a heartbeat thread. While it is held, another copy
     of the shard's task waits instead of scanning the shard a second time; once its worker is dead it

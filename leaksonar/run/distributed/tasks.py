@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
@@ -26,7 +27,8 @@ from leaksonar.targets import Scope, TargetError, TargetSpace
 log = logging.getLogger(__name__)
 
 _REPORT_EVERY = 0.5
-_FINISH_POLL = 2.0
+SWEEP_EVERY = 2.0
+"""Seconds between the sweeps of `leaksonar beat`'s passes (`sweep_passes`)."""
 
 
 @cache
@@ -154,31 +156,31 @@ def finish(index: Store, scan_id: str, status: str, progress: ScanProgress) -> N
     index.events.record(scan_id)
 
 
-@app.task(bind=True, name="leaksonar.finish_scan", acks_late=True, reject_on_worker_lost=True)
-def finish_when_done(
-    self: Task, scan_id: str, space: dict[str, Any], parts: int, options: dict[str, Any]
-) -> None:
-    """Finish a scan nobody waits for (one started by `leaksonar beat`) once its shards are done; until
-    then, queue again the shards of workers that died."""
-    scan = store().scans.get(scan_id)
-    if scan is None or scan.status != "running":
-        return
-    now = state.status(broker(), scan_id, time.monotonic())
-    if now.errors:
-        finish(store(), scan_id, "failed", now.progress)
-    elif now.done < parts:
-        QueuedScan(scan_id, space, parts, options).requeue_lapsed(broker())
-        raise self.retry(countdown=_FINISH_POLL, max_retries=None)
-    else:
-        finish(store(), scan_id, "done", now.progress)
-        log.info("scan %s: done, its change events recorded", scan_id)
+@app.task(name="leaksonar.sweep_passes", acks_late=False)
+def sweep_passes() -> None:
+    """Look after the passes nobody waits for (those of `leaksonar beat`, which queues this task every
+    SWEEP_EVERY seconds): queue again the shards of workers that died, and finish each pass whose shards
+    are done (or that a worker could not scan). A sweep lost with its worker is followed by the next."""
+    client = broker()
+    for described in state.passes(client):
+        queued = QueuedScan(**json.loads(described))
+        now = state.status(client, queued.scan_id, time.monotonic())
+        if not now.errors and now.done < queued.parts:
+            queued.requeue_lapsed(client)
+        elif state.claim_finish(client, queued.scan_id):
+            scan = store().scans.get(queued.scan_id)
+            if scan is not None and scan.status == "running":
+                status = "failed" if now.errors else "done"
+                finish(store(), queued.scan_id, status, now.progress)
+                log.info("scan %s: %s, its change events recorded", queued.scan_id, status)
+            state.forget_pass(client, queued.scan_id)
 
 
 @app.task(name="leaksonar.watch_pass", acks_late=True, reject_on_worker_lost=True)
 def watch_pass(space: dict[str, Any], options: dict[str, Any], parts: int) -> None:
-    """One pass of a watch scheduled by `leaksonar beat`: queue the shards, then their finish."""
+    """One pass of a watch scheduled by `leaksonar beat`: queue the shards, and the pass for the sweeps."""
     whole = rebuild(space, 0, 1, Scope.from_env(None))
     scope = Scope.parse(space["scope"]) if space["scope"] else None
     queued = enqueue(store(), whole, scope, options, parts)
+    state.add_pass(broker(), queued.scan_id, json.dumps(asdict(queued)))
     log.info("scan %s: a watch pass of %s queued in %d shards", queued.scan_id, whole.describe(), parts)
-    finish_when_done.apply_async((queued.scan_id, queued.space, parts, options), countdown=_FINISH_POLL)
