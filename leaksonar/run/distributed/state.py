@@ -4,9 +4,10 @@ errors workers hit, and the leases workers hold on the shards they run.
 A worker takes a shard's lease (`leaksonar:scan:ID:lease:SHARD`, which lapses unless its heartbeat
 renews it) and adds the shard to the scan's `leased` set; the shard leaves that set when it is done or
 its lease is released. A shard still in the set whose lease has lapsed was held by a worker that died:
-`lapsed` hands it, once, to whoever sweeps (the submitter, or the task finishing a `beat` pass), who
-queues it again. Counters are written only by the lease's holder and only until the shard is done, and
-the first run to finish a shard writes its final counters: a late or second run counts nothing twice.
+`lapsed` hands it, once, to whoever sweeps (the submitter, or for the passes of `leaksonar beat`, kept
+in `leaksonar:passes`, the sweeps `beat` queues), who queues it again. Counters are written only by
+the lease's holder and only until the shard is done, and the first run to finish a shard writes its
+final counters: a late or second run counts nothing twice.
 """
 
 from __future__ import annotations
