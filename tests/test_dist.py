@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +25,17 @@ from conftest import lab_block, leaksonar
 from sqlalchemy import func, select
 
 from leaksonar.lab.backends import Backends, backends
-from leaksonar.run.distributed.app import BrokerError, configure
+from leaksonar.run.distributed.app import VISIBILITY_ENV, BrokerError, app, configure
+from leaksonar.run.distributed.options import HEARTBEAT_ENV, LEASE_ENV, LEASE_TTL, LeaseSettings
 from leaksonar.run.distributed.ratelimit import SharedBucket
 from leaksonar.run.distributed.shards import describe, rebuild
+from leaksonar.run.distributed.state import Lease, lapsed
+from leaksonar.run.distributed.tasks import enqueue
+from leaksonar.scan.engine import ScanOptions
 from leaksonar.store.db import Store
 from leaksonar.store.rows import ScanRow
 from leaksonar.store.schema import findings, scans
-from leaksonar.targets import Scope, ScopeError, TargetError, build_space
-
-VISIBILITY = 4
-"""Seconds before the broker hands a dead worker's shard to another (production: 3600)."""
-LEASE = 2
+from leaksonar.targets import Scope, ScopeError, TargetError, TargetSpace, build_space, default_ports
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,8 @@ def cluster() -> Iterator[Backends]:
 
 
 class Workers:
-    """`leaksonar worker` processes, each in its own process group, logging to a file."""
+    """`leaksonar worker` processes with the default settings, each in its own process group, logging to
+    a file."""
 
     def __init__(self, cluster: Backends, directory: Path) -> None:
         self.cluster, self.directory = cluster, directory
@@ -49,11 +54,7 @@ class Workers:
 
     def start(self) -> subprocess.Popen[bytes]:
         log = self.directory / f"worker{len(self.procs)}.log"
-        env = {
-            **os.environ,
-            "LEAKSONAR_VISIBILITY_TIMEOUT": str(VISIBILITY),
-            "LEAKSONAR_LEASE_TTL": str(LEASE),
-        }
+        env = {k: v for k, v in os.environ.items() if k not in (VISIBILITY_ENV, LEASE_ENV, HEARTBEAT_ENV)}
         argv = [sys.executable, "-m", "leaksonar", "worker", "--broker", self.cluster.broker]
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -134,45 +135,235 @@ def test_distributed_scan_finds_what_a_local_scan_finds(
     assert len(both) == 2, "both workers took shards"
 
 
+@contextmanager
+def silent_services(pairs: list[tuple[str, int]]) -> Iterator[None]:
+    """Ports that accept connections and never answer: identifying one takes twice the read timeout."""
+    socks = []
+    try:
+        for ip, port in pairs:
+            sock = socket.socket()
+            sock.bind((ip, port))
+            sock.listen(1024)  # the kernel completes the handshakes; nothing is ever read or written
+            socks.append(sock)
+        yield
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of process group `group` is still running."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
+    return False
+
+
+def _lease_holder(client: redis.Redis, workers: Workers) -> tuple[subprocess.Popen[bytes], int] | None:
+    """A worker holding a shard's lease (its token names the pool process), and the shard."""
+    for name in client.scan_iter("leaksonar:scan:*:lease:*"):
+        token = client.get(name)
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            group = os.getpgid(int(token.split()[1]))
+            for worker in workers.procs:
+                if worker.pid == group:
+                    return worker, int(name.rsplit(b":", 1)[1])
+    return None
+
+
+def _slow_pairs(space: TargetSpace, block: str, parts: int) -> list[tuple[str, int]]:
+    """In each of the `parts` shards of `space`, its first pair in `block`: with a silent service there,
+    every shard lasts 6 s or more."""
+    prefix = block.rsplit(".", 1)[0] + "."
+    shards = (rebuild(describe(space, None), part, parts, None) for part in range(parts))
+    return [next(pair for pair in shard if pair[0].startswith(prefix)) for shard in shards]
+
+
+def _kill_a_lease_holder(
+    client: redis.Redis, workers: Workers, alive: Callable[[], bool]
+) -> tuple[subprocess.Popen[bytes], int, float]:
+    """SIGKILL the process group of the first worker seen holding a shard's lease, just after it began
+    the shard; return the worker, its shard and the time of the kill, once none of its processes runs."""
+    deadline = time.monotonic() + 30
+    while (held := _lease_holder(client, workers)) is None:
+        assert time.monotonic() < deadline and alive()
+        time.sleep(0.02)
+    victim, shard = held
+    os.killpg(victim.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    victim.wait(timeout=10)
+    while _group_alive(victim.pid):  # the pool process dies with it: no orphan scans on
+        assert time.monotonic() - killed < 10
+        time.sleep(0.05)
+    return victim, shard, killed
+
+
 @pytest.mark.slow
-def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
+@pytest.mark.timeout(300)  # the test bounds itself to 120 s; the session's lab may start in its setup
+def test_a_killed_worker_costs_a_lease_not_an_hour(
     lab: dict[str, Any], scanned: dict[str, Any], cluster: Backends, workers: Workers, tmp_path: Path
 ) -> None:
-    """SIGKILL a worker while it scans a shard: the shard comes back to the other worker once the
-    visibility timeout passes, and the scan ends with every pair probed once and every service once."""
-    victim, survivor = workers.start(), workers.start()
-    out = tmp_path / "dist.jsonl"
-    argv = [
-        sys.executable, "-m", "leaksonar", "scan", lab_block(lab), "127.92.0.0/22", "--distributed",
-        "--broker", cluster.broker, "--db", cluster.db, "--shards", "12", "--rate", "5000",
-        "--jsonl", str(out), "-q",
-    ]  # fmt: skip
-    submit = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while True:  # kill the victim in the middle of a shard
-        log = workers.log(victim)
-        taken = re.findall(r"scan_shard\[([0-9a-f-]+)\] received", log)
-        running = [t for t in taken if f"{t}] succeeded" not in log]
-        if running:
-            break
-        assert time.monotonic() < deadline and submit.poll() is None, log[-2000:]
-        time.sleep(0.05)
-    os.killpg(victim.pid, signal.SIGKILL)
-    _, errors = submit.communicate(timeout=60)
+    """With the default settings, SIGKILL of a whole worker (its process group) in the middle of a shard:
+    its lease lapses, the submitter queues the shard again, the other worker scans it, and the scan ends
+    within two minutes with the findings of an undisturbed scan, each once. The killed worker's message,
+    handed out again by the broker (as after its visibility timeout), finds the shard done and changes
+    nothing."""
+    started = time.monotonic()
+    silent_block, seed, parts = f"127.94.{os.getpid() % 250}.0/29", 7, 4
+    space = build_space([lab_block(lab), silent_block], default_ports(), seed=seed)
+    slow = _slow_pairs(space, silent_block, parts)
+    out, undisturbed = tmp_path / "dist.jsonl", tmp_path / "undisturbed.jsonl"
+    with silent_services(slow):
+        baseline = subprocess.Popen(
+            [sys.executable, "-m", "leaksonar", "scan", silent_block, "--seed", str(seed), "--db",
+             str(tmp_path / "undisturbed.db"), "--jsonl", str(undisturbed), "-q"],
+        )  # fmt: skip
+        workers.start(), workers.start()
+        assert baseline.wait(timeout=60) == 0
+        argv = [
+            sys.executable, "-m", "leaksonar", "scan", lab_block(lab), silent_block, "--seed", str(seed),
+            "--distributed", "--broker", cluster.broker, "--db", cluster.db, "--shards", str(parts),
+            "--jsonl", str(out), "-q",
+        ]  # fmt: skip
+        submit = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        client = redis.Redis.from_url(cluster.broker)
+        victim, shard, killed = _kill_a_lease_holder(client, workers, lambda: submit.poll() is None)
+        _, errors = submit.communicate(timeout=110)
+    requeued = time.monotonic() - killed
     assert submit.returncode == 0, errors
-    assert f"{running[0]}] succeeded" in workers.log(survivor), "the killed shard was redelivered"
-    lab_records = {k: r for k, r in _records(out).items() if k[0].startswith(lab["base"].rsplit(".", 1)[0])}
-    assert _essentials(lab_records) == _essentials(scanned["records"])
+    assert requeued < LEASE_TTL + 30, f"the scan ended {requeued:.0f} s after the kill"
+    survivor = next(w for w in workers.procs if w is not victim)
+    taken = re.findall(r"scan_shard\[([0-9a-f-]+)\] received", workers.log(victim))
+    assert len(taken) == 1, "the victim died in its first shard"
+    assert f"{taken[0]}] succeeded" not in workers.log(victim)
+    assert f"the worker of shard {shard} is gone" in errors
+
+    expected = scanned["records"] | _records(undisturbed)
+    found = _records(out)
+    assert _essentials(found) == _essentials(expected)
+    assert len(found) == len(expected) > len(slow)
     store = Store(cluster.db)
-    scan_id = next(iter(_records(out).values()))["scan_id"]
+    scan_id = next(iter(found.values()))["scan_id"]
     scan = _scan(store, scan_id)
-    assert scan.status == "done"
-    assert scan.probes == scan.size == (256 + 1024) * len(scan.ports.split(","))
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(func.count()).select_from(findings).where(findings.c.scan_id == scan_id))
-        assert rows.scalar() == len(scanned["records"])
-    client = redis.Redis.from_url(cluster.broker)
-    assert client.scard(f"leaksonar:scan:{scan_id}:done") == 12
+    assert scan.status == "done" and scan.probes == scan.size == space.size
+    assert scan.services == len(expected)
+    assert client.scard(f"leaksonar:scan:{scan_id}:done") == parts
+
+    def state() -> tuple[Any, ...]:
+        with store.engine.connect() as conn:
+            query = select(func.count()).select_from(findings).where(findings.c.scan_id == scan_id)
+            rows = conn.execute(query).scalar()
+        counters = _scan(store, scan_id)
+        progress = client.hgetall(f"leaksonar:scan:{scan_id}:progress")
+        return rows, counters, progress, client.smembers(f"leaksonar:scan:{scan_id}:done")
+
+    before = state()
+    unacked = {tag: json.loads(raw)[0] for tag, raw in client.hgetall("unacked").items()}
+    assert [m["headers"]["id"] for m in unacked.values()] == taken, "only the killed shard is unacked"
+    configure(cluster.broker)
+    with app.connection_for_write() as connection:  # what the broker does once the timeout has passed
+        connection.default_channel.qos.restore_by_tag(next(iter(unacked)))
+    deadline = time.monotonic() + 30
+    while f"{taken[0]}] succeeded" not in workers.log(survivor):
+        assert time.monotonic() < deadline, workers.log(survivor)[-2000:]
+        time.sleep(0.1)
+    assert client.hlen("unacked") == 0 and state() == before
+    assert time.monotonic() - started < 120
+
+
+def test_a_shard_delivered_again_once_done_counts_nothing(
+    lab: dict[str, Any], cluster: Backends, workers: Workers
+) -> None:
+    """A copy of a done shard's task, delivered while its scan is still running, is acknowledged
+    without scanning or counting anything."""
+    worker = workers.start()
+    configure(cluster.broker)
+    store, client = Store(cluster.db), redis.Redis.from_url(cluster.broker)
+    space = build_space([lab_block(lab)], default_ports(), seed=3)
+    queued = enqueue(store, space, None, asdict(ScanOptions()), 2)
+    done, progress = f"leaksonar:scan:{queued.scan_id}:done", f"leaksonar:scan:{queued.scan_id}:progress"
+    deadline = time.monotonic() + 60
+    while client.scard(done) < 2:
+        assert time.monotonic() < deadline, workers.log(worker)[-2000:]
+        time.sleep(0.1)
+
+    def state() -> tuple[Any, ...]:
+        with store.engine.connect() as conn:
+            query = select(func.count()).select_from(findings).where(findings.c.scan_id == queued.scan_id)
+            return conn.execute(query).scalar(), client.hgetall(progress), client.smembers(done)
+
+    before = state()
+    assert before[0] > 0 and sum(int(v.split()[0]) for v in before[1].values()) == space.size
+    queued.queue(1)
+    deadline = time.monotonic() + 30
+    while workers.log(worker).count("] succeeded") < 3:
+        assert time.monotonic() < deadline, workers.log(worker)[-2000:]
+        time.sleep(0.1)
+    assert f"scan {queued.scan_id}: shard 1 is already done" in workers.log(worker)
+    assert state() == before and client.hlen("unacked") == 0
+    assert not client.exists(f"leaksonar:scan:{queued.scan_id}:leased")
+
+
+def test_a_lease_lapses_without_its_heartbeat_and_is_handed_out_once(cluster: Backends) -> None:
+    client, scan_id = redis.Redis.from_url(cluster.broker), f"test-{time.time_ns()}"
+    settings = LeaseSettings(ttl=1, heartbeat=0.2)
+    held, dead = Lease(client, scan_id, 0, settings), Lease(client, scan_id, 1, settings)
+    assert held.acquire() and dead.acquire()
+    assert not Lease(client, scan_id, 0, settings).acquire()
+    dead.stopped.set()  # its worker dies: no more heartbeats
+    time.sleep(1.5)
+    assert lapsed(client, scan_id) == [1]  # the live lease was renewed; the dead one lapsed
+    assert lapsed(client, scan_id) == []  # handed out once
+    with held:
+        pass
+    assert lapsed(client, scan_id) == [] and not client.exists(f"leaksonar:scan:{scan_id}:lease:0")
+    result = subprocess.run(
+        [sys.executable, "-m", "leaksonar", "worker", "--broker", cluster.broker, "--heartbeat", "30"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "leaksonar: error: the heartbeat (30 s) must be positive and shorter than the lease (30 s)\n"
+    )
+
+
+@pytest.mark.slow
+def test_a_beat_pass_survives_a_killed_worker(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
+    """With the default settings, a worker of a `beat` pass killed mid-shard: the sweeps that `beat`
+    queues hand its shard to the other worker, and the pass ends within a minute, every pair probed."""
+    block, seed, parts = f"127.95.{os.getpid() % 250}.0/29", 5, 4
+    space = build_space([block], default_ports(), seed=seed)
+    argv = [sys.executable, "-m", "leaksonar", "beat", block, "--seed", str(seed), "--every", "1h"]
+    argv += ["--broker", cluster.broker, "--shards", str(parts)]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
+    log, store = tmp_path / "beat.log", Store(cluster.db)
+    with silent_services(_slow_pairs(space, block, parts)):
+        workers.start(), workers.start()
+        with log.open("wb") as out:
+            beat = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            client = redis.Redis.from_url(cluster.broker)
+            victim, shard, killed = _kill_a_lease_holder(client, workers, lambda: beat.poll() is None)
+            while True:
+                with store.engine.connect() as conn:
+                    query = select(scans).where(scans.c.targets == describe(space, None)["targets"][0])
+                    passes = conn.execute(query).all()
+                if passes and passes[0].status == "done":
+                    break
+                assert time.monotonic() - killed < LEASE_TTL + 30, log.read_text()[-2000:]
+                assert beat.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.2)
+        finally:
+            os.killpg(beat.pid, signal.SIGTERM)
+            beat.wait(timeout=15)
+    survivor = next(w for w in workers.procs if w is not victim)
+    assert f"the worker of shard {shard} is gone" in workers.log(survivor)
+    assert len(passes) == 1 and passes[0].probes == passes[0].size == space.size
+    assert passes[0].services == parts  # each silent service once
 
 
 @pytest.mark.slow

@@ -30,12 +30,30 @@ from leaksonar.cli.options import (
     WorkersOption,
     scan_plan,
 )
+from leaksonar.run.distributed.options import HEARTBEAT, HEARTBEAT_ENV, LEASE_ENV, LEASE_TTL, LeaseSettings
 
 
 def worker(
     broker: BrokerOption = None,
     db: DbOption = None,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Shards scanned at once (processes).")] = 1,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            envvar=LEASE_ENV,
+            help="Seconds a shard's lease lasts without a heartbeat: a dead worker's shard is queued again "
+            "this long after its last one.",
+        ),
+    ] = LEASE_TTL,
+    heartbeat: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            envvar=HEARTBEAT_ENV,
+            help="Seconds between renewals of a running shard's lease.",
+        ),
+    ] = HEARTBEAT,
     log_level: LogLevelOption = LogLevel.info,
 ) -> None:
     """Scan the shards queued by `scan --distributed` and `beat` into the shared index, until stopped."""
@@ -44,9 +62,13 @@ def worker(
         from leaksonar.run.distributed.processes import run_worker
     from leaksonar.store import StoreError
 
+    try:
+        lease = LeaseSettings(lease_ttl, heartbeat)
+    except ValueError as exc:
+        fail(str(exc))
     setup_logging(log_level, "celery")
     try:
-        code = run_worker(broker, db, concurrency, log_level.upper())
+        code = run_worker(broker, db, concurrency, lease, log_level.upper())
     except (BrokerError, StoreError) as exc:
         fail(str(exc))
     raise typer.Exit(code)

@@ -1,7 +1,9 @@
 """The Celery app: a Redis broker, late acknowledgement, one task reserved per worker process.
 
-A task is acknowledged only when it has finished, so the shard of a worker that dies goes back to the
-queue once the broker's visibility timeout (LEAKSONAR_VISIBILITY_TIMEOUT, default 3600 s) has passed.
+A task is acknowledged only when it has finished. The shard of a worker that dies is queued again by
+whoever sweeps its lapsed lease (`state.lapsed`, within a minute); the broker's visibility timeout
+(LEAKSONAR_VISIBILITY_TIMEOUT, default 3600 s) remains the safety net that hands its unacknowledged
+message out again, and that late copy finds the shard done.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import redis
 
 from leaksonar.run.distributed import state
 from leaksonar.run.distributed.app import configure
-from leaksonar.run.distributed.tasks import enqueue, finish
+from leaksonar.run.distributed.tasks import QueuedScan, enqueue, finish
 from leaksonar.run.job import ScanInterrupted, ScanOutcome, open_index
 from leaksonar.scan.engine import ScanOptions, ScanProgress
 from leaksonar.targets import Scope, TargetSpace
@@ -35,19 +35,19 @@ def default_shards(size: int) -> int:
     return max(1, min(size, max(16, -(-size // SHARD_PAIRS))))
 
 
-def wait(
-    client: redis.Redis, scan_id: str, parts: int, on_progress: Callable[[ScanProgress], None] | None
-) -> None:
-    """Until every shard is done; raise ShardError when a worker reports one it could not scan."""
-    started = time.monotonic()
+def wait(client: redis.Redis, queued: QueuedScan, on_progress: Callable[[ScanProgress], None] | None) -> None:
+    """Until every shard is done, queueing again the shards of workers that died; raise ShardError when
+    a worker reports one it could not scan."""
+    scan_id, started = queued.scan_id, time.monotonic()
     while True:
+        queued.requeue_lapsed(client)
         now = state.status(client, scan_id, started)
         if on_progress is not None:
             on_progress(now.progress)
         if now.errors:
             more = f" (and {len(now.errors) - 1} more)" if len(now.errors) > 1 else ""
             raise ShardError(f"scan {scan_id} failed: {now.errors[0]}{more}")
-        if now.done >= parts:
+        if now.done >= queued.parts:
             return
         time.sleep(_POLL)
 
@@ -69,10 +69,10 @@ def distributed_scan(
     client = configure(broker)
     store = open_index(db)
     parts = shards or default_shards(space.size)
-    scan_id = enqueue(store, space, scope, asdict(options), parts)
-    status = "failed"
+    queued = enqueue(store, space, scope, asdict(options), parts)
+    scan_id, status = queued.scan_id, "failed"
     try:
-        wait(client, scan_id, parts, on_progress)
+        wait(client, queued, on_progress)
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"  # shards not yet started are skipped by the workers

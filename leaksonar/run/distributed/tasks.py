@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import time
+from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
@@ -15,7 +16,7 @@ from celery import Task
 from leaksonar.model import Finding
 from leaksonar.run.distributed import state
 from leaksonar.run.distributed.app import app
-from leaksonar.run.distributed.options import WorkerOptions
+from leaksonar.run.distributed.options import LeaseSettings, WorkerOptions
 from leaksonar.run.distributed.ratelimit import SharedBucket
 from leaksonar.run.distributed.shards import describe, rebuild
 from leaksonar.run.job import record_scan
@@ -25,9 +26,9 @@ from leaksonar.targets import Scope, TargetError, TargetSpace
 
 log = logging.getLogger(__name__)
 
-LEASE_ENV = "LEAKSONAR_LEASE_TTL"
 _REPORT_EVERY = 0.5
-_FINISH_POLL = 2.0
+SWEEP_EVERY = 2.0
+"""Seconds between the sweeps of `leaksonar beat`'s passes (`sweep_passes`)."""
 
 
 @cache
@@ -47,16 +48,14 @@ def shard_failed(client: redis.Redis, scan_id: str, message: str) -> None:
     state.add_error(client, scan_id, message)
 
 
-def lease_ttl() -> float:
-    return float(os.environ.get(LEASE_ENV) or 30)
-
-
 @app.task(bind=True, name="leaksonar.scan_shard", acks_late=True, reject_on_worker_lost=True)
 def scan_shard(
     self: Task, scan_id: str, space: dict[str, Any], part: int, parts: int, options: dict[str, Any]
 ) -> None:
-    """Scan shard `part` of `parts` of `space` and store its findings; running it again (after a worker
-    died) stores the same rows again, nothing more."""
+    """Scan shard `part` of `parts` of `space` and store its findings, holding the shard's lease. A copy
+    delivered again once the shard is done (the broker's visibility timeout passed after its worker died
+    and the shard was queued again) ends at once and is acknowledged; running the shard again stores
+    the same rows again, nothing more."""
     client = broker()
     scan = store().scans.get(scan_id)
     if scan is None:
@@ -64,16 +63,20 @@ def scan_shard(
             client, scan_id, f"shard {part}: scan {scan_id} is not in the worker's index {store().db}"
         )
         return
-    if scan.status != "running" or state.is_done(client, scan_id, part):
+    if scan.status != "running":
+        return
+    if state.is_done(client, scan_id, part):
+        log.info("scan %s: shard %d is already done: this copy of its task ends here", scan_id, part)
         return
     try:
         shard = rebuild(space, part, parts, Scope.from_env(None))
     except TargetError as exc:
         shard_failed(client, scan_id, f"shard {part}: {exc}")
         return
-    lease = state.Lease(client, scan_id, part, lease_ttl())
+    settings = LeaseSettings.from_env()
+    lease = state.Lease(client, scan_id, part, settings)
     if not lease.acquire():  # another worker runs this shard: look again when its lease could lapse
-        raise self.retry(countdown=lease_ttl(), max_retries=None)
+        raise self.retry(countdown=settings.ttl, max_retries=None)
     with lease:
         if state.is_done(client, scan_id, part):  # finished while this copy waited
             return
@@ -88,7 +91,7 @@ def scan_shard(
             nonlocal reported
             if time.monotonic() - reported >= _REPORT_EVERY:
                 reported = time.monotonic()
-                state.report(client, scan_id, part, progress)
+                lease.report(progress)
 
         try:
             progress = uvloop.run(
@@ -97,23 +100,44 @@ def scan_shard(
         except Exception as exc:
             shard_failed(client, scan_id, f"shard {part}: {type(exc).__name__}: {exc}")
             raise
-        state.shard_done(client, scan_id, part, progress)
+        lease.done(progress)
         log.info(
             "scan %s: shard %d of %d done: %d services, %d exposed",
             scan_id, part + 1, parts, progress.services, progress.exposed,
         )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedScan:
+    """A scan whose shards are queued: what each shard's task is given."""
+
+    scan_id: str
+    space: dict[str, Any]
+    parts: int
+    options: dict[str, Any]
+
+    def queue(self, part: int) -> None:
+        scan_shard.apply_async((self.scan_id, self.space, part, self.parts, self.options))
+
+    def requeue_lapsed(self, client: redis.Redis) -> None:
+        """Queue again the shards whose worker died (their lease lapsed before they were done)."""
+        for part in state.lapsed(client, self.scan_id):
+            log.warning(
+                "scan %s: the worker of shard %d is gone (its lease lapsed): queued again", self.scan_id, part
+            )
+            self.queue(part)
+
+
 def enqueue(
     index: Store, space: TargetSpace, scope: Scope | None, options: dict[str, Any], parts: int
-) -> str:
+) -> QueuedScan:
     """Record a new scan of `space` in `index` and queue its `parts` shards (`options`: a ScanOptions as
-    `dataclasses.asdict`); returns the scan id."""
+    `dataclasses.asdict`)."""
     scan_id = record_scan(index, space, {**options, "shards": parts})
-    described = describe(space, scope)
+    queued = QueuedScan(scan_id, describe(space, scope), parts, options)
     for part in range(parts):
-        scan_shard.apply_async((scan_id, described, part, parts, options))
-    return scan_id
+        queued.queue(part)
+    return queued
 
 
 def finish(index: Store, scan_id: str, status: str, progress: ScanProgress) -> None:
@@ -132,27 +156,31 @@ def finish(index: Store, scan_id: str, status: str, progress: ScanProgress) -> N
     index.events.record(scan_id)
 
 
-@app.task(bind=True, name="leaksonar.finish_scan", acks_late=True, reject_on_worker_lost=True)
-def finish_when_done(self: Task, scan_id: str, parts: int) -> None:
-    """Finish a scan nobody waits for (one started by `leaksonar beat`) once its shards are done."""
-    scan = store().scans.get(scan_id)
-    if scan is None or scan.status != "running":
-        return
-    now = state.status(broker(), scan_id, time.monotonic())
-    if now.errors:
-        finish(store(), scan_id, "failed", now.progress)
-    elif now.done < parts:
-        raise self.retry(countdown=_FINISH_POLL, max_retries=None)
-    else:
-        finish(store(), scan_id, "done", now.progress)
-        log.info("scan %s: done, its change events recorded", scan_id)
+@app.task(name="leaksonar.sweep_passes", acks_late=False)
+def sweep_passes() -> None:
+    """Look after the passes nobody waits for (those of `leaksonar beat`, which queues this task every
+    SWEEP_EVERY seconds): queue again the shards of workers that died, and finish each pass whose shards
+    are done (or that a worker could not scan). A sweep lost with its worker is followed by the next."""
+    client = broker()
+    for described in state.passes(client):
+        queued = QueuedScan(**json.loads(described))
+        now = state.status(client, queued.scan_id, time.monotonic())
+        if not now.errors and now.done < queued.parts:
+            queued.requeue_lapsed(client)
+        elif state.claim_finish(client, queued.scan_id):
+            scan = store().scans.get(queued.scan_id)
+            if scan is not None and scan.status == "running":
+                status = "failed" if now.errors else "done"
+                finish(store(), queued.scan_id, status, now.progress)
+                log.info("scan %s: %s, its change events recorded", queued.scan_id, status)
+            state.forget_pass(client, queued.scan_id)
 
 
 @app.task(name="leaksonar.watch_pass", acks_late=True, reject_on_worker_lost=True)
 def watch_pass(space: dict[str, Any], options: dict[str, Any], parts: int) -> None:
-    """One pass of a watch scheduled by `leaksonar beat`: queue the shards, then their finish."""
+    """One pass of a watch scheduled by `leaksonar beat`: queue the shards, and the pass for the sweeps."""
     whole = rebuild(space, 0, 1, Scope.from_env(None))
     scope = Scope.parse(space["scope"]) if space["scope"] else None
-    scan_id = enqueue(store(), whole, scope, options, parts)
-    log.info("scan %s: a watch pass of %s queued in %d shards", scan_id, whole.describe(), parts)
-    finish_when_done.apply_async((scan_id, parts), countdown=_FINISH_POLL)
+    queued = enqueue(store(), whole, scope, options, parts)
+    state.add_pass(broker(), queued.scan_id, json.dumps(asdict(queued)))
+    log.info("scan %s: a watch pass of %s queued in %d shards", queued.scan_id, whole.describe(), parts)
