@@ -34,13 +34,42 @@ def assert_bad_input(result: subprocess.CompletedProcess[str], message: str) -> 
         (["scan", "127.0.0.1", "-p", "0"], "must lie within 1-65535"),
         (["scan", "127.0.0.1", "-p", "http"], "port 'http' is not a number"),
         (["scan"], "no targets given"),
-        (["scan", "127.0.0.1", "-iL", "/nonexistent/list.txt"], "cannot read /nonexistent/list.txt"),
+        (["scan", "127.0.0.1", "-iL", "/nonexistent/list.txt"], "/nonexistent/list.txt: cannot read"),
         (["scan", "127.0.0.1", "--scope", "nowhere"], "scope: target 'nowhere'"),
         (["show", "127.0.0.1:http"], "is not IP or IP:PORT"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
     assert_bad_input(run(*args, "--db", str(tmp_path / "i.db")), message)
+
+
+SECRET = "root:$6$Hunter2secret$Xq:19000:0:99999:7:::"
+"""A line of a file handed over by mistake (/etc/shadow): errors about it must not print it."""
+
+
+@pytest.mark.parametrize(
+    ("args", "content", "message"),
+    [
+        (["scan", "-iL", "{file}"], f"127.0.0.1\n{SECRET}\n", "{file}: line 2: a target is not an IPv4"),
+        (["scan", "127.0.0.1", "--exclude-file", "{file}"], f"# opt-out\n\n{SECRET}", "{file}: line 3: a "),
+        (["scan", "127.0.0.1", "-iL", "{file}"], b"127.0.0.1\n\xff secret\n", "{file}: line 2: not UTF-8"),
+        (["scan", "-iL", "{file}"], "1" * 70_000 + "\n", "{file}: line 1: longer than 65,536 bytes"),
+        (["scan", "127.0.0.1", "--alerts", "{file}"], f"[rule]\n{SECRET}\n", "{file}: line 2: invalid TOML"),
+        (["report", "--asn", "1", "--owners", "{file}"], f"{SECRET}\n", "{file}: line 1: invalid TOML at"),
+    ],
+)
+def test_an_input_file_error_names_the_file_and_line_not_its_content(
+    args: list[str], content: str | bytes, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "given.txt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    result = run(*(arg.format(file=path) for arg in args), "--db", str(tmp_path / "i.db"))
+    assert_bad_input(result, message.format(file=path))
+    said = result.stderr.replace(str(path), "FILE")
+    assert "secret" not in said.lower() and "root" not in said
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare")
