@@ -89,6 +89,44 @@ def test_not_an_index_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert precious.read_bytes() == b"my notes, not a database" * 100
 
 
+ALERTS = (
+    "[[webhook]]\nname = 'h'\nurl = 'http://127.0.0.1:9/'\nsecret = 'k'\n"
+    "[[rule]]\nname = 'r'\nchannels = ['h']\n"
+)
+READING = [
+    ["hosts"],
+    ["search", "protocol:redis"],
+    ["show", "127.0.0.1"],
+    ["events"],
+    ["serve", "--port", "18089"],
+    ["report", "--asn", "1"],
+    ["alerts", "send", "--config", "{alerts}"],
+    ["keys", "list"],
+    ["keys", "revoke", "alice"],
+    ["db", "current"],
+    ["scan", "--resume", "s1"],
+]
+
+
+@pytest.mark.parametrize("args", READING, ids=lambda args: " ".join(args[:2]))
+def test_a_reading_command_on_a_missing_index_creates_nothing(args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "alerts.toml").write_text(ALERTS)
+    db = tmp_path / "nowhere" / "index.db"
+    result = run(*(arg.format(alerts=tmp_path / "alerts.toml") for arg in args), "--db", str(db))
+    assert_bad_input(result, f"no index at {db} (run `leaksonar scan` first)")
+    assert not db.parent.exists()
+
+
+def test_an_empty_file_or_database_is_no_index(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert_bad_input(run("hosts", "--db", str(empty)), f"no index at {empty}")
+    assert empty.read_bytes() == b""
+    refused = run("hosts", "--db", "postgresql://leaksonar:secret@127.0.0.1:9/nowhere")
+    assert_bad_input(refused, "postgresql://leaksonar:***@127.0.0.1:9/nowhere")
+    assert "secret" not in refused.stderr
+
+
 def test_scan_into_a_bad_index_leaves_no_worker_behind(tmp_path: Path) -> None:
     """A new scan's discovery workers probe while the index opens; when it cannot, they are stopped."""
     precious = tmp_path / "notes.db"

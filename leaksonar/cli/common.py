@@ -48,13 +48,14 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
         fail(f"{command!r} needs the {extra} extra: pip install 'leaksonar[{extra}]'")
 
 
-def open_store(db: str | None) -> Store:
-    """The index `db` (see `open_index`); one that cannot be opened fails."""
+def open_store(db: str | None, *, create: bool = False) -> Store:
+    """The index `db` (see `open_index`); one that cannot be opened fails, and so does a missing one unless
+    `create` (only commands that write findings or keys make an index: a reading one creates nothing)."""
     from leaksonar.run.job import open_index
     from leaksonar.store import StoreError
 
     try:
-        return open_index(db)
+        return open_index(db, create=create)
     except StoreError as exc:
         fail(str(exc))
 

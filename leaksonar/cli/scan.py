@@ -216,7 +216,7 @@ def watch(
     plan = scan_plan(given, alerts)
     interval = parse_every(every)
     setup_logging(log_level)
-    store = open_store(db)
+    store = open_store(db, create=True)
 
     def on_pass(scan_id: str, progress: ScanProgress, found: list[Event]) -> None:
         for event in found:

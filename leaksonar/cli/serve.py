@@ -75,7 +75,7 @@ def keys_create(
     from leaksonar.web.keys import ApiKeyError, create_key
 
     try:
-        key = create_key(open_store(db), name, level)
+        key = create_key(open_store(db, create=True), name, level)
     except ApiKeyError as exc:
         fail(str(exc))
     typer.echo(key)
