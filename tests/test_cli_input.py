@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,6 +148,28 @@ def test_scan_into_a_bad_index_leaves_no_worker_behind(tmp_path: Path) -> None:
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no process of the group is left
     assert precious.read_bytes() == b"my notes, not a database" * 100
+
+
+def test_sigterm_stops_serve_cleanly(tmp_path: Path) -> None:
+    db = str(tmp_path / "index.db")
+    assert run("db", "upgrade", "--db", db).returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "leaksonar", "serve", "--db", db, "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.1)
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=30)
+    finally:
+        server.kill()
+    assert server.returncode == 0, errors
+    assert "Finished server process" in errors and "Traceback" not in errors
 
 
 def test_help_explains_every_command() -> None:
