@@ -126,6 +126,9 @@ def test_an_empty_file_or_database_is_no_index(tmp_path: Path) -> None:
     empty.touch()
     assert_bad_input(run("hosts", "--db", str(empty)), f"no index at {empty}")
     assert empty.read_bytes() == b""
+    url = f"sqlite:///{tmp_path}/nowhere/index.db"
+    assert_bad_input(run("hosts", "--db", url), f"no index at {url}")
+    assert not (tmp_path / "nowhere").exists()
     refused = run("hosts", "--db", "postgresql://leaksonar:secret@127.0.0.1:9/nowhere")
     assert_bad_input(refused, "postgresql://leaksonar:***@127.0.0.1:9/nowhere")
     assert "secret" not in refused.stderr

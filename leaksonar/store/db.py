@@ -43,6 +43,9 @@ def _url(db: str, create: bool = True) -> str:
     if found and scheme in ("postgresql", "postgres"):
         return f"postgresql+psycopg://{rest}"  # psycopg 3, not SQLAlchemy's default psycopg2
     if found and scheme == "sqlite":
+        file = make_url(db).database
+        if not create and file and file != ":memory:" and not Path(file).exists():
+            raise _missing(db)
         return db
     if found:
         raise StoreError(f"{scheme}:// is not a database leaksonar uses: give a file or a postgresql:// URL")
