@@ -93,6 +93,14 @@ def test_not_an_index_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert precious.read_bytes() == b"my notes, not a database" * 100
 
 
+def test_a_value_of_the_wrong_type_in_alert_rules_is_named_not_echoed(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.toml"
+    rules.write_text("[[webhook]]\nname = 'h'\nurl = 'http://127.0.0.1:9/'\nsecret = 8675309123\n")
+    result = run("scan", "127.0.0.1", "--alerts", str(rules), "--db", str(tmp_path / "i.db"))
+    assert_bad_input(result, f"{rules}: webhook[1].secret: must be a string, not a number")
+    assert "8675309123" not in result.stderr
+
+
 ALERTS = (
     "[[webhook]]\nname = 'h'\nurl = 'http://127.0.0.1:9/'\nsecret = 'k'\n"
     "[[rule]]\nname = 'r'\nchannels = ['h']\n"
