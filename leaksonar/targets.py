@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from leaksonar.inputs import InputError
+
 Interval = tuple[int, int]
 """Inclusive range of IPv4 addresses as integers."""
 
@@ -29,11 +31,35 @@ class ScopeError(TargetError):
     """A target lies outside the allowed scope."""
 
 
-def _address(text: str, what: str) -> int:
+def _address(text: str, reason: str = "is not an IPv4 address") -> int:
     try:
         return int(ipaddress.IPv4Address(text))
     except ValueError:
-        raise TargetError(f"{what} {text!r} is not an IPv4 address") from None
+        raise TargetError(reason) from None
+
+
+def _interval(text: str) -> Interval:
+    """`text` as an interval; TargetError says what is wrong without quoting `text` ("is not ...")."""
+    if "/" in text:
+        try:
+            network = ipaddress.IPv4Network(text, strict=False)
+        except ValueError:
+            raise TargetError("is not a valid IPv4 CIDR block") from None
+        return int(network.network_address), int(network.broadcast_address)
+    if not any(ch.isdigit() for ch in text) or text.split("-", 1)[0].count(".") != 3:
+        raise TargetError("is not an IPv4 address, CIDR block or range (names are not resolved)")
+    if "-" in text:
+        first_text, last_text = (part.strip() for part in text.split("-", 1))
+        first = _address(first_text, "has a range start that is not an IPv4 address")
+        if last_text.isdigit() and int(last_text) <= 255 and "." not in last_text:
+            last = (first & ~0xFF) | int(last_text)
+        else:
+            last = _address(last_text, "has a range end that is not an IPv4 address")
+        if last < first:
+            raise TargetError("is a range that ends before it starts")
+        return first, last
+    address = _address(text)
+    return address, address
 
 
 def parse_target(spec: str) -> Interval:
@@ -41,48 +67,43 @@ def parse_target(spec: str) -> Interval:
     text = spec.strip()
     if not text:
         raise TargetError("empty target")
-    if "/" in text:
-        try:
-            network = ipaddress.IPv4Network(text, strict=False)
-        except ValueError:
-            raise TargetError(f"target {spec!r} is not a valid IPv4 CIDR block") from None
-        return int(network.network_address), int(network.broadcast_address)
-    if not any(ch.isdigit() for ch in text) or text.split("-", 1)[0].count(".") != 3:
-        raise TargetError(
-            f"target {spec!r} is not an IPv4 address, CIDR block or range (names are not resolved)"
-        )
-    if "-" in text:
-        first_text, last_text = (part.strip() for part in text.split("-", 1))
-        first = _address(first_text, "range start")
-        if last_text.isdigit() and int(last_text) <= 255 and "." not in last_text:
-            last = (first & ~0xFF) | int(last_text)
-        else:
-            last = _address(last_text, "range end")
-        if last < first:
-            raise TargetError(f"range {spec!r} ends before it starts")
-        return first, last
-    address = _address(text, "target")
-    return address, address
-
-
-def read_list(path: Path) -> Iterator[str]:
-    """Target specs from a file: one or more per line (space or comma separated), `#` comments."""
     try:
-        handle = path.open(encoding="utf-8")
+        return _interval(text)
+    except TargetError as exc:
+        raise TargetError(f"target {spec!r} {exc}") from None
+
+
+MAX_LIST_LINE = 1 << 16
+"""Bytes of one line of a target or opt-out list."""
+
+
+def read_list(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, target spec) from a file: one or more specs a line (space or comma separated), `#`
+    comments. Raises InputError."""
+    try:
+        handle = path.open("rb")
     except OSError as exc:
-        raise TargetError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(path, None, f"cannot read: {exc.strerror}") from None
     with handle:
-        for line in handle:
-            yield from line.split("#", 1)[0].replace(",", " ").split()
+        for number, line in enumerate(iter(lambda: handle.readline(MAX_LIST_LINE + 1), b""), 1):
+            if len(line) > MAX_LIST_LINE:
+                raise InputError(path, number, f"longer than {MAX_LIST_LINE:,} bytes")
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(path, number, "not UTF-8 text") from None
+            for spec in text.split("#", 1)[0].replace(",", " ").split():
+                yield number, spec
 
 
 def parse_list(path: Path) -> list[Interval]:
+    """The targets of a list file. Raises InputError naming the line, never quoting it."""
     intervals = []
-    for number, spec in enumerate(read_list(path), 1):
+    for number, spec in read_list(path):
         try:
-            intervals.append(parse_target(spec))
+            intervals.append(_interval(spec))
         except TargetError as exc:
-            raise TargetError(f"{path}: entry {number}: {exc}") from None
+            raise InputError(path, number, f"a target {exc}") from None
     return intervals
 
 
@@ -311,7 +332,8 @@ def build_space(
     blocklist: list[Interval] | None = None,
     seed: int | None = None,
 ) -> TargetSpace:
-    """Parse, scope-check, block and exclude: the space a scan will walk. Raises TargetError."""
+    """Parse, scope-check, block and exclude: the space a scan will walk. Raises TargetError (InputError for
+    the list files)."""
     targets = [parse_target(spec) for spec in specs]
     for path in list_files:
         targets.extend(parse_list(path))

@@ -296,7 +296,7 @@ def test_rules_filter_by_network_severity_type_query_and_asn(
 
 
 BAD = [
-    ("[[rule]\nname = 'x'\n", "invalid TOML", "at line 5"),
+    ("[[rule]\nname = 'x'\n", "invalid TOML", "line 5"),
     ("[[rule]]\nname = 'x'\nchannels = ['nowhere']\n", "rule[1].channels", "no channel named 'nowhere'"),
     ("[[rule]]\nname = 'x'\n", "rule[1].channels", "missing"),
     (

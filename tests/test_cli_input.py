@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,13 +38,42 @@ def assert_bad_input(result: subprocess.CompletedProcess[str], message: str) -> 
         (["scan", "127.0.0.1", "-p", "0"], "must lie within 1-65535"),
         (["scan", "127.0.0.1", "-p", "http"], "port 'http' is not a number"),
         (["scan"], "no targets given"),
-        (["scan", "127.0.0.1", "-iL", "/nonexistent/list.txt"], "cannot read /nonexistent/list.txt"),
+        (["scan", "127.0.0.1", "-iL", "/nonexistent/list.txt"], "/nonexistent/list.txt: cannot read"),
         (["scan", "127.0.0.1", "--scope", "nowhere"], "scope: target 'nowhere'"),
         (["show", "127.0.0.1:http"], "is not IP or IP:PORT"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
     assert_bad_input(run(*args, "--db", str(tmp_path / "i.db")), message)
+
+
+SECRET = "root:$6$Hunter2secret$Xq:19000:0:99999:7:::"
+"""A line of a file handed over by mistake (/etc/shadow): errors about it must not print it."""
+
+
+@pytest.mark.parametrize(
+    ("args", "content", "message"),
+    [
+        (["scan", "-iL", "{file}"], f"127.0.0.1\n{SECRET}\n", "{file}: line 2: a target is not an IPv4"),
+        (["scan", "127.0.0.1", "--exclude-file", "{file}"], f"# opt-out\n\n{SECRET}", "{file}: line 3: a "),
+        (["scan", "127.0.0.1", "-iL", "{file}"], b"127.0.0.1\n\xff secret\n", "{file}: line 2: not UTF-8"),
+        (["scan", "-iL", "{file}"], "1" * 70_000 + "\n", "{file}: line 1: longer than 65,536 bytes"),
+        (["scan", "127.0.0.1", "--alerts", "{file}"], f"[rule]\n{SECRET}\n", "{file}: line 2: invalid TOML"),
+        (["report", "--asn", "1", "--owners", "{file}"], f"{SECRET}\n", "{file}: line 1: invalid TOML at"),
+    ],
+)
+def test_an_input_file_error_names_the_file_and_line_not_its_content(
+    args: list[str], content: str | bytes, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "given.txt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    result = run(*(arg.format(file=path) for arg in args), "--db", str(tmp_path / "i.db"))
+    assert_bad_input(result, message.format(file=path))
+    said = result.stderr.replace(str(path), "FILE")
+    assert "secret" not in said.lower() and "root" not in said
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare")
@@ -60,6 +93,55 @@ def test_not_an_index_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert precious.read_bytes() == b"my notes, not a database" * 100
 
 
+def test_a_value_of_the_wrong_type_in_alert_rules_is_named_not_echoed(tmp_path: Path) -> None:
+    rules = tmp_path / "alerts.toml"
+    rules.write_text("[[webhook]]\nname = 'h'\nurl = 'http://127.0.0.1:9/'\nsecret = 8675309123\n")
+    result = run("scan", "127.0.0.1", "--alerts", str(rules), "--db", str(tmp_path / "i.db"))
+    assert_bad_input(result, f"{rules}: webhook[1].secret: must be a string, not a number")
+    assert "8675309123" not in result.stderr
+
+
+ALERTS = (
+    "[[webhook]]\nname = 'h'\nurl = 'http://127.0.0.1:9/'\nsecret = 'k'\n"
+    "[[rule]]\nname = 'r'\nchannels = ['h']\n"
+)
+READING = [
+    ["hosts"],
+    ["search", "protocol:redis"],
+    ["show", "127.0.0.1"],
+    ["events"],
+    ["serve", "--port", "18089"],
+    ["report", "--asn", "1"],
+    ["alerts", "send", "--config", "{alerts}"],
+    ["keys", "list"],
+    ["keys", "revoke", "alice"],
+    ["db", "current"],
+    ["scan", "--resume", "s1"],
+]
+
+
+@pytest.mark.parametrize("args", READING, ids=lambda args: " ".join(args[:2]))
+def test_a_reading_command_on_a_missing_index_creates_nothing(args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "alerts.toml").write_text(ALERTS)
+    db = tmp_path / "nowhere" / "index.db"
+    result = run(*(arg.format(alerts=tmp_path / "alerts.toml") for arg in args), "--db", str(db))
+    assert_bad_input(result, f"no index at {db} (run `leaksonar scan` first)")
+    assert not db.parent.exists()
+
+
+def test_an_empty_file_or_database_is_no_index(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert_bad_input(run("hosts", "--db", str(empty)), f"no index at {empty}")
+    assert empty.read_bytes() == b""
+    url = f"sqlite:///{tmp_path}/nowhere/index.db"
+    assert_bad_input(run("hosts", "--db", url), f"no index at {url}")
+    assert not (tmp_path / "nowhere").exists()
+    refused = run("hosts", "--db", "postgresql://leaksonar:secret@127.0.0.1:9/nowhere")
+    assert_bad_input(refused, "postgresql://leaksonar:***@127.0.0.1:9/nowhere")
+    assert "secret" not in refused.stderr
+
+
 def test_scan_into_a_bad_index_leaves_no_worker_behind(tmp_path: Path) -> None:
     """A new scan's discovery workers probe while the index opens; when it cannot, they are stopped."""
     precious = tmp_path / "notes.db"
@@ -77,6 +159,28 @@ def test_scan_into_a_bad_index_leaves_no_worker_behind(tmp_path: Path) -> None:
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no process of the group is left
     assert precious.read_bytes() == b"my notes, not a database" * 100
+
+
+def test_sigterm_stops_serve_cleanly(tmp_path: Path) -> None:
+    db = str(tmp_path / "index.db")
+    assert run("db", "upgrade", "--db", db).returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "leaksonar", "serve", "--db", db, "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.1)
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=30)
+    finally:
+        server.kill()
+    assert server.returncode == 0, errors
+    assert "Finished server process" in errors and "Traceback" not in errors
 
 
 def test_help_explains_every_command() -> None:

@@ -163,7 +163,7 @@ def test_reminder_intervals_follow_severity(tmp_path: Path) -> None:
         (("--asn", "64500", "--format", "pdf"), None, "--format"),
         (("--asn", "64500"), '[[owner]]\norg = "X"\nnetwork = "10.0.0.0/33"\n', "owner #1 (X)"),
         (("--asn", "64500"), '[[owner]]\norg = "X"\nnetwork = "10.0.0.0/8"\nabuse = "nobody"\n', "e-mail"),
-        (("--asn", "64500"), "[[owner]\n", "not valid TOML"),
+        (("--asn", "64500"), "[[owner]\n", "line 1: invalid TOML"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(

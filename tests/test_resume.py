@@ -63,10 +63,16 @@ def unrecorded(state: State) -> bool:
 
 
 def stop_midway(
-    db: Path, targets: list[str], workers: int, how: signal.Signals, until: Callable[[State], bool] = midway
+    db: Path,
+    targets: list[str],
+    workers: int,
+    how: signal.Signals,
+    until: Callable[[State], bool] = midway,
+    group: bool = True,
 ) -> tuple[str, int]:
-    """Start a scan of `targets`; once its state satisfies `until`, send `how` to its process group.
-    Returns the scan id and the exit code; its stderr goes to `db`.stderr."""
+    """Start a scan of `targets`; once its state satisfies `until`, send `how` to its process group (to the
+    scan's own process only, not its workers, without `group`). Returns the scan id and the exit code; its
+    stderr goes to `db`.stderr."""
     command = [sys.executable, "-m", "leaksonar", "scan", "--db", str(db), "--rate", RATE, "--seed", SEED]
     with db.with_suffix(".stderr").open("w") as errors:  # the scan keeps its own copy of the file
         process = subprocess.Popen(
@@ -81,7 +87,7 @@ def stop_midway(
             assert process.poll() is None, f"the scan ended first: {db.with_suffix('.stderr').read_text()}"
             state = checkpoint(db)
             if state and until(state):
-                os.killpg(process.pid, how)
+                (os.killpg if group else os.kill)(process.pid, how)
                 return state[0], process.wait(30)
             time.sleep(0.05)
         raise AssertionError("the scan did not get there within 60 s")
@@ -93,9 +99,14 @@ def stop_midway(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("how", "workers", "status"),
-    [(signal.SIGKILL, 1, "running"), (signal.SIGINT, 2, "interrupted")],
-    ids=["kill-9", "ctrl-c-2-workers"],
+    ("how", "workers", "group", "status"),
+    [
+        (signal.SIGKILL, 1, True, "running"),
+        (signal.SIGINT, 2, True, "interrupted"),
+        (signal.SIGTERM, 2, True, "interrupted"),
+        (signal.SIGTERM, 2, False, "interrupted"),
+    ],
+    ids=["kill-9", "ctrl-c-2-workers", "sigterm-2-workers", "sigterm-to-the-scan-only"],
 )
 def test_resume_finishes_a_stopped_scan_as_a_clean_scan_would(
     lab: dict[str, Any],
@@ -103,11 +114,16 @@ def test_resume_finishes_a_stopped_scan_as_a_clean_scan_would(
     tmp_path: Path,
     how: signal.Signals,
     workers: int,
+    group: bool,
     status: str,
 ) -> None:
     db = tmp_path / "index.db"
-    scan_id, code = stop_midway(db, [lab_block(lab), EXTRA], workers, how)
-    assert code == (-signal.SIGKILL if how == signal.SIGKILL else 130), db.with_suffix(".stderr").read_text()
+    scan_id, code = stop_midway(db, [lab_block(lab), EXTRA], workers, how, group=group)
+    said = db.with_suffix(".stderr").read_text()
+    assert code == (-signal.SIGKILL if how == signal.SIGKILL else 130), said
+    if how != signal.SIGKILL:  # SIGTERM as Ctrl-C: one line, and how to go on
+        resume = f"continue with `leaksonar scan --resume {scan_id}`."
+        assert said.splitlines()[-1] == f"leaksonar: interrupted; findings so far are stored; {resume}", said
     assert query(db, "SELECT status FROM scans")[0][0] == status
     assert query(db, "SELECT count(*) FROM findings")[0][0] >= 3  # what was committed survived the stop
     assert query(db, "PRAGMA integrity_check") == [("ok",)]

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leaksonar.inputs import InputError
 from leaksonar.targets import (
     Permutation,
     Scope,
@@ -142,9 +143,10 @@ def test_input_list_and_bad_entries(tmp_path: Path) -> None:
     assert build_space([], (1,), list_files=[good], scope=LOOPBACK).addresses == 3
     bad = tmp_path / "bad.txt"
     bad.write_text("127.77.0.1\nnot-an-ip\n")
-    with pytest.raises(TargetError, match=r"bad.txt: entry 2: .*not-an-ip"):
+    with pytest.raises(InputError, match=r"bad.txt: line 2: a target is not an IPv4 address") as caught:
         build_space([], (1,), list_files=[bad], scope=LOOPBACK)
-    with pytest.raises(TargetError, match="cannot read"):
+    assert "not-an-ip" not in str(caught.value)
+    with pytest.raises(InputError, match="cannot read"):
         build_space([], (1,), list_files=[tmp_path / "missing.txt"], scope=LOOPBACK)
 
 

@@ -246,9 +246,15 @@ def test_a_first_row_of_identifiers_is_data_not_names(tmp_path: Path) -> None:
         ("empty.csv", b"", "empty.csv: empty"),
         ("header.csv", "姓名,身份证号\n".encode(), "header.csv: no rows"),
         ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not CSV, JSON or JSON lines (binary data)"),
-        ("broken.json", b'[{"a": 1}, {"a": ', "broken.json: malformed JSON"),
-        ("numbers.json", b"[1, 2, 3]", "JSON record 1 is not an object"),
-        ("meta.json", b'{\n  "count": 0\n}\n', "the JSON object holds no array of records"),
+        ("broken.json", b'[{"a": 1},\n {"a": ', "broken.json: line 2: malformed JSON"),
+        ("numbers.json", b"[1, 2, 3]", "line 1: JSON record 1 is not an object"),
+        ("meta.json", b'{\n  "count": 0\n}\n', "line 3: the JSON object holds no array of records"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "deep.json: line 1: JSON nested deeper than 64"),
+        ("deep.jsonl", b'{"a": 1}\n' * 3 + b'{"a":' * 65 + b"1" + b"}" * 65, "line 4: JSON nested deeper"),
+        ("deep_head.json", b'{"a":' * 20_000 + b"1" + b"}" * 20_000, "line 1: JSON nested deeper than 64"),
+        ("long.csv", b"a,b\n1," + b"x" * (2 << 20) + b"\n", "long.csv: line 2: longer than 1,048,576"),
+        ("field.csv", b'a,b\n1,"' + (b"x" * 999 + b"\n") * 200 + b'"\n', "line 133: malformed CSV (field"),
+        ("nul.csv", b"a,b\n" + b"1,2\n" * 20_000 + b"3,\x004\n", "line 20002: not CSV, JSON or JSON lines"),
         ("cut.gz", gzip.compress(b"a,b\n1,2\n")[:12], "no rows (the compressed data ends early)"),
         ("none.gz", gzip.compress(b"")[:8], "no data (the compressed file is empty or cut short)"),
     ],
@@ -257,6 +263,19 @@ def test_bad_file_is_one_line_and_exit_2(name: str, content: bytes, message: str
     path = tmp_path / name
     path.write_bytes(content)
     assert_bad_input(run(str(path)), message)
+
+
+def test_nesting_is_counted_outside_strings(tmp_path: Path) -> None:
+    """Brackets inside strings (and escaped quotes before them) are text, not nesting."""
+    path = tmp_path / "brackets.json"
+    path.write_text(json.dumps([{"a": "[" * 200 + '"' + "{" * 200, "b": "x\\"}, {"a": "]]", "b": [[["y"]]]}]))
+    assert verify_json(path)["rows"] == 2
+
+
+def test_a_file_that_is_not_utf8_is_read_with_replacement_characters(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"name,city\n" + b"\xff\xfe\xfa,x\n" * 10)
+    assert verify_json(path)["rows"] == 10
 
 
 def test_missing_file_directory_and_bad_limit(tmp_path: Path) -> None:

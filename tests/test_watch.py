@@ -59,7 +59,8 @@ def test_watch_once_stores_a_scan_and_prints_its_events(lab_service: Any, tmp_pa
     assert [s and s.status for s in scans] == ["done", "done"]
 
 
-def test_ctrl_c_stops_watch_cleanly(lab_service: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_watch_cleanly(lab_service: Any, tmp_path: Path, how: signal.Signals) -> None:
     cache = lab_service("redis-open")
     db = str(tmp_path / "index.db")
     watch = subprocess.Popen(
@@ -73,7 +74,7 @@ def test_ctrl_c_stops_watch_cleanly(lab_service: Any, tmp_path: Path) -> None:
         assert watch.stderr is not None
         first_pass = watch.stderr.readline()  # the first pass is done; the next is an hour away
         assert " INFO leaksonar.watch: scan " in first_pass, first_pass
-        watch.send_signal(signal.SIGINT)
+        watch.send_signal(how)
         stdout, stderr = watch.communicate(timeout=30)
     finally:
         watch.kill()

@@ -1,13 +1,15 @@
-"""What every command group shares: the one-line error, the index option and opening the index."""
+"""What every command group shares: the one-line error, the index option, opening the index and stopping."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -63,15 +65,32 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
         fail(f"{command!r} needs the {extra} extra: pip install 'leaksonar[{extra}]'")
 
 
-def open_store(db: str | None) -> Store:
-    """The index `db` (see `open_index`); one that cannot be opened fails."""
+def open_store(db: str | None, *, create: bool = False) -> Store:
+    """The index `db` (see `open_index`); one that cannot be opened fails, and so does a missing one unless
+    `create` (only commands that write findings or keys make an index: a reading one creates nothing)."""
     from leaksonar.run.job import open_index
     from leaksonar.store import StoreError
 
     try:
-        return open_index(db)
+        return open_index(db, create=create)
     except StoreError as exc:
         fail(str(exc))
+
+
+def _as_ctrl_c(_signal: int, frame: FrameType | None) -> None:
+    on_ctrl_c = signal.getsignal(signal.SIGINT)
+    if on_ctrl_c == signal.SIG_DFL:
+        signal.raise_signal(signal.SIGINT)  # a forked discovery worker: it ends as Ctrl-C ends it
+    elif callable(on_ctrl_c):
+        on_ctrl_c(signal.SIGINT, frame)  # KeyboardInterrupt, or asyncio's: the running scan is cancelled
+    else:
+        raise KeyboardInterrupt  # Ctrl-C is ignored (started in the background); SIGTERM still stops
+
+
+def stop_on_sigterm() -> None:
+    """Handle SIGTERM (a service manager's stop, `kill`) as Ctrl-C: a long-running command stops the same way,
+    with what it did so far stored. Processes forked later (discovery workers) inherit it."""
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
 
 
 def split_address(address: str) -> tuple[str, int | None]:

@@ -32,5 +32,5 @@ def db_upgrade(db: DbOption = None) -> None:
     """Migrate the index to this version's schema, keeping its rows (any command opening it does too)."""
     from leaksonar.store.migrations import HEAD
 
-    open_store(db).close()
+    open_store(db, create=True).close()
     typer.echo(f"{HEAD} (current)")

@@ -13,6 +13,7 @@ import typer
 
 from leaksonar.cli.common import alert_config, fail
 from leaksonar.cli.render import err
+from leaksonar.inputs import InputError
 from leaksonar.model import Limits
 from leaksonar.scan.engine import ScanOptions
 from leaksonar.scan.enrich import ASN_ENV, GEO_ENV, EnrichError, configured
@@ -147,7 +148,7 @@ def scan_plan(given: ScanArguments, alerts: Path | None) -> ScanPlan:
             scope=guard,
             seed=given.seed,
         )
-    except TargetError as exc:
+    except (TargetError, InputError) as exc:
         fail(str(exc))
     if given.rate is not None and given.rate <= 0:
         fail("--rate must be positive")

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from leaksonar.cli import render
-from leaksonar.cli.common import DbOption, alert_config, fail, needs_extra, open_store, parse_every
+from leaksonar.cli.common import (
+    DbOption,
+    alert_config,
+    fail,
+    needs_extra,
+    open_store,
+    parse_every,
+    stop_on_sigterm,
+)
 from leaksonar.cli.logs import LogLevel, LogLevelOption, setup_logging
 from leaksonar.cli.options import (
     DEFAULT,
@@ -113,6 +121,7 @@ def scan(
     if resume is not None and distributed:
         fail("--resume does not combine with --distributed")
     plan = scan_plan(given, alerts) if resume is None else None
+    stop_on_sigterm()
     try:
         with ExitStack() as stack:
             handle = _jsonl_handle(stack, jsonl)
@@ -216,7 +225,8 @@ def watch(
     plan = scan_plan(given, alerts)
     interval = parse_every(every)
     setup_logging(log_level)
-    store = open_store(db)
+    store = open_store(db, create=True)
+    stop_on_sigterm()
 
     def on_pass(scan_id: str, progress: ScanProgress, found: list[Event]) -> None:
         for event in found:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from leaksonar.cli.common import DbOption, JsonFlag, fail, open_store
+from leaksonar.cli.common import DbOption, JsonFlag, fail, open_store, stop_on_sigterm
 from leaksonar.cli.logs import LogLevel, LogLevelOption, setup_logging
 from leaksonar.cli.render import err
 
@@ -56,8 +56,12 @@ def serve(
         log.warning("serving on %s, reachable from other machines", host)
     url = f"http://[{host}]:{port}/" if address.version == 6 else f"http://{host}:{port}/"
     log.info("serving %s (API docs %sdocs); Ctrl-C to stop", url, url)
+    stop_on_sigterm()
     config = uvicorn.Config(web, log_config=None, log_level=log_level, access_log=log_level is LogLevel.debug)
-    uvicorn.Server(config).run(sockets=[listener])
+    try:
+        uvicorn.Server(config).run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn stopped on Ctrl-C or SIGTERM, then signalled itself again
+        log.info("stopped")
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the web API and UI (levels public, analyst).")
@@ -75,7 +79,7 @@ def keys_create(
     from leaksonar.web.keys import ApiKeyError, create_key
 
     try:
-        key = create_key(open_store(db), name, level)
+        key = create_key(open_store(db, create=True), name, level)
     except ApiKeyError as exc:
         fail(str(exc))
     typer.echo(key)

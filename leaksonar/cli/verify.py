@@ -18,13 +18,14 @@ def verify(
 ) -> None:
     """Check a leak sample before trusting it: what each column holds, checksum validity, whether IDs agree
     with birth dates, genders, ages and places, duplicates, date ranges, and a verdict with its reasons."""
+    from leaksonar.inputs import InputError
     from leaksonar.verify import reader as verifying  # the validators are heavy: loaded on first use
 
     if limit < 1:
         fail("--limit must be at least 1")
     try:
         leak, report = verifying.verify(file, limit)
-    except verifying.VerifyError as exc:
+    except InputError as exc:
         fail(str(exc))
     if as_json:
         echo_json(verifying.report_record(leak, report))

@@ -8,7 +8,6 @@ names the file, the table and the key (or the line, for TOML syntax errors).
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import httpx
 
+from leaksonar.inputs import InputError, load_toml
 from leaksonar.model import EVENT_TYPES, SEVERITIES, SEVERITY_RANK, Event, Severity
 
 QUERY_FIELDS = ("protocol", "type", "severity", "ip")
@@ -170,7 +170,7 @@ class _Table:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(dict.fromkeys(_KIND_NAMES[k] for k in kinds))
-            self.error(key, f"must be {names}, not {value!r}")
+            self.error(key, f"must be {names}, not {_KIND_NAMES.get(type(value), type(value).__name__)}")
         return value
 
     def text(self, key: str, required: bool = True, default: str | None = None) -> Any:
@@ -370,14 +370,8 @@ def parse_config(data: Mapping[str, Any], source: str) -> AlertConfig:
 
 def load_config(path: str | Path) -> AlertConfig:
     """Read and check an alert configuration file."""
-    source = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source}: not UTF-8 text") from None
-    return parse_config(data, source)
+        data = load_toml(path)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    return parse_config(data, str(path))

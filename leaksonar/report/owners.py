@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from leaksonar.inputs import InputError, load_toml
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -77,11 +78,9 @@ def load_owners(path: Path | None) -> Owners:
     if path is None:
         return Owners()
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise OwnersError(f"cannot read owners file {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise OwnersError(f"owners file {path} is not valid TOML: {exc}") from None
+        raw = load_toml(path)
+    except InputError as exc:
+        raise OwnersError(f"owners file {exc}") from None
     owners = raw.get("owner", [])
     if not isinstance(owners, list) or set(raw) - {"owner"}:
         raise OwnersError(f"owners file {path}: expected only [[owner]] tables")

@@ -54,12 +54,14 @@ class ScanOutcome:
     store: Store
 
 
-def open_index(db: str | None) -> Store:
-    """The index `db` (a path or URL; None: the default), migrated. Raises StoreError."""
+def open_index(db: str | None, *, create: bool = True) -> Store:
+    """The index `db` (a path or URL; None: the default), migrated; made when there is none only with
+    `create`. Raises StoreError."""
     from leaksonar.store.db import Store  # SQLAlchemy: loaded once a command needs the index
 
     gc.freeze()  # as at start-up: the index's modules live until exit, and the collector need not walk them
-    return Store(db)  # made after the freeze, so that the collection at exit closes it (WAL checkpointed)
+    # made after the freeze, so that the collection at exit closes it (WAL checkpointed)
+    return Store(db, create=create)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ def start(space: TargetSpace, options: ScanOptions, db: str | None) -> LocalScan
 def reopen(scan_id: str, db: str | None) -> LocalScan:
     """The unfinished scan `scan_id` of the index `db`, to finish from its last checkpoint. Raises
     StoreError, ResumeError."""
-    store = open_index(db)
+    store = open_index(db, create=False)
     return LocalScan(resume_job(scan_id, store), store, None)
 
 

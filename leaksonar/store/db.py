@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.exc import DatabaseError
 
 from leaksonar.store import DB_ENV, StoreError
@@ -33,15 +33,27 @@ def default_db() -> str:
     return os.environ.get(DB_ENV) or str(Path(platformdirs.user_data_dir("leaksonar")) / "leaksonar.db")
 
 
-def _url(db: str) -> str:
+def _missing(db: str) -> StoreError:
+    return StoreError(f"no index at {_shown(db)} (run `leaksonar scan` first)")
+
+
+def _url(db: str, create: bool = True) -> str:
+    """The SQLAlchemy URL of `db`; a file's directory is made with `create`, else the file must exist."""
     scheme, found, rest = db.partition("://")
     if found and scheme in ("postgresql", "postgres"):
         return f"postgresql+psycopg://{rest}"  # psycopg 3, not SQLAlchemy's default psycopg2
     if found and scheme == "sqlite":
+        file = make_url(db).database
+        if not create and file and file != ":memory:" and not Path(file).exists():
+            raise _missing(db)
         return db
     if found:
         raise StoreError(f"{scheme}:// is not a database leaksonar uses: give a file or a postgresql:// URL")
     path = Path(db).expanduser()
+    if not create:
+        if not path.exists():
+            raise _missing(db)
+        return f"sqlite:///{path}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -66,7 +78,7 @@ def schema_revision(db: str | None = None) -> str | None:
     from leaksonar.store.migrations import current
 
     db = db or default_db()
-    engine = create_engine(_url(db))
+    engine = create_engine(_url(db, create=False))
     try:
         with engine.connect() as conn:
             return current(conn)
@@ -92,9 +104,13 @@ class Store:
     (latest state), `events`, `deliveries` (of alerts), `keys` (API keys), `reports` (disclosure report
     history); search, facets and totals span them all."""
 
-    def __init__(self, db: str | None = None) -> None:
+    def __init__(self, db: str | None = None, *, create: bool = True) -> None:
+        """Open (and migrate) the index `db` (None: the default); without `create`, a database that holds no
+        index (a missing file, an empty database) is refused, and nothing is made. Raises StoreError."""
         self.db = db or default_db()
-        self.engine: Engine = create_engine(_url(self.db))
+        self.engine: Engine = create_engine(_url(self.db, create))
+        if not create:
+            self._require_index()
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         from leaksonar.store.migrations import SchemaError, upgrade
@@ -114,6 +130,21 @@ class Store:
         self.deliveries = Deliveries(self.engine)
         self.keys = Keys(self.engine)
         self.reports = Reports(self.engine)
+
+    def _require_index(self) -> None:
+        """StoreError unless the database holds an index, of any revision (checked before the SQLite pragmas,
+        which would turn an empty file into a database)."""
+        from leaksonar.store.migrations import current
+
+        try:
+            with self.engine.connect() as conn:
+                found = current(conn) is not None or inspect(conn).has_table("scans")
+        except DatabaseError as exc:
+            raise _unreadable(self.db, exc) from None
+        finally:
+            self.engine.dispose()
+        if not found:
+            raise _missing(self.db)
 
     def close(self) -> None:
         """Close the index's connections (a later use opens them again)."""

@@ -4,7 +4,9 @@ The one module of `assess` that reads a file: the sample a user hands over. Form
 by name: gzip by its magic bytes; then a JSON array of objects, a JSON object whose first array holds them,
 JSON lines, or CSV with a header row (delimiter sniffed). Text is UTF-8, UTF-16 with a BOM, or GB18030.
 Nested JSON objects become dotted column names. At most `limit` rows are read (the report says when the
-file has more), lines and JSON records are capped in size, and so is the number of columns.
+file has more), lines and JSON records are capped in size, and so are the number of columns and the nesting of
+JSON (checked on the text before it is parsed: a hostile file cannot exhaust the parser's recursion). An
+unreadable file is an `InputError` naming the file and the line, never quoting it.
 
 Nothing raw leaves: output holds counts, rates, date ranges and masked examples; a JSON key that is itself an
 identifier is masked, and a CSV whose first row holds identifiers is read as having no header row.
@@ -34,6 +36,7 @@ from rich.text import Text
 from leaksonar.assess.masks import mask
 from leaksonar.assess.pii import MAX_CHARS, MAX_DEPTH, leaf_text
 from leaksonar.assess.validators import classify
+from leaksonar.inputs import InputError
 from leaksonar.terminal import add_row, plain
 from leaksonar.verify.consistency import Cell, Check, ColumnReport, Report, check_table
 
@@ -45,10 +48,15 @@ MAX_RECORD = 16 << 20
 """Characters of one JSON record."""
 SNIFF = 64 << 10
 """Bytes looked at to tell encoding and format."""
+MAX_NESTING = 64
+"""Levels of JSON arrays and objects (a file nested deeper is refused)."""
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 16
 _WHITESPACE = re.compile(r"\s*")
+_STRUCTURE = re.compile(r'[\[\]{}"]')
+_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+"""The rest of a JSON string: up to its closing quote (or a backslash that ends the text)."""
 _DECODER = json.JSONDecoder()
 _LINES_EXTENSIONS = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _VERDICT_STYLE = {"consistent": "bold green", "inconsistent": "bold red", "insufficient data": "yellow"}
@@ -56,7 +64,12 @@ _STATUS_STYLE = {"pass": "green", "fail": "bold red", "too few": "yellow"}
 
 
 class VerifyError(ValueError):
-    """The file cannot be read as a leak sample (the message names what is wrong)."""
+    """The file cannot be read as a leak sample: what is wrong and on which line (`read_leak` makes it an
+    InputError naming the file)."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.line = reason, line
 
 
 @dataclass(slots=True)
@@ -132,6 +145,7 @@ def _kind(text: str, name: str) -> str:
     if name.lower().endswith(_LINES_EXTENSIONS):
         return "jsonl"
     first, _, rest = text.lstrip().partition("\n")
+    _Nesting().feed(first)  # before the parser recurses into it
     try:
         record = json.loads(first)
     except ValueError:
@@ -145,9 +159,13 @@ def _kind(text: str, name: str) -> str:
 
 
 def _lines(stream: IO[str]) -> Iterator[str]:
+    number = 0
     while line := stream.readline(MAX_LINE):
+        number += 1
         if len(line) == MAX_LINE and not line.endswith(("\n", "\r")):
-            raise VerifyError(f"a line is longer than {MAX_LINE:,} characters")
+            raise VerifyError(f"longer than {MAX_LINE:,} characters", number)
+        if "\0" in line:
+            raise VerifyError("not CSV, JSON or JSON lines (binary data)", number)
         yield line
 
 
@@ -172,35 +190,86 @@ def _csv_rows(stream: IO[str], head: str, leak: LeakFile) -> Iterator[dict[str, 
     dialect = _dialect(head)
     leak.kind = f"CSV, delimiter {dialect.delimiter!r}"
     reader = csv.reader(_lines(stream), dialect)
-    first = next((cells for cells in reader if cells), [])
-    if any(classify(cell.strip()) for cell in first):
-        leak.notes.append("the first row holds data, not column names: columns are numbered")
-        names = [f"column_{number}" for number in range(1, len(first) + 1)]
-        yield dict(zip(names, map(leaf_text, first), strict=True))
-    else:
-        names = _header(first)
-    for cells in reader:
-        if cells:
-            yield dict(zip(names, map(leaf_text, cells), strict=False))
+    try:
+        first = next((cells for cells in reader if cells), [])
+        if any(classify(cell.strip()) for cell in first):
+            leak.notes.append("the first row holds data, not column names: columns are numbered")
+            names = [f"column_{number}" for number in range(1, len(first) + 1)]
+            yield dict(zip(names, map(leaf_text, first), strict=True))
+        else:
+            names = _header(first)
+        for cells in reader:
+            if cells:
+                yield dict(zip(names, map(leaf_text, cells), strict=False))
+    except csv.Error as exc:  # its messages name no content ("field larger than field limit (131072)")
+        raise VerifyError(f"malformed CSV ({exc})", reader.line_num) from None
 
 
 # --- JSON -----------------------------------------------------------------------------------------------
 
 
+class _Nesting:
+    """How deep JSON text fed chunk by chunk nests arrays and objects (strings and their escapes skipped);
+    VerifyError, with the line, past MAX_NESTING levels."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False
+        self.lines = 0
+
+    def feed(self, text: str) -> None:
+        at = self._past_string(text, 0) if self.in_string else 0
+        while found := _STRUCTURE.search(text, at):
+            char, at = found[0], found.end()
+            if char == '"':
+                self.in_string = True
+                at = self._past_string(text, at)
+            elif char in "[{":
+                self.depth += 1
+                if self.depth > MAX_NESTING:
+                    line = self.lines + text.count("\n", 0, at) + 1
+                    raise VerifyError(f"JSON nested deeper than {MAX_NESTING} levels", line)
+            else:
+                self.depth -= 1
+        self.lines += text.count("\n")
+
+    def _past_string(self, text: str, at: int) -> int:
+        """Where the string being read ends in `text`, past its quote (the end of `text` if it goes on)."""
+        if self.escaped:
+            self.escaped, at = False, at + 1
+        end = _STRING_REST.match(text, at).end()  # type: ignore[union-attr]
+        if end < len(text) and text[end] == '"':
+            self.in_string = False
+            return end + 1
+        self.escaped = end < len(text)  # a backslash ends the text: it escapes the next one's first character
+        return len(text)
+
+
 class _JsonReader:
-    """JSON values read one at a time from a text stream, in bounded chunks."""
+    """JSON values read one at a time from a text stream, in bounded chunks whose nesting is checked before
+    they are parsed."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
         self.buffer = ""
         self.at = 0
         self.eof = False
+        self.nesting = _Nesting()
+        self.lines = 0
+        """Lines before the buffer."""
 
     def _fill(self) -> None:
         chunk = self.stream.read(max(_CHUNK, len(self.buffer) - self.at))
+        self.nesting.feed(chunk)
         self.eof = not chunk
+        self.lines += self.buffer.count("\n", 0, self.at)
         self.buffer = self.buffer[self.at :] + chunk
         self.at = 0
+
+    def line(self, at: int | None = None) -> int:
+        """The line of position `at` of the buffer (default: where reading is)."""
+        return self.lines + self.buffer.count("\n", 0, self.at if at is None else at) + 1
 
     def peek(self) -> str:
         """The next character that is not white space ("" at the end)."""
@@ -214,7 +283,7 @@ class _JsonReader:
         """The next character, one of `expected`."""
         char = self.peek()
         if not char or char not in expected:
-            raise VerifyError(f"malformed JSON: expected {' or '.join(map(repr, expected))}")
+            raise VerifyError(f"malformed JSON: expected {' or '.join(map(repr, expected))}", self.line())
         self.at += 1
         return char
 
@@ -229,9 +298,9 @@ class _JsonReader:
                     return value
             except json.JSONDecodeError as exc:
                 if self.eof:
-                    raise VerifyError(f"malformed JSON: {exc.msg}") from None
+                    raise VerifyError(f"malformed JSON: {exc.msg}", self.line(exc.pos)) from None
             if len(self.buffer) - self.at > MAX_RECORD:
-                raise VerifyError(f"a JSON record is larger than {MAX_RECORD:,} characters")
+                raise VerifyError(f"a JSON record is larger than {MAX_RECORD:,} characters", self.line())
             self._fill()
 
     def array(self) -> Iterator[Any]:
@@ -256,7 +325,7 @@ class _JsonReader:
             self.value()
             if self.take(",}") == "}":
                 break
-        raise VerifyError("the JSON object holds no array of records")
+        raise VerifyError("the JSON object holds no array of records", self.line())
 
     def sequence(self) -> Iterator[Any]:
         """Values one after the other (JSON lines)."""
@@ -293,7 +362,7 @@ def _json_rows(stream: IO[str], kind: str, leak: LeakFile) -> Iterator[dict[str,
         leak.kind, items = "JSON object", reader.wrapped()
     for number, item in enumerate(items, 1):
         if not isinstance(item, dict):
-            raise VerifyError(f"JSON record {number:,} is not an object")
+            raise VerifyError(f"JSON record {number:,} is not an object", reader.line())
         yield dict(_flat(item))
 
 
@@ -341,16 +410,15 @@ def _read(path: Path, limit: int) -> LeakFile:
 
 
 def read_leak(path: Path, limit: int) -> LeakFile:
-    """The first `limit` rows of a sample file. Raises VerifyError naming what is wrong."""
+    """The first `limit` rows of a sample file. Raises InputError naming the file, the line and what is
+    wrong."""
     try:
         return _read(path, limit)
     except VerifyError as exc:
-        raise VerifyError(f"{path}: {exc}") from None
-    except csv.Error as exc:
-        raise VerifyError(f"{path}: malformed CSV ({exc})") from None
+        raise InputError(path, exc.line, exc.reason) from None
     except (OSError, zlib.error, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise VerifyError(f"cannot read {path}: {reason}") from None
+        raise InputError(path, None, f"cannot read: {reason}") from None
 
 
 def verify(path: Path, limit: int) -> tuple[LeakFile, Report]:
