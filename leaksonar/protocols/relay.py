@@ -38,11 +38,16 @@ class CappedRelay:
         if self.overflow is not None:
             raise self.overflow from exc
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The server's callback: a plain function that starts the connection's task itself, because
+        asyncio (3.11) reports a coroutine callback's task cancelled before it ran (Ctrl-C, SIGTERM) as
+        an "Exception in callback" traceback."""
         if self._connection is not None:  # one driver connection per relay
             writer.transport.abort()
             return
-        self._connection = asyncio.current_task()
+        self._connection = asyncio.create_task(self._serve(reader, writer))
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pumps: list[asyncio.Task[None]] = []
         upstream: asyncio.StreamWriter | None = None
         try:
@@ -94,7 +99,7 @@ class CappedRelay:
 async def capped_relay(upstream: Endpoint, limits: Limits) -> AsyncIterator[tuple[CappedRelay, Endpoint]]:
     """A relay to `upstream` for one driver connection, and its own address (127.0.0.1, a free port)."""
     relay = CappedRelay(upstream, limits)
-    server = await asyncio.start_server(relay._serve, "127.0.0.1", 0, limit=_CHUNK)
+    server = await asyncio.start_server(relay._accept, "127.0.0.1", 0, limit=_CHUNK)
     try:
         yield relay, Endpoint("127.0.0.1", server.sockets[0].getsockname()[1])
     finally:
