@@ -16,11 +16,11 @@ from typing import Any
 from luqum import tree
 from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, tuple_
+from sqlalchemy import ColumnElement, Table, and_, false, func, or_, select, true, tuple_
 
 from leaksonar.model import EVENT_TYPES, PII_CATEGORIES, SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import TextMatch
-from leaksonar.store.schema import events, service_btc, service_pii, services
+from leaksonar.store.schema import events, findings, service_btc, service_pii, services
 
 MAX_LENGTH = 2000
 """Longest query accepted (characters)."""
@@ -56,6 +56,25 @@ FIELDS: dict[str, str] = {
     "event": "a change event the service had: " + ", ".join(EVENT_TYPES),
 }
 FACET_FIELDS = ("protocol", "country", "severity", "pii", "software")
+
+
+CRITICAL_RANK = SEVERITY_RANK["critical"]
+
+
+def public_only(table: Table) -> ColumnElement[bool]:
+    """The access rule for public viewers, in SQL: the rows of `table` (services, findings or events) in
+    the visible set. A service is out when its latest state is critical, and with it every stored finding
+    and event of it; so is a finding or an event that was critical itself. Public reads AND this into
+    their where-clause before they filter, count, facet, page or move a cursor."""
+    if table is services:  # an indexed range of the search order: public pages start after critical
+        return services.c.rank < CRITICAL_RANK
+    if table is not findings and table is not events:
+        raise ValueError(f"no access rule for table {table.name!r}")
+    critical_service = select(services.c.id).where(
+        services.c.ip == table.c.ip, services.c.port == table.c.port, services.c.rank >= CRITICAL_RANK
+    )
+    own = events.c.severity if table is events else findings.c.record["severity"].as_string()
+    return and_(~critical_service.exists(), own.is_distinct_from("critical"))
 
 
 class QueryError(ValueError):

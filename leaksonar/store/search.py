@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, String, bindparam, func, select
+from sqlalchemy import Connection, Engine, String, and_, bindparam, func, select
 from sqlalchemy.sql.elements import True_
 
 from leaksonar.model import SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import stored
-from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, compile_query
+from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, Clause, compile_query, public_only
 from leaksonar.store.rows import Hit, LastScan, SearchPage, Stats
 from leaksonar.store.schema import (
     events,
@@ -196,13 +196,26 @@ def hit(row: Any) -> Hit:
     return Hit(id=row.finding_id, first_seen=row.first_seen, last_seen=row.last_seen, record=row.record)
 
 
+def matching(query: str, *, public: bool, now: datetime | None = None) -> Clause:
+    """The where-clause over `services` for `query`; with `public`, within the visible set only."""
+    where = compile_query(query, now=now)
+    return and_(public_only(services), where) if public else where
+
+
 def search(
-    engine: Engine, query: str, *, limit: int = 50, offset: int = 0, now: datetime | None = None
+    engine: Engine,
+    query: str,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    now: datetime | None = None,
+    public: bool = False,
 ) -> SearchPage:
-    """Services matching `query`, in search order; raises QueryError for a bad query."""
+    """Services matching `query` (with `public`: of the visible set), in search order; raises QueryError
+    for a bad query."""
     if not 0 <= limit <= MAX_LIMIT or offset < 0:
         raise ValueError(f"limit must be 0..{MAX_LIMIT} and offset >= 0")
-    where = compile_query(query, now=now)
+    where = matching(query, public=public, now=now)
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(services).where(where)).scalar_one()
         if not limit or offset >= total:
@@ -220,14 +233,16 @@ def facets(
     fields: Sequence[str] = FACET_FIELDS,
     top: int = 10,
     now: datetime | None = None,
+    public: bool = False,
 ) -> dict[str, list[tuple[str, int]]]:
-    """The `top` values of each field among the services matching `query`, most frequent first."""
+    """The `top` values of each field among the services matching `query` (with `public`: of the visible
+    set), most frequent first."""
     unknown = [f for f in fields if f not in FACET_FIELDS]
     if unknown:
         raise ValueError(f"unknown facet field {unknown[0]!r}; facets: {', '.join(FACET_FIELDS)}")
     if not 1 <= top <= MAX_LIMIT:
         raise ValueError(f"top must be 1..{MAX_LIMIT}")
-    where = compile_query(query, now=now)
+    where = matching(query, public=public, now=now)
     result: dict[str, list[tuple[str, int]]] = {}
     with engine.connect() as conn:
         everything = isinstance(where, True_)
@@ -254,7 +269,7 @@ def facets(
 
 
 def stats(engine: Engine) -> Stats:
-    """Totals for the dashboard."""
+    """Totals for the dashboard, over the whole index (global aggregates: no query narrows them)."""
 
     def count(table: Any, *where: Any) -> int:
         return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
