@@ -66,8 +66,10 @@ def public_only(table: Table) -> ColumnElement[bool]:
     the visible set. A service is out when its latest state is critical, and with it every stored finding
     and event of it; so is a finding or an event that was critical itself. Public reads AND this into
     their where-clause before they filter, count, facet, page or move a cursor."""
-    if table is services:  # an indexed range of the search order: public pages start after critical
-        return services.c.rank < CRITICAL_RANK
+    if (
+        table is services
+    ):  # + 0: a filter, never the index SQLite starts from (it would take it for a narrow one)
+        return services.c.rank + 0 < CRITICAL_RANK
     if table is not findings and table is not events:
         raise ValueError(f"no access rule for table {table.name!r}")
     critical_service = select(services.c.id).where(
@@ -75,6 +77,11 @@ def public_only(table: Table) -> ColumnElement[bool]:
     )
     own = events.c.severity if table is events else findings.c.record["severity"].as_string()
     return and_(~critical_service.exists(), own.is_distinct_from("critical"))
+
+
+def critical_services() -> ColumnElement[bool]:
+    """The services `public_only` leaves out (an indexed range: they are few)."""
+    return services.c.rank >= CRITICAL_RANK
 
 
 class QueryError(ValueError):
