@@ -204,9 +204,8 @@ def hit(row: Any) -> Hit:
     return Hit(id=row.finding_id, first_seen=row.first_seen, last_seen=row.last_seen, record=row.record)
 
 
-def matching(query: str, *, public: bool, now: datetime | None = None) -> Clause:
-    """The where-clause over `services` for `query`; with `public`, within the visible set only."""
-    where = compile_query(query, now=now)
+def narrowed(where: Clause, *, public: bool) -> Clause:
+    """`where` over `services`; with `public`, within the visible set only."""
     return and_(public_only(services), where) if public else where
 
 
@@ -223,7 +222,7 @@ def search(
     for a bad query."""
     if not 0 <= limit <= MAX_LIMIT or offset < 0:
         raise ValueError(f"limit must be 0..{MAX_LIMIT} and offset >= 0")
-    where = matching(query, public=public, now=now)
+    where = narrowed(compile_query(query, now=now), public=public)
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(services).where(where)).scalar_one()
         if not limit or offset >= total:
@@ -257,9 +256,7 @@ def facets(
         hidden = _critical_counts(conn, fields) if public and everything else None
         for field in fields:
             if not everything:
-                result[field] = _counted(
-                    conn, field, and_(public_only(services), where) if public else where, top
-                )
+                result[field] = _counted(conn, field, narrowed(where, public=public), top)
             elif hidden is not None:  # every service's counts (covering indexes) less the critical ones'
                 shown = [(value, n - hidden[field][value]) for value, n in _counted(conn, field, None, None)]
                 result[field] = sorted((c for c in shown if c[1] > 0), key=lambda c: -c[1])[:top]  # stable
