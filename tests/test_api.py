@@ -1,5 +1,5 @@
 """The REST API: every endpoint, cursor pages, access levels (a public viewer never sees a critical
-service's address), errors (400/401/403/404/429, never 500), the live event stream, and no raw
+service's address), errors (400/401/404/429, never 500), the live event stream, and no raw
 personal data in any response."""
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def test_openapi_documents_every_endpoint(anon: TestClient) -> None:
 
 def test_search_returns_finding_records_in_severity_order(analyst: TestClient) -> None:
     page = ok(analyst, "/api/search", q="")
-    assert (page["total"], page["withheld"], len(page["hits"])) == (7, 0, 7)
+    assert (page["total"], len(page["hits"])) == (7, 7)
     assert [h["severity"] for h in page["hits"]][:4] == ["critical", "critical", "critical", "high"]
     hit = page["hits"][0]
     for key in ("ip", "port", "protocol", "software", "auth", "exposed", "dataset", "collections", "pii"):
@@ -189,16 +189,16 @@ def test_search_returns_finding_records_in_severity_order(analyst: TestClient) -
     assert {"value": "redis", "count": 1} in redis["facets"]["protocol"]
 
 
-def test_public_search_withholds_critical_hits_and_pages_the_rest(anon: TestClient) -> None:
-    first = ok(anon, "/api/search", limit=2)
-    assert (first["total"], first["withheld"]) == (7, 3)
+def test_public_search_runs_over_the_visible_set(anon: TestClient) -> None:
+    first = ok(anon, "/api/search", limit=2, facets=1)
+    assert first["total"] == 4 and "withheld" not in first
+    assert [f["value"] for f in first["facets"]["severity"]] == ["medium", "high", "info"]
     second = ok(anon, "/api/search", limit=2, offset=2)
     shown = first["hits"] + second["hits"]
     assert [h["severity"] for h in shown] == ["high", "medium", "medium", "info"]
     assert ok(anon, "/api/search", limit=2, offset=4)["hits"] == []
     critical = ok(anon, "/api/search", q="severity:critical", facets=1)
-    assert (critical["total"], critical["withheld"], critical["hits"]) == (3, 3, [])
-    assert {"value": "critical", "count": 3} in critical["facets"]["severity"]  # aggregates stay
+    assert (critical["total"], critical["hits"], critical["facets"]["severity"]) == (0, [], [])
 
 
 @pytest.mark.parametrize(
@@ -248,10 +248,10 @@ def test_bad_parameters_are_400(anon: TestClient, url: str, params: dict[str, An
 
 def test_host_page(analyst: TestClient, anon: TestClient) -> None:
     full = ok(analyst, f"/api/hosts/{MIXED[0]}")
-    assert places(full["services"]) == {MIXED, (MIXED[0], 9200)} and full["withheld"] == 0
+    assert places(full["services"]) == {MIXED, (MIXED[0], 9200)}
     assert [p["rows"] for p in full["history"] if p["port"] == 6379] == [5000, 9000]
     public = ok(anon, f"/api/hosts/{MIXED[0]}")
-    assert places(public["services"]) == {(MIXED[0], 9200)} and public["withheld"] == 1
+    assert places(public["services"]) == {(MIXED[0], 9200)} and "withheld" not in public
     assert {p["port"] for p in public["history"]} == {9200}
     assert ok(analyst, "/api/hosts/127.0.9.5")["services"][0]["severity"] == "critical"
     assert error(anon, "/api/hosts/127.0.9.5", 404) == error(anon, "/api/hosts/127.0.9.99", 404)
@@ -261,23 +261,29 @@ def test_findings_of_critical_services_are_for_analysts(analyst: TestClient, ano
     history = ok(analyst, "/api/hosts/127.0.9.5")["history"]
     then_medium = next(p["id"] for p in history if p["severity"] == "medium")
     assert ok(analyst, f"/api/findings/{then_medium}")["severity"] == "medium"
-    error(anon, f"/api/findings/{then_medium}", 403)  # the service is critical now
+    hidden = anon.get(f"/api/findings/{then_medium}")  # the service is critical now
+    missing = anon.get("/api/findings/999999")
+    assert (hidden.status_code, hidden.headers, hidden.content) == (
+        missing.status_code,
+        missing.headers,
+        missing.content,
+    )
+    assert hidden.status_code == 404 and hidden.json() == {"error": "finding not in the index"}
     high = ok(analyst, "/api/search", q="severity:high")["hits"][0]["id"]
     assert ok(anon, f"/api/findings/{high}")["protocol"] == "mongodb"
-    error(anon, "/api/findings/999999", 404)
 
 
 def test_events_cursor_pages(analyst: TestClient) -> None:
     everything = ok(analyst, "/api/events", limit=1000)
     assert [e["id"] for e in everything["events"]] == list(range(1, 11))
-    assert (everything["next"], everything["more"], everything["withheld"]) == (10, False, 0)
+    assert (everything["next"], everything["more"]) == (10, False)
     seen, after, more = [], 0, True
     while more:
         page = ok(analyst, "/api/events", after=after, limit=3)
         seen += [e["id"] for e in page["events"]]
         after, more = page["next"], page["more"]
     assert seen == list(range(1, 11))
-    assert ok(analyst, "/api/events", after=10) == {"events": [], "next": 10, "more": False, "withheld": 0}
+    assert ok(analyst, "/api/events", after=10) == {"events": [], "next": 10, "more": False}
     chosen = ok(analyst, "/api/events", type="closed,wiped")["events"]
     assert [(e["ip"], e["type"]) for e in chosen] == [("127.0.9.4", "closed"), ("127.0.9.6", "wiped")]
     assert {e["port"] for e in ok(analyst, "/api/events", ip=MIXED[0])["events"]} == {6379, 9200}
@@ -285,8 +291,11 @@ def test_events_cursor_pages(analyst: TestClient) -> None:
 
 def test_public_events_leave_out_critical_services(anon: TestClient) -> None:
     page = ok(anon, "/api/events")
-    assert [e["id"] for e in page["events"]] == PUBLIC_EVENTS
-    assert (page["withheld"], page["next"]) == (6, 10)  # the closed critical service's event too
+    assert [e["id"] for e in page["events"]] == PUBLIC_EVENTS  # not the closed critical service's either
+    assert (page["next"], page["more"]) == (PUBLIC_EVENTS[-1], False) and "withheld" not in page
+    first = ok(anon, "/api/events", limit=2)  # a full page of visible events: the cursor is the last shown
+    assert ([e["id"] for e in first["events"]], first["next"], first["more"]) == (PUBLIC_EVENTS[:2], 3, True)
+    assert ok(anon, "/api/events", ip="127.0.9.5") == {"events": [], "next": 0, "more": False}
 
 
 def test_stats_and_scans(analyst: TestClient, anon: TestClient) -> None:
@@ -303,10 +312,10 @@ def test_stats_and_scans(analyst: TestClient, anon: TestClient) -> None:
 
 
 def withheld(test: TestClient, **headers: str) -> int:
+    """How many of the synthetic index's seven services the viewer does not see."""
     response = test.get("/api/search", headers=headers)
     assert response.status_code == 200, response.text
-    count: int = response.json()["withheld"]
-    return count
+    return 7 - int(response.json()["total"])
 
 
 def test_keys_set_the_level(synthetic: dict[str, Any], anon: TestClient) -> None:
@@ -339,7 +348,7 @@ def test_keys_command(new_index: Callable[[], str]) -> None:
     assert key not in listed and key not in repr(index_contents(Store(db).engine))
     [alice] = json.loads(listed)
     assert (alice["name"], alice["level"], alice["revoked"]) == ("alice", "analyst", None)
-    assert withheld(client(Store(db)), **{"X-API-Key": key}) == 0
+    assert client(Store(db)).get("/api/stats", headers={"X-API-Key": key}).status_code == 200
     leaksonar("keys", "revoke", "alice", "--db", db)
     assert json.loads(leaksonar("keys", "list", "--json", "--db", db).stdout)[0]["revoked"]
     assert client(Store(db)).get("/api/stats", headers={"X-API-Key": key}).status_code == 401
@@ -439,7 +448,7 @@ def every_response(test: TestClient, ips: list[str], finding_ids: list[int]) -> 
     texts = {}
     for url in urls:
         response = test.get(url)
-        assert response.status_code in (200, 403, 404), (url, response.text)
+        assert response.status_code in (200, 404), (url, response.text)
         texts[url] = response.text
     return texts
 
@@ -528,7 +537,7 @@ def test_any_parameter_gives_an_answer_or_a_clean_error(anon: TestClient, text: 
         ("/api/search", {"q": "", "offset": number}),
     ):
         response = anon.get(url, params=params)
-        assert response.status_code in (200, 400, 403, 404), (url, params, response.text)
+        assert response.status_code in (200, 400, 404), (url, params, response.text)
         assert response.json()
 
 

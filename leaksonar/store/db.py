@@ -151,17 +151,31 @@ class Store:
         self.engine.dispose()
 
     def search(
-        self, query: str, *, limit: int = 50, offset: int = 0, now: datetime | None = None
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        now: datetime | None = None,
+        public: bool = False,
     ) -> SearchPage:
-        """Services matching `query` (docs/search.md), most severe first; QueryError for a bad query."""
-        return views.search(self.engine, query, limit=limit, offset=offset, now=now)
+        """Services matching `query` (docs/search.md), most severe first; QueryError for a bad query.
+        `public`: over the visible set only (`query.public_only`), before counting and paging."""
+        return views.search(self.engine, query, limit=limit, offset=offset, now=now, public=public)
 
     def facets(
-        self, query: str, fields: Sequence[str] = FACET_FIELDS, top: int = 10, *, now: datetime | None = None
+        self,
+        query: str,
+        fields: Sequence[str] = FACET_FIELDS,
+        top: int = 10,
+        *,
+        now: datetime | None = None,
+        public: bool = False,
     ) -> dict[str, list[tuple[str, int]]]:
-        """The `top` values of each facet field among the services matching `query`."""
-        return views.facets(self.engine, query, fields, top, now=now)
+        """The `top` values of each facet field among the services matching `query` (`public`: of the
+        visible set only)."""
+        return views.facets(self.engine, query, fields, top, now=now, public=public)
 
     def stats(self) -> Stats:
-        """Totals over the whole index."""
+        """Totals over the whole index: global aggregates that take no query."""
         return views.stats(self.engine)

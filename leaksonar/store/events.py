@@ -14,6 +14,7 @@ from leaksonar.changes.snapshot import Snapshot, snapshot
 from leaksonar.model import Event, Finding
 from leaksonar.store import StoreError
 from leaksonar.store import search as views
+from leaksonar.store.query import public_only
 from leaksonar.store.rows import ScanRow
 from leaksonar.store.scans import Scans
 from leaksonar.store.schema import events, findings, scans, services
@@ -64,12 +65,16 @@ class Events:
         scan_id: str | None = None,
         limit: int | None = None,
         after_id: int | None = None,
+        public: bool = False,
     ) -> list[Event]:
         """Stored events, oldest first: the newest `limit` of those at or after `since` (ISO 8601); with
-        `after_id`, the oldest `limit` of those stored after that event (a cursor)."""
+        `after_id`, the oldest `limit` of those stored after that event (a cursor). `public`: only those
+        in the visible set (`query.public_only`), before the limit."""
         newest_first = after_id is None
         order = events.c.id.desc() if newest_first else events.c.id
         query = select(events).order_by(order).limit(limit)
+        if public:
+            query = query.where(public_only(events))
         if after_id is not None:
             query = query.where(events.c.id > min(after_id, views.MAX_ROW_ID))
         for column, value in ((events.c.ip, ip), (events.c.port, port), (events.c.scan_id, scan_id)):
@@ -83,11 +88,13 @@ class Events:
             rows = list(conn.execute(query))
         return [Event(**row._mapping) for row in (reversed(rows) if newest_first else rows)]
 
-    def get(self, event_id: int) -> Event | None:
+    def get(self, event_id: int, *, public: bool = False) -> Event | None:
+        """The event with this id (`public`: None when it is not in the visible set)."""
         if abs(event_id) > views.MAX_ROW_ID:
             return None
+        query = select(events).where(events.c.id == event_id, *((public_only(events),) if public else ()))
         with self.engine.connect() as conn:
-            row = conn.execute(select(events).where(events.c.id == event_id)).first()
+            row = conn.execute(query).first()
         return Event(**row._mapping) if row else None
 
 

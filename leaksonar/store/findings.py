@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, select
 
 from leaksonar.model import Finding
 from leaksonar.store import search as views
+from leaksonar.store.query import public_only
 from leaksonar.store.rows import FindingRow, HistoryPoint
 from leaksonar.store.schema import findings, hosts, services
 from leaksonar.store.sql import insert, select_as
@@ -37,18 +38,25 @@ class Findings:
             for row in conn.execute(query):
                 yield Finding.from_record(row.record)
 
-    def get(self, finding_id: int) -> FindingRow | None:
+    def get(self, finding_id: int, *, public: bool = False) -> FindingRow | None:
+        """The stored finding with this id (`public`: None when it is not in the visible set)."""
         if abs(finding_id) > views.MAX_ROW_ID:
             return None
+        query = select_as(FindingRow, findings).where(findings.c.id == finding_id)
+        if public:
+            query = query.where(public_only(findings))
         with self.engine.connect() as conn:
-            row = conn.execute(select_as(FindingRow, findings).where(findings.c.id == finding_id)).first()
+            row = conn.execute(query).first()
         return FindingRow(*row) if row else None
 
-    def history(self, ip: str, port: int | None = None) -> list[HistoryPoint]:
-        """One point per stored finding of `ip` (or `ip:port`), oldest first."""
+    def history(self, ip: str, port: int | None = None, *, public: bool = False) -> list[HistoryPoint]:
+        """One point per stored finding of `ip` (or `ip:port`), oldest first (`public`: of the visible set
+        only)."""
         query = select(findings).where(findings.c.ip == ip).order_by(findings.c.time, findings.c.id)
         if port is not None:
             query = query.where(findings.c.port == port)
+        if public:
+            query = query.where(public_only(findings))
         with self.engine.connect() as conn:
             return [_point(row) for row in conn.execute(query)]
 

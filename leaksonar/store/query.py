@@ -16,11 +16,11 @@ from typing import Any
 from luqum import tree
 from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser
-from sqlalchemy import BigInteger, ColumnElement, and_, false, func, or_, select, true, tuple_
+from sqlalchemy import BigInteger, ColumnElement, Table, and_, false, func, or_, select, true, tuple_
 
 from leaksonar.model import EVENT_TYPES, PII_CATEGORIES, SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import TextMatch
-from leaksonar.store.schema import events, service_btc, service_pii, services
+from leaksonar.store.schema import events, findings, service_btc, service_pii, services
 
 MAX_LENGTH = 2000
 """Longest query accepted (characters)."""
@@ -62,6 +62,30 @@ FIELDS: dict[str, str] = {
     "event": "a change event the service had: " + ", ".join(EVENT_TYPES),
 }
 FACET_FIELDS = ("protocol", "country", "severity", "pii", "software")
+
+
+CRITICAL_RANK = SEVERITY_RANK["critical"]
+
+
+def critical_services() -> ColumnElement[bool]:
+    """The services whose latest state is critical: those `public_only` leaves out (an indexed range)."""
+    return services.c.rank >= CRITICAL_RANK
+
+
+def public_only(table: Table) -> ColumnElement[bool]:
+    """The access rule for public viewers, in SQL: the rows of `table` (services, findings or events) in
+    the visible set. A service is out when its latest state is critical, and with it every stored finding
+    and event of it; so is a finding or an event that was critical itself. Public reads AND this into
+    their where-clause before they filter, count, facet, page or move a cursor."""
+    if table is services:  # + 0: a filter, never the index SQLite starts from (it would think it narrow)
+        return services.c.rank + 0 < CRITICAL_RANK
+    if table is not findings and table is not events:
+        raise ValueError(f"no access rule for table {table.name!r}")
+    critical = select(services.c.id).where(
+        services.c.ip == table.c.ip, services.c.port == table.c.port, critical_services()
+    )
+    own = events.c.severity if table is events else findings.c.record["severity"].as_string()
+    return and_(~critical.exists(), own.is_distinct_from("critical"))
 
 
 class QueryError(ValueError):

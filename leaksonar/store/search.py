@@ -4,16 +4,24 @@ older leaksonar)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, String, bindparam, func, select
+from sqlalchemy import Connection, Engine, String, and_, bindparam, func, select
 from sqlalchemy.sql.elements import True_
 
 from leaksonar.model import SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import stored
-from leaksonar.store.query import FACET_FIELDS, NO_SEVERITY, compile_query
+from leaksonar.store.query import (
+    FACET_FIELDS,
+    NO_SEVERITY,
+    Clause,
+    compile_query,
+    critical_services,
+    public_only,
+)
 from leaksonar.store.rows import Hit, LastScan, SearchPage, Stats
 from leaksonar.store.schema import (
     events,
@@ -196,13 +204,25 @@ def hit(row: Any) -> Hit:
     return Hit(id=row.finding_id, first_seen=row.first_seen, last_seen=row.last_seen, record=row.record)
 
 
+def narrowed(where: Clause, *, public: bool) -> Clause:
+    """`where` over `services`; with `public`, within the visible set only."""
+    return and_(public_only(services), where) if public else where
+
+
 def search(
-    engine: Engine, query: str, *, limit: int = 50, offset: int = 0, now: datetime | None = None
+    engine: Engine,
+    query: str,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    now: datetime | None = None,
+    public: bool = False,
 ) -> SearchPage:
-    """Services matching `query`, in search order; raises QueryError for a bad query."""
+    """Services matching `query` (with `public`: of the visible set), in search order; raises QueryError
+    for a bad query."""
     if not 0 <= limit <= MAX_LIMIT or offset < 0:
         raise ValueError(f"limit must be 0..{MAX_LIMIT} and offset >= 0")
-    where = compile_query(query, now=now)
+    where = narrowed(compile_query(query, now=now), public=public)
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(services).where(where)).scalar_one()
         if not limit or offset >= total:
@@ -220,8 +240,10 @@ def facets(
     fields: Sequence[str] = FACET_FIELDS,
     top: int = 10,
     now: datetime | None = None,
+    public: bool = False,
 ) -> dict[str, list[tuple[str, int]]]:
-    """The `top` values of each field among the services matching `query`, most frequent first."""
+    """The `top` values of each field among the services matching `query` (with `public`: of the visible
+    set), most frequent first."""
     unknown = [f for f in fields if f not in FACET_FIELDS]
     if unknown:
         raise ValueError(f"unknown facet field {unknown[0]!r}; facets: {', '.join(FACET_FIELDS)}")
@@ -231,30 +253,67 @@ def facets(
     result: dict[str, list[tuple[str, int]]] = {}
     with engine.connect() as conn:
         everything = isinstance(where, True_)
+        hidden = _critical_counts(conn, fields) if public and everything else None
         for field in fields:
-            if field == "pii":  # a service counts once per category it holds
-                column: Any = service_pii.c.category
-                source: Any = service_pii
-                if not everything:
-                    source = service_pii.join(services, services.c.id == service_pii.c.service_id)
-            else:  # software in lower case, as its index holds it (and as it matches)
-                column = func.lower(services.c.software) if field == "software" else services.c[field]
-                source = services
-            count = func.count().label("n")
-            counted = (
-                select(column, count)
-                .select_from(source)
-                .where(*(() if everything else (where,)), column.is_not(None))
-                .group_by(column)
-                .order_by(count.desc(), column)
-                .limit(top)
-            )
-            result[field] = [(value, n) for value, n in conn.execute(counted)]
+            if not everything:
+                result[field] = _counted(conn, field, narrowed(where, public=public), top)
+            elif hidden is not None:  # every service's counts (covering indexes) less the critical ones'
+                shown = [(value, n - hidden[field][value]) for value, n in _counted(conn, field, None, None)]
+                result[field] = sorted((c for c in shown if c[1] > 0), key=lambda c: -c[1])[:top]  # stable
+            else:
+                result[field] = _counted(conn, field, None, top)
     return result
 
 
+def _facet_column(field: str) -> Any:
+    """The column a facet counts (software in lower case, as its index holds it and as it matches)."""
+    if field == "pii":
+        return service_pii.c.category
+    return func.lower(services.c.software) if field == "software" else services.c[field]
+
+
+def _counted(conn: Connection, field: str, where: Clause | None, top: int | None) -> list[tuple[str, int]]:
+    """The values of a facet field among the services matching `where` (None: all) with their counts: the
+    `top` most frequent first, or (top None) every value in the column's order."""
+    column = _facet_column(field)
+    source: Any = services
+    if field == "pii":  # a service counts once per category it holds
+        source = service_pii
+        if where is not None:
+            source = service_pii.join(services, services.c.id == service_pii.c.service_id)
+    count = func.count().label("n")
+    counted = (
+        select(column, count)
+        .select_from(source)
+        .where(*(() if where is None else (where,)), column.is_not(None))
+        .group_by(column)
+    )
+    counted = counted.order_by(column) if top is None else counted.order_by(count.desc(), column).limit(top)
+    return [(value, n) for value, n in conn.execute(counted)]
+
+
+def _critical_counts(conn: Connection, fields: Sequence[str]) -> dict[str, Counter[str]]:
+    """Each facet field's counts among the services `public_only` leaves out, read in one pass over them
+    (an indexed range: they are few)."""
+    counts: dict[str, Counter[str]] = {field: Counter() for field in fields}
+    plain = [field for field in fields if field != "pii"]
+    critical = select(services.c.id).where(critical_services())
+    if plain:
+        for row in conn.execute(select(*(_facet_column(f) for f in plain)).where(critical_services())):
+            for field, value in zip(plain, row, strict=True):
+                if value is not None:
+                    counts[field][value] += 1
+    if "pii" in fields:
+        n = func.count()
+        by = select(service_pii.c.category, n).where(service_pii.c.service_id.in_(critical))
+        counts["pii"].update(
+            {category: n for category, n in conn.execute(by.group_by(service_pii.c.category))}
+        )
+    return counts
+
+
 def stats(engine: Engine) -> Stats:
-    """Totals for the dashboard."""
+    """Totals for the dashboard, over the whole index (global aggregates: no query narrows them)."""
 
     def count(table: Any, *where: Any) -> int:
         return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()

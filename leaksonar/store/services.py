@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Engine, and_, case, func, or_, select
+from sqlalchemy import Engine, case, func, select
 
 from leaksonar.store import search as views
+from leaksonar.store.query import public_only
 from leaksonar.store.rows import HostRow, HostView, ServiceRow
 from leaksonar.store.schema import hosts, services
 from leaksonar.store.sql import select_as
@@ -43,15 +44,18 @@ class Hosts:
         with self.engine.connect() as conn:
             return [HostRow(*row) for row in conn.execute(query)]
 
-    def get(self, ip: str) -> HostView | None:
-        """A host and its services (as search hits, by port)."""
+    def get(self, ip: str, *, public: bool = False) -> HostView | None:
+        """A host and its services (as search hits, by port), first and last seen over them. `public`: the
+        visible services only, and None when there is none (as for an address not in the index)."""
+        query = select(*views.HIT_COLUMNS).where(services.c.ip == ip).order_by(services.c.port)
+        if public:
+            query = query.where(public_only(services))
         with self.engine.connect() as conn:
-            row = conn.execute(select(hosts).where(hosts.c.ip == ip)).first()
-            if row is None:
-                return None
-            query = select(*views.HIT_COLUMNS).where(services.c.ip == ip).order_by(services.c.port)
             found = [views.hit(r) for r in conn.execute(query)]
-        return HostView(ip=row.ip, first_seen=row.first_seen, last_seen=row.last_seen, services=found)
+        if not found:
+            return None
+        first, last = min(s.first_seen for s in found), max(s.last_seen for s in found)
+        return HostView(ip=ip, first_seen=first, last_seen=last, services=found)
 
 
 class Services:
@@ -79,12 +83,3 @@ class Services:
         if between is not None:
             where.append(services.c.ip_num.between(*between))
         return self._read(*where, order=(services.c.ip_num, services.c.port))
-
-    def critical(self, places: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Those of `places` (ip, port) whose service is critical now."""
-        wanted = [and_(services.c.ip == ip, services.c.port == port) for ip, port in places]
-        if not wanted:
-            return set()
-        query = select(services.c.ip, services.c.port).where(services.c.severity == "critical", or_(*wanted))
-        with self.engine.connect() as conn:
-            return {(row.ip, row.port) for row in conn.execute(query)}

@@ -1,13 +1,14 @@
 """Who is asking, and what they may see: the one access rule, shared by the API and the UI.
 
-A PUBLIC viewer never sees a critical service's address, port or details; it counts only in
-aggregates (totals, facets, stats) and in the "withheld" count of a search. Analysts see everything
-(records never hold raw personal data)."""
+A PUBLIC viewer's every read runs over the visible set only (`leaksonar.store.query.public_only`):
+critical services, with every stored finding and event of them, are left out in the store's query
+before it filters, counts, facets, pages or moves a cursor, so no public answer depends on them.
+Analysts see everything (records never hold raw personal data). The dashboard's totals
+(`store.stats`) are global aggregates that take no query."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -84,33 +85,30 @@ def viewer(request: Request) -> Viewer:
 
 
 def visible(severity: str | None, viewer: Viewer) -> bool:
-    """False for a critical finding (or an event of one) when the viewer is not an analyst."""
+    """False for a critical service when the viewer is not an analyst (the rule on a service row
+    already read, e.g. by the disclosure report's plan)."""
     return viewer.analyst or severity != "critical"
 
 
-def search_page(
-    store: Store, query: str, viewer: Viewer, *, limit: int = 50, offset: int = 0
-) -> tuple[SearchPage, int]:
-    """The viewer's page of matches of `query` (`total`: every match) and how many matches are withheld
-    from it. A public viewer's pages run over the matches it may see: critical ones sort first, so its
-    pages start that many further. QueryError for a bad query."""
-    withheld = 0
-    if not viewer.analyst:
-        withheld = dict(store.facets(query, ("severity",)).get("severity", [])).get("critical", 0)
-    page = store.search(query, limit=limit, offset=offset + withheld)
-    return replace(page, hits=[h for h in page.hits if visible(h.severity, viewer)], offset=offset), withheld
+def search_page(store: Store, query: str, viewer: Viewer, *, limit: int = 50, offset: int = 0) -> SearchPage:
+    """The viewer's page of matches of `query`; `total` counts the matches it may see. QueryError for a
+    bad query."""
+    return store.search(query, limit=limit, offset=offset, public=not viewer.analyst)
+
+
+def search_facets(store: Store, query: str, viewer: Viewer) -> dict[str, list[tuple[str, int]]]:
+    """The top values of each facet field among the matches of `query` the viewer may see."""
+    return store.facets(query, public=not viewer.analyst)
 
 
 @dataclass(frozen=True, slots=True)
 class HostPage:
-    """A host as one viewer may see it: its services and their history without the withheld ones, and
-    how many are withheld."""
+    """A host as one viewer may see it: its services and their history."""
 
     ip: str
     first_seen: str
     last_seen: str
     services: list[Hit]
-    withheld: int
     history: list[HistoryPoint]
 
     def to_record(self) -> dict[str, Any]:
@@ -119,43 +117,38 @@ class HostPage:
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "services": [s.to_record() for s in self.services],
-            "withheld": self.withheld,
             "history": [asdict(p) for p in self.history],
         }
 
 
 def host_view(store: Store, ip: str, viewer: Viewer) -> HostPage | None:
     """The host as the viewer may see it. None when the host is not indexed or, for a public viewer, when
-    every service on it is withheld (no answer tells a critical host from an unknown one)."""
-    found = store.hosts.get(ip)
+    every service on it is critical (no answer tells a critical host from an unknown one)."""
+    public = not viewer.analyst
+    found = store.hosts.get(ip, public=public)
     if found is None:
         return None
-    shown = [s for s in found.services if visible(s.severity, viewer)]
-    if not (shown or viewer.analyst):
-        return None
-    ports = {s.record["port"] for s in shown}
     return HostPage(
         ip=found.ip,
         first_seen=found.first_seen,
         last_seen=found.last_seen,
-        services=shown,
-        withheld=len(found.services) - len(shown),
-        history=[p for p in store.findings.history(found.ip) if p.port in ports],
+        services=found.services,
+        history=store.findings.history(found.ip, public=public),
     )
 
 
-def visible_finding(store: Store, found: FindingRow, viewer: Viewer) -> bool:
-    """A stored finding (of any scan) is withheld from a public viewer when it, or its service's latest
-    state, is critical."""
-    latest = store.services.get(found.ip, found.port)
-    return visible(found.severity, viewer) and (latest is None or visible(latest.severity, viewer))
+def visible_finding(store: Store, finding_id: int, viewer: Viewer) -> FindingRow | None:
+    """The stored finding (of any scan) with this id, None when it is unknown or hidden from the viewer:
+    the two cases answer alike."""
+    return store.findings.get(finding_id, public=not viewer.analyst)
 
 
-def visible_events(store: Store, found: Sequence[Event], viewer: Viewer) -> list[Event]:
-    """The events the viewer may see: for a PUBLIC viewer, none that is critical or that happened on a
-    service whose latest state is critical (a closed critical service's event has no severity)."""
-    if viewer.analyst:
-        return list(found)
-    places = {(e.ip, e.port) for e in found if visible(e.severity, viewer)}
-    hidden = store.services.critical(places)
-    return [e for e in found if visible(e.severity, viewer) and (e.ip, e.port) not in hidden]
+def visible_events(store: Store, viewer: Viewer, **filters: Any) -> list[Event]:
+    """`store.events.find(**filters)` over the events the viewer may see (filtered, limited and paged
+    after the hidden ones are left out)."""
+    return store.events.find(**filters, public=not viewer.analyst)
+
+
+def visible_event(store: Store, event_id: int, viewer: Viewer) -> Event | None:
+    """The event with this id, None when it is unknown or hidden from the viewer."""
+    return store.events.get(event_id, public=not viewer.analyst)

@@ -21,7 +21,15 @@ from leaksonar.model.record import FindingRecord, documented
 from leaksonar.store.db import Store
 from leaksonar.store.query import QueryError
 from leaksonar.store.rows import HistoryPoint, Stats
-from leaksonar.web.access import Viewer, host_view, search_page, viewer, visible_events, visible_finding
+from leaksonar.web.access import (
+    Viewer,
+    host_view,
+    search_facets,
+    search_page,
+    viewer,
+    visible_events,
+    visible_finding,
+)
 
 router = APIRouter(tags=["api"])
 
@@ -66,8 +74,7 @@ class Facet(BaseModel):
 
 class SearchResult(BaseModel):
     query: str
-    total: int = Field(description="Every match, including those withheld from this viewer.")
-    withheld: int = Field(description="Matches not shown to this viewer (critical, for a public viewer).")
+    total: int = Field(description="Every match this viewer may see.")
     offset: int
     limit: int
     hits: list[Hit] = Field(description="The page of shown matches: severity, rows, address order.")
@@ -79,7 +86,6 @@ class Host(BaseModel):
     first_seen: str
     last_seen: str
     services: list[Hit]
-    withheld: int = Field(description="Services on this host not shown to this viewer.")
     history: list[HistoryPoint] = Field(description="One point per stored finding, oldest first.")
 
 
@@ -87,7 +93,6 @@ class EventPage(BaseModel):
     events: list[Event]
     next: int = Field(description="Pass as `after` for the following page (or to poll for new events).")
     more: bool = Field(description="The page was full: more events may follow at once.")
-    withheld: int = Field(description="Events in this page's range not shown to this viewer.")
 
 
 class Scan(BaseModel):
@@ -128,18 +133,17 @@ def search(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     facets: Annotated[bool, Query(description="Add the top values of the facet fields.")] = False,
 ) -> Any:
-    """Findings matching a query, a page at a time. A public viewer's critical matches count in
-    `total` and `withheld` only; its pages run over the matches it may see."""
+    """Findings matching a query, a page at a time. A public viewer's search, counts and facets run
+    over the visible set only."""
     store = _store(request)
     try:
-        page, withheld = search_page(store, q, who, limit=limit, offset=offset)
-        found = store.facets(q) if facets else None
+        page = search_page(store, q, who, limit=limit, offset=offset)
+        found = search_facets(store, q, who) if facets else None
     except QueryError as exc:
         return JSONResponse({"error": str(exc), "position": exc.position}, status_code=400)
     return {
         "query": q,
         "total": page.total,
-        "withheld": withheld,
         "offset": offset,
         "limit": limit,
         "hits": [hit.to_record() for hit in page.hits],
@@ -154,7 +158,7 @@ def search(
 @router.get("/hosts/{ip}", response_model=Host, responses={**ERRORS, 404: {"model": Error}})
 def host(request: Request, who: Who, ip: str) -> Any:
     """One host: the latest state of each service, and the history of every stored finding. A public
-    viewer gets the critical services as a count; a host with nothing else is not found for it."""
+    viewer gets the visible services only; a host with nothing else is not found for it."""
     found = host_view(_store(request), _ipv4(ip), who)
     if found is None:
         raise HTTPException(404, "host not in the index")
@@ -164,16 +168,14 @@ def host(request: Request, who: Who, ip: str) -> Any:
 @router.get(
     "/findings/{finding_id}",
     response_model=StoredFinding,
-    responses={**ERRORS, 403: {"model": Error}, 404: {"model": Error}},
+    responses={**ERRORS, 404: {"model": Error}},
 )
 def finding(request: Request, who: Who, finding_id: Annotated[int, Path(ge=0, le=MAX_ID)]) -> Any:
-    """One stored finding record (any scan's). 403 for a public viewer when the service is critical."""
-    store = _store(request)
-    found = store.findings.get(finding_id)
+    """One stored finding record (any scan's). A public viewer gets a critical one exactly as an unknown
+    one: 404."""
+    found = visible_finding(_store(request), finding_id, who)
     if found is None:
         raise HTTPException(404, "finding not in the index")
-    if not visible_finding(store, found, who):
-        raise HTTPException(403, f"finding {finding_id} is critical: analysts only")
     return found.to_record()
 
 
@@ -200,20 +202,18 @@ def events(
     type_: TypeFilter = None,
     ip: IpFilter = None,
 ) -> Any:
-    """Change events, oldest first, a page at a time: follow `next` while `more` is true."""
-    store = _store(request)
-    page = store.events.find(after_id=after, limit=limit, **_event_filters(type_, ip))
-    shown = visible_events(store, page, who)
+    """Change events, oldest first, a page at a time: follow `next` while `more` is true. A public
+    viewer's pages and cursor run over the visible events only."""
+    page = visible_events(_store(request), who, after_id=after, limit=limit, **_event_filters(type_, ip))
     return {
-        "events": [e.to_record() for e in shown],
+        "events": [e.to_record() for e in page],
         "next": page[-1].id if page else after,
         "more": len(page) == limit,
-        "withheld": len(page) - len(shown),
     }
 
 
-def _latest_event_id(store: Store) -> int:
-    newest = store.events.find(limit=1)
+def _latest_event_id(store: Store, who: Viewer) -> int:
+    newest = visible_events(store, who, limit=1)
     return (newest[-1].id or 0) if newest else 0
 
 
@@ -237,7 +237,7 @@ async def stream(
     filters = _event_filters(type_, ip)
     start = last_event_id if last_event_id is not None else after
     if start is None:
-        start = await run_in_threadpool(_latest_event_id, store)
+        start = await run_in_threadpool(_latest_event_id, store, who)
     poll = request.app.state.poll_seconds
     return EventSourceResponse(_follow(store, who, start, filters, poll), ping=HEARTBEAT_SECONDS)
 
@@ -246,11 +246,11 @@ async def _follow(
     store: Store, who: Viewer, last: int, filters: dict[str, Any], poll: float
 ) -> AsyncIterator[ServerSentEvent]:
     while True:
-        page = await run_in_threadpool(store.events.find, after_id=last, limit=STREAM_BATCH, **filters)
-        shown = {e.id for e in await run_in_threadpool(visible_events, store, page, who)}
+        page = await run_in_threadpool(
+            visible_events, store, who, after_id=last, limit=STREAM_BATCH, **filters
+        )
         for event in page:
-            if event.id in shown:
-                yield ServerSentEvent(data=json.dumps(event.to_record()), id=str(event.id))
+            yield ServerSentEvent(data=json.dumps(event.to_record()), id=str(event.id))
         if page:
             last = page[-1].id or last
         if len(page) < STREAM_BATCH:

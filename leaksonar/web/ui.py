@@ -2,8 +2,8 @@
 `/host/{ip}` (timeline chart, collections, ransom notes, events), the host's disclosure letter
 `/host/{ip}/report`, `/event/{id}` (to its host page), and sign-in `/login`, sign-out (POST) `/logout`.
 
-Every page applies the access rule of `leaksonar.web.access`: a public viewer never sees a critical
-service's address or details, only aggregate counts and how many were withheld."""
+Every page applies the access rule of `leaksonar.web.access`: a public viewer's pages run over the
+visible set only (no critical service, nor its findings and events); the dashboard's totals are global."""
 
 from __future__ import annotations
 
@@ -37,9 +37,11 @@ from leaksonar.web.access import (
     Viewer,
     host_view,
     presented_session,
+    search_facets,
     search_page,
     viewer,
     visible,
+    visible_event,
     visible_events,
 )
 from leaksonar.web.keys import SESSION_LIFETIME, close_session, open_session
@@ -175,8 +177,7 @@ def dashboard(request: Request) -> Response:
     who = _viewer(request)
     store = _store(request)
     stats = store.stats()
-    latest = store.events.find(limit=LATEST_EVENTS)
-    shown = visible_events(store, latest, who)
+    latest = visible_events(store, who, limit=LATEST_EVENTS)
     return _page(
         request,
         "dashboard.html",
@@ -185,16 +186,15 @@ def dashboard(request: Request) -> Response:
         by_severity=_bars({s: stats.by_severity.get(s, 0) for s in SEVERITIES[::-1]}, SEVERITIES[::-1]),
         by_protocol=_bars(stats.by_protocol),
         by_country=_bars(stats.by_country),
-        events=shown[::-1],
-        withheld=len(latest) - len(shown),
+        events=latest[::-1],
         after_id=max((e.id or 0 for e in latest), default=0),
     )
 
 
 @router.get("/search", response_class=HTMLResponse)
 def search(request: Request, q: str = "", page: str = "1") -> Response:
-    """Search with facets. A public viewer's results leave critical findings out; they are counted as
-    withheld (access.search_page)."""
+    """Search with facets. A public viewer's results, counts and facets leave critical services out
+    (access.search_page, access.search_facets)."""
     who = _viewer(request)
     store = _store(request)
     values: dict[str, Any] = {"q": q, "fields": FIELDS, "examples": EXAMPLES}
@@ -203,8 +203,8 @@ def search(request: Request, q: str = "", page: str = "1") -> Response:
         error = f"page {page!r}: use a whole number from 1 to {MAX_PAGE}"
         return _page(request, "search.html", who, 400, error=error, **values)
     try:
-        facets = store.facets(q)
-        found, withheld = search_page(store, q, who, limit=PER_PAGE, offset=(number - 1) * PER_PAGE)
+        facets = search_facets(store, q, who)
+        found = search_page(store, q, who, limit=PER_PAGE, offset=(number - 1) * PER_PAGE)
     except QueryError as exc:
         return _page(request, "search.html", who, 400, error=str(exc), position=exc.position, **values)
     return _page(
@@ -213,10 +213,8 @@ def search(request: Request, q: str = "", page: str = "1") -> Response:
         who,
         found=found,
         hits=found.hits,
-        shown_total=found.total - withheld,
-        withheld=withheld,
         page=number,
-        pages=max(1, math.ceil((found.total - withheld) / PER_PAGE)),
+        pages=max(1, math.ceil(found.total / PER_PAGE)),
         facets={
             field: [(value, n, _search_url(f"{q} {_term(field, value)}".strip())) for value, n in counts]
             for field, counts in facets.items()
@@ -318,15 +316,13 @@ def host(request: Request, ip: str) -> Response:
     found = host_view(store, ip, who)
     if found is None:
         return _error(request, who, 404, f"{ip} is not in the index")
-    ports = {s.record["port"] for s in found.services}
-    events = [e for e in visible_events(store, store.events.find(ip=ip), who) if e.port in ports]
+    events = visible_events(store, who, ip=ip)
     return _page(
         request,
         "host.html",
         who,
         host=found,
         services=found.services,
-        withheld=found.withheld,
         events=events,
         chart=timeline(found.history, events),
         points=len(found.history),
@@ -357,8 +353,8 @@ def event(request: Request, event_id: str) -> Response:
     who = _viewer(request)
     store = _store(request)
     number = _whole(event_id, MAX_ID)
-    found = store.events.get(number) if number is not None else None
-    if found is None or not visible_events(store, [found], who):
+    found = visible_event(store, number, who) if number is not None else None
+    if found is None:
         return _error(request, who, 404, f"no event {event_id}")
     return RedirectResponse(f"/host/{found.ip}#event-{found.id}", status_code=303)
 
