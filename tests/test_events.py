@@ -20,7 +20,7 @@ from conftest import leaksonar
 
 from leaksonar.changes.diff import days_exposed, diff
 from leaksonar.changes.snapshot import Note, Snapshot
-from leaksonar.model import Event, Finding, Software
+from leaksonar.model import Auth, Event, Finding, Software
 from leaksonar.store.db import Store
 
 BTC = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
@@ -186,11 +186,10 @@ def test_days_exposed_sums_the_exposed_periods() -> None:
 BLOCK = {"intervals": [[int(ipaddress.IPv4Address("127.1.0.0")), int(ipaddress.IPv4Address("127.1.0.255"))]]}
 
 
-def stored(ip: int, scan_id: str, time: str, rows: int = 1000, auth: str = "none") -> Finding:
-    return Finding(
-        ip=f"127.1.0.{ip}", port=9200, protocol="elasticsearch", software=Software("elasticsearch", "7.10.2"),
-        auth=auth, exposed=auth == "none", time=time, scan_id=scan_id, rows=rows, size_bytes=rows * 50,
-    )  # fmt: skip
+def stored(ip: int, scan_id: str, time: str, rows: int = 1000, auth: Auth = "none") -> Finding:
+    software = Software("elasticsearch", "7.10.2")
+    address, exposed = f"127.1.0.{ip}", auth == "none"
+    return Finding(address, 9200, "elasticsearch", software, auth, exposed, time, scan_id, 1, rows, rows * 50)
 
 
 def recorded_history(db: str, batch: int) -> list[dict[str, Any]]:
