@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from leaksonar.model import Finding
 from leaksonar.model.schema import finding_schema, schema_text
+from tests.conftest import leaksonar
 
 PUBLISHED = Path(__file__).parents[1] / "docs" / "finding.schema.json"
 VALIDATOR = Draft202012Validator(finding_schema())
@@ -196,6 +197,8 @@ def test_records_stored_before_rows_estimated_read_as_the_servers_own_counts(tmp
     store.findings.add([Finding.from_record(estimated)])
     [hit] = store.search("").hits
     assert hit.record["rows_estimated"] and hit.record["collections"][0]["rows_estimated"]
+    shown = leaksonar("show", "127.20.0.5:9200", "--db", str(tmp_path / "index.db")).stdout
+    assert "~970,000" in shown
 
     old = copy.deepcopy({k: v for k, v in estimated.items() if k != "rows_estimated"})
     del old["collections"][0]["rows_estimated"]
