@@ -140,7 +140,8 @@ class Inspection:
     rows: int | None = None
     size_bytes: int | None = None
     rows_estimated: bool = False
-    """`rows` is not an exact count: a collection's is estimated, or collections past a cap were left out."""
+    """`rows` is not an exact count: a collection's is estimated or unknown, or collections past a cap were
+    left out (then it is a lower bound)."""
     samples: tuple[Sample, ...] = ()
     errors: tuple[Problem, ...] = ()
     """What went wrong (timeouts, caps hit, refused commands): kinds and plain sentences."""

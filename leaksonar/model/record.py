@@ -120,8 +120,8 @@ class FindingRecord(AssessmentRecord):
     dataset: DatasetRecord
     collections: list[CollectionRecord]
     rows_estimated: bool
-    """The dataset's `rows` are not an exact count: some collection's count is estimated, or collections
-    past a cap were not counted (a lower bound)."""
+    """The dataset's `rows` are not an exact count: some collection's count is estimated or unknown, or
+    collections past a cap were not counted (a lower bound)."""
     time: str
     """When the scan ran (UTC, ISO 8601)."""
     scan_id: str

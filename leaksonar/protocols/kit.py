@@ -167,8 +167,9 @@ class Learned:
     rows: int | None = None
     size_bytes: int | None = None
     rows_estimated: bool = False
-    """`rows` leave out collections past a cap (`left_out`); a collection's own estimate is said by its
-    `Collection.rows_estimated`, and either makes the service's rows estimated."""
+    """`rows` leave out collections past a cap (`left_out`). A collection's own estimate is said by its
+    `Collection.rows_estimated`; that, a collection not counted (rows None) or this makes the service's
+    rows estimated."""
     collections: list[Collection] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
@@ -224,7 +225,7 @@ class Learned:
             rows=self.rows,
             size_bytes=self.size_bytes,
             rows_estimated=self.rows is not None
-            and (self.rows_estimated or any(c.rows_estimated for c in self.collections)),
+            and (self.rows_estimated or any(c.rows_estimated or c.rows is None for c in self.collections)),
             samples=tuple(self.samples),
             errors=(*self.errors, *more),
             details=self.details,
