@@ -55,3 +55,8 @@ def human_count(count: int | None) -> str:
     if count is None:
         return "-"
     return f"{count:,}" if abs(count) < 1_000_000 else _scaled(count / 1_000_000, ("M", "B", "T"))
+
+
+def human_rows(rows: int | None, estimated: bool = False) -> str:
+    """A row count as human_count writes it, after "~" when it is the server's estimate (~970M)."""
+    return f"~{human_count(rows)}" if estimated and rows is not None else human_count(rows)

@@ -8,7 +8,7 @@ import ipaddress
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from conftest import leaksonar
 
 from leaksonar.changes.diff import days_exposed, diff
 from leaksonar.changes.snapshot import Note, Snapshot
-from leaksonar.model import Event, Software
+from leaksonar.model import Auth, Event, Finding, Software
 from leaksonar.store.db import Store
 
 BTC = "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
@@ -179,6 +179,63 @@ def test_days_exposed_sums_the_exposed_periods() -> None:
     ]
     assert days_exposed(history, "2026-02-03T12:00:00Z") == 12.5
     assert days_exposed(history[:3], "2026-01-09T00:00:00Z") == 10.0
+
+
+# --- events of a scan larger than one batch ------------------------------------------------------------
+
+BLOCK = {"intervals": [[int(ipaddress.IPv4Address("127.1.0.0")), int(ipaddress.IPv4Address("127.1.0.255"))]]}
+
+
+def stored(ip: int, scan_id: str, time: str, rows: int = 1000, auth: Auth = "none") -> Finding:
+    software = Software("elasticsearch", "7.10.2")
+    address, exposed = f"127.1.0.{ip}", auth == "none"
+    return Finding(address, 9200, "elasticsearch", software, auth, exposed, time, scan_id, 1, rows, rows * 50)
+
+
+def recorded_history(db: str, batch: int) -> list[dict[str, Any]]:
+    """Four scans of one /24 (each covering it, ports 9200 and 6379) and their events, recorded `batch`
+    services at a time."""
+    store = Store(db)
+    scans = [  # (scan, addresses seen, {address: (rows, auth)})
+        ("s1", range(1, 9), {}),
+        ("s2", range(1, 7), {2: (1_000_000, "none"), 3: (1000, "required"), 4: (2, "none")}),
+        ("s3", range(1, 10), {2: (1_000_000, "none")}),
+        ("s4", range(2, 10), {2: (1_000_000, "none"), 5: (5000, "none")}),
+    ]
+    everything: list[dict[str, Any]] = []
+    for day, (scan_id, seen, changed) in enumerate(scans, start=1):
+        time = f"2026-10-0{day}T00:00:00Z"
+        store.scans.begin(
+            scan_id, time, "127.1.0.0/24", "6379,9200", 512, {}, {**BLOCK, "ports": [6379, 9200]}
+        )
+        store.findings.add([stored(ip, scan_id, time, *changed.get(ip, (1000, "none"))) for ip in seen])
+        store.scans.finish(scan_id, time, "done")
+        everything += [e.to_record() for e in store.events.record(scan_id, batch=batch)]
+    store.close()
+    return everything
+
+
+def test_a_scan_larger_than_one_batch_has_the_events_of_one_batch(new_index: Callable[[], str]) -> None:
+    """Closed, reopened, auth enabled, grew, wiped, across batch boundaries, on both databases: the same
+    events, in the same order, with the same ids."""
+    one_by_one, all_at_once = recorded_history(new_index(), 2), recorded_history(new_index(), 1000)
+    assert one_by_one == all_at_once
+    seen = [(e["scan_id"], e["type"], e["ip"].rsplit(".", 1)[1]) for e in all_at_once]
+    assert seen == [
+        *(("s1", "new_exposure", str(ip)) for ip in range(1, 9)),
+        ("s2", "grew", "2"),
+        ("s2", "auth_enabled", "3"),
+        ("s2", "wiped", "4"),
+        ("s2", "closed", "7"),
+        ("s2", "closed", "8"),
+        ("s3", "reopened", "3"),
+        ("s3", "grew", "4"),
+        ("s3", "reopened", "7"),
+        ("s3", "reopened", "8"),
+        ("s3", "new_exposure", "9"),
+        ("s4", "closed", "1"),
+        ("s4", "grew", "5"),
+    ]
 
 
 # --- the story, on real servers --------------------------------------------------------------------------

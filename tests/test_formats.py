@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leaksonar.formats import human_bytes, human_count
+from leaksonar.formats import human_bytes, human_count, human_rows
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,11 @@ def test_human_count(n: int | None, text: str) -> None:
 )
 def test_human_bytes(n: int | None, text: str) -> None:
     assert human_bytes(n) == text
+
+
+def test_estimated_rows_are_written_after_a_tilde() -> None:
+    assert (human_rows(970_000_000, True), human_rows(7040, False), human_rows(None, True)) == (
+        "~970M",
+        "7,040",
+        "-",
+    )

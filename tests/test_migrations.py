@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,49 @@ def test_the_report_history_of_an_index_from_the_previous_release_is_kept(
     assert "Example Net (AS64500) <no abuse contact known>: 1 service(s) to report" in first
     assert "skipped 127.1.0.1:9200: reported " in report(never)
     assert _differences(reported) == _differences(never) == []
+
+
+def test_an_index_from_the_previous_release_takes_ids_past_2_31(new_index: Callable[[], str]) -> None:
+    """Upgraded, it keeps its rows and goes on numbering findings, services and events past 2**31 - 1
+    (PostgreSQL: BIGINT columns and sequences; SQLite: 64-bit rowids already)."""
+    db = new_index()
+    _previous_release(db)
+    past = 2**31 + 7
+    store = Store(db)
+    store.events.record("s1")
+    with store.engine.begin() as conn:  # the ids so far: findings, services and events reach `past`
+        for table in ("findings", "services", "events"):
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {past})"))
+            else:  # the next rowid follows the largest
+                conn.execute(text(f"UPDATE {table} SET id = {past}"))
+        if conn.dialect.name == "sqlite":
+            for table, column in (("service_pii", "service_id"), ("services_fts", "rowid")):
+                conn.execute(text(f"UPDATE {table} SET {column} = {past}"))
+    [old] = store.findings.of_scan("s1")
+    assert old.ip == "127.1.0.1"
+    later = "2026-10-02T00:00:00Z"
+    store.scans.begin("s2", later, targets="127.1.0.0/24", ports="9200", size=256, options={})
+    store.findings.add(
+        [replace(OLD, scan_id="s2", time=later, rows=3_000_000_000), replace(OLD, scan_id="s2", port=9201)]
+    )
+    store.scans.finish("s2", later, "done")
+    grew, new = store.events.record("s2")
+    assert (grew.type, new.type, new.port) == ("grew", "new_exposure", 9201)
+    assert grew.id is not None and past < grew.id < new.id  # type: ignore[operator]
+    assert store.events.get(grew.id) == grew
+    [hit] = store.search("rows:>2999999999").hits
+    assert hit.id is not None and hit.id > past
+    stored = store.findings.get(hit.id)
+    assert stored is not None and stored.record["dataset"]["rows"] == 3_000_000_000
+    assert [s.port for s in store.services.on("127.1.0.1")] == [9200, 9201]
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT min(id) FROM services WHERE port = 9201")).scalar() > past
+    assert {h.record["port"] for h in store.search("pii:national_id AND collections:person").hits} == {
+        9200,
+        9201,
+    }
+    assert _differences(db) == []
 
 
 def test_processes_opening_an_empty_index_at_once_do_not_collide(new_index: Callable[[], str]) -> None:

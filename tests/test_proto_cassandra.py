@@ -96,6 +96,7 @@ def test_open_stand_in_is_exposed_with_every_table_counted(lab_service: LabServi
     expected = {(db["name"], c["name"]): c["rows"] for db in entry["databases"] for c in db["collections"]}
     assert {(c.database, c.name): c.rows for c in found.collections} == expected
     assert (found.rows, found.databases) == (sum(expected.values()), len(entry["databases"]))
+    assert not found.rows_estimated  # count(*) of every table
     customers = next(c for c in found.collections if c.name == "customers")
     assert {"name", "phone", "email"} <= set(customers.fields)
     assert {s.collection for s in found.samples} == {name for _, name in expected}
@@ -232,7 +233,8 @@ def test_slow_count_gives_no_row_count_but_the_rest() -> None:
     assert elapsed < 3.0
     rows = {c.name: c.rows for c in found.collections}
     assert rows == {"customers": standin.CUSTOMERS, "tickets": None}
-    assert found.rows == standin.CUSTOMERS
+    assert found.rows == standin.CUSTOMERS and found.rows_estimated  # at least: tickets are not counted
+    assert not [c for c in found.collections if c.rows_estimated]
     assert hostile.kinds(found) == [ErrorKind.TIMEOUT]
     assert {s.collection for s in found.samples} == {"customers", "tickets"}
 

@@ -84,6 +84,7 @@ def test_open_influxdb_is_exposed_with_every_point_counted(lab_service: LabServi
     expected = {(db["name"], c["name"]): c["rows"] for db in entry["databases"] for c in db["collections"]}
     assert {(c.database, c.name): c.rows for c in found.collections} == expected
     assert (found.rows, found.databases) == (sum(expected.values()), len(entry["databases"]))
+    assert not found.rows_estimated and not [c for c in found.collections if c.rows_estimated]
     assert found.details["series"]["telemetry"] > 0
     gps = next(c for c in found.collections if c.name == "gps")
     assert gps.fields == ("device", "driver", "lat", "lon")
@@ -190,6 +191,7 @@ def test_only_read_statements_are_sent_with_get() -> None:
         ("fleet", "gps", 7, ("lat", "lon"))
     ]
     assert found.details == {"series": {"fleet": 3}}
+    assert found.rows_estimated and found.collections[0].rows_estimated  # 7 lat, 6 lon: at least 7 points
     assert all(s.startswith((b"GET /ping", b"GET /query SHOW ", b"GET /query SELECT ")) for s in seen)
 
 

@@ -132,6 +132,7 @@ def test_open_server_is_inspected_as_seeded_and_left_unchanged(lab_service: LabS
     seeded = {(db["name"], c["name"]): c["rows"] for db in entry["databases"] for c in db["collections"]}
     assert {(c.database, c.name): c.rows for c in found.collections} == seeded
     assert found.rows == sum(seeded.values())
+    assert not found.rows_estimated and not [c for c in found.collections if c.rows_estimated]
     assert found.databases is not None and found.databases >= len(entry["databases"])
     assert found.size_bytes and all(c.size_bytes for c in found.collections)
 

@@ -158,6 +158,7 @@ def test_open_server_is_inspected_as_the_manifest_says(lab: dict[str, Any]) -> N
         assert not [c for c in found.collections if c.database in SYSTEM_SCHEMAS]
         assert found.databases is not None and found.databases >= len(service["databases"])
         assert found.rows == sum(rows.values())
+        assert not found.rows_estimated and not [c for c in found.collections if c.rows_estimated]
         assert found.size_bytes and found.size_bytes > 0
         assert all(c.fields for c in found.collections)
         values = [v for s in found.samples for d in s.documents for v in d.values() if v is not None]
@@ -170,9 +171,21 @@ def test_caps_are_applied_and_reported(lab: dict[str, Any]) -> None:
     assert len(found.collections) == 1
     assert ErrorKind.OVER_LIMIT in {e.kind for e in found.errors}
     assert all(len(s.documents) <= 2 for s in found.samples)
+    assert not found.collections[0].rows_estimated and found.rows_estimated  # the other tables: uncounted
     found = _inspect(service, Limits(max_databases=1))
     assert len({c.database for c in found.collections}) == 1
     assert ErrorKind.OVER_LIMIT in {e.kind for e in found.errors}
+    assert found.rows_estimated
+
+
+def test_large_tables_take_the_server_estimate(lab: dict[str, Any]) -> None:
+    """information_schema.TABLES.TABLE_ROWS: InnoDB's estimate, marked as one."""
+    service = _services(lab, "none")[0]
+    found = _inspect(service, Limits(exact_count_below=0, sample_rows=0))
+    seeded = [(db["name"], c["name"]) for db in service["databases"] for c in db["collections"]]
+    estimated = {(c.database, c.name): c.rows_estimated for c in found.collections if c.rows is not None}
+    assert {key: estimated.get(key) for key in seeded} == dict.fromkeys(seeded, True)
+    assert found.rows_estimated and found.samples == ()
 
 
 def test_protected_server_is_not_exposed(lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -185,6 +185,7 @@ def test_open_server_is_inspected_as_the_manifest_says(lab: dict[str, Any]) -> N
         assert not [c for c in found.collections if c.name.startswith(SYSTEM_SCHEMAS)]
         assert found.databases is not None and found.databases >= len(service["databases"])
         assert found.rows == sum(rows.values())
+        assert not found.rows_estimated and not [c for c in found.collections if c.rows_estimated]
         assert found.size_bytes and found.size_bytes > 0
         assert all(c.fields for c in found.collections)
         values = [v for s in found.samples for d in s.documents for v in d.values() if v is not None]
@@ -197,6 +198,8 @@ def test_caps_are_applied_and_reported(lab: dict[str, Any]) -> None:
     assert len(found.collections) == 1
     assert ErrorKind.OVER_LIMIT in {e.kind for e in found.errors}
     assert all(len(s.documents) <= 2 for s in found.samples)
+    [table] = found.collections
+    assert not table.rows_estimated and found.rows_estimated  # counted, but the other tables were not
 
 
 def test_large_tables_take_the_server_estimate(lab: dict[str, Any]) -> None:
@@ -206,6 +209,7 @@ def test_large_tables_take_the_server_estimate(lab: dict[str, Any]) -> None:
     for db in service["databases"]:
         for c in db["collections"]:
             assert abs(rows[db["name"], c["name"]] - c["rows"]) <= c["rows"] * 0.1
+    assert all(c.rows_estimated for c in found.collections) and found.rows_estimated
     assert found.samples == ()
 
 

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from leaksonar.model import Finding
 from leaksonar.model.schema import finding_schema, schema_text
+from tests.conftest import leaksonar
 
 PUBLISHED = Path(__file__).parents[1] / "docs" / "finding.schema.json"
 VALIDATOR = Draft202012Validator(finding_schema())
@@ -32,6 +33,7 @@ ASSESSED: dict[str, Any] = {
             "name": "person",
             "rows": 970000,
             "size_bytes": 0,
+            "rows_estimated": False,
             "fields": ["xm", "sfzh"],
             "pii": ["name", "national_id"],
         },
@@ -52,6 +54,7 @@ ASSESSED: dict[str, Any] = {
             },
         ],
     },
+    "rows_estimated": False,
     "severity": "critical",
     "summary": "Elasticsearch 7.10.2 without authentication: 1 index, 970,000 documents, 23 GB; national IDs",
     "time": "2026-11-28T05:00:00Z",
@@ -126,6 +129,9 @@ DROP = object()
         ("ransom.notes.0.amount_btc", "10"),
         ("errors", [{"kind": "timeout"}]),
         ("geo", "CN"),
+        ("rows_estimated", "no"),
+        ("rows_estimated", DROP),
+        ("collections.0.rows_estimated", DROP),
         ("ip", DROP),
         ("scan_id", DROP),
         ("dataset.size_bytes", DROP),
@@ -174,3 +180,31 @@ def test_records_stored_before_error_kinds_are_read_in_todays_shape(tmp_path: Pa
         assert record["errors"] == [{"kind": "unknown", "message": "index person: count timed out"}]
         assert problems({k: v for k, v in record.items() if k not in ("id", "first_seen", "last_seen")}) == []
     assert problems(old) != []  # the old shape itself is not today's
+
+
+def test_records_stored_before_rows_estimated_read_as_the_servers_own_counts(tmp_path: Path) -> None:
+    """An index written before `rows_estimated` existed: its records are read with the flag false, valid
+    against the published schema; an estimated count stored today is read back as one."""
+    from sqlalchemy import update
+
+    from leaksonar.store.db import Store
+    from leaksonar.store.schema import services
+
+    store = Store(str(tmp_path / "index.db"))
+    store.scans.begin("old", ASSESSED["time"], targets="127.20.0.5", ports="9200", size=1, options={})
+    estimated = copy.deepcopy({**ASSESSED, "scan_id": "old", "rows_estimated": True})
+    estimated["collections"][0]["rows_estimated"] = True
+    store.findings.add([Finding.from_record(estimated)])
+    [hit] = store.search("").hits
+    assert hit.record["rows_estimated"] and hit.record["collections"][0]["rows_estimated"]
+    shown = leaksonar("show", "127.20.0.5:9200", "--db", str(tmp_path / "index.db")).stdout
+    assert "~970,000" in shown
+
+    old = copy.deepcopy({k: v for k, v in estimated.items() if k != "rows_estimated"})
+    del old["collections"][0]["rows_estimated"]
+    with store.engine.begin() as conn:
+        conn.execute(update(services).values(record=old))
+    [service] = store.services.on("127.20.0.5")
+    assert service.record["rows_estimated"] is False
+    assert service.record["collections"][0]["rows_estimated"] is False
+    assert problems(service.record) == []

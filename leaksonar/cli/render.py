@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from leaksonar.formats import human_bytes, human_count
+from leaksonar.formats import human_bytes, human_count, human_rows
 from leaksonar.model import Event, Finding
 from leaksonar.terminal import PlainConsole, add_row, plain
 
@@ -84,7 +84,7 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             auth_text(record),
             human_count(dataset["databases"]),
             human_count(dataset["collections"]) if finding.exposed else "-",
-            human_count(dataset["rows"]),
+            human_rows(dataset["rows"], record["rows_estimated"]),
             human_bytes(dataset["size_bytes"]),
             severity_text(record.get("severity")),
             plain(("ATTACKED ", "bold red"), notes) if attacked else notes,
@@ -106,7 +106,7 @@ def search_table(total: int, hits: Iterable[Hit]) -> Table:
             record["protocol"],
             _software_text(record),
             severity_text(hit.severity),
-            human_count(dataset["rows"]),
+            human_rows(dataset["rows"], record["rows_estimated"]),
             human_bytes(dataset["size_bytes"]),
             ", ".join(record.get("pii") or {}),
             record.get("summary", ""),
@@ -165,7 +165,7 @@ def collections_table(record: dict[str, Any]) -> Table:
             table,
             c["database"],
             c["name"],
-            human_count(c["rows"]),
+            human_rows(c["rows"], c["rows_estimated"]),
             human_bytes(c["size_bytes"]),
             ", ".join(c["fields"][:12]) + (" ..." if len(c["fields"]) > 12 else ""),
             ", ".join(c.get("pii", ())),

@@ -57,11 +57,15 @@ class Problem:
 
 def current_record(record: dict[str, Any]) -> dict[str, Any]:
     """A stored finding record in today's shape: errors written as plain sentences (before error kinds
-    existed) become {"kind": "unknown", "message": ...}."""
+    existed) become {"kind": "unknown", "message": ...}; counts written before `rows_estimated` existed
+    are read as the server's own (False)."""
     errors = record.get("errors")
-    if not errors or all(isinstance(error, dict) for error in errors):
-        return record
-    return {**record, "errors": [Problem.from_record(error).to_record() for error in errors]}
+    if errors and not all(isinstance(error, dict) for error in errors):
+        record = {**record, "errors": [Problem.from_record(error).to_record() for error in errors]}
+    if "rows_estimated" not in record:
+        collections = [{"rows_estimated": False, **c} for c in record.get("collections", ())]
+        record = {**record, "rows_estimated": False, "collections": collections}
+    return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,8 @@ class Collection:
     rows: int | None = None
     size_bytes: int | None = None
     fields: tuple[str, ...] = ()
+    rows_estimated: bool = False
+    """`rows` is the server's estimate (or a count stopped at a cap), not an exact count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +139,9 @@ class Inspection:
     collections: tuple[Collection, ...] = ()
     rows: int | None = None
     size_bytes: int | None = None
+    rows_estimated: bool = False
+    """`rows` is not an exact count: a collection's is estimated or unknown, or collections past a cap were
+    left out (then it is a lower bound)."""
     samples: tuple[Sample, ...] = ()
     errors: tuple[Problem, ...] = ()
     """What went wrong (timeouts, caps hit, refused commands): kinds and plain sentences."""
@@ -211,6 +220,8 @@ class Finding:
     databases: int | None = None
     rows: int | None = None
     size_bytes: int | None = None
+    rows_estimated: bool = False
+    """`rows` is not an exact count (Inspection.rows_estimated)."""
     collections: tuple[Collection, ...] = ()
     errors: tuple[Problem, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
@@ -244,10 +255,12 @@ class Finding:
                     "name": c.name,
                     "rows": c.rows,
                     "size_bytes": c.size_bytes,
+                    "rows_estimated": c.rows_estimated,
                     "fields": list(c.fields),
                 }
                 for c in self.collections
             ],
+            "rows_estimated": self.rows_estimated,
             "time": self.time,
             "scan_id": self.scan_id,
         }
@@ -285,9 +298,15 @@ class Finding:
             databases=dataset.get("databases"),
             rows=dataset.get("rows"),
             size_bytes=dataset.get("size_bytes"),
+            rows_estimated=bool(record.get("rows_estimated")),
             collections=tuple(
                 Collection(
-                    c["database"], c["name"], c.get("rows"), c.get("size_bytes"), tuple(c.get("fields", ()))
+                    c["database"],
+                    c["name"],
+                    c.get("rows"),
+                    c.get("size_bytes"),
+                    tuple(c.get("fields", ())),
+                    bool(c.get("rows_estimated")),
                 )
                 for c in record.get("collections", ())
             ),

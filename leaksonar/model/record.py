@@ -46,6 +46,9 @@ class CollectionRecord(TypedDict):
     name: str
     rows: int | None
     size_bytes: int | None
+    rows_estimated: bool
+    """`rows` is the server's estimate (e.g. PostgreSQL's reltuples, InnoDB's table_rows) or a count
+    stopped at a cap, not an exact count (docs/protocols.md says which protocols estimate)."""
     fields: list[str]
     """Field or column names (notable file names for storage)."""
     pii: NotRequired[list[PiiCategory]]
@@ -116,6 +119,9 @@ class FindingRecord(AssessmentRecord):
     exposed: bool
     dataset: DatasetRecord
     collections: list[CollectionRecord]
+    rows_estimated: bool
+    """The dataset's `rows` are not an exact count: some collection's count is estimated or unknown, or
+    collections past a cap were not counted (a lower bound)."""
     time: str
     """When the scan ran (UTC, ISO 8601)."""
     scan_id: str

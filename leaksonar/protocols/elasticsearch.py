@@ -160,7 +160,7 @@ async def read_indices(fetch: Fetch, learned: Learned) -> None:
     learned.rows = sum(index.rows or 0 for index in indices)
     learned.size_bytes = sum(index.size_bytes or 0 for index in indices)
     shown = indices[: limits.max_collections]
-    learned.capped(len(shown), len(indices), "indices")
+    learned.capped(len(shown), len(indices), "indices", counted=False)
     mappings = await _mappings(fetch, learned) if shown else {}
     gate = asyncio.Semaphore(_CONCURRENCY)
 

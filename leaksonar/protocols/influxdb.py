@@ -9,8 +9,9 @@ failed") or 403 ("create admin user first").
 
 Naming: database = InfluxDB database (the server's own `_internal` statistics are left out),
 collection = measurement. Rows = points: the largest of the per-field counts of `count(*)` (a point
-holds at least one field); None if counting fails within `Limits.timeout`. Fields = the sampled
-columns (tags and fields) except `time`.
+holds at least one field); None if counting fails within `Limits.timeout`. When the fields' counts
+differ, some points lack some fields and the largest is only a lower bound: rows_estimated. Fields =
+the sampled columns (tags and fields) except `time`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from leaksonar.model import Collection, ErrorKind, Identity, Inspection, Limits, Sample, Software
+from leaksonar.model import Collection, Identity, Inspection, Limits, Sample, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.httpclient import bounded_client, get_bounded, http_parts
@@ -70,10 +71,13 @@ def _names(series: list[dict[str, Any]]) -> list[str]:
     return [row[0] for row in _values(series) if row and isinstance(row[0], str)]
 
 
-async def _points(client: httpx.AsyncClient, base: str, db: str, measurement: str, limits: Limits) -> int:
+async def _points(
+    client: httpx.AsyncClient, base: str, db: str, measurement: str, limits: Limits
+) -> tuple[int, bool]:
+    """The measurement's points, and whether that is a lower bound (its fields' counts differ)."""
     series = await query(client, base, f"SELECT count(*) FROM {quote(measurement)}", db, limits)
     counts = [n for row in _values(series) for v in row[1:] if (n := count(v)) is not None]
-    return max(counts, default=0)
+    return max(counts, default=0), len(set(counts)) > 1
 
 
 async def _sample(
@@ -95,9 +99,10 @@ async def _measurement(
     """Add measurement `name` of `db` with its point count and sample; return the count."""
     limits = learned.limits
     points: int | None = None
+    estimated = False
     documents: tuple[dict[str, Any], ...] = ()
     try:
-        points = await _points(client, base, db, name, limits)
+        points, estimated = await _points(client, base, db, name, limits)
     except SERVER_ERRORS as exc:
         learned.failed(f"Counting {db}.{name}", exc)
     try:
@@ -105,7 +110,7 @@ async def _measurement(
     except SERVER_ERRORS as exc:
         learned.failed(f"Sampling {db}.{name}", exc)
     fields = tuple(sorted({k for d in documents for k in d} - {"time"}))
-    learned.collections.append(Collection(db, name, points, None, fields))
+    learned.collections.append(Collection(db, name, points, None, fields, estimated))
     if documents:
         learned.samples.append(Sample(db, name, documents))
     return points
@@ -117,7 +122,7 @@ async def _database(client: httpx.AsyncClient, base: str, db: str, learned: Lear
     left = limits.max_collections - len(learned.collections)
     names = _names(await query(client, base, f"SHOW MEASUREMENTS LIMIT {left + 1}", db, limits))
     if len(names) > left:
-        learned.add(ErrorKind.OVER_LIMIT, f"Only the first {left} measurements of {db} were inspected.")
+        learned.left_out(f"Only the first {left} measurements of {db} were inspected.")
     cardinality = _values(await query(client, base, "SHOW SERIES CARDINALITY", db, limits))
     learned.details.setdefault("series", {})[db] = sum(
         n for row in cardinality for v in row if (n := count(v)) is not None
@@ -149,8 +154,9 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         learned.capped(len(shown), len(databases), "databases")
         learned.databases = len(databases)
         counted = []
-        for db in shown:
+        for i, db in enumerate(shown):
             if len(learned.collections) >= limits.max_collections:
+                learned.left_out(f"{len(shown) - i} databases were not looked into (max_collections).")
                 break
             counted += await _database(client, base, db, learned)
         learned.rows = sum(counted) if counted or not learned.collections else None

@@ -166,6 +166,10 @@ class Learned:
     databases: int | None = None
     rows: int | None = None
     size_bytes: int | None = None
+    rows_estimated: bool = False
+    """`rows` leave out collections past a cap (`left_out`). A collection's own estimate is said by its
+    `Collection.rows_estimated`; that, a collection not counted (rows None) or this makes the service's
+    rows estimated."""
     collections: list[Collection] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
@@ -188,10 +192,23 @@ class Learned:
         problem = describe(exc, self.limits)
         self.add(problem.kind, f"{what} failed: {problem.message}.")
 
-    def capped(self, shown: int, total: int, what: str) -> None:
-        """Only `shown` of `total` `what` were inspected (a `Limits` cap)."""
-        if shown < total:
-            self.add(ErrorKind.OVER_LIMIT, f"Only the first {shown} of {total} {what} were inspected.")
+    def capped(self, shown: int, total: int, what: str, *, counted: bool = True) -> None:
+        """Only `shown` of `total` `what` were inspected (a `Limits` cap). `counted`: the service's rows
+        are the sum of what was inspected, so they become a lower bound (`left_out`); False where the
+        server counts every one itself."""
+        if shown >= total:
+            return
+        sentence = f"Only the first {shown} of {total} {what} were inspected."
+        if counted:
+            self.left_out(sentence)
+        else:
+            self.add(ErrorKind.OVER_LIMIT, sentence)
+
+    def left_out(self, sentence: str) -> None:
+        """Collections past a cap were not counted (`sentence` says which): the service's rows, the sum
+        of those counted, are a lower bound and so estimated."""
+        self.add(ErrorKind.OVER_LIMIT, sentence)
+        self.rows_estimated = True
 
     def inspection(self, protocol: str) -> Inspection:
         more = (
@@ -207,6 +224,8 @@ class Learned:
             collections=tuple(self.collections),
             rows=self.rows,
             size_bytes=self.size_bytes,
+            rows_estimated=self.rows is not None
+            and (self.rows_estimated or any(c.rows_estimated or c.rows is None for c in self.collections)),
             samples=tuple(self.samples),
             errors=(*self.errors, *more),
             details=self.details,

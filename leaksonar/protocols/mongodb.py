@@ -387,9 +387,7 @@ async def _entries(client: _Client, names: list[str], learned: Learned) -> list[
     for database in names:
         room = limits.max_collections - len(entries)
         if room <= 0:
-            learned.add(
-                ErrorKind.OVER_LIMIT, f"Only the first {limits.max_collections} collections were inspected."
-            )
+            learned.left_out(f"Only the first {limits.max_collections} collections were inspected.")
             break
         try:
             found, more = await _collections(client, database, room)
@@ -398,8 +396,7 @@ async def _entries(client: _Client, names: list[str], learned: Learned) -> list[
             continue
         entries += [_Entry(database, name) for name in found]
         if more:
-            message = f"Only the first {len(found)} collections of {database} were inspected."
-            learned.add(ErrorKind.OVER_LIMIT, message)
+            learned.left_out(f"Only the first {len(found)} collections of {database} were inspected.")
     return entries
 
 

@@ -313,7 +313,7 @@ async def _inspect_databases(endpoint: Endpoint, names: Sequence[str], major: in
     for start in range(0, len(names), CONCURRENCY):
         if room == 0:
             left = f"{len(names) - start} databases were not looked into (max_collections)."
-            learned.add(ErrorKind.OVER_LIMIT, left)
+            learned.left_out(left)
             break
         async with AsyncExitStack() as stack:
             chunk = names[start : start + CONCURRENCY]

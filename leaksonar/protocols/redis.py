@@ -304,7 +304,7 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         dbs = keyspace(info)
         learned.databases, learned.rows = len(dbs), sum(dbs.values())
         shown = sorted(dbs)[: min(limits.max_databases, limits.max_collections)]
-        learned.capped(len(shown), len(dbs), "databases")
+        learned.capped(len(shown), len(dbs), "databases", counted=False)
         for db in shown:  # collection `db<n>` with its key count; a sample unless the server misbehaves
             await learned.add_sampled(str(db), f"db{db}", dbs[db], None, _sample(client, db, limits))
     finally:

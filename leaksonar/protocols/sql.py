@@ -1,5 +1,5 @@
 """Shared by the SQL protocol modules: measuring tables read-only into what the inspection has learned
-(a table not measured keeps the server's estimate)."""
+(a table not counted exactly keeps the server's estimate, marked `rows_estimated`)."""
 
 from __future__ import annotations
 
@@ -57,8 +57,10 @@ class Table:
     def label(self) -> str:
         return f"{self.database}.{self.name}"
 
-    def collection(self, rows: int | None) -> Collection:
-        return Collection(self.database, self.name, rows, self.size_bytes, self.fields)
+    def collection(self, rows: int | None, *, counted: bool) -> Collection:
+        """The table with `rows`: counted exactly, or else the server's estimate."""
+        estimated = rows is not None and not counted
+        return Collection(self.database, self.name, rows, self.size_bytes, self.fields, estimated)
 
 
 def counts_exactly(table: Table, limits: Limits) -> bool:
@@ -73,7 +75,7 @@ def cap_tables(tables: Sequence[Table], room: int, learned: Learned) -> list[Tab
     """The first `room` of `tables`, saying so when the others are left out."""
     if len(tables) > room:
         cap = learned.limits.max_collections
-        learned.add(ErrorKind.OVER_LIMIT, f"Only the first {cap} tables were inspected (max_collections).")
+        learned.left_out(f"Only the first {cap} tables were inspected (max_collections).")
     return list(tables[:room])
 
 
@@ -94,10 +96,11 @@ async def measure(
 ) -> tuple[Collection, Sample | None]:
     """Row count (exact when small, else the estimate) and a sample of one table."""
     limits = learned.limits
-    rows = table.estimate
+    rows, counted = table.estimate, False
     if counts_exactly(table, limits):
         try:
             rows = count((await timed(session.fetch(f"SELECT count(*) FROM {table.ref}"), limits))[0][0])
+            counted = True
         except Exception as exc:
             learned.failed(f"Counting the rows of {table.label}", exc)
     elif rows is None:
@@ -114,13 +117,13 @@ async def measure(
             sample = Sample(table.database, table.name, docs)
         except Exception as exc:
             learned.failed(f"Sampling {table.label}", exc)
-    return table.collection(rows), sample
+    return table.collection(rows, counted=counted), sample
 
 
 def placeholders(learned: Learned, tables: Sequence[Table]) -> int:
     """Add `tables` with their estimates to `learned` (measuring replaces them); where they start."""
     start = len(learned.collections)
-    learned.collections += [t.collection(t.estimate) for t in tables]
+    learned.collections += [t.collection(t.estimate, counted=False) for t in tables]
     total(learned)
     return start
 

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from leaksonar.formats import human_bytes, human_count
+from leaksonar.formats import human_bytes, human_count, human_rows
 from leaksonar.model import SEVERITY_RANK
 from leaksonar.report.history import REMINDER_DAYS, History
 from leaksonar.report.owners import Owner, Owners
@@ -128,12 +128,12 @@ def _service(store: Store, row: ServiceRow, reason: str) -> dict[str, Any]:
         "days": _days(row.first_seen, row.last_seen),
         "databases": human_count(record["dataset"].get("databases")),
         "collection_count": len(collections),
-        "rows": human_count(record["dataset"].get("rows")),
+        "rows": human_rows(record["dataset"].get("rows"), record["rows_estimated"]),
         "size": human_bytes(record["dataset"].get("size_bytes")),
         "collections": [
             {
                 "name": ".".join(filter(None, (c["database"], c["name"]))),
-                "rows": human_count(c.get("rows")),
+                "rows": human_rows(c.get("rows"), c["rows_estimated"]),
                 "size": human_bytes(c.get("size_bytes")),
                 "pii": ", ".join(c.get("pii", ())) or "-",
             }

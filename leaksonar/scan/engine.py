@@ -145,6 +145,7 @@ def to_finding(
         scan_id=scan_id,
         databases=inspection.databases,
         rows=inspection.rows,
+        rows_estimated=inspection.rows_estimated,
         size_bytes=inspection.size_bytes,
         collections=inspection.collections,
         errors=inspection.errors,

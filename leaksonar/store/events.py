@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, select
+from sqlalchemy import Connection, Engine, and_, func, select, tuple_
 
 from leaksonar.changes.diff import diff
 from leaksonar.changes.snapshot import Snapshot, snapshot
@@ -20,6 +20,9 @@ from leaksonar.store.scans import Scans
 from leaksonar.store.schema import events, findings, scans, services
 from leaksonar.store.sql import insert
 
+BATCH = 2000
+"""Services whose events are computed together at the end of a scan."""
+
 
 class Events:
     """`store.events`. `index`: how messages name the index."""
@@ -27,32 +30,21 @@ class Events:
     def __init__(self, engine: Engine, scans: Scans, index: str) -> None:
         self.engine, self.scans, self.index = engine, scans, index
 
-    def record(self, scan_id: str) -> list[Event]:
+    def record(self, scan_id: str, batch: int = BATCH) -> list[Event]:
         """Diff every service the scan saw, and (when it finished) every service seen before in the space
-        it covered, against its previous observation; store the changes once. Returns the scan's events."""
+        it covered, against its previous observation; store the changes once. Services are taken `batch`
+        at a time, in address order: a few queries and one multi-row INSERT per batch, and only the
+        batch's records in memory. Returns the scan's events."""
         scan = self.scans.get(scan_id)
         if scan is None:
             raise StoreError(f"no scan {scan_id} in {self.index}")
         with self.engine.begin() as conn:
-            query = select(findings.c.ip, findings.c.port, findings.c.record).where(
-                findings.c.scan_id == scan_id
-            )
-            seen = {(r.ip, r.port): Finding.from_record(r.record) for r in conn.execute(query)}
-            places = set(seen)
-            if scan.status == "done" and scan.coverage:
-                places |= _covered(conn, scan.coverage)
-            changes: list[Event] = []
-            for ip, port in sorted(places, key=lambda p: (ipaddress.IPv4Address(p[0]), p[1])):
-                before, ever_exposed = _previous(conn, ip, port, scan)
-                finding = seen.get((ip, port))
-                after = snapshot(finding) if finding else None
-                time = finding.time if finding else scan.finished_at or scan.started_at
-                changes += diff(
-                    before, after, ever_exposed=ever_exposed, ip=ip, port=port, scan_id=scan_id, time=time
-                )
-            for change in changes:
-                values = {k: v for k, v in change.to_record().items() if k != "id"}
-                conn.execute(insert(conn, events).values(**values).on_conflict_do_nothing())
+            places = sorted(_places(conn, scan), key=lambda p: (ipaddress.IPv4Address(p[0]), p[1]))
+            for start in range(0, len(places), batch):
+                changes = _changes(conn, places[start : start + batch], scan)
+                if changes:
+                    rows = [{k: v for k, v in c.to_record().items() if k != "id"} for c in changes]
+                    conn.execute(insert(conn, events).on_conflict_do_nothing(), rows)
         return self.find(scan_id=scan_id)
 
     def find(
@@ -98,6 +90,16 @@ class Events:
         return Event(**row._mapping) if row else None
 
 
+def _places(conn: Connection, scan: ScanRow) -> set[tuple[str, int]]:
+    """(address, port) of every service the scan saw and, when it finished, of every indexed service in
+    the space it covered."""
+    query = select(findings.c.ip, findings.c.port).where(findings.c.scan_id == scan.id)
+    places = {(r.ip, r.port) for r in conn.execute(query)}
+    if scan.status == "done" and scan.coverage:
+        places |= _covered(conn, scan.coverage)
+    return places
+
+
 def _covered(conn: Connection, coverage: dict[str, Any]) -> set[tuple[str, int]]:
     """Indexed services whose address and port lie in a scan's coverage."""
     ports = set(coverage["ports"])
@@ -110,26 +112,68 @@ def _covered(conn: Connection, coverage: dict[str, Any]) -> set[tuple[str, int]]
     return places
 
 
-def _previous(conn: Connection, ip: str, port: int, scan: ScanRow) -> tuple[Snapshot | None, bool]:
-    """The service's last observation before `scan` (None: never seen, or closed since), and whether it
-    was ever exposed before."""
+def _changes(conn: Connection, places: Sequence[tuple[str, int]], scan: ScanRow) -> list[Event]:
+    """The events of `places` (in that order) in `scan`: each one's finding in it, if any, against its
+    previous observation."""
+    keys = tuple_(findings.c.ip, findings.c.port).in_(places)
+    current = conn.execute(
+        select(findings.c.ip, findings.c.port, findings.c.record).where(findings.c.scan_id == scan.id, keys)
+    )
+    seen = {(r.ip, r.port): Finding.from_record(r.record) for r in current}
+    previous = _previous(conn, places, scan)
+    changes: list[Event] = []
+    for ip, port in places:
+        before, ever_exposed = previous.get((ip, port), (None, False))
+        finding = seen.get((ip, port))
+        after = snapshot(finding) if finding else None
+        time = finding.time if finding else scan.finished_at or scan.started_at
+        changes += diff(
+            before, after, ever_exposed=ever_exposed, ip=ip, port=port, scan_id=scan.id, time=time
+        )
+    return changes
+
+
+def _previous(
+    conn: Connection, places: Sequence[tuple[str, int]], scan: ScanRow
+) -> dict[tuple[str, int], tuple[Snapshot | None, bool]]:
+    """Of each of `places` seen before `scan`: its last observation before it (None: closed since), and
+    whether it was ever exposed before. Two queries for them all."""
     earlier = and_(scans.c.started_at <= scan.started_at, scans.c.id != scan.id)
-    last = conn.execute(
-        select(findings.c.record, scans.c.started_at)
+    newest = (
+        func.row_number()
+        .over(
+            partition_by=(findings.c.ip, findings.c.port),
+            order_by=(scans.c.started_at.desc(), findings.c.id.desc()),
+        )
+        .label("newest")
+    )
+    ranked = (  # every earlier observation, newest first per service; records are read for the newest only
+        select(findings.c.id, scans.c.started_at, newest)
         .join(scans, scans.c.id == findings.c.scan_id)
-        .where(findings.c.ip == ip, findings.c.port == port, earlier)
-        .order_by(scans.c.started_at.desc(), findings.c.id.desc())
-        .limit(1)
-    ).first()
-    if last is None:
-        return None, False
-    before = snapshot(Finding.from_record(last.record))
-    history = conn.execute(
-        select(events.c.type, scans.c.started_at)
+        .where(tuple_(findings.c.ip, findings.c.port).in_(places), earlier)
+        .subquery()
+    )
+    last = conn.execute(
+        select(findings.c.ip, findings.c.port, findings.c.record, ranked.c.started_at)
+        .join(ranked, ranked.c.id == findings.c.id)
+        .where(ranked.c.newest == 1)
+    )
+    found = {(r.ip, r.port): r for r in last}
+    if not found:
+        return {}
+    history: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for h in conn.execute(
+        select(events.c.ip, events.c.port, events.c.type, scans.c.started_at)
         .join(scans, scans.c.id == events.c.scan_id)
-        .where(events.c.ip == ip, events.c.port == port, earlier)
+        .where(tuple_(events.c.ip, events.c.port).in_(list(found)), earlier)
         .where(events.c.type.in_(("new_exposure", "reopened", "closed")))
-    ).all()
-    ever_exposed = before.exposed or any(h.type != "closed" for h in history)
-    closed_since = any(h.type == "closed" and h.started_at >= last.started_at for h in history)
-    return (None if closed_since else before), ever_exposed
+    ):
+        history.setdefault((h.ip, h.port), []).append((h.type, h.started_at))
+    previous = {}
+    for place, row in found.items():
+        before = snapshot(Finding.from_record(row.record))
+        seen_before = history.get(place, [])
+        ever_exposed = before.exposed or any(kind != "closed" for kind, _ in seen_before)
+        closed_since = any(kind == "closed" and when >= row.started_at for kind, when in seen_before)
+        previous[place] = (None if closed_since else before), ever_exposed
+    return previous

@@ -33,6 +33,10 @@ class RecordJSON(TypeDecorator[dict]):
         return None if value is None else current_record(value)
 
 
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
+"""Ids and counts that can pass 2**31 at internet scale: BIGINT on PostgreSQL; INTEGER on SQLite, which is
+64-bit already and the only type that makes an INTEGER PRIMARY KEY the rowid (migration 0003)."""
+
 metadata = MetaData()
 
 scans = Table(
@@ -46,9 +50,9 @@ scans = Table(
     Column("ports", Text, nullable=False),
     Column("size", BigInteger, nullable=False),  # address x port pairs
     Column("probes", BigInteger, nullable=False, default=0),
-    Column("open_ports", Integer, nullable=False, default=0),
-    Column("services", Integer, nullable=False, default=0),
-    Column("exposed", Integer, nullable=False, default=0),
+    Column("open_ports", Int64, nullable=False, default=0),
+    Column("services", Int64, nullable=False, default=0),
+    Column("exposed", Int64, nullable=False, default=0),
     Column("options", JSON, nullable=False),
     Column("coverage", JSON),  # {"intervals": [[first, last], ...], "ports": [...]}: what "not seen" means
     # {"shards": [{"position": p, "open": [[ip, port, position], ...]}, ...], "probes": n, "open": n,
@@ -69,7 +73,7 @@ hosts = Table(
 services = Table(
     "services",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("ip", String(15), nullable=False),
     Column("ip_num", BigInteger, nullable=False),
     Column("port", Integer, nullable=False),
@@ -123,7 +127,7 @@ Index(
 service_pii = Table(
     "service_pii",
     metadata,
-    Column("service_id", Integer, nullable=False),
+    Column("service_id", Int64, nullable=False),
     Column("category", String(16), nullable=False),
     Index("ix_service_pii_category", "category", "service_id"),
     Index("ix_service_pii_service", "service_id"),
@@ -132,7 +136,7 @@ service_pii = Table(
 service_btc = Table(
     "service_btc",
     metadata,
-    Column("service_id", Integer, nullable=False),
+    Column("service_id", Int64, nullable=False),
     Column("address", String(100), nullable=False),
     Index("ix_service_btc_address", "address", "service_id"),
     Index("ix_service_btc_service", "service_id"),
@@ -144,7 +148,7 @@ service_btc = Table(
 services_fts = Table(
     "services_fts",
     MetaData(),
-    Column("rowid", Integer, primary_key=True),
+    Column("rowid", Int64, primary_key=True),
     Column("summary", Text),
     Column("collections", Text),
     Column("fields", Text),
@@ -155,7 +159,7 @@ services_fts = Table(
 findings = Table(
     "findings",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("scan_id", String(40), nullable=False),
     Column("ip", String(15), nullable=False),
     Column("port", Integer, nullable=False),
@@ -168,9 +172,9 @@ findings = Table(
 deliveries = Table(
     "deliveries",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("event_key", String(120), nullable=False),  # scan_id/ip:port/type: stable before and after storing
-    Column("event_id", Integer),
+    Column("event_id", Int64),
     Column("rule", String(120), nullable=False),
     Column("channel", String(120), nullable=False),
     Column("attempts", Integer, nullable=False),
@@ -183,7 +187,7 @@ deliveries = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("ip", String(15), nullable=False),
     Column("port", Integer, nullable=False),
     Column("type", String(24), nullable=False),
@@ -203,7 +207,7 @@ events = Table(
 api_keys = Table(
     "api_keys",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("level", String(8), nullable=False),  # public | analyst
     Column("key_sha256", String(64), nullable=False, unique=True),  # never the key itself
@@ -226,7 +230,7 @@ revoked."""
 report_history = Table(
     "report_history",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("owner", String(200), nullable=False),
     Column("service", String(24), nullable=False),  # ip:port
     Column("severity", String(8), nullable=False),

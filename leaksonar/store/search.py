@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 
 MAX_LIMIT = 1000
 """Most hits one search returns."""
-MAX_ROW_ID = 2**31 - 1
-"""Largest id of a finding or event (an integer column on PostgreSQL): a greater one names nothing."""
+MAX_ROW_ID = 2**63 - 1
+"""Largest id of a finding or event (64-bit on both databases): a greater one names nothing."""
 ORDER = (services.c.rank.desc(), services.c.rows.desc().nulls_last(), services.c.ip_num, services.c.port)
 """Search order: severity (critical first), then rows (most first, unknown last), address, port."""
 _BACKFILL_CHUNK = 2000

@@ -24,7 +24,7 @@ from pygal.style import Style
 from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
-from leaksonar.formats import human_bytes, human_count
+from leaksonar.formats import human_bytes, human_count, human_rows
 from leaksonar.model import SEVERITIES, Event
 from leaksonar.report import Owners, Selection, plan
 from leaksonar.report.report import render_letter
@@ -127,6 +127,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["bytes"] = human_bytes
     env.filters["count"] = human_count
+    env.filters["rows"] = human_rows
     env.filters["when"] = _shown_time
     env.globals["search_url"] = _search_url
     env.globals["term"] = _term

@@ -1,6 +1,6 @@
 """Web sessions: the UI's sign-in keeps a random token's SHA-256 here (never the API key in a cookie).
 
-Revision ID: 0003_web_sessions
+Revision ID: 0003
 Revises: 0002
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_web_sessions"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
