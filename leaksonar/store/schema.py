@@ -218,9 +218,9 @@ api_keys = Table(
 sessions = Table(
     "sessions",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("token_sha256", String(64), nullable=False, unique=True),  # never the token itself
-    Column("key_id", Integer, nullable=False, index=True),  # api_keys.id: the key signed in with
+    Column("key_id", Int64, nullable=False, index=True),  # api_keys.id: the key signed in with
     Column("created", String(20), nullable=False),
     Column("expires", String(20), nullable=False, index=True),
 )
