@@ -12,13 +12,17 @@ here first.
   text: no image, link, autolink, raw HTML, entity, emphasis, code, heading or table break.
 - `for_slack`: Slack mrkdwn that shows the literal text: no mention, link or formatting.
 - `for_email`: an e-mail header value (one line) or a line of a plain-text body.
+- `for_json`: JSON text, exact for a JSON reader, with every character `for_terminal` escapes written as
+  a JSON escape (`\\u202e`), so the JSON itself is inert wherever it is shown.
 
 Each first makes control characters visible as `for_terminal` does, so no value can start a new line."""
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from typing import Any
 
 _INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 """Unicode categories shown as escapes: controls, format characters (bidi, zero-width), line and
@@ -95,3 +99,14 @@ def for_email(text: str) -> str:
     """An e-mail header value or body line: `for_terminal`, so CR and LF cannot add a header or a line
     and no control character reaches the reader's terminal or mail client."""
     return for_terminal(text)
+
+
+_NOT_ASCII = re.compile(r"[^\x20-\x7e\n]")
+
+
+def for_json(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
+    """`value` as JSON text: exact (a JSON reader gets the very strings) and any script's letters as
+    written, but each character `for_terminal` would escape (a bidi control, DEL, a C1 control ...) as a
+    JSON escape (`\\u202e`): nothing in it acts on a terminal, an editor or a page."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=sort_keys)
+    return _NOT_ASCII.sub(lambda m: m[0] if _escape(m[0]) == m[0] else json.dumps(m[0])[1:-1], text)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from leaksonar.sanitize import for_terminal
+from leaksonar.sanitize import for_json, for_terminal
 from leaksonar.store import DB_ENV
 
 if TYPE_CHECKING:
@@ -42,15 +40,9 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-_NOT_ASCII = re.compile(r"[^\x20-\x7e\n]")
-
-
 def echo_json(value: Any, indent: int | None = 2) -> None:
-    """`value` as JSON on stdout, exact (a JSON reader gets the very strings) and any script's letters as
-    written, but each character `for_terminal` would escape (a bidi control, DEL, a C1 control ...) as a
-    JSON escape (`\\u202e`): nothing in it acts on a terminal."""
-    text = json.dumps(value, indent=indent, ensure_ascii=False)
-    typer.echo(_NOT_ASCII.sub(lambda m: m[0] if for_terminal(m[0]) == m[0] else json.dumps(m[0])[1:-1], text))
+    """`value` as JSON on stdout, exact and inert (`for_json`)."""
+    typer.echo(for_json(value, indent=indent))
 
 
 @contextmanager

@@ -4,7 +4,6 @@ columns, every cell safe to open in a spreadsheet)."""
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from leaksonar.cli.common import DbOption, fail, open_store
-from leaksonar.sanitize import for_csv, for_terminal
+from leaksonar.sanitize import for_csv, for_json, for_terminal
 
 if TYPE_CHECKING:
     from leaksonar.store.db import Store
@@ -66,7 +65,7 @@ def csv_cell(value: Any) -> str:
 def _jsonl(hits: Iterator[Hit], stream: IO[str]) -> int:
     count = 0
     for hit in hits:
-        stream.write(json.dumps(hit.to_record(), ensure_ascii=False, sort_keys=True) + "\n")
+        stream.write(for_json(hit.to_record(), sort_keys=True) + "\n")
         count += 1
     return count
 

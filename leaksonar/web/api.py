@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from leaksonar.model import EVENT_TYPES, Event
 from leaksonar.model.record import FindingRecord, documented
+from leaksonar.sanitize import for_json
 from leaksonar.store.db import Store
 from leaksonar.store.query import QueryError
 from leaksonar.store.rows import HistoryPoint, Stats
@@ -39,6 +39,14 @@ HEARTBEAT_SECONDS = 15
 """A comment line on the event stream this often, so proxies and clients see it alive."""
 STREAM_BATCH = 200
 """Events read from the store per look."""
+
+
+class InertJSONResponse(JSONResponse):
+    """Every JSON answer: the exact strings for a JSON reader, with no character in the bytes that acts
+    where the answer is shown (a bidi control as `\\u202e`; `for_json`)."""
+
+    def render(self, content: Any) -> bytes:
+        return for_json(content).encode("utf-8")
 
 
 class Error(BaseModel):
@@ -140,7 +148,7 @@ def search(
         page = search_page(store, q, who, limit=limit, offset=offset)
         found = search_facets(store, q, who) if facets else None
     except QueryError as exc:
-        return JSONResponse({"error": str(exc), "position": exc.position}, status_code=400)
+        return InertJSONResponse({"error": str(exc), "position": exc.position}, status_code=400)
     return {
         "query": q,
         "total": page.total,
@@ -250,7 +258,7 @@ async def _follow(
             visible_events, store, who, after_id=last, limit=STREAM_BATCH, **filters
         )
         for event in page:
-            yield ServerSentEvent(data=json.dumps(event.to_record()), id=str(event.id))
+            yield ServerSentEvent(data=for_json(event.to_record()), id=str(event.id))
         if page:
             last = page[-1].id or last
         if len(page) < STREAM_BATCH:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -44,6 +44,7 @@ def create_app(
         docs_url=None,  # served below, with the policy that lets its script run
         redoc_url=None,
         dependencies=[Depends(same_origin)],
+        default_response_class=api.InertJSONResponse,
     )
     app.state.store = store
     app.state.anonymous = level
@@ -65,7 +66,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if not request.url.path.startswith("/api/"):
         return ui.error_page(request, exc.status_code, str(exc.detail))
-    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    return api.InertJSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _bad_request(_request: Request, exc: Exception) -> Response:
@@ -73,8 +74,10 @@ async def _bad_request(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "header", "body"))
-    return JSONResponse({"error": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=400)
+    return api.InertJSONResponse(
+        {"error": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=400
+    )
 
 
 async def _internal_error(_request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+    return api.InertJSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)

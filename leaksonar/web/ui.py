@@ -28,6 +28,7 @@ from leaksonar.formats import human_bytes, human_count, human_rows
 from leaksonar.model import SEVERITIES, Event
 from leaksonar.report import Owners, Selection, plan
 from leaksonar.report.report import render_letter
+from leaksonar.sanitize import for_terminal
 from leaksonar.store.db import Store
 from leaksonar.store.query import FIELDS, QueryError
 from leaksonar.store.rows import HistoryPoint
@@ -117,8 +118,15 @@ def _shown_time(text: str | None) -> str:
     return f"{text[:10]} {text[11:16]} UTC" if text and len(text) >= 16 else text or "-"
 
 
+def _shown(value: object) -> object:
+    """What `{{ value }}` hands to HTML autoescaping on every page: text with control, bidi and invisible
+    characters made visible first (escaping alone would keep them), Markup and numbers as they are."""
+    return for_terminal(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
+        finalize=_shown,
         loader=jinja2.PackageLoader("leaksonar.web", "templates"),
         autoescape=True,
         trim_blocks=True,
@@ -251,7 +259,7 @@ def timeline(history: list[HistoryPoint], events: list[Event]) -> Markup | None:
     markers = [  # one per service and scan, linking to the first of its events (they are listed together)
         {
             "value": (_when(group[0].time), rows_at.get(place, 0)),
-            "label": "; ".join(f"{e.type} on :{e.port}: {e.summary}" for e in group),
+            "label": for_terminal("; ".join(f"{e.type} on :{e.port}: {e.summary}" for e in group)),
             "xlink": {"href": f"#event-{group[0].id}", "target": "_self"},
         }
         for place, group in seen.items()
@@ -280,7 +288,7 @@ def timeline(history: list[HistoryPoint], events: list[Event]) -> Markup | None:
         max_scale=6,
     )
     for (port, protocol), points in series.items():
-        label = f"{protocol}:{port}"
+        label = for_terminal(f"{protocol}:{port}")
         chart.add(
             f"rows {label}",
             [(_when(p.time), p.rows or 0) for p in points],
