@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from leaksonar.sanitize import for_csv, for_email, for_markdown, for_slack, for_terminal
+from leaksonar.sanitize import for_csv, for_email, for_json, for_markdown, for_slack, for_terminal
 
 
 def test_terminal_text_shows_controls_and_bidi_as_escapes() -> None:
@@ -71,3 +72,16 @@ def test_slack_text_has_no_mention_link_or_formatting() -> None:
 
 def test_email_text_is_one_line() -> None:
     assert for_email("x\r\nBcc: y\x1b") == "x\\x0d\\x0aBcc: y\\x1b"
+
+
+@given(
+    st.recursive(st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=8)
+)
+def test_json_is_exact_and_inert(value: object) -> None:
+    text = for_json(value)
+    assert json.loads(text) == value
+    assert for_terminal(text) == text  # nothing in it a terminal, editor or page would act on
+
+
+def test_json_keeps_letters_of_any_script_and_escapes_controls() -> None:
+    assert for_json(["Ünïcödé 数据", "\u202e\x1b\x85"]) == '["Ünïcödé 数据", "\\u202e\\u001b\\u0085"]'
