@@ -225,11 +225,13 @@ _RECORD: dict[str, Any] = {
     "auth": "none",
     "exposed": True,
     "dataset": {"databases": 1, "collections": 1, "rows": 970000, "size_bytes": 23000000000},
+    "rows_estimated": False,
     "collections": [
         {
             "database": "db",
             "name": "person",
             "rows": 970000,
+            "rows_estimated": False,
             "size_bytes": 0,
             "fields": ["xm"],
             "pii": ["name"],
