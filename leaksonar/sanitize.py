@@ -105,8 +105,9 @@ _NOT_ASCII = re.compile(r"[^\x20-\x7e\n]")
 
 
 def for_json(value: Any, indent: int | None = None, sort_keys: bool = False) -> str:
-    """`value` as JSON text: exact (a JSON reader gets the very strings) and any script's letters as
-    written, but each character `for_terminal` would escape (a bidi control, DEL, a C1 control ...) as a
-    JSON escape (`\\u202e`): nothing in it acts on a terminal, an editor or a page."""
-    text = json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=sort_keys)
+    """`value` as JSON text, compact unless indented: exact (a JSON reader gets the very strings) and any
+    script's letters as written, but each character `for_terminal` would escape (a bidi control, DEL, a
+    C1 control ...) as a JSON escape (`\\u202e`): nothing in it acts on a terminal, an editor or a page."""
+    compact = (",", ":") if indent is None else None
+    text = json.dumps(value, indent=indent, separators=compact, ensure_ascii=False, sort_keys=sort_keys)
     return _NOT_ASCII.sub(lambda m: m[0] if _escape(m[0]) == m[0] else json.dumps(m[0])[1:-1], text)

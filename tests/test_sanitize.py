@@ -84,4 +84,4 @@ def test_json_is_exact_and_inert(value: object) -> None:
 
 
 def test_json_keeps_letters_of_any_script_and_escapes_controls() -> None:
-    assert for_json(["Ünïcödé 数据", "\u202e\x1b\x85"]) == '["Ünïcödé 数据", "\\u202e\\u001b\\u0085"]'
+    assert for_json(["Ünïcödé 数据", "\u202e\x1b\x85"]) == '["Ünïcödé 数据","\\u202e\\u001b\\u0085"]'
