@@ -73,12 +73,15 @@ def critical_services() -> ColumnElement[bool]:
 
 
 def public_only(table: Table) -> ColumnElement[bool]:
-    """The access rule for public viewers, in SQL: the rows of `table` (services, findings or events) in
-    the visible set. A service is out when its latest state is critical, and with it every stored finding
-    and event of it; so is a finding or an event that was critical itself. Public reads AND this into
-    their where-clause before they filter, count, facet, page or move a cursor."""
-    if table is services:  # + 0: a filter, never the index SQLite starts from (it would think it narrow)
-        return services.c.rank + 0 < CRITICAL_RANK
+    """The access rule for public viewers, in SQL: the rows of `table` (services, service_pii, findings or
+    events) in the visible set. A service is out when its latest state is critical, and with it its PII
+    categories and every stored finding and event of it; so is a finding or an event that was critical
+    itself. Public reads AND this into their where-clause before they filter, count, facet, page or move
+    a cursor."""
+    if table is services or table is service_pii:  # service_pii holds its service's rank (written with it)
+        # + 0: a filter, never the index SQLite starts from (it would think it narrow); the facet indexes
+        # end with the rank, so the filter reads no row
+        return table.c.rank + 0 < CRITICAL_RANK
     if table is not findings and table is not events:
         raise ValueError(f"no access rule for table {table.name!r}")
     critical = select(services.c.id).where(
