@@ -1,13 +1,15 @@
 """The access rule for public viewers (docs/web.md, Access): every public answer runs over the visible set.
 
 The property: for a random small index and random queries of the query language, every public answer
-(search page and total, facets, events and their cursor, a finding by id, a host, the UI's search, host
-and event pages) with a critical service in the index equals the answer with that service, and every
-finding and event of it, left out of the index. Then the reproductions of the review (issue 13, defect 4),
-each an attack that once told the two indexes apart."""
+(search page and total, facets, events and their cursor, a finding by id, a host, the UI's search, host,
+event and letter preview pages) with a critical service in the index equals the answer with that service,
+and every finding and event of it, left out of the index. Then the reproductions of the review (issue 13,
+defect 4), each an attack that once told the two indexes apart, and what the property cannot see: a
+visible service's own critical past (in both indexes alike)."""
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import re
 import shutil
@@ -219,7 +221,8 @@ def _answers(
         page = test.get(f"/host/{ip}")
         found[f"ui host {ip}"] = (page.status_code, names.page(page.text))
         found[f"events on {ip}"] = events_by_cursor(test, names, 2, ip=ip)
-        found[f"report {ip}"] = test.get(f"/host/{ip}/report").status_code
+        page = test.get(f"/host/{ip}/report")
+        found[f"report {ip}"] = (page.status_code, names.page(page.text))
     for kind in ("closed", "new_exposure"):
         found[f"events {kind}"] = events_by_cursor(test, names, 1000, type=kind)
     found["dashboard events"] = names.page(test.get("/").text.split('id="events-h"')[1])
@@ -473,3 +476,36 @@ def test_a_critical_finding_answers_as_a_missing_one(reviewed: dict[str, Any]) -
         )
     event_page = test.get(f"/event/{critical_event}", follow_redirects=False)
     assert event_page.status_code == 404 and CRITICAL[0] not in event_page.text
+
+
+def letter_events(page: str) -> list[str]:
+    """The events a disclosure letter lists ("Changes we observed")."""
+    return [html.unescape(line) for line in re.findall(r"<li>(\d{4}-\d\d-\d\dT[^<]*)</li>", page)]
+
+
+def test_the_letter_preview_lists_only_visible_events(new_store: Callable[[], Store]) -> None:
+    """A service that was critical and is high now: its letter is public, its critical past is not."""
+    place = ("127.0.2.200", 27017)
+    was = {**SEEN, "protocol": "mongodb", "software": "mongodb", "collections": ["person"]}
+    store = fill(
+        new_store(),
+        {
+            place: [
+                {**was, "severity": "critical", "pii": ["passport", "name"]},
+                {**was, "severity": "high", "pii": ["name"], "rows": 500},
+                {**was, "severity": "high", "pii": ["name"], "rows": 500},
+            ]
+        },
+    )
+    every = store.events.find(ip=place[0], port=place[1])
+    shown = store.events.find(ip=place[0], port=place[1], public=True)
+    assert {e.severity for e in every} - {e.severity for e in shown} == {"critical"} and shown
+    lines = {
+        kind: [f"{e.time}: {e.type}: {e.summary}" for e in found]
+        for kind, found in (("all", every), ("public", shown))
+    }
+    for anonymous, expected in (("analyst", lines["all"]), ("public", lines["public"])):
+        with TestClient(create_app(store, anonymous=anonymous, rate_limit=UNLIMITED)) as test:
+            letter = test.get(f"/host/{place[0]}/report")
+        assert letter.status_code == 200
+        assert sorted(letter_events(letter.text)) == sorted(expected), anonymous
