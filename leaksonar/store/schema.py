@@ -104,13 +104,16 @@ services = Table(
     Index("ix_services_first_seen", "first_seen"),
 )
 # the search order: severity (critical first), rows (most first, unknown last), address, port; SQLite's
-# indexes cannot say NULLS LAST, its own order for DESC (migration 0002 leaves it out there)
+# indexes cannot say NULLS LAST, its own order for DESC (migration 0002 leaves it out there). A page is
+# read from the index alone (the id included on PostgreSQL, SQLite's rowid): a public page skips the
+# critical services at its start without reading their rows (migration 0005)
 Index(
     "ix_services_order",
     services.c.rank.desc(),
     services.c.rows.desc().nulls_last(),
     services.c.ip_num,
     services.c.port,
+    postgresql_include=["id"],
 )
 # the facet fields, each with the rank last: a facet counts the visible set (rank below critical) from its
 # index alone, and `severity:critical` finds nothing public without reading a row (migration 0005)

@@ -2,6 +2,8 @@
 lower(software)) end with the rank, and service_pii gains the rank of its service (filled here; kept in step
 by every ingest), at the end of ix_service_pii_category. A public viewer's facets then count the visible set
 (leaksonar.store.query.public_only) by scanning the same indexes as an analyst's, not every critical service.
+PostgreSQL: the search order's index includes the id, so that a page (a public one skips the critical
+services at its start) is read from the index alone.
 
 Revision ID: 0005
 Revises: 0004
@@ -36,3 +38,7 @@ def upgrade() -> None:
     )
     op.drop_index("ix_service_pii_category", table_name="service_pii")
     op.create_index("ix_service_pii_category", "service_pii", ["category", "service_id", "rank"])
+    if op.get_bind().dialect.name == "postgresql":  # SQLite's indexes hold the rowid (the id) already
+        op.drop_index("ix_services_order", table_name="services")
+        order = [sa.text('"rank" DESC'), sa.text('"rows" DESC NULLS LAST'), "ip_num", "port"]
+        op.create_index("ix_services_order", "services", order, postgresql_include=["id"])
