@@ -261,3 +261,32 @@ def test_a_database_that_cannot_be_opened_is_one_line_without_its_password() -> 
     assert "SECRETPW" not in shown and "\n" not in shown
     with pytest.raises(StoreError, match=r"^mysql:// is not a database leaksonar uses"):
         Store("mysql://leaksonar@127.0.0.1/index")
+
+
+def test_an_index_at_0004_gets_the_rank_of_its_pii_rows(new_index: Callable[[], str]) -> None:
+    """0005 copies each service's rank into its PII rows: a public viewer's PII facet of an upgraded
+    index counts the visible services only."""
+    db = new_index()
+    _previous_release(db)
+    engine = create_engine(_url(db))
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0004")
+        conn.execute(
+            text(
+                "INSERT INTO services (ip, ip_num, port, protocol, auth, exposed, first_seen, last_seen,"
+                " last_scan_id, record, rank) SELECT ip, ip_num, 6379, 'redis', auth, exposed, first_seen,"
+                " last_seen, last_scan_id, record, 3 FROM services"
+            )
+        )
+        conn.execute(text('UPDATE services SET "rank" = 4 WHERE port = 9200'))
+        conn.execute(
+            text(
+                "INSERT INTO service_pii (service_id, category) SELECT id, CASE port WHEN 9200"
+                " THEN 'national_id' ELSE 'phone' END FROM services"
+            )
+        )
+    engine.dispose()
+    store = Store(db)
+    assert store.facets("", ["pii"]) == {"pii": [("national_id", 1), ("phone", 1)]}
+    assert store.facets("", ["pii"], public=True) == {"pii": [("phone", 1)]}
+    assert _differences(db) == []

@@ -1,13 +1,15 @@
 """The access rule for public viewers (docs/web.md, Access): every public answer runs over the visible set.
 
 The property: for a random small index and random queries of the query language, every public answer
-(search page and total, facets, events and their cursor, a finding by id, a host, the UI's search, host
-and event pages) with a critical service in the index equals the answer with that service, and every
-finding and event of it, left out of the index. Then the reproductions of the review (issue 13, defect 4),
-each an attack that once told the two indexes apart."""
+(search page and total, facets, events and their cursor, a finding by id, a host, the scans, the UI's
+search, host, event and letter preview pages) with a critical service in the index equals the answer
+with that service, and every finding and event of it, left out of the index. Then the reproductions of
+the review (issue 13, defect 4), each an attack that once told the two indexes apart, and what the
+property cannot see: a visible service's own critical past (in both indexes alike)."""
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import re
 import shutil
@@ -90,14 +92,14 @@ def fill(store: Store, index: Index) -> Store:
     coverage = {"intervals": [[int(block[0]), int(block[-1])]], "ports": list(PORTS)}
     for number, (scan_id, time) in enumerate(SCANS):
         store.scans.begin(scan_id, time, SPACE, "5432,6379,9200,27017", 4 * block.num_addresses, {}, coverage)
-        store.findings.add(
-            [
-                finding(ip, port, scan_id, time, seen)
-                for (ip, port), observations in sorted(index.items())
-                if (seen := observations[number]) is not None
-            ]
-        )
-        store.scans.finish(scan_id, time, "done")
+        found = [
+            finding(ip, port, scan_id, time, seen)
+            for (ip, port), observations in sorted(index.items())
+            if (seen := observations[number]) is not None
+        ]
+        store.findings.add(found)
+        exposed = sum(f.exposed for f in found)  # the scan's counts, as a scan records them
+        store.scans.finish(scan_id, time, "done", open_ports=len(found), services=len(found), exposed=exposed)
         store.events.record(scan_id)
     return store
 
@@ -219,10 +221,12 @@ def _answers(
         page = test.get(f"/host/{ip}")
         found[f"ui host {ip}"] = (page.status_code, names.page(page.text))
         found[f"events on {ip}"] = events_by_cursor(test, names, 2, ip=ip)
-        found[f"report {ip}"] = test.get(f"/host/{ip}/report").status_code
+        page = test.get(f"/host/{ip}/report")
+        found[f"report {ip}"] = (page.status_code, names.page(page.text))
     for kind in ("closed", "new_exposure"):
         found[f"events {kind}"] = events_by_cursor(test, names, 1000, type=kind)
     found["dashboard events"] = names.page(test.get("/").text.split('id="events-h"')[1])
+    found["scans"] = api(test, names, "/api/scans")
     for name in probes["findings"]:
         response = test.get(f"/api/findings/{finding_ids.get(name, MISSING_ID)}")
         headers = {k: v for k, v in response.headers.items() if k != "content-length"}  # ids differ in length
@@ -473,3 +477,50 @@ def test_a_critical_finding_answers_as_a_missing_one(reviewed: dict[str, Any]) -
         )
     event_page = test.get(f"/event/{critical_event}", follow_redirects=False)
     assert event_page.status_code == 404 and CRITICAL[0] not in event_page.text
+
+
+def letter_events(page: str) -> list[str]:
+    """The events a disclosure letter lists ("Changes we observed")."""
+    return [html.unescape(line) for line in re.findall(r"<li>(\d{4}-\d\d-\d\dT[^<]*)</li>", page)]
+
+
+def test_the_letter_preview_lists_only_visible_events(new_store: Callable[[], Store]) -> None:
+    """A service that was critical and is high now: its letter is public, its critical past is not."""
+    place = ("127.0.2.200", 27017)
+    was = {**SEEN, "protocol": "mongodb", "software": "mongodb", "collections": ["person"]}
+    store = fill(
+        new_store(),
+        {
+            place: [
+                {**was, "severity": "critical", "pii": ["passport", "name"]},
+                {**was, "severity": "high", "pii": ["name"], "rows": 500},
+                {**was, "severity": "high", "pii": ["name"], "rows": 500},
+            ]
+        },
+    )
+    every = store.events.find(ip=place[0], port=place[1])
+    shown = store.events.find(ip=place[0], port=place[1], public=True)
+    assert {e.severity for e in every} - {e.severity for e in shown} == {"critical"} and shown
+    lines = {
+        kind: [f"{e.time}: {e.type}: {e.summary}" for e in found]
+        for kind, found in (("all", every), ("public", shown))
+    }
+    for anonymous, expected in (("analyst", lines["all"]), ("public", lines["public"])):
+        with TestClient(create_app(store, anonymous=anonymous, rate_limit=UNLIMITED)) as test:
+            letter = test.get(f"/host/{place[0]}/report")
+        assert letter.status_code == 200
+        assert sorted(letter_events(letter.text)) == sorted(expected), anonymous
+
+
+def test_a_scan_does_not_count_what_it_found_for_the_public(reviewed: dict[str, Any]) -> None:
+    """Per scan, `exposed` less the visible findings of that scan would count its critical services: a
+    scan of one address would locate one. Public: neither what a scan targeted nor what it found."""
+    answers = [api(test, names, "/api/scans") for test, names, _ in (reviewed["with"], reviewed["without"])]
+    assert answers[0] == answers[1]
+    scans = answers[0][1]
+    assert [s["id"] for s in scans] == ["s3", "s2", "s1"]
+    for field in ("targets", "ports", "open_ports", "services", "exposed"):
+        assert {s[field] for s in scans} == {None}, field
+    assert {s["size"] for s in scans} == {4 * 1024}
+    with TestClient(create_app(reviewed["with"][2], anonymous="analyst", rate_limit=UNLIMITED)) as test:
+        assert [s["exposed"] for s in test.get("/api/scans").json()] == [2, 2, 2]

@@ -112,7 +112,7 @@ def _days(first: str, last: str) -> int:
     return (datetime.strptime(last, fmt) - datetime.strptime(first, fmt)).days
 
 
-def _service(store: Store, row: ServiceRow, reason: str) -> dict[str, Any]:
+def _service(store: Store, row: ServiceRow, reason: str, public: bool) -> dict[str, Any]:
     record = row.record
     software = record.get("software") or {}
     collections = sorted(record.get("collections", ()), key=lambda c: -(c.get("rows") or 0))
@@ -149,7 +149,7 @@ def _service(store: Store, row: ServiceRow, reason: str) -> dict[str, Any]:
         "notes": ransom.get("notes", ()),
         "geo": {"country": None, **(record.get("geo") or {})},
         "network": {"asn": None, "org": None, **(record.get("network") or {})},
-        "events": store.events.find(ip=row.ip, port=row.port, limit=RECENT_EVENTS),
+        "events": store.events.find(ip=row.ip, port=row.port, limit=RECENT_EVENTS, public=public),
         "reason": reason,
     }
 
@@ -194,8 +194,10 @@ def _environment(fmt: str) -> jinja2.Environment:
     return env
 
 
-def context(store: Store, report: OwnerReport, now: str) -> dict[str, Any]:
-    items = [_service(store, row, reason) for row, reason in report.due]
+def context(store: Store, report: OwnerReport, now: str, *, public: bool = False) -> dict[str, Any]:
+    """What a letter shows; `public`: a public viewer's preview, whose events are those of the visible set
+    (`store.query.public_only`: a visible service's own critical past left out)."""
+    items = [_service(store, row, reason, public) for row, reason in report.due]
     items.sort(
         key=lambda s: (-SEVERITY_RANK[s["severity"]], ipaddress.IPv4Address(s["address"].split(":")[0]))
     )
@@ -219,9 +221,11 @@ def context(store: Store, report: OwnerReport, now: str) -> dict[str, Any]:
     }
 
 
-def render_letter(store: Store, report: OwnerReport, now: str, fmt: str) -> str:
-    """One owner's letter in `fmt` (md or html)."""
-    return _environment(fmt).get_template(f"report.{fmt}.j2").render(context(store, report, now))
+def render_letter(store: Store, report: OwnerReport, now: str, fmt: str, *, public: bool = False) -> str:
+    """One owner's letter in `fmt` (md or html); `public`: as a public viewer may see it (`context`)."""
+    return (
+        _environment(fmt).get_template(f"report.{fmt}.j2").render(context(store, report, now, public=public))
+    )
 
 
 def _slug(text: str) -> str:

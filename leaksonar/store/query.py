@@ -16,7 +16,22 @@ from typing import Any
 from luqum import tree
 from luqum.exceptions import IllegalCharacterError, ParseError
 from luqum.parser import parser
-from sqlalchemy import BigInteger, ColumnElement, Table, and_, false, func, or_, select, true, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Table,
+    and_,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from leaksonar.model import EVENT_TYPES, PII_CATEGORIES, SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import TextMatch
@@ -73,12 +88,14 @@ def critical_services() -> ColumnElement[bool]:
 
 
 def public_only(table: Table) -> ColumnElement[bool]:
-    """The access rule for public viewers, in SQL: the rows of `table` (services, findings or events) in
-    the visible set. A service is out when its latest state is critical, and with it every stored finding
-    and event of it; so is a finding or an event that was critical itself. Public reads AND this into
-    their where-clause before they filter, count, facet, page or move a cursor."""
-    if table is services:  # + 0: a filter, never the index SQLite starts from (it would think it narrow)
-        return services.c.rank + 0 < CRITICAL_RANK
+    """The access rule for public viewers, in SQL: the rows of `table` (services, service_pii, findings or
+    events) in the visible set. A service is out when its latest state is critical, and with it its PII
+    categories and every stored finding and event of it; so is a finding or an event that was critical
+    itself. Public reads AND this into their where-clause before they filter, count, facet, page or move
+    a cursor."""
+    if table is services or table is service_pii:  # service_pii holds its service's rank (written with it)
+        # the facet indexes end with the rank: the filter reads no row
+        return _filter_only(table.c.rank) < CRITICAL_RANK
     if table is not findings and table is not events:
         raise ValueError(f"no access rule for table {table.name!r}")
     critical = select(services.c.id).where(
@@ -86,6 +103,25 @@ def public_only(table: Table) -> ColumnElement[bool]:
     )
     own = events.c.severity if table is events else findings.c.record["severity"].as_string()
     return and_(~critical.exists(), own.is_distinct_from("critical"))
+
+
+class _filter_only(FunctionElement[int]):
+    """An integer column that SQLite only filters by (`+ 0`), never starts from: it would think the
+    condition narrow. PostgreSQL plans by its statistics, and starts a public page of the search order
+    after the critical services (an index range) instead of reading past them."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_filter_only)
+def _column(element: _filter_only, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_filter_only, "sqlite")
+def _column_plus_zero(element: _filter_only, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} + 0)"
 
 
 class QueryError(ValueError):

@@ -77,14 +77,14 @@ services = Table(
     Column("ip", String(15), nullable=False),
     Column("ip_num", BigInteger, nullable=False),
     Column("port", Integer, nullable=False),
-    Column("protocol", String(32), nullable=False, index=True),
+    Column("protocol", String(32), nullable=False),
     Column("software", String(64)),
     Column("version", String(64)),
     Column("auth", String(8), nullable=False),
     Column("exposed", Boolean, nullable=False),
     Column("rows", BigInteger),
     Column("size_bytes", BigInteger),
-    Column("severity", String(8), index=True),
+    Column("severity", String(8)),
     Column("first_seen", String(20), nullable=False),
     Column("last_seen", String(20), nullable=False),
     Column("last_scan_id", String(40), nullable=False),
@@ -99,21 +99,28 @@ services = Table(
     Column("summary", Text),
     UniqueConstraint("ip", "port", name="uq_services_ip_port"),
     Index("ix_services_ip_num", "ip_num"),
-    Index("ix_services_country", "country"),
     Index("ix_services_asn", "asn"),
     Index("ix_services_rows", "rows"),
     Index("ix_services_first_seen", "first_seen"),
 )
 # the search order: severity (critical first), rows (most first, unknown last), address, port; SQLite's
-# indexes cannot say NULLS LAST, its own order for DESC (migration 0002 leaves it out there)
+# indexes cannot say NULLS LAST, its own order for DESC (migration 0002 leaves it out there). A page is
+# read from the index alone (the id included on PostgreSQL, SQLite's rowid): a public page skips the
+# critical services at its start without reading their rows (migration 0005)
 Index(
     "ix_services_order",
     services.c.rank.desc(),
     services.c.rows.desc().nulls_last(),
     services.c.ip_num,
     services.c.port,
+    postgresql_include=["id"],
 )
-Index("ix_services_software", func.lower(services.c.software))  # names and owners match in any case
+# the facet fields, each with the rank last: a facet counts the visible set (rank below critical) from its
+# index alone, and `severity:critical` finds nothing public without reading a row (migration 0005)
+Index("ix_services_protocol", services.c.protocol, services.c.rank)
+Index("ix_services_severity", services.c.severity, services.c.rank)
+Index("ix_services_country", services.c.country, services.c.rank)
+Index("ix_services_software", func.lower(services.c.software), services.c.rank)  # matched in any case
 Index("ix_services_org", func.lower(services.c.org))
 Index("ix_services_port", services.c.port)
 # attacked services are few: a partial index finds them (by first seen) without touching the rest
@@ -129,7 +136,8 @@ service_pii = Table(
     metadata,
     Column("service_id", Int64, nullable=False),
     Column("category", String(16), nullable=False),
-    Index("ix_service_pii_category", "category", "service_id"),
+    Column("rank", Integer),  # the service's rank, written with it (the pii facet's visible set, 0005)
+    Index("ix_service_pii_category", "category", "service_id", "rank"),
     Index("ix_service_pii_service", "service_id"),
 )
 

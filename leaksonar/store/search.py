@@ -4,7 +4,6 @@ older leaksonar)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,6 @@ from leaksonar.store.query import (
     NO_SEVERITY,
     Clause,
     compile_query,
-    critical_services,
     public_only,
 )
 from leaksonar.store.rows import Hit, LastScan, SearchPage, Stats
@@ -101,7 +99,8 @@ def _replace(table: Any, *values: Any) -> tuple[Any, Any]:
     service_id = select(services.c.id).where(*_SERVICE).scalar_subquery()
     key = table.c.rowid if table is services_fts else table.c.service_id
     columns = [c.name for c in table.c if c.name not in ("services_fts", "document")]
-    chosen = select(services.c.id, *(bindparam(v, type_=String) for v in values)).where(*_SERVICE)
+    copied = [services.c.rank] if "rank" in table.c else []  # service_pii: the rank public_only reads
+    chosen = select(services.c.id, *(bindparam(v, type_=String) for v in values), *copied).where(*_SERVICE)
     return table.delete().where(key == service_id), table.insert().from_select(columns, chosen)
 
 
@@ -250,19 +249,9 @@ def facets(
     if not 1 <= top <= MAX_LIMIT:
         raise ValueError(f"top must be 1..{MAX_LIMIT}")
     where = compile_query(query, now=now)
-    result: dict[str, list[tuple[str, int]]] = {}
+    narrowing = None if isinstance(where, True_) else where
     with engine.connect() as conn:
-        everything = isinstance(where, True_)
-        hidden = _critical_counts(conn, fields) if public and everything else None
-        for field in fields:
-            if not everything:
-                result[field] = _counted(conn, field, narrowed(where, public=public), top)
-            elif hidden is not None:  # every service's counts (covering indexes) less the critical ones'
-                shown = [(value, n - hidden[field][value]) for value, n in _counted(conn, field, None, None)]
-                result[field] = sorted((c for c in shown if c[1] > 0), key=lambda c: -c[1])[:top]  # stable
-            else:
-                result[field] = _counted(conn, field, None, top)
-    return result
+        return {field: _counted(conn, field, narrowing, top, public=public) for field in fields}
 
 
 def _facet_column(field: str) -> Any:
@@ -272,44 +261,28 @@ def _facet_column(field: str) -> Any:
     return func.lower(services.c.software) if field == "software" else services.c[field]
 
 
-def _counted(conn: Connection, field: str, where: Clause | None, top: int | None) -> list[tuple[str, int]]:
-    """The values of a facet field among the services matching `where` (None: all) with their counts: the
-    `top` most frequent first, or (top None) every value in the column's order."""
+def _counted(
+    conn: Connection, field: str, where: Clause | None, top: int, *, public: bool
+) -> list[tuple[str, int]]:
+    """The `top` most frequent values of a facet field, with their counts, among the services matching
+    `where` (None: every service; with `public`, of the visible set)."""
     column = _facet_column(field)
-    source: Any = services
-    if field == "pii":  # a service counts once per category it holds
-        source = service_pii
-        if where is not None:
-            source = service_pii.join(services, services.c.id == service_pii.c.service_id)
+    if where is None:  # the field's own index holds all it needs: the value, then the rank
+        table = service_pii if field == "pii" else services
+        source, conditions = table, [public_only(table)] if public else []
+    else:  # a service counts once per PII category it holds
+        joined = service_pii.join(services, services.c.id == service_pii.c.service_id)
+        source, conditions = joined if field == "pii" else services, [narrowed(where, public=public)]
     count = func.count().label("n")
     counted = (
         select(column, count)
         .select_from(source)
-        .where(*(() if where is None else (where,)), column.is_not(None))
+        .where(*conditions, column.is_not(None))
         .group_by(column)
+        .order_by(count.desc(), column)
+        .limit(top)
     )
-    counted = counted.order_by(column) if top is None else counted.order_by(count.desc(), column).limit(top)
     return [(value, n) for value, n in conn.execute(counted)]
-
-
-def _critical_counts(conn: Connection, fields: Sequence[str]) -> dict[str, Counter[str]]:
-    """Each facet field's counts among the services `public_only` leaves out, read in one pass over them
-    (an indexed range: they are few)."""
-    counts: dict[str, Counter[str]] = {field: Counter() for field in fields}
-    plain = [field for field in fields if field != "pii"]
-    critical = select(services.c.id).where(critical_services())
-    if plain:
-        for row in conn.execute(select(*(_facet_column(f) for f in plain)).where(critical_services())):
-            for field, value in zip(plain, row, strict=True):
-                if value is not None:
-                    counts[field][value] += 1
-    if "pii" in fields:
-        n = func.count()
-        by = select(service_pii.c.category, n).where(service_pii.c.service_id.in_(critical))
-        counts["pii"].update(
-            {category: n for category, n in conn.execute(by.group_by(service_pii.c.category))}
-        )
-    return counts
 
 
 def stats(engine: Engine) -> Stats:

@@ -4,7 +4,8 @@ A PUBLIC viewer's every read runs over the visible set only (`leaksonar.store.qu
 critical services, with every stored finding and event of them, are left out in the store's query
 before it filters, counts, facets, pages or moves a cursor, so no public answer depends on them.
 Analysts see everything (records never hold raw personal data). The dashboard's totals
-(`store.stats`) are global aggregates that take no query."""
+(`store.stats`) are global aggregates that take no query. A scan's own counts are not: they are
+narrowed (`visible_scans`)."""
 
 from __future__ import annotations
 
@@ -152,3 +153,16 @@ def visible_events(store: Store, viewer: Viewer, **filters: Any) -> list[Event]:
 def visible_event(store: Store, event_id: int, viewer: Viewer) -> Event | None:
     """The event with this id, None when it is unknown or hidden from the viewer."""
     return store.events.get(event_id, public=not viewer.analyst)
+
+
+ANALYSTS_ONLY_SCAN_FIELDS = ("targets", "ports", "open_ports", "services", "exposed")
+"""What a public viewer does not get of a scan: what it targeted (it can name a critical host), and what it
+found. Its counts are per scan, not global: a scan of one address that found one service more than the
+visible set holds locates a critical service, so they are left out rather than counted over the visible set
+(a count over every finding of a scan, per scan listed)."""
+
+
+def visible_scans(store: Store, viewer: Viewer, limit: int) -> list[dict[str, Any]]:
+    """The latest `limit` scans, newest first, as the viewer may see them (fields out: None)."""
+    hidden = () if viewer.analyst else ANALYSTS_ONLY_SCAN_FIELDS
+    return [{**asdict(row), **dict.fromkeys(hidden)} for row in store.scans.latest(limit)]

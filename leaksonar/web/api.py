@@ -29,6 +29,7 @@ from leaksonar.web.access import (
     viewer,
     visible_events,
     visible_finding,
+    visible_scans,
 )
 
 router = APIRouter(tags=["api"])
@@ -110,9 +111,9 @@ class Scan(BaseModel):
     status: str
     size: int
     probes: int
-    open_ports: int
-    services: int
-    exposed: int
+    open_ports: int | None = Field(None, description="Analysts only.")
+    services: int | None = Field(None, description="Analysts only.")
+    exposed: int | None = Field(None, description="Analysts only.")
     targets: str | None = Field(None, description="Analysts only.")
     ports: str | None = Field(None, description="Analysts only.")
 
@@ -273,7 +274,5 @@ def stats(request: Request, _who: Who) -> Any:
 
 @router.get("/scans", response_model=list[Scan], responses=ERRORS)
 def scans(request: Request, who: Who, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-    """Scans, newest first. What a scan targeted is shown to analysts only."""
-    rows = _store(request).scans.latest(limit)
-    private = () if who.analyst else ("targets", "ports")
-    return [{k: v for k, v in asdict(row).items() if k not in private} for row in rows]
+    """Scans, newest first. What a scan targeted and what it found are shown to analysts only."""
+    return visible_scans(_store(request), who, limit)

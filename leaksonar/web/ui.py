@@ -352,7 +352,8 @@ def report(request: Request, ip: str) -> Response:
         letter.due = [(row, why) for row, why in letter.due if visible(row.severity, who)]
         if letter.due:
             banner = templates.get_template("report_banner.html").render(ip=ip)
-            html = render_letter(store, letter, now, "html").replace("<body>", banner, 1)
+            html = render_letter(store, letter, now, "html", public=not who.analyst)
+            html = html.replace("<body>", banner, 1)
             return HTMLResponse(html.replace("<head>", f"<head>\n{VIEWPORT}", 1))
     return _error(request, who, 404, f"no exposed service on {ip} to report")
 
