@@ -9,7 +9,8 @@ here first.
   markup.)
 - `for_csv`: a cell a spreadsheet would run as a formula gets a leading apostrophe.
 - `for_markdown`: inline text that CommonMark and GitHub-flavoured Markdown render as the literal
-  text: no image, link, autolink, raw HTML, entity, emphasis, code, heading or table break.
+  text (`@` as `＠`): no image, link, autolink, mention, raw HTML, entity, emphasis, code, heading or
+  table break.
 - `for_slack`: Slack mrkdwn that shows the literal text: no mention, link or formatting.
 - `for_email`: an e-mail header value (one line) or a line of a plain-text body.
 - `for_json`: JSON text, exact for a JSON reader, with every character `for_terminal` escapes written as
@@ -57,15 +58,19 @@ def for_csv(text: str) -> str:
 
 
 _MARKDOWN_SPECIAL = re.compile(
-    r"[`*\[\]<>&|~#$@]"  # emphasis, code, links, images, HTML, entities, tables, headings, math, mentions
+    r"[`*\[\]<>&|~#$]"  # emphasis, code, links, images, HTML, entities, tables, headings, math
     r"|(?<![^\W_])_|_(?![^\W_])"  # an underscore that is not inside a word (snake_case is inert)
     r"|\\(?=[!-/:-@\[-`{-~]|$)"  # a backslash that would escape what follows it
-    r"|\.(?=[^\W\d_]|$)"  # the dot of a domain name (www.x, evil.example): bare-domain autolinks
+    r"|\.(?=[^\W\d_]|$)|(?i:(?<=www)\.)"  # the dot of a domain name (evil.example) and www.: autolinks
     r"|:(?=//)|/(?=/)"  # scheme://, //host: URL autolinks
     r"|^[-+=]"  # at the start of a line: a list item, setext heading or thematic break
 )
 """What can make inline Markdown more than its literal text; the rest (letters, digits, spaces, `. , : ;
-( ) - + = ' "` elsewhere) renders as itself."""
+( ) - + = ' "` elsewhere) renders as itself. A backslash stops the URL and www. autolinks of cmark-gfm
+(GitHub's engine), which it finds while parsing; not its e-mail autolinks (`x@y.z`, `mailto:`, `xmpp:`),
+which it finds in the text after escapes and entities are decoded: hence `@` as a look-alike."""
+_MARKDOWN_AT = "\uff20"
+"""`＠`: no e-mail autolink and no @mention, in any Markdown engine."""
 
 _ORDERED_ITEM = re.compile(r"^(\d+)(?=[.)]( |$))")
 """`1. ` or `1)` at the start of a line: an ordered list item."""
@@ -74,9 +79,10 @@ _ORDERED_ITEM = re.compile(r"^(\d+)(?=[.)]( |$))")
 def for_markdown(text: str) -> str:
     """Inline Markdown that CommonMark and GitHub-flavoured Markdown (tables, autolinks, strikethrough)
     render as the literal `text`: each character that could format, link, embed or break a table cell
-    is backslash-escaped (CommonMark lets any ASCII punctuation be escaped). For running text and table
-    cells and after a block quote's `>`, not for the inside of a code span."""
-    escaped = _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(), for_terminal(text))
+    is backslash-escaped (CommonMark lets any ASCII punctuation be escaped) and `@` becomes `＠`. For
+    running text and table cells and after a block quote's `>`, not for the inside of a code span."""
+    literal = for_terminal(text).replace("@", _MARKDOWN_AT)
+    escaped = _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(), literal)
     return _ORDERED_ITEM.sub(r"\1\\", escaped)
 
 

@@ -230,7 +230,7 @@ def test_slack_payload(tmp_path: Path, receiver: Receiver, store: Store) -> None
     assert deliver_events([event(summary="index <!channel> & co: 970,000 rows")], settings, store).sent == 1
 
     [payload] = receiver.bodies()
-    assert set(payload) == {"text", "blocks"}
+    assert set(payload) == {"text", "blocks", "unfurl_links", "unfurl_media"}
     assert "wiped on 127.20.0.5:9200" in payload["text"]
     assert "critical" in payload["text"]
     assert [b["type"] for b in payload["blocks"]] == ["header", "section", "section", "context"]
@@ -240,6 +240,34 @@ def test_slack_payload(tmp_path: Path, receiver: Receiver, store: Store) -> None
     assert "*Severity*\ncritical" in fields and "*Rule*\nall" in fields
     assert payload["blocks"][1]["text"]["text"] == "index &lt;!channel&gt; &amp; co: 970,000 rows"
     assert "<!channel>" not in json.dumps(payload)
+
+
+def _text_objects(node: Any) -> list[dict[str, Any]]:
+    """Every Block Kit text object (a dict with "type" and "text") in a payload."""
+    if isinstance(node, list):
+        return [found for item in node for found in _text_objects(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node] if isinstance(node.get("text"), str) and "type" in node else []
+    return own + [found for value in node.values() for found in _text_objects(value)]
+
+
+def test_slack_links_no_url_or_channel_a_server_wrote(
+    tmp_path: Path, receiver: Receiver, store: Store
+) -> None:
+    settings = config(
+        tmp_path,
+        f'[[slack]]\nname = "chat"\nurl = "{receiver.url}"\n[[rule]]\nname = "all"\nchannels = ["chat"]\n',
+    )
+    lure = "restore at https://evil.example/pay or www.evil.example, ask in #general"
+    assert deliver_events([event(summary=lure)], settings, store).sent == 1
+
+    [payload] = receiver.bodies()
+    assert payload["unfurl_links"] is False and payload["unfurl_media"] is False
+    assert "evil" not in payload["text"]  # the notification text is not parsed verbatim: no server text
+    mrkdwn = [obj for obj in _text_objects(payload["blocks"]) if obj["type"] == "mrkdwn"]
+    assert mrkdwn and all(obj.get("verbatim") is True for obj in mrkdwn)
+    assert any(obj["text"] == lure for obj in mrkdwn)
 
 
 RULES = """

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -121,7 +122,9 @@ def synthetic(new_index: Callable[[], str]) -> dict[str, Any]:
 
 
 def client(store: Store, **settings: Any) -> TestClient:
-    return TestClient(create_app(store, **{"rate_limit": UNLIMITED, **settings}))
+    return TestClient(
+        create_app(store, **{"allowed_hosts": ["testserver"], "rate_limit": UNLIMITED, **settings})
+    )
 
 
 @pytest.fixture(scope="module")
@@ -360,6 +363,8 @@ def test_keys_command(new_index: Callable[[], str]) -> None:
         ("serve", "--host", "localhost"),
         ("serve", "--anonymous", "admin"),
         ("serve", "--rate-limit", "5/fortnight"),
+        ("serve", "--allowed-host", "evil.example/x"),
+        ("serve", "--behind-proxy", "proxy.example"),
     ):
         refused = leaksonar(*args, "--db", db, check=False)
         assert refused.returncode == 2, args
@@ -367,9 +372,14 @@ def test_keys_command(new_index: Callable[[], str]) -> None:
 
 
 def test_bad_settings_are_refused(synthetic: dict[str, Any]) -> None:
-    for settings_ in ({"anonymous": "admin"}, {"rate_limit": "10/fortnight"}, {"poll_seconds": 0}):
+    for settings_ in (
+        {"anonymous": "admin"},
+        {"rate_limit": "10/fortnight"},
+        {"poll_seconds": 0},
+        {"allowed_hosts": ["evil.example/x"]},
+    ):
         with pytest.raises(ValueError):
-            create_app(synthetic["store"], **settings_)
+            create_app(synthetic["store"], **{"allowed_hosts": ["127.0.0.1"], **settings_})
 
 
 def test_rate_limit_per_key(synthetic: dict[str, Any]) -> None:
@@ -572,14 +582,11 @@ def read_events(response: httpx.Response, count: int, deadline: float = 20.0) ->
     return found
 
 
-@pytest.fixture
-def served(new_index: Callable[[], str]) -> Iterator[dict[str, Any]]:
-    """`leaksonar serve` on a free loopback port over a fresh synthetic index."""
-    db = new_index()
-    store = synthetic_store(db)
-    key = create_key(store, "ana", "analyst")
+@contextmanager
+def serving(db: str, *options: str) -> Iterator[str]:
+    """`leaksonar serve --db DB OPTIONS` on a free loopback port; its URL once it answers."""
     port = free_port()
-    command = [sys.executable, "-m", "leaksonar", "serve", "--db", str(db), "--port", str(port)]
+    command = [sys.executable, "-m", "leaksonar", "serve", "--db", db, "--port", str(port), *options]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stderr is not None
@@ -587,11 +594,11 @@ def served(new_index: Callable[[], str]) -> Iterator[dict[str, Any]]:
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
-                httpx.get(f"{url}/api/stats", timeout=2).raise_for_status()
+                httpx.get(f"{url}/static/style.css", timeout=2)  # not rate-limited
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield {"url": url, "store": store, "key": key}
+        yield url
     finally:
         server.terminate()
         try:
@@ -599,6 +606,41 @@ def served(new_index: Callable[[], str]) -> Iterator[dict[str, Any]]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(5)
+
+
+@pytest.fixture
+def served(new_index: Callable[[], str]) -> Iterator[dict[str, Any]]:
+    """`leaksonar serve` on a free loopback port over a fresh synthetic index."""
+    db = new_index()
+    store = synthetic_store(db)
+    key = create_key(store, "ana", "analyst")
+    with serving(str(db)) as url:
+        yield {"url": url, "store": store, "key": key}
+
+
+def test_serve_trusts_forwarded_headers_only_from_a_named_proxy(new_index: Callable[[], str]) -> None:
+    db = new_index()
+    key = create_key(synthetic_store(db), "ana", "analyst")
+    over_https = {"X-Forwarded-Proto": "https"}
+
+    def answers(url: str) -> list[int]:
+        return [
+            httpx.get(f"{url}/api/stats", headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code
+            for n in range(4)
+        ]
+
+    with serving(str(db), "--rate-limit", "4/minute") as url:
+        signed_in = httpx.post(f"{url}/login", data={"key": key}, headers=over_https)
+        assert signed_in.status_code == 303 and "secure" not in signed_in.headers["set-cookie"].lower()
+        assert answers(url) == [200, 200, 200, 429]  # one client, whatever it says it forwards
+        rebound = {"Host": "evil.example:8181", "Origin": "http://evil.example:8181"}
+        refused = httpx.post(f"{url}/login", data={"key": "x"}, headers=rebound)
+        assert refused.status_code == 400 and refused.text.count("\n") == 0
+        assert httpx.get(url, headers={"Host": "evil.example"}).status_code == 400
+    with serving(str(db), "--rate-limit", "4/minute", "--behind-proxy", "127.0.0.1") as url:
+        signed_in = httpx.post(f"{url}/login", data={"key": key}, headers=over_https)
+        assert signed_in.status_code == 303 and "secure" in signed_in.headers["set-cookie"].lower()
+        assert answers(url) == [200, 200, 200, 200]  # the proxy's clients, each by its own address
 
 
 @pytest.mark.slow
@@ -632,7 +674,7 @@ def test_stream_delivers_new_events_live_and_resumes(served: dict[str, Any]) -> 
 def test_stream_sends_heartbeats(synthetic: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api, "HEARTBEAT_SECONDS", 1)
     port = free_port()
-    app = create_app(synthetic["store"], poll_seconds=0.2)
+    app = create_app(synthetic["store"], allowed_hosts=["127.0.0.1"], poll_seconds=0.2)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

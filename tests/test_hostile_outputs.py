@@ -162,7 +162,7 @@ def test_markdown_letter_renders_server_text_as_literal_text(
     assert "<h2>Summary</h2>" in rendered
     shown = visible(rendered)
     for payload in PAYLOADS:
-        assert for_terminal(payload) in shown, payload
+        assert for_terminal(payload).replace("@", "＠") in shown, payload  # no e-mail autolink, no mention
     assert "L" * 5000 in shown
     if "<table>" not in rendered:
         return  # CommonMark has no tables

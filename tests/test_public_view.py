@@ -128,7 +128,7 @@ def new_store(empty_index: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def public(store: Store) -> TestClient:
-    return TestClient(create_app(store, rate_limit=UNLIMITED))
+    return TestClient(create_app(store, allowed_hosts=["testserver"], rate_limit=UNLIMITED))
 
 
 # --- answers, with the ids that differ between two indexes named by what they stand for ----------

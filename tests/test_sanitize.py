@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -55,11 +57,34 @@ def test_markdown_text_is_escaped_where_it_could_format_and_readable_elsewhere()
     assert for_markdown("\x1b[2J\r\n") == "\\x1b\\[2J\\x0d\\x0a"
 
 
+@pytest.fixture(scope="module", params=["markdown-it", "cmark-gfm"])
+def render(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Markdown to HTML as markdown-it (linkify) and as cmark-gfm, GitHub's own engine (dev extras)."""
+    if request.param == "markdown-it":
+        return GFM.render
+    return pytest.importorskip("cmarkgfm").github_flavored_markdown_to_html
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write to restore@attacker.example",
+        "xmpp:ransom@attacker.example",
+        "www.000.0000/claim",
+        "www.1-2.com/x",
+    ],
+)
+def test_markdown_has_no_autolink_of_server_text(render: Callable[[str], str], text: str) -> None:
+    rendered = render(for_markdown(text))
+    assert "<a " not in rendered
+    assert html.unescape(rendered.strip().removeprefix("<p>").removesuffix("</p>")) == text.replace("@", "＠")
+
+
 @given(MARKDOWN_TEXT)
-def test_markdown_renders_as_the_literal_text(text: str) -> None:
-    literal = for_terminal(text)
+def test_markdown_renders_as_the_literal_text(render: Callable[[str], str], text: str) -> None:
+    literal = for_terminal(text).replace("@", "＠")
     for before, after in (("a ", " b"), ("> ", ""), ("", "")):
-        rendered = GFM.render(before + for_markdown(text) + after)
+        rendered = render(before + for_markdown(text) + after)
         assert "<a " not in rendered and "<img" not in rendered
         shown = html.unescape(re.sub(r"</?(p|blockquote)>", "", rendered)).strip()
         assert shown == (before.removeprefix("> ") + literal + after).strip()

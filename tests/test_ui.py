@@ -6,6 +6,7 @@ and loses the note) and over the real lab scan."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -124,12 +125,12 @@ def history(new_index: Callable[[], str]) -> Store:
 
 @pytest.fixture(scope="module")
 def public(history: Store) -> TestClient:
-    return TestClient(create_app(history, anonymous="public"))
+    return TestClient(create_app(history, allowed_hosts=["testserver"], anonymous="public"))
 
 
 @pytest.fixture(scope="module")
 def analyst(history: Store) -> TestClient:
-    return TestClient(create_app(history, anonymous="analyst"))
+    return TestClient(create_app(history, allowed_hosts=["testserver"], anonymous="analyst"))
 
 
 def text(html: str) -> str:
@@ -282,7 +283,9 @@ def test_ransom_notes_are_shown_as_evidence(new_index: Callable[[], str]) -> Non
     store.scans.begin("w", SCANS[2], targets=STORY, ports="9200", size=1, options={})
     store.findings.add([_story(2, SCANS[2], "w")])
     store.scans.finish("w", SCANS[2], "done")
-    page = TestClient(create_app(store, anonymous="public")).get(f"/host/{STORY}")
+    page = TestClient(create_app(store, allowed_hosts=["testserver"], anonymous="public")).get(
+        f"/host/{STORY}"
+    )
     shown = text(page.text)
     assert "Attack evidence" in shown and "Found in index read_me; asks 10.0 BTC" in shown
     assert BTC in shown and "recover@example.invalid" in shown and "You must pay 10 BTC" in shown
@@ -334,7 +337,7 @@ def _sign_in(client: TestClient, key: str) -> Any:
 
 
 def test_login_opens_a_session_that_unlocks_critical_findings(history: Store) -> None:
-    client = TestClient(create_app(history, anonymous="public"))
+    client = TestClient(create_app(history, allowed_hosts=["testserver"], anonymous="public"))
     form = client.get("/login")
     assert form.status_code == 200 and 'name="key"' in form.text and 'for="key"' in form.text
     wrong = client.post("/login", data={"key": "lsk_wrong"})
@@ -362,13 +365,15 @@ def test_login_opens_a_session_that_unlocks_critical_findings(history: Store) ->
 
 
 def test_the_session_cookie_is_secure_over_https(history: Store) -> None:
-    client = TestClient(create_app(history), base_url="https://leaksonar.test")
+    client = TestClient(
+        create_app(history, allowed_hosts=["leaksonar.test"]), base_url="https://leaksonar.test"
+    )
     done = _sign_in(client, create_key(history, "ui-https", "analyst"))
     assert done.status_code == 303 and "; Secure" in done.headers["set-cookie"]
 
 
 def test_an_expired_session_is_refused_and_purged(history: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    client = TestClient(create_app(history))
+    client = TestClient(create_app(history, allowed_hosts=["testserver"]))
     key = create_key(history, "ui-expiring", "analyst")
     monkeypatch.setattr("leaksonar.web.keys.SESSION_LIFETIME", timedelta(seconds=-1))
     _sign_in(client, key)
@@ -377,13 +382,14 @@ def test_an_expired_session_is_refused_and_purged(history: Store, monkeypatch: p
     api = client.get("/api/stats")
     assert api.status_code == 401 and api.json() == {"error": "unknown or expired session; sign in again"}
     monkeypatch.undo()
-    _sign_in(TestClient(create_app(history)), key)  # a new sign-in forgets the expired sessions
+    # a new sign-in forgets the expired sessions
+    _sign_in(TestClient(create_app(history, allowed_hosts=["testserver"])), key)
     sessions = dict(index_contents(history.engine))["sessions"]
     assert sessions and not any(digest(expired) in row for row in sessions)
 
 
 def test_revoking_a_key_ends_its_sessions(history: Store) -> None:
-    client = TestClient(create_app(history))
+    client = TestClient(create_app(history, allowed_hosts=["testserver"]))
     key = create_key(history, "ui-revoked", "analyst")
     _sign_in(client, key)
     assert CRITICAL in client.get("/search").text
@@ -397,7 +403,7 @@ def test_revoking_a_key_ends_its_sessions(history: Store) -> None:
      {"Origin": "https://testserver"}, {"Origin": "http://testserver:8080"}],
 )  # fmt: skip
 def test_a_cross_origin_post_is_refused(history: Store, headers: dict[str, str]) -> None:
-    client = TestClient(create_app(history))
+    client = TestClient(create_app(history, allowed_hosts=["testserver"]))
     key = create_key(history, f"ui-csrf-{len(headers)}-{abs(hash(str(headers)))}", "analyst")
     for path, data in (("/login", {"key": key}), ("/logout", {})):
         refused = client.post(path, data=data, headers=headers, follow_redirects=False)
@@ -409,6 +415,54 @@ def test_a_cross_origin_post_is_refused(history: Store, headers: dict[str, str])
     assert (
         client.post("/logout", follow_redirects=False).status_code == 303
     )  # no browser page: neither header
+
+
+def test_a_host_name_the_server_was_not_given_is_refused(history: Store) -> None:
+    client = TestClient(create_app(history, allowed_hosts=["testserver", "Leaksonar.Example", "[::1]"]))
+    rebound = {"Host": "evil.example:8181", "Origin": "http://evil.example:8181"}  # DNS rebinding
+    for answer in (
+        client.post("/login", data={"key": "x"}, headers=rebound),
+        client.get("/", headers=rebound),
+    ):
+        assert answer.status_code == 400 and answer.json()["error"].count("\n") == 0
+        assert "evil" not in answer.text and answer.headers["x-content-type-options"] == "nosniff"
+    for host in ("testserver", "testserver:8080", "leaksonar.example", "[::1]:8181"):
+        assert client.get("/", headers={"Host": host}).status_code == 200, host
+    for host in ("", "::1", "testserver.evil.example", "user@testserver", "testserver:x"):
+        assert client.get("/", headers={"Host": host}).status_code == 400, host
+
+
+def test_a_large_body_is_refused_without_being_read(history: Store) -> None:
+    app = create_app(history, allowed_hosts=["testserver"])
+    client = TestClient(app)
+    refused = client.post("/login", content=b"key=" + b"k" * 1_000_000)
+    assert refused.status_code == 413 and "4096 bytes" in refused.json()["error"]
+    for declared in ("9" * 5000, "00005000"):
+        assert (
+            client.post("/login", content=b"key=x", headers={"Content-Length": declared}).status_code == 413
+        )
+    assert client.post("/login", data={"key": "x" * 4000}).status_code == 401  # a form of a few KB is read
+
+    # sent in pieces without a Content-Length: the server stops at the first piece over the limit
+    pieces = [b"k" * 1024] * 1024
+    taken: list[bytes] = []
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        taken.append(pieces[len(taken)])
+        return {"type": "http.request", "body": taken[-1], "more_body": len(taken) < len(pieces)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/login", "raw_path": b"/login", "root_path": "", "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"content-type", b"application/x-www-form-urlencoded")],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413 and len(taken) == 5
 
 
 def test_every_page_has_a_strict_policy_and_no_inline_script(analyst: TestClient) -> None:
@@ -444,8 +498,8 @@ def test_pages_are_readable_on_a_phone(analyst: TestClient) -> None:
 @pytest.mark.slow
 def test_every_page_of_the_lab_scan_renders(scanned: dict[str, Any]) -> None:
     store = Store(str(scanned["db"]))
-    analyst = TestClient(create_app(store, anonymous="analyst"))
-    public = TestClient(create_app(store, anonymous="public"))
+    analyst = TestClient(create_app(store, allowed_hosts=["testserver"], anonymous="analyst"))
+    public = TestClient(create_app(store, allowed_hosts=["testserver"], anonymous="public"))
     critical = {place for place, r in scanned["records"].items() if r.get("severity") == "critical"}
     assert critical and len(critical) < len(scanned["records"])
     for ip in sorted({ip for ip, _ in scanned["records"]}):

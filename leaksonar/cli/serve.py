@@ -28,6 +28,16 @@ def serve(
         str,
         typer.Option(help="Requests allowed per valid API key (per client address otherwise): N/minute."),
     ] = "600/minute",
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="A host name browsers use for this server (a proxy's name); repeatable."),
+    ] = None,
+    behind_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Address (or network) of a reverse proxy whose X-Forwarded-For/-Proto to trust; repeatable."
+        ),
+    ] = None,
     log_level: LogLevelOption = LogLevel.info,
 ) -> None:
     """Serve the web UI and the REST API (OpenAPI at /docs) over the index."""
@@ -36,13 +46,27 @@ def serve(
     import uvicorn
 
     from leaksonar.web.app import create_app
+    from leaksonar.web.guard import LOOPBACK_HOSTS
 
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         fail(f"--host {host!r} is not an IP address (e.g. 127.0.0.1)")
+    proxies = behind_proxy or []
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            fail(f"--behind-proxy {proxy!r} is not an IP address or network (e.g. 127.0.0.1)")
+    bound = f"[{address}]" if address.version == 6 else str(address)
+    local = LOOPBACK_HOSTS if address.is_loopback or address.is_unspecified else ()
     try:
-        web = create_app(open_store(db), anonymous=anonymous, rate_limit=rate_limit)
+        web = create_app(
+            open_store(db),
+            allowed_hosts=[bound, *local, *(allowed_host or [])],
+            anonymous=anonymous,
+            rate_limit=rate_limit,
+        )
     except ValueError as exc:
         fail(str(exc))
     listener = socket.socket(socket.AF_INET6 if address.version == 6 else socket.AF_INET)
@@ -53,11 +77,18 @@ def serve(
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     setup_logging(log_level, "uvicorn")
     if not address.is_loopback:
-        log.warning("serving on %s, reachable from other machines", host)
+        log.warning("serving on %s, reachable from other machines (by the names --allowed-host gives)", host)
     url = f"http://[{host}]:{port}/" if address.version == 6 else f"http://{host}:{port}/"
     log.info("serving %s (API docs %sdocs); Ctrl-C to stop", url, url)
     stop_on_sigterm()
-    config = uvicorn.Config(web, log_config=None, log_level=log_level, access_log=log_level is LogLevel.debug)
+    config = uvicorn.Config(
+        web,
+        log_config=None,
+        log_level=log_level,
+        access_log=log_level is LogLevel.debug,
+        proxy_headers=bool(proxies),  # uvicorn's default trusts any local process's X-Forwarded-For
+        forwarded_allow_ips=proxies,
+    )
     try:
         uvicorn.Server(config).run(sockets=[listener])
     except KeyboardInterrupt:  # uvicorn stopped on Ctrl-C or SIGTERM, then signalled itself again

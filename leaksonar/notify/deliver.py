@@ -66,36 +66,41 @@ def _title(event: Event) -> str:
     return f"{event.type.replace('_', ' ')} on {event.ip}:{event.port} ({event.protocol})"
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A verbatim mrkdwn text object: Slack links no URL, channel name or mention found in the text."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def slack_payload(event: Event, rule: str) -> dict[str, Any]:
-    """An incoming-webhook message: `text` for notifications, `blocks` for the layout. Every value goes
-    through `for_slack` (mrkdwn) or `for_terminal` (plain_text); the formatting is leaksonar's own."""
+    """An incoming-webhook message: `text` for notifications (leaksonar's own words only: Slack parses it
+    for links), `blocks` for the layout, no link previews. Every value goes through `for_slack` (mrkdwn,
+    always verbatim) or `for_terminal` (plain_text); the formatting is leaksonar's own."""
     severity, kind = for_slack(event.severity or "-"), for_slack(event.type)
     title, summary = for_slack(_title(event)), for_slack(event.summary or _title(event))
     service = for_slack(f"{event.ip}:{event.port} {event.protocol}")
     return {
-        "text": f"leaksonar [{severity}] {title}: {summary}",
+        "text": f"leaksonar [{severity}] {title}",
+        "unfurl_links": False,
+        "unfurl_media": False,
         "blocks": [
             {
                 "type": "header",
                 "text": {"type": "plain_text", "text": for_terminal(f"leaksonar: {_title(event)}")[:150]},
             },
-            {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
+            {"type": "section", "text": _mrkdwn(summary)},
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*Severity*\n{severity}"},
-                    {"type": "mrkdwn", "text": f"*Event*\n{kind}"},
-                    {"type": "mrkdwn", "text": f"*Service*\n{service}"},
-                    {"type": "mrkdwn", "text": f"*Rule*\n{for_slack(rule)}"},
+                    _mrkdwn(f"*Severity*\n{severity}"),
+                    _mrkdwn(f"*Event*\n{kind}"),
+                    _mrkdwn(f"*Service*\n{service}"),
+                    _mrkdwn(f"*Rule*\n{for_slack(rule)}"),
                 ],
             },
             {
                 "type": "context",
                 "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": for_slack(f"scan {event.scan_id} at {event.time} · leaksonar {__version__}"),
-                    }
+                    _mrkdwn(for_slack(f"scan {event.scan_id} at {event.time} · leaksonar {__version__}"))
                 ],
             },
         ],

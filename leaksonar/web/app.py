@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
@@ -14,7 +15,7 @@ import leaksonar
 from leaksonar.store.db import Store
 from leaksonar.web import api, ui
 from leaksonar.web.access import Level
-from leaksonar.web.guard import SecurityHeaders, api_docs, same_origin
+from leaksonar.web.guard import BodyLimit, HostCheck, SecurityHeaders, api_docs, host_name, same_origin
 from leaksonar.web.ratelimit import RateLimit, parse_rate
 
 STATIC = Path(__file__).parent / "static"
@@ -23,11 +24,22 @@ POLL_BOUNDS = (0.05, 60.0)
 
 
 def create_app(
-    store: Store, *, anonymous: str = "public", rate_limit: str = "600/minute", poll_seconds: float = 1.0
+    store: Store,
+    *,
+    allowed_hosts: Collection[str],
+    anonymous: str = "public",
+    rate_limit: str = "600/minute",
+    poll_seconds: float = 1.0,
 ) -> FastAPI:
-    """The app over `store`. `anonymous`: the level of requests without a key (public | analyst);
+    """The app over `store`. `allowed_hosts`: the host names (or IP addresses, IPv6 in brackets) it answers
+    to, 400 for any other `Host`; `anonymous`: the level of requests without a key (public | analyst);
     `rate_limit`: N/second|minute|hour per valid key or session (per client address without one). ValueError
     on bad settings."""
+    hosts = set()
+    for name in allowed_hosts:
+        if (host := host_name(name)) is None:
+            raise ValueError(f"allowed host {name!r}: use a host name or an IP address ([::1] for IPv6)")
+        hosts.add(host)
     try:
         level = Level(anonymous)
     except ValueError:
@@ -49,7 +61,10 @@ def create_app(
     app.state.store = store
     app.state.anonymous = level
     app.state.poll_seconds = poll_seconds
+    # outermost last: headers on every answer, then the Host check, the rate limit, the body cap
+    app.add_middleware(BodyLimit)
     app.add_middleware(RateLimit, store=store, burst=burst, period=period)
+    app.add_middleware(HostCheck, allowed=hosts)
     app.add_middleware(SecurityHeaders, policies={"/docs": docs_policy})
     app.add_api_route("/docs", lambda: HTMLResponse(docs), include_in_schema=False)
     app.add_exception_handler(HTTPException, _http_error)

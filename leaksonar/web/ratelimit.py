@@ -5,7 +5,6 @@ nothing; and no flood of addresses can make the limiter forget a client that has
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 import re
 import time
@@ -17,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from leaksonar.store.db import Store
 from leaksonar.web.access import Credential, credential, holder
+from leaksonar.web.guard import send_error
 from leaksonar.web.keys import digest
 
 PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
@@ -133,11 +133,6 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         retry = max(1, math.ceil(wait))
-        body = json.dumps({"error": f"rate limit exceeded; retry in {retry} s"}).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(retry).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(
+            send, 429, f"rate limit exceeded; retry in {retry} s", [(b"retry-after", str(retry).encode())]
+        )
