@@ -19,7 +19,8 @@ from typing import Any
 
 from leaksonar.inputs import InputError, load_toml
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+"""An abuse address in the characters addresses use in practice: letters write it as it is (no markup)."""
 
 
 class OwnersError(Exception):
