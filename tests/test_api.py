@@ -30,6 +30,7 @@ from leaksonar.store.db import Store
 from leaksonar.web import api
 from leaksonar.web.access import public_ids
 from leaksonar.web.app import create_app
+from leaksonar.web.ids import Kind
 from leaksonar.web.keys import create_key, revoke_key
 from leaksonar.web.ratelimit import TokenBucket
 
@@ -275,9 +276,9 @@ def test_findings_of_critical_services_are_for_analysts(analyst: TestClient, ano
     assert ok(anon, f"/api/findings/{high}")["protocol"] == "mongodb"
 
 
-def shown(store: Store, row_ids: list[int]) -> list[int]:
+def shown(store: Store, row_ids: list[int], kind: Kind = "event") -> list[int]:
     """The ids the web shows for these row ids."""
-    return [public_ids(store).encode(i) for i in row_ids]
+    return [public_ids(store, kind).encode(i) for i in row_ids]
 
 
 def test_events_cursor_pages(synthetic: dict[str, Any], analyst: TestClient) -> None:
@@ -492,7 +493,9 @@ def lab_views(scanned: dict[str, Any]) -> tuple[TestClient, TestClient, list[str
     analyst_view = client(store, anonymous="analyst")
     hits = ok(analyst_view, "/api/search", limit=500)["hits"]
     ids = [h["id"] for h in hits]
-    ids += shown(store, [p.id for ip in {h["ip"] for h in hits} for p in store.findings.history(ip)])
+    ids += shown(
+        store, [p.id for ip in {h["ip"] for h in hits} for p in store.findings.history(ip)], "finding"
+    )
     return client(store), analyst_view, sorted({ip for ip, _ in scanned["records"]}), sorted(set(ids))
 
 

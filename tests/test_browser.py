@@ -136,7 +136,7 @@ def test_a_facet_refines_the_search(page: Any, server: str) -> None:
 def test_follow_an_event_marker_to_its_entry(page: Any, server: str, index: Path) -> None:
     store = Store(str(index))
     [wipe] = [e for e in store.events.find(ip=STORY) if e.type == "wiped"]
-    anchor = f"event-{public_ids(store).encode(wipe.id or 0)}"  # the id the web shows
+    anchor = f"event-{public_ids(store, 'event').encode(wipe.id or 0)}"  # the id the web shows
     page.goto(f"{server}/host/{STORY}")
     marker = page.locator(f'figure.chart svg a[*|href="#{anchor}"] circle')
     marker.click()
@@ -176,7 +176,9 @@ def test_the_dashboard_adds_new_events_live(page: Any, server: str, index: Path)
     fresh = page.locator("#events li.fresh")
     fresh.first.wait_for(timeout=10_000)
     assert "grew" in fresh.first.inner_text() and f"{CACHE}:6379" in fresh.first.inner_text()
-    link = f"/event/{public_ids(store).encode(grew.id or 0)}"  # the stream gives the id the web shows
+    link = (
+        f"/event/{public_ids(store, 'event').encode(grew.id or 0)}"  # the stream gives the id the web shows
+    )
     assert fresh.first.locator("a").get_attribute("href") == link
 
 

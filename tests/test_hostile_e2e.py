@@ -74,12 +74,12 @@ def stored(index: Path) -> dict[str, Any]:
     store = Store(str(index))
     hits = store.search("", limit=100).hits
     events = store.events.find(limit=1000)
-    ids = public_ids(store)
+    findings, shown_events = public_ids(store, "finding"), public_ids(store, "event")
     return {
         "records": [hit.to_record() for hit in hits],
         "events": events,
-        "web_records": [replace(hit, id=shown_id(ids, hit.id)).to_record() for hit in hits],
-        "web_events": [replace(e, id=shown_id(ids, e.id)) for e in events],
+        "web_records": [replace(hit, id=shown_id(findings, hit.id)).to_record() for hit in hits],
+        "web_events": [replace(e, id=shown_id(shown_events, e.id)) for e in events],
     }
 
 

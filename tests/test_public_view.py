@@ -142,13 +142,14 @@ class Names:
     """The public finding and event ids of one index -> what they stand for (scan, address, port, type)."""
 
     def __init__(self, store: Store) -> None:
-        ids = public_ids(store)
+        findings, events = public_ids(store, "finding"), public_ids(store, "event")
         self.findings: dict[int, str] = {}
         for ip in IPS:
             for point in store.findings.history(ip):
-                self.findings[ids.encode(point.id)] = f"finding {point.scan_id} {ip}:{point.port}"
+                self.findings[findings.encode(point.id)] = f"finding {point.scan_id} {ip}:{point.port}"
         self.events = {
-            ids.encode(e.id or 0): f"event {e.scan_id} {e.ip}:{e.port} {e.type}" for e in store.events.find()
+            events.encode(e.id or 0): f"event {e.scan_id} {e.ip}:{e.port} {e.type}"
+            for e in store.events.find()
         }
 
     def named(self, value: Any, ids: dict[int, str] | None = None) -> Any:
@@ -488,23 +489,23 @@ def test_a_critical_finding_answers_as_a_missing_one(reviewed: dict[str, Any]) -
 # the hidden rows; the web shows a keyed permutation of them instead ----------------------------------
 
 
-def every_public_id(test: TestClient) -> set[int]:
-    """Every finding and event id, and event cursor, a public viewer can read anywhere."""
-    found: set[int] = set()
+def every_public_id(test: TestClient) -> dict[str, set[int]]:
+    """Every finding id, and every event id and cursor, a public viewer can read anywhere."""
+    events: set[int] = set()
     after = 0
     while True:  # a page of one: every cursor
         page = test.get("/api/events", params={"after": after, "limit": 1}).json()
-        found |= {e["id"] for e in page["events"]} | {page["next"]}
+        events |= {e["id"] for e in page["events"]} | {page["next"]}
         if not page["more"]:
             break
         after = page["next"]
-    found |= {h["id"] for h in test.get("/api/search", params={"limit": 500}).json()["hits"]}
+    findings = {h["id"] for h in test.get("/api/search", params={"limit": 500}).json()["hits"]}
     for ip in IPS:
         host = test.get(f"/api/hosts/{ip}").json()
-        found |= {p["id"] for p in host.get("history", [])} | {s["id"] for s in host.get("services", [])}
-        found |= {int(n) for n in re.findall(r"(?:event-|/event/)(\d+)", test.get(f"/host/{ip}").text)}
-    found |= {int(n) for n in re.findall(r"(?:/event/|data-after=\")(\d+)", test.get("/").text)}
-    return found - {0}
+        findings |= {p["id"] for p in host.get("history", [])} | {s["id"] for s in host.get("services", [])}
+        events |= {int(n) for n in re.findall(r"(?:event-|/event/)(\d+)", test.get(f"/host/{ip}").text)}
+    events |= {int(n) for n in re.findall(r"(?:/event/|data-after=\")(\d+)", test.get("/").text)}
+    return {"finding": findings, "event": events - {0}}
 
 
 def test_public_ids_hold_no_row_id_and_so_no_gap(reviewed: dict[str, Any]) -> None:
@@ -513,20 +514,24 @@ def test_public_ids_hold_no_row_id_and_so_no_gap(reviewed: dict[str, Any]) -> No
     hidden = [e.id for e in store.events.find() if e.ip == CRITICAL[0]]
     assert any(min(rows) < i < max(set(rows) - set(hidden)) for i in hidden)  # a hidden event between two
     seen = every_public_id(test)
+    visible = {
+        "event": {e.id for e in store.events.find(public=True)},
+        "finding": {p.id for ip in IPS for p in store.findings.history(ip, public=True)},
+    }
     finding_rows = {p.id for ip in IPS for p in store.findings.history(ip)}
-    assert seen and not seen & (set(rows) | finding_rows)
-    visible = {e.id for e in store.events.find(public=True)}
-    visible |= {p.id for ip in IPS for p in store.findings.history(ip, public=True)}
-    assert {public_ids(store).decode(i) for i in seen} == visible  # each the public id of a visible row
+    for kind, ids in seen.items():
+        assert ids and not ids & (set(rows) | finding_rows)
+        assert {public_ids(store, kind).decode(i) for i in ids} == visible[kind]  # each a visible row's
 
 
 def test_public_ids_are_a_keyed_permutation_below_2_52() -> None:
-    ids, other = PublicIds(bytes(32)), PublicIds(bytes(31) + b"\x01")
+    ids, other = PublicIds(bytes(32), "event"), PublicIds(bytes(31) + b"\x01", "event")
     rows = [*range(1, 2001), LARGEST - 1, LARGEST]
     shown = [ids.encode(i) for i in rows]
     assert all(0 < n <= LARGEST < 2**53 for n in shown) and len(set(shown)) == len(rows)
     assert [ids.decode(n) for n in shown] == rows
     assert [other.encode(i) for i in rows[:50]] != shown[:50]
+    assert [PublicIds(bytes(32), "finding").encode(i) for i in rows[:50]] != shown[:50]  # kinds differ
     rising = sum(a < b for a, b in itertools.pairwise(shown[:2000]))
     assert 900 < rising < 1100  # consecutive rows: no order, no gap to read
     for number in (0, -1, LARGEST + 1, 2**63 - 1):
@@ -538,7 +543,11 @@ def test_public_ids_are_a_keyed_permutation_below_2_52() -> None:
 def test_an_index_keeps_its_key(new_store: Callable[[], Store]) -> None:
     first, second = new_store(), new_store()
     again = Store(first.db)
-    assert public_ids(again).encode(1) == public_ids(first).encode(1) != public_ids(second).encode(1)
+    assert [public_ids(again, "event").encode(1), public_ids(again, "finding").encode(1)] == [
+        public_ids(first, "event").encode(1),
+        public_ids(first, "finding").encode(1),
+    ]
+    assert public_ids(first, "event").encode(1) != public_ids(second, "event").encode(1)
     again.close()
 
 
@@ -546,11 +555,14 @@ def test_cursors_and_ids_that_are_no_public_id_answer_as_unknown(reviewed: dict[
     test, names, store = reviewed["with"]
     missing = test.get(f"/api/findings/{MISSING_ID}")
     foreign = next(iter(reviewed["without"][1].findings))  # the other index's key: a random row here
-    for number in (2**52, 2**63 - 1, foreign, public_ids(store).encode(MISSING_ID)):
+    for number in (2**52, 2**63 - 1, foreign, public_ids(store, "finding").encode(MISSING_ID)):
         found = test.get(f"/api/findings/{number}")
         assert (found.status_code, found.json()) == (404, missing.json())
         page = test.get(f"/event/{number}", follow_redirects=False)
         assert page.status_code == 404 and f"no event {number}" in page.text
+    an_event, a_finding = next(iter(names.events)), next(iter(names.findings))  # each kind its own ids
+    assert test.get(f"/api/findings/{an_event}").json() == missing.json()
+    assert test.get(f"/event/{a_finding}", follow_redirects=False).status_code == 404
     assert test.get("/api/events", params={"after": 2**52}).json() == {
         "events": [],
         "next": 2**52,

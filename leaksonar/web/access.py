@@ -21,7 +21,7 @@ from fastapi import HTTPException, Request
 from leaksonar.model import Event
 from leaksonar.store.db import Store
 from leaksonar.store.rows import FindingRow, HistoryPoint, Hit, KeyRow, SearchPage
-from leaksonar.web.ids import SECRET_NAME, PublicIds
+from leaksonar.web.ids import SECRET_NAME, Kind, PublicIds
 from leaksonar.web.keys import lookup, session_key
 
 KEY_HEADER = "X-API-Key"
@@ -95,9 +95,9 @@ def visible(severity: str | None, viewer: Viewer) -> bool:
     return viewer.analyst or severity != "critical"
 
 
-def public_ids(store: Store) -> PublicIds:
-    """The index's public ids (keyed by its secret, made on first use)."""
-    return PublicIds(store.keyring.secret(SECRET_NAME))
+def public_ids(store: Store, kind: Kind) -> PublicIds:
+    """The index's public ids of one kind of row (keyed by its secret, made on first use)."""
+    return PublicIds(store.keyring.secret(SECRET_NAME), kind)
 
 
 def shown_id(ids: PublicIds, row_id: int | None) -> int | None:
@@ -105,16 +105,16 @@ def shown_id(ids: PublicIds, row_id: int | None) -> int | None:
     return None if row_id is None else ids.encode(row_id)
 
 
-def row_id(store: Store, public_id: int) -> int | None:
+def row_id(store: Store, kind: Kind, public_id: int) -> int | None:
     """The row id behind a public id or cursor; None for a number that is none (answered as unknown)."""
-    return public_ids(store).decode(public_id)
+    return public_ids(store, kind).decode(public_id)
 
 
 def search_page(store: Store, query: str, viewer: Viewer, *, limit: int = 50, offset: int = 0) -> SearchPage:
     """The viewer's page of matches of `query`; `total` counts the matches it may see. QueryError for a
     bad query."""
     found = store.search(query, limit=limit, offset=offset, public=not viewer.analyst)
-    return replace(found, hits=_shown_hits(public_ids(store), found.hits))
+    return replace(found, hits=_shown_hits(public_ids(store, "finding"), found.hits))
 
 
 def _shown_hits(ids: PublicIds, hits: list[Hit]) -> list[Hit]:
@@ -153,7 +153,7 @@ def host_view(store: Store, ip: str, viewer: Viewer) -> HostPage | None:
     found = store.hosts.get(ip, public=public)
     if found is None:
         return None
-    ids = public_ids(store)
+    ids = public_ids(store, "finding")
     return HostPage(
         ip=found.ip,
         first_seen=found.first_seen,
@@ -168,7 +168,7 @@ def visible_finding(store: Store, finding_id: int, viewer: Viewer) -> FindingRow
     viewer, or the number is no public id: the cases answer alike."""
     found = (
         store.findings.get(number, public=not viewer.analyst)
-        if (number := row_id(store, finding_id)) is not None
+        if (number := row_id(store, "finding", finding_id)) is not None
         else None
     )
     return replace(found, id=finding_id) if found else None
@@ -179,10 +179,10 @@ def visible_events(store: Store, viewer: Viewer, *, after: int | None = None, **
     after the hidden ones are left out), with public ids; `after`: a public id, the cursor (0: from the
     first event; a number that is no public id: nothing after it)."""
     if after is not None:
-        filters["after_id"] = 0 if after == 0 else row_id(store, after)
+        filters["after_id"] = 0 if after == 0 else row_id(store, "event", after)
         if filters["after_id"] is None:
             return []
-    ids = public_ids(store)
+    ids = public_ids(store, "event")
     return [
         replace(e, id=shown_id(ids, e.id)) for e in store.events.find(**filters, public=not viewer.analyst)
     ]
@@ -191,6 +191,6 @@ def visible_events(store: Store, viewer: Viewer, *, after: int | None = None, **
 def visible_event(store: Store, event_id: int, viewer: Viewer) -> Event | None:
     """The event with this public id, None when it is unknown or hidden from the viewer, or the number is
     no public id."""
-    number = row_id(store, event_id)
+    number = row_id(store, "event", event_id)
     found = store.events.get(number, public=not viewer.analyst) if number is not None else None
     return replace(found, id=event_id) if found else None

@@ -6,11 +6,13 @@ and where. The web therefore never shows a row id: it shows `PublicIds.encode(id
 network over 52 bits whose rounds are keyed BLAKE2b under the index's secret. Without the secret the
 numbers are random: they tell which answers name the same row, nothing about order, count or gaps.
 They stay below 2**52, so JSON and JavaScript hold them exactly, and are never 0 (the cursor that
-means "from the start")."""
+means "from the start"). Each kind of row (findings, events) has its own permutation, so that equal
+numbers of two kinds say nothing about their row ids either."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 BITS = 52
 HALF = BITS // 2
@@ -20,14 +22,18 @@ LARGEST = (1 << BITS) - 1
 ROUNDS = 10
 SECRET_NAME = "public ids"
 """The index secret (`store.keyring`) that keys them."""
+Kind = Literal["finding", "event"]
 
 
 class PublicIds:
     """encode: row id -> public id; decode: public id -> row id, None for a number that is no public id.
-    A bijection of 1..LARGEST for one secret."""
+    A bijection of 1..LARGEST for one secret and kind of row."""
 
-    def __init__(self, secret: bytes) -> None:
-        self._keys = [hashlib.blake2b(bytes([n]), key=secret, digest_size=32).digest() for n in range(ROUNDS)]
+    def __init__(self, secret: bytes, kind: Kind) -> None:
+        self._keys = [
+            hashlib.blake2b(f"{kind} {n}".encode(), key=secret, digest_size=32).digest()
+            for n in range(ROUNDS)
+        ]
 
     def _round(self, n: int, half: int) -> int:
         digest = hashlib.blake2b(half.to_bytes(4, "big"), key=self._keys[n], digest_size=4).digest()
