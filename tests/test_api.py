@@ -29,7 +29,9 @@ from test_no_raw_pii import seeded_identifiers
 from leaksonar.model import Assessment, Collection, Finding, PiiHit, Software
 from leaksonar.store.db import Store
 from leaksonar.web import api
+from leaksonar.web.access import public_ids
 from leaksonar.web.app import create_app
+from leaksonar.web.ids import Kind
 from leaksonar.web.keys import create_key, revoke_key
 from leaksonar.web.ratelimit import TokenBucket
 
@@ -39,7 +41,8 @@ CRITICAL_ONLY = ("127.0.9.4", "127.0.9.5")
 MIXED = ("127.0.9.1", 6379)
 """A critical service on a host that also has a medium one."""
 PUBLIC_EVENTS = [2, 3, 6, 10]
-"""The synthetic store's events a public viewer may see (the others are on critical services)."""
+"""The row ids of the synthetic store's events a public viewer may see (the others are on critical
+services); the web shows them as public ids (`shown`)."""
 UNLIMITED = "1000000/minute"
 
 
@@ -276,28 +279,40 @@ def test_findings_of_critical_services_are_for_analysts(analyst: TestClient, ano
     assert ok(anon, f"/api/findings/{high}")["protocol"] == "mongodb"
 
 
-def test_events_cursor_pages(analyst: TestClient) -> None:
+def shown(store: Store, row_ids: list[int], kind: Kind = "event") -> list[int]:
+    """The ids the web shows for these row ids."""
+    return [public_ids(store, kind).encode(i) for i in row_ids]
+
+
+def test_events_cursor_pages(synthetic: dict[str, Any], analyst: TestClient) -> None:
+    every = shown(synthetic["store"], list(range(1, 11)))
     everything = ok(analyst, "/api/events", limit=1000)
-    assert [e["id"] for e in everything["events"]] == list(range(1, 11))
-    assert (everything["next"], everything["more"]) == (10, False)
+    assert [e["id"] for e in everything["events"]] == every
+    assert (everything["next"], everything["more"]) == (every[-1], False)
     seen, after, more = [], 0, True
     while more:
         page = ok(analyst, "/api/events", after=after, limit=3)
         seen += [e["id"] for e in page["events"]]
         after, more = page["next"], page["more"]
-    assert seen == list(range(1, 11))
-    assert ok(analyst, "/api/events", after=10) == {"events": [], "next": 10, "more": False}
+    assert seen == every
+    assert ok(analyst, "/api/events", after=every[-1]) == {"events": [], "next": every[-1], "more": False}
+    assert ok(analyst, "/api/events", after=every[4], limit=2)["events"] == everything["events"][5:7]
     chosen = ok(analyst, "/api/events", type="closed,wiped")["events"]
     assert [(e["ip"], e["type"]) for e in chosen] == [("127.0.9.4", "closed"), ("127.0.9.6", "wiped")]
     assert {e["port"] for e in ok(analyst, "/api/events", ip=MIXED[0])["events"]} == {6379, 9200}
 
 
-def test_public_events_leave_out_critical_services(anon: TestClient) -> None:
+def test_public_events_leave_out_critical_services(synthetic: dict[str, Any], anon: TestClient) -> None:
+    visible = shown(synthetic["store"], PUBLIC_EVENTS)
     page = ok(anon, "/api/events")
-    assert [e["id"] for e in page["events"]] == PUBLIC_EVENTS  # not the closed critical service's either
-    assert (page["next"], page["more"]) == (PUBLIC_EVENTS[-1], False) and "withheld" not in page
+    assert [e["id"] for e in page["events"]] == visible  # not the closed critical service's either
+    assert (page["next"], page["more"]) == (visible[-1], False) and "withheld" not in page
     first = ok(anon, "/api/events", limit=2)  # a full page of visible events: the cursor is the last shown
-    assert ([e["id"] for e in first["events"]], first["next"], first["more"]) == (PUBLIC_EVENTS[:2], 3, True)
+    assert ([e["id"] for e in first["events"]], first["next"], first["more"]) == (
+        visible[:2],
+        visible[1],
+        True,
+    )
     assert ok(anon, "/api/events", ip="127.0.9.5") == {"events": [], "next": 0, "more": False}
 
 
@@ -488,7 +503,9 @@ def lab_views(scanned: dict[str, Any]) -> tuple[TestClient, TestClient, list[str
     analyst_view = client(store, anonymous="analyst")
     hits = ok(analyst_view, "/api/search", limit=500)["hits"]
     ids = [h["id"] for h in hits]
-    ids += [p.id for ip in {h["ip"] for h in hits} for p in store.findings.history(ip)]
+    ids += shown(
+        store, [p.id for ip in {h["ip"] for h in hits} for p in store.findings.history(ip)], "finding"
+    )
     return client(store), analyst_view, sorted({ip for ip, _ in scanned["records"]}), sorted(set(ids))
 
 
@@ -658,15 +675,15 @@ def test_stream_delivers_new_events_live_and_resumes(served: dict[str, Any]) -> 
             "127.0.9.2/32",
         )
         [event] = [e for e in read_events(live, 1) if "data" in e]
-    assert event["id"] == event["data"]["id"] and event["id"] > 10
+    assert [event["id"], event["data"]["id"]] == shown(store, [11, 11])
     assert (event["data"]["ip"], event["data"]["type"]) == ("127.0.9.2", "grew")
-    resume = {**analyst_key, "Last-Event-ID": str(event["id"] - 1)}
+    resume = {**analyst_key, "Last-Event-ID": str(shown(store, [10])[0])}
     with httpx.stream("GET", f"{url}/api/events/stream", headers=resume, timeout=timeout) as again:
         assert [e["id"] for e in read_events(again, 1) if "data" in e] == [event["id"]]
     with httpx.stream("GET", f"{url}/api/events/stream?after=0", timeout=timeout) as public:
-        shown = [e for e in read_events(public, len(PUBLIC_EVENTS) + 1) if "data" in e]
-    assert [e["id"] for e in shown] == [*PUBLIC_EVENTS, event["id"]]
-    assert not any(ip in json.dumps(shown) for ip in CRITICAL_ONLY)
+        streamed = [e for e in read_events(public, len(PUBLIC_EVENTS) + 1) if "data" in e]
+    assert [e["id"] for e in streamed] == shown(store, [*PUBLIC_EVENTS, 11])
+    assert not any(ip in json.dumps(streamed) for ip in CRITICAL_ONLY)
     assert httpx.get(f"{url}/api/events/stream", headers={"X-API-Key": "bad"}).status_code == 401
 
 

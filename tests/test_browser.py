@@ -21,6 +21,7 @@ from test_ui import CACHE, CRITICAL, SCANS, STORY, build_history
 
 from leaksonar.model import Collection, Finding, Software
 from leaksonar.store.db import Store
+from leaksonar.web.access import public_ids
 from leaksonar.web.keys import create_key
 
 CHROMIUM = "/usr/bin/chromium"
@@ -133,13 +134,15 @@ def test_a_facet_refines_the_search(page: Any, server: str) -> None:
 
 
 def test_follow_an_event_marker_to_its_entry(page: Any, server: str, index: Path) -> None:
-    [wipe] = [e for e in Store(str(index)).events.find(ip=STORY) if e.type == "wiped"]
+    store = Store(str(index))
+    [wipe] = [e for e in store.events.find(ip=STORY) if e.type == "wiped"]
+    anchor = f"event-{public_ids(store, 'event').encode(wipe.id or 0)}"  # the id the web shows
     page.goto(f"{server}/host/{STORY}")
-    marker = page.locator(f'figure.chart svg a[*|href="#event-{wipe.id}"] circle')
+    marker = page.locator(f'figure.chart svg a[*|href="#{anchor}"] circle')
     marker.click()
-    page.wait_for_function(f"location.hash === '#event-{wipe.id}'")
-    assert in_view(page, f"#event-{wipe.id}")
-    assert "wiped" in page.locator(f"#event-{wipe.id}").inner_text()
+    page.wait_for_function(f"location.hash === '#{anchor}'")
+    assert in_view(page, f"#{anchor}")
+    assert "wiped" in page.locator(f"#{anchor}").inner_text()
     page.screenshot(path=str(SHOTS / "event-anchor.png"))
 
 
@@ -168,10 +171,15 @@ def test_the_dashboard_adds_new_events_live(page: Any, server: str, index: Path)
         )
     ])  # fmt: skip
     store.scans.finish("live", time_, "done")
-    assert [e.type for e in store.events.record("live")] == ["grew"]
+    [grew] = store.events.record("live")
+    assert grew.type == "grew"
     fresh = page.locator("#events li.fresh")
     fresh.first.wait_for(timeout=10_000)
     assert "grew" in fresh.first.inner_text() and f"{CACHE}:6379" in fresh.first.inner_text()
+    link = (
+        f"/event/{public_ids(store, 'event').encode(grew.id or 0)}"  # the stream gives the id the web shows
+    )
+    assert fresh.first.locator("a").get_attribute("href") == link
 
 
 def test_sign_in_and_out_under_the_content_security_policy(page: Any, server: str, index: Path) -> None:

@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
@@ -35,6 +36,7 @@ from test_hostile_outputs import FORMULA, assert_no_markup, visible
 
 from leaksonar.sanitize import for_slack, for_terminal
 from leaksonar.store.db import Store
+from leaksonar.web.access import public_ids, shown_id
 from leaksonar.web.app import create_app
 from leaksonar.web.keys import create_key
 
@@ -67,10 +69,18 @@ def index(hostile_index: HostileIndex, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def stored(index: Path) -> dict[str, Any]:
-    """What the index holds: the services' latest records and the change events."""
+    """What the index holds: the services' latest records and the change events; `web_records` and
+    `web_events`: the same with the ids the web shows (public ids)."""
     store = Store(str(index))
     hits = store.search("", limit=100).hits
-    return {"records": [hit.to_record() for hit in hits], "events": store.events.find(limit=1000)}
+    events = store.events.find(limit=1000)
+    findings, shown_events = public_ids(store, "finding"), public_ids(store, "event")
+    return {
+        "records": [hit.to_record() for hit in hits],
+        "events": events,
+        "web_records": [replace(hit, id=shown_id(findings, hit.id)).to_record() for hit in hits],
+        "web_events": [replace(e, id=shown_id(shown_events, e.id)) for e in events],
+    }
 
 
 def test_the_kit_stored_hostile_services_and_events(stored: dict[str, Any]) -> None:
@@ -231,7 +241,7 @@ def answer(test: TestClient, url: str) -> Any:
 
 
 def test_api_gives_the_exact_text(analyst: TestClient, stored: dict[str, Any]) -> None:
-    records = {r["id"]: r for r in stored["records"]}
+    records = {r["id"]: r for r in stored["web_records"]}
     found = answer(analyst, "/api/search?q=ip:127.0.0.1&facets=1")
     assert {h["id"]: h for h in found["hits"]} == records
     host = answer(analyst, "/api/hosts/127.0.0.1")
@@ -241,7 +251,7 @@ def test_api_gives_the_exact_text(analyst: TestClient, stored: dict[str, Any]) -
             k: v for k, v in record.items() if k not in ("first_seen", "last_seen")
         }
     page = answer(analyst, "/api/events?limit=1000")
-    assert page["events"] == [e.to_record() for e in stored["events"]]
+    assert page["events"] == [e.to_record() for e in stored["web_events"]]
     assert answer(analyst, "/api/scans") and answer(analyst, "/api/stats")["services"] == 2
 
 
@@ -287,7 +297,7 @@ def assert_inert_page(text: str) -> Page:
 
 def test_every_page_over_the_kit(analyst: TestClient, stored: dict[str, Any]) -> None:
     urls = ["/", "/search?q=ip:127.0.0.1", "/host/127.0.0.1", "/host/127.0.0.1/report"]
-    urls += [f"/event/{e.id}" for e in stored["events"]]
+    urls += [f"/event/{e.id}" for e in stored["web_events"]]
     shown = {}
     for url in urls:
         response = analyst.get(url)
@@ -336,7 +346,7 @@ def test_the_stream_carries_hostile_events_in_its_framing(
     served: tuple[str, dict[str, str]], stored: dict[str, Any]
 ) -> None:
     url, key = served
-    events = stored["events"]
+    events = stored["web_events"]
     raw = ""
     stop = time.monotonic() + 20
     with httpx.stream("GET", f"{url}/api/events/stream?after=0", headers=key, timeout=10) as live:

@@ -3,14 +3,19 @@
 The property: for a random small index and random queries of the query language, every public answer
 (search page and total, facets, events and their cursor, a finding by id, a host, the scans, the UI's
 search, host, event and letter preview pages) with a critical service in the index equals the answer
-with that service, and every finding and event of it, left out of the index. Then the reproductions of
-the review (issue 13, defect 4), each an attack that once told the two indexes apart, and what the
-property cannot see: a visible service's own critical past (in both indexes alike)."""
+with that service, and every finding and event of it, left out of the index. Ids are compared by what
+they stand for: each index numbers its own rows and shows them through its own keyed permutation
+(leaksonar.web.ids), so the numbers of two indexes differ as two draws of random numbers do, whatever
+they hold; the tests of public ids below show that no row id, and so no gap between row ids, reaches a
+public viewer. Then the reproductions of the review (issue 13, defects 2 and 4), each an attack that
+once told the two indexes apart, and what the property cannot see: a visible service's own critical
+past (in both indexes alike)."""
 
 from __future__ import annotations
 
 import html
 import ipaddress
+import itertools
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -33,7 +38,9 @@ from leaksonar.model import (
     Software,
 )
 from leaksonar.store.db import Store
+from leaksonar.web.access import public_ids
 from leaksonar.web.app import create_app
+from leaksonar.web.ids import LARGEST, PublicIds
 
 IPS = ("127.0.0.1", "127.0.0.2", "127.0.1.7", "127.0.2.200", "127.0.3.9")
 PORTS = (5432, 6379, 9200, 27017)
@@ -47,7 +54,7 @@ COLLECTIONS = ("person", "orders", "users", "read_me")
 COUNTRIES = ("CN", "US")
 UNLIMITED = "1000000/minute"
 MISSING_ID = 10**6
-"""A finding or event id that neither index holds."""
+"""A public id of a finding or event that neither index holds (but for odds of about 2**-45)."""
 
 Place = tuple[str, int]
 Observation = dict[str, Any]
@@ -135,14 +142,18 @@ def public(store: Store) -> TestClient:
 
 
 class Names:
-    """Finding and event ids of one index -> what they stand for (scan, address, port, type)."""
+    """The public finding and event ids of one index -> what they stand for (scan, address, port, type)."""
 
     def __init__(self, store: Store) -> None:
+        findings, events = public_ids(store, "finding"), public_ids(store, "event")
         self.findings: dict[int, str] = {}
         for ip in IPS:
             for point in store.findings.history(ip):
-                self.findings[point.id] = f"finding {point.scan_id} {ip}:{point.port}"
-        self.events = {e.id: f"event {e.scan_id} {e.ip}:{e.port} {e.type}" for e in store.events.find()}
+                self.findings[findings.encode(point.id)] = f"finding {point.scan_id} {ip}:{point.port}"
+        self.events = {
+            events.encode(e.id or 0): f"event {e.scan_id} {e.ip}:{e.port} {e.type}"
+            for e in store.events.find()
+        }
 
     def named(self, value: Any, ids: dict[int, str] | None = None) -> Any:
         """`value` (JSON) with the ids in it replaced by their names."""
@@ -524,3 +535,92 @@ def test_a_scan_does_not_count_what_it_found_for_the_public(reviewed: dict[str, 
     assert {s["size"] for s in scans} == {4 * 1024}
     with TestClient(create_app(reviewed["with"][2], anonymous="analyst", rate_limit=UNLIMITED)) as test:
         assert [s["exposed"] for s in test.get("/api/scans").json()] == [2, 2, 2]
+
+
+# --- public ids (defect 2): row ids are counters stored in address order, so their gaps would locate
+# the hidden rows; the web shows a keyed permutation of them instead ----------------------------------
+
+
+def every_public_id(test: TestClient) -> dict[str, set[int]]:
+    """Every finding id, and every event id and cursor, a public viewer can read anywhere."""
+    events: set[int] = set()
+    after = 0
+    while True:  # a page of one: every cursor
+        page = test.get("/api/events", params={"after": after, "limit": 1}).json()
+        events |= {e["id"] for e in page["events"]} | {page["next"]}
+        if not page["more"]:
+            break
+        after = page["next"]
+    findings = {h["id"] for h in test.get("/api/search", params={"limit": 500}).json()["hits"]}
+    for ip in IPS:
+        host = test.get(f"/api/hosts/{ip}").json()
+        findings |= {p["id"] for p in host.get("history", [])} | {s["id"] for s in host.get("services", [])}
+        events |= {int(n) for n in re.findall(r"(?:event-|/event/)(\d+)", test.get(f"/host/{ip}").text)}
+    events |= {int(n) for n in re.findall(r"(?:/event/|data-after=\")(\d+)", test.get("/").text)}
+    return {"finding": findings, "event": events - {0}}
+
+
+def test_public_ids_hold_no_row_id_and_so_no_gap(reviewed: dict[str, Any]) -> None:
+    test, _, store = reviewed["with"]
+    rows = [e.id for e in store.events.find()]
+    hidden = [e.id for e in store.events.find() if e.ip == CRITICAL[0]]
+    assert any(min(rows) < i < max(set(rows) - set(hidden)) for i in hidden)  # a hidden event between two
+    seen = every_public_id(test)
+    visible = {
+        "event": {e.id for e in store.events.find(public=True)},
+        "finding": {p.id for ip in IPS for p in store.findings.history(ip, public=True)},
+    }
+    finding_rows = {p.id for ip in IPS for p in store.findings.history(ip)}
+    for kind, ids in seen.items():
+        assert ids and not ids & (set(rows) | finding_rows)
+        assert {public_ids(store, kind).decode(i) for i in ids} == visible[kind]  # each a visible row's
+
+
+def test_public_ids_are_a_keyed_permutation_below_2_52() -> None:
+    ids, other = PublicIds(bytes(32), "event"), PublicIds(bytes(31) + b"\x01", "event")
+    rows = [*range(1, 2001), LARGEST - 1, LARGEST]
+    shown = [ids.encode(i) for i in rows]
+    assert all(0 < n <= LARGEST < 2**53 for n in shown) and len(set(shown)) == len(rows)
+    assert [ids.decode(n) for n in shown] == rows
+    assert [other.encode(i) for i in rows[:50]] != shown[:50]
+    assert [PublicIds(bytes(32), "finding").encode(i) for i in rows[:50]] != shown[:50]  # kinds differ
+    rising = sum(a < b for a, b in itertools.pairwise(shown[:2000]))
+    assert 900 < rising < 1100  # consecutive rows: no order, no gap to read
+    for number in (0, -1, LARGEST + 1, 2**63 - 1):
+        assert ids.decode(number) is None
+    with pytest.raises(ValueError):
+        ids.encode(LARGEST + 1)
+
+
+def test_an_index_keeps_its_key(new_store: Callable[[], Store]) -> None:
+    first, second = new_store(), new_store()
+    again = Store(first.db)
+    assert [public_ids(again, "event").encode(1), public_ids(again, "finding").encode(1)] == [
+        public_ids(first, "event").encode(1),
+        public_ids(first, "finding").encode(1),
+    ]
+    assert public_ids(first, "event").encode(1) != public_ids(second, "event").encode(1)
+    again.close()
+
+
+def test_cursors_and_ids_that_are_no_public_id_answer_as_unknown(reviewed: dict[str, Any]) -> None:
+    test, names, store = reviewed["with"]
+    missing = test.get(f"/api/findings/{MISSING_ID}")
+    foreign = next(iter(reviewed["without"][1].findings))  # the other index's key: a random row here
+    for number in (2**52, 2**63 - 1, foreign, public_ids(store, "finding").encode(MISSING_ID)):
+        found = test.get(f"/api/findings/{number}")
+        assert (found.status_code, found.json()) == (404, missing.json())
+        page = test.get(f"/event/{number}", follow_redirects=False)
+        assert page.status_code == 404 and f"no event {number}" in page.text
+    an_event, a_finding = next(iter(names.events)), next(iter(names.findings))  # each kind its own ids
+    assert test.get(f"/api/findings/{an_event}").json() == missing.json()
+    assert test.get(f"/event/{a_finding}", follow_redirects=False).status_code == 404
+    assert test.get("/api/events", params={"after": 2**52}).json() == {
+        "events": [],
+        "next": 2**52,
+        "more": False,
+    }
+    everything = test.get("/api/events", params={"limit": 1000}).json()["events"]
+    middle = everything[1]["id"]
+    assert test.get("/api/events", params={"after": middle}).json()["events"] == everything[2:]
+    assert names.events[middle].startswith("event ")

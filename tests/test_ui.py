@@ -24,6 +24,7 @@ from markupsafe import escape
 
 from leaksonar.model import Assessment, Collection, Finding, PiiHit, RansomNote, Software
 from leaksonar.store.db import Store
+from leaksonar.web.access import public_ids
 from leaksonar.web.app import create_app
 from leaksonar.web.keys import create_key, digest, revoke_key
 from tests.conftest import index_contents
@@ -252,7 +253,8 @@ def test_public_viewers_never_see_a_critical_service(public: TestClient, analyst
     dashboard = public.get("/")
     assert CRITICAL not in dashboard.text and "1 critical" in text(dashboard.text)  # global totals
     [critical_event] = [e for e in public.app.state.store.events.find() if e.ip == CRITICAL]
-    assert public.get(f"/event/{critical_event.id}", follow_redirects=False).status_code == 404
+    shown_id = public_ids(public.app.state.store, "event").encode(critical_event.id)
+    assert public.get(f"/event/{shown_id}", follow_redirects=False).status_code == 404
     assert public.get(f"/host/{CRITICAL}/report").status_code == 404
     assert CRITICAL in analyst.get(f"/host/{CRITICAL}").text
 
@@ -293,10 +295,12 @@ def test_ransom_notes_are_shown_as_evidence(new_index: Callable[[], str]) -> Non
 
 def test_event_links_lead_to_their_anchor_on_the_host_page(analyst: TestClient) -> None:
     [wipe] = [e for e in analyst.app.state.store.events.find(ip=STORY) if e.type == "wiped"]
-    moved = analyst.get(f"/event/{wipe.id}", follow_redirects=False)
-    assert moved.status_code == 303 and moved.headers["location"] == f"/host/{STORY}#event-{wipe.id}"
-    assert f'id="event-{wipe.id}"' in analyst.get(moved.headers["location"]).text
-    for missing in ("999999", "abc"):
+    shown_id = public_ids(analyst.app.state.store, "event").encode(wipe.id)
+    moved = analyst.get(f"/event/{shown_id}", follow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["location"] == f"/host/{STORY}#event-{shown_id}"
+    assert f'id="event-{shown_id}"' in analyst.get(moved.headers["location"]).text
+    assert analyst.get(f"/event/{wipe.id}").status_code == 404  # a row id is no public id
+    for missing in ("999999", "abc", str(2**52), "0"):
         assert analyst.get(f"/event/{missing}").status_code == 404
 
 

@@ -18,6 +18,7 @@ from leaksonar.store import search as views
 from leaksonar.store.deliveries import Deliveries
 from leaksonar.store.events import Events
 from leaksonar.store.findings import Findings
+from leaksonar.store.keyring import Keyring
 from leaksonar.store.keys import Keys
 from leaksonar.store.query import FACET_FIELDS
 from leaksonar.store.reports import Reports
@@ -102,7 +103,7 @@ class Store:
 
     Its parts: `scans`, `findings` (per scan, and the write path of every scan), `hosts` and `services`
     (latest state), `events`, `deliveries` (of alerts), `keys` (API keys), `reports` (disclosure report
-    history); search, facets and totals span them all."""
+    history), `keyring` (the index's own secrets); search, facets and totals span them all."""
 
     def __init__(self, db: str | None = None, *, create: bool = True) -> None:
         """Open (and migrate) the index `db` (None: the default); without `create`, a database that holds no
@@ -130,6 +131,7 @@ class Store:
         self.deliveries = Deliveries(self.engine)
         self.keys = Keys(self.engine)
         self.reports = Reports(self.engine)
+        self.keyring = Keyring(self.engine)
 
     def _require_index(self) -> None:
         """StoreError unless the database holds an index, of any revision (checked before the SQLite pragmas,

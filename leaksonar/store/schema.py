@@ -235,6 +235,14 @@ sessions = Table(
 """Web sign-ins (leaksonar.web.keys): a session ends when it expires, at sign-out, or when its key is
 revoked."""
 
+index_secrets = Table(
+    "index_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),  # hex
+)
+"""The index's own secrets (leaksonar.store.keyring), such as the key of the web's public ids."""
+
 report_history = Table(
     "report_history",
     metadata,

@@ -5,11 +5,15 @@ critical services, with every stored finding and event of them, are left out in 
 before it filters, counts, facets, pages or moves a cursor, so no public answer depends on them.
 Analysts see everything (records never hold raw personal data). The dashboard's totals
 (`store.stats`) are global aggregates that take no query. A scan's own counts are not: they are
-narrowed (`visible_scans`)."""
+narrowed (`visible_scans`).
+
+Ids: every finding and event id that leaves the web, and every id or cursor it takes, is a public id
+(`leaksonar.web.ids`), the same for every viewer: the functions below take and give public ids only, so
+no page or answer shows a row id, whose gaps would locate hidden rows."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -18,6 +22,7 @@ from fastapi import HTTPException, Request
 from leaksonar.model import Event
 from leaksonar.store.db import Store
 from leaksonar.store.rows import FindingRow, HistoryPoint, Hit, KeyRow, SearchPage
+from leaksonar.web.ids import SECRET_NAME, Kind, PublicIds
 from leaksonar.web.keys import lookup, session_key
 
 KEY_HEADER = "X-API-Key"
@@ -91,10 +96,30 @@ def visible(severity: str | None, viewer: Viewer) -> bool:
     return viewer.analyst or severity != "critical"
 
 
+def public_ids(store: Store, kind: Kind) -> PublicIds:
+    """The index's public ids of one kind of row (keyed by its secret, made on first use)."""
+    return PublicIds(store.keyring.secret(SECRET_NAME), kind)
+
+
+def shown_id(ids: PublicIds, row_id: int | None) -> int | None:
+    """The id the web shows for a row id (None stays None)."""
+    return None if row_id is None else ids.encode(row_id)
+
+
+def row_id(store: Store, kind: Kind, public_id: int) -> int | None:
+    """The row id behind a public id or cursor; None for a number that is none (answered as unknown)."""
+    return public_ids(store, kind).decode(public_id)
+
+
 def search_page(store: Store, query: str, viewer: Viewer, *, limit: int = 50, offset: int = 0) -> SearchPage:
     """The viewer's page of matches of `query`; `total` counts the matches it may see. QueryError for a
     bad query."""
-    return store.search(query, limit=limit, offset=offset, public=not viewer.analyst)
+    found = store.search(query, limit=limit, offset=offset, public=not viewer.analyst)
+    return replace(found, hits=_shown_hits(public_ids(store, "finding"), found.hits))
+
+
+def _shown_hits(ids: PublicIds, hits: list[Hit]) -> list[Hit]:
+    return [replace(hit, id=shown_id(ids, hit.id)) for hit in hits]
 
 
 def search_facets(store: Store, query: str, viewer: Viewer) -> dict[str, list[tuple[str, int]]]:
@@ -129,30 +154,47 @@ def host_view(store: Store, ip: str, viewer: Viewer) -> HostPage | None:
     found = store.hosts.get(ip, public=public)
     if found is None:
         return None
+    ids = public_ids(store, "finding")
     return HostPage(
         ip=found.ip,
         first_seen=found.first_seen,
         last_seen=found.last_seen,
-        services=found.services,
-        history=store.findings.history(found.ip, public=public),
+        services=_shown_hits(ids, found.services),
+        history=[replace(p, id=ids.encode(p.id)) for p in store.findings.history(found.ip, public=public)],
     )
 
 
 def visible_finding(store: Store, finding_id: int, viewer: Viewer) -> FindingRow | None:
-    """The stored finding (of any scan) with this id, None when it is unknown or hidden from the viewer:
-    the two cases answer alike."""
-    return store.findings.get(finding_id, public=not viewer.analyst)
+    """The stored finding (of any scan) with this public id, None when it is unknown or hidden from the
+    viewer, or the number is no public id: the cases answer alike."""
+    found = (
+        store.findings.get(number, public=not viewer.analyst)
+        if (number := row_id(store, "finding", finding_id)) is not None
+        else None
+    )
+    return replace(found, id=finding_id) if found else None
 
 
-def visible_events(store: Store, viewer: Viewer, **filters: Any) -> list[Event]:
+def visible_events(store: Store, viewer: Viewer, *, after: int | None = None, **filters: Any) -> list[Event]:
     """`store.events.find(**filters)` over the events the viewer may see (filtered, limited and paged
-    after the hidden ones are left out)."""
-    return store.events.find(**filters, public=not viewer.analyst)
+    after the hidden ones are left out), with public ids; `after`: a public id, the cursor (0: from the
+    first event; a number that is no public id: nothing after it)."""
+    if after is not None:
+        filters["after_id"] = 0 if after == 0 else row_id(store, "event", after)
+        if filters["after_id"] is None:
+            return []
+    ids = public_ids(store, "event")
+    return [
+        replace(e, id=shown_id(ids, e.id)) for e in store.events.find(**filters, public=not viewer.analyst)
+    ]
 
 
 def visible_event(store: Store, event_id: int, viewer: Viewer) -> Event | None:
-    """The event with this id, None when it is unknown or hidden from the viewer."""
-    return store.events.get(event_id, public=not viewer.analyst)
+    """The event with this public id, None when it is unknown or hidden from the viewer, or the number is
+    no public id."""
+    number = row_id(store, "event", event_id)
+    found = store.events.get(number, public=not viewer.analyst) if number is not None else None
+    return replace(found, id=event_id) if found else None
 
 
 ANALYSTS_ONLY_SCAN_FIELDS = ("targets", "ports", "open_ports", "services", "exposed")

@@ -71,7 +71,7 @@ class StoredFinding(FindingRecord):
 @documented
 class Hit(FindingRecord):
     id: int | None
-    """The stored finding's id: /api/findings/{id}."""
+    """The stored finding's id (a public id, leaksonar.web.ids): /api/findings/{id}."""
     first_seen: str
     last_seen: str
 
@@ -206,14 +206,16 @@ IpFilter = Annotated[str | None, Query(description="Only events on this IPv4 add
 def events(
     request: Request,
     who: Who,
-    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Cursor: events with a greater id.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_ID, description="Cursor: the `next` of the page before (0: from the first).")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type_: TypeFilter = None,
     ip: IpFilter = None,
 ) -> Any:
     """Change events, oldest first, a page at a time: follow `next` while `more` is true. A public
     viewer's pages and cursor run over the visible events only."""
-    page = visible_events(_store(request), who, after_id=after, limit=limit, **_event_filters(type_, ip))
+    page = visible_events(_store(request), who, after=after, limit=limit, **_event_filters(type_, ip))
     return {
         "events": [e.to_record() for e in page],
         "next": page[-1].id if page else after,
@@ -255,9 +257,7 @@ async def _follow(
     store: Store, who: Viewer, last: int, filters: dict[str, Any], poll: float
 ) -> AsyncIterator[ServerSentEvent]:
     while True:
-        page = await run_in_threadpool(
-            visible_events, store, who, after_id=last, limit=STREAM_BATCH, **filters
-        )
+        page = await run_in_threadpool(visible_events, store, who, after=last, limit=STREAM_BATCH, **filters)
         for event in page:
             yield ServerSentEvent(data=for_json(event.to_record()), id=str(event.id))
         if page:

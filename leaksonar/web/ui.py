@@ -196,7 +196,7 @@ def dashboard(request: Request) -> Response:
         by_protocol=_bars(stats.by_protocol),
         by_country=_bars(stats.by_country),
         events=latest[::-1],
-        after_id=max((e.id or 0 for e in latest), default=0),
+        after_id=latest[-1].id if latest else 0,
     )
 
 
