@@ -517,7 +517,9 @@ def test_the_letter_preview_lists_only_visible_events(new_store: Callable[[], St
         for kind, found in (("all", every), ("public", shown))
     }
     for anonymous, expected in (("analyst", lines["all"]), ("public", lines["public"])):
-        with TestClient(create_app(store, anonymous=anonymous, rate_limit=UNLIMITED)) as test:
+        with TestClient(
+            create_app(store, allowed_hosts=["testserver"], anonymous=anonymous, rate_limit=UNLIMITED)
+        ) as test:
             letter = test.get(f"/host/{place[0]}/report")
         assert letter.status_code == 200
         assert sorted(letter_events(letter.text)) == sorted(expected), anonymous
@@ -533,7 +535,11 @@ def test_a_scan_does_not_count_what_it_found_for_the_public(reviewed: dict[str, 
     for field in ("targets", "ports", "open_ports", "services", "exposed"):
         assert {s[field] for s in scans} == {None}, field
     assert {s["size"] for s in scans} == {4 * 1024}
-    with TestClient(create_app(reviewed["with"][2], anonymous="analyst", rate_limit=UNLIMITED)) as test:
+    with TestClient(
+        create_app(
+            reviewed["with"][2], allowed_hosts=["testserver"], anonymous="analyst", rate_limit=UNLIMITED
+        )
+    ) as test:
         assert [s["exposed"] for s in test.get("/api/scans").json()] == [2, 2, 2]
 
 
