@@ -7,22 +7,20 @@ from typing import Annotated
 
 import typer
 
-from leaksonar.cli.common import JsonFlag, echo_json, fail
+from leaksonar.cli.common import JsonFlag, echo_json, fail, whole
 from leaksonar.cli.render import out
 
 
 def verify(
     file: Annotated[Path, typer.Argument(help="Leak sample: CSV, JSON or JSON lines; gzip ok.")],
     as_json: JsonFlag = False,
-    limit: Annotated[int, typer.Option(help="Rows read at most.")] = 100_000,
+    limit: Annotated[int, whole("Rows read at most.", least=1)] = 100_000,
 ) -> None:
     """Check a leak sample before trusting it: what each column holds, checksum validity, whether IDs agree
     with birth dates, genders, ages and places, duplicates, date ranges, and a verdict with its reasons."""
     from leaksonar.inputs import InputError
     from leaksonar.verify import reader as verifying  # the validators are heavy: loaded on first use
 
-    if limit < 1:
-        fail("--limit must be at least 1")
     try:
         leak, report = verifying.verify(file, limit)
     except InputError as exc:
