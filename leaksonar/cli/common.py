@@ -15,6 +15,7 @@ import typer
 
 from leaksonar.sanitize import for_json, for_terminal
 from leaksonar.store import DB_ENV
+from leaksonar.terminal import echo
 
 if TYPE_CHECKING:
     from leaksonar.notify.rules import AlertConfig
@@ -75,13 +76,13 @@ def number(
 def fail(message: str, code: int = 2) -> NoReturn:
     """One-line error on stderr, then exit (2: bad input); what the message quotes (a server's or a file's
     text) cannot act on the terminal or start another line."""
-    typer.echo(f"leaksonar: error: {for_terminal(message)}", err=True)
+    echo(f"leaksonar: error: {for_terminal(message)}", err=True)
     raise typer.Exit(code)
 
 
 def echo_json(value: Any, indent: int | None = 2) -> None:
     """`value` as JSON on stdout, exact and inert (`for_json`)."""
-    typer.echo(for_json(value, indent=indent))
+    echo(for_json(value, indent=indent))
 
 
 @contextmanager
