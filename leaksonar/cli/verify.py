@@ -9,6 +9,8 @@ import typer
 
 from leaksonar.cli.common import JsonFlag, echo_json, fail, whole
 from leaksonar.cli.render import out
+from leaksonar.sanitize import for_terminal
+from leaksonar.terminal import echo
 
 
 def verify(
@@ -25,6 +27,8 @@ def verify(
         leak, report = verifying.verify(file, limit)
     except InputError as exc:
         fail(str(exc))
+    if leak.cut:  # partial, and said so: its first rows are as genuine as a whole file's
+        echo(f"leaksonar: warning: {for_terminal(f'{file}: {verifying.TRUNCATED}')}", err=True)
     if as_json:
         echo_json(verifying.report_record(leak, report))
     else:
