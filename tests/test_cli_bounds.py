@@ -92,7 +92,8 @@ def test_out_of_range_times_fail_in_one_line(index: str, alerts: str, args: list
 def test_out_of_range_numbers_are_refused(index: str, args: list[str]) -> None:
     code, output = invoke(*args, "--db", index) if args[0] != "verify" else invoke(*args)
     assert code == 2
-    assert "Invalid value for" in output
+    (line,) = output.strip().splitlines()
+    assert line.startswith(f"leaksonar: error: Invalid value for '{args[-2]}'")
 
 
 def _number_options() -> list[tuple[str, typer.core.TyperOption]]:
