@@ -123,6 +123,7 @@ def scan(
         fail("--resume does not combine with --distributed")
     plan = scan_plan(given, alerts) if resume is None else None
     stop_on_sigterm()
+    setup_logging(LogLevel.warning)  # a finding that cannot be stored: one escaped line on stderr
     try:
         with ExitStack() as stack:
             handle = _jsonl_handle(stack, jsonl)
