@@ -97,3 +97,18 @@ def test_an_error_quoting_server_text_is_escaped(index: Path) -> None:
     done = run("ascii", "search", "中文:x", "--db", str(db))
     assert done.returncode == 2
     assert done.stderr.decode("ascii").count("\n") == 1
+
+
+def test_log_records_are_escaped() -> None:
+    code = (
+        "import logging\n"
+        "from leaksonar.cli.logs import LogLevel, setup_logging\n"
+        "from leaksonar.terminal import escape_unencodable\n"
+        "escape_unencodable()\n"
+        "setup_logging(LogLevel.info)\n"
+        "logging.getLogger('leaksonar.watch').warning('version %s', '中文é')\n"
+    )
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.endswith(b" WARNING leaksonar.watch: version \\u4e2d\\u6587\\u00e9\n")
