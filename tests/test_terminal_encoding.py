@@ -106,7 +106,7 @@ def test_log_records_are_escaped() -> None:
         "from leaksonar.terminal import escape_unencodable\n"
         "escape_unencodable()\n"
         "setup_logging(LogLevel.info)\n"
-        "logging.getLogger('leaksonar.watch').warning('version %s', '中文é')\n"
+        "logging.getLogger('leaksonar.watch').warning('version %s', '\\u4e2d\\u6587\\u00e9')\n"
     )
     env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60, check=False)
