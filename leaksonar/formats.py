@@ -9,30 +9,44 @@ from datetime import UTC, datetime, timedelta
 _DURATION = re.compile(r"(?:(\d+)([smhdw]))+")
 _PART = re.compile(r"(\d+)([smhdw])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DAYS = 36_500
+"""Longest duration accepted (about 100 years): `watch --every`, `--since 7d` and the like."""
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90s`, `15m`, `1h`, `1h30m`, `7d`, `2w` -> a positive duration; ValueError otherwise."""
+    """`90s`, `15m`, `1h`, `1h30m`, `7d`, `2w` -> a positive duration of at most MAX_DAYS; ValueError
+    otherwise."""
     spec = text.strip().lower()
     if not _DURATION.fullmatch(spec):
         raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 1h, 1h30m, 7d")
-    seconds = sum(int(n) * _SECONDS[unit] for n, unit in _PART.findall(spec))
+    parts = _PART.findall(spec)
+    longest = MAX_DAYS * _SECONDS["d"]
+    if any(len(n.lstrip("0")) > len(str(longest)) for n, _ in parts):
+        raise ValueError(f"{text!r} is longer than {MAX_DAYS:,} days")
+    seconds = sum(int(n.lstrip("0") or "0") * _SECONDS[unit] for n, unit in parts)
     if seconds <= 0:
         raise ValueError(f"{text!r} is not a positive duration")
+    if seconds > longest:
+        raise ValueError(f"{text!r} is longer than {MAX_DAYS:,} days")
     return timedelta(seconds=seconds)
 
 
 def parse_since(text: str, now: datetime | None = None) -> str:
-    """`7d` / `24h` (ago) or an ISO 8601 date or time -> the UTC time the index compares with."""
-    try:
-        moment = (now or datetime.now(UTC)) - parse_duration(text)
-    except ValueError:
+    """`7d` / `24h` (ago) or an ISO 8601 date or time -> the UTC time the index compares with
+    (`2026-11-28T05:00:00Z`); ValueError for anything else, or a time outside the years 1 to 9999 in UTC."""
+    spec = text.strip()
+    if _DURATION.fullmatch(spec.lower()):
+        moment = (now or datetime.now(UTC)) - parse_duration(spec)
+    else:
         try:
-            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(spec.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"{text!r} is neither an ISO 8601 time nor a duration (7d, 24h)") from None
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _scaled(value: float, units: tuple[str, ...]) -> str:

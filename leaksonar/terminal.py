@@ -1,16 +1,22 @@
 """Rich output that shows every string as written: the terminal's side of the output boundary (see
 `leaksonar.sanitize.for_terminal`).
 
-Two guards, each enough on its own for what it covers:
+Two guards, each enough on its own for what it covers, and the standard streams' fallback:
 - `plain(value, style)` is the one way to turn a value into Rich `Text`: its control characters shown as
   escapes, never read as markup, emoji codes or highlighting. Tables and lines are built from it, so they
   are safe on any console.
 - `PlainConsole` never reads a string as markup either: whatever string reaches it (a table cell, a title,
   a printed line, whoever built it) is shown through `plain`. Styles come only from `Text` styles.
+- `escape_unencodable()` makes stdout and stderr write a character their encoding cannot hold (a
+  `LC_ALL=C` or Latin-1 terminal, `PYTHONIOENCODING=ascii`) as a JSON-style escape (`\\u4e2d`) instead
+  of failing: tables, lines, `--json` (which stays valid JSON) and log records alike.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
+import sys
 from typing import Any
 
 from rich.console import Console, JustifyMethod, OverflowMethod
@@ -58,3 +64,33 @@ class PlainConsole(Console):
         shown = plain(text, style=style)
         shown.justify, shown.overflow = justify, overflow
         return shown
+
+
+ESCAPE_ERRORS = "leaksonar.escape"
+"""The codec error handler `escape_unencodable` installs: `\\uXXXX` per UTF-16 unit (a JSON escape)."""
+
+
+def _escape(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    units = error.object[error.start : error.end].encode("utf-16-be", "surrogatepass")
+    escaped = "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
+    return escaped, error.end
+
+
+codecs.register_error(ESCAPE_ERRORS, _escape)
+
+
+def escape_unencodable() -> None:
+    """stdout and stderr write what their encoding cannot hold as escapes (`\\u4e2d`), never failing."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=ESCAPE_ERRORS)
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    """`text` and a line break on stdout (`err`: stderr) as they are: through `escape_unencodable`'s
+    escapes, where `typer.echo` would write UTF-8 to a terminal that declared ASCII."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{text}\n")
+    stream.flush()

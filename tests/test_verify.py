@@ -9,6 +9,7 @@ import json
 import random
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -222,13 +223,36 @@ def test_reading_stops_at_the_limit_and_says_so(tmp_path: Path) -> None:
     assert "read the first 50 rows; the file has more" in report["notes"]
 
 
-def test_a_truncated_download_is_read_up_to_its_end(tmp_path: Path) -> None:
-    whole = write_csv(people(), tmp_path / "s.csv.gz", gzip.open).read_bytes()
-    cut = tmp_path / "cut.csv.gz"
+TRUNCATED = "truncated gzip: the compressed data ends early; the rows up to there were read"
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_a_truncated_download_is_read_up_to_its_end_and_said_so(kind: str, tmp_path: Path) -> None:
+    rows = people()
+    if kind == "csv":
+        whole = write_csv(rows, tmp_path / "s.csv.gz", gzip.open).read_bytes()
+    else:
+        whole = gzip.compress(write_json(rows, tmp_path / "s.json").read_bytes())
+    cut = tmp_path / f"cut.{kind}.gz"
     cut.write_bytes(whole[: len(whole) // 2])
-    report = verify_json(cut)
-    assert 0 < report["rows"] < ROWS and report["compressed"]
-    assert "the compressed data ends early (a truncated file): read what is there" in report["notes"]
+    result = run(str(cut), "--json")
+    assert result.returncode == 0
+    assert result.stderr == f"leaksonar: warning: {cut}: {TRUNCATED}\n"
+    report = json.loads(result.stdout)
+    assert 0 < report["rows"] < ROWS and report["compressed"] and report["truncated"]
+    if kind == "csv":  # every complete line, and none cut: the one after the last line break is left out
+        there = zlib.decompressobj(wbits=31).decompress(cut.read_bytes()).decode()
+        complete = there.count("\n") - 1
+        assert complete - 1 <= report["rows"] <= complete and report["rows"] > ROWS // 4
+    assert TRUNCATED in report["notes"]
+    shown = run(str(cut))
+    assert TRUNCATED in shown.stdout and TRUNCATED in shown.stderr
+
+
+def test_a_whole_file_is_not_truncated(tmp_path: Path) -> None:
+    result = run(str(write_csv_gz(people(50), tmp_path / "s")), "--json")
+    assert result.returncode == 0 and result.stderr == ""
+    assert json.loads(result.stdout)["truncated"] is False
 
 
 def test_a_first_row_of_identifiers_is_data_not_names(tmp_path: Path) -> None:
@@ -257,6 +281,13 @@ def test_a_first_row_of_identifiers_is_data_not_names(tmp_path: Path) -> None:
         ("nul.csv", b"a,b\n" + b"1,2\n" * 20_000 + b"3,\x004\n", "line 20002: not CSV, JSON or JSON lines"),
         ("cut.gz", gzip.compress(b"a,b\n1,2\n")[:12], "no rows (the compressed data ends early)"),
         ("none.gz", gzip.compress(b"")[:8], "no data (the compressed file is empty or cut short)"),
+        (
+            "big.json",
+            b'[{"id": 1, "n": ' + b"9" * 4301 + b"}]",
+            "big.json: line 1: a JSON number longer than",
+        ),
+        ("big.jsonl", b'{"n": 1}\n{"n": -' + b"9" * 9000 + b"}\n", "big.jsonl: line 2: a JSON number longer"),
+        ("big.json.gz", gzip.compress(b'[{"n": ' + b"1" * 100_000 + b"}]"), "line 1: a JSON number longer"),
     ],
 )
 def test_bad_file_is_one_line_and_exit_2(name: str, content: bytes, message: str, tmp_path: Path) -> None:
@@ -281,7 +312,8 @@ def test_a_file_that_is_not_utf8_is_read_with_replacement_characters(tmp_path: P
 def test_missing_file_directory_and_bad_limit(tmp_path: Path) -> None:
     assert_bad_input(run(str(tmp_path / "nowhere.csv")), "No such file or directory")
     assert_bad_input(run(str(tmp_path)), "Is a directory")
-    assert_bad_input(run(str(write_csv(people(5), tmp_path / "s.csv")), "--limit", "0"), "--limit must be")
+    sample = str(write_csv(people(5), tmp_path / "s.csv"))
+    assert_bad_input(run(sample, "--limit", "0"), "Invalid value for '--limit'")
 
 
 def assert_bad_input(result: subprocess.CompletedProcess[str], message: str) -> None:

@@ -6,13 +6,13 @@ import gc
 import os
 import sys
 
-import typer
-
 from leaksonar.sanitize import for_terminal
+from leaksonar.terminal import echo, escape_unencodable
 
 
 def main() -> None:
     """`leaksonar`: run the command line's app; an internal error is one line, exit 1."""
+    escape_unencodable()
     try:
         from leaksonar.cli.app import app
 
@@ -21,7 +21,7 @@ def main() -> None:
     except Exception as exc:  # an internal error: one line, exit 1 (LEAKSONAR_DEBUG=1 for the traceback)
         if os.environ.get("LEAKSONAR_DEBUG"):
             raise
-        typer.echo(f"leaksonar: internal error: {for_terminal(f'{type(exc).__name__}: {exc}')}", err=True)
+        echo(f"leaksonar: internal error: {for_terminal(f'{type(exc).__name__}: {exc}')}", err=True)
         sys.exit(1)
     finally:
         # what the command left is collected now (an index's connections close, its WAL checkpointed) and

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
 from leaksonar.cli import alerts, db, export, index, report, scan, serve, verify, workers
+from leaksonar.cli.common import fail
 
 
 class Commands(TyperGroup):
@@ -23,6 +24,14 @@ class Commands(TyperGroup):
         from leaksonar.cli.lab import lab_group
 
         return lab_group()
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a value its option refuses (out of bounds, not a number) is one line, exit 2,
+        as any bad input."""
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            fail(exc.format_message())
 
 
 app = typer.Typer(

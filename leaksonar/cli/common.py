@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ import typer
 
 from leaksonar.sanitize import for_json, for_terminal
 from leaksonar.store import DB_ENV
+from leaksonar.terminal import echo
 
 if TYPE_CHECKING:
     from leaksonar.notify.rules import AlertConfig
@@ -33,16 +35,54 @@ EXTRAS = {
 imports (the lab's stand-in servers run as programs)."""
 
 
+MAX_WHOLE = 2**63 - 1
+"""Largest whole number an option takes unless it says less: what a 64-bit column or SQL LIMIT holds."""
+MAX_SECONDS = 86_400 * 36_500
+"""Largest number of seconds an option takes (about 100 years, as `formats.MAX_DAYS`)."""
+
+
+def whole(help: str, *decls: str, least: int = 0, most: int = MAX_WHOLE, **more: Any) -> Any:
+    """The one definition of a whole-number option: from `least` to `most` (a number past either is
+    refused, exit 2, before it reaches the index, a timer or a sum)."""
+    return typer.Option(*decls, min=least, max=most, help=help, **more)
+
+
+def _plain(value: float) -> str:
+    """3,153,600,000 or 0.05: no exponent."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
+
+
+def number(
+    help: str, *decls: str, least: float, most: float = MAX_SECONDS, above: bool = False, **more: Any
+) -> Any:
+    """The one definition of a decimal-number option: a finite number from `least` (`above`: more than
+    `least`) to `most`; NaN, infinities and numbers out of range are refused (exit 2)."""
+    lowest = f"more than {_plain(least)}" if above else f"at least {_plain(least)}"
+
+    def parse(text: str | float) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{str(text)[:40]!r} is not a number") from None
+        if not (math.isfinite(value) and (value > least if above else value >= least) and value <= most):
+            raise typer.BadParameter(
+                f"{str(text)[:40]!r} is not a number {lowest} and at most {_plain(most)}"
+            )
+        return value
+
+    return typer.Option(*decls, parser=parse, metavar="NUMBER", help=help, **more)
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """One-line error on stderr, then exit (2: bad input); what the message quotes (a server's or a file's
     text) cannot act on the terminal or start another line."""
-    typer.echo(f"leaksonar: error: {for_terminal(message)}", err=True)
+    echo(f"leaksonar: error: {for_terminal(message)}", err=True)
     raise typer.Exit(code)
 
 
 def echo_json(value: Any, indent: int | None = 2) -> None:
     """`value` as JSON on stdout, exact and inert (`for_json`)."""
-    typer.echo(for_json(value, indent=indent))
+    echo(for_json(value, indent=indent))
 
 
 @contextmanager
@@ -86,12 +126,13 @@ def stop_on_sigterm() -> None:
 
 
 def split_address(address: str) -> tuple[str, int | None]:
-    """`IP` or `IP:PORT`; bad input fails."""
+    """`IP` or `IP:PORT` (a port from 0 to 65535); bad input fails."""
     host, _, port_text = address.partition(":")
-    try:
-        return host, int(port_text) if port_text else None
-    except ValueError:
-        fail(f"{address!r} is not IP or IP:PORT")
+    if not port_text:
+        return host, None
+    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 65535):
+        fail(f"{address[:80]!r} is not IP or IP:PORT (a port from 0 to 65535)")
+    return host, int(port_text)
 
 
 def alert_config(path: Path) -> AlertConfig:

@@ -10,12 +10,16 @@ from typing import Annotated, Any
 import typer
 
 from leaksonar.cli import render
-from leaksonar.cli.common import DbOption, JsonFlag, echo_json, fail, open_store, split_address
+from leaksonar.cli.common import DbOption, JsonFlag, echo_json, fail, open_store, split_address, whole
 from leaksonar.cli.render import err, out
 from leaksonar.model import Finding
 
 
-def hosts(db: DbOption = None, as_json: JsonFlag = False, limit: int = 1000) -> None:
+def hosts(
+    db: DbOption = None,
+    as_json: JsonFlag = False,
+    limit: Annotated[int, whole("Hosts to show at most.", least=1)] = 1000,
+) -> None:
     """List indexed hosts, most exposed first."""
     rows = open_store(db).hosts.top(limit=limit)
     if as_json:
@@ -35,8 +39,8 @@ def search(
     facets: Annotated[
         bool, typer.Option("--facets", help="Also count the top values of each facet.")
     ] = False,
-    limit: Annotated[int, typer.Option(min=0, max=1000, help="Hits to show.")] = 50,
-    offset: Annotated[int, typer.Option(min=0, help="Hits to skip (paging).")] = 0,
+    limit: Annotated[int, whole("Hits to show.", least=0, most=1000)] = 50,
+    offset: Annotated[int, whole("Hits to skip (paging).")] = 0,
 ) -> None:
     """Search the index: most severe services first; the query language is in docs/search.md."""
     from leaksonar.store.query import QueryError
@@ -113,7 +117,7 @@ def events(
     ip: Annotated[str | None, typer.Option("--ip", help="Only events on this IP (or IP:PORT).")] = None,
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON record per event (JSON lines).")] = False,
-    limit: Annotated[int, typer.Option(min=1, help="Show the newest N events at most.")] = 1000,
+    limit: Annotated[int, whole("Show the newest N events at most.", least=1)] = 1000,
 ) -> None:
     """List change events, oldest first: new exposures, wipes, ransom notes, closed services ..."""
     from leaksonar.formats import parse_since

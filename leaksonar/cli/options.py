@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from leaksonar.cli.common import alert_config, fail
+from leaksonar.cli.common import MAX_WHOLE, alert_config, fail, number, whole
 from leaksonar.cli.render import err
 from leaksonar.inputs import InputError
 from leaksonar.model import Limits
@@ -51,19 +51,20 @@ ScopeOption = Annotated[
     ),
 ]
 RateOption = Annotated[
-    float | None, typer.Option(help="Connection attempts per second (default: unlimited).")
+    float | None,
+    number("Connection attempts per second (default: unlimited).", least=0, most=1e9, above=True),
 ]
-ConcurrencyOption = Annotated[int, typer.Option(min=1, max=60000, help="Connection attempts in flight.")]
-PerHostOption = Annotated[int, typer.Option(min=1, help="Connection attempts in flight per address.")]
-TimeoutOption = Annotated[float, typer.Option(min=0.01, help="Seconds to wait for a TCP handshake.")]
-RetriesOption = Annotated[int, typer.Option(min=0, max=10, help="Extra attempts for silent ports.")]
+ConcurrencyOption = Annotated[int, whole("Connection attempts in flight.", least=1, most=60000)]
+PerHostOption = Annotated[int, whole("Connection attempts in flight per address.", least=1, most=60000)]
+TimeoutOption = Annotated[float, number("Seconds to wait for a TCP handshake.", least=0.01)]
+RetriesOption = Annotated[int, whole("Extra attempts for silent ports.", least=0, most=10)]
 ReadTimeoutOption = Annotated[
-    float, typer.Option(min=0.05, help="Seconds allowed for each read while identifying/inspecting.")
+    float, number("Seconds allowed for each read while identifying/inspecting.", least=0.05)
 ]
 WorkersOption = Annotated[
-    int, typer.Option(min=1, max=64, help="Discovery processes; limits are shared [default: one per core].")
+    int, whole("Discovery processes; limits are shared [default: one per core].", least=1, most=64)
 ]
-SeedOption = Annotated[int | None, typer.Option(help="Seed of the pseudo-random target order.")]
+SeedOption = Annotated[int | None, whole("Seed of the pseudo-random target order.", least=-MAX_WHOLE - 1)]
 GeoDbOption = Annotated[
     str | None,
     typer.Option("--geo-db", help=f"Country/City database (.mmdb, MaxMind format) [env {GEO_ENV}]."),
@@ -80,7 +81,7 @@ BrokerOption = Annotated[
     typer.Option("--broker", help="Redis broker of the workers: redis://HOST:PORT/N [env LEAKSONAR_BROKER]."),
 ]
 ShardsOption = Annotated[
-    int | None, typer.Option("--shards", min=1, help="Shards to cut the space into [default: by size].")
+    int | None, whole("Shards to cut the space into [default: by size].", "--shards", least=1, most=1_000_000)
 ]
 
 
@@ -150,8 +151,6 @@ def scan_plan(given: ScanArguments, alerts: Path | None) -> ScanPlan:
         )
     except (TargetError, InputError) as exc:
         fail(str(exc))
-    if given.rate is not None and given.rate <= 0:
-        fail("--rate must be positive")
     rules = alert_config(alerts) if alerts is not None else None
     geo_db, asn_db = configured(given.geo_db, GEO_ENV), configured(given.asn_db, ASN_ENV)
     try:

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from leaksonar.cli.common import DbOption, fail, open_store
+from leaksonar.cli.common import DbOption, fail, open_store, whole
 from leaksonar.cli.render import err, out
 
 
 def report(
     network: Annotated[str | None, typer.Option("--network", help="Report on this CIDR block.")] = None,
-    asn: Annotated[int | None, typer.Option("--asn", help="Report on this autonomous system.")] = None,
+    asn: Annotated[int | None, whole("Report on this autonomous system.", "--asn", most=2**32 - 1)] = None,
     org: Annotated[
         str | None, typer.Option("--org", help="Report on organisations whose name contains NAME.")
     ] = None,

@@ -113,6 +113,7 @@ def scan(
     """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
     from leaksonar.run import local
     from leaksonar.run.job import ResumeError, ScanInterrupted
+    from leaksonar.scan.engine import RecordingFailed
     from leaksonar.store import StoreError
 
     given = ScanArguments.of(locals())
@@ -122,6 +123,7 @@ def scan(
         fail("--resume does not combine with --distributed")
     plan = scan_plan(given, alerts) if resume is None else None
     stop_on_sigterm()
+    setup_logging(LogLevel.warning)  # a finding that cannot be stored: one escaped line on stderr
     try:
         with ExitStack() as stack:
             handle = _jsonl_handle(stack, jsonl)
@@ -141,6 +143,8 @@ def scan(
                 outcome = local.run(prepared, jsonl=handle, on_progress=bar.update, alerts=plan.alerts)
     except (StoreError, ResumeError) as exc:
         fail(str(exc))
+    except RecordingFailed as exc:
+        fail(f"scan failed: {exc}", code=1)
     except ScanInterrupted as exc:
         hint = f"; continue with `leaksonar scan --resume {exc.scan_id}`" if exc.resumable else ""
         err.print(f"leaksonar: interrupted; findings so far are stored{hint}.")

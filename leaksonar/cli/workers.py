@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from leaksonar.cli.common import DbOption, fail, needs_extra, parse_every
+from leaksonar.cli.common import DbOption, fail, needs_extra, number, parse_every, whole
 from leaksonar.cli.logs import LogLevel, LogLevelOption, setup_logging
 from leaksonar.cli.options import (
     DEFAULT,
@@ -36,23 +36,19 @@ from leaksonar.run.distributed.options import HEARTBEAT, HEARTBEAT_ENV, LEASE_EN
 def worker(
     broker: BrokerOption = None,
     db: DbOption = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Shards scanned at once (processes).")] = 1,
+    concurrency: Annotated[int, whole("Shards scanned at once (processes).", least=1, most=64)] = 1,
     lease_ttl: Annotated[
         float,
-        typer.Option(
-            min=1,
-            envvar=LEASE_ENV,
-            help="Seconds a shard's lease lasts without a heartbeat: a dead worker's shard is queued again "
+        number(
+            "Seconds a shard's lease lasts without a heartbeat: a dead worker's shard is queued again "
             "this long after its last one.",
+            least=1,
+            envvar=LEASE_ENV,
         ),
     ] = LEASE_TTL,
     heartbeat: Annotated[
         float,
-        typer.Option(
-            min=0.1,
-            envvar=HEARTBEAT_ENV,
-            help="Seconds between renewals of a running shard's lease.",
-        ),
+        number("Seconds between renewals of a running shard's lease.", least=0.1, envvar=HEARTBEAT_ENV),
     ] = HEARTBEAT,
     log_level: LogLevelOption = LogLevel.info,
 ) -> None:

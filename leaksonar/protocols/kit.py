@@ -8,7 +8,7 @@ import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from itertools import islice
 from typing import Any
@@ -211,21 +211,26 @@ class Learned:
         self.rows_estimated = True
 
     def inspection(self, protocol: str) -> Inspection:
+        """What was learned; every count passes `count` again (a sum of counts may leave its range)."""
         more = (
             (Problem(ErrorKind.UNKNOWN, f"{len(self.dropped)} more errors were not kept."),)
             if self.dropped
             else ()
         )
+        collections = tuple(
+            replace(c, rows=count(c.rows), size_bytes=count(c.size_bytes)) for c in self.collections
+        )
+        rows = count(self.rows)
         return Inspection(
             protocol=protocol,
             software=self.software,
             auth=self.auth,
-            databases=self.databases,
-            collections=tuple(self.collections),
-            rows=self.rows,
-            size_bytes=self.size_bytes,
-            rows_estimated=self.rows is not None
-            and (self.rows_estimated or any(c.rows_estimated or c.rows is None for c in self.collections)),
+            databases=count(self.databases),
+            collections=collections,
+            rows=rows,
+            size_bytes=count(self.size_bytes),
+            rows_estimated=rows is not None
+            and (self.rows_estimated or any(c.rows_estimated or c.rows is None for c in collections)),
             samples=tuple(self.samples),
             errors=(*self.errors, *more),
             details=self.details,

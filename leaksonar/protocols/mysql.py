@@ -140,7 +140,7 @@ async def _limit(session: _MySession, learned: Learned) -> None:
         statements.append(f"SET SESSION max_statement_time = {seconds:.3f}")
     else:
         statements.append(f"SET SESSION max_execution_time = {max(1, int(seconds * 1000))}")
-        if int((server.version or "0").split(".")[0]) >= 8:
+        if (count((server.version or "").split(".")[0]) or 0) >= 8:
             statements.append("SET SESSION information_schema_stats_expiry = 0")  # fresh table_rows
     for sql in statements:
         try:

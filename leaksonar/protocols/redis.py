@@ -165,13 +165,14 @@ def parse_info(raw: bytes) -> dict[str, str]:
     return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
 
 
-def keyspace(info: dict[str, str]) -> dict[int, int]:
-    """Keys per database number, from INFO's keyspace section (`db3:keys=20,expires=0,...`)."""
-    found: dict[int, int] = {}
+def keyspace(info: dict[str, str]) -> dict[int, int | None]:
+    """Keys per database number, from INFO's keyspace section (`db3:keys=20,expires=0,...`); None where
+    the count is not a number `count` accepts."""
+    found: dict[int, int | None] = {}
     for name, value in info.items():
-        keys = re.match(r"keys=(\d+)", value)
+        keys = re.match(r"keys=([^,]*)", value)
         if re.fullmatch(r"db\d{1,5}", name) and keys:
-            found[int(name[2:])] = int(keys.group(1))
+            found[int(name[2:])] = count(keys.group(1))
     return found
 
 
@@ -302,7 +303,8 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         learned.details.update({k: info[k] for k in ("redis_mode", "role") if k in info})
         learned.size_bytes = count(info.get("used_memory_dataset")) or count(info.get("used_memory"))
         dbs = keyspace(info)
-        learned.databases, learned.rows = len(dbs), sum(dbs.values())
+        counted = [keys for keys in dbs.values() if keys is not None]
+        learned.databases, learned.rows = len(dbs), sum(counted) if counted or not dbs else None
         shown = sorted(dbs)[: min(limits.max_databases, limits.max_collections)]
         learned.capped(len(shown), len(dbs), "databases", counted=False)
         for db in shown:  # collection `db<n>` with its key count; a sample unless the server misbehaves

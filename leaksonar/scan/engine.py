@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,15 @@ from leaksonar.targets import TargetSpace
 
 CHECKPOINT_EVERY = 1.0
 """Seconds between checkpoints of a scan's progress (what `scan --resume` starts from)."""
+MAX_RECORDING_FAILURES = 5
+"""Findings in a row that cannot be recorded, even reduced to their error, before the scan ends (the
+index itself is failing: disk full, database gone)."""
+
+log = logging.getLogger(__name__)
+
+
+class RecordingFailed(Exception):
+    """Findings could not be recorded MAX_RECORDING_FAILURES times in a row; the message is one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +192,8 @@ class ScanRun:
         self.pending: list[dict[int, tuple[str, int]]] = [{} for _ in range(shards)]
         self.slots = asyncio.Semaphore(options.inspect_concurrency)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.unrecorded = 0
+        """Findings in a row that could not be recorded at all."""
         self.progress = ScanProgress(DiscoveryStats())
         self.enricher = Enricher.open(options.geo_db, options.asn_db)
         self.discovery = options.discovery().discovery(
@@ -201,12 +213,43 @@ class ScanRun:
                 identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
             inspection = await inspect_service(ip, port, identity, limits)
             finding = to_finding(ip, port, identity, inspection, self.scan_id, self.enricher)
+            self._record(finding)
             self.progress.services += 1
             self.progress.exposed += finding.exposed
-            self.on_finding(finding)
             del self.pending[shard][position]
         finally:
             self.slots.release()
+
+    def _record(self, finding: Finding) -> None:
+        """Hand `finding` to `on_finding`. When that fails, the finding is recorded again with only its
+        address, protocol and an `unknown` error saying why; when that fails too, the service is left out
+        (logged) and, MAX_RECORDING_FAILURES times in a row, the scan ends with RecordingFailed."""
+        try:
+            self.on_finding(finding)
+        except Exception as exc:  # one service's record must not end the scan
+            said = str(exc).partition("\n")[0][:200]
+            why = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+            log.warning("%s:%d: its finding could not be recorded (%s)", finding.ip, finding.port, why)
+            error = Problem(ErrorKind.UNKNOWN, f"The finding could not be recorded: {why}.")
+            reduced = replace(
+                finding,
+                databases=None,
+                rows=None,
+                size_bytes=None,
+                collections=(),
+                details={},
+                errors=(*finding.errors, error),
+            )
+            try:
+                self.on_finding(reduced)
+            except Exception:
+                self.unrecorded += 1
+                if self.unrecorded >= MAX_RECORDING_FAILURES:
+                    raise RecordingFailed(
+                        f"{self.unrecorded} findings in a row could not be recorded; the last: {why}"
+                    ) from None
+                return
+        self.unrecorded = 0
 
     async def _open(self, ip: str, port: int, sock: socket.socket | None, shard: int, position: int) -> None:
         """An open port of `shard`: examined as soon as an inspection slot is free."""
@@ -215,6 +258,7 @@ class ScanRun:
         task = asyncio.create_task(self._examine(ip, port, sock, shard, position))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())  # raised once, by `run`
 
     async def _own_open(self, ip: str, port: int, sock: socket.socket, position: int) -> None:
         await self._open(ip, port, sock, 0, position)

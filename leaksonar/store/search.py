@@ -55,6 +55,14 @@ def clip(value: str | None, column: Any) -> str | None:
     return value[: column.type.length] if value is not None else None
 
 
+def int64(value: Any) -> int | None:
+    """`value` when it is a whole number a 64-bit column holds, else None: a record's numbers come from
+    servers and files, and one out of range must not fail the write of the whole batch."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
 def search_columns(record: FindingRecord) -> dict[str, Any]:
     """The search columns of `services` for a finding record."""
     network = record.get("network") or {}
@@ -63,7 +71,7 @@ def search_columns(record: FindingRecord) -> dict[str, Any]:
         "infected": bool((record.get("ransom") or {}).get("infected")),
         "collections": len(record.get("collections") or ()),
         "country": clip((record.get("geo") or {}).get("country"), services.c.country),
-        "asn": network.get("asn"),
+        "asn": int64(network.get("asn")),
         "org": clip(network.get("org"), services.c.org),
         "summary": record.get("summary"),
     }

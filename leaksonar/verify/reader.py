@@ -20,9 +20,9 @@ import gzip
 import io
 import json
 import re
+import sys
 import zlib
-from collections.abc import Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -61,6 +61,10 @@ _DECODER = json.JSONDecoder()
 _LINES_EXTENSIONS = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _VERDICT_STYLE = {"consistent": "bold green", "inconsistent": "bold red", "insufficient data": "yellow"}
 _STATUS_STYLE = {"pass": "green", "fail": "bold red", "too few": "yellow"}
+
+
+TRUNCATED = "truncated gzip: the compressed data ends early; the rows up to there were read"
+"""The note (and warning) for a compressed file cut short, a download or copy that did not finish."""
 
 
 class VerifyError(ValueError):
@@ -109,16 +113,35 @@ class LeakFile:
 # --- opening --------------------------------------------------------------------------------------------
 
 
+class _Gzip(gzip.GzipFile):
+    """A gzip file whose compressed data may end early (a download or copy that did not finish): it ends
+    there, after every byte that could be decompressed, and `cut` says so."""
+
+    cut = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._until_cut(super().read, size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._until_cut(super().read1, size)
+
+    def _until_cut(self, read: Callable[[int], bytes], size: int | None) -> bytes:
+        try:
+            return read(-1 if size is None else size)
+        except EOFError:
+            self.cut = True
+            return b""
+
+
 def _binary(path: Path, compressed: bool) -> io.BufferedIOBase:
-    return gzip.GzipFile(path, "rb") if compressed else path.open("rb")
+    return _Gzip(path, "rb") if compressed else path.open("rb")
 
 
 def _head(stream: io.BufferedIOBase) -> bytes:
     """The first `SNIFF` bytes (fewer if the file is shorter or its compressed data ends early)."""
     head = b""
-    with suppress(EOFError):
-        while len(head) < SNIFF and (chunk := stream.read1(SNIFF - len(head))):
-            head += chunk
+    while len(head) < SNIFF and (chunk := stream.read1(SNIFF - len(head))):
+        head += chunk
     return head
 
 
@@ -299,6 +322,9 @@ class _JsonReader:
             except json.JSONDecodeError as exc:
                 if self.eof:
                     raise VerifyError(f"malformed JSON: {exc.msg}", self.line(exc.pos)) from None
+            except ValueError:  # the one other refusal of the decoder: an integer too long to convert
+                limit = sys.get_int_max_str_digits()
+                raise VerifyError(f"a JSON number longer than {limit:,} digits", self.line()) from None
             if len(self.buffer) - self.at > MAX_RECORD:
                 raise VerifyError(f"a JSON record is larger than {MAX_RECORD:,} characters", self.line())
             self._fill()
@@ -369,18 +395,27 @@ def _json_rows(stream: IO[str], kind: str, leak: LeakFile) -> Iterator[dict[str,
 # --- reading --------------------------------------------------------------------------------------------
 
 
-def _collect(leak: LeakFile, rows: Iterator[dict[str, Cell]], limit: int) -> None:
-    """Up to `limit` rows into `leak`, noting whether there are more."""
+def _collect(leak: LeakFile, rows: Iterator[dict[str, Cell]], limit: int, cut: Callable[[], bool]) -> None:
+    """Up to `limit` rows into `leak`, noting whether there are more. In a file cut short (`cut()`), the
+    last row read (the cut may have ended it early) and a record the cut broke are left out."""
+    last: dict[str, Cell] | None = None
     try:
         for row in rows:
+            if last is not None:
+                leak.add(last)
             if leak.rows == limit:
                 leak.more = True
                 leak.notes.append(f"read the first {limit:,} rows; the file has more")
                 return
-            leak.add(row)
-    except EOFError:
+            last = row
+    except VerifyError:
+        if not cut():
+            raise
+    if cut():
         leak.cut = True
-        leak.notes.append("the compressed data ends early (a truncated file): read what is there")
+        leak.notes.append(TRUNCATED)
+    elif last is not None:
+        leak.add(last)
 
 
 def _read(path: Path, limit: int) -> LeakFile:
@@ -399,7 +434,7 @@ def _read(path: Path, limit: int) -> LeakFile:
         io.TextIOWrapper(binary, encoding=encoding, errors="replace", newline="") as stream,
     ):
         rows = _csv_rows(stream, text, leak) if kind == "csv" else _json_rows(stream, kind, leak)
-        _collect(leak, rows, limit)
+        _collect(leak, rows, limit, lambda: getattr(binary, "cut", False))
     if not leak.rows:
         raise VerifyError("no rows (the compressed data ends early)" if leak.cut else "no rows")
     if not leak.columns:
@@ -472,6 +507,7 @@ def report_record(leak: LeakFile, report: Report) -> dict[str, Any]:
         "compressed": leak.compressed,
         "rows": report.rows,
         "more_rows": leak.more,
+        "truncated": leak.cut,
         "columns": [_column_record(c, report.rows) for c in report.columns],
         "checks": [_check_record(c) for c in report.checks],
         "verdict": report.verdict,
