@@ -630,3 +630,26 @@ def test_cursors_and_ids_that_are_no_public_id_answer_as_unknown(reviewed: dict[
     middle = everything[1]["id"]
     assert test.get("/api/events", params={"after": middle}).json()["events"] == everything[2:]
     assert names.events[middle].startswith("event ")
+
+
+def test_a_hidden_service_does_not_choose_the_owner_of_the_letter_preview(
+    new_store: Callable[[], Store],
+) -> None:
+    """One address, two owners (ASNs): the preview shows the letter of the lowest visible port, so a critical
+    service of one owner on a lower port does not swap the letter a public viewer gets."""
+    ip = "127.0.2.200"
+    seen = {**SEEN, "protocol": "redis", "software": "redis", "severity": "high"}
+    index: Index = {
+        (ip, 5432): [None, None, {**seen, "severity": "critical", "pii": ["name"], "asn": 64501}],
+        (ip, 6379): [None, None, {**seen, "asn": 64500}],
+        (ip, 27017): [None, None, {**seen, "asn": 64501}],
+    }
+    letters = []
+    for kept in (index, {place: s for place, s in index.items() if place[1] != 5432}):
+        with TestClient(
+            create_app(fill(new_store(), kept), allowed_hosts=["testserver"], rate_limit=UNLIMITED)
+        ) as test:
+            page = test.get(f"/host/{ip}/report")
+        assert page.status_code == 200
+        letters.append(page.text)
+    assert letters[0] == letters[1] and "AS64500" in letters[0]

@@ -348,14 +348,19 @@ def report(request: Request, ip: str) -> Response:
         return _error(request, who, 400, f"{ip!r} is not an IPv4 address")
     now = datetime.now(UTC).strftime(TIME_FORMAT)
     selection = Selection(network=ipaddress.IPv4Network(f"{ip}/32"))
-    for letter in plan(store, selection, Owners(), now, force=True):  # one owner per address
+    letters = plan(store, selection, Owners(), now, force=True)
+    for letter in letters:
         letter.due = [(row, why) for row, why in letter.due if visible(row.severity, who)]
-        if letter.due:
-            banner = templates.get_template("report_banner.html").render(ip=ip)
-            html = render_letter(store, letter, now, "html", public=not who.analyst)
-            html = html.replace("<body>", banner, 1)
-            return HTMLResponse(html.replace("<head>", f"<head>\n{VIEWPORT}", 1))
-    return _error(request, who, 404, f"no exposed service on {ip} to report")
+    shown = [letter for letter in letters if letter.due]
+    if not shown:
+        return _error(request, who, 404, f"no exposed service on {ip} to report")
+    # Services of one address can belong to several owners (their ASNs differ): the letter of the lowest
+    # port the viewer may see, so that no hidden service decides which owner's letter is shown.
+    letter = min(shown, key=lambda found: found.due[0][0].port)
+    banner = templates.get_template("report_banner.html").render(ip=ip)
+    html = render_letter(store, letter, now, "html", public=not who.analyst)
+    html = html.replace("<body>", banner, 1)
+    return HTMLResponse(html.replace("<head>", f"<head>\n{VIEWPORT}", 1))
 
 
 @router.get("/event/{event_id}")
