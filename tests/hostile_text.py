@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from hostile import Handler, Reply, http, redis
+from markdown_it import MarkdownIt
 from replies import http_reply
 
 LONG = "[/]" + "x" * 4993 + "\x1b[2J"
@@ -240,3 +241,10 @@ def scanned_kit(directory: Path) -> Iterator[HostileIndex]:
                 leaksonar("scan", "127.0.0.1", "-p", running.ports, "--db", str(db), "--jsonl", str(jsonl))
             )
         yield HostileIndex(db, jsonl, "127.0.0.1", running, tuple(scans))
+
+
+MARKDOWN_RENDERERS = {
+    "commonmark+linkify": MarkdownIt("commonmark", {"linkify": True}).enable("linkify"),
+    "gfm-like": MarkdownIt("gfm-like", {"linkify": True}),
+}
+"""The Markdown engines a letter is rendered with in the tests (GitHub's own, cmark-gfm, where installed)."""

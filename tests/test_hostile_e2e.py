@@ -28,7 +28,7 @@ import test_alerts
 import uvicorn
 from conftest import leaksonar
 from fastapi.testclient import TestClient
-from hostile_text import MIX, PAYLOADS, VERSIONS, HostileIndex, index_names
+from hostile_text import MARKDOWN_RENDERERS, MIX, PAYLOADS, VERSIONS, HostileIndex, index_names
 from markdown_it import MarkdownIt
 from test_alerts import SECRET, Inbox, Receiver
 from test_api import free_port
@@ -103,14 +103,7 @@ def letters(index: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     return files
 
 
-@pytest.mark.parametrize(
-    "renderer",
-    [
-        MarkdownIt("commonmark", {"linkify": True}).enable("linkify"),
-        MarkdownIt("gfm-like", {"linkify": True}),
-    ],
-    ids=["commonmark+linkify", "gfm-like"],
-)
+@pytest.mark.parametrize("renderer", MARKDOWN_RENDERERS.values(), ids=MARKDOWN_RENDERERS.keys())
 def test_markdown_letter_of_the_kit(letters: dict[str, str], renderer: MarkdownIt) -> None:
     md = letters[".md"]
     assert_no_raw_controls(md)

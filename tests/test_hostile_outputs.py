@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import test_alerts
 from conftest import leaksonar
+from hostile_text import MARKDOWN_RENDERERS
 from markdown_it import MarkdownIt
 from test_alerts import Inbox, Receiver, config
 
@@ -143,14 +144,7 @@ def letters(index: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     return files
 
 
-@pytest.mark.parametrize(
-    "renderer",
-    [
-        MarkdownIt("commonmark", {"linkify": True}).enable("linkify"),
-        MarkdownIt("gfm-like", {"linkify": True}),
-    ],
-    ids=["commonmark+linkify", "gfm-like"],
-)
+@pytest.mark.parametrize("renderer", MARKDOWN_RENDERERS.values(), ids=MARKDOWN_RENDERERS.keys())
 def test_markdown_letter_renders_server_text_as_literal_text(
     letters: dict[str, str], renderer: MarkdownIt
 ) -> None:
