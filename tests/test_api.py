@@ -21,6 +21,7 @@ import httpx
 import pytest
 import uvicorn
 from conftest import index_contents, leaksonar
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -578,6 +579,22 @@ def free_port() -> int:
         return port
 
 
+@contextmanager
+def serving_app(app: FastAPI) -> Iterator[str]:
+    """`app` served by uvicorn in a thread on a free loopback port (what a stream needs): its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def read_events(response: httpx.Response, count: int, deadline: float = 20.0) -> list[dict[str, Any]]:
     """The next `count` server-sent events (id and JSON data), and the comments seen as `": ..."`."""
     found: list[dict[str, Any]] = []
@@ -690,22 +707,11 @@ def test_stream_delivers_new_events_live_and_resumes(served: dict[str, Any]) -> 
 @pytest.mark.slow
 def test_stream_sends_heartbeats(synthetic: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api, "HEARTBEAT_SECONDS", 1)
-    port = free_port()
     app = create_app(synthetic["store"], allowed_hosts=["127.0.0.1"], poll_seconds=0.2)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.05)
-        stream_url = f"http://127.0.0.1:{port}/api/events/stream"
-        with httpx.stream("GET", stream_url, timeout=httpx.Timeout(5.0)) as quiet:
-            lines = []
-            for line in quiet.iter_lines():
-                lines.append(line)
-                if line.startswith(":"):
-                    break
-        assert lines[-1].startswith(": ping") and not any(line.startswith("data:") for line in lines)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving_app(app) as base, httpx.stream("GET", f"{base}/api/events/stream", timeout=5.0) as quiet:
+        lines = []
+        for line in quiet.iter_lines():
+            lines.append(line)
+            if line.startswith(":"):
+                break
+    assert lines[-1].startswith(": ping") and not any(line.startswith("data:") for line in lines)

@@ -13,7 +13,6 @@ import io
 import json
 import re
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,13 +24,12 @@ from typing import Any
 import httpx
 import pytest
 import test_alerts
-import uvicorn
 from conftest import leaksonar
 from fastapi.testclient import TestClient
 from hostile_text import MARKDOWN_RENDERERS, MIX, PAYLOADS, VERSIONS, HostileIndex, index_names
 from markdown_it import MarkdownIt
 from test_alerts import SECRET, Inbox, Receiver
-from test_api import free_port
+from test_api import serving_app
 from test_hostile_outputs import FORMULA, assert_no_markup, visible
 
 from leaksonar.sanitize import for_slack, for_terminal
@@ -317,18 +315,9 @@ def served(index: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """The app on a free loopback port (the stream needs a real server): its URL and an analyst's key."""
     store = Store(str(index))
     key = create_key(store, "stream", "analyst")
-    port = free_port()
     app = create_app(store, allowed_hosts=["127.0.0.1"], rate_limit="1000000/minute", poll_seconds=0.05)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", {"X-API-Key": key}
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving_app(app) as base:
+        yield base, {"X-API-Key": key}
 
 
 SSE_LINE = re.compile(r"\r\n|\r|\n")
