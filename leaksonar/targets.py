@@ -10,7 +10,7 @@ import bisect
 import ipaddress
 import os
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -285,9 +285,17 @@ def ntoa(address: int) -> str:
 class TargetSpace:
     """Every (address, port) pair of the targets, walked in a seeded pseudo-random order."""
 
-    def __init__(self, intervals: list[Interval], ports: tuple[int, ...], seed: int | None = None) -> None:
+    def __init__(
+        self,
+        intervals: list[Interval],
+        ports: tuple[int, ...],
+        seed: int | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
         self.intervals = intervals
         self.ports = ports
+        self.names: Mapping[str, str] = names or {}
+        """Address -> the name it was given by (sent as TLS SNI and HTTP Host, kept as `hostname`)."""
         self.seed = seed if seed is not None else random.SystemRandom().getrandbits(63)
         self._offsets: list[int] = []
         total = 0

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
-    from leaksonar.model.record import AssessmentRecord, FindingRecord, GeoRecord, NetworkRecord
+    from leaksonar.model.record import AssessmentRecord, FindingRecord, GeoRecord, NetworkRecord, TlsRecord
 
 Auth = Literal["none", "required", "unknown"]
 
@@ -97,6 +97,39 @@ class Software:
 
 
 @dataclass(frozen=True, slots=True)
+class Certificate:
+    """The leaf certificate a TLS service presented: recorded, never verified (server text: hostile)."""
+
+    subject: str
+    """RFC 4514 distinguished name, e.g. CN=es.example.cn,O=Example."""
+    names: tuple[str, ...]
+    """The subject's common names and every DNS and IP subject alternative name, in that order."""
+    issuer: str
+    not_before: str
+    """UTC, ISO 8601."""
+    not_after: str
+    self_signed: bool
+    """Issued by its own subject and signed by its own key."""
+    expired: bool
+    """`not_after` had passed when the service was scanned."""
+    sha256: str
+    """Hex SHA-256 of the DER certificate (the fingerprint other tools show)."""
+    key: str
+    """Public key type and size, e.g. "RSA 2048", "EC secp256r1", "Ed25519"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """How a service spoke TLS."""
+
+    version: str
+    """As negotiated, e.g. "TLSv1.3"."""
+    cipher: str
+    cert: Certificate | None
+    """None when the server sent no certificate, or one that could not be parsed."""
+
+
+@dataclass(frozen=True, slots=True)
 class Identity:
     """What answered on an open port, from the first reply."""
 
@@ -104,6 +137,8 @@ class Identity:
     software: Software | None = None
     auth: Auth = "unknown"
     banner: str = ""
+    tls: Tls | None = None
+    """How the service spoke TLS (None: plaintext); its inspection then runs over TLS too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +266,9 @@ class Finding:
     """{"country": "CN"}, from a country database (leaksonar.scan.enrich)."""
     network: NetworkRecord | None = None
     """{"asn": 64500, "org": "..."}, from an ASN database (leaksonar.scan.enrich)."""
+    hostname: str | None = None
+    """The name the service was scanned by (sent as TLS SNI and HTTP Host), None for an address."""
+    tls: Tls | None = None
 
     def to_record(self) -> FindingRecord:
         """The JSON finding record (one per service), shaped as leaksonar.model.record defines it."""
@@ -263,6 +301,8 @@ class Finding:
             "rows_estimated": self.rows_estimated,
             "time": self.time,
             "scan_id": self.scan_id,
+            "hostname": self.hostname,
+            "tls": _tls_record(self.tls) if self.tls else None,
         }
         if self.assessment is not None:
             record.update(_assessment_record(self.assessment))
@@ -316,7 +356,39 @@ class Finding:
             assessment=_assessment_from(record) if "severity" in record else None,
             geo=record.get("geo"),
             network=record.get("network"),
+            hostname=record.get("hostname"),
+            tls=_tls_from(tls) if (tls := record.get("tls")) else None,
         )
+
+
+def _tls_record(tls: Tls) -> TlsRecord:
+    cert = tls.cert
+    return {
+        "version": tls.version,
+        "cipher": tls.cipher,
+        "cert": {
+            "subject": cert.subject,
+            "names": list(cert.names),
+            "issuer": cert.issuer,
+            "not_before": cert.not_before,
+            "not_after": cert.not_after,
+            "self_signed": cert.self_signed,
+            "expired": cert.expired,
+            "sha256": cert.sha256,
+            "key": cert.key,
+        }
+        if cert
+        else None,
+    }
+
+
+def _tls_from(record: TlsRecord) -> Tls:
+    cert = record.get("cert")
+    return Tls(
+        record["version"],
+        record["cipher"],
+        Certificate(**{**cert, "names": tuple(cert["names"])}) if cert else None,
+    )
 
 
 def _assessment_record(assessment: Assessment) -> AssessmentRecord:

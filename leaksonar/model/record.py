@@ -108,6 +108,36 @@ class AssessmentRecord(TypedDict, total=False):
 
 
 @documented
+class CertificateRecord(TypedDict):
+    """The certificate a TLS service presented: recorded, never verified."""
+
+    subject: str
+    """RFC 4514 distinguished name."""
+    names: list[str]
+    """The subject's common names and every DNS and IP subject alternative name."""
+    issuer: str
+    not_before: str
+    not_after: str
+    self_signed: bool
+    expired: bool
+    """`not_after` had passed at scan time."""
+    sha256: str
+    """Hex SHA-256 of the DER certificate."""
+    key: str
+    """e.g. "RSA 2048", "EC secp256r1", "Ed25519"."""
+
+
+@documented
+class TlsRecord(TypedDict):
+    """How the service spoke TLS."""
+
+    version: str
+    """e.g. "TLSv1.3"."""
+    cipher: str
+    cert: CertificateRecord | None
+
+
+@documented
 class FindingRecord(AssessmentRecord):
     """One service, one line of `scan --jsonl`, one stored finding."""
 
@@ -133,3 +163,8 @@ class FindingRecord(AssessmentRecord):
     banner: NotRequired[str]
     geo: NotRequired[GeoRecord]
     network: NotRequired[NetworkRecord]
+    hostname: NotRequired[str | None]
+    """The name the service was scanned by (sent as TLS SNI and HTTP Host); null for an address (and
+    absent from records written before names)."""
+    tls: NotRequired[TlsRecord | None]
+    """null for plaintext (absent from records written before TLS)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from leaksonar.protocols import (
     cassandra,
     clickhouse,
@@ -17,7 +19,7 @@ from leaksonar.protocols import (
     postgres,
     redis,
 )
-from leaksonar.protocols.base import Endpoint, ProtocolModule
+from leaksonar.protocols.base import BoundedStream, Endpoint, ProtocolModule
 
 PROTOCOLS: tuple[ProtocolModule, ...] = (
     mysql.PROTOCOL,
@@ -35,5 +37,11 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}
+REQUEST_TLS: dict[str, Callable[[BoundedStream], Awaitable[bool]]] = {
+    postgres.NAME: postgres.request_tls,
+    mysql.NAME: mysql.request_tls,
+}
+"""Protocols that negotiate TLS inside the plaintext connection: how to ask for it (True: the TLS
+handshake is next). Every other protocol speaks TLS from the connection's first byte, if at all."""
 
-__all__ = ["BY_NAME", "PROTOCOLS", "Endpoint", "ProtocolModule"]
+__all__ = ["BY_NAME", "PROTOCOLS", "REQUEST_TLS", "Endpoint", "ProtocolModule"]

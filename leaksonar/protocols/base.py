@@ -8,7 +8,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from leaksonar.model import Identity, Inspection, Limits
+from leaksonar.model import Identity, Inspection, Limits, Tls
+from leaksonar.protocols.tls import client_context, describe
 
 T = TypeVar("T")
 
@@ -17,6 +18,35 @@ T = TypeVar("T")
 class Endpoint:
     ip: str
     port: int
+    tls: bool = False
+    """Speak TLS on the connection (from its first byte; PostgreSQL and MySQL negotiate it instead)."""
+    hostname: str | None = None
+    """The name the service is scanned by: sent as TLS SNI and HTTP Host."""
+
+    @property
+    def url(self) -> str:
+        """The base URL of an HTTP service here: "http://ip:port" or "https://ip:port"."""
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    async def connect(self, limits: Limits, buffer: int = 64 * 1024) -> Streams:
+        """A connection within `limits.timeout`, over TLS if `tls` (handshake included)."""
+        if not self.tls:
+            return await timed(asyncio.open_connection(self.ip, self.port, limit=buffer), limits)
+        return await timed(
+            asyncio.open_connection(
+                self.ip,
+                self.port,
+                limit=buffer,
+                ssl=client_context(),
+                server_hostname=self.hostname or "",
+                ssl_handshake_timeout=limits.timeout,
+            ),
+            limits,
+        )
+
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class ProtocolModule(Protocol):
@@ -68,9 +98,7 @@ class BoundedStream:
 
     @classmethod
     async def open(cls, endpoint: Endpoint, limits: Limits) -> BoundedStream:
-        reader, writer = await timed(
-            asyncio.open_connection(endpoint.ip, endpoint.port, limit=64 * 1024), limits
-        )
+        reader, writer = await endpoint.connect(limits)
         return cls(reader, writer, limits)
 
     async def send(self, data: bytes) -> None:
@@ -101,6 +129,16 @@ class BoundedStream:
         if await self.read_exactly(2) != b"\r\n":
             raise ProtocolError("a value was not followed by CRLF")
         return kept
+
+    async def start_tls(self, hostname: str | None) -> Tls:
+        """Turn this connection into TLS (after a protocol's own request for it), within the timeout."""
+        await timed(
+            self.writer.start_tls(
+                client_context(), server_hostname=hostname or "", ssl_handshake_timeout=self.limits.timeout
+            ),
+            self.limits,
+        )
+        return describe(self.writer.get_extra_info("ssl_object"))
 
     async def close(self) -> None:
         self.writer.close()

@@ -305,8 +305,8 @@ async def _inspect_native(endpoint: Endpoint, learned: Learned) -> None:
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
-    async with bounded_client(learned.limits) as client:
-        http = _Http(f"http://{endpoint.ip}:{endpoint.port}", learned.limits, client)
+    async with bounded_client(endpoint, learned.limits) as client:
+        http = _Http(endpoint.url, learned.limits, client)
         try:
             await _inspect_http(http, learned)
         except NativePort:

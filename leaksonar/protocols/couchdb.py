@@ -139,8 +139,8 @@ async def _databases(fetch: Fetch, learned: Learned) -> None:
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
-    async with bounded_client(learned.limits) as client:
-        fetch = fetcher(f"http://{endpoint.ip}:{endpoint.port}", learned.limits, client)
+    async with bounded_client(endpoint, learned.limits) as client:
+        fetch = fetcher(endpoint.url, learned.limits, client)
         root = await fetch("/")
         if refused(root):
             raise AuthRequired(f"GET / answered HTTP {root.status}")

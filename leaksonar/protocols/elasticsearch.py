@@ -177,8 +177,8 @@ async def read_indices(fetch: Fetch, learned: Learned) -> None:
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
-    async with bounded_client(learned.limits) as client:
-        fetch = fetcher(f"http://{endpoint.ip}:{endpoint.port}", learned.limits, client)
+    async with bounded_client(endpoint, learned.limits) as client:
+        fetch = fetcher(endpoint.url, learned.limits, client)
         learned.software = await cluster_root(fetch) or learned.software
         await read_indices(fetch, learned)
 

@@ -138,8 +138,8 @@ def _kvs(page: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
-    base, limits = f"http://{endpoint.ip}:{endpoint.port}", learned.limits
-    async with bounded_client(limits) as client:
+    base, limits = endpoint.url, learned.limits
+    async with bounded_client(endpoint, limits) as client:
         version = await get_bounded(f"{base}/version", limits, client)
         if (found := _version_document(version.body)) is not None:
             learned.software = Software(NAME, found)

@@ -50,9 +50,10 @@ class HttpProtocol:
 
 
 async def _front_page(endpoint: Endpoint, learned: Learned) -> None:
-    from leaksonar.protocols.httpclient import get_bounded
+    from leaksonar.protocols.httpclient import bounded_client, get_bounded
 
-    response = await get_bounded(f"http://{endpoint.ip}:{endpoint.port}/", learned.limits)
+    async with bounded_client(endpoint, learned.limits) as client:
+        response = await get_bounded(endpoint.url + "/", learned.limits, client)
     learned.details["status"] = response.status
     if (title := _TITLE.search(response.body)) is not None:
         learned.details["title"] = title.group(1).decode("utf-8", "replace").strip()

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 
 from leaksonar.model import Limits, Software
-from leaksonar.protocols.base import CommandRefused, ProtocolError, ReplyTooLarge, timed
+from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError, ReplyTooLarge, timed
+from leaksonar.protocols.tls import client_context
 from leaksonar.protocols.useragent import USER_AGENT
 
 _STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
@@ -36,10 +37,30 @@ class Response:
             raise ValueError("JSON nested too deeply") from None
 
 
-def bounded_client(limits: Limits) -> httpx.AsyncClient:
-    """One keep-alive client for a whole inspection; each exchange's `limits.timeout` is enforced
-    around it by `request_bounded`, httpx's own timeout is only a backstop."""
-    return httpx.AsyncClient(timeout=limits.timeout + 1, trust_env=False, follow_redirects=False)
+def bounded_client(endpoint: Endpoint, limits: Limits) -> httpx.AsyncClient:
+    """One keep-alive client for a whole inspection of `endpoint`; each exchange's `limits.timeout` is
+    enforced around it by `request_bounded`, httpx's own timeout is only a backstop. Over TLS the
+    certificate is not verified (tls.client_context); a hostname goes out as SNI and as Host."""
+    headers: dict[str, str] = {}
+    hooks: dict[str, list[Callable[[httpx.Request], Awaitable[None]]]] = {}
+    if endpoint.hostname:
+        default_port = 443 if endpoint.tls else 80
+        port = "" if endpoint.port == default_port else f":{endpoint.port}"
+        headers["Host"] = endpoint.hostname + port
+        hooks["request"] = [partial(_send_name, endpoint.hostname)]
+    return httpx.AsyncClient(
+        timeout=limits.timeout + 1,
+        trust_env=False,
+        follow_redirects=False,
+        verify=client_context() if endpoint.tls else False,
+        headers=headers,
+        event_hooks=hooks,
+    )
+
+
+async def _send_name(hostname: str, request: httpx.Request) -> None:
+    """Name the server in the TLS handshake (SNI), though the URL holds its address."""
+    request.extensions["sni_hostname"] = hostname
 
 
 async def request_bounded(
@@ -71,12 +92,9 @@ async def request_bounded(
     return await timed(fetch(), limits)
 
 
-async def get_bounded(url: str, limits: Limits, client: httpx.AsyncClient | None = None) -> Response:
-    """GET `url` (with a client of its own unless one is given)."""
-    if client is not None:
-        return await request_bounded(client, "GET", url, limits)
-    async with bounded_client(limits) as own:
-        return await request_bounded(own, "GET", url, limits)
+async def get_bounded(url: str, limits: Limits, client: httpx.AsyncClient) -> Response:
+    """GET `url` on `client`."""
+    return await request_bounded(client, "GET", url, limits)
 
 
 Fetch = Callable[[str], Awaitable[Response]]
@@ -88,7 +106,7 @@ async def _get_path(base: str, limits: Limits, client: httpx.AsyncClient, path: 
 
 
 def fetcher(base: str, limits: Limits, client: httpx.AsyncClient) -> Fetch:
-    """GET of paths below `base` ("http://ip:port") on `client`."""
+    """GET of paths below `base` (`Endpoint.url`) on `client`."""
     return partial(_get_path, base, limits, client)
 
 

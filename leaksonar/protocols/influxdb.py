@@ -135,8 +135,8 @@ async def _database(client: httpx.AsyncClient, base: str, db: str, learned: Lear
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
-    base, limits = f"http://{endpoint.ip}:{endpoint.port}", learned.limits
-    async with bounded_client(limits) as client:
+    base, limits = endpoint.url, learned.limits
+    async with bounded_client(endpoint, limits) as client:
         ping = await get_bounded(f"{base}/ping", limits, client)
         if version := ping.headers.get("X-Influxdb-Version"):
             learned.software = Software(NAME, version[:40])

@@ -67,8 +67,8 @@ async def proxied(base: str, limits: Limits, client: httpx.AsyncClient, path: st
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
-    base, limits = f"http://{endpoint.ip}:{endpoint.port}", learned.limits
-    async with bounded_client(limits) as client:
+    base, limits = endpoint.url, learned.limits
+    async with bounded_client(endpoint, limits) as client:
         status = await get_bounded(base + "/api/status", limits, client)
         if refused(status):
             learned.auth = "required"

@@ -17,10 +17,11 @@ import aiomysql
 import pymysql
 
 from leaksonar.model import Identity, Inspection, Limits, Software
-from leaksonar.protocols.base import AuthRequired, Endpoint, ProtocolError, timed
+from leaksonar.protocols.base import AuthRequired, BoundedStream, Endpoint, ProtocolError, timed
 from leaksonar.protocols.kit import Learned, count, reason, run_inspection
 from leaksonar.protocols.relay import CappedRelay, capped_relay
 from leaksonar.protocols.sql import Dialect, Table, cap_tables, finish, measure_tables
+from leaksonar.protocols.tls import client_context
 
 NAME = "mysql"
 _USER = "root"
@@ -80,6 +81,32 @@ def _refusal(payload: bytes) -> Identity | None:
         return None
     name = "mariadb" if "MariaDB" in text else "mysql" if "MySQL" in text else None
     return Identity(NAME, Software(name) if name else None, "unknown", f"{code} {text}"[:200])
+
+
+_CLIENT_SSL = 0x0800
+_SSL_REQUEST_FLAGS = 0x0001 | 0x0200 | _CLIENT_SSL | 0x8000
+"""CLIENT_LONG_PASSWORD, CLIENT_PROTOCOL_41, CLIENT_SSL, CLIENT_SECURE_CONNECTION."""
+
+
+def offers_tls(payload: bytes) -> bool:
+    """True if a greeting's capability flags include CLIENT_SSL."""
+    _, nul, rest = payload[1:].partition(b"\0")
+    return bool(nul) and len(rest) >= 15 and bool(int.from_bytes(rest[13:15], "little") & _CLIENT_SSL)
+
+
+async def request_tls(stream: BoundedStream) -> bool:
+    """Read the greeting of a fresh connection and, if it offers TLS, ask for it (an SSLRequest packet):
+    True when the handshake is next."""
+    header = await stream.read_exactly(4)
+    length = int.from_bytes(header[:3], "little")
+    if not 0 < length <= stream.limits.banner_bytes:
+        raise ProtocolError(f"a greeting of {length} bytes")
+    payload = await stream.read_exactly(length)
+    if payload[0] != _GREETING or not offers_tls(payload):
+        return False
+    request = _SSL_REQUEST_FLAGS.to_bytes(4, "little") + (1 << 24).to_bytes(4, "little") + b"\x2d" + bytes(23)
+    await stream.send(len(request).to_bytes(3, "little") + b"\x01" + request)
+    return True
 
 
 class MysqlProtocol:
@@ -165,6 +192,7 @@ async def _session(endpoint: Endpoint, learned: Learned, _database: str = "") ->
                     autocommit=True,
                     charset="utf8mb4",
                     program_name="leaksonar",
+                    ssl=client_context() if endpoint.tls else None,
                 ),
                 limits,
             )

@@ -13,13 +13,21 @@ import re
 import struct
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import asyncpg
 
 from leaksonar.model import Auth, ErrorKind, Identity, Inspection, Limits, Software
-from leaksonar.protocols.base import AuthRequired, BoundedStream, Endpoint, ReplyTooLarge, timed
+from leaksonar.protocols.base import (
+    AuthRequired,
+    BoundedStream,
+    Endpoint,
+    ProtocolError,
+    ReplyTooLarge,
+    timed,
+)
 from leaksonar.protocols.kit import Learned, count, run_inspection
 from leaksonar.protocols.relay import CappedRelay, capped_relay
 from leaksonar.protocols.sql import (
@@ -31,6 +39,7 @@ from leaksonar.protocols.sql import (
     measure_session,
     placeholders,
 )
+from leaksonar.protocols.tls import client_context
 
 NAME = "postgresql"
 _USER = "postgres"
@@ -38,6 +47,8 @@ _MAINTENANCE_DATABASES = ("postgres", "template1")
 _PROTOCOL_3_0 = 3 << 16
 _AUTH_OK = b"R\x00\x00\x00\x08\x00\x00\x00\x00"
 _TERMINATE = b"X\x00\x00\x00\x04"
+_SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+"""Length 8, code 80877103: "may we speak TLS?" (answered S or N, before any StartupMessage)."""
 _VERSION = re.compile(r"\d+(?:\.\d+)*")
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 _MECHANISM = re.compile(rb"[A-Z0-9_-]{1,64}")
@@ -196,9 +207,33 @@ class _PgSession:
             raise
 
 
+async def request_tls(stream: BoundedStream) -> bool:
+    """Ask for TLS on a fresh connection (SSLRequest); True when the server agreed (S): the handshake is
+    next. A server that answers anything but S or N is not PostgreSQL."""
+    await stream.send(_SSL_REQUEST)
+    answer = await stream.read_exactly(1)
+    if answer not in (b"S", b"N"):
+        raise ProtocolError(f"SSLRequest answered {answer!r}")
+    return answer == b"S"
+
+
+async def _open(endpoint: Endpoint, limits: Limits) -> BoundedStream:
+    """A connection to the server, TLS negotiated first when `endpoint.tls`."""
+    stream = await BoundedStream.open(replace(endpoint, tls=False), limits)
+    if endpoint.tls:
+        try:
+            if not await request_tls(stream):
+                raise ProtocolError("the server no longer offers TLS")
+            await stream.start_tls(endpoint.hostname)
+        except BaseException:
+            await stream.close()
+            raise
+    return stream
+
+
 async def _first_message(endpoint: Endpoint, database: str, limits: Limits) -> bytes:
     """The server's first answer to a StartupMessage; the connection is then closed."""
-    async with await BoundedStream.open(endpoint, limits) as stream:
+    async with await _open(endpoint, limits) as stream:
         await stream.send(startup(database))
         header = await stream.read_exactly(5)
         length = int.from_bytes(header[1:], "big")
@@ -231,7 +266,7 @@ async def _session(endpoint: Endpoint, limits: Limits, database: str) -> AsyncIt
         raise ConnectionError(identity.banner)
     async with capped_relay(endpoint, limits) as (relay, local):
         try:
-            conn = await timed(_connect(local, database, limits), limits)
+            conn = await timed(_connect(replace(local, tls=endpoint.tls), database, limits), limits)
         except Exception as exc:
             relay.check(exc)
             raise
@@ -250,7 +285,7 @@ def _connect(local: Endpoint, database: str, limits: Limits) -> Awaitable[asyncp
         user=_USER,
         password="",  # never None: asyncpg would then read PGPASSWORD or ~/.pgpass
         database=database,
-        ssl=False,
+        ssl=client_context() if local.tls else False,
         timeout=limits.timeout,
         statement_cache_size=0,
         server_settings=_server_settings(limits),
@@ -329,8 +364,20 @@ async def _inspect_databases(endpoint: Endpoint, names: Sequence[str], major: in
             await asyncio.gather(*work)
 
 
+async def _insists_on_tls(endpoint: Endpoint, limits: Limits) -> bool:
+    """True if the server refuses a plaintext StartupMessage for want of encryption (pg_hba hostssl)."""
+    try:
+        message = await timed(_first_message(replace(endpoint, tls=False), "postgres", limits), limits)
+    except Exception:
+        return False
+    identity = PROTOCOL.match(message)
+    return identity is not None and "no encryption" in identity.banner
+
+
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     learned.auth = "unknown"  # known once a session opens
+    if endpoint.tls:
+        learned.details["tls_required"] = await _insists_on_tls(endpoint, learned.limits)
     server_version, major, rows = await _databases(endpoint, learned)
     learned.software = Software(NAME, _version(server_version))
     learned.details["server_version"] = server_version

@@ -104,8 +104,11 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-async def inspect_service(ip: str, port: int, identity: Identity, limits: Limits) -> Inspection:
-    """Run the protocol module's inspection within the service budget; failures become errors."""
+async def inspect_service(
+    ip: str, port: int, identity: Identity, limits: Limits, hostname: str | None = None
+) -> Inspection:
+    """Run the protocol module's inspection within the service budget, over TLS if the service spoke it
+    when identified; failures become errors."""
     from leaksonar.protocols import BY_NAME, Endpoint  # the drivers: loaded once a port is open
 
     module = BY_NAME.get(identity.protocol)
@@ -115,7 +118,8 @@ async def inspect_service(ip: str, port: int, identity: Identity, limits: Limits
         )
     try:
         async with asyncio.timeout(limits.service_budget + limits.timeout):
-            return await module.inspect(Endpoint(ip, port), identity, limits)
+            endpoint = Endpoint(ip, port, tls=identity.tls is not None, hostname=hostname)
+            return await module.inspect(endpoint, identity, limits)
     except TimeoutError:
         error = Problem(ErrorKind.TIMEOUT, f"inspection stopped after {limits.service_budget:g} s")
     except Exception as exc:
@@ -139,6 +143,7 @@ def to_finding(
     inspection: Inspection,
     scan_id: str,
     enricher: Enricher | None = None,
+    hostname: str | None = None,
 ) -> Finding:
     """The finding for one service; its samples are assessed here and go no further."""
     from leaksonar.assess import assess  # its lexicons and signatures: loaded once a port is open
@@ -164,6 +169,8 @@ def to_finding(
         assessment=assess(inspection),
         geo=geo,
         network=network,
+        hostname=hostname,
+        tls=identity.tls,
     )
 
 
@@ -196,6 +203,7 @@ class ScanRun:
         """Findings in a row that could not be recorded at all."""
         self.progress = ScanProgress(DiscoveryStats())
         self.enricher = Enricher.open(options.geo_db, options.asn_db)
+        self.names = space.names
         self.discovery = options.discovery().discovery(
             space, 0, 1, self._own_open, self._report, start=self.marks[0].position
         )
@@ -205,14 +213,14 @@ class ScanRun:
     ) -> None:
         from leaksonar.scan.identify import identify  # the protocol modules: loaded once a port is open
 
-        limits = self.options.limits
+        limits, hostname = self.options.limits, self.names.get(ip)
         try:
             try:
-                identity = await identify(ip, port, sock, limits)
+                identity = await identify(ip, port, sock, limits, hostname)
             except Exception as exc:  # a hostile reply must not end the scan
                 identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
-            inspection = await inspect_service(ip, port, identity, limits)
-            finding = to_finding(ip, port, identity, inspection, self.scan_id, self.enricher)
+            inspection = await inspect_service(ip, port, identity, limits, hostname)
+            finding = to_finding(ip, port, identity, inspection, self.scan_id, self.enricher, hostname)
             self._record(finding)
             self.progress.services += 1
             self.progress.exposed += finding.exposed

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from dataclasses import replace
 
-from leaksonar.model import Identity, Limits
+from leaksonar.model import Identity, Limits, Tls
 from leaksonar.protocols import PROTOCOLS
+from leaksonar.protocols.base import Endpoint, timed
 from leaksonar.protocols.http import PROTOCOL as HTTP
+from leaksonar.protocols.tls import describe, wants_tls
 
 _LISTEN = b""
 """A step that sends nothing and waits for the server's greeting."""
@@ -40,14 +43,18 @@ def printable(banner: bytes) -> str:
     return banner[:256].decode("latin-1").encode("unicode_escape").decode("ascii")[:512]
 
 
-async def _exchange(ip: str, port: int, probe: bytes, limits: Limits, sock: socket.socket | None) -> bytes:
-    """Send `probe` (nothing for a listen step) and return the first reply bytes (b'' if none)."""
+Reply = tuple[bytes, Tls | None]
+"""What one probe got: the reply bytes (b"" if none) and, over TLS, what the handshake showed."""
+
+
+async def _exchange(endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None) -> Reply:
+    """Send `probe` (nothing for a listen step) and return the first reply bytes; over TLS, the handshake
+    comes first and a silent server still yields what it showed."""
     if sock is not None:
         reader, writer = await asyncio.open_connection(sock=sock, limit=limits.banner_bytes)
     else:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(ip, port, limit=limits.banner_bytes), limits.timeout
-        )
+        reader, writer = await endpoint.connect(limits, buffer=limits.banner_bytes)
+    tls = describe(writer.get_extra_info("ssl_object")) if endpoint.tls else None
     try:
         if probe:
             writer.write(probe)
@@ -55,33 +62,83 @@ async def _exchange(ip: str, port: int, probe: bytes, limits: Limits, sock: sock
         if reply and not match(reply):  # a reply split across segments: give it one more short read
             with contextlib.suppress(TimeoutError):
                 reply += await asyncio.wait_for(reader.read(limits.banner_bytes - len(reply)), 0.2)
-        return reply
+        return reply, tls
+    except (OSError, TimeoutError):
+        return b"", tls
     finally:
         writer.close()
 
 
-async def _attempt(ip: str, port: int, probe: bytes, limits: Limits, sock: socket.socket | None) -> bytes:
-    """The reply to one probe; b'' when the connection failed, closed or stayed silent."""
+async def _attempt(endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None) -> Reply:
+    """The reply to one probe; b"" when the connection (or its TLS handshake) failed, closed or stayed
+    silent."""
     try:
-        return await _exchange(ip, port, probe, limits, sock)
-    except (OSError, TimeoutError):
-        return b""
+        return await _exchange(endpoint, probe, limits, sock)
+    except (OSError, TimeoutError):  # ssl.SSLError is an OSError
+        return b"", None
 
 
-async def identify(ip: str, port: int, sock: socket.socket | None, limits: Limits) -> Identity:
+def _first_match(replies: list[Reply]) -> Identity | None:
+    return next((identity for reply, _ in replies if (identity := match(reply)) is not None), None)
+
+
+async def _negotiate_tls(identity: Identity, endpoint: Endpoint, limits: Limits) -> Identity:
+    """For a protocol that negotiates TLS inside its plaintext connection (PostgreSQL, MySQL): ask for
+    it on a fresh connection and, if the server agrees, the identity with what the handshake showed."""
+    from leaksonar.protocols import REQUEST_TLS
+    from leaksonar.protocols.base import BoundedStream
+
+    request = REQUEST_TLS.get(identity.protocol)
+    if request is None:
+        return identity
+    try:
+        async with await BoundedStream.open(endpoint, limits) as stream:
+            if await timed(request(stream), limits):
+                return replace(identity, tls=await stream.start_tls(endpoint.hostname))
+    except Exception:  # no TLS, or a broken handshake: the plaintext identity stands
+        pass
+    return identity
+
+
+async def identify(
+    ip: str, port: int, sock: socket.socket | None, limits: Limits, hostname: str | None = None
+) -> Identity:
     """Identity of the service on an open port; protocol "unknown" with its banner if nothing matches.
 
     The first probe goes on `sock`, the connection discovery opened (None: connect anew). If its
     reply names nothing, the other probes go out at once, each on its own connection, so a service
     that stays silent to wrong probes costs one timeout, not one per probe; the first match in plan
-    order wins.
+    order wins. A TLS handshake goes out with them: when nothing matched in plaintext, or a reply
+    was a TLS record or an HTTP server asking for TLS, the probes are sent again over TLS and the
+    identity records the handshake (`Identity.tls`). `hostname` goes out as SNI.
     """
+    plain = Endpoint(ip, port, hostname=hostname)
+    secure = replace(plain, tls=True)
     first, *rest = probe_plan(port)
-    replies = [await _attempt(ip, port, first, limits, sock)]
-    if (identity := match(replies[0])) is not None:
-        return identity
-    replies += await asyncio.gather(*(_attempt(ip, port, probe, limits, None) for probe in rest))
-    for reply in replies[1:]:
-        if (identity := match(reply)) is not None:
-            return identity
-    return Identity(protocol="unknown", banner=printable(next((r for r in replies if r), b"")))
+    replies = [await _attempt(plain, first, limits, sock)]
+    found = match(replies[0][0])
+    if found is not None and not wants_tls(replies[0][0]):
+        return await _negotiate_tls(found, plain, limits)
+    hello: Reply = (b"", None)
+    if found is None:
+        *more, hello = await asyncio.gather(
+            *(_attempt(plain, probe, limits, None) for probe in rest), _attempt(secure, first, limits, None)
+        )
+        replies += more
+        found = _first_match(replies)
+    if found is None or any(wants_tls(reply) for reply, _ in replies):
+        if hello[1] is None:
+            hello = await _attempt(secure, first, limits, None)
+        if (tls := hello[1]) is not None:
+            over_tls = match(hello[0]) or await _recognise(secure, rest, limits)
+            return replace(over_tls or found or _unknown([hello]), tls=tls)
+    return found or _unknown(replies)
+
+
+async def _recognise(endpoint: Endpoint, probes: list[bytes], limits: Limits) -> Identity | None:
+    """The first identity in plan order among the replies to `probes`, sent at once."""
+    return _first_match(list(await asyncio.gather(*(_attempt(endpoint, p, limits, None) for p in probes))))
+
+
+def _unknown(replies: list[Reply]) -> Identity:
+    return Identity(protocol="unknown", banner=printable(next((r for r, _ in replies if r), b"")))
