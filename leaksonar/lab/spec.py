@@ -128,6 +128,11 @@ def service_ip(base: str, spec: ServiceSpec) -> str:
     return str(check_base(base) + spec.offset)
 
 
+def neighbour_ip(ip: str, own: ServiceSpec, other: ServiceSpec) -> str:
+    """The address of service `other` in the lab where service `own` listens on `ip`."""
+    return str(ipaddress.IPv4Address(ip) - own.offset + other.offset)
+
+
 def select(names: Iterable[str] | None) -> tuple[ServiceSpec, ...]:
     """The services called `names` (all of them for None), in table order."""
     table = services()

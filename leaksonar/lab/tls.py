@@ -114,7 +114,9 @@ class LabCA:
         """A leaf for `spec`'s names and `ip`: issued by this CA, or self-signed if the spec says so."""
         key = _new_key(spec.key)
         now = datetime.datetime.now(datetime.UTC)
-        not_before, not_after = (now - 400 * _DAY, now - _DAY) if spec.expired else (now - _DAY, now + 825 * _DAY)
+        not_before, not_after = (
+            (now - 400 * _DAY, now - _DAY) if spec.expired else (now - _DAY, now + 825 * _DAY)
+        )
         subject = _name(spec.names[0])
         issuer, signer = (subject, key) if spec.self_signed else (self.cert.subject, self.key)
         sans: list[x509.GeneralName] = [x509.DNSName(name) for name in spec.names]

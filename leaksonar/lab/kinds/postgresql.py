@@ -28,7 +28,12 @@ from leaksonar.lab.tls import Leaf
 
 SERVICES = (
     ServiceSpec(
-        "postgres-tls", 43, 5432, "postgresql", "none", TlsSpec(("pg",), "postgres-trust", required=True, key="rsa")
+        "postgres-tls",
+        43,
+        5432,
+        "postgresql",
+        "none",
+        TlsSpec(("pg",), "postgres-trust", required=True, key="rsa"),
     ),
 )
 
