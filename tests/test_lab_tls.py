@@ -10,7 +10,6 @@ import asyncio
 import datetime
 import ipaddress
 import socket
-import ssl
 import struct
 import tempfile
 from pathlib import Path
