@@ -160,9 +160,10 @@ def _server_rows(entry: dict[str, Any], database: str, collection: str) -> int:
 
 
 def test_manifest_row_counts_match_the_servers(lab: dict[str, Any]) -> None:
-    """The core kinds' counts (each added kind checks its own in its tests)."""
+    """The core kinds' counts (each added kind checks its own in its tests; TLS services theirs in
+    test_lab_tls.py)."""
     checked = 0
-    for entry in (s for s in lab["services"] if s["protocol"] in CORE_SOFTWARE):
+    for entry in (s for s in lab["services"] if s["protocol"] in CORE_SOFTWARE and not s.get("tls")):
         for database in entry["databases"]:
             for collection in database["collections"]:
                 assert _server_rows(entry, database["name"], collection["name"]) == collection["rows"], (
@@ -178,8 +179,8 @@ def test_digest_is_stable_and_distinguishes_services(lab: dict[str, Any]) -> Non
     first = {s["name"]: lab_digest(s) for s in lab["services"]}
     assert first == {s["name"]: lab_digest(s) for s in lab["services"]}
     assert Hasher().hexdigest() not in first.values()  # every digest covers something
-    core = [first[s["name"]] for s in lab["services"] if s["protocol"] in CORE_SOFTWARE]
-    assert len(set(core)) == len(core)  # added kinds may hold the same data twice (e.g. a proxy)
+    core = [first[s["name"]] for s in lab["services"] if s["protocol"] in CORE_SOFTWARE and not s.get("tls")]
+    assert len(set(core)) == len(core)  # added kinds and TLS twins may hold the same data twice
 
 
 def test_redis_attacked_holds_the_cron_job_and_ssh_key_plant(lab_service: Any) -> None:
@@ -344,7 +345,8 @@ def test_every_registered_kind_fits_the_interface() -> None:
 def test_service_table_is_consistent() -> None:
     assert [s.offset for s in SERVICES] == sorted({s.offset for s in SERVICES})
     assert len({s.name for s in SERVICES}) == len(SERVICES)
-    assert all(1 <= s.offset <= 40 and s.protocol in kinds.MODULES for s in SERVICES)
+    assert all(1 <= s.offset <= 60 and {s.protocol, s.runner} <= set(kinds.MODULES) for s in SERVICES)
+    assert all((s.offset > 40) == (s.tls is not None) for s in SERVICES)
     assert [(s.name, s.offset) for s in spec.CORE_SERVICES][:3] == [
         ("redis-open", 1),
         ("redis-auth", 2),

@@ -47,7 +47,7 @@ def up(
     except LabError as exc:
         raise _fail(str(exc), 1) from None
     title = plain(f"lab in {manifest['dir']}", style="table.title")
-    table = Table("name", "address", "protocol", "auth", "rows", title=title)
+    table = Table("name", "address", "protocol", "auth", "rows", "tls", title=title)
     for entry in manifest["services"]:
         add_row(
             table,
@@ -56,6 +56,7 @@ def up(
             entry["protocol"],
             entry["auth"],
             total_rows(entry),
+            entry.get("hostname", ""),
         )
     console = PlainConsole()
     console.print(table)

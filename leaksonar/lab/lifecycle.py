@@ -15,6 +15,7 @@ from leaksonar.lab.geo import ASN_FILE, GEO_FILE, write_lab_mmdbs
 from leaksonar.lab.kinds.base import Launch
 from leaksonar.lab.manifest import Manifest, manifest_path, read_manifest, write_manifest
 from leaksonar.lab.spec import DEFAULT_BASE, LabError, ServiceSpec, check_base, select, service_ip
+from leaksonar.lab.tls import CA_FILE, LabCA
 
 
 class _Launch:
@@ -24,6 +25,7 @@ class _Launch:
         self.directory, self.base = directory, base
         self.passwords = {s.name: secrets.token_hex(12) for s in specs if s.auth == "required"}
         self.pids: dict[str, tuple[int, str, str]] = {}
+        self.ca = LabCA() if any(s.tls for s in specs) else None
 
     def bring_up(self, spec: ServiceSpec) -> dict[str, Any]:
         try:
@@ -34,15 +36,16 @@ class _Launch:
             raise LabError(f"{spec.name}: {type(exc).__name__}: {exc}") from exc
 
     def _bring_up(self, spec: ServiceSpec) -> dict[str, Any]:
-        kind = kinds.kind(spec.protocol)
+        kind, product = kinds.kind(spec.runner), kinds.kind(spec.protocol)
         ip, port = service_ip(self.base, spec), spec.port
         workdir = self.directory / spec.name
         workdir.mkdir(mode=0o755)
         password = self.passwords.get(spec.name)
-        launch = Launch(spec.name, ip, port, workdir, password, workdir / "server.log")
+        leaf = self.ca.issue(spec.tls, ip) if self.ca and spec.tls else None
+        launch = Launch(spec.name, ip, port, workdir, password, workdir / "server.log", leaf)
         started = kind.start(launch)
         pid = servers.spawn(started.argv, launch.log, started.account, started.env)
-        self.pids[spec.name] = (pid, spec.protocol, ip)
+        self.pids[spec.name] = (pid, spec.runner, ip)
         for each in (port, *started.ports):
             servers.wait_listening(pid, ip, each, launch.log)
         seeded = kind.seed(launch, started)
@@ -52,14 +55,19 @@ class _Launch:
             "port": port,
             "protocol": spec.protocol,
             "auth": spec.auth,
-            "software": {"name": kind.software, "version": seeded.version},
+            "software": {"name": product.software, "version": seeded.version},
             "pid": pid,
             "credentials": {"user": kind.user, "password": password} if password else None,
             "databases": seeded.databases,
         }
+        if spec.kind:
+            entry["kind"] = spec.kind
+        if leaf:
+            entry["hostname"] = leaf.spec.names[0]
+            entry["tls"] = leaf.manifest()
         if started.ports:
             entry["extra_ports"] = list(started.ports)
-        if kind.standin:
+        if product.standin:
             entry["standin"] = True
         if seeded.keys is not None:
             entry["keys"] = seeded.keys
@@ -79,17 +87,23 @@ def _remove_data(directory: Path) -> None:
     for name in (s.name for s in select(None)):
         shutil.rmtree(directory / name, ignore_errors=True)
     manifest_path(directory).unlink(missing_ok=True)
+    shutil.rmtree(directory / CA_FILE.parent, ignore_errors=True)
     for name in (GEO_FILE, ASN_FILE):
         (directory / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         directory.rmdir()
 
 
+def runner(entry: dict[str, Any]) -> str:
+    """The registry key of the kind that runs a manifest entry's server."""
+    return str(entry.get("kind") or entry["protocol"])
+
+
 def _running(manifest: Manifest) -> list[str]:
     return [
         s["name"]
         for s in manifest["services"]
-        if servers.alive(s["pid"]) and servers.matches(s["pid"], s["protocol"], s["ip"])
+        if servers.alive(s["pid"]) and servers.matches(s["pid"], runner(s), s["ip"])
     ]
 
 
@@ -116,11 +130,12 @@ def lab_up(directory: Path, base: str = DEFAULT_BASE, services: Iterable[str] | 
     specs = select(services)
     check_base(base)
     directory = directory.resolve()
-    for protocol in dict.fromkeys(s.protocol for s in specs):
+    for protocol in dict.fromkeys(p for s in specs for p in (s.protocol, s.runner)):
         kinds.kind(protocol)  # import the kind modules (and their drivers) here, not in the threads
     launch = _Launch(directory, base, specs)
     _prepare(directory, base, specs)
     try:
+        ca = launch.ca.write(directory) if launch.ca else None
         with ThreadPoolExecutor(max_workers=len(specs)) as pool:
             entries = list(pool.map(launch.bring_up, specs))
         geo, asn = write_lab_mmdbs(directory, base)
@@ -129,6 +144,7 @@ def lab_up(directory: Path, base: str = DEFAULT_BASE, services: Iterable[str] | 
             "dir": str(directory),
             "services": entries,
             "mmdb": {"country": str(geo), "asn": str(asn)},
+            "tls_ca": str(ca) if ca else None,
         }
         write_manifest(directory, manifest)
     except BaseException:
@@ -142,7 +158,7 @@ def lab_down(directory: Path) -> list[str]:
     lab's data, and return the names of the services stopped."""
     directory = directory.resolve()
     manifest = read_manifest(directory)
-    stopped = [s["name"] for s in manifest["services"] if servers.stop(s["pid"], s["protocol"], s["ip"])]
+    stopped = [s["name"] for s in manifest["services"] if servers.stop(s["pid"], runner(s), s["ip"])]
     _remove_data(directory)
     return stopped
 

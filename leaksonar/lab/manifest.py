@@ -13,7 +13,10 @@ Manifest = dict[str, Any]
 """{"base", "dir", "services": [{"name", "ip", "port", "protocol", "auth", "software", "pid",
 "credentials", "databases": [{"name", "collections": [{"name", "rows"}]}], "keys" (memcached only),
 "attack" (attacked services only: {"infected": true, "kind", "wiped", "places": [{"database",
-"collection", "key" (key-value stores)}], "btc_addresses", "emails", "onion", "amount_btc"})}]}"""
+"collection", "key" (key-value stores)}], "btc_addresses", "emails", "onion", "amount_btc"}),
+"kind" (proxies only: the kind that runs the server, e.g. "nginx"), "hostname" and "tls" (TLS services
+only: {"names", "sha256", "self_signed", "expired", "required", "twin"})}], "mmdb", "tls_ca" (the lab
+CA's certificate, or null)}"""
 
 FILENAME = "manifest.json"
 

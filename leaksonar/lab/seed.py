@@ -23,6 +23,8 @@ class Target:
     password: str | None = None
     socket: Path | None = None
     """MariaDB: the unix socket (inside the lab dir) used as the initial passwordless root."""
+    tls: bool = False
+    """The server speaks TLS (the loader connects over it, without verifying the certificate)."""
 
 
 @dataclass(frozen=True, slots=True)

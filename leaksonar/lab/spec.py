@@ -1,6 +1,6 @@
 """What the lab runs: one entry per service, each on its own loopback address (base + offset).
 
-`SERVICES` is the core table below plus the `SERVICES` declared by the modules of the other registered
+`SERVICES` is the core table below plus the `SERVICES` declared by the modules of the registered
 kinds (`leaksonar.lab.kinds.MODULES`), ordered by offset. It is resolved on first use, so importing this
 module loads no kind module and no database driver.
 """
@@ -20,6 +20,8 @@ from leaksonar.model import Auth
 Kind = str
 """A protocol name, as the scanner reports it; `leaksonar.lab.kinds.kind(protocol)` runs its servers."""
 DEFAULT_BASE = "127.77.0.0"
+LAB_DOMAIN = "example.lab"
+"""The domain the lab's TLS certificates name (never resolved: tests pass addresses)."""
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 
@@ -28,15 +30,48 @@ class LabError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSpec:
+    """A service behind TLS: the certificate the lab makes for it at `lab up` and what it stands for."""
+
+    hosts: tuple[str, ...]
+    """Host labels under `LAB_DOMAIN` the certificate names (the first is the manifest's "hostname")."""
+    twin: str
+    """The plaintext service holding the same data."""
+    required: bool
+    """The server refuses plaintext on this port."""
+    key: str = "ec"
+    """"ec" (ECDSA P-256) or "rsa" (RSA 2048)."""
+    self_signed: bool = False
+    """Signed by its own key, not by the lab CA."""
+    expired: bool = False
+    """Valid until yesterday."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f"{host}.{LAB_DOMAIN}" for host in self.hosts)
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceSpec:
     name: str
     offset: int
     port: int
     protocol: Kind
+    """What the scanner reports (the manifest's "protocol")."""
     auth: Auth
+    tls: TlsSpec | None = None
+    """Set for a service behind TLS."""
+    kind: Kind | None = None
+    """The registry key of the kind that runs the service when it is not `protocol` (a TLS proxy)."""
+
+    @property
+    def runner(self) -> Kind:
+        """The registry key of the kind that starts, stops and recognises the server."""
+        return self.kind or self.protocol
 
 
-# Offsets 1..10: the core kinds below; 11..40: reserved for the kinds being added (see kinds/__init__.py).
+# Offsets 1..10: the core kinds below; 11..40: reserved for the kinds being added (see kinds/__init__.py);
+# 41..60: TLS variants of services (declared by the kind modules that run them).
 CORE_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("redis-open", 1, 6379, "redis", "none"),
     ServiceSpec("redis-auth", 2, 6379, "redis", "required"),
@@ -54,18 +89,16 @@ CORE_SERVICES: tuple[ServiceSpec, ...] = (
 
 @cache
 def services() -> tuple[ServiceSpec, ...]:
-    """Every lab service: the core table plus the services of the other registered kinds, by offset.
+    """Every lab service: the core table plus the services the registered kind modules declare, by offset.
     $LEAKSONAR_LAB_KINDS (protocols, comma-separated) keeps only the services of those kinds."""
     wanted = [p.strip() for p in os.environ.get("LEAKSONAR_LAB_KINDS", "").split(",") if p.strip()]
     unknown = sorted(set(wanted) - set(kinds.MODULES))
     if unknown:
         raise LabError(f"LEAKSONAR_LAB_KINDS names no registered lab kind: {', '.join(unknown)}")
     protocols = wanted or list(kinds.MODULES)
-    core = {s.protocol for s in CORE_SERVICES}
     table = [s for s in CORE_SERVICES if s.protocol in protocols]
     for protocol in protocols:
-        if protocol not in core:
-            table += getattr(kinds.module(protocol), "SERVICES", ())
+        table += getattr(kinds.module(protocol), "SERVICES", ())
     for field in ("name", "offset"):
         values = [getattr(s, field) for s in table]
         clashes = sorted({str(v) for v in values if values.count(v) > 1})
@@ -93,6 +126,11 @@ def check_base(base: str) -> ipaddress.IPv4Address:
 
 def service_ip(base: str, spec: ServiceSpec) -> str:
     return str(check_base(base) + spec.offset)
+
+
+def neighbour_ip(ip: str, own: ServiceSpec, other: ServiceSpec) -> str:
+    """The address of service `other` in the lab where service `own` listens on `ip`."""
+    return str(ipaddress.IPv4Address(ip) - own.offset + other.offset)
 
 
 def select(names: Iterable[str] | None) -> tuple[ServiceSpec, ...]:

@@ -26,8 +26,11 @@ MODULES: dict[str, str] = {
     "clickhouse": "clickhouse",  # offsets 27-30
     "etcd": "etcd",  # offsets 31-34
     "influxdb": "influxdb",  # offsets 35-38
+    # Offsets 41-60: TLS variants (postgresql 43, redis 44, mysql 45) and TLS proxies:
+    "nginx": "nginx",  # offsets 41-42, runs services of the protocols it proxies (ServiceSpec.kind)
 }
-"""protocol -> module name under leaksonar.lab.kinds; the key must equal the module's KIND.protocol."""
+"""protocol (or, for a proxy, its own name) -> module name under leaksonar.lab.kinds; the key must equal
+the module's KIND.protocol."""
 
 
 def module(protocol: str) -> object:

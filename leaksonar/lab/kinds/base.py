@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from leaksonar.lab.digest import Hasher
 from leaksonar.lab.seed import Seeded
 from leaksonar.lab.servers import Account
+from leaksonar.lab.tls import Leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,9 @@ class Launch:
     """Set for services with auth "required"."""
     log: Path
     """workdir / "server.log" (the server's stdout and stderr)."""
+    tls: Leaf | None = None
+    """Set for a service behind TLS: its certificate and key (`tls.write(directory, account)` puts them
+    in files); the kind serves TLS with them and its seeder and digest connect over TLS."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,38 +11,41 @@ kibana-open needs opensearch-open running in the same lab: its address is derive
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import sys
-import time
 from typing import Any
 
 import httpx
 
 from leaksonar.lab.digest import Hasher
 from leaksonar.lab.kinds.base import Launch, Started
-from leaksonar.lab.kinds.opensearch import BACKEND, COUNTS, Get, client, digest_cluster
+from leaksonar.lab.kinds.opensearch import (
+    BACKEND,
+    Get,
+    base_url,
+    client,
+    digest_cluster,
+    wait_for_reference_case,
+)
 from leaksonar.lab.seed import Seeded, database
-from leaksonar.lab.spec import LabError, ServiceSpec
+from leaksonar.lab.spec import ServiceSpec, neighbour_ip
 from leaksonar.lab.standins import kibana as standin
 
 SERVICES = (ServiceSpec("kibana-open", 19, 5601, "kibana", "none"),)
-_WAIT = 30.0
-"""Seconds kibana-open waits for opensearch-open to hold the reference case."""
 
 
 def backend_url(launch: Launch) -> str:
     """opensearch-open's address in the lab that `launch` belongs to."""
-    base = ipaddress.IPv4Address(launch.ip) - SERVICES[0].offset
-    return f"http://{base + BACKEND.offset}:{BACKEND.port}"
+    return f"http://{neighbour_ip(launch.ip, SERVICES[0], BACKEND)}:{BACKEND.port}"
 
 
-def proxy_get(client: httpx.Client, ip: str, port: int) -> Get:
-    """GET one API path of the cluster behind the stand-in, through its console proxy."""
+def proxy_get(client: httpx.Client, base: str) -> Get:
+    """GET one API path of the cluster behind the Kibana at `base` (http://IP:PORT), through its console
+    proxy."""
 
     def get(path: str) -> Any:
         answer = client.post(
-            f"http://{ip}:{port}/api/console/proxy",
+            f"{base}/api/console/proxy",
             params={"path": path, "method": "GET"},
             headers={"kbn-xsrf": "true"},
         )
@@ -50,15 +53,6 @@ def proxy_get(client: httpx.Client, ip: str, port: int) -> Get:
         return answer.json()
 
     return get
-
-
-def _indices(get: Get) -> dict[str, int]:
-    """Visible index -> document count, or {} while the cluster is not reachable."""
-    try:
-        rows = get("/_cat/indices?format=json")
-    except httpx.HTTPError:
-        return {}
-    return {row["index"]: int(row["docs.count"]) for row in rows if not row["index"].startswith(".")}
 
 
 class Kibana:
@@ -77,23 +71,15 @@ class Kibana:
 
     def seed(self, launch: Launch, started: Started) -> Seeded:
         """Nothing to load: wait until the reference case shows through the proxy, and list it."""
-        deadline = time.monotonic() + _WAIT
         with client() as http:
-            get = proxy_get(http, launch.ip, launch.port)
-            while (found := _indices(get)) != COUNTS:
-                if time.monotonic() > deadline:
-                    raise LabError(
-                        f"{launch.name} fronts {BACKEND.name} at {backend_url(launch)}, which did not show "
-                        f"the reference case within {_WAIT:.0f} s: start both in the same lab"
-                    )
-                time.sleep(0.25)
+            found = wait_for_reference_case(proxy_get(http, f"http://{launch.ip}:{launch.port}"), launch.name)
         return Seeded(standin.VERSION, [database("", found)])
 
     def digest(self, entry: dict[str, Any], h: Hasher) -> None:
         """All data of the cluster behind the stand-in, read through its console proxy."""
         h.add("through", "kibana")
         with client() as http:
-            digest_cluster(proxy_get(http, entry["ip"], entry["port"]), h)
+            digest_cluster(proxy_get(http, base_url(entry)), h)
 
 
 KIND = Kibana()

@@ -1,4 +1,5 @@
-"""MariaDB (Debian mariadb-server), protocol "mysql": mariadb-open, mariadb-password, mariadb-ransomed.
+"""MariaDB (Debian mariadb-server), protocol "mysql": mariadb-open, mariadb-password, mariadb-ransomed;
+mariadb-tls, with TLS offered in the greeting (plaintext still allowed), holding mariadb-open's data.
 
 The seeder gets in as the passwordless root over the lab's unix socket, then leaves root reachable over
 TCP with the service's password (or none).
@@ -19,6 +20,12 @@ from leaksonar.lab.data import Table
 from leaksonar.lab.digest import Hasher, credentials
 from leaksonar.lab.kinds.base import Launch, Started
 from leaksonar.lab.seed import Seeded, Target, attack, database, ddl
+from leaksonar.lab.spec import ServiceSpec, TlsSpec
+from leaksonar.lab.tls import unverified_context
+
+SERVICES = (
+    ServiceSpec("mariadb-tls", 45, 3306, "mysql", "none", TlsSpec(("db",), "mariadb-open", required=False)),
+)
 
 _PACKAGE = "mariadb-server"
 _COMMON = ("--innodb-log-file-size=8M", "--innodb-buffer-pool-size=64M")
@@ -127,10 +134,15 @@ def _ransomed(target: Target) -> Seeded:
     return dataclasses.replace(seeded, attack=note)
 
 
+def _open(target: Target) -> Seeded:
+    return _load(target, {"hospital": data.hospital(), "crm": data.crm()})
+
+
 _SEEDERS: dict[str, Callable[[Target], Seeded]] = {
-    "mariadb-open": lambda target: _load(target, {"hospital": data.hospital(), "crm": data.crm()}),
+    "mariadb-open": _open,
     "mariadb-password": lambda target: _load(target, {"payroll": data.payroll()}),
     "mariadb-ransomed": _ransomed,
+    "mariadb-tls": _open,
 }
 
 
@@ -150,6 +162,9 @@ class MariaDB:
         launch.workdir.chmod(0o700)  # its socket admits root
         servers.run(install_db_argv(launch.workdir / "data"), launch.workdir / "init.log")
         argv = mariadb_argv(launch.ip, launch.port, launch.workdir / "data", launch.workdir)
+        if launch.tls:
+            files = launch.tls.write(launch.workdir)
+            argv += [f"--ssl-cert={files.cert}", f"--ssl-key={files.key}"]
         return Started(argv, socket=launch.workdir / "mysqld.sock")
 
     def seed(self, launch: Launch, started: Started) -> Seeded:
@@ -166,6 +181,7 @@ class MariaDB:
             charset="utf8mb4",
             connect_timeout=10,
             read_timeout=30,
+            ssl=unverified_context() if entry.get("tls") else None,
         )
         try:
             with conn.cursor() as cur:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -108,8 +109,36 @@ def digest_cluster(get: Get, h: Hasher) -> None:
 
 
 def client() -> httpx.Client:
-    """A plain HTTP client for the lab's loopback servers."""
+    """An HTTP client for the lab's loopback servers (HTTPS certificates are not checked)."""
     return httpx.Client(timeout=60, trust_env=False, verify=False)
+
+
+def base_url(entry: dict[str, Any]) -> str:
+    """http://IP:PORT of a manifest entry, or https:// for a service behind TLS."""
+    return f"{'https' if entry.get('tls') else 'http'}://{entry['ip']}:{entry['port']}"
+
+
+def _indices(get: Get) -> dict[str, int]:
+    """Visible index -> document count, or {} while the cluster is not reachable."""
+    try:
+        rows = get("/_cat/indices?format=json")
+    except httpx.HTTPError:
+        return {}
+    return {row["index"]: int(row["docs.count"]) for row in rows if not row["index"].startswith(".")}
+
+
+def wait_for_reference_case(get: Get, waiting: str, timeout: float = 30.0) -> dict[str, int]:
+    """Wait until `get` shows opensearch-open's reference case (a service that fronts it, starting in
+    parallel); its index -> document count. `waiting` names the service that waits, for the error."""
+    deadline = time.monotonic() + timeout
+    while (found := _indices(get)) != COUNTS:
+        if time.monotonic() > deadline:
+            raise LabError(
+                f"{waiting} fronts {BACKEND.name}, which did not show the reference case within "
+                f"{timeout:.0f} s: start both in the same lab"
+            )
+        time.sleep(0.25)
+    return found
 
 
 def direct_get(http: httpx.Client, base: str) -> Get:
@@ -144,11 +173,12 @@ class OpenSearch:
             if answer.json().get("errors"):
                 raise LabError("osmem-server refused documents of the bulk load")
             version = str(direct_get(http, base)("/")["version"]["number"])
-        return Seeded(version, [database("", {index: len(docs) for index, docs in documents.items()})])
+        # Listed in index name order, as `_cat/indices` (and so kibana-open and the TLS proxy) list them.
+        return Seeded(version, [database("", {index: len(documents[index]) for index in sorted(documents)})])
 
     def digest(self, entry: dict[str, Any], h: Hasher) -> None:
         with client() as http:
-            digest_cluster(direct_get(http, f"http://{entry['ip']}:{entry['port']}"), h)
+            digest_cluster(direct_get(http, base_url(entry)), h)
 
 
 KIND = OpenSearch()

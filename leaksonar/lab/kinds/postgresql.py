@@ -1,4 +1,6 @@
-"""PostgreSQL 15 (Debian postgresql-15): postgres-trust, postgres-password, postgres-ransomed.
+"""PostgreSQL 15 (Debian postgresql-15): postgres-trust, postgres-password, postgres-ransomed; postgres-tls,
+with `ssl=on` and only `hostssl` in pg_hba.conf (plaintext connections are refused), holding
+postgres-trust's data.
 
 Run as the `postgres` user when the lab is started by root (PostgreSQL refuses to run as root).
 """
@@ -21,6 +23,19 @@ from leaksonar.lab.digest import Hasher, credentials
 from leaksonar.lab.kinds.base import Launch, Started
 from leaksonar.lab.seed import Seeded, Target, attack, database, ddl
 from leaksonar.lab.servers import Account
+from leaksonar.lab.spec import ServiceSpec, TlsSpec
+from leaksonar.lab.tls import Leaf
+
+SERVICES = (
+    ServiceSpec(
+        "postgres-tls",
+        43,
+        5432,
+        "postgresql",
+        "none",
+        TlsSpec(("pg",), "postgres-trust", required=True, key="rsa"),
+    ),
+)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 _PACKAGE = "postgresql-15"
@@ -33,12 +48,14 @@ def initdb_argv(data: Path, pwfile: Path | None) -> list[str]:
     return argv + ([f"--pwfile={pwfile}"] if pwfile else [])
 
 
-def pg_hba(method: str) -> str:
-    """Client authentication for every user over TCP from loopback (the server has no unix socket)."""
-    return f"host all all 127.0.0.0/8 {method}\n"
+def pg_hba(method: str, tls: bool = False) -> str:
+    """Client authentication for every user over TCP from loopback (the server has no unix socket); over
+    TLS only if `tls`."""
+    return f"{'hostssl' if tls else 'host'} all all 127.0.0.0/8 {method}\n"
 
 
-def postgres_argv(ip: str, port: int, data: Path) -> list[str]:
+def postgres_argv(ip: str, port: int, data: Path, tls: dict[str, str] | None = None) -> list[str]:
+    """The server command; `tls` adds settings (ssl, ssl_cert_file, ssl_key_file)."""
     settings = {
         "listen_addresses": ip,
         "port": str(port),
@@ -49,6 +66,7 @@ def postgres_argv(ip: str, port: int, data: Path) -> list[str]:
         "shared_buffers": "32MB",
         "max_connections": "40",
         "logging_collector": "off",
+        **(tls or {}),
     }
     return [
         servers.program("postgres", _PACKAGE, PG_BIN),
@@ -63,8 +81,9 @@ def postgres_account() -> Account | None:
     return servers.system_account("postgres", "PostgreSQL")
 
 
-def _cluster(workdir: Path, password: str | None, account: Account | None) -> Path:
-    """A fresh cluster owned by `account`; its superuser gets `password`, if any."""
+def _cluster(workdir: Path, password: str | None, account: Account | None, tls: Leaf | None) -> Path:
+    """A fresh cluster owned by `account`; its superuser gets `password`, if any; reached only over TLS
+    with `tls`."""
     data, pwfile = servers.owned_dir(workdir / "data", account), workdir / "pgpass"
     if password:
         servers.write_owned(pwfile, password, account)
@@ -73,8 +92,13 @@ def _cluster(workdir: Path, password: str | None, account: Account | None) -> Pa
     finally:
         pwfile.unlink(missing_ok=True)
     method = "scram-sha-256" if password else "trust"
-    servers.write_owned(data / "pg_hba.conf", pg_hba(method), account)
+    servers.write_owned(data / "pg_hba.conf", pg_hba(method, tls is not None), account)
     return data
+
+
+def _ssl(tls: bool) -> str | None:
+    """asyncpg's `ssl` for a server behind TLS ("require": TLS, certificate not checked)."""
+    return "require" if tls else None
 
 
 async def _connect(target: Target, database: str, timeout: float = 15.0) -> asyncpg.Connection:
@@ -89,6 +113,7 @@ async def _connect(target: Target, database: str, timeout: float = 15.0) -> asyn
                 password=target.password,
                 database=database,
                 timeout=5,
+                ssl=_ssl(target.tls),
             )
         except (OSError, asyncpg.CannotConnectNowError):
             if time.monotonic() > deadline:
@@ -151,10 +176,15 @@ def _ransomed(target: Target) -> Seeded:
     return dataclasses.replace(seeded, attack=note)
 
 
+def _trust(target: Target) -> Seeded:
+    return asyncio.run(_load(target, {"police": data.police(), "shop": data.shop()}))
+
+
 _SEEDERS: dict[str, Callable[[Target], Seeded]] = {
-    "postgres-trust": lambda t: asyncio.run(_load(t, {"police": data.police(), "shop": data.shop()})),
+    "postgres-trust": _trust,
     "postgres-password": lambda t: asyncio.run(_load(t, {"hr": data.hr()})),
     "postgres-ransomed": _ransomed,
+    "postgres-tls": _trust,
 }
 
 
@@ -164,7 +194,13 @@ async def _digest(entry: dict[str, Any], h: Hasher) -> None:
 
     async def connect(database: str) -> asyncpg.Connection:
         return await asyncpg.connect(
-            host=entry["ip"], port=entry["port"], user=user, password=password, database=database, timeout=10
+            host=entry["ip"],
+            port=entry["port"],
+            user=user,
+            password=password,
+            database=database,
+            timeout=10,
+            ssl=_ssl(bool(entry.get("tls"))),
         )
 
     admin = await connect("postgres")
@@ -209,11 +245,16 @@ class PostgreSQL:
             lab = launch.workdir.parent
             lab.chmod(lab.stat().st_mode | 0o011)
             servers.check_traversable(lab, account)
-        data = _cluster(launch.workdir, launch.password, account)
-        return Started(postgres_argv(launch.ip, launch.port, data), account=account)
+        data = _cluster(launch.workdir, launch.password, account, launch.tls)
+        tls = None
+        if launch.tls:
+            files = launch.tls.write(data, account)  # PostgreSQL wants its key private to its user
+            tls = {"ssl": "on", "ssl_cert_file": str(files.cert), "ssl_key_file": str(files.key)}
+        return Started(postgres_argv(launch.ip, launch.port, data, tls), account=account)
 
     def seed(self, launch: Launch, started: Started) -> Seeded:
-        return _SEEDERS[launch.name](Target(launch.ip, launch.port, launch.password))
+        target = Target(launch.ip, launch.port, launch.password, tls=launch.tls is not None)
+        return _SEEDERS[launch.name](target)
 
     def digest(self, entry: dict[str, Any], h: Hasher) -> None:
         asyncio.run(_digest(entry, h))

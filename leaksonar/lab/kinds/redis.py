@@ -1,4 +1,5 @@
-"""Redis (Debian redis-server): redis-open, redis-auth, redis-attacked."""
+"""Redis (Debian redis-server): redis-open, redis-auth, redis-attacked; redis-tls, TLS only (no plaintext
+port), holding redis-open's data, with an expired certificate."""
 
 from __future__ import annotations
 
@@ -14,13 +15,30 @@ from leaksonar.lab.data import RedisData
 from leaksonar.lab.digest import Hasher, credentials
 from leaksonar.lab.kinds.base import Launch, Started
 from leaksonar.lab.seed import Seeded, Target, attack, database
+from leaksonar.lab.spec import ServiceSpec, TlsSpec
+
+SERVICES = (
+    ServiceSpec(
+        "redis-tls", 44, 6379, "redis", "none", TlsSpec(("cache",), "redis-open", required=True, expired=True)
+    ),
+)
+
+
+def _tls(tls: bool) -> dict[str, Any]:
+    """redis-py options for a TLS server (its certificate is not checked)."""
+    return {"ssl": True, "ssl_cert_reqs": "none"} if tls else {}
 
 
 def _load(target: Target, content: RedisData) -> Seeded:
     dbs = content.key_counts()
     for db in dbs:
         client = redis.Redis(
-            host=target.ip, port=target.port, db=db, password=target.password, socket_timeout=10
+            host=target.ip,
+            port=target.port,
+            db=db,
+            password=target.password,
+            socket_timeout=10,
+            **_tls(target.tls),
         )
         with client:
             pipe = client.pipeline(transaction=False)
@@ -43,10 +61,15 @@ def _attacked(target: Target) -> Seeded:
     return dataclasses.replace(seeded, attack=attack("cron-job", places, wiped=False))
 
 
+def _open(target: Target) -> Seeded:
+    return _load(target, data.redis_open())
+
+
 _SEEDERS: dict[str, Callable[[Target], Seeded]] = {
-    "redis-open": lambda target: _load(target, data.redis_open()),
+    "redis-open": _open,
     "redis-auth": lambda target: _load(target, data.redis_auth()),
     "redis-attacked": _attacked,
+    "redis-tls": _open,
 }
 
 
@@ -71,11 +94,21 @@ class Redis:
         }
         if launch.password:
             options["requirepass"] = launch.password
+        if launch.tls:
+            files = launch.tls.write(launch.workdir)
+            options |= {
+                "port": "0",
+                "tls-port": str(launch.port),
+                "tls-cert-file": str(files.cert),
+                "tls-key-file": str(files.key),
+                "tls-auth-clients": "no",
+            }
         flags = [arg for key, value in options.items() for arg in (f"--{key}", value)]
         return Started([servers.program("redis-server", "redis-server"), *flags])
 
     def seed(self, launch: Launch, started: Started) -> Seeded:
-        return _SEEDERS[launch.name](Target(launch.ip, launch.port, launch.password))
+        target = Target(launch.ip, launch.port, launch.password, tls=launch.tls is not None)
+        return _SEEDERS[launch.name](target)
 
     def digest(self, entry: dict[str, Any], h: Hasher) -> None:
         """Every key of every database: name, type, TTL and DUMP of the value."""
@@ -86,6 +119,7 @@ class Redis:
             "username": user if password else None,
             "password": password,
             "socket_timeout": 10,
+            **_tls(bool(entry.get("tls"))),
         }
         with redis.Redis(**options) as first:
             dbs = sorted(int(name[2:]) for name in first.info("keyspace"))
