@@ -23,7 +23,7 @@ from leaksonar.store.db import Store
 from leaksonar.web.app import create_app
 
 NOW = "2026-11-28T05:00:00Z"
-ES, REDIS, PLAIN = "127.20.0.5", "127.20.0.6", "127.20.0.7"
+ES, REDIS, PLAIN, MANY = "127.20.0.5", "127.20.0.6", "127.20.0.7", "127.20.0.8"
 LETS_ENCRYPT = "CN=R11,O=Let's Encrypt,C=US"
 SHA_ES, SHA_REDIS = "ab" * 32, "cd" * 32
 ES_CERT = Certificate(
@@ -48,6 +48,19 @@ REDIS_CERT = Certificate(
     SHA_REDIS,
     "RSA 2048",
 )
+
+MANY_CERT = Certificate(
+    "CN=n0.example.cn",
+    tuple(f"n{number}.example.cn" for number in range(25)),
+    LETS_ENCRYPT,
+    "2026-10-01T00:00:00Z",
+    "2026-12-30T00:00:00Z",
+    False,
+    False,
+    "ef" * 32,
+    "RSA 2048",
+)
+"""A certificate of 25 names: a letter lists 20 of them."""
 
 
 def _finding(ip: str, port: int, protocol: str, severity: str, **tls: object) -> Finding:
@@ -79,6 +92,9 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 REDIS, 6379, "redis", "medium", tls=Tls("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", REDIS_CERT)
             ),
             _finding(PLAIN, 5432, "postgresql", "medium"),
+            _finding(
+                MANY, 5984, "couchdb", "medium", tls=Tls("TLSv1.3", "TLS_AES_128_GCM_SHA256", MANY_CERT)
+            ),
         ]
     )  # fmt: skip
     store.scans.finish("tls", NOW, "done")
@@ -108,6 +124,8 @@ def test_host_page_shows_the_certificate(index: Path, anonymous: str) -> None:
     )
     plain = text(client.get(f"/host/{PLAIN}").text)
     assert "postgresql" in plain and "Certificate" not in plain and " tls " not in plain
+    found = text(client.get("/search", params={"q": "ip:127.20.0.0/24"}).text)
+    assert f"{ES}:9200 elasticsearch+tls" in found and f"{PLAIN}:5432 postgresql" in found
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +151,8 @@ def test_markdown_letter_names_the_certificate(letters: dict[str, str], renderer
     shown = " ".join(visible(renderer.render(letters[".md"])).split())  # type: ignore[attr-defined]
     assert "Reached by the name es.example.cn" in shown
     assert ES_LINE in shown and REDIS_LINE in shown
-    assert shown.count("Speaks TLS") == 2 and shown.count("Reached by the name") == 1
+    assert shown.count("Speaks TLS") == 3 and shown.count("Reached by the name") == 1
+    assert "n18.example.cn, n19.example.cn and 5 more (issued by" in shown and "n20" not in shown
 
 
 def test_html_letter_names_the_certificate(letters: dict[str, str]) -> None:
