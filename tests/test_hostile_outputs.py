@@ -1,7 +1,7 @@
-"""Server text at every non-terminal output: a service whose every string is hostile, stored through the
-store API, then shown as a reader sees it: the Markdown letter rendered by a CommonMark/GFM renderer with
-autolinks, the HTML letter, the CSV and JSONL exports, a Slack message and an e-mail received by real
-receivers on 127.0.0.1."""
+"""Server text at every non-terminal output: a service whose every string is hostile (its certificate's
+names, subject and issuer too), stored through the store API, then shown as a reader sees it: the Markdown
+letter rendered by a CommonMark/GFM renderer with autolinks, the HTML letter, the host page, the CSV and
+JSONL exports, a Slack message and an e-mail received by real receivers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -18,15 +18,27 @@ from typing import Any
 import pytest
 import test_alerts
 from conftest import leaksonar
+from fastapi.testclient import TestClient
 from hostile_text import MARKDOWN_RENDERERS
 from markdown_it import MarkdownIt
 from test_alerts import Inbox, Receiver, config
 
-from leaksonar.model import Assessment, Collection, Event, Finding, PiiHit, RansomNote, Software
+from leaksonar.model import (
+    Assessment,
+    Certificate,
+    Collection,
+    Event,
+    Finding,
+    PiiHit,
+    RansomNote,
+    Software,
+    Tls,
+)
 from leaksonar.notify.alerts import deliver_events
 from leaksonar.report import FORMATS, Selection, load_owners, plan, write_reports
 from leaksonar.sanitize import for_slack, for_terminal
 from leaksonar.store.db import Store
+from leaksonar.web.app import create_app
 
 PAYLOADS = (
     "[/]",
@@ -87,6 +99,15 @@ def hostile_finding(ip: str, port: int, lead: str) -> Finding:
         ),
         geo={"country": "CN"},
         network={"asn": 64500, "org": HOSTILE},
+        hostname=f"name{text}",
+        tls=Tls(f"version{text}", f"cipher{text}", hostile_certificate(text)),
+    )
+
+
+def hostile_certificate(text: str) -> Certificate:
+    """A certificate whose subject, issuer and names (`cert{text}`, `*.{text}`) carry `text`."""
+    return Certificate(
+        f"subject{text}", (f"cert{text}", f"*.{text}"), f"issuer{text}", NOW, NOW, True, True, text, text
     )
 
 
@@ -105,6 +126,12 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store.scans.finish("hostile", NOW, "done")
     store.events.record("hostile")
     return db
+
+
+CERT_LINE = (
+    f"its TLS certificate names: cert# {HOSTILE}, *.# {HOSTILE} (issued by issuer# {HOSTILE}, self-signed"
+)
+"""What the letters say of the hostile certificate of the service whose lead is a Markdown heading."""
 
 
 def visible(rendered: str) -> str:
@@ -158,6 +185,8 @@ def test_markdown_letter_renders_server_text_as_literal_text(
     for payload in PAYLOADS:
         assert for_terminal(payload).replace("@", "＠") in shown, payload  # no e-mail autolink, no mention
     assert "L" * 5000 in shown
+    assert for_terminal(CERT_LINE).replace("@", "＠") in shown
+    assert for_terminal(f"Reached by the name name# {HOSTILE}").replace("@", "＠") in shown
     if "<table>" not in rendered:
         return  # CommonMark has no tables
     # the summary table keeps its eight columns in every row, whatever the cells hold
@@ -181,6 +210,26 @@ def test_html_letter_escapes_and_shows_controls(letters: dict[str, str]) -> None
     shown = visible(page)
     for payload in PAYLOADS:
         assert for_terminal(payload) in shown, payload
+    assert for_terminal(CERT_LINE) in shown
+
+
+def test_host_page_shows_the_hostile_certificate_as_text(index: Path) -> None:
+    client = TestClient(create_app(Store(str(index)), allowed_hosts=["testserver"], anonymous="analyst"))
+    page = client.get("/host/127.20.0.6")
+    assert page.status_code == 200
+    no_raw_controls(page.text)
+    for tag in ("<img", "<script>alert", "<iframe", "<em>"):
+        assert tag not in page.text.lower(), tag
+    assert page.text.count("<h1") == 1  # the page's own title
+    assert not [link for link in re.findall(r'href="([^"]*)"', page.text) if "evil" in link or ":" in link]
+    shown = visible(page.text)
+    for value in (
+        f"name# {HOSTILE}",
+        f"cert# {HOSTILE}, *.# {HOSTILE}",
+        f"subject# {HOSTILE}",
+        f"issuer# {HOSTILE}",
+    ):
+        assert for_terminal(value) in shown, value
 
 
 def test_csv_export_is_safe_in_a_spreadsheet(index: Path, tmp_path: Path) -> None:
@@ -193,7 +242,8 @@ def test_csv_export_is_safe_in_a_spreadsheet(index: Path, tmp_path: Path) -> Non
     assert list(rows[0]) == [
         "ip", "port", "protocol", "software", "version", "auth", "exposed", "severity", "databases",
         "collections", "rows", "size_bytes", "pii", "ransom", "btc_addresses", "country", "asn", "org",
-        "first_seen", "last_seen", "summary",
+        "first_seen", "last_seen", "summary", "hostname", "tls_version", "cert_names", "cert_issuer",
+        "cert_not_after", "cert_expired", "cert_sha256",
     ]  # fmt: skip
     assert {r["ip"] for r in rows} == {"127.20.0.5", "127.20.0.6"}
     for row in rows:
@@ -206,6 +256,10 @@ def test_csv_export_is_safe_in_a_spreadsheet(index: Path, tmp_path: Path) -> Non
     formula = next(r for r in rows if r["ip"] == "127.20.0.5")
     assert formula["software"] == "'" + for_terminal(f'=HYPERLINK("http://evil","x") {HOSTILE}')
     assert formula["version"].startswith("L" * 5000)
+    lead = '=HYPERLINK("http://evil","x") '
+    assert formula["cert_names"] == for_terminal(f"cert{lead}{HOSTILE} *.{lead}{HOSTILE}")
+    assert formula["cert_issuer"] == for_terminal(f"issuer{lead}{HOSTILE}")
+    assert formula["cert_sha256"] == "'" + for_terminal(f"{lead}{HOSTILE}")
 
 
 def test_jsonl_export_is_the_exact_records_and_follows_the_query(index: Path) -> None:

@@ -248,6 +248,22 @@ _RECORD: dict[str, Any] = {
     "time": "2026-11-28T05:00:00Z",
     "scan_id": "s1",
     "geo": {"country": "CN"},
+    "hostname": "es.example.cn",
+    "tls": {
+        "version": "TLSv1.3",
+        "cipher": "TLS_AES_256_GCM_SHA384",
+        "cert": {
+            "subject": "CN=es.example.cn",
+            "names": ["es.example.cn", "*.example.cn"],
+            "issuer": "CN=R11,O=Let's Encrypt,C=US",
+            "not_before": "2026-10-01T00:00:00Z",
+            "not_after": "2026-12-30T00:00:00Z",
+            "self_signed": True,
+            "expired": True,
+            "sha256": "ab" * 32,
+            "key": "EC secp256r1",
+        },
+    },
 }
 
 
@@ -287,6 +303,7 @@ RENDERERS: dict[str, Callable[[], RenderableType | list[RenderableType]]] = {
     "hosts_table": lambda: render.hosts_table([hostile(HostRow("127.0.0.1", "t0", "t1", 2, 1, "redis"))]),
     "collections_table": lambda: render.collections_table(RECORD),
     "service_line": lambda: render.service_line(RECORD, MIX, MIX, 3.0),
+    "tls_line": lambda: render.tls_line(RECORD),
     "event_line": lambda: render.event_line(EVENT),
     "events_table": lambda: render.events_table([EVENT], title=MIX),
     "scan_line": lambda: render.scan_line(MIX, 10, 1.0, 2, 2, 1),

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 PAGE = 1000
 """Services read from the index at a time (the store's largest page): memory stays bounded."""
 
+
+def _cert(record: dict[str, Any]) -> dict[str, Any]:
+    """The certificate the service presented; empty for plaintext or none sent."""
+    return (record.get("tls") or {}).get("cert") or {}
+
+
 CSV_COLUMNS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "ip": lambda r: r["ip"],
     "port": lambda r: r["port"],
@@ -46,6 +52,13 @@ CSV_COLUMNS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "first_seen": lambda r: r["first_seen"],
     "last_seen": lambda r: r["last_seen"],
     "summary": lambda r: r.get("summary"),
+    "hostname": lambda r: r.get("hostname"),
+    "tls_version": lambda r: (r.get("tls") or {}).get("version"),
+    "cert_names": lambda r: " ".join(_cert(r).get("names", ())),
+    "cert_issuer": lambda r: _cert(r).get("issuer"),
+    "cert_not_after": lambda r: _cert(r).get("not_after"),
+    "cert_expired": lambda r: _cert(r).get("expired"),
+    "cert_sha256": lambda r: _cert(r).get("sha256"),
 }
 """The CSV columns, in order (documented in docs/cli.md): a column is only ever added at the end."""
 

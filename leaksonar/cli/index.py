@@ -100,6 +100,8 @@ def show(
         out.print(
             render.service_line(record, row.first_seen, row.last_seen, days_exposed(timeline, row.last_seen))
         )
+        if tls := render.tls_line(record):
+            out.print(tls)
         if record["collections"]:
             out.print(render.collections_table(record))
         if timeline:

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from leaksonar.formats import human_bytes, human_count, human_rows
 from leaksonar.model import Event, Finding
-from leaksonar.terminal import PlainConsole, add_row, plain
+from leaksonar.terminal import Part, PlainConsole, add_row, plain
 
 if TYPE_CHECKING:
     from leaksonar.notify.alerts import Delivery
@@ -34,6 +34,11 @@ err = PlainConsole(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDT
 def _software_text(record: dict[str, Any]) -> str:
     software = record.get("software") or {}
     return " ".join(filter(None, (software.get("name"), software.get("version")))) or "-"
+
+
+def _protocol_text(record: dict[str, Any]) -> str:
+    """`redis`, or `redis+tls` for a service that spoke TLS."""
+    return f"{record['protocol']}+tls" if record.get("tls") else record["protocol"]
 
 
 def auth_text(record: dict[str, Any]) -> Text:
@@ -79,7 +84,7 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
             table,
             *([(finding.geo or {}).get("country", "-")] if with_geo else []),
             f"{finding.ip}:{finding.port}",
-            finding.protocol,
+            _protocol_text(record),
             _software_text(record),
             auth_text(record),
             human_count(dataset["databases"]),
@@ -103,7 +108,7 @@ def search_table(total: int, hits: Iterable[Hit]) -> Table:
         add_row(
             table,
             f"{record['ip']}:{record['port']}",
-            record["protocol"],
+            _protocol_text(record),
             _software_text(record),
             severity_text(hit.severity),
             human_rows(dataset["rows"], record["rows_estimated"]),
@@ -174,9 +179,32 @@ def collections_table(record: dict[str, Any]) -> Table:
 
 
 def service_line(record: dict[str, Any], first_seen: str, last_seen: str, days: float) -> Text:
-    """`127.0.0.1:9200 first seen ..., last seen ..., exposed 3 days` (`show`)."""
+    """`127.0.0.1:9200 (es.example.cn) first seen ..., last seen ..., exposed 3 days` (`show`): the name in
+    brackets is the one the service was scanned by."""
     address = f"{record['ip']}:{record['port']}"
-    return plain(f"{address} first seen {first_seen}, last seen {last_seen}, exposed {days:g} days")
+    name = f" ({record['hostname']})" if record.get("hostname") else ""
+    return plain(f"{address}{name} first seen {first_seen}, last seen {last_seen}, exposed {days:g} days")
+
+
+def tls_line(record: dict[str, Any]) -> Text | None:
+    """`tls TLSv1.3 TLS_AES_256_GCM_SHA384, cert es.example.cn (+2 names), issuer CN=R11,O=Let's Encrypt,
+    expires 2026-12-30 [expired] [self-signed]` (`show`); None for a plaintext service."""
+    tls = record.get("tls")
+    if not tls:
+        return None
+    cert = tls["cert"]
+    parts: list[Part] = [f"tls {tls['version']} {tls['cipher']}, "]
+    if cert is None:
+        return plain(*parts, "no certificate")
+    names = cert["names"]
+    more = f" (+{len(names) - 1} name{'s' if len(names) > 2 else ''})" if len(names) > 1 else ""
+    parts.append(f"cert {names[0] if names else cert['subject']}{more}, issuer {cert['issuer']}, ")
+    parts.append(f"expires {cert['not_after'][:10]}")
+    if cert["expired"]:
+        parts.append((" [expired]", "bold red"))
+    if cert["self_signed"]:
+        parts.append((" [self-signed]", "yellow"))
+    return plain(*parts)
 
 
 def event_line(event: Event) -> Text:

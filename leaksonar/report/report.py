@@ -29,6 +29,8 @@ FORMATS = ("md", "html")
 MAX_COLLECTIONS = 25
 """Collections listed per service (largest first); the rest are counted."""
 RECENT_EVENTS = 10
+MAX_CERT_NAMES = 20
+"""Certificate names listed per service; the rest are counted."""
 
 
 class ReportError(Exception):
@@ -112,6 +114,23 @@ def _days(first: str, last: str) -> int:
     return (datetime.strptime(last, fmt) - datetime.strptime(first, fmt)).days
 
 
+def _certificate(record: dict[str, Any]) -> dict[str, Any] | None:
+    """What a letter says of the certificate the service presented: its names (the first
+    MAX_CERT_NAMES), issuer, expiry; None for a plaintext service or one that sent no certificate."""
+    cert = (record.get("tls") or {}).get("cert")
+    if not cert:
+        return None
+    names = cert["names"] or [cert["subject"]]
+    return {
+        "names": names[:MAX_CERT_NAMES],
+        "more_names": max(0, len(names) - MAX_CERT_NAMES),
+        "issuer": cert["issuer"],
+        "not_after": cert["not_after"][:10],
+        "expired": cert["expired"],
+        "self_signed": cert["self_signed"],
+    }
+
+
 def _service(store: Store, row: ServiceRow, reason: str, public: bool) -> dict[str, Any]:
     record = row.record
     software = record.get("software") or {}
@@ -147,6 +166,9 @@ def _service(store: Store, row: ServiceRow, reason: str, public: bool) -> dict[s
         "categories": ", ".join(record.get("pii") or {}) or "none found",
         "infected": bool(ransom.get("infected")),
         "notes": ransom.get("notes", ()),
+        "hostname": record.get("hostname"),
+        "tls": (record.get("tls") or {}).get("version"),
+        "cert": _certificate(record),
         "geo": {"country": None, **(record.get("geo") or {})},
         "network": {"asn": None, "org": None, **(record.get("network") or {})},
         "events": store.events.find(ip=row.ip, port=row.port, limit=RECENT_EVENTS, public=public),
