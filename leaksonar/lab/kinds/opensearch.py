@@ -127,7 +127,7 @@ def _indices(get: Get) -> dict[str, int]:
     return {row["index"]: int(row["docs.count"]) for row in rows if not row["index"].startswith(".")}
 
 
-def wait_for_reference_case(get: Get, waiting: str, timeout: float = 30.0) -> dict[str, int]:
+def wait_for_reference_case(get: Get, waiting: str, timeout: float = 120.0) -> dict[str, int]:
     """Wait until `get` shows opensearch-open's reference case (a service that fronts it, starting in
     parallel); its index -> document count. `waiting` names the service that waits, for the error."""
     deadline = time.monotonic() + timeout
