@@ -226,7 +226,7 @@ def resolve_names(
                 warn(f"{ntoa(address)} is named {first} and {name}; it keeps {first} (one name per address)")
     if skipped:
         counted = ", ".join(f"{name} ({count})" for name, count in skipped.items())
-        warn(f"IPv6 addresses skipped (leaksonar scans IPv4 only, for now): {counted}")
+        warn(f"IPv6 addresses skipped (IPv4 only, for now): {counted}")
     return named
 
 
