@@ -184,6 +184,10 @@ Origin = tuple[Path, int] | None
 """Where a target was given: a list file and its line, or None for the command line."""
 
 
+def _at(path: Path, line: int) -> str:
+    return f"{path}: line {line}"
+
+
 def _refuse(name: str, origin: Origin, reason: str) -> TargetError | InputError:
     """The error about a name: by its file and line when it came from a list (a file is never quoted)."""
     if origin is None:
@@ -218,8 +222,10 @@ def resolve_names(
                 skipped[name] = len(ips) - len(addresses)
             if not addresses:
                 raise _refuse(name, origin, "resolves only to IPv6 addresses (not scanned yet)")
-        if scope is not None:
-            scope.check([(address, address) for address in addresses], name)
+        if scope is not None:  # a name from a list file is named by its place (a file is never quoted)
+            scope.check(
+                [(address, address) for address in addresses], name if origin is None else _at(*origin)
+            )
         for address in addresses:
             first = named.setdefault(address, name)
             if first != name:

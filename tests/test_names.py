@@ -23,7 +23,7 @@ from leaksonar.run.distributed.shards import describe, rebuild
 from leaksonar.run.job import new_job, resume_job
 from leaksonar.scan.engine import ScanOptions, ShardMark
 from leaksonar.store.db import Store
-from leaksonar.targets import Scope, TargetError, build_space, host_name
+from leaksonar.targets import Scope, ScopeError, TargetError, build_space, host_name
 
 LOOPBACK = Scope.parse("127.0.0.0/8")
 HOSTS = """\
@@ -121,6 +121,11 @@ def test_a_name_in_a_target_list_is_resolved_and_errors_name_the_line(tmp_path: 
     targets.write_text("# lab\n127.0.0.3 es.example.lab\n")
     space = build_space([], (80,), list_files=[targets], resolve=[("es.example.lab", 0x7F000004)])
     assert space.names == {"127.0.0.4": "es.example.lab"}
+    with pytest.raises(
+        ScopeError, match=r"target 10\.0\.0\.1 \(.*targets\.txt: line 2\) is outside"
+    ) as caught:
+        build_space([], (80,), list_files=[targets], scope=LOOPBACK, resolve=[("es.example.lab", 0x0A000001)])
+    assert "es.example" not in str(caught.value)
     targets.write_text("127.0.0.3\nroot:$6$secret\n")
     with pytest.raises(
         ValueError, match=r"targets\.txt: line 2: a target is not an IPv4 address, CIDR block, "
