@@ -1,7 +1,10 @@
-"""Targets: parsing, scope guard, blocklist and opt-out lists, and a pseudo-random walk of target x port.
+"""Targets: parsing, host names, scope guard, blocklist and opt-out lists, and a pseudo-random walk of
+target x port.
 
 Addresses are handled as inclusive integer intervals, so a /8 costs two integers, and the walk over
-(address, port) pairs is a permutation computed on the fly: memory does not grow with the space.
+(address, port) pairs is a permutation computed on the fly: memory does not grow with the space. A host
+name among the targets is resolved once, when the space is built, and its IPv4 addresses go through the
+same scope guard, blocklist and opt-outs as typed ones; the space remembers each address's name.
 """
 
 from __future__ import annotations
@@ -9,8 +12,13 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import os
+import queue
 import random
-from collections.abc import Iterable, Iterator, Mapping
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,8 +46,9 @@ def _address(text: str, reason: str = "is not an IPv4 address") -> int:
         raise TargetError(reason) from None
 
 
-def _interval(text: str) -> Interval:
-    """`text` as an interval; TargetError says what is wrong without quoting `text` ("is not ...")."""
+def _interval(text: str, kinds: str) -> Interval:
+    """`text` as an interval; TargetError says what is wrong without quoting `text` ("is not ...", `kinds`
+    naming what it could have been)."""
     if "/" in text:
         try:
             network = ipaddress.IPv4Network(text, strict=False)
@@ -47,7 +56,7 @@ def _interval(text: str) -> Interval:
             raise TargetError("is not a valid IPv4 CIDR block") from None
         return int(network.network_address), int(network.broadcast_address)
     if not any(ch.isdigit() for ch in text) or text.split("-", 1)[0].count(".") != 3:
-        raise TargetError("is not an IPv4 address, CIDR block or range (names are not resolved)")
+        raise TargetError(f"is not {kinds}")
     if "-" in text:
         first_text, last_text = (part.strip() for part in text.split("-", 1))
         first = _address(first_text, "has a range start that is not an IPv4 address")
@@ -62,13 +71,17 @@ def _interval(text: str) -> Interval:
     return address, address
 
 
-def parse_target(spec: str) -> Interval:
+ADDRESS_KINDS = "an IPv4 address, CIDR block or range"
+TARGET_KINDS = "an IPv4 address, CIDR block, range or host name"
+
+
+def parse_target(spec: str, kinds: str = ADDRESS_KINDS) -> Interval:
     """One target: `A.B.C.D`, `A.B.C.D/N` or a range `A.B.C.D-E.F.G.H` (or `A.B.C.D-H`)."""
     text = spec.strip()
     if not text:
         raise TargetError("empty target")
     try:
-        return _interval(text)
+        return _interval(text, kinds)
     except TargetError as exc:
         raise TargetError(f"target {spec!r} {exc}") from None
 
@@ -101,10 +114,133 @@ def parse_list(path: Path) -> list[Interval]:
     intervals = []
     for number, spec in read_list(path):
         try:
-            intervals.append(_interval(spec))
+            intervals.append(_interval(spec, ADDRESS_KINDS))
         except TargetError as exc:
             raise InputError(path, number, f"a target {exc}") from None
     return intervals
+
+
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?", re.IGNORECASE | re.ASCII)
+
+
+def host_name(text: str) -> str | None:
+    """`text` as a host name (lower case, without a final dot), or None when it is not one. A name's last
+    label holds a letter, so no address, block or range (even a mistyped one) reads as a name."""
+    name = text[:-1] if text.endswith(".") else text
+    labels = name.split(".")
+    if len(name) > 253 or not all(map(_LABEL.fullmatch, labels)) or not re.search("[a-z]", labels[-1], re.I):
+        return None
+    return name.lower()
+
+
+def parse_resolve(spec: str) -> tuple[str, int]:
+    """`--resolve NAME:ADDR` -> (name, IPv4 address): the address the name stands for, not looked up."""
+    name_text, _, address_text = spec.partition(":")
+    name = host_name(name_text.strip())
+    if name is None or not address_text:
+        raise TargetError(f"--resolve {spec!r} is not NAME:ADDR (a host name, a colon, an IPv4 address)")
+    try:
+        return name, _address(address_text.strip())
+    except TargetError:
+        raise TargetError(f"--resolve {spec!r} has an address that is not IPv4 (NAME:ADDR)") from None
+
+
+RESOLVE_TIMEOUT = 10.0
+"""Seconds allowed to resolve every name among the targets."""
+RESOLVERS = 16
+"""Names resolved at once."""
+
+
+def _lookup(names: list[str], timeout: float) -> dict[str, list[str] | str]:
+    """Name -> its addresses (A and AAAA, by the system's resolver, in its order) or why it has none.
+    Daemon threads: a resolver that hangs past `timeout` delays nothing, not even the exit."""
+    answers: dict[str, list[str] | str] = {}
+    pending: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in names:
+        pending.put(name)
+
+    def resolve() -> None:
+        while True:
+            try:
+                name = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+                answers[name] = [str(info[4][0]) for info in infos]
+            except (OSError, UnicodeError) as exc:
+                answers[name] = getattr(exc, "strerror", None) or type(exc).__name__
+
+    threads = [threading.Thread(target=resolve, daemon=True) for _ in range(min(RESOLVERS, len(names)))]
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return {name: answers.get(name, f"no answer within {timeout:g} s") for name in names}
+
+
+Origin = tuple[Path, int] | None
+"""Where a target was given: a list file and its line, or None for the command line."""
+
+
+def _at(path: Path, line: int) -> str:
+    return f"{path}: line {line}"
+
+
+def _refuse(name: str, origin: Origin, reason: str) -> TargetError | InputError:
+    """The error about a name: by its file and line when it came from a list (a file is never quoted)."""
+    if origin is None:
+        return TargetError(f"name {name!r} {reason}")
+    return InputError(*origin, f"a name {reason}")
+
+
+def resolve_names(
+    names: Mapping[str, Origin],
+    resolved: Mapping[str, Iterable[int]],
+    scope: Scope | None,
+    warn: Callable[[str], None],
+    timeout: float = RESOLVE_TIMEOUT,
+) -> dict[int, str]:
+    """Address -> name for `names` (each with where it was given), `resolved` ones (--resolve) taken as
+    given, the others looked up once; each name's addresses pass the scope guard. Only IPv4 is scanned yet:
+    IPv6 answers are skipped (one warning), a name left without an address is refused. An address of two
+    names keeps the first (one warning). Raises TargetError (InputError for a name from a list file)."""
+    answers = _lookup([name for name in names if name not in resolved], timeout)
+    named: dict[int, str] = {}
+    skipped: dict[str, int] = {}
+    for name, origin in names.items():
+        if name in resolved:
+            addresses = list(dict.fromkeys(resolved[name]))
+        else:
+            answer = answers[name]
+            if isinstance(answer, str):
+                raise _refuse(name, origin, f"does not resolve ({answer})")
+            ips = [ipaddress.ip_address(text.partition("%")[0]) for text in dict.fromkeys(answer)]
+            addresses = [int(ip) for ip in ips if ip.version == 4]
+            if len(addresses) < len(ips):
+                skipped[name] = len(ips) - len(addresses)
+            if not addresses:
+                raise _refuse(name, origin, "resolves only to IPv6 addresses (not scanned yet)")
+        if scope is not None:  # a name from a list file is named by its place (a file is never quoted)
+            scope.check(
+                [(address, address) for address in addresses], name if origin is None else _at(*origin)
+            )
+        for address in addresses:
+            first = named.setdefault(address, name)
+            if first != name:
+                warn(f"{ntoa(address)} is named {first} and {name}; it keeps {first} (one name per address)")
+    if skipped:
+        counted = ", ".join(f"{name} ({count})" for name, count in skipped.items())
+        warn(f"IPv6 addresses skipped (IPv4 only, for now): {counted}")
+    return named
+
+
+def stored_names(value: object) -> dict[str, str]:
+    """Names as a space kept them (`dict(space.names)` in JSON): address -> name. Raises TargetError."""
+    if not isinstance(value, dict) or not all(isinstance(x, str) for pair in value.items() for x in pair):
+        raise TargetError("names are not address -> name strings")
+    return value
 
 
 def parse_ports(spec: str) -> tuple[int, ...]:
@@ -213,13 +349,14 @@ class Scope:
         spec = explicit if explicit is not None else os.environ.get(SCOPE_ENV)
         return cls.parse(spec) if spec else None
 
-    def check(self, targets: Iterable[Interval]) -> None:
-        """Raise ScopeError naming the first target (part) outside the scope."""
+    def check(self, targets: Iterable[Interval], name: str | None = None) -> None:
+        """Raise ScopeError naming the first target (part) outside the scope (and the `name` it came from)."""
         for target in targets:
             outside = subtract([target], list(self.intervals))
             if outside:
+                named = f" ({name})" if name else ""
                 raise ScopeError(
-                    f"target {_format(outside[0])} is outside the allowed scope {self.spec}"
+                    f"target {_format(outside[0])}{named} is outside the allowed scope {self.spec}"
                     f" (--scope / {SCOPE_ENV}); nothing was scanned"
                 )
 
@@ -330,6 +467,29 @@ class TargetSpace:
         return ", ".join(_format(i) for i in self.intervals[:5]) + (" ..." if len(self.intervals) > 5 else "")
 
 
+def _parse_targets(
+    specs: Iterable[str], list_files: Iterable[Path]
+) -> tuple[list[Interval], dict[str, Origin]]:
+    """The addresses, blocks and ranges, and the names (each with where it was first given) of the
+    command line's `specs` and the `list_files`."""
+    intervals: list[Interval] = []
+    names: dict[str, Origin] = {}
+    given: list[tuple[str, Origin]] = [(spec.strip(), None) for spec in specs]
+    for path in list_files:
+        given.extend((spec, (path, number)) for number, spec in read_list(path))
+    for text, origin in given:
+        if (name := host_name(text)) is not None:
+            names.setdefault(name, origin)
+        elif origin is None:
+            intervals.append(parse_target(text, TARGET_KINDS))
+        else:
+            try:
+                intervals.append(_interval(text, TARGET_KINDS))
+            except TargetError as exc:
+                raise InputError(*origin, f"a target {exc}") from None
+    return intervals, names
+
+
 def build_space(
     specs: Iterable[str],
     ports: tuple[int, ...],
@@ -339,16 +499,28 @@ def build_space(
     scope: Scope | None = None,
     blocklist: list[Interval] | None = None,
     seed: int | None = None,
+    resolve: Iterable[tuple[str, int]] = (),
+    warn: Callable[[str], None] = lambda _: None,
 ) -> TargetSpace:
-    """Parse, scope-check, block and exclude: the space a scan will walk. Raises TargetError (InputError for
-    the list files)."""
-    targets = [parse_target(spec) for spec in specs]
-    for path in list_files:
-        targets.extend(parse_list(path))
-    if not targets:
+    """Parse, scope-check, resolve names (`resolve`: (name, address) pairs taken as given), block and
+    exclude: the space a scan will walk. Raises TargetError (InputError for the list files)."""
+    targets, names = _parse_targets(specs, list_files)
+    if not targets and not names:
         raise TargetError("no targets given")
     if scope is not None:
-        scope.check(targets)
+        scope.check(targets)  # before any name is looked up
+    resolved: dict[str, list[int]] = {}
+    for name, address in resolve:
+        resolved.setdefault(name, []).append(address)
+    named = resolve_names(names, resolved, scope, warn) if names else {}
+    targets.extend((address, address) for address in named)
     allowed = apply_blocklist(targets, default_blocklist() if blocklist is None else blocklist)
     excluded = merge(interval for path in exclude_files for interval in parse_list(path))
-    return TargetSpace(subtract(allowed, excluded), ports, seed)
+    space = subtract(allowed, excluded)
+    starts = [first for first, _ in space]
+    kept = {
+        ntoa(address): name
+        for address, name in named.items()
+        if (slot := bisect.bisect_right(starts, address) - 1) >= 0 and address <= space[slot][1]
+    }
+    return TargetSpace(space, ports, seed, kept)

@@ -142,7 +142,7 @@ def test_input_list_and_bad_entries(tmp_path: Path) -> None:
     good.write_text("127.77.0.1\n127.77.0.8/31 # two\n\n")
     assert build_space([], (1,), list_files=[good], scope=LOOPBACK).addresses == 3
     bad = tmp_path / "bad.txt"
-    bad.write_text("127.77.0.1\nnot-an-ip\n")
+    bad.write_text("127.77.0.1\nnot-an-ip!\n")
     with pytest.raises(InputError, match=r"bad.txt: line 2: a target is not an IPv4 address") as caught:
         build_space([], (1,), list_files=[bad], scope=LOOPBACK)
     assert "not-an-ip" not in str(caught.value)

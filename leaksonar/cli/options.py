@@ -26,13 +26,15 @@ from leaksonar.targets import (
     build_space,
     default_ports,
     parse_ports,
+    parse_resolve,
 )
 
 if TYPE_CHECKING:
     from leaksonar.notify.rules import AlertConfig
 
 TargetsArgument = Annotated[
-    list[str] | None, typer.Argument(help="Addresses, CIDR blocks (127.77.0.0/24) or ranges (a-b).")
+    list[str] | None,
+    typer.Argument(help="Addresses, CIDR blocks (127.77.0.0/24), ranges (a-b) or host names (looked up)."),
 ]
 PortsOption = Annotated[
     str | None, typer.Option("-p", "--ports", help="Ports: 6379,5432,1-1024 [default: database ports].")
@@ -43,6 +45,10 @@ InputListOption = Annotated[
 ExcludeFileOption = Annotated[
     list[Path] | None,
     typer.Option("--exclude-file", help="Opt-out list of addresses/CIDRs never to touch (always applied)."),
+]
+ResolveOption = Annotated[
+    list[str] | None,
+    typer.Option("--resolve", help="NAME:ADDR: NAME stands for ADDR, not looked up (repeatable)."),
 ]
 ScopeOption = Annotated[
     str | None,
@@ -97,6 +103,7 @@ class ScanArguments:
     ports: str | None = None
     input_list: list[Path] | None = None
     exclude_file: list[Path] | None = None
+    resolve: list[str] | None = None
     scope: str | None = None
     rate: float | None = None
     concurrency: int = ENGINE.concurrency
@@ -148,6 +155,8 @@ def scan_plan(given: ScanArguments, alerts: Path | None) -> ScanPlan:
             exclude_files=given.exclude_file or [],
             scope=guard,
             seed=given.seed,
+            resolve=[parse_resolve(spec) for spec in given.resolve or []],
+            warn=lambda warning: err.print(f"leaksonar: warning: {warning}"),
         )
     except (TargetError, InputError) as exc:
         fail(str(exc))

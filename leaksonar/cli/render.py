@@ -41,6 +41,12 @@ def _protocol_text(record: dict[str, Any]) -> str:
     return f"{record['protocol']}+tls" if record.get("tls") else record["protocol"]
 
 
+def _address_text(record: dict[str, Any]) -> str:
+    """`127.0.0.1:9200`, and the name it was scanned by: `127.0.0.1:9200 (es.example.lab)`."""
+    address = f"{record['ip']}:{record['port']}"
+    return f"{address} ({record['hostname']})" if record.get("hostname") else address
+
+
 def auth_text(record: dict[str, Any]) -> Text:
     if record["exposed"]:
         return plain("none: exposed", style="bold red")
@@ -83,7 +89,7 @@ def findings_table(findings: Iterable[Finding], title: str | None = None) -> Tab
         add_row(
             table,
             *([(finding.geo or {}).get("country", "-")] if with_geo else []),
-            f"{finding.ip}:{finding.port}",
+            _address_text(record),
             _protocol_text(record),
             _software_text(record),
             auth_text(record),
@@ -107,7 +113,7 @@ def search_table(total: int, hits: Iterable[Hit]) -> Table:
         dataset = record["dataset"]
         add_row(
             table,
-            f"{record['ip']}:{record['port']}",
+            _address_text(record),
             _protocol_text(record),
             _software_text(record),
             severity_text(hit.severity),

@@ -24,7 +24,7 @@ from leaksonar.model import Event, Finding
 from leaksonar.scan.discover import DiscoveryStats
 from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan, utc_now
 from leaksonar.scan.workers import Worker, WorkerInterrupted, fork_workers
-from leaksonar.targets import TargetSpace
+from leaksonar.targets import TargetSpace, stored_names
 
 if TYPE_CHECKING:
     from leaksonar.notify.rules import AlertConfig
@@ -97,7 +97,11 @@ def record_scan(store: Store, space: TargetSpace, options: dict[str, Any]) -> st
         ports=",".join(map(str, space.ports)),
         size=space.size,
         options={**options, "seed": space.seed},
-        coverage={"intervals": [list(i) for i in space.intervals], "ports": list(space.ports)},
+        coverage={
+            "intervals": [list(i) for i in space.intervals],
+            "ports": list(space.ports),
+            "names": dict(space.names),
+        },
     )
     return scan_id
 
@@ -137,8 +141,12 @@ def resume_job(scan_id: str, store: Store) -> ScanJob:
     try:
         options = ScanOptions.from_record(record)
         marks = tuple(ShardMark.from_record(shard) for shard in checkpoint["shards"])
+        names = stored_names(coverage.get("names", {}))  # as resolved when the scan started, never again
         space = TargetSpace(
-            [(first, last) for first, last in coverage["intervals"]], tuple(coverage["ports"]), record["seed"]
+            [(first, last) for first, last in coverage["intervals"]],
+            tuple(coverage["ports"]),
+            record["seed"],
+            names,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ResumeError(f"scan {scan_id} has a damaged record ({type(exc).__name__}: {exc})") from None

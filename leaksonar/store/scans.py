@@ -28,8 +28,8 @@ class Scans:
         coverage: dict[str, Any] | None = None,
     ) -> None:
         """Record a running scan. `coverage`: {"intervals": [[first, last], ...] (addresses as integers),
-        "ports": [...]}, the space a finished scan looked at entirely (a service seen before and missing
-        from it is closed)."""
+        "ports": [...], "names": {address: name}}, the space a finished scan looked at entirely (a service
+        seen before and missing from it is closed)."""
         with self.engine.begin() as conn:
             conn.execute(
                 scans.insert().values(

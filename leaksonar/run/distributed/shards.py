@@ -1,16 +1,17 @@
 """Shards of a distributed scan: shard k of n is every n-th step of the space's seeded walk from step k
 (`TargetSpace.walk`), which the walk enters directly, so a shard costs only its own share of it.
 
-A shard travels as its space (intervals, ports, seed, scope) and its number: O(1) to describe. The
+A shard travels as its space (intervals, ports, seed, scope, the names resolved when the scan was submitted,
+never looked up again) and its number: O(1) to describe, apart from the names. The
 shards of one space partition it: every (address, port) pair is in exactly one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from leaksonar.targets import Interval, Scope, TargetError, TargetSpace, build_space, ntoa
+from leaksonar.targets import Interval, Scope, TargetError, TargetSpace, build_space, ntoa, stored_names
 
 
 class ShardSpace(TargetSpace):
@@ -18,9 +19,15 @@ class ShardSpace(TargetSpace):
     (`walk(k, n)`, as the engine does) walks shard k of n of this shard only."""
 
     def __init__(
-        self, intervals: list[Interval], ports: tuple[int, ...], seed: int, part: int, parts: int
+        self,
+        intervals: list[Interval],
+        ports: tuple[int, ...],
+        seed: int,
+        part: int,
+        parts: int,
+        names: Mapping[str, str],
     ) -> None:
-        super().__init__(intervals, ports, seed)
+        super().__init__(intervals, ports, seed, names)
         self.part, self.parts = part, parts
 
     def walk(self, number: int = 0, shards: int = 1, start: int = 0) -> Iterator[tuple[str, int, int]]:
@@ -28,18 +35,21 @@ class ShardSpace(TargetSpace):
 
 
 def describe(space: TargetSpace, scope: Scope | None) -> dict[str, Any]:
-    """What a worker needs to rebuild `space` (JSON): its intervals as target specs, ports, seed, scope."""
+    """What a worker needs to rebuild `space` (JSON): its intervals as target specs, ports, seed, scope and
+    the addresses' names."""
     return {
         "targets": [f"{ntoa(first)}-{ntoa(last)}" for first, last in space.intervals],
         "ports": list(space.ports),
         "seed": space.seed,
         "scope": scope.spec if scope else None,
+        "names": dict(space.names),
     }
 
 
 def rebuild(described: dict[str, Any], part: int, parts: int, own_scope: Scope | None) -> ShardSpace:
     """The shard, rebuilt by the same code as a local scan's space (`build_space`: scope guard and
-    blocklist), checked against the submitter's scope and this worker's own. Raises TargetError."""
+    blocklist), checked against the submitter's scope and this worker's own; its names as the submitter
+    resolved them. Raises TargetError."""
     ports = tuple(int(p) for p in described["ports"])
     scope = Scope.parse(described["scope"]) if described["scope"] else None
     space = build_space(described["targets"], ports, scope=scope, seed=int(described["seed"]))
@@ -49,4 +59,5 @@ def rebuild(described: dict[str, Any], part: int, parts: int, own_scope: Scope |
         raise TargetError("the shard's targets include blocked space (the blocklists differ); refused")
     if not 0 <= part < parts:
         raise TargetError(f"shard {part} of {parts} does not exist")
-    return ShardSpace(space.intervals, space.ports, space.seed, part, parts)
+    names = stored_names(described.get("names", {}))
+    return ShardSpace(space.intervals, space.ports, space.seed, part, parts, names)
