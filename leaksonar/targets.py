@@ -124,13 +124,14 @@ _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?", re.IGNORECASE | 
 
 
 def host_name(text: str) -> str | None:
-    """`text` as a host name (lower case, without a final dot), or None when it is not one. A name's last
-    label holds a letter, so no address, block or range (even a mistyped one) reads as a name."""
-    name = text[:-1] if text.endswith(".") else text
+    """`text` as a host name (lower case, without a final dot), or None when it is not one. A name has a
+    dot (or is `localhost`) and its last label holds a letter, so no address, block or range (even a
+    mistyped one) and no stray word of a targets file reads as a name and goes to the resolver."""
+    name = (text[:-1] if text.endswith(".") else text).lower()
     labels = name.split(".")
-    if len(name) > 253 or not all(map(_LABEL.fullmatch, labels)) or not re.search("[a-z]", labels[-1], re.I):
+    if len(name) > 253 or not all(map(_LABEL.fullmatch, labels)) or not re.search("[a-z]", labels[-1]):
         return None
-    return name.lower()
+    return name if len(labels) > 1 or name == "localhost" else None
 
 
 def parse_resolve(spec: str) -> tuple[str, int]:
