@@ -119,7 +119,8 @@ async def identify(
     found = match(replies[0][0])
     if found is not None and not wants_tls(replies[0][0]):
         return await _negotiate_tls(found, plain, limits)
-    hello: Reply = (b"", None)
+    hello: Reply | None = None
+    """The reply over TLS; None until TLS was tried (once: a failed handshake is not tried again)."""
     if found is None:
         *more, hello = await asyncio.gather(
             *(_attempt(plain, probe, limits, None) for probe in rest), _attempt(secure, first, limits, None)
@@ -127,7 +128,7 @@ async def identify(
         replies += more
         found = _first_match(replies)
     if found is None or any(wants_tls(reply) for reply, _ in replies):
-        if hello[1] is None:
+        if hello is None:
             hello = await _attempt(secure, first, limits, None)
         if (tls := hello[1]) is not None:
             over_tls = match(hello[0]) or await _recognise(secure, rest, limits)
