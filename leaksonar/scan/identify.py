@@ -133,7 +133,7 @@ async def identify(
         if (tls := hello[1]) is not None:
             over_tls = match(hello[0]) or await _recognise(secure, rest, limits)
             return replace(over_tls or found or _unknown([hello]), tls=tls)
-    return found or _unknown(replies)
+    return await _negotiate_tls(found, plain, limits) if found else _unknown(replies)
 
 
 async def _recognise(endpoint: Endpoint, probes: list[bytes], limits: Limits) -> Identity | None:
