@@ -421,6 +421,54 @@ def postgres(huge_row: bool) -> Handler:
     return handle
 
 
+_PG_SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+
+
+def postgres_tls(tls: Callable[[], ssl.SSLContext] | None, after_yes: Handler | None = None) -> Handler:
+    """A PostgreSQL that lets anyone in (trust) and answers an SSLRequest with S, then speaks TLS with
+    `tls()` (None: answers N and stays plaintext); or answers S and hands the connection to `after_yes`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            first = await reader.readexactly(8)
+            if first == _PG_SSL_REQUEST:
+                writer.write(b"S" if tls or after_yes else b"N")
+                await writer.drain()
+                if after_yes is not None:
+                    await after_yes(reader, writer)
+                    return
+                if tls is not None:
+                    await writer.start_tls(tls())
+                first = await reader.readexactly(8)
+            await reader.readexactly(int.from_bytes(first[:4], "big") - 8)
+            writer.write(POSTGRES_TRUST)
+            await reader.read()
+        writer.close()
+
+    return handle
+
+
+MARIADB_GREETING_TLS = MARIADB_GREETING.replace(b"\xfe\xf7\x08", b"\xfe\xff\x08", 1)
+"""The captured MariaDB greeting with CLIENT_SSL among its capabilities."""
+
+
+def mysql_tls(tls: Callable[[], ssl.SSLContext] | None) -> Handler:
+    """A MariaDB whose greeting offers TLS, upgrading on an SSLRequest with `tls()` (None: never answers
+    it: a handshake that never starts)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            writer.write(MARIADB_GREETING_TLS)
+            header = await reader.readexactly(4)
+            await reader.readexactly(int.from_bytes(header[:3], "little"))
+            if tls is not None:
+                await writer.start_tls(tls())
+            await reader.read()
+        writer.close()
+
+    return handle
+
+
 def _my(seq: int, payload: bytes) -> bytes:
     return len(payload).to_bytes(3, "little") + bytes([seq & 0xFF]) + payload
 
@@ -481,8 +529,11 @@ def _handshake(kind: int, body: bytes) -> bytes:
     return bytes([kind]) + len(body).to_bytes(3, "big") + body
 
 
-SERVER_HELLO = _record(0x16, _handshake(2, b"\x03\x03" + bytes(32) + b"\x00\xc0\x2f\x00"))
-"""A TLS 1.2 ServerHello (ECDHE-RSA-AES128-GCM-SHA256, no extensions): what comes next decides."""
+SERVER_HELLO = _record(
+    0x16, _handshake(2, b"\x03\x03" + bytes(32) + b"\x00\xc0\x2f\x00" + b"\x00\x05\xff\x01\x00\x01\x00")
+)
+"""A TLS 1.2 ServerHello (ECDHE-RSA-AES128-GCM-SHA256, secure renegotiation: OpenSSL 3 refuses a hello
+without it before reading on): what comes next decides."""
 _CERTIFICATE_16MB = _record(0x16, b"\x0b\xff\xff\xfc\xff\xff\xf9")
 """The start of a Certificate message announcing a 16 MB chain (its bytes follow in records)."""
 _WARNING_ALERT = _record(0x15, b"\x01\x70")
@@ -702,15 +753,23 @@ TLS_NETWORK: tuple[HostileServer, ...] = (
         "unknown",
         443,
         after_client_hello(sends(SERVER_HELLO + b"\xde\xad\xbe\xef" * 4096)),
-        ErrorKind.TIMEOUT,
+        ErrorKind.PROTOCOL_ERROR,
     ),
     HostileServer(
-        "tls-alert-storm", "unknown", 443, after_client_hello(sends(_WARNING_ALERT * 500)), ErrorKind.TIMEOUT
+        "tls-alert-storm",
+        "unknown",
+        443,
+        after_client_hello(sends(_WARNING_ALERT * 500)),
+        ErrorKind.PROTOCOL_ERROR,
     ),
     HostileServer(
-        "tls-16mb-certificate", "unknown", 443, after_client_hello(_huge_certificate), ErrorKind.TIMEOUT
+        "tls-16mb-certificate",
+        "unknown",
+        443,
+        after_client_hello(_huge_certificate),
+        ErrorKind.PROTOCOL_ERROR,
     ),
-    HostileServer("tls-5mb-chain", "unknown", 443, silent, ErrorKind.TIMEOUT, huge_chain_context),
+    HostileServer("tls-5mb-chain", "unknown", 443, silent, ErrorKind.PROTOCOL_ERROR, huge_chain_context),
     HostileServer("tls-endless", "unknown", 443, endless, ErrorKind.PROTOCOL_ERROR, tls_context),
 )
 """Hostile TLS servers, for a whole scan: handshakes that never end, floods and garbage inside them, and a

@@ -23,7 +23,7 @@ from conftest import leaksonar
 from cryptography.hazmat.primitives.asymmetric import x25519
 from replies import OSMEM_ROOT, http_reply
 
-from leaksonar.model import Certificate, Identity, Limits
+from leaksonar.model import Certificate, ErrorKind, Identity, Limits
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.tls import MAX_NAME_CHARS, MAX_NAMES, certificate, wants_tls
 from leaksonar.scan.engine import inspect_service
@@ -331,3 +331,58 @@ def test_hostile_tls_ends_in_time_with_a_finding_that_says_so(
     assert identity.protocol == server.protocol
     assert (identity.tls is not None) == (server.tls is not None and server.name == "tls-endless")
     assert server.expect in {e.kind for e in inspection.errors}, inspection.errors
+    if server.name in BROKEN_HANDSHAKES:
+        assert identity.banner == f"TLS handshake failed: {BROKEN_HANDSHAKES[server.name]}"
+
+
+BROKEN_HANDSHAKES = {
+    "tls-garbage-after-hello": "WRONG_VERSION_NUMBER",
+    "tls-alert-storm": "TOO_MANY_WARN_ALERTS",
+    "tls-16mb-certificate": "EXCESSIVE_MESSAGE_SIZE",
+    "tls-5mb-chain": "EXCESSIVE_MESSAGE_SIZE",
+}
+"""What OpenSSL (3.0, Debian 12) says of each broken handshake: a chain over its 100 KiB cap
+(max_cert_list) is refused as soon as the Certificate message's length is read."""
+
+
+# --- PostgreSQL and MySQL negotiate TLS inside their plaintext connection --------------------------------
+
+
+def _negotiating(name: str, protocol: str, port: int, handler: hostile.Handler) -> hostile.HostileServer:
+    return hostile.HostileServer(name, protocol, port, handler, ErrorKind.UNKNOWN)
+
+
+NEGOTIATING = (
+    _negotiating("pg-tls", "postgresql", 5432, hostile.postgres_tls(hostile.tls_context)),
+    _negotiating("pg-tls-elsewhere", "postgresql", 5433, hostile.postgres_tls(hostile.tls_context)),
+    _negotiating("pg-plain", "postgresql", 5432, hostile.postgres_tls(None)),
+    _negotiating("pg-yes-then-silence", "postgresql", 5432, hostile.postgres_tls(None, hostile.silent)),
+    _negotiating(
+        "pg-yes-then-garbage", "postgresql", 5432, hostile.postgres_tls(None, hostile.sends(b"\xff" * 5000))
+    ),
+    _negotiating("mysql-tls", "mysql", 3306, hostile.mysql_tls(hostile.tls_context)),
+    _negotiating("mysql-offer-then-silence", "mysql", 3306, hostile.mysql_tls(None)),
+)
+SPEAKS_TLS = {"pg-tls", "pg-tls-elsewhere", "mysql-tls"}
+
+
+@pytest.fixture(scope="module")
+def negotiating() -> Iterator[dict[str, Endpoint]]:
+    with hostile.network(NEGOTIATING) as endpoints:
+        yield endpoints
+
+
+@pytest.mark.parametrize("server", NEGOTIATING, ids=lambda s: s.name)
+def test_sql_servers_negotiate_tls_and_a_broken_negotiation_leaves_plaintext(
+    server: hostile.HostileServer, negotiating: dict[str, Endpoint]
+) -> None:
+    endpoint = negotiating[server.name]
+    started = time.monotonic()
+    identity = asyncio.run(identify(endpoint.ip, endpoint.port, None, HOSTILE))
+    assert time.monotonic() - started < HOSTILE_BOUND
+    assert identity.protocol == server.protocol and identity.software is not None
+    if server.name in SPEAKS_TLS:
+        assert identity.tls is not None and identity.tls.cert is not None
+        assert identity.tls.cert.names == ("endless.example.lab",)
+    else:
+        assert identity.tls is None
