@@ -10,6 +10,7 @@ import itertools
 import random
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -420,6 +421,54 @@ def postgres(huge_row: bool) -> Handler:
     return handle
 
 
+_PG_SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+
+
+def postgres_tls(tls: Callable[[], ssl.SSLContext] | None, after_yes: Handler | None = None) -> Handler:
+    """A PostgreSQL that lets anyone in (trust) and answers an SSLRequest with S, then speaks TLS with
+    `tls()` (None: answers N and stays plaintext); or answers S and hands the connection to `after_yes`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            first = await reader.readexactly(8)
+            if first == _PG_SSL_REQUEST:
+                writer.write(b"S" if tls or after_yes else b"N")
+                await writer.drain()
+                if after_yes is not None:
+                    await after_yes(reader, writer)
+                    return
+                if tls is not None:
+                    await writer.start_tls(tls())
+                first = await reader.readexactly(8)
+            await reader.readexactly(int.from_bytes(first[:4], "big") - 8)
+            writer.write(POSTGRES_TRUST)
+            await reader.read()
+        writer.close()
+
+    return handle
+
+
+MARIADB_GREETING_TLS = MARIADB_GREETING.replace(b"\xfe\xf7\x08", b"\xfe\xff\x08", 1)
+"""The captured MariaDB greeting with CLIENT_SSL among its capabilities."""
+
+
+def mysql_tls(tls: Callable[[], ssl.SSLContext] | None) -> Handler:
+    """A MariaDB whose greeting offers TLS, upgrading on an SSLRequest with `tls()` (None: never answers
+    it: a handshake that never starts)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            writer.write(MARIADB_GREETING_TLS)
+            header = await reader.readexactly(4)
+            await reader.readexactly(int.from_bytes(header[:3], "little"))
+            if tls is not None:
+                await writer.start_tls(tls())
+            await reader.read()
+        writer.close()
+
+    return handle
+
+
 def _my(seq: int, payload: bytes) -> bytes:
     return len(payload).to_bytes(3, "little") + bytes([seq & 0xFF]) + payload
 
@@ -469,6 +518,76 @@ def mysql(garbage: bool) -> Handler:
     return handle
 
 
+# TLS: raw records where a TLS library would not misbehave, a real handshake where it must succeed
+
+
+def _record(kind: int, body: bytes) -> bytes:
+    return bytes([kind, 3, 3]) + len(body).to_bytes(2, "big") + body
+
+
+def _handshake(kind: int, body: bytes) -> bytes:
+    return bytes([kind]) + len(body).to_bytes(3, "big") + body
+
+
+SERVER_HELLO = _record(
+    0x16, _handshake(2, b"\x03\x03" + bytes(32) + b"\x00\xc0\x2f\x00" + b"\x00\x05\xff\x01\x00\x01\x00")
+)
+"""A TLS 1.2 ServerHello (ECDHE-RSA-AES128-GCM-SHA256, secure renegotiation: OpenSSL 3 refuses a hello
+without it before reading on): what comes next decides."""
+_CERTIFICATE_16MB = _record(0x16, b"\x0b\xff\xff\xfc\xff\xff\xf9")
+"""The start of a Certificate message announcing a 16 MB chain (its bytes follow in records)."""
+_WARNING_ALERT = _record(0x15, b"\x01\x70")
+"""A warning alert (unrecognized_name): harmless alone."""
+
+
+def after_client_hello(then: Handler) -> Handler:
+    """A server that reads a TLS ClientHello and goes on with `then`; it hangs up on anything else."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            header = await reader.readexactly(5)
+            if header[0] == 0x16:
+                await reader.readexactly(int.from_bytes(header[3:], "big"))
+                await then(reader, writer)
+        writer.close()
+
+    return handle
+
+
+async def _huge_certificate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A ServerHello, then a Certificate message of 16 MB, in records of 16 KB."""
+    await send(
+        writer,
+        itertools.chain([SERVER_HELLO, _CERTIFICATE_16MB], repeat(_record(0x16, bytes(16384)), 16 << 20)),
+    )
+    await reader.read()
+
+
+@functools.cache
+def huge_chain_context() -> ssl.SSLContext:
+    """A real TLS server context presenting a leaf and about 5 MB of chain (a 20 KB certificate, 250
+    times)."""
+    from certs import make  # cryptography's key generation: only for the TLS servers
+
+    bulky = make("bulky.example.lab", *(f"n{i}.bulky.example.lab" for i in range(1000)))
+    return make("chain.example.lab").server_context(chain=[bulky] * 250)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    from certs import make
+
+    return make("endless.example.lab").server_context()
+
+
+async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Once connected (over TLS: once the handshake is done), send 256 MB: endless to a client that
+    keeps a few KB (a dead TLS connection's writes raise nothing, hence the end)."""
+    with contextlib.suppress(ConnectionError):
+        await send(writer, repeat(b"\x17" * 65536, 256 << 20))
+    writer.close()
+
+
 @dataclass(frozen=True, slots=True)
 class HostileServer:
     name: str
@@ -479,6 +598,8 @@ class HostileServer:
     handler: Handler
     expect: ErrorKind
     """The kind of one of its finding's errors."""
+    tls: Callable[[], ssl.SSLContext] | None = None
+    """The server's TLS context (None: the handler speaks on the bare connection)."""
 
 
 NETWORK: tuple[HostileServer, ...] = (
@@ -624,6 +745,36 @@ NETWORK: tuple[HostileServer, ...] = (
 """The hostile servers of a whole-scan test, each on an address of its own at its protocol's port, with
 the kind of error its finding must show."""
 
+TLS_NETWORK: tuple[HostileServer, ...] = (
+    HostileServer("tls-silent", "unknown", 443, silent, ErrorKind.TIMEOUT),
+    HostileServer("tls-drip", "unknown", 443, after_client_hello(drip(SERVER_HELLO, 0.5)), ErrorKind.TIMEOUT),
+    HostileServer(
+        "tls-garbage-after-hello",
+        "unknown",
+        443,
+        after_client_hello(sends(SERVER_HELLO + b"\xde\xad\xbe\xef" * 4096)),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    HostileServer(
+        "tls-alert-storm",
+        "unknown",
+        443,
+        after_client_hello(sends(_WARNING_ALERT * 500)),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    HostileServer(
+        "tls-16mb-certificate",
+        "unknown",
+        443,
+        after_client_hello(_huge_certificate),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    HostileServer("tls-5mb-chain", "unknown", 443, silent, ErrorKind.PROTOCOL_ERROR, huge_chain_context),
+    HostileServer("tls-endless", "unknown", 443, endless, ErrorKind.PROTOCOL_ERROR, tls_context),
+)
+"""Hostile TLS servers, for a whole scan: handshakes that never end, floods and garbage inside them, and a
+completed handshake followed by an endless stream."""
+
 
 def _stoppable(handler: Handler) -> Handler:
     """`handler`, ending quietly (its connection aborted) when the network stops."""
@@ -650,7 +801,8 @@ def network(servers: Sequence[HostileServer] = NETWORK) -> Iterator[dict[str, En
         try:
             for i, server in enumerate(servers, 1):
                 handler = _stoppable(server.handler)
-                started.append(await asyncio.start_server(handler, f"{prefix}.{i}", server.port))
+                tls = server.tls() if server.tls else None
+                started.append(await asyncio.start_server(handler, f"{prefix}.{i}", server.port, ssl=tls))
         except OSError:
             for listener in started:
                 listener.close()

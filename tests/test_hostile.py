@@ -93,3 +93,20 @@ def test_sql_driver_reads_stay_within_the_byte_cap(server: hostile.HostileServer
     found, elapsed = hostile.run(BY_NAME[server.protocol], server.handler, Identity(server.protocol), limits)
     assert found.auth == "none" and elapsed < limits.timeout + 2
     assert server.expect in {e.kind for e in found.errors}, found.errors
+
+
+@pytest.mark.slow
+def test_scan_of_hostile_tls_is_bounded_and_small(tmp_path: Path) -> None:
+    """Handshakes that never end, garbage, alert storms, a 16 MB certificate message, a 5 MB chain
+    (OpenSSL's client refuses a chain over 100 KiB) and an endless stream after the handshake."""
+    with hostile.network(hostile.TLS_NETWORK) as endpoints:
+        ips = sorted((e.ip for e in endpoints.values()), key=ipaddress.ip_address)
+        status, elapsed, rss, stderr = scan(f"{ips[0]}-{ips[-1]}", "443", tmp_path)
+    assert status == 0 and not re.search(r"Traceback|internal error|Exception|Warning", stderr), stderr
+    assert elapsed < BOUND
+    assert rss < MAX_RSS, f"peak RSS {rss >> 20} MB"
+    findings = [json.loads(line) for line in (tmp_path / "findings.jsonl").read_text().splitlines()]
+    assert {(f["ip"], f["protocol"]) for f in findings} == {
+        (endpoints[s.name].ip, s.protocol) for s in hostile.TLS_NETWORK
+    }
+    assert all(f["errors"] for f in findings)

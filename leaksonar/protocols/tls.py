@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ssl
+import warnings
 from datetime import UTC, datetime
 from functools import cache
 
@@ -70,7 +71,14 @@ def describe(ssl_object: ssl.SSLObject | ssl.SSLSocket, now: datetime | None = N
 
 
 def certificate(der: bytes, now: datetime) -> Certificate | None:
-    """The facts of a DER certificate; None if it cannot be parsed at all."""
+    """The facts of a DER certificate; None if it cannot be parsed at all. What `cryptography` warns
+    about it (an over-long name, a deprecated key type) is the server's doing: not printed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _facts(der, now)
+
+
+def _facts(der: bytes, now: datetime) -> Certificate | None:
     try:
         cert = x509.load_der_x509_certificate(der)
         subject, issuer = cert.subject, cert.issuer
@@ -98,7 +106,8 @@ def _dn(name: x509.Name) -> str:
 
 
 def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 in UTC with a four-digit year (strftime writes year 1 as "1")."""
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
 
 
 def _names(cert: x509.Certificate) -> tuple[str, ...]:

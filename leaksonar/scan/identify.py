@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from dataclasses import replace
 
 from leaksonar.model import Identity, Limits, Tls
@@ -78,6 +79,19 @@ async def _attempt(endpoint: Endpoint, probe: bytes, limits: Limits, sock: socke
         return b"", None
 
 
+async def _attempt_tls(endpoint: Endpoint, probe: bytes, limits: Limits) -> tuple[Reply, str]:
+    """The reply to `probe` over TLS, and why the handshake failed: "" when it did not, or when the
+    server only hung up or stayed silent (as a plaintext server does to a ClientHello)."""
+    try:
+        return await _exchange(endpoint, probe, limits, None), ""
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        return (b"", None), ""
+    except ssl.SSLError as exc:  # the server broke the handshake: what OpenSSL saw, never server text
+        return (b"", None), f"TLS handshake failed: {exc.reason or type(exc).__name__}"
+    except (OSError, TimeoutError):
+        return (b"", None), ""
+
+
 def _first_match(replies: list[Reply]) -> Identity | None:
     return next((identity for reply, _ in replies if (identity := match(reply)) is not None), None)
 
@@ -119,20 +133,25 @@ async def identify(
     found = match(replies[0][0])
     if found is not None and not wants_tls(replies[0][0]):
         return await _negotiate_tls(found, plain, limits)
-    hello: Reply = (b"", None)
+    hello: tuple[Reply, str] | None = None
+    """The reply over TLS and why its handshake failed; None until TLS was tried (once: a failed
+    handshake is not tried again)."""
     if found is None:
         *more, hello = await asyncio.gather(
-            *(_attempt(plain, probe, limits, None) for probe in rest), _attempt(secure, first, limits, None)
+            *(_attempt(plain, probe, limits, None) for probe in rest), _attempt_tls(secure, first, limits)
         )
         replies += more
         found = _first_match(replies)
     if found is None or any(wants_tls(reply) for reply, _ in replies):
-        if hello[1] is None:
-            hello = await _attempt(secure, first, limits, None)
-        if (tls := hello[1]) is not None:
-            over_tls = match(hello[0]) or await _recognise(secure, rest, limits)
-            return replace(over_tls or found or _unknown([hello]), tls=tls)
-    return found or _unknown(replies)
+        if hello is None:
+            hello = await _attempt_tls(secure, first, limits)
+        if (tls := hello[0][1]) is not None:
+            over_tls = match(hello[0][0]) or await _recognise(secure, rest, limits)
+            return replace(over_tls or found or _unknown([hello[0]]), tls=tls)
+    if found is not None:
+        return await _negotiate_tls(found, plain, limits)
+    unknown = _unknown(replies)
+    return replace(unknown, banner=hello[1]) if hello and hello[1] and not unknown.banner else unknown
 
 
 async def _recognise(endpoint: Endpoint, probes: list[bytes], limits: Limits) -> Identity | None:
