@@ -155,14 +155,17 @@ def _live_reply(service: dict[str, Any]) -> bytes:
 
 
 def _inspect(service: dict[str, Any], limits: Limits) -> Inspection:
-    endpoint = Endpoint(service["ip"], service["port"])
+    endpoint = Endpoint(service["ip"], service["port"], tls=bool(service.get("tls")))
     return asyncio.run(PROTOCOL.inspect(endpoint, Identity("postgresql"), limits))
 
 
 def test_live_replies_match_with_the_lab_auth(lab: dict[str, Any]) -> None:
+    """In plaintext; a server that insists on TLS refuses it as it would a password-less login."""
     for service in [*_services(lab, "none"), *_services(lab, "required")]:
         identity = PROTOCOL.match(_live_reply(service))
-        assert identity is not None and identity.auth == service["auth"]
+        insists = (service.get("tls") or {}).get("required", False)
+        assert identity is not None and identity.auth == ("required" if insists else service["auth"])
+        assert ("no encryption" in identity.banner) is insists
 
 
 def test_open_server_is_inspected_as_the_manifest_says(lab: dict[str, Any]) -> None:
