@@ -190,8 +190,8 @@ def test_an_index_of_the_previous_revision_is_derived_again(new_index: Callable[
                 del record["tls"], record["hostname"]
             conn.execute(
                 text(
-                    "INSERT INTO services (id, ip, ip_num, port, protocol, auth, exposed, severity, first_seen,"
-                    " last_seen, last_scan_id, record, \"rank\", infected, collections)"
+                    "INSERT INTO services (id, ip, ip_num, port, protocol, auth, exposed, severity,"
+                    " first_seen, last_seen, last_scan_id, record, \"rank\", infected, collections)"
                     " VALUES (:id, :ip, :n, 9200, 'elasticsearch', 'none', true, :sev, :t, :t, 's1', :r, 3,"
                     " false, 0)"
                 ),

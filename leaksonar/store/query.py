@@ -80,7 +80,7 @@ FIELDS: dict[str, str] = {
     "cert.name": "a name of the service's certificate (any case): cert.name:es.example.cn; *.example.cn ="
     " the wildcard name and every name under example.cn; cert.name:* = any certificate with a name",
     "cert.issuer": 'certificate issuer: cert.issuer:"CN=R11,O=Let\'s Encrypt,C=US" or cert.issuer:*encrypt*',
-    "cert.sha256": "certificate fingerprint (hex, any case; quoted with colons), or its start: cert.sha256:ab12*",
+    "cert.sha256": "certificate SHA-256 (hex, any case; quoted with colons) or its start: cert.sha256:ab12*",
     "cert.expired": "true when the certificate had expired when scanned, false when it had not",
     "cert.self_signed": "true when the certificate is self-signed, false when an issuer signed it",
 }
