@@ -4,20 +4,25 @@ view, an index of the previous revision derived again, and `report --domain`."""
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import json
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from alembic import command
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from leaksonar.model import Certificate, Finding, Tls
 from leaksonar.store.db import Store, _url
 from leaksonar.store.query import QueryError
+from leaksonar.web.app import create_app
 from tests.conftest import leaksonar
+from tests.test_api import UNLIMITED
 from tests.test_migrations import _config, _differences
 from tests.test_search import FIRST, finding
 
@@ -238,3 +243,17 @@ def test_report_by_certificate_domain(store: Store, tmp_path: Path) -> None:
 def test_report_domain_errors(store: Store, tmp_path: Path, args: tuple[str, ...], words: str) -> None:
     result = leaksonar("report", *args, "--db", store.db, "--out", str(tmp_path), check=False)
     assert result.returncode == 2 and words in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_web_issuer_facet_links_find_their_services(store: Store) -> None:
+    """Every issuer of the public search page's facet (hostile ones too) links to a search that finds
+    the services counted; a critical service's issuer is not among them."""
+    web = TestClient(create_app(store, allowed_hosts=["testserver"], rate_limit=UNLIMITED))
+    page = web.get("/search", params={"q": "tls:true"}).text
+    links = [html.unescape(u) for u in re.findall(r'<a href="([^"]*)" title="add cert\.issuer:', page)]
+    assert len(links) == 4 and "Police CA" not in page
+    for link in links:
+        found = web.get(link).text
+        assert re.search(r">1 result<|>2 results<", found), link
+    evil = next(u for u in links if "evil" in u)
+    assert "127.2.0.4" in web.get(evil).text
