@@ -2,9 +2,8 @@
 cert_expired, cert_self_signed), their indexes, and service_cert_names (each certificate name, also
 backwards, so that `cert.name:*.example.cn` is an index range).
 
-Existing services are derived again from their records (records written before TLS read as plaintext):
-their rank is cleared, and Store derives every search column and table of a service without a rank when
-it opens the index (leaksonar.store.search.prepare). Until then, public reads leave them out.
+Existing services get them from their records, a chunk at a time (a record written before TLS reads
+as plaintext: tls false, no certificate).
 
 Revision ID: 0007
 Revises: 0006
@@ -15,10 +14,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from leaksonar.store.search import cert_names, search_columns
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
+
+COLUMNS = ("tls", "hostname", "cert_sha256", "cert_issuer", "cert_expired", "cert_self_signed")
+CHUNK = 2000
 
 
 def upgrade() -> None:
@@ -45,4 +49,32 @@ def upgrade() -> None:
     op.create_index("ix_service_cert_names_name", "service_cert_names", ["name", "service_id"])
     op.create_index("ix_service_cert_names_reversed", "service_cert_names", ["name_reversed", "service_id"])
     op.create_index("ix_service_cert_names_service", "service_cert_names", ["service_id"])
-    op.execute('UPDATE services SET "rank" = NULL')
+    _derive(op.get_bind())
+
+
+def _derive(conn: sa.Connection) -> None:
+    """The new columns and names of every stored service, from its record, in chunks by id."""
+    services = sa.table("services", sa.column("id"), sa.column("record", sa.JSON), *map(sa.column, COLUMNS))
+    names = sa.table("service_cert_names", *map(sa.column, ("service_id", "name", "name_reversed")))
+    update = (
+        services.update()
+        .where(services.c.id == sa.bindparam("b_id"))
+        .values({name: sa.bindparam(name) for name in COLUMNS})
+    )
+    last = None
+    while True:
+        chunk = sa.select(services.c.id, services.c.record).order_by(services.c.id).limit(CHUNK)
+        rows = conn.execute(chunk if last is None else chunk.where(services.c.id > last)).all()
+        if not rows:
+            return
+        derived = [(row.id, row.record or {}) for row in rows]
+        conn.execute(
+            update,
+            [{"b_id": i, **{k: v for k, v in search_columns(r).items() if k in COLUMNS}} for i, r in derived],
+        )
+        found = [
+            {"service_id": i, "name": n, "name_reversed": n[::-1]} for i, r in derived for n in cert_names(r)
+        ]
+        if found:
+            conn.execute(names.insert(), found)
+        last = rows[-1].id
