@@ -57,7 +57,9 @@ DEEP = served(
     self_signed=True),
 )  # fmt: skip
 OTHER = served("127.2.0.3", 9200, "medium", tls(("notexample.cn", "example.com"), ENCRYPT, "ab12" + "0" * 60))
-HOSTILE = served("127.2.0.4", 9200, "medium", tls((EVIL_NAME, "Mixed.CASE.test"), EVIL_ISSUER, "ef" * 32))
+HOSTILE = served(
+    "127.2.0.4", 9200, "medium", tls((EVIL_NAME, "Mixed.CASE.test", "nul\x00.test"), EVIL_ISSUER, "ef" * 32)
+)
 PLAIN = served("127.2.0.5", 9200, "low", None)
 POLICE = served("127.2.0.6", 9200, "critical", tls(("police.example.cn",), "CN=Police CA", "99" * 32))
 NO_CERT = served("127.2.0.7", 9200, "medium", Tls("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", None))
@@ -137,6 +139,7 @@ def test_tls_fields(store: Store, query: str, expected: set[str]) -> None:
         ("cert.issuer:o=1%*", set()),
         ('cert.issuer:"' + EVIL_ISSUER.replace("\\", "\\\\").replace('"', '\\"') + '"', {"4"}),
         ("hostname:%", set()),
+        ("cert.name:nul.test", {"4"}),  # kept without its NUL (PostgreSQL refuses one in text)
     ],
 )
 def test_hostile_names_are_not_wildcards(store: Store, query: str, expected: set[str]) -> None:
@@ -237,6 +240,7 @@ def test_report_by_certificate_domain(store: Store, tmp_path: Path) -> None:
     [
         (("--domain", "*.example.cn"), "--domain '*.example.cn' is not a domain name"),
         (("--domain", "a b"), "is not a domain name"),
+        (("--domain", "a." * 100 + "cn"), "is not a domain name"),
         (("--domain", "example.cn", "--asn", "1"), "give exactly one of"),
     ],
 )

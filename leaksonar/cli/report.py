@@ -14,6 +14,8 @@ from leaksonar.cli.render import err, out
 
 _DOMAIN = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*", re.ASCII)
 """A domain as certificates name it (an internationalised one in its xn-- form), no wildcard."""
+_MOST_DOMAIN = 200
+"""Longest domain: the report history keeps it as the owner (200 characters)."""
 
 
 def report(
@@ -51,7 +53,7 @@ def report(
     if sum(x is not None for x in (network, asn, org, domain)) != 1:
         fail("give exactly one of --network CIDR, --asn N, --org NAME, --domain NAME")
     name = domain.strip().rstrip(".").lower() if domain is not None else None
-    if name is not None and (len(name) > 253 or not _DOMAIN.fullmatch(name)):
+    if name is not None and (len(name) > _MOST_DOMAIN or not _DOMAIN.fullmatch(name)):
         fail(f"--domain {domain!r} is not a domain name (such as example.cn)")
     try:
         selection = reporting.Selection(

@@ -94,7 +94,7 @@ def search_columns(record: FindingRecord) -> dict[str, Any]:
         "tls": tls is not None,
         "hostname": _name(record.get("hostname"), services.c.hostname),
         "cert_sha256": _name(cert.get("sha256"), services.c.cert_sha256),
-        "cert_issuer": clip(cert.get("issuer", "").replace("\x00", ""), services.c.cert_issuer) or None,
+        "cert_issuer": clip((cert.get("issuer") or "").replace("\x00", ""), services.c.cert_issuer) or None,
         "cert_expired": bool(cert.get("expired")) if cert else None,
         "cert_self_signed": bool(cert.get("self_signed")) if cert else None,
     }
