@@ -284,6 +284,15 @@ def test_empty_query_finds_everything_most_severe_first(hits: Callable[[str], li
         ("ip:127.1.0.0/16 AND btc:*", ["127.1.0.2:6379"]),
         ("+country:CN -pii:* -event:*", ["127.1.1.4:5432"]),
         ("org:example* (pii:phone OR event:wiped)", ["127.1.0.1:9200", "127.1.0.6:3306"]),
+        # TLS (every service here is plaintext; tests/test_tls_search.py has services with certificates)
+        ("tls:false", EVERY),
+        ("tls:true", []),
+        ("hostname:*", []),
+        ("cert.name:*.example.cn", []),
+        ("cert.issuer:*", []),
+        ("cert.sha256:ab*", []),
+        ("cert.expired:false", []),
+        ("cert.self_signed:false", []),
     ],
 )
 def test_fields_and_operators(hits: Callable[[str], list[str]], query: str, expected: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +12,23 @@ import typer
 from leaksonar.cli.common import DbOption, fail, open_store, whole
 from leaksonar.cli.render import err, out
 
+_DOMAIN = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*", re.ASCII)
+"""A domain as certificates name it (an internationalised one in its xn-- form), no wildcard."""
+_MOST_DOMAIN = 200
+"""Longest domain: the report history keeps it as the owner (200 characters)."""
+
 
 def report(
     network: Annotated[str | None, typer.Option("--network", help="Report on this CIDR block.")] = None,
     asn: Annotated[int | None, whole("Report on this autonomous system.", "--asn", most=2**32 - 1)] = None,
     org: Annotated[
         str | None, typer.Option("--org", help="Report on organisations whose name contains NAME.")
+    ] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(
+            "--domain", help="Report on services whose certificate names DOMAIN or a name under it."
+        ),
     ] = None,
     owners: Annotated[
         Path | None,
@@ -33,15 +45,22 @@ def report(
     db: DbOption = None,
 ) -> None:
     """Write disclosure letters, one per owner (Markdown and HTML), for the exposed services in a network,
-    ASN or organisation; services reported recently are skipped until their reminder is due."""
+    ASN or organisation, or with a certificate for a domain (one letter for the domain); services reported
+    recently are skipped until their reminder is due."""
     from leaksonar import report as reporting  # Jinja2 and templates: loaded on first use
     from leaksonar.scan.engine import utc_now
 
-    if sum(x is not None for x in (network, asn, org)) != 1:
-        fail("give exactly one of --network CIDR, --asn N, --org NAME")
+    if sum(x is not None for x in (network, asn, org, domain)) != 1:
+        fail("give exactly one of --network CIDR, --asn N, --org NAME, --domain NAME")
+    name = domain.strip().rstrip(".").lower() if domain is not None else None
+    if name is not None and (len(name) > _MOST_DOMAIN or not _DOMAIN.fullmatch(name)):
+        fail(f"--domain {domain!r} is not a domain name (such as example.cn)")
     try:
         selection = reporting.Selection(
-            network=ipaddress.IPv4Network(network, strict=False) if network else None, asn=asn, org=org
+            network=ipaddress.IPv4Network(network, strict=False) if network else None,
+            asn=asn,
+            org=org,
+            domain=name,
         )
     except ValueError:
         fail(f"--network {network!r} is not an IPv4 network (CIDR)")

@@ -39,13 +39,18 @@ class ReportError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which services to report on: one of a network, an ASN or an organisation name."""
+    """Which services to report on: one of a network, an ASN, an organisation name or a domain (in lower
+    case) that the services' certificates name, or name a name under."""
 
     network: ipaddress.IPv4Network | None = None
     asn: int | None = None
     org: str | None = None
+    domain: str | None = None
 
     def holds(self, record: dict[str, Any], owner: Owner) -> bool:
+        if self.domain is not None:
+            names = (((record.get("tls") or {}).get("cert") or {}).get("names")) or ()
+            return any(n.lower() == self.domain or n.lower().endswith(f".{self.domain}") for n in names)
         if self.network is not None:
             return ipaddress.IPv4Address(record["ip"]) in self.network
         net = record.get("network") or {}
@@ -79,13 +84,14 @@ def owner_of(record: dict[str, Any], owners: Owners) -> Owner:
 
 
 def plan(store: Store, selection: Selection, owners: Owners, now: str, force: bool) -> list[OwnerReport]:
-    """Group the exposed services of `selection` by owner and decide which are due to be reported."""
+    """Group the exposed services of `selection` by owner (for a domain: the domain) and decide which are
+    due to be reported."""
     history = History(store)
     network = selection.network
     between = (int(network.network_address), int(network.broadcast_address)) if network is not None else None
     reports: dict[str, OwnerReport] = {}
-    for row in store.services.exposed(between):
-        owner = owner_of(row.record, owners)
+    for row in store.services.exposed(between, selection.domain):
+        owner = Owner(selection.domain) if selection.domain else owner_of(row.record, owners)
         if not selection.holds(row.record, owner):
             continue
         report = reports.setdefault(owner.org, OwnerReport(owner))

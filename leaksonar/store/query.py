@@ -35,7 +35,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from leaksonar.model import EVENT_TYPES, PII_CATEGORIES, SEVERITIES, SEVERITY_RANK
 from leaksonar.store.fulltext import TextMatch
-from leaksonar.store.schema import events, findings, service_btc, service_pii, services
+from leaksonar.store.schema import events, findings, service_btc, service_cert_names, service_pii, services
 
 MAX_LENGTH = 2000
 """Longest query accepted (characters)."""
@@ -75,8 +75,16 @@ FIELDS: dict[str, str] = {
     "last_seen": "last seen (UTC, ISO 8601): last_seen:<2026-11-01",
     "age_days": "whole days since first seen: age_days:>30",
     "event": "a change event the service had: " + ", ".join(EVENT_TYPES),
+    "tls": "true when the service spoke TLS, false for plaintext",
+    "hostname": "the name the service was scanned by: hostname:es.example.cn, hostname:*.example.cn",
+    "cert.name": "a name of the service's certificate (any case): cert.name:es.example.cn; *.example.cn ="
+    " the wildcard name and every name under example.cn; cert.name:* = any certificate with a name",
+    "cert.issuer": 'certificate issuer: cert.issuer:"CN=R11,O=Let\'s Encrypt,C=US" or cert.issuer:*encrypt*',
+    "cert.sha256": "certificate SHA-256 (hex, any case; quoted with colons) or its start: cert.sha256:ab12*",
+    "cert.expired": "true when the certificate had expired when scanned, false when it had not",
+    "cert.self_signed": "true when the certificate is self-signed, false when an issuer signed it",
 }
-FACET_FIELDS = ("protocol", "country", "severity", "pii", "software")
+FACET_FIELDS = ("protocol", "country", "severity", "pii", "software", "cert.issuer")
 
 
 CRITICAL_RANK = SEVERITY_RANK["critical"]
@@ -340,11 +348,14 @@ class _Compiler:
         escaped = re.sub(r"([\\%_])", r"\\\1", value).replace("*", "%").replace("?", "_")
         return column.like(escaped, escape="\\")
 
-    def boolean(self, node: Value, column: ColumnElement) -> Clause:
+    def boolean(self, node: Value, column: ColumnElement, *, strict: bool = False) -> Clause:
+        """true or false; unknown (NULL) counts as false, unless `strict` (it then matches neither)."""
         value = self.text(node).lower() if isinstance(node, tree.Word | tree.Phrase) else ""
         if value not in ("true", "false"):
             raise QueryError(node.pos, "expected true or false")
-        return column.is_(True) if value == "true" else or_(column.is_(False), column.is_(None))
+        if value == "true":
+            return column.is_(True)
+        return column.is_(False) if strict else or_(column.is_(False), column.is_(None))
 
     def when(self, node: tree.Item, *, end: bool) -> str:
         """An ISO 8601 date or time as stored (UTC, ...Z). A bare date stands for its start, a time for its
@@ -488,6 +499,44 @@ class _Compiler:
             return self.member((services.c.id,), query)
         return services.c.id.in_(query.where(self.like(node, service_btc.c.address, str)))
 
+    def cert_name(self, node: Value) -> Clause:
+        """A certificate name: exact (any case); `*.example.cn` = the names ending in `.example.cn` (the
+        wildcard name among them), `example.*` = the names starting with `example.`, both index ranges;
+        other wildcards as LIKE patterns."""
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            raise QueryError(node.pos, "cert.name takes a name, not a range")
+        query = select(service_cert_names.c.service_id)
+        value = self.text(node).lower()
+        if value == "*":
+            return self.member((services.c.id,), query)
+        names = service_cert_names.c
+        head, tail = value[:1], value[1:]
+        if isinstance(node, tree.Phrase) or not re.search(r"[*?]", value):
+            matched = names.name == value
+        elif head == "*" and not re.search(r"[*?]", tail):
+            matched = names_ending(tail)
+        elif value.endswith("*") and not re.search(r"[*?]", value[:-1]):
+            matched = _prefixed(names.name, value[:-1])
+        else:
+            matched = self.like(node, names.name, str.lower)
+        return services.c.id.in_(query.where(matched))
+
+    def cert_sha256(self, node: Value) -> Clause:
+        """A certificate fingerprint, or its start (`ab12*`): hex in any case, colons allowed."""
+        if isinstance(node, tree.From | tree.To | tree.Range):
+            raise QueryError(node.pos, "cert.sha256 takes a fingerprint, not a range")
+        text = self.text(node)
+        column = services.c.cert_sha256
+        if text == "*":
+            return column.is_not(None)
+        found = re.fullmatch(r"([0-9a-f]{1,64})(\*?)", text.replace(":", "").lower())
+        if not found or (not found.group(2) and len(found.group(1)) != 64):
+            raise QueryError(
+                node.pos, f"{text!r} is not a SHA-256 fingerprint (64 hex digits) or its start (ab12*)"
+            )
+        digits, prefix = found.groups()
+        return _prefixed(column, digits) if prefix else column == digits
+
     def event(self, node: Value) -> Clause:
         query = select(events.c.ip, events.c.port)
         if self.text(node) != "*":
@@ -512,7 +561,10 @@ class _Compiler:
         return TextMatch(words, prefix, column)
 
 
-_NARROW = {"ip", "port", "software", "country", "asn", "org", "btc", "first_seen", "last_seen", "age_days"}
+_NARROW = {
+    *("ip", "port", "software", "country", "asn", "org", "btc", "first_seen", "last_seen", "age_days"),
+    *("hostname", "cert.name", "cert.issuer", "cert.sha256"),
+}
 """Fields whose values (other than `*`) select few services through an index of their own."""
 
 
@@ -533,6 +585,34 @@ def _text_field(
     return lambda compiler, node: compiler.like(node, column, normalise)
 
 
+def names_ending(suffix: str) -> Clause:
+    """The rows of service_cert_names whose name ends with `suffix` (in lower case): a range of the
+    names backwards."""
+    return _prefixed(service_cert_names.c.name_reversed, suffix[::-1])
+
+
+def certified_for(domain: str) -> Clause:
+    """The services whose certificate names `domain` (in lower case) or a name under it (a wildcard
+    name among them)."""
+    names = service_cert_names.c
+    under = or_(names.name == domain, names_ending(f".{domain}"))
+    return services.c.id.in_(select(names.service_id).where(under))
+
+
+def _prefixed(column: ColumnElement, prefix: str) -> Clause:
+    """`column` starts with `prefix`, as a range of code points: what an index finds (the column in
+    code point order: schema.Key); no LIKE, so no character of `prefix` is a wildcard."""
+    end = prefix
+    while end:  # the least text after every text starting with `prefix`: its last character, one up
+        code = ord(end[-1]) + 1
+        if code <= 0x10FFFF:
+            end = end[:-1] + chr(0xE000 if code == 0xD800 else code)  # past the surrogates
+            break
+        end = end[:-1]
+    low = column >= prefix
+    return and_(low, column < end) if end else low
+
+
 def _stored(moment: datetime) -> str:
     """A naive UTC time as the index stores times (the year always in four digits)."""
     return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
@@ -544,8 +624,8 @@ def _number_field(column: ColumnElement) -> Callable[[_Compiler, Value], Clause]
     return lambda compiler, node: compiler.ordered(node, column, lambda item: compiler.number(item, span))
 
 
-def _boolean_field(column: ColumnElement) -> Callable[[_Compiler, Value], Clause]:
-    return lambda compiler, node: compiler.boolean(node, column)
+def _boolean_field(column: ColumnElement, *, strict: bool = False) -> Callable[[_Compiler, Value], Clause]:
+    return lambda compiler, node: compiler.boolean(node, column, strict=strict)
 
 
 def _auth(compiler: _Compiler, node: Value) -> Clause:
@@ -574,5 +654,12 @@ _FIELD_COMPILERS: dict[str, Callable[[_Compiler, Value], Clause]] = {
     "last_seen": lambda compiler, node: compiler.moment(node, services.c.last_seen),
     "age_days": _Compiler.age_days,
     "event": _Compiler.event,
+    "tls": _boolean_field(services.c.tls),
+    "hostname": _text_field(services.c.hostname, str.lower),
+    "cert.name": _Compiler.cert_name,
+    "cert.issuer": _text_field(services.c.cert_issuer),
+    "cert.sha256": _Compiler.cert_sha256,
+    "cert.expired": _boolean_field(services.c.cert_expired, strict=True),
+    "cert.self_signed": _boolean_field(services.c.cert_self_signed, strict=True),
 }
 assert set(_FIELD_COMPILERS) == set(FIELDS)

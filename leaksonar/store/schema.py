@@ -34,6 +34,9 @@ class RecordJSON(TypeDecorator[dict]):
 
 
 Int64 = BigInteger().with_variant(Integer(), "sqlite")
+Key = String(253).with_variant(String(253, collation="C"), "postgresql")
+"""A name or fingerprint matched by prefix as a range of code points (leaksonar.store.query): PostgreSQL's
+"C" collation orders it so (a language's collation ignores punctuation); SQLite's own order already does."""
 """Ids and counts that can pass 2**31 at internet scale: BIGINT on PostgreSQL; INTEGER on SQLite, which is
 64-bit already and the only type that makes an INTEGER PRIMARY KEY the rowid (migration 0003)."""
 
@@ -97,6 +100,13 @@ services = Table(
     Column("asn", BigInteger),
     Column("org", String(200)),
     Column("summary", Text),
+    # TLS and the certificate presented (migration 0007)
+    Column("tls", Boolean),
+    Column("hostname", String(253)),
+    Column("cert_sha256", Key),
+    Column("cert_issuer", String(200)),
+    Column("cert_expired", Boolean),
+    Column("cert_self_signed", Boolean),
     UniqueConstraint("ip", "port", name="uq_services_ip_port"),
     Index("ix_services_ip_num", "ip_num"),
     Index("ix_services_asn", "asn"),
@@ -123,6 +133,9 @@ Index("ix_services_country", services.c.country, services.c.rank)
 Index("ix_services_software", func.lower(services.c.software), services.c.rank)  # matched in any case
 Index("ix_services_org", func.lower(services.c.org))
 Index("ix_services_port", services.c.port)
+Index("ix_services_cert_issuer", services.c.cert_issuer, services.c.rank)  # a facet field, as above
+Index("ix_services_hostname", services.c.hostname)
+Index("ix_services_cert_sha256", services.c.cert_sha256)
 # attacked services are few: a partial index finds them (by first seen) without touching the rest
 Index(
     "ix_services_infected",
@@ -148,6 +161,18 @@ service_btc = Table(
     Column("address", String(100), nullable=False),
     Index("ix_service_btc_address", "address", "service_id"),
     Index("ix_service_btc_service", "service_id"),
+)
+
+service_cert_names = Table(
+    "service_cert_names",
+    metadata,
+    Column("service_id", Int64, nullable=False),
+    Column("name", Key, nullable=False),  # in lower case
+    # the name backwards: a suffix (`*.example.cn`) becomes a prefix, an index range (migration 0007)
+    Column("name_reversed", Key, nullable=False),
+    Index("ix_service_cert_names_name", "name", "service_id"),
+    Index("ix_service_cert_names_reversed", "name_reversed", "service_id"),
+    Index("ix_service_cert_names_service", "service_id"),
 )
 
 # Free text over summaries, collection names and field names (rowid = services.id): an FTS5 table on

@@ -27,6 +27,7 @@ from leaksonar.store.schema import (
     hosts,
     scans,
     service_btc,
+    service_cert_names,
     service_pii,
     services,
     services_fts,
@@ -63,9 +64,25 @@ def int64(value: Any) -> int | None:
     return None
 
 
+def _name(value: str | None, column: Any) -> str | None:
+    """A server's name (certificate, hostname) as its column matches it: lower case, without NUL
+    characters (PostgreSQL refuses them), cut to the column."""
+    return clip(value.replace("\x00", "").lower(), column) if value is not None else None
+
+
+def cert_names(record: FindingRecord) -> list[str]:
+    """The distinct names of the certificate a record's service presented, as service_cert_names holds
+    them."""
+    cert = (record.get("tls") or {}).get("cert") or {}
+    found = (_name(n, service_cert_names.c.name) for n in cert.get("names") or ())
+    return list(dict.fromkeys(n for n in found if n))
+
+
 def search_columns(record: FindingRecord) -> dict[str, Any]:
     """The search columns of `services` for a finding record."""
     network = record.get("network") or {}
+    tls = record.get("tls")
+    cert = (tls or {}).get("cert") or {}
     return {
         "rank": SEVERITY_RANK.get(record.get("severity") or "", NO_SEVERITY),
         "infected": bool((record.get("ransom") or {}).get("infected")),
@@ -74,6 +91,12 @@ def search_columns(record: FindingRecord) -> dict[str, Any]:
         "asn": int64(network.get("asn")),
         "org": clip(network.get("org"), services.c.org),
         "summary": record.get("summary"),
+        "tls": tls is not None,
+        "hostname": _name(record.get("hostname"), services.c.hostname),
+        "cert_sha256": _name(cert.get("sha256"), services.c.cert_sha256),
+        "cert_issuer": clip((cert.get("issuer") or "").replace("\x00", ""), services.c.cert_issuer) or None,
+        "cert_expired": bool(cert.get("expired")) if cert else None,
+        "cert_self_signed": bool(cert.get("self_signed")) if cert else None,
     }
 
 
@@ -115,10 +138,12 @@ def _replace(table: Any, *values: Any) -> tuple[Any, Any]:
 _PII = _replace(service_pii, "v")
 _BTC = _replace(service_btc, "v")
 _TEXT = _replace(services_fts, "s", "c", "f")
+_NAMES = _replace(service_cert_names, "v", "r")
 
 
 def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
-    """Replace the PII, BTC and free-text rows of the services these (stored) records describe."""
+    """Replace the PII, BTC, certificate name and free-text rows of the services these (stored) records
+    describe."""
     latest = {(r["ip"], r["port"]): r for r in records}
     keys = [{"k_ip": ip, "k_port": port} for ip, port in latest]
     pii = [
@@ -133,6 +158,11 @@ def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
             {a for note in (r.get("ransom") or {}).get("notes", ()) for a in note.get("btc_addresses", ())}
         )
     ]
+    names = [
+        {"k_ip": r["ip"], "k_port": r["port"], "v": name, "r": name[::-1]}
+        for r in latest.values()
+        for name in cert_names(r)
+    ]
     texts = [
         {
             "k_ip": r["ip"],
@@ -143,7 +173,12 @@ def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
         }
         for r in latest.values()
     ]
-    for name, (delete, insert), rows in (("pii", _PII, pii), ("btc", _BTC, btc), ("text", _TEXT, texts)):
+    for name, (delete, insert), rows in (
+        ("pii", _PII, pii),
+        ("btc", _BTC, btc),
+        ("names", _NAMES, names),
+        ("text", _TEXT, texts),
+    ):
         executemany(conn, f"delete {name}", lambda s=delete: s, keys)
         executemany(conn, f"insert {name}", lambda s=insert: s, rows)
 
@@ -185,7 +220,12 @@ def refresh_statistics(conn: Connection) -> None:
         ).scalar()
     )
     if not known or count > 2 * int(str(known).split()[0]):
-        for table in (services, service_pii, service_btc):  # whole tables: samples mislead the planner
+        for table in (
+            services,
+            service_pii,
+            service_btc,
+            service_cert_names,
+        ):  # whole tables: samples mislead the planner
             conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
@@ -266,7 +306,9 @@ def _facet_column(field: str) -> Any:
     """The column a facet counts (software in lower case, as its index holds it and as it matches)."""
     if field == "pii":
         return service_pii.c.category
-    return func.lower(services.c.software) if field == "software" else services.c[field]
+    if field == "software":
+        return func.lower(services.c.software)
+    return services.c[field.replace(".", "_")]  # cert.issuer: cert_issuer
 
 
 def _counted(

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import Engine, case, func, select
 
 from leaksonar.store import search as views
-from leaksonar.store.query import public_only
+from leaksonar.store.query import certified_for, public_only
 from leaksonar.store.rows import HostRow, HostView, ServiceRow
 from leaksonar.store.schema import hosts, services
 from leaksonar.store.sql import select_as
@@ -77,9 +77,12 @@ class Services:
         """The services on `ip`, by port."""
         return self._read(services.c.ip == ip)
 
-    def exposed(self, between: tuple[int, int] | None = None) -> list[ServiceRow]:
-        """The exposed services (with addresses, as integers, `between` first and last), by address."""
+    def exposed(self, between: tuple[int, int] | None = None, domain: str | None = None) -> list[ServiceRow]:
+        """The exposed services (with addresses, as integers, `between` first and last; with a certificate
+        for `domain`, in lower case, or a name under it), by address."""
         where = [services.c.exposed.is_(True)]
         if between is not None:
             where.append(services.c.ip_num.between(*between))
+        if domain is not None:
+            where.append(certified_for(domain))
         return self._read(*where, order=(services.c.ip_num, services.c.port))

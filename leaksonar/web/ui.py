@@ -97,7 +97,7 @@ def _term(field: str, value: str) -> str:
     plain = value and all(c.isalnum() or c in "._-/" for c in value)
     if plain:
         return f"{field}:{value}"
-    quoted = value.replace('"', '\\"')
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')  # as the query reads a phrase back
     return f'{field}:"{quoted}"'
 
 
