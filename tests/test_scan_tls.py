@@ -3,11 +3,13 @@ plaintext twin (same server, same data) plus the certificate it presents."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from leaksonar.lab import service as lab_entry
+from tests.conftest import leaksonar
 
 SAME_FACTS = ("protocol", "software", "auth", "exposed", "rows_estimated", "severity")
 """Compared whole; of the dataset everything but the size on disk (two servers store the same rows in
@@ -87,3 +89,28 @@ def test_postgresql_that_insists_on_tls_says_so(lab: dict[str, Any], scanned: di
         if service["protocol"] == "postgresql":
             details = record_of(scanned, service)["details"]
             assert details["tls_required"] is service["tls"]["required"]
+
+
+@pytest.mark.parametrize(
+    ("query", "chosen"),
+    [
+        ("tls:true", lambda s: bool(s.get("tls"))),
+        ("cert.name:*.example.lab", lambda s: bool(s.get("tls"))),
+        ("cert.expired:true", lambda s: bool(s.get("tls")) and s["tls"]["expired"]),
+        ("cert.self_signed:true", lambda s: bool(s.get("tls")) and s["tls"]["self_signed"]),
+        ("tls:true AND protocol:postgresql", lambda s: bool(s.get("tls")) and s["protocol"] == "postgresql"),
+    ],
+)
+def test_the_scanned_tls_services_are_found_by_search(
+    lab: dict[str, Any], scanned: dict[str, Any], query: str, chosen: Any
+) -> None:
+    found = json.loads(leaksonar("search", query, "--db", str(scanned["db"]), "--json").stdout)
+    expected = {(s["ip"], s["port"]) for s in lab["services"] if chosen(s)}
+    assert expected and {(h["ip"], h["port"]) for h in found["hits"]} == expected
+
+
+def test_a_certificate_name_finds_its_one_service(lab: dict[str, Any], scanned: dict[str, Any]) -> None:
+    for service in tls_services(lab):
+        query = f'cert.name:"{service["hostname"]}"'
+        found = json.loads(leaksonar("search", query, "--db", str(scanned["db"]), "--json").stdout)
+        assert [(h["ip"], h["port"]) for h in found["hits"]] == [(service["ip"], service["port"])], query
