@@ -233,6 +233,10 @@ def test_report_by_certificate_domain(store: Store, tmp_path: Path) -> None:
     body = letter.read_text()
     assert letter.name.startswith("example-cn-")
     assert all(f"127.2.0.{n}:9200" in body for n in (1, 2, 6, 8)) and "127.2.0.3" not in body
+    subject = "Subject: \\[CRITICAL\\] 4 database services with TLS certificates for example\\.cn answer"
+    assert body.startswith(subject)
+    assert "We found 4 database services with TLS certificates for example\\.cn that answer" in body
+    assert "your network" not in body
 
 
 @pytest.mark.parametrize(

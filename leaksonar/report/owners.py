@@ -34,6 +34,8 @@ class Owner:
     contact: str | None = None
     network: str | None = None
     """The network that matched (owners file), or the ASN it came from."""
+    domain: str | None = None
+    """The domain whose certificates chose the services (`report --domain`)."""
 
 
 @dataclass(frozen=True, slots=True)

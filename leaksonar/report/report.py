@@ -91,7 +91,8 @@ def plan(store: Store, selection: Selection, owners: Owners, now: str, force: bo
     between = (int(network.network_address), int(network.broadcast_address)) if network is not None else None
     reports: dict[str, OwnerReport] = {}
     for row in store.services.exposed(between, selection.domain):
-        owner = Owner(selection.domain) if selection.domain else owner_of(row.record, owners)
+        domain = selection.domain
+        owner = Owner(domain, domain=domain) if domain else owner_of(row.record, owners)
         if not selection.holds(row.record, owner):
             continue
         report = reports.setdefault(owner.org, OwnerReport(owner))
@@ -231,9 +232,11 @@ def context(store: Store, report: OwnerReport, now: str, *, public: bool = False
     )
     worst = items[0]["severity"]
     count = len(items)
+    domain = report.owner.domain
+    where = f"with TLS certificates for {domain}" if domain else "on your network"
     subject = (
-        f"[{worst.upper()}] {count} database service{'s' if count > 1 else ''} on your network "
-        f"answer{'s' if count == 1 else ''} without a password ({report.owner.org})"
+        f"[{worst.upper()}] {count} database service{'s' if count > 1 else ''} {where} "
+        f"answer{'s' if count == 1 else ''} without a password" + ("" if domain else f" ({report.owner.org})")
     )
     return {
         "subject": subject,
