@@ -1,6 +1,6 @@
 """TLS benchmark: the lab's TLS services, leaksonar's scan against nmap -sV with ssl-cert, and throughput.
 
-    .venv/bin/python bench/tls.py [--lab-dir DIR] [--base 127.x.0.0] [--rounds 16] [--concurrency 4]
+    .venv/bin/python bench/tls.py [--lab-dir DIR] [--base 127.x.0.0] [--rounds 32] [--concurrency 4]
 
 Starts a lab of only the TLS services and their plaintext twins (the twins also back the nginx TLS
 proxies), or uses the running lab in --lab-dir, then:
@@ -270,7 +270,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lab-dir", type=Path, help="use this running lab instead of starting one")
     parser.add_argument("--base", help="base of the lab to start (default: a free 127.x.0.0)")
-    parser.add_argument("--rounds", type=int, default=16, help="inspections of each service (throughput)")
+    parser.add_argument("--rounds", type=int, default=32, help="inspections of each service (throughput)")
     parser.add_argument("--concurrency", type=int, default=4, help="inspections at once (throughput)")
     args = parser.parse_args()
     if shutil.which("nmap") is None:
