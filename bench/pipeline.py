@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/pipeline.py [--lab-dir DIR] [--base 127.x.0.0]
 
-Starts a lab (`leaksonar lab up`) on a free 127.x base (or uses the running lab in --lab-dir), times
-both tools as whole commands over the same addresses (the lab's /24) and ports (the lab's ports), stops
-the lab it started, and compares per service the facts each tool reported with the lab manifest (the
+Starts a lab (as `leaksonar lab up` does) on a free 127.x base (or uses the running lab in --lab-dir),
+times both tools as whole commands over the same addresses (the lab's /24) and ports (the lab's ports),
+stops the lab it started, and compares per service the facts each tool reported with the lab manifest (the
 ground truth): the protocol/product named, the version, whether authentication is required, and the
 databases / collections / keys and their rows. Prints a table and writes bench/results/pipeline.json.
 
