@@ -8,6 +8,8 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -96,3 +98,30 @@ def free_block(first: int = 92, last: int = 126) -> str:
         if (127, second) not in busy:
             return f"127.{second}.0.0"
     sys.exit(f"no free 127.x.0.0/16 block between 127.{first} and 127.{last}")
+
+
+@contextmanager
+def running_lab(
+    tmp: Path, lab_dir: Path | None, base: str | None, services: Iterable[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The manifest of the running lab in `lab_dir`, or of a lab of `services` (all for None) started
+    in `tmp` on `base` (default: a free 127.x.0.0) and stopped on leaving."""
+    if lab_dir is not None:
+        yield json.loads((lab_dir / "manifest.json").read_text())
+        return
+    from leaksonar.lab import LabError, lab_down, lab_up
+
+    base = base or free_block()
+    if not base.startswith("127."):
+        sys.exit("the lab runs on loopback only (127.0.0.0/8)")
+    tmp.chmod(0o711)  # the lab's PostgreSQL runs as user postgres and must reach its directory
+    started = time.perf_counter()
+    try:
+        manifest = lab_up(tmp / "lab", base, services)
+    except LabError as exc:
+        sys.exit(f"lab up failed: {exc}")
+    print(f"lab up on {base} ({len(manifest['services'])} services) in {time.perf_counter() - started:.1f} s")
+    try:
+        yield dict(manifest)
+    finally:
+        lab_down(tmp / "lab")

@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/pipeline.py [--lab-dir DIR] [--base 127.x.0.0]
 
-Starts a lab (`leaksonar lab up`) on a free 127.x base (or uses the running lab in --lab-dir), times
-both tools as whole commands over the same addresses (the lab's /24) and ports (the lab's ports), stops
-the lab it started, and compares per service the facts each tool reported with the lab manifest (the
+Starts a lab (as `leaksonar lab up` does) on a free 127.x base (or uses the running lab in --lab-dir),
+times both tools as whole commands over the same addresses (the lab's /24) and ports (the lab's ports),
+stops the lab it started, and compares per service the facts each tool reported with the lab manifest (the
 ground truth): the protocol/product named, the version, whether authentication is required, and the
 databases / collections / keys and their rows. Prints a table and writes bench/results/pipeline.json.
 
@@ -18,7 +18,6 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -28,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import LEAKSONAR, LOOPBACK, describe, free_block, machine, run, save
+from benchlib import LEAKSONAR, LOOPBACK, describe, machine, run, running_lab, save
 
 NSE_SCRIPTS = (
     "redis-info",  # discovery, safe: INFO
@@ -175,34 +174,50 @@ def verdicts(found: Facts, expected: Facts) -> dict[str, Any]:
     }
 
 
-def scan_commands(block: str, ports: list[int], tmp: Path) -> tuple[list[str], list[str]]:
+def scan_commands(
+    targets: list[str], ports: list[int], tmp: Path, scripts: tuple[str, ...] = NSE_SCRIPTS
+) -> tuple[list[str], list[str]]:
+    """leaksonar's scan and nmap -sV with `scripts`, of `targets` x `ports`, writing their output in `tmp`."""
     port_list = ",".join(map(str, ports))
     ours = [
-        LEAKSONAR, "scan", block, "-p", port_list, "--db", str(tmp / "pipeline.db"),
+        LEAKSONAR, "scan", *targets, "-p", port_list, "--db", str(tmp / "pipeline.db"),
         "--jsonl", str(tmp / "findings.jsonl"), "--quiet", "--scope", LOOPBACK,
     ]  # fmt: skip
     theirs = [
-        "nmap", "-sT", "-Pn", "-n", "-sV", "--script", ",".join(NSE_SCRIPTS),
-        "-p", port_list, block, "-oX", str(tmp / "nmap.xml"),
+        "nmap", "-sT", "-Pn", "-n", "-sV", "--script", ",".join(scripts),
+        "-p", port_list, *targets, "-oX", str(tmp / "nmap.xml"),
     ]  # fmt: skip
     return ours, theirs
 
 
-def compare(manifest: dict[str, Any], tmp: Path) -> list[dict[str, Any]]:
-    ours = {}
-    for line in (tmp / "findings.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        ours[(record["ip"], record["port"])] = leaksonar_facts(record)
-    theirs = {}
+Address = tuple[str, int]
+
+
+def leaksonar_records(tmp: Path) -> dict[Address, dict[str, Any]]:
+    """The records leaksonar's scan wrote in `tmp`, by (ip, port)."""
+    records = (json.loads(line) for line in (tmp / "findings.jsonl").read_text().splitlines())
+    return {(record["ip"], record["port"]): record for record in records}
+
+
+def nmap_open_ports(tmp: Path) -> dict[Address, ET.Element]:
+    """The open ports of nmap's XML report in `tmp`, by (ip, port)."""
+    ports = {}
     for host in ET.parse(tmp / "nmap.xml").getroot().iter("host"):
         address = host.find("address")
         assert address is not None
         for port in host.iter("port"):
             state = port.find("state")
             if state is not None and state.get("state") == "open":
-                theirs[(address.get("addr"), int(port.get("portid", 0)))] = nmap_facts(port)
+                ports[(address.get("addr", ""), int(port.get("portid", 0)))] = port
+    return ports
+
+
+def compare(services: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+    """Per manifest service, the facts each tool's output in `tmp` holds, against the manifest's."""
+    ours = {key: leaksonar_facts(record) for key, record in leaksonar_records(tmp).items()}
+    theirs = {key: nmap_facts(port) for key, port in nmap_open_ports(tmp).items()}
     rows = []
-    for service in manifest["services"]:
+    for service in services:
         key = (service["ip"], service["port"])
         expected = truth(service)
         lk, nm = ours.get(key, Facts()), theirs.get(key, Facts())
@@ -262,28 +277,13 @@ def main() -> None:
         sys.exit("nmap is not installed (make setup installs it)")
     with tempfile.TemporaryDirectory(prefix="leaksonar-pipeline-") as tmp_name:
         tmp = Path(tmp_name)
-        tmp.chmod(0o711)  # the lab's PostgreSQL runs as user postgres and must reach its directory
-        lab_dir = args.lab_dir or tmp / "lab"
-        started_lab = args.lab_dir is None
-        if started_lab:
-            base = args.base or free_block()
-            if not base.startswith("127."):
-                sys.exit("the lab runs on loopback only (127.0.0.0/8)")
-            lab_seconds = run([LEAKSONAR, "lab", "up", "--dir", str(lab_dir), "--base", base]).seconds
-            print(f"lab up on {base} in {lab_seconds:.1f} s")
-        try:
-            manifest = json.loads((lab_dir / "manifest.json").read_text())
+        with running_lab(tmp, args.lab_dir, args.base) as manifest:
             block = manifest["base"].rsplit(".", 1)[0] + ".0/24"
             ports = lab_ports(manifest)
-            ours_cmd, theirs_cmd = scan_commands(block, ports, tmp)
+            ours_cmd, theirs_cmd = scan_commands([block], ports, tmp)
             ours, ours_rss, _ = run(ours_cmd)
             theirs, theirs_rss, _ = run(theirs_cmd)
-            rows = compare(manifest, tmp)
-        finally:
-            if started_lab:
-                subprocess.run(
-                    [LEAKSONAR, "lab", "down", "--dir", str(lab_dir)], capture_output=True, check=False
-                )
+            rows = compare(manifest["services"], tmp)
     print(f"full pipeline: {len(manifest['services'])} lab services, {block} x {len(ports)} ports")
     print(f"  machine: {describe(machine())}")
     print(f"  leaksonar {ours:7.2f} s  rss {ours_rss:.0f} MB   {' '.join(ours_cmd[:2])} ...")

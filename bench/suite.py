@@ -1,4 +1,4 @@
-"""The benchmark suite (`make bench`): discovery, full pipeline, filtered network, assessment, index.
+"""The benchmark suite (`make bench`): discovery, full pipeline, TLS, filtered network, assessment, index.
 
     .venv/bin/python bench/suite.py [--only discovery,pipeline,...] [--findings 200000]
 
@@ -77,6 +77,32 @@ def pipeline() -> Summary:
     ]
 
 
+def tls() -> Summary:
+    t = _load("tls")
+    timed, n = t["timed"]["tls"], t["services"]
+    ours, theirs = t["totals"]["leaksonar"], t["totals"]["nmap"]
+    certs_l, certs_n = t["cert_totals"]["leaksonar"], t["cert_totals"]["nmap"]
+    rate = t["throughput"]
+    facts = (
+        f"protocol {ours['product']}/{n} vs {theirs['product']}/{n}, version {ours['version']} vs"
+        f" {theirs['version']}, auth {ours['auth']} vs {theirs['auth']}; cert names {certs_l['names']} vs"
+        f" {certs_n['names']} of {certs_l['names_total']}, sha256 {certs_l['sha256']} vs {certs_n['sha256']}"
+    )
+    return [
+        (
+            f"TLS services, lab ({n})",
+            f"{timed['leaksonar_s']} s vs nmap -sV+ssl-cert+NSE {timed['nmap_s']} s",
+            f"{timed['ratio']}x",
+        ),
+        ("TLS facts found (leaksonar vs nmap)", facts, f"nmap-only: {', '.join(t['nmap_only']) or 'none'}"),
+        (
+            "TLS identify+inspect throughput",
+            f"{rate['tls_rate']:,} services/s vs plaintext twins {rate['twin_rate']:,}/s",
+            f"TLS costs {rate['overhead']}x",
+        ),
+    ]
+
+
 def filtered() -> Summary:
     f = _load("filtered")
     rows = [
@@ -125,6 +151,7 @@ def steps(findings: int) -> dict[str, tuple[list[str], Callable[[], Summary]]]:
     return {
         "discovery": ([python, str(BENCH / "discovery.py")], discovery),
         "pipeline": ([python, str(BENCH / "pipeline.py")], pipeline),
+        "tls": ([python, str(BENCH / "tls.py")], tls),
         "filtered": ([python, str(BENCH / "filtered.py")], filtered),
         "assessment": ([python, str(BENCH / "pii_eval.py")], assessment),
         "index": (
