@@ -20,6 +20,7 @@ import certs
 import hostile
 import pytest
 from conftest import leaksonar
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 from replies import OSMEM_ROOT, http_reply
 
@@ -273,6 +274,34 @@ def test_control_and_bidi_characters_are_kept_as_text() -> None:
     found = facts(certs.make(cn))
     assert found.names == (cn,)
     assert "\u202e" in found.subject and "\u4e2d\u6587" in found.subject
+
+
+def _rewritten(issued: certs.Issued, old: bytes, new: bytes) -> certs.Issued:
+    """`issued` with `old` replaced by `new` (same length) in its DER; its signature no longer holds."""
+    assert issued.der.count(old) == 1 and len(old) == len(new)
+    return certs.Issued(x509.load_der_x509_certificate(issued.der.replace(old, new)), issued.key)
+
+
+def _odd_alternative_names() -> Iterator[certs.Issued]:
+    """Certificates OpenSSL accepts whose names `cryptography` cannot read: an x400Address among the
+    alternative names (RFC 5280 allows it), and the same extension twice."""
+    issued = certs.make("odd.example.lab", "db.example.lab")
+    yield _rewritten(issued, b"\x82\x0edb.example.lab", b"\xa3\x0e\x04\x0cx400-address")
+    yield _rewritten(issued, b"\x06\x03\x55\x1d\x13", b"\x06\x03\x55\x1d\x11")  # BasicConstraints as a SAN
+
+
+@pytest.mark.parametrize("issued", list(_odd_alternative_names()), ids=["x400-address", "duplicate-san"])
+def test_names_cryptography_cannot_read_leave_the_rest_of_the_certificate(issued: certs.Issued) -> None:
+    found = facts(issued.der)
+    assert (found.subject, found.names, found.key) == ("CN=odd.example.lab", ("odd.example.lab",), "RSA 2048")
+
+
+def test_service_behind_a_certificate_with_an_x400_name_is_identified() -> None:
+    issued = next(_odd_alternative_names())
+    identity, _ = identify_behind_tls(http_server(OSMEM_ROOT), issued)
+    assert identity.protocol == "elasticsearch"
+    assert identity.tls is not None and identity.tls.cert is not None
+    assert identity.tls.cert.names == ("odd.example.lab",)
 
 
 @pytest.mark.parametrize("der", [b"", b"garbage", b"\x30\x03\x02\x01\x00", REDIS_CERT.der[:200]])

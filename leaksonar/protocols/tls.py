@@ -119,8 +119,8 @@ def _names(cert: x509.Certificate) -> tuple[str, ...]:
         alternatives = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names += [str(n) for n in alternatives.get_values_for_type(x509.DNSName)]
         names += [str(a) for a in alternatives.get_values_for_type(x509.IPAddress)]
-    except (x509.ExtensionNotFound, ValueError):
-        pass
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):
+        pass  # none, or none `cryptography` reads (an x400Address, the extension twice): CNs stand
     return tuple(dict.fromkeys(name[:MAX_NAME_CHARS] for name in names))[:MAX_NAMES]
 
 

@@ -55,8 +55,8 @@ async def _exchange(endpoint: Endpoint, probe: bytes, limits: Limits, sock: sock
         reader, writer = await asyncio.open_connection(sock=sock, limit=limits.banner_bytes)
     else:
         reader, writer = await endpoint.connect(limits, buffer=limits.banner_bytes)
-    tls = describe(writer.get_extra_info("ssl_object")) if endpoint.tls else None
     try:
+        tls = describe(writer.get_extra_info("ssl_object")) if endpoint.tls else None
         if probe:
             writer.write(probe)
         reply = await asyncio.wait_for(reader.read(limits.banner_bytes), limits.timeout)
