@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +24,7 @@ import pytest
 from conftest import leaksonar
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
-from replies import OSMEM_ROOT, http_reply
+from replies import OSMEM_ROOT, POSTGRES_TRUST, http_reply
 
 from leaksonar.model import Certificate, ErrorKind, Identity, Limits
 from leaksonar.protocols.base import Endpoint
@@ -452,3 +453,48 @@ def test_sql_servers_negotiate_tls_and_a_broken_negotiation_leaves_plaintext(
         assert identity.tls.cert.names == ("endless.example.lab",)
     else:
         assert identity.tls is None
+
+
+def _pg_hba(refuses_tls: bool) -> hostile.Handler:
+    """A PostgreSQL with TLS whose pg_hba.conf has an entry for this address only over TLS (`hostssl`,
+    trust), or none at all (`refuses_tls`): each refusal worded as PostgreSQL 15 words it."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            first, encryption = await reader.readexactly(8), "no encryption"
+            if first == hostile._PG_SSL_REQUEST:
+                writer.write(b"S")
+                await writer.start_tls(hostile.tls_context())
+                first, encryption = await reader.readexactly(8), "SSL encryption"
+            await reader.readexactly(int.from_bytes(first[:4], "big") - 8)
+            if encryption == "SSL encryption" and not refuses_tls:
+                writer.write(POSTGRES_TRUST)
+            else:
+                who = 'host "127.0.0.1", user "postgres", database "postgres"'
+                text = f"no pg_hba.conf entry for {who}, {encryption}"
+                fields = b"SFATAL\0VFATAL\0C28000\0M" + text.encode() + b"\0\0"
+                writer.write(b"E" + (len(fields) + 4).to_bytes(4, "big") + fields)
+            await writer.drain()
+            await reader.read()
+        writer.close()
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("refuses_tls", "required"), [(False, True), (True, False)], ids=["hostssl", "no-entry"]
+)
+def test_postgresql_insists_on_tls_only_when_tls_gets_past_pg_hba(refuses_tls: bool, required: bool) -> None:
+    """An address with no pg_hba.conf entry at all is refused with "..., no encryption" in plaintext too:
+    that server refuses everyone from here, it does not insist on TLS."""
+
+    async def main() -> tuple[Identity, dict[str, object]]:
+        server = await asyncio.start_server(hostile._stoppable(_pg_hba(refuses_tls)), "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            identity = await identify("127.0.0.1", port, None, HOSTILE)
+            return identity, (await inspect_service("127.0.0.1", port, identity, HOSTILE)).details
+
+    identity, details = asyncio.run(main())
+    assert identity.protocol == "postgresql" and identity.tls is not None
+    assert details["tls_required"] is required

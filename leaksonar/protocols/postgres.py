@@ -364,14 +364,24 @@ async def _inspect_databases(endpoint: Endpoint, names: Sequence[str], major: in
             await asyncio.gather(*work)
 
 
-async def _insists_on_tls(endpoint: Endpoint, limits: Limits) -> bool:
-    """True if the server refuses a plaintext StartupMessage for want of encryption (pg_hba hostssl)."""
+async def _hba_refusal(endpoint: Endpoint, limits: Limits) -> str:
+    """How pg_hba.conf refused a StartupMessage for database postgres (SQLSTATE 28000): "" when it did
+    not, or the exchange failed."""
     try:
-        message = await timed(_first_message(replace(endpoint, tls=False), "postgres", limits), limits)
+        message = await timed(_first_message(endpoint, "postgres", limits), limits)
     except Exception:
-        return False
+        return ""
     identity = PROTOCOL.match(message)
-    return identity is not None and "no encryption" in identity.banner
+    return identity.banner if identity is not None and identity.banner.startswith("28000 ") else ""
+
+
+async def _insists_on_tls(endpoint: Endpoint, limits: Limits) -> bool:
+    """True if pg_hba.conf refuses a plaintext StartupMessage for want of encryption (hostssl) but lets
+    the same one through over TLS: an address with no entry at all is refused "..., no encryption" in
+    plaintext too, and that server refuses everyone from here rather than insisting on TLS."""
+    if "no encryption" not in await _hba_refusal(replace(endpoint, tls=False), limits):
+        return False
+    return not await _hba_refusal(endpoint, limits)
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
