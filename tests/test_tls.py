@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from replies import OSMEM_ROOT, POSTGRES_TRUST, http_reply
 
 from leaksonar.model import Certificate, ErrorKind, Identity, Limits
-from leaksonar.protocols.base import Endpoint
+from leaksonar.protocols.base import BoundedStream, Endpoint
 from leaksonar.protocols.tls import MAX_NAME_CHARS, MAX_NAMES, certificate, wants_tls
 from leaksonar.scan.engine import inspect_service
 from leaksonar.scan.identify import identify
@@ -400,6 +400,40 @@ def test_tls_handshake_finished_just_in_time_then_silence_costs_no_extra_rounds(
             return time.monotonic() - started
 
     assert asyncio.run(main()) < 3 * HOSTILE.timeout + 1.0  # three rounds (plaintext, TLS, TLS again)
+
+
+async def _deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """After the handshake, reads nothing more: a close_notify is never answered."""
+    writer.transport.pause_reading()
+    await asyncio.sleep(60)
+
+
+def _open_connections_to(port: int) -> int:
+    """This machine's established TCP connections to 127.0.0.1:`port` (the client ends)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[2] == f"0100007F:{port:04X}" and line.split()[3] == "01")
+
+
+def test_connections_to_a_tls_server_that_never_answers_close_notify_are_closed_at_once() -> None:
+    """asyncio waits 30 s for the server's close_notify before it lets a TLS socket go: a network of such
+    servers would hold every probe's connection that long, past any bound on open files."""
+
+    async def main() -> tuple[int, int]:
+        server = await asyncio.start_server(
+            hostile._stoppable(_deaf), "127.0.0.1", 0, ssl=hostile.tls_context()
+        )
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            identity = await identify("127.0.0.1", port, None, FAST)
+            assert identity.tls is not None
+            await asyncio.sleep(0.5)
+            after_identify = _open_connections_to(port)
+            async with await BoundedStream.open(Endpoint("127.0.0.1", port, tls=True), FAST):
+                pass
+            await asyncio.sleep(0.5)
+            return after_identify, _open_connections_to(port)
+
+    assert asyncio.run(main()) == (0, 0)
 
 
 BROKEN_HANDSHAKES = {
