@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 from replies import OSMEM_ROOT, POSTGRES_TRUST, http_reply
 
-from leaksonar.model import Certificate, ErrorKind, Identity, Limits
+from leaksonar.model import Certificate, ErrorKind, Identity, Inspection, Limits
 from leaksonar.protocols.base import BoundedStream, Endpoint
 from leaksonar.protocols.tls import MAX_NAME_CHARS, MAX_NAMES, certificate, wants_tls
 from leaksonar.scan.engine import inspect_service
@@ -487,6 +487,27 @@ def test_sql_servers_negotiate_tls_and_a_broken_negotiation_leaves_plaintext(
         assert identity.tls.cert.names == ("endless.example.lab",)
     else:
         assert identity.tls is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review14: TLS from the first byte and TLS negotiated by SSLRequest are one Endpoint.tls; "
+    "inspection then sends an SSLRequest to a TLS terminator (stunnel, haproxy) and is cut off",
+)
+def test_postgresql_behind_a_tls_terminator_is_inspected() -> None:
+    """A PostgreSQL that lets anyone in, behind a proxy that speaks TLS from the first byte: found over
+    TLS, and its inspection must reach it the same way."""
+
+    async def main() -> tuple[Identity, Inspection]:
+        trust = hostile._stoppable(hostile.postgres(huge_row=False))
+        async with await asyncio.start_server(trust, "127.0.0.1", 0, ssl=hostile.tls_context()) as server:
+            port = server.sockets[0].getsockname()[1]
+            identity = await identify("127.0.0.1", port, None, HOSTILE)
+            return identity, await inspect_service("127.0.0.1", port, identity, HOSTILE)
+
+    identity, inspection = asyncio.run(main())
+    assert (identity.protocol, identity.auth) == ("postgresql", "none") and identity.tls is not None
+    assert inspection.auth == "none" and not inspection.errors, inspection.errors
 
 
 def _pg_hba(refuses_tls: bool) -> hostile.Handler:
