@@ -84,6 +84,21 @@ def test_localhost_is_looked_up_and_names_its_address() -> None:
     assert list(space) == [("127.0.0.1", 6379)]
 
 
+def test_a_resolve_for_a_name_among_no_targets_is_said_to_be_ignored() -> None:
+    """`scan 127.0.0.9 --resolve es.example.lab:127.0.0.9` names nothing (the name is not a target): the
+    user expecting es.example.lab as SNI and Host is told, not left with an anonymous scan."""
+    warnings: list[str] = []
+    space = build_space(
+        ["127.0.0.9", "a.example.lab"],
+        (80,),
+        scope=LOOPBACK,
+        resolve=[("es.example.lab", 0x7F000009), ("a.example.lab", 0x7F00000A)],
+        warn=warnings.append,
+    )
+    assert space.names == {"127.0.0.10": "a.example.lab"}
+    assert warnings == ["--resolve es.example.lab ignored: the name is not among the targets"]
+
+
 def test_an_address_of_two_names_keeps_the_first_and_warns_once() -> None:
     warnings: list[str] = []
     space = build_space(
