@@ -10,8 +10,10 @@ import contextlib
 import hashlib
 import json
 import socket
+import socketserver
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -487,6 +489,55 @@ def test_sql_servers_negotiate_tls_and_a_broken_negotiation_leaves_plaintext(
         assert identity.tls.cert.names == ("endless.example.lab",)
     else:
         assert identity.tls is None
+
+
+class _Negotiating(socketserver.BaseRequestHandler):
+    """PostgreSQL (trust) or MariaDB that negotiate TLS, on blocking sockets: a driver's ClientHello right
+    behind its request for TLS stays in the socket for the handshake. Each handshake's SNI goes into
+    `server.seen`."""
+
+    server: _NegotiatingServer
+
+    def handle(self) -> None:
+        connection: socket.socket = self.request
+        with contextlib.suppress(OSError):
+            if self.server.protocol == "mysql":
+                connection.sendall(hostile.MARIADB_GREETING_TLS)
+                header = connection.recv(4, socket.MSG_WAITALL)
+                connection.recv(int.from_bytes(header[:3], "little"), socket.MSG_WAITALL)
+            elif (first := connection.recv(8, socket.MSG_WAITALL)) == hostile._PG_SSL_REQUEST:
+                connection.sendall(b"S")
+            else:
+                connection.recv(int.from_bytes(first[:4], "big") - 8, socket.MSG_WAITALL)
+                connection.sendall(POSTGRES_TRUST)
+                connection.recv(1)
+                return
+            with self.server.context.wrap_socket(connection, server_side=True) as secure:
+                secure.recv(1)
+
+
+class _NegotiatingServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+
+    def __init__(self, protocol: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Negotiating)
+        self.protocol, self.seen = protocol, list[str | None]()
+        self.context = hostile.tls_context()
+        self.context.sni_callback = lambda _ssl, name, _ctx: self.seen.append(name)  # type: ignore[assignment,misc]
+
+
+@pytest.mark.parametrize("protocol", ["postgresql", "mysql"])
+def test_the_name_scanned_goes_out_as_sni_from_the_sql_drivers_too(protocol: str) -> None:
+    """The drivers (asyncpg, aiomysql) connect to the capped relay by its address: they must still name
+    the service in their TLS handshake, as identification did (a router by SNI sends them elsewhere)."""
+    with _NegotiatingServer(protocol) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        identity = asyncio.run(identify("127.0.0.1", port, None, HOSTILE, "db.example.lab"))
+        assert identity.protocol == protocol and identity.tls is not None
+        asyncio.run(inspect_service("127.0.0.1", port, identity, HOSTILE, "db.example.lab"))
+        server.shutdown()
+    assert len(server.seen) >= 2 and set(server.seen) == {"db.example.lab"}, server.seen
 
 
 @pytest.mark.xfail(

@@ -266,7 +266,9 @@ async def _session(endpoint: Endpoint, limits: Limits, database: str) -> AsyncIt
         raise ConnectionError(identity.banner)
     async with capped_relay(endpoint, limits) as (relay, local):
         try:
-            conn = await timed(_connect(replace(local, tls=endpoint.tls), database, limits), limits)
+            conn = await timed(
+                _connect(replace(endpoint, ip=local.ip, port=local.port), database, limits), limits
+            )
         except Exception as exc:
             relay.check(exc)
             raise
@@ -278,14 +280,15 @@ async def _session(endpoint: Endpoint, limits: Limits, database: str) -> AsyncIt
 
 
 def _connect(local: Endpoint, database: str, limits: Limits) -> Awaitable[asyncpg.Connection]:
-    """asyncpg's connection to the relay in front of the server."""
+    """asyncpg's connection to the relay in front of the server (`local`: the relay's address, with the
+    service's TLS and name)."""
     return asyncpg.connect(
         host=local.ip,
         port=local.port,
         user=_USER,
         password="",  # never None: asyncpg would then read PGPASSWORD or ~/.pgpass
         database=database,
-        ssl=client_context() if local.tls else False,
+        ssl=client_context(local.hostname) if local.tls else False,
         timeout=limits.timeout,
         statement_cache_size=0,
         server_settings=_server_settings(limits),

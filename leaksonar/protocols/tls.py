@@ -39,11 +39,30 @@ WANTS_TLS = (
 """What HTTP servers answer a plaintext request on a TLS port: the service is to be seen over TLS."""
 
 
+class _Naming(ssl.SSLContext):
+    """A client context whose every handshake names `sni`, whatever name the connection gives."""
+
+    sni = ""
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        return super().wrap_bio(incoming, outgoing, server_side, self.sni or server_hostname, session)
+
+
 @cache
-def client_context() -> ssl.SSLContext:
+def client_context(sni: str | None = None) -> ssl.SSLContext:
     """Reaches any TLS server, old ones included: no verification, every protocol version and cipher
-    OpenSSL still has (security level 0). Shared by every connection of a scan."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    OpenSSL still has (security level 0). Shared by every connection of a scan (one per `sni`). `sni`:
+    the name every handshake sends, for drivers that connect to the capped relay by its address (asyncpg,
+    aiomysql); None leaves it to each connection's `server_hostname`."""
+    context = _Naming(ssl.PROTOCOL_TLS_CLIENT)
+    context.sni = sni or ""
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
