@@ -18,7 +18,10 @@ class Endpoint:
     ip: str
     port: int
     tls: bool = False
-    """Speak TLS on the connection (from its first byte; PostgreSQL and MySQL negotiate it instead)."""
+    """Speak TLS on the connection from its first byte."""
+    starttls: bool = False
+    """Ask for TLS inside the protocol's plaintext connection (PostgreSQL's SSLRequest, MySQL's
+    CLIENT_SSL); `tls` is then False."""
     hostname: str | None = None
     """The name the service is scanned by: sent as TLS SNI and HTTP Host."""
 

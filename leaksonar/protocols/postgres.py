@@ -218,9 +218,9 @@ async def request_tls(stream: BoundedStream) -> bool:
 
 
 async def _open(endpoint: Endpoint, limits: Limits) -> BoundedStream:
-    """A connection to the server, TLS negotiated first when `endpoint.tls`."""
-    stream = await BoundedStream.open(replace(endpoint, tls=False), limits)
-    if endpoint.tls:
+    """A connection to the server, TLS negotiated first when `endpoint.starttls`."""
+    stream = await BoundedStream.open(endpoint, limits)
+    if endpoint.starttls:
         try:
             if not await request_tls(stream):
                 raise ProtocolError("the server no longer offers TLS")
@@ -267,7 +267,10 @@ async def _session(endpoint: Endpoint, limits: Limits, database: str) -> AsyncIt
     async with capped_relay(endpoint, limits) as (relay, local):
         try:
             conn = await timed(
-                _connect(replace(endpoint, ip=local.ip, port=local.port), database, limits), limits
+                _connect(
+                    replace(local, starttls=endpoint.starttls, hostname=endpoint.hostname), database, limits
+                ),
+                limits,
             )
         except Exception as exc:
             relay.check(exc)
@@ -281,14 +284,14 @@ async def _session(endpoint: Endpoint, limits: Limits, database: str) -> AsyncIt
 
 def _connect(local: Endpoint, database: str, limits: Limits) -> Awaitable[asyncpg.Connection]:
     """asyncpg's connection to the relay in front of the server (`local`: the relay's address, with the
-    service's TLS and name)."""
+    service's negotiated TLS and name; TLS from the first byte is the relay's own)."""
     return asyncpg.connect(
         host=local.ip,
         port=local.port,
         user=_USER,
         password="",  # never None: asyncpg would then read PGPASSWORD or ~/.pgpass
         database=database,
-        ssl=client_context(local.hostname) if local.tls else False,
+        ssl=client_context(local.hostname) if local.starttls else False,
         timeout=limits.timeout,
         statement_cache_size=0,
         server_settings=_server_settings(limits),
@@ -382,14 +385,14 @@ async def _insists_on_tls(endpoint: Endpoint, limits: Limits) -> bool:
     """True if pg_hba.conf refuses a plaintext StartupMessage for want of encryption (hostssl) but lets
     the same one through over TLS: an address with no entry at all is refused "..., no encryption" in
     plaintext too, and that server refuses everyone from here rather than insisting on TLS."""
-    if "no encryption" not in await _hba_refusal(replace(endpoint, tls=False), limits):
+    if "no encryption" not in await _hba_refusal(replace(endpoint, starttls=False), limits):
         return False
     return not await _hba_refusal(endpoint, limits)
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     learned.auth = "unknown"  # known once a session opens
-    if endpoint.tls:
+    if endpoint.starttls:
         learned.details["tls_required"] = await _insists_on_tls(endpoint, learned.limits)
     server_version, major, rows = await _databases(endpoint, learned)
     learned.software = Software(NAME, _version(server_version))

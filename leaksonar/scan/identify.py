@@ -114,7 +114,7 @@ async def _negotiate_tls(identity: Identity, endpoint: Endpoint, limits: Limits)
     try:
         async with await BoundedStream.open(endpoint, limits) as stream:
             if await timed(request(stream), limits):
-                return replace(identity, tls=await stream.start_tls(endpoint.hostname))
+                return replace(identity, tls=await stream.start_tls(endpoint.hostname), starttls=True)
     except Exception:  # no TLS, or a broken handshake: the plaintext identity stands
         pass
     return identity
