@@ -513,6 +513,8 @@ def build_space(
     resolved: dict[str, list[int]] = {}
     for name, address in resolve:
         resolved.setdefault(name, []).append(address)
+    for unused in (name for name in resolved if name not in names):
+        warn(f"--resolve {unused} ignored: the name is not among the targets")
     named = resolve_names(names, resolved, scope, warn) if names else {}
     targets.extend((address, address) for address in named)
     allowed = apply_blocklist(targets, default_blocklist() if blocklist is None else blocklist)

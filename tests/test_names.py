@@ -23,7 +23,7 @@ from leaksonar.run.distributed.shards import describe, rebuild
 from leaksonar.run.job import new_job, resume_job
 from leaksonar.scan.engine import ScanOptions, ShardMark
 from leaksonar.store.db import Store
-from leaksonar.targets import Scope, ScopeError, TargetError, build_space, host_name
+from leaksonar.targets import Scope, ScopeError, TargetError, TargetSpace, build_space, host_name
 
 LOOPBACK = Scope.parse("127.0.0.0/8")
 HOSTS = """\
@@ -82,6 +82,21 @@ def test_localhost_is_looked_up_and_names_its_address() -> None:
     space = build_space(["localhost"], (6379,), scope=LOOPBACK)
     assert space.names == {"127.0.0.1": "localhost"}
     assert list(space) == [("127.0.0.1", 6379)]
+
+
+def test_a_resolve_for_a_name_among_no_targets_is_said_to_be_ignored() -> None:
+    """`scan 127.0.0.9 --resolve es.example.lab:127.0.0.9` names nothing (the name is not a target): the
+    user expecting es.example.lab as SNI and Host is told, not left with an anonymous scan."""
+    warnings: list[str] = []
+    space = build_space(
+        ["127.0.0.9", "a.example.lab"],
+        (80,),
+        scope=LOOPBACK,
+        resolve=[("es.example.lab", 0x7F000009), ("a.example.lab", 0x7F00000A)],
+        warn=warnings.append,
+    )
+    assert space.names == {"127.0.0.10": "a.example.lab"}
+    assert warnings == ["--resolve es.example.lab ignored: the name is not among the targets"]
 
 
 def test_an_address_of_two_names_keeps_the_first_and_warns_once() -> None:
@@ -185,6 +200,21 @@ def test_names_survive_resume_and_shards(tmp_path: Path) -> None:
     shards = [rebuild(json.loads(json.dumps(describe(space, LOOPBACK))), k, 2, LOOPBACK) for k in range(2)]
     assert all(shard.names == {"127.0.1.1": "a.example.lab"} for shard in shards)
     assert sorted(pair for shard in shards for pair in shard) == sorted(space)
+
+
+@needs_isolation
+def test_resume_refuses_a_recorded_space_outside_the_scope(tmp_path: Path) -> None:
+    """A scan recorded without a scope (or in another index) resumed where LEAKSONAR_SCOPE is set: its
+    stored targets pass the guard like typed ones. In a private network namespace: nothing leaves."""
+    db = tmp_path / "i.db"
+    store = Store(str(db), create=True)
+    job = new_job(TargetSpace([(0xC6336400, 0xC6336403)], (80,)), ScanOptions(workers=1), store)
+    store.scans.checkpoint(job.scan_id, {"shards": [ShardMark().to_record()], "probes": 0, "open": 0})
+    one_error(
+        isolated(tmp_path, "scan", "--resume", job.scan_id, "--db", str(db)),
+        "target 198.51.100.0-198.51.100.3 is outside the allowed scope 127.0.0.0/8",
+    )
+    assert Store(str(db)).scans.get(job.scan_id).checkpoint["probes"] == 0
 
 
 def test_redis_found_by_name_keeps_it_in_every_output(lab_service: Any, tmp_path: Path) -> None:

@@ -6,10 +6,14 @@ certificate says is kept, bounded, whatever a hostile one holds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import socket
+import socketserver
+import ssl
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,11 +24,12 @@ import certs
 import hostile
 import pytest
 from conftest import leaksonar
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
-from replies import OSMEM_ROOT, http_reply
+from replies import OSMEM_ROOT, POSTGRES_TRUST, http_reply
 
-from leaksonar.model import Certificate, ErrorKind, Identity, Limits
-from leaksonar.protocols.base import Endpoint
+from leaksonar.model import Certificate, ErrorKind, Identity, Inspection, Limits
+from leaksonar.protocols.base import BoundedStream, Endpoint
 from leaksonar.protocols.tls import MAX_NAME_CHARS, MAX_NAMES, certificate, wants_tls
 from leaksonar.scan.engine import inspect_service
 from leaksonar.scan.identify import identify
@@ -275,6 +280,34 @@ def test_control_and_bidi_characters_are_kept_as_text() -> None:
     assert "\u202e" in found.subject and "\u4e2d\u6587" in found.subject
 
 
+def _rewritten(issued: certs.Issued, old: bytes, new: bytes) -> certs.Issued:
+    """`issued` with `old` replaced by `new` (same length) in its DER; its signature no longer holds."""
+    assert issued.der.count(old) == 1 and len(old) == len(new)
+    return certs.Issued(x509.load_der_x509_certificate(issued.der.replace(old, new)), issued.key)
+
+
+def _odd_alternative_names() -> Iterator[certs.Issued]:
+    """Certificates OpenSSL accepts whose names `cryptography` cannot read: an x400Address among the
+    alternative names (RFC 5280 allows it), and the same extension twice."""
+    issued = certs.make("odd.example.lab", "db.example.lab")
+    yield _rewritten(issued, b"\x82\x0edb.example.lab", b"\xa3\x0e\x04\x0cx400-address")
+    yield _rewritten(issued, b"\x06\x03\x55\x1d\x13", b"\x06\x03\x55\x1d\x11")  # BasicConstraints as a SAN
+
+
+@pytest.mark.parametrize("issued", list(_odd_alternative_names()), ids=["x400-address", "duplicate-san"])
+def test_names_cryptography_cannot_read_leave_the_rest_of_the_certificate(issued: certs.Issued) -> None:
+    found = facts(issued.der)
+    assert (found.subject, found.names, found.key) == ("CN=odd.example.lab", ("odd.example.lab",), "RSA 2048")
+
+
+def test_service_behind_a_certificate_with_an_x400_name_is_identified() -> None:
+    issued = next(_odd_alternative_names())
+    identity, _ = identify_behind_tls(http_server(OSMEM_ROOT), issued)
+    assert identity.protocol == "elasticsearch"
+    assert identity.tls is not None and identity.tls.cert is not None
+    assert identity.tls.cert.names == ("odd.example.lab",)
+
+
 @pytest.mark.parametrize("der", [b"", b"garbage", b"\x30\x03\x02\x01\x00", REDIS_CERT.der[:200]])
 def test_unparseable_certificate_gives_none(der: bytes) -> None:
     assert certificate(der, NOW) is None
@@ -335,6 +368,76 @@ def test_hostile_tls_ends_in_time_with_a_finding_that_says_so(
         assert identity.banner == f"TLS handshake failed: {BROKEN_HANDSHAKES[server.name]}"
 
 
+def _late(delay: float, port: int) -> hostile.Handler:
+    """Each connection relayed to 127.0.0.1:`port` only after `delay` seconds (its first answer, a TLS
+    handshake included, comes that late)."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(delay)
+        inner_reader, inner_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer))
+
+    return handle
+
+
+def test_tls_handshake_finished_just_in_time_then_silence_costs_no_extra_rounds() -> None:
+    """A server that finishes each handshake just before the timeout and then says nothing: the
+    handshake and the reply share one timeout, or every round of probes over TLS costs two."""
+
+    async def main() -> float:
+        quiet = hostile._stoppable(hostile.silent)
+        inner = await asyncio.start_server(quiet, "127.0.0.1", 0, ssl=hostile.tls_context())
+        late = hostile._stoppable(_late(0.9 * HOSTILE.timeout, inner.sockets[0].getsockname()[1]))
+        async with inner, await asyncio.start_server(late, "127.0.0.1", 0) as outer:
+            started = time.monotonic()
+            identity = await identify("127.0.0.1", outer.sockets[0].getsockname()[1], None, HOSTILE)
+            assert identity.protocol == "unknown" and identity.tls is not None
+            return time.monotonic() - started
+
+    assert asyncio.run(main()) < 3 * HOSTILE.timeout + 1.0  # three rounds (plaintext, TLS, TLS again)
+
+
+async def _deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """After the handshake, reads nothing more: a close_notify is never answered."""
+    writer.transport.pause_reading()
+    await asyncio.sleep(60)
+
+
+def _open_connections_to(port: int) -> int:
+    """This machine's established TCP connections to 127.0.0.1:`port` (the client ends)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[2] == f"0100007F:{port:04X}" and line.split()[3] == "01")
+
+
+def test_connections_to_a_tls_server_that_never_answers_close_notify_are_closed_at_once() -> None:
+    """asyncio waits 30 s for the server's close_notify before it lets a TLS socket go: a network of such
+    servers would hold every probe's connection that long, past any bound on open files."""
+
+    async def main() -> tuple[int, int]:
+        server = await asyncio.start_server(
+            hostile._stoppable(_deaf), "127.0.0.1", 0, ssl=hostile.tls_context()
+        )
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            identity = await identify("127.0.0.1", port, None, FAST)
+            assert identity.tls is not None
+            await asyncio.sleep(0.5)
+            after_identify = _open_connections_to(port)
+            async with await BoundedStream.open(Endpoint("127.0.0.1", port, tls=True), FAST):
+                pass
+            await asyncio.sleep(0.5)
+            return after_identify, _open_connections_to(port)
+
+    assert asyncio.run(main()) == (0, 0)
+
+
 BROKEN_HANDSHAKES = {
     "tls-garbage-after-hello": "WRONG_VERSION_NUMBER",
     "tls-alert-storm": "TOO_MANY_WARN_ALERTS",
@@ -386,3 +489,115 @@ def test_sql_servers_negotiate_tls_and_a_broken_negotiation_leaves_plaintext(
         assert identity.tls.cert.names == ("endless.example.lab",)
     else:
         assert identity.tls is None
+
+
+class _Negotiating(socketserver.BaseRequestHandler):
+    """PostgreSQL (trust) or MariaDB that negotiate TLS, on blocking sockets: a driver's ClientHello right
+    behind its request for TLS stays in the socket for the handshake. Each handshake's SNI goes into
+    `server.seen`."""
+
+    server: _NegotiatingServer
+
+    def handle(self) -> None:
+        connection: socket.socket = self.request
+        with contextlib.suppress(OSError):
+            if self.server.protocol == "mysql":
+                connection.sendall(hostile.MARIADB_GREETING_TLS)
+                header = connection.recv(4, socket.MSG_WAITALL)
+                connection.recv(int.from_bytes(header[:3], "little"), socket.MSG_WAITALL)
+            elif (first := connection.recv(8, socket.MSG_WAITALL)) == hostile._PG_SSL_REQUEST:
+                connection.sendall(b"S")
+            else:
+                connection.recv(int.from_bytes(first[:4], "big") - 8, socket.MSG_WAITALL)
+                connection.sendall(POSTGRES_TRUST)
+                connection.recv(1)
+                return
+            with self.server.context.wrap_socket(connection, server_side=True) as secure:
+                secure.recv(1)
+
+
+class _NegotiatingServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+
+    def __init__(self, protocol: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Negotiating)
+        self.protocol, self.seen = protocol, list[str | None]()
+        self.context = hostile.tls_context()
+        self.context.sni_callback = lambda _ssl, name, _ctx: self.seen.append(name)  # type: ignore[assignment,misc]
+
+
+@pytest.mark.parametrize("protocol", ["postgresql", "mysql"])
+def test_the_name_scanned_goes_out_as_sni_from_the_sql_drivers_too(protocol: str) -> None:
+    """The drivers (asyncpg, aiomysql) connect to the capped relay by its address: they must still name
+    the service in their TLS handshake, as identification did (a router by SNI sends them elsewhere)."""
+    with _NegotiatingServer(protocol) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        identity = asyncio.run(identify("127.0.0.1", port, None, HOSTILE, "db.example.lab"))
+        assert identity.protocol == protocol and identity.tls is not None
+        asyncio.run(inspect_service("127.0.0.1", port, identity, HOSTILE, "db.example.lab"))
+        server.shutdown()
+    assert len(server.seen) >= 2 and set(server.seen) == {"db.example.lab"}, server.seen
+
+
+def test_postgresql_behind_a_tls_terminator_is_inspected() -> None:
+    """A PostgreSQL that lets anyone in, behind a proxy that speaks TLS from the first byte (stunnel,
+    haproxy): found over TLS, and inspected the same way (not with an SSLRequest the proxy cuts off)."""
+
+    async def main() -> tuple[Identity, Inspection]:
+        trust = hostile._stoppable(hostile.postgres(huge_row=False))
+        async with await asyncio.start_server(trust, "127.0.0.1", 0, ssl=hostile.tls_context()) as server:
+            port = server.sockets[0].getsockname()[1]
+            identity = await identify("127.0.0.1", port, None, HOSTILE)
+            return identity, await inspect_service("127.0.0.1", port, identity, HOSTILE)
+
+    identity, inspection = asyncio.run(main())
+    assert (identity.protocol, identity.auth) == ("postgresql", "none") and identity.tls is not None
+    assert inspection.software is not None and inspection.software.version == "15.18"
+    assert inspection.auth == "none"  # then its endless rows, read through the relay, meet the cap
+    assert hostile.kinds(inspection) == [ErrorKind.OVER_LIMIT], inspection.errors
+
+
+def _pg_hba(refuses_tls: bool) -> hostile.Handler:
+    """A PostgreSQL with TLS whose pg_hba.conf has an entry for this address only over TLS (`hostssl`,
+    trust), or none at all (`refuses_tls`): each refusal worded as PostgreSQL 15 words it."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            first, encryption = await reader.readexactly(8), "no encryption"
+            if first == hostile._PG_SSL_REQUEST:
+                writer.write(b"S")
+                await writer.start_tls(hostile.tls_context())
+                first, encryption = await reader.readexactly(8), "SSL encryption"
+            await reader.readexactly(int.from_bytes(first[:4], "big") - 8)
+            if encryption == "SSL encryption" and not refuses_tls:
+                writer.write(POSTGRES_TRUST)
+            else:
+                who = 'host "127.0.0.1", user "postgres", database "postgres"'
+                text = f"no pg_hba.conf entry for {who}, {encryption}"
+                fields = b"SFATAL\0VFATAL\0C28000\0M" + text.encode() + b"\0\0"
+                writer.write(b"E" + (len(fields) + 4).to_bytes(4, "big") + fields)
+            await writer.drain()
+            await reader.read()
+        writer.close()
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("refuses_tls", "required"), [(False, True), (True, False)], ids=["hostssl", "no-entry"]
+)
+def test_postgresql_insists_on_tls_only_when_tls_gets_past_pg_hba(refuses_tls: bool, required: bool) -> None:
+    """An address with no pg_hba.conf entry at all is refused with "..., no encryption" in plaintext too:
+    that server refuses everyone from here, it does not insist on TLS."""
+
+    async def main() -> tuple[Identity, dict[str, object]]:
+        server = await asyncio.start_server(hostile._stoppable(_pg_hba(refuses_tls)), "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            identity = await identify("127.0.0.1", port, None, HOSTILE)
+            return identity, (await inspect_service("127.0.0.1", port, identity, HOSTILE)).details
+
+    identity, details = asyncio.run(main())
+    assert identity.protocol == "postgresql" and identity.tls is not None
+    assert details["tls_required"] is required

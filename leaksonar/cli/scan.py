@@ -49,6 +49,7 @@ from leaksonar.cli.options import (
     scan_plan,
 )
 from leaksonar.cli.render import ScanBar, err, out
+from leaksonar.targets import Scope, TargetError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,6 +125,7 @@ def scan(
     if resume is not None and distributed:
         fail("--resume does not combine with --distributed")
     plan = scan_plan(given, alerts) if resume is None else None
+    guard = _resume_scope() if resume is not None else None
     stop_on_sigterm()
     setup_logging(LogLevel.warning)  # a finding that cannot be stored: one escaped line on stderr
     try:
@@ -132,7 +134,7 @@ def scan(
             started = time.monotonic()
             prepared = None
             if plan is None:
-                prepared = local.reopen(resume, db)  # type: ignore[arg-type]
+                prepared = local.reopen(resume, db, guard)  # type: ignore[arg-type]
                 rules = alert_config(alerts) if alerts is not None else None
                 plan = ScanPlan(prepared.job.space, prepared.job.options, None, rules)
             elif not distributed:
@@ -153,6 +155,15 @@ def scan(
         raise typer.Exit(130) from None
     if not quiet:
         _summary(outcome, time.monotonic() - started, err if jsonl == "-" else out)
+
+
+def _resume_scope() -> Scope | None:
+    """The scope a resumed scan's recorded targets must lie in (LEAKSONAR_SCOPE; --scope is refused
+    with --resume like any other option)."""
+    try:
+        return Scope.from_env(None)
+    except TargetError as exc:
+        fail(str(exc))
 
 
 def _distributed(

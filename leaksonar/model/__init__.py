@@ -139,6 +139,9 @@ class Identity:
     banner: str = ""
     tls: Tls | None = None
     """How the service spoke TLS (None: plaintext); its inspection then runs over TLS too."""
+    starttls: bool = False
+    """TLS was negotiated inside the protocol's plaintext connection (PostgreSQL, MySQL), not spoken from
+    the first byte (a TLS terminator in front of the server)."""
 
 
 @dataclass(frozen=True, slots=True)

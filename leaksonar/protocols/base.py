@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -19,7 +18,10 @@ class Endpoint:
     ip: str
     port: int
     tls: bool = False
-    """Speak TLS on the connection (from its first byte; PostgreSQL and MySQL negotiate it instead)."""
+    """Speak TLS on the connection from its first byte."""
+    starttls: bool = False
+    """Ask for TLS inside the protocol's plaintext connection (PostgreSQL's SSLRequest, MySQL's
+    CLIENT_SSL); `tls` is then False."""
     hostname: str | None = None
     """The name the service is scanned by: sent as TLS SNI and HTTP Host."""
 
@@ -141,9 +143,13 @@ class BoundedStream:
         return describe(self.writer.get_extra_info("ssl_object"))
 
     async def close(self) -> None:
+        """Close within a second; then the socket goes (asyncio would keep a TLS one 30 s for a
+        close_notify that a hostile server never sends)."""
         self.writer.close()
-        with contextlib.suppress(OSError, TimeoutError):
+        try:
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        except (OSError, TimeoutError):
+            self.writer.transport.abort()
 
     async def __aenter__(self) -> BoundedStream:
         return self

@@ -192,7 +192,7 @@ async def _session(endpoint: Endpoint, learned: Learned, _database: str = "") ->
                     autocommit=True,
                     charset="utf8mb4",
                     program_name="leaksonar",
-                    ssl=client_context() if endpoint.tls else None,
+                    ssl=client_context(endpoint.hostname) if endpoint.starttls else None,
                 ),
                 limits,
             )

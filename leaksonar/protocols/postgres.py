@@ -218,9 +218,9 @@ async def request_tls(stream: BoundedStream) -> bool:
 
 
 async def _open(endpoint: Endpoint, limits: Limits) -> BoundedStream:
-    """A connection to the server, TLS negotiated first when `endpoint.tls`."""
-    stream = await BoundedStream.open(replace(endpoint, tls=False), limits)
-    if endpoint.tls:
+    """A connection to the server, TLS negotiated first when `endpoint.starttls`."""
+    stream = await BoundedStream.open(endpoint, limits)
+    if endpoint.starttls:
         try:
             if not await request_tls(stream):
                 raise ProtocolError("the server no longer offers TLS")
@@ -266,7 +266,12 @@ async def _session(endpoint: Endpoint, limits: Limits, database: str) -> AsyncIt
         raise ConnectionError(identity.banner)
     async with capped_relay(endpoint, limits) as (relay, local):
         try:
-            conn = await timed(_connect(replace(local, tls=endpoint.tls), database, limits), limits)
+            conn = await timed(
+                _connect(
+                    replace(local, starttls=endpoint.starttls, hostname=endpoint.hostname), database, limits
+                ),
+                limits,
+            )
         except Exception as exc:
             relay.check(exc)
             raise
@@ -278,14 +283,15 @@ async def _session(endpoint: Endpoint, limits: Limits, database: str) -> AsyncIt
 
 
 def _connect(local: Endpoint, database: str, limits: Limits) -> Awaitable[asyncpg.Connection]:
-    """asyncpg's connection to the relay in front of the server."""
+    """asyncpg's connection to the relay in front of the server (`local`: the relay's address, with the
+    service's negotiated TLS and name; TLS from the first byte is the relay's own)."""
     return asyncpg.connect(
         host=local.ip,
         port=local.port,
         user=_USER,
         password="",  # never None: asyncpg would then read PGPASSWORD or ~/.pgpass
         database=database,
-        ssl=client_context() if local.tls else False,
+        ssl=client_context(local.hostname) if local.starttls else False,
         timeout=limits.timeout,
         statement_cache_size=0,
         server_settings=_server_settings(limits),
@@ -364,19 +370,29 @@ async def _inspect_databases(endpoint: Endpoint, names: Sequence[str], major: in
             await asyncio.gather(*work)
 
 
-async def _insists_on_tls(endpoint: Endpoint, limits: Limits) -> bool:
-    """True if the server refuses a plaintext StartupMessage for want of encryption (pg_hba hostssl)."""
+async def _hba_refusal(endpoint: Endpoint, limits: Limits) -> str:
+    """How pg_hba.conf refused a StartupMessage for database postgres (SQLSTATE 28000): "" when it did
+    not, or the exchange failed."""
     try:
-        message = await timed(_first_message(replace(endpoint, tls=False), "postgres", limits), limits)
+        message = await timed(_first_message(endpoint, "postgres", limits), limits)
     except Exception:
-        return False
+        return ""
     identity = PROTOCOL.match(message)
-    return identity is not None and "no encryption" in identity.banner
+    return identity.banner if identity is not None and identity.banner.startswith("28000 ") else ""
+
+
+async def _insists_on_tls(endpoint: Endpoint, limits: Limits) -> bool:
+    """True if pg_hba.conf refuses a plaintext StartupMessage for want of encryption (hostssl) but lets
+    the same one through over TLS: an address with no entry at all is refused "..., no encryption" in
+    plaintext too, and that server refuses everyone from here rather than insisting on TLS."""
+    if "no encryption" not in await _hba_refusal(replace(endpoint, starttls=False), limits):
+        return False
+    return not await _hba_refusal(endpoint, limits)
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     learned.auth = "unknown"  # known once a session opens
-    if endpoint.tls:
+    if endpoint.starttls:
         learned.details["tls_required"] = await _insists_on_tls(endpoint, learned.limits)
     server_version, major, rows = await _databases(endpoint, learned)
     learned.software = Software(NAME, _version(server_version))

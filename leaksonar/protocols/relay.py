@@ -51,10 +51,7 @@ class CappedRelay:
         pumps: list[asyncio.Task[None]] = []
         upstream: asyncio.StreamWriter | None = None
         try:
-            up_reader, upstream = await asyncio.wait_for(
-                asyncio.open_connection(self.upstream.ip, self.upstream.port, limit=_CHUNK),
-                self.limits.timeout,
-            )
+            up_reader, upstream = await self.upstream.connect(self.limits, buffer=_CHUNK)
             pumps = [
                 asyncio.create_task(self._requests(reader, upstream)),
                 asyncio.create_task(self._answers(up_reader, writer)),

@@ -39,11 +39,30 @@ WANTS_TLS = (
 """What HTTP servers answer a plaintext request on a TLS port: the service is to be seen over TLS."""
 
 
+class _Naming(ssl.SSLContext):
+    """A client context whose every handshake names `sni`, whatever name the connection gives."""
+
+    sni = ""
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        return super().wrap_bio(incoming, outgoing, server_side, self.sni or server_hostname, session)
+
+
 @cache
-def client_context() -> ssl.SSLContext:
+def client_context(sni: str | None = None) -> ssl.SSLContext:
     """Reaches any TLS server, old ones included: no verification, every protocol version and cipher
-    OpenSSL still has (security level 0). Shared by every connection of a scan."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    OpenSSL still has (security level 0). Shared by every connection of a scan (one per `sni`). `sni`:
+    the name every handshake sends, for drivers that connect to the capped relay by its address (asyncpg,
+    aiomysql); None leaves it to each connection's `server_hostname`."""
+    context = _Naming(ssl.PROTOCOL_TLS_CLIENT)
+    context.sni = sni or ""
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
@@ -119,8 +138,8 @@ def _names(cert: x509.Certificate) -> tuple[str, ...]:
         alternatives = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names += [str(n) for n in alternatives.get_values_for_type(x509.DNSName)]
         names += [str(a) for a in alternatives.get_values_for_type(x509.IPAddress)]
-    except (x509.ExtensionNotFound, ValueError):
-        pass
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, x509.UnsupportedGeneralNameType, ValueError):
+        pass  # none, or none `cryptography` reads (an x400Address, the extension twice): CNs stand
     return tuple(dict.fromkeys(name[:MAX_NAME_CHARS] for name in names))[:MAX_NAMES]
 
 

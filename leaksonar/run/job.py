@@ -24,7 +24,7 @@ from leaksonar.model import Event, Finding
 from leaksonar.scan.discover import DiscoveryStats
 from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan, utc_now
 from leaksonar.scan.workers import Worker, WorkerInterrupted, fork_workers
-from leaksonar.targets import TargetSpace, stored_names
+from leaksonar.targets import Scope, ScopeError, TargetSpace, stored_names
 
 if TYPE_CHECKING:
     from leaksonar.notify.rules import AlertConfig
@@ -124,8 +124,9 @@ def _still_running(checkpoint: dict[str, Any]) -> int | None:
     return pid if b"leaksonar" in command else None
 
 
-def resume_job(scan_id: str, store: Store) -> ScanJob:
-    """The rest of an unfinished scan: its space, options and checkpoint from its row. Raises ResumeError."""
+def resume_job(scan_id: str, store: Store, scope: Scope | None = None) -> ScanJob:
+    """The rest of an unfinished scan: its space, options and checkpoint from its row; its targets pass
+    the scope guard like typed ones (the row may come from a scan run without one). Raises ResumeError."""
     scan = store.scans.get(scan_id)
     if scan is None:
         raise ResumeError(f"no scan {scan_id!r} in {store.db}")
@@ -150,6 +151,11 @@ def resume_job(scan_id: str, store: Store) -> ScanJob:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ResumeError(f"scan {scan_id} has a damaged record ({type(exc).__name__}: {exc})") from None
+    if scope is not None:
+        try:
+            scope.check(space.intervals)
+        except ScopeError as exc:
+            raise ResumeError(str(exc)) from None
     if len(marks) != options.workers:
         raise ResumeError(
             f"scan {scan_id} has a damaged checkpoint ({len(marks)} shards, not {options.workers})"

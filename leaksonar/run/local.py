@@ -19,7 +19,7 @@ from leaksonar.run.job import (
 )
 from leaksonar.scan.engine import ScanOptions, ScanProgress
 from leaksonar.scan.workers import Worker, stop_workers
-from leaksonar.targets import TargetSpace
+from leaksonar.targets import Scope, TargetSpace
 
 if TYPE_CHECKING:
     from leaksonar.notify.rules import AlertConfig
@@ -48,11 +48,11 @@ def start(space: TargetSpace, options: ScanOptions, db: str | None) -> LocalScan
     return LocalScan(new_job(space, options, store), store, workers)
 
 
-def reopen(scan_id: str, db: str | None) -> LocalScan:
-    """The unfinished scan `scan_id` of the index `db`, to finish from its last checkpoint. Raises
-    StoreError, ResumeError."""
+def reopen(scan_id: str, db: str | None, scope: Scope | None) -> LocalScan:
+    """The unfinished scan `scan_id` of the index `db`, to finish from its last checkpoint; its targets
+    must lie in `scope`. Raises StoreError, ResumeError."""
     store = open_index(db, create=False)
-    return LocalScan(resume_job(scan_id, store), store, None)
+    return LocalScan(resume_job(scan_id, store, scope), store, None)
 
 
 def run(

@@ -118,7 +118,8 @@ async def inspect_service(
         )
     try:
         async with asyncio.timeout(limits.service_budget + limits.timeout):
-            endpoint = Endpoint(ip, port, tls=identity.tls is not None, hostname=hostname)
+            tls, starttls = identity.tls is not None and not identity.starttls, identity.starttls
+            endpoint = Endpoint(ip, port, tls=tls, starttls=starttls, hostname=hostname)
             return await module.inspect(endpoint, identity, limits)
     except TimeoutError:
         error = Problem(ErrorKind.TIMEOUT, f"inspection stopped after {limits.service_budget:g} s")

@@ -50,24 +50,30 @@ Reply = tuple[bytes, Tls | None]
 
 async def _exchange(endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None) -> Reply:
     """Send `probe` (nothing for a listen step) and return the first reply bytes; over TLS, the handshake
-    comes first and a silent server still yields what it showed."""
+    comes first and a silent server still yields what it showed. The connection (its handshake
+    included) and the reply share one `limits.timeout`: a server that finishes its handshake just in
+    time and then stays silent costs one timeout, not two."""
+    clock = asyncio.get_running_loop()
+    deadline = clock.time() + limits.timeout
     if sock is not None:
         reader, writer = await asyncio.open_connection(sock=sock, limit=limits.banner_bytes)
     else:
         reader, writer = await endpoint.connect(limits, buffer=limits.banner_bytes)
-    tls = describe(writer.get_extra_info("ssl_object")) if endpoint.tls else None
+    tls: Tls | None = None
     try:
+        if endpoint.tls:
+            tls = describe(writer.get_extra_info("ssl_object"))
         if probe:
             writer.write(probe)
-        reply = await asyncio.wait_for(reader.read(limits.banner_bytes), limits.timeout)
+        reply = await asyncio.wait_for(reader.read(limits.banner_bytes), max(deadline - clock.time(), 0))
         if reply and not match(reply):  # a reply split across segments: give it one more short read
             with contextlib.suppress(TimeoutError):
                 reply += await asyncio.wait_for(reader.read(limits.banner_bytes - len(reply)), 0.2)
         return reply, tls
     except (OSError, TimeoutError):
         return b"", tls
-    finally:
-        writer.close()
+    finally:  # nothing more to say: no TLS close_notify waited for (asyncio waits 30 s for the server's)
+        writer.transport.abort()
 
 
 async def _attempt(endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None) -> Reply:
@@ -108,7 +114,7 @@ async def _negotiate_tls(identity: Identity, endpoint: Endpoint, limits: Limits)
     try:
         async with await BoundedStream.open(endpoint, limits) as stream:
             if await timed(request(stream), limits):
-                return replace(identity, tls=await stream.start_tls(endpoint.hostname))
+                return replace(identity, tls=await stream.start_tls(endpoint.hostname), starttls=True)
     except Exception:  # no TLS, or a broken handshake: the plaintext identity stands
         pass
     return identity
