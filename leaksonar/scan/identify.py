@@ -72,8 +72,11 @@ async def _exchange(endpoint: Endpoint, probe: bytes, limits: Limits, sock: sock
         return reply, tls
     except (OSError, TimeoutError):
         return b"", tls
-    finally:  # nothing more to say: no TLS close_notify waited for (asyncio waits 30 s for the server's)
-        writer.transport.abort()
+    finally:  # over TLS no close_notify is waited for (asyncio would wait 30 s for the server's)
+        if endpoint.tls:
+            writer.transport.abort()
+        else:
+            writer.close()
 
 
 async def _attempt(endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None) -> Reply:
