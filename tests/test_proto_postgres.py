@@ -155,7 +155,7 @@ def _live_reply(service: dict[str, Any]) -> bytes:
 
 
 def _inspect(service: dict[str, Any], limits: Limits) -> Inspection:
-    endpoint = Endpoint(service["ip"], service["port"], tls=bool(service.get("tls")))
+    endpoint = Endpoint(service["ip"], service["port"], starttls=bool(service.get("tls")))
     return asyncio.run(PROTOCOL.inspect(endpoint, Identity("postgresql"), limits))
 
 
