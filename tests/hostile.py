@@ -776,6 +776,30 @@ TLS_NETWORK: tuple[HostileServer, ...] = (
 completed handshake followed by an endless stream."""
 
 
+def relay_to(ip: str, port: int, delay: float = 0.0) -> Handler:
+    """Each connection relayed to `ip`:`port` (of 127.0.0.0/8), opened only after `delay` seconds: under
+    a TLS server, a TLS terminator in front of a plaintext one (as stunnel is); a late one in front of
+    a TLS server answers its handshake that late."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(delay)
+        try:
+            inner_reader, inner_writer = await asyncio.open_connection(ip, port)
+        except OSError:
+            writer.transport.abort()
+            return
+        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer))
+
+    return handle
+
+
 def _stoppable(handler: Handler) -> Handler:
     """`handler`, ending quietly (its connection aborted) when the network stops."""
 

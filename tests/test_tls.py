@@ -368,25 +368,6 @@ def test_hostile_tls_ends_in_time_with_a_finding_that_says_so(
         assert identity.banner == f"TLS handshake failed: {BROKEN_HANDSHAKES[server.name]}"
 
 
-def _late(delay: float, port: int) -> hostile.Handler:
-    """Each connection relayed to 127.0.0.1:`port` only after `delay` seconds (its first answer, a TLS
-    handshake included, comes that late)."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(delay)
-        inner_reader, inner_writer = await asyncio.open_connection("127.0.0.1", port)
-        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer))
-
-    return handle
-
-
 def test_tls_handshake_finished_just_in_time_then_silence_costs_no_extra_rounds() -> None:
     """A server that finishes each handshake just before the timeout and then says nothing: the
     handshake and the reply share one timeout, or every round of probes over TLS costs two."""
@@ -394,7 +375,9 @@ def test_tls_handshake_finished_just_in_time_then_silence_costs_no_extra_rounds(
     async def main() -> float:
         quiet = hostile._stoppable(hostile.silent)
         inner = await asyncio.start_server(quiet, "127.0.0.1", 0, ssl=hostile.tls_context())
-        late = hostile._stoppable(_late(0.9 * HOSTILE.timeout, inner.sockets[0].getsockname()[1]))
+        late = hostile._stoppable(
+            hostile.relay_to("127.0.0.1", inner.sockets[0].getsockname()[1], 0.9 * HOSTILE.timeout)
+        )
         async with inner, await asyncio.start_server(late, "127.0.0.1", 0) as outer:
             started = time.monotonic()
             identity = await identify("127.0.0.1", outer.sockets[0].getsockname()[1], None, HOSTILE)

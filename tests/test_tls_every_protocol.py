@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import certs
+import hostile
 import pytest
 
 from leaksonar.lab import total_rows
@@ -37,31 +38,12 @@ LIMITS = Limits(timeout=3.0)
 CERT = certs.make("front.example.lab", "front.example.lab", "127.0.0.1", key="ec")
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.close()
-
-
 @contextlib.asynccontextmanager
 async def tls_front(ip: str, port: int) -> AsyncIterator[int]:
     """A TLS terminator on 127.0.0.1 in front of ip:port; yields its port."""
-
-    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(ip, port)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-
-    server = await asyncio.start_server(relay, "127.0.0.1", 0, ssl=CERT.server_context())
-    try:
+    relay = hostile._stoppable(hostile.relay_to(ip, port))
+    async with await asyncio.start_server(relay, "127.0.0.1", 0, ssl=CERT.server_context()) as server:
         yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
 
 
 def _open_service(lab: dict[str, Any], protocol: str) -> dict[str, Any]:
