@@ -33,7 +33,7 @@ stamp=.venv/.leaksonar-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,lab,distributed]'
+  .venv/bin/pip install -q -e '.[dev,lab,distributed,misp]'
   touch "$stamp"
 fi
 

@@ -59,6 +59,11 @@ def test_the_core_works_without_the_lab_and_distributed_packages(tmp_path: Path)
             ("scan", "127.0.0.1", "--distributed"),
             "'scan --distributed' needs the distributed extra",
         ),
+        (
+            ("pymisp",),
+            ("export", "--format", "misp"),
+            "'export --format misp' needs the misp extra: pip install 'leaksonar[misp]'",
+        ),
     ],
 )
 def test_a_missing_extra_is_one_line_naming_it(

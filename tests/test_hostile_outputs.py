@@ -275,7 +275,7 @@ def test_jsonl_export_is_the_exact_records_and_follows_the_query(index: Path) ->
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
-        (("--format", "misp"), "--format 'misp'"),
+        (("--format", "xml"), "--format 'xml'"),
         (("protocol:(",), "query"),
         (("--out", "/nonexistent/x"), "--out"),
     ],

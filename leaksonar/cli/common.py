@@ -30,6 +30,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on
 EXTRAS = {
     "lab": {"faker", "mmdb_writer", "osmem_server", "pymemcache", "redis"},
     "distributed": {"celery", "kombu", "redis"},
+    "misp": {"pymisp"},
 }
 """The optional extras of the package (pyproject.toml) -> the top-level modules of theirs leaksonar
 imports (the lab's stand-in servers run as programs)."""

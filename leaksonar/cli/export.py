@@ -1,5 +1,5 @@
-"""`leaksonar export`: the services a query matches, as JSON lines (the exact records) or CSV (fixed
-columns, every cell safe to open in a spreadsheet)."""
+"""`leaksonar export`: the services a query matches, as JSON lines (the exact records), CSV (fixed
+columns, every cell safe to open in a spreadsheet) or one MISP event (leaksonar.cli.export_misp)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import csv
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import import_module
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from leaksonar.cli.common import DbOption, fail, open_store
+from leaksonar.cli import export_misp
+from leaksonar.cli.common import DbOption, fail, needs_extra, open_store
 from leaksonar.sanitize import for_csv, for_json, for_terminal
 
 if TYPE_CHECKING:
@@ -75,7 +77,7 @@ def csv_cell(value: Any) -> str:
     return for_csv(for_terminal(str(value)))
 
 
-def _jsonl(hits: Iterator[Hit], stream: IO[str]) -> int:
+def _jsonl(hits: Iterator[Hit], stream: IO[str], query: str, tlp: str) -> int:
     count = 0
     for hit in hits:
         stream.write(for_json(hit.to_record(), sort_keys=True) + "\n")
@@ -83,7 +85,7 @@ def _jsonl(hits: Iterator[Hit], stream: IO[str]) -> int:
     return count
 
 
-def _csv(hits: Iterator[Hit], stream: IO[str]) -> int:
+def _csv(hits: Iterator[Hit], stream: IO[str], query: str, tlp: str) -> int:
     writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
@@ -94,8 +96,13 @@ def _csv(hits: Iterator[Hit], stream: IO[str]) -> int:
     return count
 
 
-WRITERS: dict[str, Callable[[Iterator[Hit], IO[str]], int]] = {"jsonl": _jsonl, "csv": _csv}
-"""Export formats: each writes every hit to the stream and returns how many it wrote."""
+WRITERS: dict[str, Callable[[Iterator[Hit], IO[str], str, str], int]] = {
+    "jsonl": _jsonl,
+    "csv": _csv,
+    "misp": export_misp.write_event,
+}
+"""Export formats: each writes every hit to the stream and returns how many it wrote (given the query
+and the TLP level, which only the MISP event records)."""
 
 
 def _hits(store: Store, query: str) -> Iterator[Hit]:
@@ -127,20 +134,33 @@ def export(
     ] = "",
     fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(WRITERS)}.")] = "jsonl",
     out: Annotated[str, typer.Option("--out", help="File to write, or - for standard output.")] = "-",
+    tlp: Annotated[
+        str | None,
+        typer.Option(help=f"MISP only: the event's TLP tag, one of {', '.join(export_misp.TLP)} (amber)."),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Export the services a query matches, most severe first: JSON lines (the finding records as the
-    index holds them) or CSV (fixed columns, docs/cli.md), read page by page."""
+    index holds them), CSV (fixed columns, docs/cli.md), read page by page, or one MISP event."""
     from leaksonar.store.query import QueryError
 
     write = WRITERS.get(fmt)
     if write is None:
         fail(f"--format {fmt!r}: choose from {', '.join(WRITERS)}")
+    if tlp is not None and fmt != "misp":
+        fail("--tlp applies to --format misp only")
+    if tlp is not None and tlp not in export_misp.TLP:
+        fail(f"--tlp {tlp!r}: choose from {', '.join(export_misp.TLP)}")
+    if fmt == "misp":
+        with needs_extra("misp", "export --format misp"):
+            import_module("pymisp")
     store = open_store(db)
     try:
-        store.search(query, limit=0)
+        matched = store.search(query, limit=0).total
     except QueryError as exc:
         fail(str(exc))
+    if fmt == "misp" and matched > export_misp.MAX_SERVICES:
+        fail(export_misp.too_many(matched))
     with _output(out) as stream:
-        count = write(_hits(store, query), stream)
+        count = write(_hits(store, query), stream, query, tlp or "amber")
     typer.echo(f"exported {count:,} service(s)", err=True)
