@@ -165,8 +165,6 @@ def write_event(hits: Iterator[Hit], stream: IO[str], query: str, tlp: str) -> i
     event.threat_level_id = THREAT_LEVEL[worst]
     scope = repr(query) if query else "everything"
     event.info = f"leaksonar: {count:,} database service(s) matching {scope} at {now:%Y-%m-%dT%H:%M:%SZ}"
-    made_inert = for_json(
-        {"Event": json.loads(event.to_json())}, indent=1
-    )  # PyMISP's JSON, as `--json` writes
-    stream.write(made_inert + "\n")
+    # PyMISP's JSON, written as `--json` writes (nothing in it acts on a terminal or an editor)
+    stream.write(for_json({"Event": json.loads(event.to_json())}, indent=1) + "\n")
     return count
