@@ -163,6 +163,13 @@ def _is_tcp(record: dict[str, Any]) -> bool:
     return proto in ("tcp", 0)  # naabu's protocol enum: 0 is TCP
 
 
+def _given(value: object) -> object:
+    """A port a record must give (only zmap's may be left to the default port)."""
+    if value is None:
+        raise _Bad("has no port")
+    return value
+
+
 def _json_entries(record: object) -> list[Entry]:
     if not isinstance(record, dict):
         raise _Bad("is not a JSON object")
@@ -172,15 +179,16 @@ def _json_entries(record: object) -> list[Entry]:
         if not isinstance(record["ports"], list) or not all(isinstance(p, dict) for p in record["ports"]):
             raise _Bad("has a ports field that is not a list of objects")
         return [
-            (record.get("ip"), entry.get("port"), entry.get("status") == "open" and _is_tcp(entry))
+            (record.get("ip"), _given(entry.get("port")), entry.get("status") == "open" and _is_tcp(entry))
             for entry in record["ports"]
         ]
     if "rec_type" in record:  # masscan -oD
         data = record.get("data")
         status = data.get("status") if isinstance(data, dict) else None
         is_open = record["rec_type"] == "status" and status == "open" and _is_tcp(record)
-        return [(record.get("ip"), record.get("port"), is_open)]
-    return [(record.get("ip"), _json_port(record.get("port")), _is_tcp(record))]  # naabu
+        return [(record.get("ip"), _given(record.get("port")), is_open)]
+    # naabu: `ip` (older versions: only `host`), `port` a number or an object
+    return [(record.get("ip") or record.get("host"), _given(_json_port(record.get("port"))), _is_tcp(record))]
 
 
 def _json_format(record: object) -> str:

@@ -146,6 +146,14 @@ BAD_LINES = [
 ]
 
 
+def test_a_json_record_without_its_port_is_a_bad_line() -> None:
+    lines = ['{"ip":"127.78.0.1","port":80}', '{"ip":"127.78.0.2"}', '{"host":"127.78.0.3","port":80}']
+    with pytest.raises(InputError, match=r"^-: line 2: has no port$"):
+        list(read_open_ports(lines, "-", default_port=443))
+    ports = list(read_open_ports(lines, "-", default_port=443, skip_bad_lines=True))
+    assert [(p.ip, p.port) for p in ports] == [("127.78.0.1", 80), ("127.78.0.3", 80)]
+
+
 @pytest.mark.parametrize(("bad", "reason"), BAD_LINES)
 def test_a_malformed_line_is_an_error_with_its_number_or_counted_and_skipped(bad: str, reason: str) -> None:
     lines = ["#masscan", "open tcp 80 127.78.0.1 0", bad, "open tcp 80 127.78.0.3 0", "# end"]
