@@ -23,7 +23,7 @@ from xml.parsers import expat
 from leaksonar.inputs import InputError
 
 MAX_LINE = 1 << 16
-"""Longest line read, in bytes; a longer one is a bad line."""
+"""Longest line read, in bytes with its end of line; a longer one is a bad line."""
 
 MAX_XML_TOKEN = 1 << 20
 """Most XML bytes read without an element starting or ending; more is a bad input."""
@@ -47,7 +47,10 @@ class OpenPort:
 
 @dataclass
 class OpenPortCounts:
-    """What a reading saw so far; filled in place while the ports are yielded."""
+    """What a reading saw so far, filled in place while the ports are yielded: the format detected (None
+    until a meaningful line is read), lines read, open ports yielded, duplicates dropped, bad lines skipped
+    (with `skip_bad_lines`), and entries skipped because they are no open TCP port (UDP or SCTP, closed
+    or filtered, masscan's banners, nmap's host status lines)."""
 
     format: str | None = None
     lines: int = 0
@@ -55,7 +58,6 @@ class OpenPortCounts:
     duplicates: int = 0
     bad_lines: int = 0
     skipped: int = 0
-    """Entries that are not an open TCP port: UDP or SCTP, closed or filtered, banners, host status."""
 
 
 Entry = tuple[Any, Any, bool]

@@ -259,3 +259,33 @@ def test_any_input_gives_ports_or_a_one_line_error(lines: list[str | bytes]) -> 
             assert 1 <= port.port <= 65535 and 1 <= port.line <= len(lines)
     except InputError as error:
         assert error.path == "-" and "\n" not in str(error) and str(error).isprintable()
+
+
+RENDER = {
+    "masscan-list": lambda ip, port: f"open tcp {port} {ip} 1733600000",
+    "masscan-ndjson": lambda ip, port: (
+        f'{{"ip":"{ip}","timestamp":"0","port":{port},"proto":"tcp","rec_type":"status","data":{{"status":"open"}}}}'
+    ),
+    "masscan-stdout": lambda ip, port: f"Discovered open port {port}/tcp on {ip}",
+    "masscan-grepable": lambda ip, port: f"Timestamp: 0\tHost: {ip} ()\tPorts: {port}/open/tcp////",
+    "naabu-hostport": lambda ip, port: f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}",
+    "naabu-json": lambda ip, port: f'{{"ip":"{ip}","port":{port},"protocol":"tcp"}}',
+    "zmap-json": lambda ip, port: f'{{"saddr":"{ip}","sport":{port}}}',
+    "nmap-grepable": lambda ip, port: f"Host: {ip} ()\tPorts: {port}/open/tcp//x///",
+    "zgrab2-csv": lambda ip, port: f"{ip}, , , {port}",
+}
+
+addresses = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(sorted(RENDER)),
+    st.lists(st.tuples(addresses, st.integers(1, 65535)), min_size=1, max_size=5),
+)
+def test_any_ports_written_in_a_format_are_read_back(name: str, pairs: list[tuple[str, int]]) -> None:
+    counts = OpenPortCounts()
+    ports = list(read_open_ports([RENDER[name](ip, port) for ip, port in pairs], "-", counts=counts))
+    assert counts.format == name
+    assert [(p.ip, p.port) for p in ports] == list(dict.fromkeys(pairs))
+    assert all(p.ipv6 == (":" in p.ip) for p in ports)
