@@ -6,8 +6,9 @@ import asyncio
 import logging
 import resource
 import socket
+import threading
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -342,6 +343,51 @@ class ScanRun:
         self._report_own()
         return self.progress
 
+    async def examine(self, ports: Iterator[tuple[str, int]]) -> ScanProgress:
+        """Identify and inspect open ports found elsewhere (no discovery), as `ports` yields them; each
+        counts as probed and open. A reading error is raised once the services in flight are recorded."""
+        stats, position = self.progress.discovery, 0
+        try:
+            async for ip, port in _read_ahead(ports, self.options.inspect_concurrency):
+                stats.probes += 1
+                stats.open += 1
+                await self._open(ip, port, None, 0, position)
+                position += 1
+                if self.on_progress:
+                    self.on_progress(self.progress)
+        finally:
+            while self.tasks:
+                await asyncio.gather(*self.tasks)
+            self.enricher.close()
+        if self.on_progress:
+            self.on_progress(self.progress)
+        return self.progress
+
+
+async def _read_ahead(items: Iterator[tuple[str, int]], ahead: int) -> AsyncIterator[tuple[str, int]]:
+    """`items`, advanced in a daemon thread (reading a pipe blocks; Ctrl-C must not wait for it) at most
+    `ahead` items before they are taken; what `items` raises is raised here."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, int] | BaseException | None] = asyncio.Queue(ahead)
+
+    def put(item: tuple[str, int] | BaseException | None) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+    def read() -> None:
+        try:
+            for item in items:
+                put(item)
+        except BaseException as exc:
+            put(exc)
+        else:
+            put(None)
+
+    threading.Thread(target=read, name="open-ports", daemon=True).start()
+    while (item := await queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
 
 async def run_scan(
     space: TargetSpace,
@@ -365,3 +411,17 @@ async def run_scan(
     raise_fd_limit(options.concurrency + 16 * options.inspect_concurrency + 256)
     run = ScanRun(space, options, scan_id, on_finding, on_progress, workers, marks)
     return await run.run(on_checkpoint)
+
+
+async def examine_open_ports(
+    ports: Iterator[tuple[str, int]],
+    options: ScanOptions,
+    scan_id: str,
+    on_finding: Callable[[Finding], None],
+    on_progress: Callable[[ScanProgress], None] | None = None,
+) -> ScanProgress:
+    """Identify and inspect the open ports `ports` yields (found by another scanner: no discovery), as
+    they come; call `on_finding` once per service."""
+    raise_fd_limit(16 * options.inspect_concurrency + 256)
+    run = ScanRun(TargetSpace([], ()), options, scan_id, on_finding, on_progress, (), ())
+    return await run.examine(ports)
