@@ -8,11 +8,11 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -190,7 +190,9 @@ def scan(
             echo(for_terminal(reading.counts.describe(reading.source)), err=True)
 
 
-OPEN_FROM_OPTIONS = ("--ports", "--exclude-file", "--scope", "--read-timeout", "--geo-db", "--asn-db")
+OPEN_FROM_OPTIONS = (
+    "--ports", "--exclude-file", "--scope", "--timeout", "--retries", "--read-timeout", "--geo-db", "--asn-db"
+)  # fmt: skip
 """The shared options that apply to open ports read with --open-from (the others are discovery's)."""
 
 
@@ -237,7 +239,7 @@ def _open_from(
         guard = AddressFilter(Scope.from_env(given.scope), given.exclude_file or [])
     except (TargetError, InputError) as exc:
         fail(str(exc))
-    options = inspection_options(given)
+    options = replace(inspection_options(given), timeout=given.timeout, retries=given.retries)
     rules = alert_config(alerts) if alerts is not None else None
     total = None
     if source != "-" and _is_regular(source):
@@ -276,28 +278,12 @@ def _scan_open_ports(
     stack: ExitStack, reading: OpenFromReading, jsonl: TextIO | None, quiet: bool
 ) -> ScanOutcome:
     """Scan the open ports of `reading` (a file read again, or standard input as it comes)."""
-    from leaksonar.run.openfrom import admitted_ports, scan_open_ports
+    from leaksonar.run.openfrom import scan_open_ports
 
-    if reading.source == "-":
-        handle: IO[bytes] = sys.stdin.buffer
-    else:
-        try:
-            handle = stack.enter_context(open(reading.source, "rb"))  # noqa: SIM115 (closed by the stack)
-        except OSError as exc:
-            fail(str(InputError(reading.source, None, f"cannot read: {exc.strerror}")))
-    ports = admitted_ports(
-        handle,
-        reading.source,
-        reading.guard,
-        reading.counts,
-        default_port=reading.default_port,
-        skip_bad_lines=reading.skip_bad_lines,
-        then="the scan stopped; what was inspected before is stored",
-    )
     bar = ScanBar(reading.total, enabled=err.is_terminal and not quiet)
     stack.enter_context(bar.progress)
     return scan_open_ports(
-        ports,
+        _admitted(reading),
         reading.source,
         reading.options,
         reading.db,
@@ -305,6 +291,29 @@ def _scan_open_ports(
         on_progress=bar.update,
         alerts=reading.alerts,
     )
+
+
+def _admitted(reading: OpenFromReading) -> Iterator[tuple[str, int]]:
+    """The ports of `reading` to scan, its input opened and closed by the thread that reads it: at exit
+    (Ctrl-C) nothing waits for a read blocked on a pipe (sys.stdin's own reader would be closed then)."""
+    from leaksonar.run.openfrom import admitted_ports
+
+    source = reading.source
+    try:
+        file = sys.stdin.fileno() if source == "-" else source
+        handle = open(file, "rb", closefd=source != "-")  # noqa: SIM115 (closed below, by `with`)
+    except OSError as exc:
+        raise InputError(source, None, f"cannot read: {exc.strerror}") from None
+    with handle:
+        yield from admitted_ports(
+            handle,
+            source,
+            reading.guard,
+            reading.counts,
+            default_port=reading.default_port,
+            skip_bad_lines=reading.skip_bad_lines,
+            then="the scan stopped; what was inspected before is stored",
+        )
 
 
 def _resume_scope() -> Scope | None:
