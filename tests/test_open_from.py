@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,21 @@ def test_a_standard_input_line_outside_the_scope_stops_the_run(tmp_path: Path) -
     assert scan.status == "failed"
     again = leaksonar("scan", "--resume", scan.id, "--db", str(db), check=False)
     assert again.returncode == 2 and "--resume does not continue (yet)" in again.stderr
+
+
+def test_stopping_while_standard_input_waits_exits_at_once(tmp_path: Path) -> None:
+    """SIGTERM (as Ctrl-C) while the reader waits on a silent pipe: exit 130 at once, not resumable."""
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "leaksonar", "scan", "--open-from", "-", "--db", str(tmp_path / "i.db")],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "i.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    scan.terminate()
+    assert scan.wait(10) == 130
+    assert scan.stderr is not None and scan.stdin is not None
+    said = scan.stderr.read()
+    scan.stdin.close()
+    assert said == "leaksonar: interrupted; findings so far are stored.\n"
