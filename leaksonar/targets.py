@@ -18,7 +18,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -350,6 +350,9 @@ class Scope:
         spec = explicit if explicit is not None else os.environ.get(SCOPE_ENV)
         return cls.parse(spec) if spec else None
 
+    def contains(self, address: str) -> bool:
+        return _within(self.intervals, int(ipaddress.IPv4Address(address)))
+
     def check(self, targets: Iterable[Interval], name: str | None = None) -> None:
         """Raise ScopeError naming the first target (part) outside the scope (and the `name` it came from)."""
         for target in targets:
@@ -360,6 +363,37 @@ class Scope:
                     f"target {_format(outside[0])}{named} is outside the allowed scope {self.spec}"
                     f" (--scope / {SCOPE_ENV}); nothing was scanned"
                 )
+
+
+def _within(intervals: Sequence[Interval], address: int) -> bool:
+    """Whether `address` lies in `intervals` (sorted and disjoint)."""
+    slot = bisect.bisect_right(intervals, (address, 1 << 32)) - 1
+    return slot >= 0 and address <= intervals[slot][1]
+
+
+class AddressFilter:
+    """The scope guard, blocklist and opt-out lists for single addresses another scanner found (`scan
+    --open-from`). Reserved space is skipped, but for the part of it the scope lies in when a scope block
+    lies wholly inside one reserved block (named on purpose, as `apply_blocklist` keeps a target named
+    wholly inside one: a loopback lab scoped to 127.0.0.0/8). Raises InputError for an opt-out list."""
+
+    def __init__(
+        self, scope: Scope | None, exclude_files: Iterable[Path] = (), blocklist: list[Interval] | None = None
+    ) -> None:
+        blocked = default_blocklist() if blocklist is None else blocklist
+        if scope is not None:
+            named = [s for s in scope.intervals if any(b[0] <= s[0] and s[1] <= b[1] for b in blocked)]
+            blocked = subtract(blocked, named)
+        excluded = merge(interval for path in exclude_files for interval in parse_list(path))
+        self.scope = scope
+        self.skipped = merge([*blocked, *excluded])
+
+    def in_scope(self, address: str) -> bool:
+        return self.scope is None or self.scope.contains(address)
+
+    def skips(self, address: str) -> bool:
+        """Whether `address` is reserved (not named on purpose) or opted out."""
+        return _within(self.skipped, int(ipaddress.IPv4Address(address)))
 
 
 class Permutation:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -161,21 +161,25 @@ def scan_plan(given: ScanArguments, alerts: Path | None) -> ScanPlan:
     except (TargetError, InputError) as exc:
         fail(str(exc))
     rules = alert_config(alerts) if alerts is not None else None
-    geo_db, asn_db = configured(given.geo_db, GEO_ENV), configured(given.asn_db, ASN_ENV)
-    try:
-        for warning in check_mmdbs(geo_db, asn_db):
-            err.print(f"leaksonar: warning: {warning}")
-    except EnrichError as exc:
-        fail(str(exc))
-    options = ScanOptions(
+    options = replace(
+        inspection_options(given),
         rate=given.rate,
         concurrency=given.concurrency,
         per_host=given.per_host,
         timeout=given.timeout,
         retries=given.retries,
         workers=given.workers,
-        limits=Limits(timeout=given.read_timeout),
-        geo_db=geo_db,
-        asn_db=asn_db,
     )
     return ScanPlan(space, options, guard, rules)
+
+
+def inspection_options(given: ScanArguments) -> ScanOptions:
+    """The engine's options for identifying and inspecting (read timeout, enrichment databases, checked);
+    discovery's are the defaults."""
+    geo_db, asn_db = configured(given.geo_db, GEO_ENV), configured(given.asn_db, ASN_ENV)
+    try:
+        for warning in check_mmdbs(geo_db, asn_db):
+            err.print(f"leaksonar: warning: {warning}")
+    except EnrichError as exc:
+        fail(str(exc))
+    return ScanOptions(limits=Limits(timeout=given.read_timeout), geo_db=geo_db, asn_db=asn_db)

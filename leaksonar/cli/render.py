@@ -250,7 +250,8 @@ def scan_line(
 class ScanBar:
     """Rich progress on stderr: pairs probed, open ports, services, exposed."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int | None, enabled: bool) -> None:
+        """`total`: pairs to probe (None: unknown, open ports read as they come)."""
         self.progress = Progress(
             TextColumn("[bold]scanning"),
             BarColumn(),

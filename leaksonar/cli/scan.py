@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import stat
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
@@ -46,17 +50,23 @@ from leaksonar.cli.options import (
     TargetsArgument,
     TimeoutOption,
     WorkersOption,
+    inspection_options,
     scan_plan,
 )
 from leaksonar.cli.render import ScanBar, err, out
-from leaksonar.targets import Scope, TargetError
+from leaksonar.inputs import InputError
+from leaksonar.sanitize import for_terminal
+from leaksonar.targets import AddressFilter, Scope, TargetError, parse_ports
+from leaksonar.terminal import echo
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from leaksonar.model import Event
+    from leaksonar.notify.rules import AlertConfig
     from leaksonar.run.job import ScanOutcome
-    from leaksonar.scan.engine import ScanProgress
+    from leaksonar.run.openfrom import OpenFromCounts
+    from leaksonar.scan.engine import ScanOptions, ScanProgress
 
 log = logging.getLogger("leaksonar.watch")
 
@@ -112,6 +122,19 @@ def scan(
             "targets and options.",
         ),
     ] = None,
+    open_from: Annotated[
+        str | None,
+        typer.Option(
+            "--open-from",
+            metavar="FILE|-",
+            help="Identify and inspect the open ports another scanner found (masscan, zmap, naabu, nmap, "
+            "zgrab2 output; '-': standard input, read as it comes) instead of discovering them.",
+        ),
+    ] = None,
+    skip_bad_lines: Annotated[
+        bool,
+        typer.Option("--skip-bad-lines", help="With --open-from: count and skip malformed lines, not stop."),
+    ] = False,
 ) -> None:
     """Scan TARGETS for exposed databases, inspect them read-only and record the findings."""
     from leaksonar.run import local
@@ -124,7 +147,12 @@ def scan(
         fail(f"--resume runs scan {resume} on with its own targets and options; drop {', '.join(again)}")
     if resume is not None and distributed:
         fail("--resume does not combine with --distributed")
-    plan = scan_plan(given, alerts) if resume is None else None
+    if skip_bad_lines and open_from is None:
+        fail("--skip-bad-lines goes with --open-from")
+    reading = (
+        _open_from(given, open_from, skip_bad_lines, distributed, resume, db, alerts) if open_from else None
+    )
+    plan = scan_plan(given, alerts) if resume is None and reading is None else None
     guard = _resume_scope() if resume is not None else None
     stop_on_sigterm()
     setup_logging(LogLevel.warning)  # a finding that cannot be stored: one escaped line on stderr
@@ -133,19 +161,22 @@ def scan(
             handle = _jsonl_handle(stack, jsonl)
             started = time.monotonic()
             prepared = None
-            if plan is None:
+            if reading is not None:
+                outcome = _scan_open_ports(stack, reading, handle, quiet)
+            elif plan is None:
                 prepared = local.reopen(resume, db, guard)  # type: ignore[arg-type]
                 rules = alert_config(alerts) if alerts is not None else None
                 plan = ScanPlan(prepared.job.space, prepared.job.options, None, rules)
             elif not distributed:
                 prepared = local.start(plan.space, plan.options, db)
-            bar = ScanBar(plan.space.size, enabled=err.is_terminal and not quiet)
-            stack.enter_context(bar.progress)
-            if prepared is None:
-                outcome = _distributed(plan, db, broker, shards, handle, bar.update)
-            else:
-                outcome = local.run(prepared, jsonl=handle, on_progress=bar.update, alerts=plan.alerts)
-    except (StoreError, ResumeError) as exc:
+            if plan is not None:
+                bar = ScanBar(plan.space.size, enabled=err.is_terminal and not quiet)
+                stack.enter_context(bar.progress)
+                if prepared is None:
+                    outcome = _distributed(plan, db, broker, shards, handle, bar.update)
+                else:
+                    outcome = local.run(prepared, jsonl=handle, on_progress=bar.update, alerts=plan.alerts)
+    except (StoreError, ResumeError, InputError) as exc:
         fail(str(exc))
     except RecordingFailed as exc:
         fail(f"scan failed: {exc}", code=1)
@@ -155,6 +186,134 @@ def scan(
         raise typer.Exit(130) from None
     if not quiet:
         _summary(outcome, time.monotonic() - started, err if jsonl == "-" else out)
+        if reading is not None:
+            echo(for_terminal(reading.counts.describe(reading.source)), err=True)
+
+
+OPEN_FROM_OPTIONS = (
+    "--ports", "--exclude-file", "--scope", "--timeout", "--retries", "--read-timeout", "--geo-db", "--asn-db"
+)  # fmt: skip
+"""The shared options that apply to open ports read with --open-from (the others are discovery's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFromReading:
+    """Open ports to read with --open-from, checked: the file (`-`: standard input), how, and what it held
+    when read through first (a regular file: `total` ports to scan; a stream: None)."""
+
+    source: str
+    guard: AddressFilter
+    options: ScanOptions
+    default_port: int | None
+    skip_bad_lines: bool
+    total: int | None
+    db: str | None
+    alerts: AlertConfig | None
+    counts: OpenFromCounts
+
+
+def _open_from(
+    given: ScanArguments,
+    source: str,
+    skip_bad_lines: bool,
+    distributed: bool,
+    resume: str | None,
+    db: str | None,
+    alerts: Path | None,
+) -> OpenFromReading:
+    """The checked --open-from reading; a regular file is read through once here, so that an address
+    outside the scope or a bad line refuses the run before any connection."""
+    from leaksonar.run.openfrom import OpenFromCounts, admitted_ports
+
+    refused = [name for name in given.changed() if name not in OPEN_FROM_OPTIONS]
+    refused += ["--distributed"] * distributed + ["--resume"] * (resume is not None)
+    if refused:
+        fail(f"--open-from scans open ports found elsewhere: drop {', '.join(refused)} (targets, discovery)")
+    default_port = None
+    try:
+        if given.ports is not None:
+            ports = parse_ports(given.ports)
+            if len(ports) != 1:
+                fail("--open-from takes one port with -p: the port of lines that give none (zmap's -p)")
+            default_port = ports[0]
+        guard = AddressFilter(Scope.from_env(given.scope), given.exclude_file or [])
+    except (TargetError, InputError) as exc:
+        fail(str(exc))
+    options = replace(inspection_options(given), timeout=given.timeout, retries=given.retries)
+    rules = alert_config(alerts) if alerts is not None else None
+    total = None
+    if source != "-" and _is_regular(source):
+        counts = OpenFromCounts()
+        try:
+            with open(source, "rb") as handle:
+                for _ in admitted_ports(
+                    handle,
+                    source,
+                    guard,
+                    counts,
+                    default_port=default_port,
+                    skip_bad_lines=skip_bad_lines,
+                    then="nothing was scanned",
+                ):
+                    pass
+        except OSError as exc:
+            fail(str(InputError(source, None, f"cannot read: {exc.strerror}")))
+        except InputError as exc:
+            fail(str(exc))
+        total = counts.admitted
+    return OpenFromReading(
+        source, guard, options, default_port, skip_bad_lines, total, db, rules, OpenFromCounts()
+    )
+
+
+def _is_regular(path: str) -> bool:
+    """Whether `path` is a regular file (read twice); a pipe or a device is read once, as a stream."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as exc:
+        fail(str(InputError(path, None, f"cannot read: {exc.strerror}")))
+
+
+def _scan_open_ports(
+    stack: ExitStack, reading: OpenFromReading, jsonl: TextIO | None, quiet: bool
+) -> ScanOutcome:
+    """Scan the open ports of `reading` (a file read again, or standard input as it comes)."""
+    from leaksonar.run.openfrom import scan_open_ports
+
+    bar = ScanBar(reading.total, enabled=err.is_terminal and not quiet)
+    stack.enter_context(bar.progress)
+    return scan_open_ports(
+        _admitted(reading),
+        reading.source,
+        reading.options,
+        reading.db,
+        jsonl=jsonl,
+        on_progress=bar.update,
+        alerts=reading.alerts,
+    )
+
+
+def _admitted(reading: OpenFromReading) -> Iterator[tuple[str, int]]:
+    """The ports of `reading` to scan, its input opened and closed by the thread that reads it: at exit
+    (Ctrl-C) nothing waits for a read blocked on a pipe (sys.stdin's own reader would be closed then)."""
+    from leaksonar.run.openfrom import admitted_ports
+
+    source = reading.source
+    try:
+        file = sys.stdin.fileno() if source == "-" else source
+        handle = open(file, "rb", closefd=source != "-")  # noqa: SIM115 (closed below, by `with`)
+    except OSError as exc:
+        raise InputError(source, None, f"cannot read: {exc.strerror}") from None
+    with handle:
+        yield from admitted_ports(
+            handle,
+            source,
+            reading.guard,
+            reading.counts,
+            default_port=reading.default_port,
+            skip_bad_lines=reading.skip_bad_lines,
+            then="the scan stopped; what was inspected before is stored",
+        )
 
 
 def _resume_scope() -> Scope | None:

@@ -133,6 +133,11 @@ def resume_job(scan_id: str, store: Store, scope: Scope | None = None) -> ScanJo
     if scan.status == "done":
         raise ResumeError(f"scan {scan_id} already finished; nothing to resume")
     record, coverage, checkpoint = scan.options, scan.coverage, scan.checkpoint
+    if "open_from" in record:
+        raise ResumeError(
+            f"scan {scan_id} read its open ports with --open-from, which --resume does not continue (yet):"
+            " scan the file again"
+        )
     if not coverage or "seed" not in record or not checkpoint:
         raise ResumeError(
             f"scan {scan_id} has no checkpoint to resume from (distributed, or made by an older leaksonar)"
@@ -165,7 +170,7 @@ def resume_job(scan_id: str, store: Store, scope: Scope | None = None) -> ScanJo
     )
 
 
-class _Recorder:
+class Recorder:
     """Where a job's findings and checkpoints go: the index (and the JSONL file), as they come."""
 
     def __init__(self, job: ScanJob, store: Store, jsonl: TextIO | None) -> None:
@@ -212,6 +217,13 @@ class _Recorder:
         self.events = store.events.record(job.scan_id)  # closed: only when it covered its whole space
         return progress
 
+    def deliver(self, alerts: AlertConfig | None) -> None:
+        """Deliver the closed scan's change events by the rules of `alerts` (None: none)."""
+        if alerts is not None:
+            from leaksonar.notify.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
+
+            deliver_events(self.events, alerts, self.store)
+
 
 def run_job(
     job: ScanJob,
@@ -226,7 +238,7 @@ def run_job(
     as it comes (and writing it to `jsonl`) and checkpointing, then deliver the scan's change events by the
     rules of `alerts`. A resumed scan's progress counts its services and exposed services
     over all its runs."""
-    recorder = _Recorder(job, store, jsonl)
+    recorder = Recorder(job, store, jsonl)
     progress: ScanProgress | None = None
 
     def track(latest: ScanProgress) -> None:
@@ -260,10 +272,7 @@ def run_job(
         raise KeyboardInterrupt from None
     finally:
         progress = recorder.finish(progress, status)
-    if alerts is not None:
-        from leaksonar.notify.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
-
-        deliver_events(recorder.events, alerts, store)
+    recorder.deliver(alerts)
     return progress
 
 

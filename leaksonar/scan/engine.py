@@ -6,8 +6,9 @@ import asyncio
 import logging
 import resource
 import socket
+import threading
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -264,7 +265,11 @@ class ScanRun:
         """An open port of `shard`: examined as soon as an inspection slot is free."""
         self.pending[shard][position] = ip, port
         await self.slots.acquire()
-        task = asyncio.create_task(self._examine(ip, port, sock, shard, position))
+        self._spawn(self._examine(ip, port, sock, shard, position))
+
+    def _spawn(self, examination: Awaitable[None]) -> None:
+        """Run `examination` (which releases its inspection slot) as a task `run` waits for."""
+        task = asyncio.create_task(examination)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(lambda done: done.cancelled() or done.exception())  # raised once, by `run`
@@ -288,6 +293,15 @@ class ScanRun:
 
     async def _reexamine(self, ip: str, port: int, shard: int, position: int) -> None:
         """An open port found before a crash and not recorded: examined again if it still answers."""
+        sock = await self._connect(ip, port)
+        if sock is None:
+            del self.pending[shard][position]
+            return
+        await self._open(ip, port, sock, shard, position)
+
+    async def _connect(self, ip: str, port: int) -> socket.socket | None:
+        """A connection to a port found open earlier or elsewhere, or None when it no longer accepts one
+        within the handshake timeout and its retries."""
         options = self.options
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         try:
@@ -295,9 +309,25 @@ class ScanRun:
                 await asyncio.get_running_loop().sock_connect(sock, (ip, port))
         except (OSError, TimeoutError):
             sock.close()
-            del self.pending[shard][position]
+            return None
+        return sock
+
+    async def _examine_if_open(self, ip: str, port: int, position: int) -> None:
+        """A port another scanner found open: examined if it still accepts a connection (else counted
+        closed, and its inspection slot released)."""
+        try:
+            sock = await self._connect(ip, port)
+        except BaseException:
+            self.slots.release()
+            raise
+        stats = self.progress.discovery
+        if sock is None:
+            stats.closed += 1
+            del self.pending[0][position]
+            self.slots.release()
             return
-        await self._open(ip, port, sock, shard, position)
+        stats.open += 1
+        await self._examine(ip, port, sock, 0, position)
 
     def checkpoint(self) -> list[ShardMark]:
         """Per shard: the position below which every target is done, and the open ports still pending."""
@@ -342,6 +372,53 @@ class ScanRun:
         self._report_own()
         return self.progress
 
+    async def examine(self, ports: Iterator[tuple[str, int]]) -> ScanProgress:
+        """Identify and inspect open ports found elsewhere (no discovery), as `ports` yields them; each
+        counts as probed, and as open if it still accepts a connection (else closed). A reading error is
+        raised once the services in flight are recorded."""
+        stats, position = self.progress.discovery, 0
+        try:
+            async for ip, port in _read_ahead(ports, self.options.inspect_concurrency):
+                stats.probes += 1
+                self.pending[0][position] = ip, port
+                await self.slots.acquire()
+                self._spawn(self._examine_if_open(ip, port, position))
+                position += 1
+                if self.on_progress:
+                    self.on_progress(self.progress)
+        finally:
+            while self.tasks:
+                await asyncio.gather(*self.tasks)
+            self.enricher.close()
+        if self.on_progress:
+            self.on_progress(self.progress)
+        return self.progress
+
+
+async def _read_ahead(items: Iterator[tuple[str, int]], ahead: int) -> AsyncIterator[tuple[str, int]]:
+    """`items`, advanced in a daemon thread (reading a pipe blocks; Ctrl-C must not wait for it) at most
+    `ahead` items before they are taken; what `items` raises is raised here."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, int] | BaseException | None] = asyncio.Queue(ahead)
+
+    def put(item: tuple[str, int] | BaseException | None) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+    def read() -> None:
+        try:
+            for item in items:
+                put(item)
+        except BaseException as exc:
+            put(exc)
+        else:
+            put(None)
+
+    threading.Thread(target=read, name="open-ports", daemon=True).start()
+    while (item := await queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
 
 async def run_scan(
     space: TargetSpace,
@@ -365,3 +442,17 @@ async def run_scan(
     raise_fd_limit(options.concurrency + 16 * options.inspect_concurrency + 256)
     run = ScanRun(space, options, scan_id, on_finding, on_progress, workers, marks)
     return await run.run(on_checkpoint)
+
+
+async def examine_open_ports(
+    ports: Iterator[tuple[str, int]],
+    options: ScanOptions,
+    scan_id: str,
+    on_finding: Callable[[Finding], None],
+    on_progress: Callable[[ScanProgress], None] | None = None,
+) -> ScanProgress:
+    """Identify and inspect the open ports `ports` yields (found by another scanner: no discovery), as
+    they come; call `on_finding` once per service."""
+    raise_fd_limit(16 * options.inspect_concurrency + 256)
+    run = ScanRun(TargetSpace([], ()), options, scan_id, on_finding, on_progress, (), ())
+    return await run.examine(ports)
