@@ -13,8 +13,9 @@ import pytest
 from conftest import leaksonar
 from pymisp import MISPEvent, MISPObject
 from test_hostile_outputs import HOSTILE, LONG, NOW, hostile_finding, no_raw_controls
+from test_tls_views import synthetic_finding
 
-from leaksonar.model import Assessment, Certificate, Finding, PiiHit, Software, Tls
+from leaksonar.model import Certificate, Tls
 from leaksonar.store.db import Store
 
 ES, REDIS, EVIL = "127.20.0.5", "127.20.0.6", "127.20.0.7"
@@ -33,18 +34,6 @@ CERT = Certificate(
 LEAD = '=HYPERLINK("http://evil","x") '
 
 
-def _finding(ip: str, port: int, protocol: str, severity: str, **tls: object) -> Finding:
-    return Finding(
-        ip, port, protocol, Software(protocol, "1.0"), "none", True, NOW, "misp",
-        databases=1, rows=5_000, size_bytes=9_000,
-        assessment=Assessment(
-            {"phone": PiiHit(5, 5, ("sjhm",), "138****0000")} if severity == "high" else {},
-            {}, False, (), severity, f"{protocol}: synthetic",  # type: ignore[arg-type]
-        ),
-        **tls,  # type: ignore[arg-type]
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("misp") / "index.db"
@@ -52,10 +41,16 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store.scans.begin("misp", NOW, targets="127.20.0.0/24", ports="9200,6379", size=256, options={})
     store.findings.add(
         [
-            _finding(
-                ES, 9200, "elasticsearch", "high", hostname="es.example.cn", tls=Tls("TLSv1.3", "", CERT)
+            synthetic_finding(
+                ES,
+                9200,
+                "elasticsearch",
+                "high",
+                "misp",
+                hostname="es.example.cn",
+                tls=Tls("TLSv1.3", "", CERT),
             ),
-            _finding(REDIS, 6379, "redis", "medium"),
+            synthetic_finding(REDIS, 6379, "redis", "medium", "misp"),
             hostile_finding(EVIL, 9200, LEAD),
         ]
     )

@@ -63,9 +63,12 @@ MANY_CERT = Certificate(
 """A certificate of 25 names: a letter lists 20 of them."""
 
 
-def _finding(ip: str, port: int, protocol: str, severity: str, **tls: object) -> Finding:
+def synthetic_finding(
+    ip: str, port: int, protocol: str, severity: str, scan_id: str = "tls", **tls: object
+) -> Finding:
+    """An exposed service of 5,000 rows (with phones when `severity` is high); `tls`: hostname, tls."""
     return Finding(
-        ip, port, protocol, Software(protocol, "1.0"), "none", True, NOW, "tls",
+        ip, port, protocol, Software(protocol, "1.0"), "none", True, NOW, scan_id,
         databases=1, rows=5_000, size_bytes=9_000,
         assessment=Assessment(
             {"phone": PiiHit(5, 5, ("sjhm",), "138****0000")} if severity == "high" else {},
@@ -84,15 +87,15 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store.scans.begin("tls", NOW, targets="127.20.0.0/24", ports="9200,6379,5432", size=768, options={})
     store.findings.add(
         [
-            _finding(
+            synthetic_finding(
                 ES, 9200, "elasticsearch", "high",
                 hostname="es.example.cn", tls=Tls("TLSv1.3", "TLS_AES_256_GCM_SHA384", ES_CERT),
             ),
-            _finding(
+            synthetic_finding(
                 REDIS, 6379, "redis", "medium", tls=Tls("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", REDIS_CERT)
             ),
-            _finding(PLAIN, 5432, "postgresql", "medium"),
-            _finding(
+            synthetic_finding(PLAIN, 5432, "postgresql", "medium"),
+            synthetic_finding(
                 MANY, 5984, "couchdb", "medium", tls=Tls("TLSv1.3", "TLS_AES_128_GCM_SHA256", MANY_CERT)
             ),
         ]

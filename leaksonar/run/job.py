@@ -173,10 +173,24 @@ def resume_job(scan_id: str, store: Store, scope: Scope | None = None) -> ScanJo
 class Recorder:
     """Where a job's findings and checkpoints go: the index (and the JSONL file), as they come."""
 
-    def __init__(self, job: ScanJob, store: Store, jsonl: TextIO | None) -> None:
-        self.job, self.store, self.jsonl = job, store, jsonl
+    def __init__(
+        self,
+        job: ScanJob,
+        store: Store,
+        jsonl: TextIO | None,
+        on_progress: Callable[[ScanProgress], None] | None = None,
+    ) -> None:
+        self.job, self.store, self.jsonl, self.on_progress = job, store, jsonl, on_progress
         self.events: list[Event] = []
         """The scan's change events, once it is closed."""
+        self.latest: ScanProgress | None = None
+        """The scan's progress as last reported (what an interrupted scan closes with)."""
+
+    def track(self, latest: ScanProgress) -> None:
+        """Keep the scan's latest progress and pass it on to `on_progress`."""
+        self.latest = latest
+        if self.on_progress is not None:
+            self.on_progress(latest)
 
     def finding(self, finding: Finding) -> None:
         self.store.findings.add([finding])
@@ -238,15 +252,7 @@ def run_job(
     as it comes (and writing it to `jsonl`) and checkpointing, then deliver the scan's change events by the
     rules of `alerts`. A resumed scan's progress counts its services and exposed services
     over all its runs."""
-    recorder = Recorder(job, store, jsonl)
-    progress: ScanProgress | None = None
-
-    def track(latest: ScanProgress) -> None:
-        nonlocal progress
-        progress = latest
-        if on_progress is not None:
-            on_progress(latest)
-
+    recorder = Recorder(job, store, jsonl, on_progress)
     if job.resumed:
         store.scans.reopen(job.scan_id)
     recorder.checkpoint(list(job.marks), DiscoveryStats())
@@ -254,13 +260,13 @@ def run_job(
         workers = start_workers(job.space, job.options, [mark.position for mark in job.marks])
     status = "failed"
     try:
-        progress = uvloop.run(
+        uvloop.run(
             run_scan(
                 job.space,
                 job.options,
                 job.scan_id,
                 recorder.finding,
-                track,
+                recorder.track,
                 workers,
                 marks=job.marks,
                 on_checkpoint=recorder.checkpoint,
@@ -271,7 +277,7 @@ def run_job(
         status = "interrupted"
         raise KeyboardInterrupt from None
     finally:
-        progress = recorder.finish(progress, status)
+        progress = recorder.finish(recorder.latest, status)
     recorder.deliver(alerts)
     return progress
 

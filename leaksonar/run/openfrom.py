@@ -91,23 +91,16 @@ def scan_open_ports(
     record = {**asdict(options), "open_from": source}
     targets = f"open ports from {source}"
     store.scans.begin(scan_id, utc_now(), targets=targets, ports="", size=0, options=record)
-    recorder = Recorder(ScanJob(scan_id, TargetSpace([], ()), options, ()), store, jsonl)
-    progress: ScanProgress | None = None
-
-    def track(latest: ScanProgress) -> None:
-        nonlocal progress
-        progress = latest
-        if on_progress is not None:
-            on_progress(latest)
+    recorder = Recorder(ScanJob(scan_id, TargetSpace([], ()), options, ()), store, jsonl, on_progress)
 
     status = "failed"
     try:
-        uvloop.run(examine_open_ports(ports, options, scan_id, recorder.finding, track))
+        uvloop.run(examine_open_ports(ports, options, scan_id, recorder.finding, recorder.track))
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
         raise ScanInterrupted(scan_id, resumable=False) from None
     finally:
-        progress = recorder.finish(progress, status)
+        progress = recorder.finish(recorder.latest, status)
     recorder.deliver(alerts)
     return ScanOutcome(scan_id, progress, store)
