@@ -36,8 +36,16 @@ def _sizeless(value: Any) -> Any:
 
 def _kept(record: dict[str, Any]) -> dict[str, Any]:
     """What two scans of a service agree on: not byte sizes (memory use changes) nor sample counts (a
-    memcached sample is not always the same keys), but the PII categories found."""
-    return _sizeless({key: record[key] for key in KEPT} | {"pii": sorted(record["pii"])})
+    memcached sample is not always the same keys), but the PII categories found; for Redis, whose
+    fields and their PII come from randomly sampled keys, only the collections' counts."""
+    kept = {key: record[key] for key in KEPT} | {"pii": sorted(record["pii"])}
+    if record["protocol"] == "redis":
+        drop = ("fields", "pii")
+        kept |= {
+            "pii": [],
+            "collections": [{k: v for k, v in c.items() if k not in drop} for c in kept["collections"]],
+        }
+    return _sizeless(kept)
 
 
 def records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
