@@ -155,10 +155,12 @@ def test_a_bad_resolve_is_one_line_and_exit_2(spec: str, tmp_path: Path) -> None
     assert not (tmp_path / "i.db").exists()
 
 
+@needs_isolation
 def test_resolve_out_of_scope_is_refused_before_any_scan(tmp_path: Path) -> None:
+    """In a private network namespace: were the guard to fail, nothing could leave the machine."""
     db = tmp_path / "i.db"
-    result = leaksonar(
-        "scan", "far.example.lab", "--resolve", "far.example.lab:10.0.0.1", "--db", str(db), check=False
+    result = isolated(
+        tmp_path, "scan", "far.example.lab", "--resolve", "far.example.lab:10.0.0.1", "--db", str(db)
     )
     one_error(result, "target 10.0.0.1 (far.example.lab) is outside the allowed scope 127.0.0.0/8")
     assert not db.exists()
