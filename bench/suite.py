@@ -1,4 +1,5 @@
-"""The benchmark suite (`make bench`): discovery, full pipeline, TLS, filtered network, assessment, index.
+"""The benchmark suite (`make bench`): discovery, full pipeline, TLS, filtered network, open ports from
+another scanner, assessment, index.
 
     .venv/bin/python bench/suite.py [--only discovery,pipeline,...] [--findings 200000]
 
@@ -118,6 +119,19 @@ def filtered() -> Summary:
     return rows
 
 
+def openfrom() -> Summary:
+    o = _load("openfrom")
+    ours, found = o["runs"]["open-from"], o["runs"]["discovery"]
+    return [
+        (
+            f"--open-from {o['open_ports']:,} open ports",
+            f"{ours['seconds']} s ({ours['services']:,} services) vs own discovery {found['seconds']} s"
+            f" ({found['services']:,})",
+            f"discovery / open-from {o['ratio']}x",
+        )
+    ]
+
+
 def assessment() -> Summary:
     a = _load("pii_eval")
     categories = a["categories"].values()
@@ -153,6 +167,7 @@ def steps(findings: int) -> dict[str, tuple[list[str], Callable[[], Summary]]]:
         "pipeline": ([python, str(BENCH / "pipeline.py")], pipeline),
         "tls": ([python, str(BENCH / "tls.py")], tls),
         "filtered": ([python, str(BENCH / "filtered.py")], filtered),
+        "openfrom": ([python, str(BENCH / "openfrom.py")], openfrom),
         "assessment": ([python, str(BENCH / "pii_eval.py")], assessment),
         "index": (
             [
