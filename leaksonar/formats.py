@@ -74,3 +74,8 @@ def human_count(count: int | None) -> str:
 def human_rows(rows: int | None, estimated: bool = False) -> str:
     """A row count as human_count writes it, after "~" when it is the server's estimate (~970M)."""
     return f"~{human_count(rows)}" if estimated and rows is not None else human_count(rows)
+
+
+def address_port(ip: str, port: int) -> str:
+    """A service's address and port: `127.0.0.1:9200`, an IPv6 address in brackets (`[fd00::1]:9200`)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

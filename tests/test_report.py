@@ -158,7 +158,7 @@ def test_reminder_intervals_follow_severity(tmp_path: Path) -> None:
     ("args", "owners", "message"),
     [
         (("--network", "127.0.0.0/8", "--asn", "64500"), None, "exactly one of"),
-        (("--network", "127.0.0.300/24"), None, "not an IPv4 network"),
+        (("--network", "127.0.0.300/24"), None, "not an IP network"),
         (("--asn", "64500", "--format", "pdf"), None, "--format"),
         (("--asn", "64500"), '[[owner]]\norg = "X"\nnetwork = "10.0.0.0/33"\n', "owner #1 (X)"),
         (("--asn", "64500"), '[[owner]]\norg = "X"\nnetwork = "10.0.0.0/8"\nabuse = "nobody"\n', "e-mail"),

@@ -15,6 +15,7 @@ import typer
 
 from leaksonar.sanitize import for_json, for_terminal
 from leaksonar.store import DB_ENV
+from leaksonar.store.addresses import parse_address
 from leaksonar.terminal import echo
 
 if TYPE_CHECKING:
@@ -127,13 +128,27 @@ def stop_on_sigterm() -> None:
 
 
 def split_address(address: str) -> tuple[str, int | None]:
-    """`IP` or `IP:PORT` (a port from 0 to 65535); bad input fails."""
-    host, _, port_text = address.partition(":")
-    if not port_text:
-        return host, None
-    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 65535):
-        fail(f"{address[:80]!r} is not IP or IP:PORT (a port from 0 to 65535)")
-    return host, int(port_text)
+    """`IP` or `IP:PORT` (a port from 0 to 65535; an IPv6 address alone or as `[IP]:PORT`), the address
+    as the index writes it; bad input fails."""
+    bad = f"{address[:80]!r} is not IP or IP:PORT (a port from 0 to 65535)"
+    if address.startswith("[") and "]" in address:
+        host, rest = address[1:].split("]", 1)
+        if rest and not rest.startswith(":"):
+            fail(bad)
+        port_text = rest[1:]
+    elif address.count(":") > 1:  # an IPv6 address without a port
+        host, port_text = address, ""
+    else:
+        host, _, port_text = address.partition(":")
+    if port_text and not (
+        port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 65535
+    ):
+        fail(bad)
+    try:
+        ip = str(parse_address(host))
+    except ValueError:
+        fail(f"{host[:80]!r} is not an IP address")
+    return ip, int(port_text) if port_text else None
 
 
 def alert_config(path: Path) -> AlertConfig:

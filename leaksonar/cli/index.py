@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -134,11 +133,6 @@ def events(
     except ValueError as exc:
         fail(f"--since: {exc}")
     host, port = split_address(ip) if ip else (None, None)
-    if host is not None:
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            fail(f"--ip: {ip!r} is not an IPv4 address")
     found = open_store(db).events.find(since=start, types=wanted, ip=host, port=port, limit=limit)
     if as_json:
         for event in found:

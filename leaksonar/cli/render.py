@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from leaksonar.formats import human_bytes, human_count, human_rows
+from leaksonar.formats import address_port, human_bytes, human_count, human_rows
 from leaksonar.model import Event, Finding
 from leaksonar.terminal import Part, PlainConsole, add_row, plain
 
@@ -215,7 +215,7 @@ def tls_line(record: dict[str, Any]) -> Text | None:
 
 def event_line(event: Event) -> Text:
     """`2026-11-28T05:00:00Z 127.0.0.1:6379 wiped: rows 1,221 -> 12 (-99.0%): wiped`."""
-    return plain(f"{event.time} {event.ip}:{event.port} {event.type}: {event.summary}")
+    return plain(f"{event.time} {address_port(event.ip, event.port)} {event.type}: {event.summary}")
 
 
 def events_table(events: Iterable[Event], title: str | None = None) -> Table:
@@ -226,7 +226,7 @@ def events_table(events: Iterable[Event], title: str | None = None) -> Table:
         add_row(
             table,
             event.time,
-            f"{event.ip}:{event.port}",
+            address_port(event.ip, event.port),
             event.protocol,
             event.type,
             event.severity or "-",

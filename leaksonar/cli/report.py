@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ import typer
 
 from leaksonar.cli.common import DbOption, fail, open_store, whole
 from leaksonar.cli.render import err, out
+from leaksonar.store.addresses import parse_network
 
 _DOMAIN = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*", re.ASCII)
 """A domain as certificates name it (an internationalised one in its xn-- form), no wildcard."""
@@ -19,7 +19,9 @@ _MOST_DOMAIN = 200
 
 
 def report(
-    network: Annotated[str | None, typer.Option("--network", help="Report on this CIDR block.")] = None,
+    network: Annotated[
+        str | None, typer.Option("--network", help="Report on this CIDR block (IPv4 or IPv6).")
+    ] = None,
     asn: Annotated[int | None, whole("Report on this autonomous system.", "--asn", most=2**32 - 1)] = None,
     org: Annotated[
         str | None, typer.Option("--org", help="Report on organisations whose name contains NAME.")
@@ -57,13 +59,13 @@ def report(
         fail(f"--domain {domain!r} is not a domain name (such as example.cn)")
     try:
         selection = reporting.Selection(
-            network=ipaddress.IPv4Network(network, strict=False) if network else None,
+            network=parse_network(network) if network else None,
             asn=asn,
             org=org,
             domain=name,
         )
     except ValueError:
-        fail(f"--network {network!r} is not an IPv4 network (CIDR)")
+        fail(f"--network {network!r} is not an IP network (CIDR)")
     try:
         fmts = reporting.parse_formats(formats)
         table = reporting.load_owners(owners)

@@ -22,6 +22,7 @@ import aiosmtplib
 import httpx
 
 from leaksonar import __version__
+from leaksonar.formats import address_port
 from leaksonar.model import Event
 from leaksonar.notify.rules import Channel, Email, Retry, Slack, Webhook
 from leaksonar.protocols.useragent import USER_AGENT
@@ -63,7 +64,7 @@ def webhook_body(event: Event, rule: str) -> bytes:
 
 
 def _title(event: Event) -> str:
-    return f"{event.type.replace('_', ' ')} on {event.ip}:{event.port} ({event.protocol})"
+    return f"{event.type.replace('_', ' ')} on {address_port(event.ip, event.port)} ({event.protocol})"
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def slack_payload(event: Event, rule: str) -> dict[str, Any]:
     always verbatim) or `for_terminal` (plain_text); the formatting is leaksonar's own."""
     severity, kind = for_slack(event.severity or "-"), for_slack(event.type)
     title, summary = for_slack(_title(event)), for_slack(event.summary or _title(event))
-    service = for_slack(f"{event.ip}:{event.port} {event.protocol}")
+    service = for_slack(f"{address_port(event.ip, event.port)} {event.protocol}")
     return {
         "text": f"leaksonar [{severity}] {title}",
         "unfurl_links": False,
@@ -129,7 +130,7 @@ def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
         event.summary or _title(event),
         "",
         f"Event:    {event.type}",
-        f"Service:  {event.ip}:{event.port} ({event.protocol})",
+        f"Service:  {address_port(event.ip, event.port)} ({event.protocol})",
         f"Severity: {event.severity or '-'}",
         f"Seen:     {event.time} (scan {event.scan_id})",
         f"Rule:     {rule}",
@@ -140,7 +141,7 @@ def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
         lines += [f"  {k}: {_figure(event.before.get(k))} -> {_figure(event.after.get(k))}" for k in changed]
     lines += [
         "",
-        f"Details: {link}" if link else f"Details: leaksonar show {event.ip}:{event.port}",
+        f"Details: {link}" if link else f"Details: leaksonar show {address_port(event.ip, event.port)}",
         "",
         f"-- leaksonar {__version__}. Only categories, counts and masked examples are sent, never raw data.",
     ]

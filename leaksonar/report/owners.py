@@ -2,7 +2,7 @@
 
     [[owner]]
     org = "Lab Police Bureau"
-    networks = ["127.77.0.0/24"]        # or network = "..."
+    networks = ["127.77.0.0/24", "fd00:77::/48"]   # IPv4 or IPv6; or network = "..."
     abuse = "abuse@police.example"
     contact = "Information Security Office"   # optional: the greeting
 
@@ -11,13 +11,13 @@ The most specific network that holds an address names its owner.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from leaksonar.inputs import InputError, load_toml
+from leaksonar.store.addresses import Network, parse_address, parse_network
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 """An abuse address in the characters addresses use in practice: letters write it as it is (no markup)."""
@@ -40,16 +40,16 @@ class Owner:
 
 @dataclass(frozen=True, slots=True)
 class Owners:
-    entries: tuple[tuple[ipaddress.IPv4Network, Owner], ...] = ()
+    entries: tuple[tuple[Network, Owner], ...] = ()
 
     def lookup(self, ip: str) -> Owner | None:
         """The owner of the most specific network holding `ip`, if any."""
-        address = ipaddress.IPv4Address(ip)
+        address = parse_address(ip)
         holding = [(net, owner) for net, owner in self.entries if address in net]
         return max(holding, key=lambda pair: pair[0].prefixlen)[1] if holding else None
 
 
-def _entry(path: Path, number: int, raw: Any) -> list[tuple[ipaddress.IPv4Network, Owner]]:
+def _entry(path: Path, number: int, raw: Any) -> list[tuple[Network, Owner]]:
     where = f"owners file {path}: owner #{number}"
     if not isinstance(raw, dict):
         raise OwnersError(f"{where} is not a table")
@@ -69,9 +69,9 @@ def _entry(path: Path, number: int, raw: Any) -> list[tuple[ipaddress.IPv4Networ
     entries = []
     for text in networks:
         try:
-            network = ipaddress.IPv4Network(str(text), strict=False)
+            network = parse_network(str(text))
         except ValueError:
-            raise OwnersError(f"{where} ({org}): {text!r} is not an IPv4 network (CIDR)") from None
+            raise OwnersError(f"{where} ({org}): {text!r} is not an IP network (CIDR)") from None
         entries.append((network, Owner(org.strip(), abuse, contact, str(network))))
     return entries
 

@@ -3,7 +3,6 @@ holds (categories and counts, never raw data), attack signs, and how to close it
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from collections.abc import Iterable
@@ -17,11 +16,12 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from leaksonar.formats import human_bytes, human_count, human_rows
+from leaksonar.formats import address_port, human_bytes, human_count, human_rows
 from leaksonar.model import SEVERITY_RANK
 from leaksonar.report.history import REMINDER_DAYS, History
 from leaksonar.report.owners import Owner, Owners
 from leaksonar.sanitize import for_markdown, for_terminal
+from leaksonar.store.addresses import Network, address_key, parse_address
 from leaksonar.store.db import Store
 from leaksonar.store.rows import ServiceRow
 
@@ -42,7 +42,7 @@ class Selection:
     """Which services to report on: one of a network, an ASN, an organisation name or a domain (in lower
     case) that the services' certificates name, or name a name under."""
 
-    network: ipaddress.IPv4Network | None = None
+    network: Network | None = None
     asn: int | None = None
     org: str | None = None
     domain: str | None = None
@@ -52,7 +52,7 @@ class Selection:
             names = (((record.get("tls") or {}).get("cert") or {}).get("names")) or ()
             return any(n.lower() == self.domain or n.lower().endswith(f".{self.domain}") for n in names)
         if self.network is not None:
-            return ipaddress.IPv4Address(record["ip"]) in self.network
+            return parse_address(record["ip"]) in self.network
         net = record.get("network") or {}
         if self.asn is not None:
             return net.get("asn") == self.asn
@@ -87,17 +87,15 @@ def plan(store: Store, selection: Selection, owners: Owners, now: str, force: bo
     """Group the exposed services of `selection` by owner (for a domain: the domain) and decide which are
     due to be reported."""
     history = History(store)
-    network = selection.network
-    between = (int(network.network_address), int(network.broadcast_address)) if network is not None else None
     reports: dict[str, OwnerReport] = {}
-    for row in store.services.exposed(between, selection.domain):
+    for row in store.services.exposed(selection.network, selection.domain):
         domain = selection.domain
         owner = Owner(domain, domain=domain) if domain else owner_of(row.record, owners)
         if not selection.holds(row.record, owner):
             continue
         report = reports.setdefault(owner.org, OwnerReport(owner))
         severity = row.severity or "low"
-        decision = history.decide(owner.org, f"{row.ip}:{row.port}", severity, now, force)
+        decision = history.decide(owner.org, address_port(row.ip, row.port), severity, now, force)
         (report.due if decision.due else report.skipped).append((row, decision.reason))
     return list(reports.values())
 
@@ -144,7 +142,7 @@ def _service(store: Store, row: ServiceRow, reason: str, public: bool) -> dict[s
     collections = sorted(record.get("collections", ()), key=lambda c: -(c.get("rows") or 0))
     ransom = record.get("ransom") or {}
     return {
-        "address": f"{row.ip}:{row.port}",
+        "address": address_port(row.ip, row.port),
         "protocol": record["protocol"],
         "software": " ".join(filter(None, (software.get("name"), software.get("version")))) or "unknown",
         "severity": row.severity or "low",
@@ -226,10 +224,8 @@ def _environment(fmt: str) -> jinja2.Environment:
 def context(store: Store, report: OwnerReport, now: str, *, public: bool = False) -> dict[str, Any]:
     """What a letter shows; `public`: a public viewer's preview, whose events are those of the visible set
     (`store.query.public_only`: a visible service's own critical past left out)."""
-    items = [_service(store, row, reason, public) for row, reason in report.due]
-    items.sort(
-        key=lambda s: (-SEVERITY_RANK[s["severity"]], ipaddress.IPv4Address(s["address"].split(":")[0]))
-    )
+    due = sorted(report.due, key=lambda d: (-SEVERITY_RANK[d[0].severity or "low"], address_key(d[0].ip)))
+    items = [_service(store, row, reason, public) for row, reason in due]
     worst = items[0]["severity"]
     count = len(items)
     domain = report.owner.domain
@@ -287,7 +283,10 @@ def write_reports(
         if record:
             store.reports.record(
                 report.owner.org,
-                [(f"{row.ip}:{row.port}", row.severity or "low", row.last_scan_id) for row, _ in report.due],
+                [
+                    (address_port(row.ip, row.port), row.severity or "low", row.last_scan_id)
+                    for row, _ in report.due
+                ],
                 now,
             )
 

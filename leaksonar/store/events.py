@@ -3,7 +3,6 @@ it covered a space, should have seen), stored, and read back by filters or as a 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +13,7 @@ from leaksonar.changes.snapshot import Snapshot, snapshot
 from leaksonar.model import Event, Finding
 from leaksonar.store import StoreError
 from leaksonar.store import search as views
+from leaksonar.store.addresses import address_key, interval_keys
 from leaksonar.store.query import public_only
 from leaksonar.store.rows import ScanRow
 from leaksonar.store.scans import Scans
@@ -39,7 +39,7 @@ class Events:
         if scan is None:
             raise StoreError(f"no scan {scan_id} in {self.index}")
         with self.engine.begin() as conn:
-            places = sorted(_places(conn, scan), key=lambda p: (ipaddress.IPv4Address(p[0]), p[1]))
+            places = sorted(_places(conn, scan), key=lambda p: (address_key(p[0]), p[1]))
             for start in range(0, len(places), batch):
                 changes = _changes(conn, places[start : start + batch], scan)
                 if changes:
@@ -106,7 +106,9 @@ def _covered(conn: Connection, coverage: dict[str, Any]) -> set[tuple[str, int]]
     places: set[tuple[str, int]] = set()
     for first, last in coverage["intervals"]:
         rows = conn.execute(
-            select(services.c.ip, services.c.port).where(services.c.ip_num.between(first, last))
+            select(services.c.ip, services.c.port).where(
+                services.c.ip_key.between(*interval_keys(first, last))
+            )
         )
         places.update((r.ip, r.port) for r in rows if r.port in ports)
     return places

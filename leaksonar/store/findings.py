@@ -3,7 +3,6 @@ columns and tables); read back one at a time, per scan, or as a host's timeline.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -12,6 +11,7 @@ from sqlalchemy import Connection, Engine, select
 
 from leaksonar.model import Finding
 from leaksonar.store import search as views
+from leaksonar.store.addresses import address_key
 from leaksonar.store.query import public_only
 from leaksonar.store.rows import FindingRow, HistoryPoint
 from leaksonar.store.schema import findings, hosts, services
@@ -85,15 +85,15 @@ def _add(conn: Connection, batch: Sequence[Finding]) -> None:
     host_rows, service_rows, finding_rows = [], [], []
     for finding, record in zip(batch, records, strict=True):
         stored = json.dumps(record)
-        ip_num = int(ipaddress.IPv4Address(finding.ip))
+        ip_key = address_key(finding.ip)
         seen = {"last_seen": finding.time, "last_scan_id": finding.scan_id}
         place = {"ip": finding.ip, "port": finding.port}
         software = finding.software
-        host_rows.append({"ip": finding.ip, "ip_num": ip_num, "first_seen": finding.time, **seen})
+        host_rows.append({"ip": finding.ip, "ip_key": ip_key, "first_seen": finding.time, **seen})
         service_rows.append(
             {
                 **place,
-                "ip_num": ip_num,
+                "ip_key": ip_key,
                 "first_seen": finding.time,
                 "protocol": finding.protocol,
                 "software": views.clip(software.name, services.c.software) if software else None,

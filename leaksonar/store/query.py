@@ -5,7 +5,6 @@ quoted words (leaksonar.store.fulltext)."""
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import math
 import re
 import threading
@@ -34,6 +33,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from leaksonar.model import EVENT_TYPES, PII_CATEGORIES, SEVERITIES, SEVERITY_RANK
+from leaksonar.store.addresses import address_key, network_keys, parse_network
 from leaksonar.store.fulltext import TextMatch
 from leaksonar.store.schema import events, findings, service_btc, service_cert_names, service_pii, services
 
@@ -54,7 +54,8 @@ NO_SEVERITY = -1
 """`services.rank` of a service without an assessment."""
 
 FIELDS: dict[str, str] = {
-    "ip": "address: 127.0.0.1, CIDR 127.77.0.0/16, range 127.0.0.1-127.0.0.9, wildcard 127.77.*",
+    "ip": "address: 127.0.0.1, CIDR 127.77.0.0/16, range 127.0.0.1-127.0.0.9, wildcard 127.77.*; IPv6"
+    ' quoted (its colons): ip:"fd00::1", ip:"2001:db8::/32"',
     "port": "port number: port:9200, port:[1 TO 1024]",
     "protocol": "protocol: redis, mongodb, elasticsearch, postgresql, mysql ... (wildcards: mongo*)",
     "software": "software name, e.g. software:opensearch",
@@ -84,6 +85,8 @@ FIELDS: dict[str, str] = {
     "cert.expired": "true when the certificate had expired when scanned, false when it had not",
     "cert.self_signed": "true when the certificate is self-signed, false when an issuer signed it",
 }
+COLON_HINT = '; quote a value with colons, such as an IPv6 address: ip:"fd00::1"'
+"""Said where a colon inside a value was read as a field's."""
 FACET_FIELDS = ("protocol", "country", "severity", "pii", "software", "cert.issuer")
 
 
@@ -178,9 +181,9 @@ def _parse(query: str) -> tree.Item:
         found = re.search(r"unexpected\s+'(.*)' at position (\d+)", str(exc), re.S)
         if found:
             position = int(found.group(2))
-            raise QueryError(
-                position, f"unexpected {found.group(1) or query[position : position + 1]!r}"
-            ) from None
+            unexpected = found.group(1) or query[position : position + 1]
+            hint = COLON_HINT if unexpected == ":" else ""
+            raise QueryError(position, f"unexpected {unexpected!r}{hint}") from None
         raise QueryError(
             len(query), "query ends too early (an operator or bracket without its other side)"
         ) from None
@@ -226,7 +229,7 @@ class _Compiler:
             return self.node(node.children[0], field, down)
         if isinstance(node, tree.SearchField):
             if field is not None:
-                raise QueryError(node.pos, f"field {node.name!r} inside field {field!r}")
+                raise QueryError(node.pos, f"field {node.name!r} inside field {field!r}{COLON_HINT}")
             name = node.name.lower()
             if name not in FIELDS:
                 raise QueryError(node.pos, f"unknown field {node.name!r}; fields: {', '.join(FIELDS)}")
@@ -396,7 +399,7 @@ class _Compiler:
     # fields --------------------------------------------------------------------------------------
 
     def ip(self, node: Value) -> Clause:
-        column = services.c.ip_num
+        column = services.c.ip_key
         if isinstance(node, tree.From | tree.To | tree.Range):
             return self.ordered(node, column, self.address)
         text = self.text(node)
@@ -404,10 +407,10 @@ class _Compiler:
             return true()
         if "/" in text:
             try:
-                network = ipaddress.IPv4Network(text, strict=False)
+                network = parse_network(text)
             except ValueError:
-                raise QueryError(node.pos, f"{text!r} is not an IPv4 network") from None
-            return column.between(int(network.network_address), int(network.broadcast_address))
+                raise QueryError(node.pos, f"{text!r} is not an IP network") from None
+            return column.between(*network_keys(network))
         if "-" in text:
             first, _, last = text.partition("-")
             low, high = self.address(node, first), self.address(node, last)
@@ -418,12 +421,13 @@ class _Compiler:
             return self.like(node, services.c.ip, str)
         return column == self.address(node)
 
-    def address(self, node: tree.Item, text: str | None = None) -> int:
+    def address(self, node: tree.Item, text: str | None = None) -> str:
+        """The order key of an IPv4 or IPv6 address (any spelling)."""
         text = self.text(node) if text is None else text
         try:
-            return int(ipaddress.IPv4Address(text.strip()))
+            return address_key(text)
         except ValueError:
-            raise QueryError(node.pos, f"{text!r} is not an IPv4 address") from None
+            raise QueryError(node.pos, f"{text!r} is not an IP address") from None
 
     def severity(self, node: Value) -> Clause:
         def rank(item: tree.Item) -> int:

@@ -27,9 +27,9 @@ class Scans:
         options: dict[str, Any],
         coverage: dict[str, Any] | None = None,
     ) -> None:
-        """Record a running scan. `coverage`: {"intervals": [[first, last], ...] (addresses as integers),
-        "ports": [...], "names": {address: name}}, the space a finished scan looked at entirely (a service
-        seen before and missing from it is closed)."""
+        """Record a running scan. `coverage`: {"intervals": [[first, last], ...] (addresses as integers: an
+        interval ending below 2**32 is IPv4, else IPv6), "ports": [...], "names": {address: name}}, the space
+        a finished scan looked at entirely (a service seen before and missing from it is closed)."""
         with self.engine.begin() as conn:
             conn.execute(
                 scans.insert().values(

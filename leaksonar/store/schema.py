@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 
 from leaksonar.model import current_record
+from leaksonar.store.addresses import KEY_LENGTH
 
 
 class RecordJSON(TypeDecorator[dict]):
@@ -34,11 +35,15 @@ class RecordJSON(TypeDecorator[dict]):
 
 
 Int64 = BigInteger().with_variant(Integer(), "sqlite")
+"""Ids and counts that can pass 2**31 at internet scale: BIGINT on PostgreSQL; INTEGER on SQLite, which is
+64-bit already and the only type that makes an INTEGER PRIMARY KEY the rowid (migration 0003)."""
 Key = String(253).with_variant(String(253, collation="C"), "postgresql")
 """A name or fingerprint matched by prefix as a range of code points (leaksonar.store.query): PostgreSQL's
 "C" collation orders it so (a language's collation ignores punctuation); SQLite's own order already does."""
-"""Ids and counts that can pass 2**31 at internet scale: BIGINT on PostgreSQL; INTEGER on SQLite, which is
-64-bit already and the only type that makes an INTEGER PRIMARY KEY the rowid (migration 0003)."""
+IP = String(39)
+"""An IPv4 or IPv6 address as Python writes it (IPv6 compressed): leaksonar.store.addresses."""
+IpKey = String(KEY_LENGTH).with_variant(String(KEY_LENGTH, collation="C"), "postgresql")
+"""An address's order key (leaksonar.store.addresses.address_key), compared byte by byte as Key is."""
 
 metadata = MetaData()
 
@@ -66,8 +71,8 @@ scans = Table(
 hosts = Table(
     "hosts",
     metadata,
-    Column("ip", String(15), primary_key=True),
-    Column("ip_num", BigInteger, nullable=False, index=True),
+    Column("ip", IP, primary_key=True),
+    Column("ip_key", IpKey, nullable=False, index=True),
     Column("first_seen", String(20), nullable=False),
     Column("last_seen", String(20), nullable=False),
     Column("last_scan_id", String(40), nullable=False),
@@ -77,8 +82,8 @@ services = Table(
     "services",
     metadata,
     Column("id", Int64, primary_key=True, autoincrement=True),
-    Column("ip", String(15), nullable=False),
-    Column("ip_num", BigInteger, nullable=False),
+    Column("ip", IP, nullable=False),
+    Column("ip_key", IpKey, nullable=False),
     Column("port", Integer, nullable=False),
     Column("protocol", String(32), nullable=False),
     Column("software", String(64)),
@@ -108,7 +113,7 @@ services = Table(
     Column("cert_expired", Boolean),
     Column("cert_self_signed", Boolean),
     UniqueConstraint("ip", "port", name="uq_services_ip_port"),
-    Index("ix_services_ip_num", "ip_num"),
+    Index("ix_services_ip_key", "ip_key"),
     Index("ix_services_asn", "asn"),
     Index("ix_services_rows", "rows"),
     Index("ix_services_first_seen", "first_seen"),
@@ -121,7 +126,7 @@ Index(
     "ix_services_order",
     services.c.rank.desc(),
     services.c.rows.desc().nulls_last(),
-    services.c.ip_num,
+    services.c.ip_key,
     services.c.port,
     postgresql_include=["id"],
 )
@@ -194,7 +199,7 @@ findings = Table(
     metadata,
     Column("id", Int64, primary_key=True, autoincrement=True),
     Column("scan_id", String(40), nullable=False),
-    Column("ip", String(15), nullable=False),
+    Column("ip", IP, nullable=False),
     Column("port", Integer, nullable=False),
     Column("time", String(20), nullable=False),
     Column("record", RecordJSON, nullable=False),
@@ -221,7 +226,7 @@ events = Table(
     "events",
     metadata,
     Column("id", Int64, primary_key=True, autoincrement=True),
-    Column("ip", String(15), nullable=False),
+    Column("ip", IP, nullable=False),
     Column("port", Integer, nullable=False),
     Column("type", String(24), nullable=False),
     Column("time", String(20), nullable=False),
@@ -273,7 +278,7 @@ report_history = Table(
     metadata,
     Column("id", Int64, primary_key=True, autoincrement=True),
     Column("owner", String(200), nullable=False),
-    Column("service", String(24), nullable=False),  # ip:port
+    Column("service", String(48), nullable=False),  # ip:port, [ip]:port for IPv6
     Column("severity", String(8), nullable=False),
     Column("sent_at", String(20), nullable=False),
     Column("scan_id", String(40), nullable=False),

@@ -40,7 +40,7 @@ MAX_LIMIT = 1000
 """Most hits one search returns."""
 MAX_ROW_ID = 2**63 - 1
 """Largest id of a finding or event (64-bit on both databases): a greater one names nothing."""
-ORDER = (services.c.rank.desc(), services.c.rows.desc().nulls_last(), services.c.ip_num, services.c.port)
+ORDER = (services.c.rank.desc(), services.c.rows.desc().nulls_last(), services.c.ip_key, services.c.port)
 """Search order: severity (critical first), then rows (most first, unknown last), address, port."""
 _BACKFILL_CHUNK = 2000
 _ANALYZE_FROM = 1000

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import Engine, case, func, select
 
 from leaksonar.store import search as views
+from leaksonar.store.addresses import Network, network_keys
 from leaksonar.store.query import certified_for, public_only
 from leaksonar.store.rows import HostRow, HostView, ServiceRow
 from leaksonar.store.schema import hosts, services
@@ -37,8 +38,8 @@ class Hosts:
                 protocols.label("protocols"),
             )
             .join(services, services.c.ip == hosts.c.ip)
-            .group_by(hosts.c.ip, hosts.c.ip_num, hosts.c.first_seen, hosts.c.last_seen)
-            .order_by(exposed.desc(), hosts.c.ip_num)
+            .group_by(hosts.c.ip, hosts.c.ip_key, hosts.c.first_seen, hosts.c.last_seen)
+            .order_by(exposed.desc(), hosts.c.ip_key)
             .limit(limit)
         )
         with self.engine.connect() as conn:
@@ -77,12 +78,12 @@ class Services:
         """The services on `ip`, by port."""
         return self._read(services.c.ip == ip)
 
-    def exposed(self, between: tuple[int, int] | None = None, domain: str | None = None) -> list[ServiceRow]:
-        """The exposed services (with addresses, as integers, `between` first and last; with a certificate
+    def exposed(self, network: Network | None = None, domain: str | None = None) -> list[ServiceRow]:
+        """The exposed services (with addresses in `network`, IPv4 or IPv6; with a certificate
         for `domain`, in lower case, or a name under it), by address."""
         where = [services.c.exposed.is_(True)]
-        if between is not None:
-            where.append(services.c.ip_num.between(*between))
+        if network is not None:
+            where.append(services.c.ip_key.between(*network_keys(network)))
         if domain is not None:
             where.append(certified_for(domain))
-        return self._read(*where, order=(services.c.ip_num, services.c.port))
+        return self._read(*where, order=(services.c.ip_key, services.c.port))

@@ -4,7 +4,6 @@ stats and scans. Every answer goes through the access rule of leaksonar.web.acce
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from leaksonar.model import EVENT_TYPES, Event
 from leaksonar.model.record import FindingRecord, documented
 from leaksonar.sanitize import for_json
+from leaksonar.store.addresses import parse_address
 from leaksonar.store.db import Store
 from leaksonar.store.query import QueryError
 from leaksonar.store.rows import HistoryPoint, Stats
@@ -126,11 +126,12 @@ def _store(request: Request) -> Store:
     return store
 
 
-def _ipv4(ip: str) -> str:
+def _address(ip: str) -> str:
+    """An IPv4 or IPv6 address in any spelling, as the index writes it; else a 400."""
     try:
-        return str(ipaddress.IPv4Address(ip))
+        return str(parse_address(ip))
     except ValueError:
-        raise HTTPException(400, f"{ip!r} is not an IPv4 address") from None
+        raise HTTPException(400, f"{ip!r} is not an IP address") from None
 
 
 @router.get("/search", response_model=SearchResult, responses=ERRORS)
@@ -168,7 +169,7 @@ def search(
 def host(request: Request, who: Who, ip: str) -> Any:
     """One host: the latest state of each service, and the history of every stored finding. A public
     viewer gets the visible services only; a host with nothing else is not found for it."""
-    found = host_view(_store(request), _ipv4(ip), who)
+    found = host_view(_store(request), _address(ip), who)
     if found is None:
         raise HTTPException(404, "host not in the index")
     return found.to_record()
@@ -193,13 +194,13 @@ def _event_filters(type_: str | None, ip: str | None) -> dict[str, Any]:
     unknown = [t for t in types if t not in EVENT_TYPES]
     if unknown:
         raise HTTPException(400, f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
-    return {"types": types, "ip": _ipv4(ip) if ip else None}
+    return {"types": types, "ip": _address(ip) if ip else None}
 
 
 TypeFilter = Annotated[
     str | None, Query(alias="type", description="Only these event types, comma-separated.")
 ]
-IpFilter = Annotated[str | None, Query(description="Only events on this IPv4 address.")]
+IpFilter = Annotated[str | None, Query(description="Only events on this IPv4 or IPv6 address.")]
 
 
 @router.get("/events", response_model=EventPage, responses=ERRORS)

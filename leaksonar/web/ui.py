@@ -24,11 +24,12 @@ from pygal.style import Style
 from starlette.concurrency import run_in_threadpool
 from starlette.templating import Jinja2Templates
 
-from leaksonar.formats import human_bytes, human_count, human_rows
+from leaksonar.formats import address_port, human_bytes, human_count, human_rows
 from leaksonar.model import SEVERITIES, Event
 from leaksonar.report import Owners, Selection, plan
 from leaksonar.report.report import render_letter
 from leaksonar.sanitize import for_terminal
+from leaksonar.store.addresses import Address, parse_address
 from leaksonar.store.db import Store
 from leaksonar.store.query import FIELDS, QueryError
 from leaksonar.store.rows import HistoryPoint
@@ -137,6 +138,7 @@ def _environment() -> jinja2.Environment:
     env.filters["count"] = human_count
     env.filters["rows"] = human_rows
     env.filters["when"] = _shown_time
+    env.globals["address_port"] = address_port
     env.globals["search_url"] = _search_url
     env.globals["term"] = _term
     return env
@@ -309,9 +311,10 @@ def timeline(history: list[HistoryPoint], events: list[Event]) -> Markup | None:
     return Markup(PYGAL_CONFIG.sub("", chart.render(is_unicode=True), count=1))
 
 
-def _address(ip: str) -> str | None:
+def _address(ip: str) -> Address | None:
+    """The address of a page's path in any spelling (IPv4 or IPv6), or None."""
     try:
-        return str(ipaddress.IPv4Address(ip))
+        return parse_address(ip)
     except ValueError:
         return None
 
@@ -320,8 +323,10 @@ def _address(ip: str) -> str | None:
 def host(request: Request, ip: str) -> Response:
     who = _viewer(request)
     store = _store(request)
-    if _address(ip) is None:
-        return _error(request, who, 400, f"{ip!r} is not an IPv4 address")
+    address = _address(ip)
+    if address is None:
+        return _error(request, who, 400, f"{ip!r} is not an IP address")
+    ip = str(address)
     found = host_view(store, ip, who)
     if found is None:
         return _error(request, who, 404, f"{ip} is not in the index")
@@ -344,10 +349,13 @@ def report(request: Request, ip: str) -> Response:
     a read-only preview (nothing goes into the report history)."""
     who = _viewer(request)
     store = _store(request)
-    if _address(ip) is None:
-        return _error(request, who, 400, f"{ip!r} is not an IPv4 address")
+    address = _address(ip)
+    if address is None:
+        return _error(request, who, 400, f"{ip!r} is not an IP address")
+    ip = str(address)
     now = datetime.now(UTC).strftime(TIME_FORMAT)
-    selection = Selection(network=ipaddress.IPv4Network(f"{ip}/32"))
+    network = ipaddress.ip_network(address)
+    selection = Selection(network=network)
     letters = plan(store, selection, Owners(), now, force=True)
     for letter in letters:
         letter.due = [(row, why) for row, why in letter.due if visible(row.severity, who)]
@@ -357,7 +365,7 @@ def report(request: Request, ip: str) -> Response:
     # Services of one address can belong to several owners (their ASNs differ): the letter of the lowest
     # port the viewer may see, so that no hidden service decides which owner's letter is shown.
     letter = min(shown, key=lambda found: found.due[0][0].port)
-    banner = templates.get_template("report_banner.html").render(ip=ip)
+    banner = templates.get_template("report_banner.html").render(ip=ip, network=network)
     html = render_letter(store, letter, now, "html", public=not who.analyst)
     html = html.replace("<body>", banner, 1)
     return HTMLResponse(html.replace("<head>", f"<head>\n{VIEWPORT}", 1))

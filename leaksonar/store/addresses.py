@@ -1,0 +1,49 @@
+"""Addresses in the index. `ip` columns hold an IPv4 or IPv6 address as Python writes it (IPv6
+compressed, at most 39 characters); `ip_key` holds its order key (`address_key`): every order by address
+and every address range is one on the key."""
+
+from __future__ import annotations
+
+import ipaddress
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+KEY_LENGTH = 33
+"""Characters of the longest key (an IPv6 address's)."""
+
+
+def parse_address(text: str) -> Address:
+    """An IPv4 or IPv6 address in any spelling (upper case, expanded, leading zeros); ValueError for
+    anything else, also a scoped IPv6 address (`fe80::1%eth0`: no index holds one)."""
+    found = ipaddress.ip_address(text.strip())
+    if isinstance(found, ipaddress.IPv6Address) and found.scope_id is not None:
+        raise ValueError(f"{text!r} has a zone")
+    return found
+
+
+def parse_network(text: str) -> Network:
+    """An IPv4 or IPv6 network (CIDR; host bits allowed and cleared); ValueError for anything else."""
+    if "%" in text:
+        raise ValueError(f"{text!r} has a zone")
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
+def address_key(address: str | Address) -> str:
+    """The order key of an address: its version then its value in fixed-width hex ("4" and 8 digits,
+    "6" and 32), so that comparing keys as strings (byte order, the "C" collation) orders every IPv4
+    address before every IPv6 one and each family by value, as `ipaddress.get_mixed_type_key` does."""
+    found = parse_address(address) if isinstance(address, str) else address
+    return f"{found.version}{int(found):0{found.max_prefixlen // 4}x}"
+
+
+def network_keys(network: Network) -> tuple[str, str]:
+    """The keys of a network's first and last address: the network is the key range between them."""
+    return address_key(network.network_address), address_key(network.broadcast_address)
+
+
+def interval_keys(first: int, last: int) -> tuple[str, str]:
+    """The keys of an interval of addresses as integers (a scan's coverage): IPv4 when it ends below
+    2**32, else IPv6."""
+    make = ipaddress.IPv4Address if last < 2**32 else ipaddress.IPv6Address
+    return address_key(make(first)), address_key(make(last))
