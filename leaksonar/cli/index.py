@@ -13,6 +13,7 @@ from leaksonar.cli import render
 from leaksonar.cli.common import DbOption, JsonFlag, echo_json, fail, open_store, split_address, whole
 from leaksonar.cli.render import err, out
 from leaksonar.model import Finding
+from leaksonar.targets import host_port
 
 
 def hosts(
@@ -105,7 +106,9 @@ def show(
         if record["collections"]:
             out.print(render.collections_table(record))
         if timeline:
-            out.print(render.events_table(timeline, title=f"{record['ip']}:{record['port']} timeline"))
+            out.print(
+                render.events_table(timeline, title=f"{host_port(record['ip'], record['port'])} timeline")
+            )
 
 
 def events(

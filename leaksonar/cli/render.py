@@ -18,6 +18,7 @@ from rich.text import Text
 
 from leaksonar.formats import human_bytes, human_count, human_rows
 from leaksonar.model import Event, Finding
+from leaksonar.targets import host_port
 from leaksonar.terminal import Part, PlainConsole, add_row, plain
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def _protocol_text(record: dict[str, Any]) -> str:
 
 def _address_text(record: dict[str, Any]) -> str:
     """`127.0.0.1:9200`, and the name it was scanned by: `127.0.0.1:9200 (es.example.lab)`."""
-    address = f"{record['ip']}:{record['port']}"
+    address = host_port(record["ip"], record["port"])
     return f"{address} ({record['hostname']})" if record.get("hostname") else address
 
 
@@ -161,7 +162,9 @@ def hosts_table(rows: Iterable[HostRow]) -> Table:
 
 
 def collections_table(record: dict[str, Any]) -> Table:
-    table = Table(title=_title(f"{record['ip']}:{record['port']} collections"), title_justify="left")
+    table = Table(
+        title=_title(f"{host_port(record['ip'], record['port'])} collections"), title_justify="left"
+    )
     for column, justify in (
         ("database", "left"),
         ("collection", "left"),
@@ -187,7 +190,7 @@ def collections_table(record: dict[str, Any]) -> Table:
 def service_line(record: dict[str, Any], first_seen: str, last_seen: str, days: float) -> Text:
     """`127.0.0.1:9200 (es.example.cn) first seen ..., last seen ..., exposed 3 days` (`show`): the name in
     brackets is the one the service was scanned by."""
-    address = f"{record['ip']}:{record['port']}"
+    address = host_port(record["ip"], record["port"])
     name = f" ({record['hostname']})" if record.get("hostname") else ""
     return plain(f"{address}{name} first seen {first_seen}, last seen {last_seen}, exposed {days:g} days")
 
@@ -215,7 +218,7 @@ def tls_line(record: dict[str, Any]) -> Text | None:
 
 def event_line(event: Event) -> Text:
     """`2026-11-28T05:00:00Z 127.0.0.1:6379 wiped: rows 1,221 -> 12 (-99.0%): wiped`."""
-    return plain(f"{event.time} {event.ip}:{event.port} {event.type}: {event.summary}")
+    return plain(f"{event.time} {host_port(event.ip, event.port)} {event.type}: {event.summary}")
 
 
 def events_table(events: Iterable[Event], title: str | None = None) -> Table:
@@ -226,7 +229,7 @@ def events_table(events: Iterable[Event], title: str | None = None) -> Table:
         add_row(
             table,
             event.time,
-            f"{event.ip}:{event.port}",
+            host_port(event.ip, event.port),
             event.protocol,
             event.type,
             event.severity or "-",

@@ -11,6 +11,7 @@ import typer
 
 from leaksonar.cli.common import DbOption, fail, open_store, whole
 from leaksonar.cli.render import err, out
+from leaksonar.targets import host_port
 
 _DOMAIN = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*", re.ASCII)
 """A domain as certificates name it (an internationalised one in its xn-- form), no wildcard."""
@@ -84,4 +85,4 @@ def report(
         for path in plan.files:
             out.print(f"  wrote {path}")
         for row, reason in plan.skipped:
-            out.print(f"  skipped {row.ip}:{row.port}: {reason}")
+            out.print(f"  skipped {host_port(row.ip, row.port)}: {reason}")

@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 
 from leaksonar.model import Identity, Inspection, Limits, Tls
 from leaksonar.protocols.tls import client_context, describe
+from leaksonar.targets import host_port
 
 T = TypeVar("T")
 
@@ -27,9 +28,8 @@ class Endpoint:
 
     @property
     def url(self) -> str:
-        """The base URL of an HTTP service here: "http://ip:port" or "https://ip:port"."""
-        host = f"[{self.ip}]" if ":" in self.ip else self.ip
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        """The base URL of an HTTP service here: "http://ip:port" or "https://[ipv6]:port"."""
+        return f"{'https' if self.tls else 'http'}://{host_port(self.ip, self.port)}"
 
     async def connect(self, limits: Limits, buffer: int = 64 * 1024) -> Streams:
         """A connection within `limits.timeout`, over TLS if `tls` (handshake included)."""
