@@ -83,7 +83,7 @@ def _v6_address(text: str, reason: str = "is not an IPv6 address") -> int:
     return V6 + int(address)
 
 
-def _v6_interval(text: str) -> Interval:
+def _v6_interval(text: str, kinds: str) -> Interval:
     if "/" in text:
         try:
             network = ipaddress.IPv6Network(text, strict=False)
@@ -101,7 +101,7 @@ def _v6_interval(text: str) -> Interval:
         if first <= V6 + int(_MAPPED.broadcast_address) and V6 + int(_MAPPED.network_address) <= last:
             raise TargetError("is a range that crosses the IPv4-mapped prefix ::ffff:0:0/96")
         return first, last
-    address = _v6_address(text)
+    address = _v6_address(text, f"is not {kinds}")
     return address, address
 
 
@@ -109,7 +109,7 @@ def _interval(text: str, kinds: str) -> Interval:
     """`text` as an interval; TargetError says what is wrong without quoting `text` ("is not ...", `kinds`
     naming what it could have been)."""
     if ":" in text:
-        return _v6_interval(text)
+        return _v6_interval(text, kinds)
     if "/" in text:
         try:
             network = ipaddress.IPv4Network(text, strict=False)

@@ -143,7 +143,7 @@ def test_a_name_in_a_target_list_is_resolved_and_errors_name_the_line(tmp_path: 
     assert "es.example" not in str(caught.value)
     targets.write_text("127.0.0.3\nroot:$6$secret\n")
     with pytest.raises(
-        ValueError, match=r"targets\.txt: line 2: a target is not an IPv4 address, CIDR block, "
+        ValueError, match=r"targets\.txt: line 2: a target is not an IPv4 or IPv6 address, CIDR block, "
     ):
         build_space([], (80,), list_files=[targets])
 

@@ -123,7 +123,7 @@ def test_a_slow_endless_producer_is_read_as_it_comes() -> None:
             )
 
     ports = read_open_ports(producer(), "-")
-    assert next(ports) == OpenPort("127.78.0.0", 6379, 1, False)
+    assert next(ports) == OpenPort("127.78.0.0", 6379, 1)
     assert consumed == 1
     assert [p.line for p in itertools.islice(ports, 99)] == list(range(2, 101))
     assert consumed == 100
