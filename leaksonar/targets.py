@@ -205,7 +205,9 @@ def parse_resolve(spec: str) -> tuple[str, int]:
         raise TargetError(f"--resolve {spec!r} is not NAME:ADDR (a host name, a colon, an IP address)")
     address_text = address_text.strip()
     try:
-        return name, _v6_address(address_text) if ":" in address_text else _address(address_text)
+        if ":" in address_text:
+            return name, _v6_address(address_text, "is not an IPv4 or IPv6 address")
+        return name, _address(address_text, "is not an IPv4 or IPv6 address")
     except TargetError as exc:
         raise TargetError(f"--resolve {spec!r} has an address that {exc} (NAME:ADDR)") from None
 
