@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from leaksonar.cli.common import split_address
 from leaksonar.inputs import InputError
 from leaksonar.protocols.base import Endpoint
 from leaksonar.run.distributed.shards import describe, rebuild
@@ -133,6 +134,18 @@ def test_ipv6_shards_rebuild_the_same_space() -> None:
     described = describe(space, ULA)
     assert described["targets"] == ["fd00::-fd00::f:ffff", "fd00::10:0-fd00::1f:ffff"]
     assert rebuild(described, 0, 1, ULA).intervals == space.intervals
+
+
+@pytest.mark.parametrize(
+    ("text", "split"),
+    [
+        ("[fd00::1]:6379", ("fd00::1", 6379)),
+        ("fd00::1", ("fd00::1", None)),
+        ("127.0.0.1:9", ("127.0.0.1", 9)),
+    ],
+)
+def test_an_address_given_to_show_and_events_may_be_ipv6(text: str, split: tuple[str, int | None]) -> None:
+    assert split_address(text) == split
 
 
 def test_an_ipv6_address_and_port_is_bracketed_for_people_and_urls() -> None:

@@ -127,12 +127,22 @@ def stop_on_sigterm() -> None:
 
 
 def split_address(address: str) -> tuple[str, int | None]:
-    """`IP` or `IP:PORT` (a port from 0 to 65535); bad input fails."""
-    host, _, port_text = address.partition(":")
+    """`IP` or `IP:PORT` (a port from 0 to 65535), an IPv6 address bare or as `[IP]:PORT`; bad input
+    fails."""
+    malformed = f"{address[:80]!r} is not IP or IP:PORT (a port from 0 to 65535)"
+    if address.startswith("["):
+        host, _, port_text = address[1:].partition("]")
+        if port_text and not port_text.startswith(":"):
+            fail(malformed)
+        port_text = port_text[1:]
+    elif address.count(":") > 1:
+        return address, None
+    else:
+        host, _, port_text = address.partition(":")
     if not port_text:
         return host, None
     if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 65535):
-        fail(f"{address[:80]!r} is not IP or IP:PORT (a port from 0 to 65535)")
+        fail(malformed)
     return host, int(port_text)
 
 
