@@ -37,12 +37,12 @@ DEDUP_WINDOW = 1 << 17
 
 @dataclass(frozen=True)
 class OpenPort:
-    """An open TCP port: the address in compressed form, the port and the line that named it."""
+    """An open TCP port: the address in compressed form (an IPv4-mapped one as IPv4), the port and the line
+    that named it."""
 
     ip: str
     port: int
     line: int
-    ipv6: bool
 
 
 @dataclass
@@ -94,12 +94,14 @@ def _text(raw: bytes | str) -> str:
 
 
 def _address(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address; an IPv4-mapped IPv6 one as the IPv4 address it is (what a connection would reach)."""
     if not isinstance(value, str) or "%" in value:
         raise _Bad("has no valid IP address")
     try:
-        return ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         raise _Bad("has no valid IP address") from None
+    return (address.ipv4_mapped or address) if isinstance(address, ipaddress.IPv6Address) else address
 
 
 def _port(value: object, default: int | None) -> int:
@@ -441,7 +443,7 @@ def read_open_ports(
                     counts.duplicates += 1
                     continue
                 counts.ports += 1
-                yield OpenPort(pair[0], pair[1], number, ip.version == 6)
+                yield OpenPort(pair[0], pair[1], number)
         except _Bad as exc:
             if exc.fatal or not skip_bad_lines:
                 raise InputError(source, number, exc.reason) from None

@@ -1,10 +1,11 @@
 """Targets: parsing, host names, scope guard, blocklist and opt-out lists, and a pseudo-random walk of
 target x port.
 
-Addresses are handled as inclusive integer intervals, so a /8 costs two integers, and the walk over
-(address, port) pairs is a permutation computed on the fly: memory does not grow with the space. A host
-name among the targets is resolved once, when the space is built, and its IPv4 addresses go through the
-same scope guard, blocklist and opt-outs as typed ones; the space remembers each address's name.
+Addresses are handled as inclusive integer intervals of keys (`key`: an IPv4 address is its own integer,
+an IPv6 address comes after all of them), so a /8 costs two integers, and the walk over (address, port)
+pairs is a permutation computed on the fly: memory does not grow with the space. A host name among the
+targets is resolved once, when the space is built, and its addresses go through the same scope guard,
+blocklist and opt-outs as typed ones; the space remembers each address's name.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from pathlib import Path
 from leaksonar.inputs import InputError
 
 Interval = tuple[int, int]
-"""Inclusive range of IPv4 addresses as integers."""
+"""Inclusive range of address keys (`key`)."""
+
+V6 = 1 << 32
+"""Key of the IPv6 address `::`: an IPv6 address's key is V6 + its integer, so IPv4 keys keep their values
+and every interval, merge and walk serves both families."""
+MAX_V6_TARGET = 1 << 20
+"""Addresses of the largest IPv6 prefix or range enumerated as a target."""
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 SCOPE_ENV = "LEAKSONAR_SCOPE"
 
@@ -39,6 +47,23 @@ class ScopeError(TargetError):
     """A target lies outside the allowed scope."""
 
 
+def key(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
+    """The address's key: an IPv4 address as its integer, an IPv6 one as V6 + its integer. An IPv4-mapped
+    IPv6 address (`::ffff:A.B.C.D`, as a resolver or another scanner may write one) is the IPv4 address it
+    is, so the scope guard, blocklist and opt-outs see what a connection would reach."""
+    if address.version == 4:
+        return int(address)
+    mapped = address.ipv4_mapped
+    return int(mapped) if mapped is not None else V6 + int(address)
+
+
+def address_key(text: str) -> int:
+    """`text` (an IPv4 or IPv6 address, without a zone) as a key. Raises ValueError."""
+    if "%" in text:
+        raise ValueError("zone")
+    return key(ipaddress.ip_address(text))
+
+
 def _address(text: str, reason: str = "is not an IPv4 address") -> int:
     try:
         return int(ipaddress.IPv4Address(text))
@@ -46,9 +71,45 @@ def _address(text: str, reason: str = "is not an IPv4 address") -> int:
         raise TargetError(reason) from None
 
 
+def _v6_address(text: str, reason: str = "is not an IPv6 address") -> int:
+    if "%" in text:
+        raise TargetError("has a zone index (%...), which is not scanned")
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        raise TargetError(reason) from None
+    if address in _MAPPED:
+        raise TargetError("is an IPv4-mapped IPv6 address (give the IPv4 address)")
+    return V6 + int(address)
+
+
+def _v6_interval(text: str, kinds: str) -> Interval:
+    if "/" in text:
+        try:
+            network = ipaddress.IPv6Network(text, strict=False)
+        except ValueError:
+            raise TargetError("is not a valid IPv6 prefix") from None
+        if network.subnet_of(_MAPPED):
+            raise TargetError("is an IPv4-mapped IPv6 prefix (give the IPv4 block)")
+        return V6 + int(network.network_address), V6 + int(network.broadcast_address)
+    if "-" in text:
+        first_text, last_text = (part.strip() for part in text.split("-", 1))
+        first = _v6_address(first_text, "has a range start that is not an IPv6 address")
+        last = _v6_address(last_text, "has a range end that is not an IPv6 address")
+        if last < first:
+            raise TargetError("is a range that ends before it starts")
+        if first <= V6 + int(_MAPPED.broadcast_address) and V6 + int(_MAPPED.network_address) <= last:
+            raise TargetError("is a range that crosses the IPv4-mapped prefix ::ffff:0:0/96")
+        return first, last
+    address = _v6_address(text, f"is not {kinds}")
+    return address, address
+
+
 def _interval(text: str, kinds: str) -> Interval:
     """`text` as an interval; TargetError says what is wrong without quoting `text` ("is not ...", `kinds`
     naming what it could have been)."""
+    if ":" in text:
+        return _v6_interval(text, kinds)
     if "/" in text:
         try:
             network = ipaddress.IPv4Network(text, strict=False)
@@ -71,12 +132,13 @@ def _interval(text: str, kinds: str) -> Interval:
     return address, address
 
 
-ADDRESS_KINDS = "an IPv4 address, CIDR block or range"
-TARGET_KINDS = "an IPv4 address, CIDR block, range or host name"
+ADDRESS_KINDS = "an IPv4 or IPv6 address, CIDR block or range"
+TARGET_KINDS = "an IPv4 or IPv6 address, CIDR block, range or host name"
 
 
 def parse_target(spec: str, kinds: str = ADDRESS_KINDS) -> Interval:
-    """One target: `A.B.C.D`, `A.B.C.D/N` or a range `A.B.C.D-E.F.G.H` (or `A.B.C.D-H`)."""
+    """One target: `A.B.C.D`, `A.B.C.D/N` or a range `A.B.C.D-E.F.G.H` (or `A.B.C.D-H`); or an IPv6
+    address, prefix (`fd00::/64`) or range (`fd00::1-fd00::ff`)."""
     text = spec.strip()
     if not text:
         raise TargetError("empty target")
@@ -135,15 +197,19 @@ def host_name(text: str) -> str | None:
 
 
 def parse_resolve(spec: str) -> tuple[str, int]:
-    """`--resolve NAME:ADDR` -> (name, IPv4 address): the address the name stands for, not looked up."""
+    """`--resolve NAME:ADDR` -> (name, address key): the address the name stands for, not looked up. The
+    name ends at the first colon, so `db.example:fd00::1` names an IPv6 address."""
     name_text, _, address_text = spec.partition(":")
     name = host_name(name_text.strip())
     if name is None or not address_text:
-        raise TargetError(f"--resolve {spec!r} is not NAME:ADDR (a host name, a colon, an IPv4 address)")
+        raise TargetError(f"--resolve {spec!r} is not NAME:ADDR (a host name, a colon, an IP address)")
+    address_text = address_text.strip()
     try:
-        return name, _address(address_text.strip())
-    except TargetError:
-        raise TargetError(f"--resolve {spec!r} has an address that is not IPv4 (NAME:ADDR)") from None
+        if ":" in address_text:
+            return name, _v6_address(address_text, "is not an IPv4 or IPv6 address")
+        return name, _address(address_text, "is not an IPv4 or IPv6 address")
+    except TargetError as exc:
+        raise TargetError(f"--resolve {spec!r} has an address that {exc} (NAME:ADDR)") from None
 
 
 RESOLVE_TIMEOUT = 10.0
@@ -204,12 +270,11 @@ def resolve_names(
     timeout: float = RESOLVE_TIMEOUT,
 ) -> dict[int, str]:
     """Address -> name for `names` (each with where it was given), `resolved` ones (--resolve) taken as
-    given, the others looked up once; each name's addresses pass the scope guard. Only IPv4 is scanned yet:
-    IPv6 answers are skipped (one warning), a name left without an address is refused. An address of two
-    names keeps the first (one warning). Raises TargetError (InputError for a name from a list file)."""
+    given, the others looked up once (A and AAAA answers); each name's addresses pass the scope guard. An
+    address of two names keeps the first (one warning). Raises TargetError (InputError for a name from a
+    list file)."""
     answers = _lookup([name for name in names if name not in resolved], timeout)
     named: dict[int, str] = {}
-    skipped: dict[str, int] = {}
     for name, origin in names.items():
         if name in resolved:
             addresses = list(dict.fromkeys(resolved[name]))
@@ -217,12 +282,9 @@ def resolve_names(
             answer = answers[name]
             if isinstance(answer, str):
                 raise _refuse(name, origin, f"does not resolve ({answer})")
-            ips = [ipaddress.ip_address(text.partition("%")[0]) for text in dict.fromkeys(answer)]
-            addresses = [int(ip) for ip in ips if ip.version == 4]
-            if len(addresses) < len(ips):
-                skipped[name] = len(ips) - len(addresses)
+            addresses = list(dict.fromkeys(address_key(text.partition("%")[0]) for text in answer))
             if not addresses:
-                raise _refuse(name, origin, "resolves only to IPv6 addresses (not scanned yet)")
+                raise _refuse(name, origin, "resolves to no address")
         if scope is not None:  # a name from a list file is named by its place (a file is never quoted)
             scope.check(
                 [(address, address) for address in addresses], name if origin is None else _at(*origin)
@@ -231,9 +293,6 @@ def resolve_names(
             first = named.setdefault(address, name)
             if first != name:
                 warn(f"{ntoa(address)} is named {first} and {name}; it keeps {first} (one name per address)")
-    if skipped:
-        counted = ", ".join(f"{name} ({count})" for name, count in skipped.items())
-        warn(f"IPv6 addresses skipped (IPv4 only, for now): {counted}")
     return named
 
 
@@ -277,7 +336,7 @@ def default_ports() -> tuple[int, ...]:
 
 
 def default_blocklist() -> list[Interval]:
-    """Reserved IPv4 space (leaksonar/data/blocklist.txt)."""
+    """Reserved IPv4 and IPv6 space (leaksonar/data/blocklist.txt)."""
     return merge(parse_target(spec) for spec in _data_lines("blocklist.txt"))
 
 
@@ -323,7 +382,7 @@ def apply_blocklist(targets: list[Interval], blocklist: list[Interval]) -> list[
 
 
 def _format(interval: Interval) -> str:
-    first, last = (str(ipaddress.IPv4Address(x)) for x in interval)
+    first, last = (ntoa(x) for x in interval)
     return first if first == last else f"{first}-{last}"
 
 
@@ -351,7 +410,7 @@ class Scope:
         return cls.parse(spec) if spec else None
 
     def contains(self, address: str) -> bool:
-        return _within(self.intervals, int(ipaddress.IPv4Address(address)))
+        return _within(self.intervals, address_key(address))
 
     def check(self, targets: Iterable[Interval], name: str | None = None) -> None:
         """Raise ScopeError naming the first target (part) outside the scope (and the `name` it came from)."""
@@ -367,7 +426,7 @@ class Scope:
 
 def _within(intervals: Sequence[Interval], address: int) -> bool:
     """Whether `address` lies in `intervals` (sorted and disjoint)."""
-    slot = bisect.bisect_right(intervals, (address, 1 << 32)) - 1
+    slot = bisect.bisect_right(intervals, address, key=lambda interval: interval[0]) - 1
     return slot >= 0 and address <= intervals[slot][1]
 
 
@@ -393,7 +452,7 @@ class AddressFilter:
 
     def skips(self, address: str) -> bool:
         """Whether `address` is reserved (not named on purpose) or opted out."""
-        return _within(self.skipped, int(ipaddress.IPv4Address(address)))
+        return _within(self.skipped, address_key(address))
 
 
 class Permutation:
@@ -451,7 +510,15 @@ class Permutation:
 
 
 def ntoa(address: int) -> str:
-    return f"{address >> 24}.{(address >> 16) & 255}.{(address >> 8) & 255}.{address & 255}"
+    """The address of a key: dotted IPv4, or IPv6 in its compressed form."""
+    if address < V6:
+        return f"{address >> 24}.{(address >> 16) & 255}.{(address >> 8) & 255}.{address & 255}"
+    return str(ipaddress.IPv6Address(address - V6))
+
+
+def family(ip: str) -> socket.AddressFamily:
+    """The socket family that reaches `ip`."""
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
 class TargetSpace:
@@ -513,15 +580,23 @@ def _parse_targets(
     for path in list_files:
         given.extend((spec, (path, number)) for number, spec in read_list(path))
     for text, origin in given:
+        if not text:
+            raise TargetError("empty target")
         if (name := host_name(text)) is not None:
             names.setdefault(name, origin)
-        elif origin is None:
-            intervals.append(parse_target(text, TARGET_KINDS))
-        else:
-            try:
-                intervals.append(_interval(text, TARGET_KINDS))
-            except TargetError as exc:
-                raise InputError(*origin, f"a target {exc}") from None
+            continue
+        try:
+            first, last = _interval(text, TARGET_KINDS)
+            if first >= V6 and last - first >= MAX_V6_TARGET:
+                raise TargetError(
+                    f"is an IPv6 prefix or range of more than {MAX_V6_TARGET:,} addresses (2^20): pass a list"
+                    " of addresses with -iL, or the open ports another scanner found with --open-from"
+                )
+        except TargetError as exc:
+            if origin is None:
+                raise TargetError(f"target {text!r} {exc}") from None
+            raise InputError(*origin, f"a target {exc}") from None
+        intervals.append((first, last))
     return intervals, names
 
 

@@ -34,8 +34,11 @@ def assert_bad_input(result: subprocess.CompletedProcess[str], message: str) -> 
     ("args", "message"),
     [
         (["scan", "127.0.0.300"], "'127.0.0.300' is not an IPv4 address"),
-        (["scan", "db..example"], "is not an IPv4 address, CIDR block, range or host name"),
-        (["scan", "127.0.0.1", "--resolve", "db.lab:db"], "'db.lab:db' has an address that is not IPv4"),
+        (["scan", "db..example"], "is not an IPv4 or IPv6 address, CIDR block, range or host name"),
+        (
+            ["scan", "127.0.0.1", "--resolve", "db.lab:db"],
+            "'db.lab:db' has an address that is not an IPv4 or IPv6 address",
+        ),
         (["scan", "127.0.0.1", "-p", "0"], "must lie within 1-65535"),
         (["scan", "127.0.0.1", "-p", "http"], "port 'http' is not a number"),
         (["scan"], "no targets given"),

@@ -143,7 +143,7 @@ def test_a_name_in_a_target_list_is_resolved_and_errors_name_the_line(tmp_path: 
     assert "es.example" not in str(caught.value)
     targets.write_text("127.0.0.3\nroot:$6$secret\n")
     with pytest.raises(
-        ValueError, match=r"targets\.txt: line 2: a target is not an IPv4 address, CIDR block, "
+        ValueError, match=r"targets\.txt: line 2: a target is not an IPv4 or IPv6 address, CIDR block, "
     ):
         build_space([], (80,), list_files=[targets])
 
@@ -167,13 +167,12 @@ def test_resolve_out_of_scope_is_refused_before_any_scan(tmp_path: Path) -> None
 
 
 @needs_isolation
-def test_ipv6_answers_are_skipped_in_one_line(tmp_path: Path) -> None:
-    result = isolated(tmp_path, "scan", "dual.example.lab", "-p", "9", "--db", str(tmp_path / "i.db"))
+def test_ipv6_answers_are_scanned_within_the_scope(tmp_path: Path) -> None:
+    scope = ("--scope", "127.0.0.0/8 ::1/128")
+    result = isolated(tmp_path, "scan", "dual.example.lab", "-p", "9", *scope, "--db", str(tmp_path / "i.db"))
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines() == [
-        "leaksonar: warning: IPv6 addresses skipped (IPv4 only, for now): dual.example.lab (1)"
-    ]
-    assert "1 address/port pairs" in result.stdout
+    assert result.stderr.strip() == ""
+    assert "2 address/port pairs" in result.stdout
 
 
 @needs_isolation
@@ -181,7 +180,8 @@ def test_ipv6_answers_are_skipped_in_one_line(tmp_path: Path) -> None:
     ("name", "message"),
     [
         ("nosuch.example.lab", "name 'nosuch.example.lab' does not resolve ("),
-        ("six.example.lab", "name 'six.example.lab' resolves only to IPv6 addresses (not scanned yet)"),
+        ("six.example.lab", "target fd00::1 (six.example.lab) is outside the allowed scope 127.0.0.0/8"),
+        ("dual.example.lab", "target ::1 (dual.example.lab) is outside the allowed scope 127.0.0.0/8"),
         ("far.example.lab", "target 10.0.0.1 (far.example.lab) is outside the allowed scope 127.0.0.0/8"),
     ],
 )

@@ -51,11 +51,19 @@ def test_target_forms(spec: str, first: str, last: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("localhost", "not an IPv4 address"),
+        ("localhost", "not an IPv4 or IPv6 address"),
         ("127.0.0.300", "not an IPv4 address"),
         ("127.0.0.0/33", "not a valid IPv4 CIDR"),
         ("127.0.0.9-127.0.0.1", "ends before it starts"),
         ("", "empty target"),
+        ("fd00::/129", "not a valid IPv6 prefix"),
+        ("fd00::g", "not an IPv4 or IPv6 address"),
+        ("fd00::9-fd00::1", "ends before it starts"),
+        ("fe80::1%lo", "zone index"),
+        ("::ffff:127.0.0.1", "IPv4-mapped IPv6 address"),
+        ("::ffff:7f00:0/120", "IPv4-mapped IPv6 prefix"),
+        ("::fffe:ffff:ffff-::ffff:0:1", "IPv4-mapped IPv6 address"),
+        ("::fffe:0:0-::1:0:0:0", "crosses the IPv4-mapped prefix"),
     ],
 )
 def test_bad_targets_name_the_problem(spec: str, message: str) -> None:
@@ -143,7 +151,9 @@ def test_input_list_and_bad_entries(tmp_path: Path) -> None:
     assert build_space([], (1,), list_files=[good], scope=LOOPBACK).addresses == 3
     bad = tmp_path / "bad.txt"
     bad.write_text("127.77.0.1\nnot-an-ip!\n")
-    with pytest.raises(InputError, match=r"bad.txt: line 2: a target is not an IPv4 address") as caught:
+    with pytest.raises(
+        InputError, match=r"bad.txt: line 2: a target is not an IPv4 or IPv6 address"
+    ) as caught:
         build_space([], (1,), list_files=[bad], scope=LOOPBACK)
     assert "not-an-ip" not in str(caught.value)
     with pytest.raises(InputError, match="cannot read"):

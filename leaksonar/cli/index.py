@@ -11,6 +11,7 @@ import typer
 from leaksonar.cli import render
 from leaksonar.cli.common import DbOption, JsonFlag, echo_json, fail, open_store, split_address, whole
 from leaksonar.cli.render import err, out
+from leaksonar.formats import address_port
 from leaksonar.model import Finding
 
 
@@ -104,7 +105,9 @@ def show(
         if record["collections"]:
             out.print(render.collections_table(record))
         if timeline:
-            out.print(render.events_table(timeline, title=f"{record['ip']}:{record['port']} timeline"))
+            out.print(
+                render.events_table(timeline, title=f"{address_port(record['ip'], record['port'])} timeline")
+            )
 
 
 def events(

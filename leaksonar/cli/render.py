@@ -43,7 +43,7 @@ def _protocol_text(record: dict[str, Any]) -> str:
 
 def _address_text(record: dict[str, Any]) -> str:
     """`127.0.0.1:9200`, and the name it was scanned by: `127.0.0.1:9200 (es.example.lab)`."""
-    address = f"{record['ip']}:{record['port']}"
+    address = address_port(record["ip"], record["port"])
     return f"{address} ({record['hostname']})" if record.get("hostname") else address
 
 
@@ -161,7 +161,9 @@ def hosts_table(rows: Iterable[HostRow]) -> Table:
 
 
 def collections_table(record: dict[str, Any]) -> Table:
-    table = Table(title=_title(f"{record['ip']}:{record['port']} collections"), title_justify="left")
+    table = Table(
+        title=_title(f"{address_port(record['ip'], record['port'])} collections"), title_justify="left"
+    )
     for column, justify in (
         ("database", "left"),
         ("collection", "left"),
@@ -187,7 +189,7 @@ def collections_table(record: dict[str, Any]) -> Table:
 def service_line(record: dict[str, Any], first_seen: str, last_seen: str, days: float) -> Text:
     """`127.0.0.1:9200 (es.example.cn) first seen ..., last seen ..., exposed 3 days` (`show`): the name in
     brackets is the one the service was scanned by."""
-    address = f"{record['ip']}:{record['port']}"
+    address = address_port(record["ip"], record["port"])
     name = f" ({record['hostname']})" if record.get("hostname") else ""
     return plain(f"{address}{name} first seen {first_seen}, last seen {last_seen}, exposed {days:g} days")
 

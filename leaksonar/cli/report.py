@@ -10,6 +10,7 @@ import typer
 
 from leaksonar.cli.common import DbOption, fail, open_store, whole
 from leaksonar.cli.render import err, out
+from leaksonar.formats import address_port
 from leaksonar.store.addresses import parse_network
 
 _DOMAIN = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*", re.ASCII)
@@ -86,4 +87,4 @@ def report(
         for path in plan.files:
             out.print(f"  wrote {path}")
         for row, reason in plan.skipped:
-            out.print(f"  skipped {row.ip}:{row.port}: {reason}")
+            out.print(f"  skipped {address_port(row.ip, row.port)}: {reason}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import stat
@@ -56,7 +55,7 @@ from leaksonar.cli.options import (
 from leaksonar.cli.render import ScanBar, err, out
 from leaksonar.inputs import InputError
 from leaksonar.sanitize import for_terminal
-from leaksonar.targets import AddressFilter, Scope, TargetError, parse_ports
+from leaksonar.targets import AddressFilter, Scope, TargetError, address_key, parse_ports
 from leaksonar.terminal import echo
 
 if TYPE_CHECKING:
@@ -359,7 +358,7 @@ def _summary(outcome: ScanOutcome, elapsed: float, console: Console) -> None:
     progress, stats = outcome.progress, outcome.progress.discovery
     findings = sorted(
         outcome.store.findings.of_scan(outcome.scan_id),
-        key=lambda f: (not f.exposed, ipaddress.IPv4Address(f.ip), f.port),
+        key=lambda f: (not f.exposed, address_key(f.ip), f.port),
     )
     if findings:
         console.print(render.findings_table(findings[:200]))

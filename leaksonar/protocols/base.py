@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from leaksonar.formats import address_port
 from leaksonar.model import Identity, Inspection, Limits, Tls
 from leaksonar.protocols.tls import client_context, describe
 
@@ -27,9 +28,8 @@ class Endpoint:
 
     @property
     def url(self) -> str:
-        """The base URL of an HTTP service here: "http://ip:port" or "https://ip:port"."""
-        host = f"[{self.ip}]" if ":" in self.ip else self.ip
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        """The base URL of an HTTP service here: "http://ip:port" or "https://[ipv6]:port"."""
+        return f"{'https' if self.tls else 'http'}://{address_port(self.ip, self.port)}"
 
     async def connect(self, limits: Limits, buffer: int = 64 * 1024) -> Streams:
         """A connection within `limits.timeout`, over TLS if `tls` (handshake included)."""

@@ -24,22 +24,19 @@ class OpenFromCounts:
     """What a reading saw: the reader's counts, and the ports passed over here."""
 
     read: OpenPortCounts = field(default_factory=OpenPortCounts)
-    ipv6: int = 0
-    """IPv6 ports (not scanned yet)."""
     skipped: int = 0
     """Ports on reserved (blocklisted) or opted-out addresses."""
 
     @property
     def admitted(self) -> int:
-        return self.read.ports - self.ipv6 - self.skipped
+        return self.read.ports - self.skipped
 
     def describe(self, source: str) -> str:
         read = self.read
         return (
             f"open ports from {source} ({read.format or 'empty'}): {read.lines:,} lines, {read.ports:,} open"
             f" ports, {read.duplicates:,} duplicates, {read.bad_lines:,} bad lines skipped, {read.skipped:,}"
-            f" entries not open TCP, {self.skipped:,} blocklisted or opted out,"
-            f" {self.ipv6:,} IPv6 not scanned"
+            f" entries not open TCP, {self.skipped:,} blocklisted or opted out"
         )
 
 
@@ -60,9 +57,7 @@ def admitted_ports(
         lines, source, default_port=default_port, skip_bad_lines=skip_bad_lines, counts=counts.read
     )
     for found in read:
-        if found.ipv6:
-            counts.ipv6 += 1
-        elif not guard.in_scope(found.ip):
+        if not guard.in_scope(found.ip):
             spec = guard.scope.spec if guard.scope else ""
             reason = f"an address outside the allowed scope {spec} (--scope / {SCOPE_ENV}); {then}"
             raise InputError(source, found.line, reason)

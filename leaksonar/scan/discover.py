@@ -2,7 +2,7 @@
 
 The answer of a nearby host is usually there as soon as connect() returns, and a second connect()
 reports it (0: open, ECONNREFUSED: closed, EALREADY: no answer yet); a refusal also leaves the socket
-unconnected, so the next probe reuses it, saving the socket() and close() calls (a third of the cost).
+unconnected, so the next (IPv4) probe reuses it, saving the socket() and close() calls (a third of the cost).
 The fast path, a closed port, thus costs two system calls and no allocation. Slower answers are watched
 with the event loop's writer callbacks. In-flight probes are bounded by `concurrency`, per host by
 `per_host`, and starts by a global token bucket.
@@ -157,13 +157,19 @@ class Discovery:
                 self._held[ip].append(probe or _Probe(ip, port, position))
                 self._held_count += 1
                 continue
-            sock, self._spare = self._spare or socket.socket(socket.AF_INET, _STREAM), None
+            if ":" in ip:  # IPv6: a socket of its own family, never the (IPv4) spare
+                sock = socket.socket(socket.AF_INET6, _STREAM)
+            else:
+                sock, self._spare = self._spare or socket.socket(socket.AF_INET, _STREAM), None
             stats.connects += 1
             code = sock.connect_ex((ip, port))
             if code == _IN_PROGRESS:
                 code = sock.connect_ex((ip, port))  # the outcome, if the answer is already there
             if code == _REFUSED:
-                self._spare = sock
+                if sock.family == socket.AF_INET:
+                    self._spare = sock
+                else:
+                    sock.close()
                 stats.probes += 1
                 stats.closed += 1
             elif code == _ALREADY:

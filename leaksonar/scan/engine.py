@@ -13,11 +13,12 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from leaksonar.formats import address_port
 from leaksonar.model import ErrorKind, Finding, Identity, Inspection, Limits, Problem
 from leaksonar.scan.discover import DiscoveryStats
 from leaksonar.scan.enrich import Enricher
 from leaksonar.scan.workers import DiscoverySettings, Worker, combined, follow
-from leaksonar.targets import TargetSpace
+from leaksonar.targets import TargetSpace, family
 
 CHECKPOINT_EVERY = 1.0
 """Seconds between checkpoints of a scan's progress (what `scan --resume` starts from)."""
@@ -239,7 +240,9 @@ class ScanRun:
         except Exception as exc:  # one service's record must not end the scan
             said = str(exc).partition("\n")[0][:200]
             why = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
-            log.warning("%s:%d: its finding could not be recorded (%s)", finding.ip, finding.port, why)
+            log.warning(
+                "%s: its finding could not be recorded (%s)", address_port(finding.ip, finding.port), why
+            )
             error = Problem(ErrorKind.UNKNOWN, f"The finding could not be recorded: {why}.")
             reduced = replace(
                 finding,
@@ -303,7 +306,7 @@ class ScanRun:
         """A connection to a port found open earlier or elsewhere, or None when it no longer accepts one
         within the handshake timeout and its retries."""
         options = self.options
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        sock = socket.socket(family(ip), socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         try:
             async with asyncio.timeout(options.timeout * (options.retries + 1)):
                 await asyncio.get_running_loop().sock_connect(sock, (ip, port))

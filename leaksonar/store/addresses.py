@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from leaksonar.targets import ntoa
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -43,7 +45,6 @@ def network_keys(network: Network) -> tuple[str, str]:
 
 
 def interval_keys(first: int, last: int) -> tuple[str, str]:
-    """The keys of an interval of addresses as integers (a scan's coverage): IPv4 when it ends below
-    2**32, else IPv6."""
-    make = ipaddress.IPv4Address if last < 2**32 else ipaddress.IPv6Address
-    return address_key(make(first)), address_key(make(last))
+    """The keys of an interval of target keys (a scan's coverage, `leaksonar.targets`: an IPv4 address as its
+    integer, an IPv6 one after every IPv4 one), which order as these keys do."""
+    return address_key(ntoa(first)), address_key(ntoa(last))

@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from leaksonar.targets import Interval, Scope, TargetError, TargetSpace, build_space, ntoa, stored_names
+from leaksonar.targets import (
+    MAX_V6_TARGET,
+    V6,
+    Interval,
+    Scope,
+    TargetError,
+    TargetSpace,
+    build_space,
+    ntoa,
+    stored_names,
+)
 
 
 class ShardSpace(TargetSpace):
@@ -38,12 +48,18 @@ def describe(space: TargetSpace, scope: Scope | None) -> dict[str, Any]:
     """What a worker needs to rebuild `space` (JSON): its intervals as target specs, ports, seed, scope and
     the addresses' names."""
     return {
-        "targets": [f"{ntoa(first)}-{ntoa(last)}" for first, last in space.intervals],
+        "targets": [spec for first, last in space.intervals for spec in _specs(first, last)],
         "ports": list(space.ports),
         "seed": space.seed,
         "scope": scope.spec if scope else None,
         "names": dict(space.names),
     }
+
+
+def _specs(first: int, last: int) -> list[str]:
+    """An interval as target ranges; IPv6 in pieces a target may be (MAX_V6_TARGET addresses at most)."""
+    step = MAX_V6_TARGET if first >= V6 else last - first + 1
+    return [f"{ntoa(start)}-{ntoa(min(start + step - 1, last))}" for start in range(first, last + 1, step)]
 
 
 def rebuild(described: dict[str, Any], part: int, parts: int, own_scope: Scope | None) -> ShardSpace:
