@@ -28,8 +28,9 @@ class Scans:
         coverage: dict[str, Any] | None = None,
     ) -> None:
         """Record a running scan. `coverage`: {"intervals": [[first, last], ...] (addresses as keys,
-        `leaksonar.targets`: IPv4 as its integer, IPv6 as 2**32 + its integer), "ports": [...], "names": {address: name}}, the space
-        a finished scan looked at entirely (a service seen before and missing from it is closed)."""
+        `leaksonar.targets`: IPv4 as its integer, IPv6 as 2**32 + its integer), "ports": [...], "names":
+        {address: name}}, the space a finished scan looked at entirely (a service seen before and missing
+        from it is closed)."""
         with self.engine.begin() as conn:
             conn.execute(
                 scans.insert().values(
