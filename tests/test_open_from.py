@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import leaksonar
+from conftest import jsonl_records, leaksonar
 from test_names import needs_isolation
 
 from leaksonar.store.db import Store
@@ -49,7 +49,7 @@ def _kept(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    found = [json.loads(line) for line in path.read_text().splitlines()]
+    _, found = jsonl_records(path)
     return {(r["ip"], r["port"]): _kept(r) for r in found}
 
 
@@ -82,7 +82,9 @@ def test_masscan_list_finds_what_a_scan_finds(
     store = Store(str(tmp_path / "i.db"), create=False)
     (scan,) = store.scans.latest()
     store.close()
-    assert scan.status == "done" and scan.options["open_from"] == str(tmp_path / "masscan.txt")
+    assert scan.status == "done" and scan.source is not None
+    assert (scan.source["kind"], scan.source["format"]) == ("open-from", "masscan-list")
+    assert scan.source["file"] == str(tmp_path / "masscan.txt")
 
 
 def test_naabu_lines_ipv6_counted_closed_left_out(
