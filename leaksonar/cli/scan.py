@@ -166,7 +166,7 @@ def scan(
                 prepared = local.reopen(resume, db, guard)  # type: ignore[arg-type]
                 rules = alert_config(alerts) if alerts is not None else None
                 if prepared.job.source.get("kind") == "open-from":
-                    reading = _reread(prepared.job, db, rules)
+                    reading = _reread(prepared.job, guard, db, rules)
                 else:
                     plan = ScanPlan(prepared.job.space, prepared.job.options, None, rules)
             elif plan is not None and not distributed:
@@ -295,13 +295,13 @@ def _reading(
     )
 
 
-def _reread(job: ScanJob, db: str | None, rules: AlertConfig | None) -> OpenFromReading:
+def _reread(job: ScanJob, scope: Scope | None, db: str | None, rules: AlertConfig | None) -> OpenFromReading:
     """The reading of the file an unfinished --open-from scan `job` read (found unchanged), with its
-    options and opt-out lists, in today's scope."""
+    options and opt-out lists, in today's `scope`."""
     made = job.source
     try:
-        guard = AddressFilter(Scope.from_env(None), made.get("exclude_files", []))
-    except (TargetError, InputError) as exc:
+        guard = AddressFilter(scope, [Path(path) for path in made.get("exclude_files", [])])
+    except InputError as exc:
         fail(str(exc))
     return _reading(made, guard, job.options, db, rules)
 

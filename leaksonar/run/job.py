@@ -192,10 +192,9 @@ def resume_job(scan_id: str, store: Store, scope: Scope | None = None) -> ScanJo
 def _resume_open_from(scan: ScanRow, source: dict[str, Any]) -> ScanJob:
     """The rest of a scan of the open ports read from a file, which must be as it was when it started."""
     scan_id, checkpoint, path = scan.id, scan.checkpoint, source.get("file")
-    if path == "-":
-        raise ResumeError(
-            f"scan {scan_id} read its open ports from standard input, which cannot be read again"
-        )
+    if "stamp" not in source:
+        where = "standard input" if path == "-" else f"a stream ({path})"
+        raise ResumeError(f"scan {scan_id} read its open ports from {where}, which cannot be read again")
     if not checkpoint or not isinstance(path, str):
         raise ResumeError(f"scan {scan_id} has no checkpoint to resume from (made by an older leaksonar)")
     try:

@@ -113,7 +113,7 @@ def run(
     yields with their positions (counted in `counts`), store each finding as it comes, checkpoint, close the
     scan and deliver its change events (none says a service closed: an open-port list does not say what is
     closed). A reading error closes the scan as failed and is raised. Raises StoreError, ScanInterrupted
-    (resumable when read from a file)."""
+    (resumable when read from a regular file)."""
     job, store = scan.job, scan.store
     recorder = Recorder(job, store, jsonl, on_progress)
     if job.resumed:
@@ -137,7 +137,7 @@ def run(
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
-        raise ScanInterrupted(job.scan_id, resumable=job.source["file"] != "-") from None
+        raise ScanInterrupted(job.scan_id, resumable="stamp" in job.source) from None
     finally:
         if job.source.get("format") is None and counts.read.format is not None:
             store.scans.set_source(job.scan_id, {**job.source, "format": counts.read.format})
