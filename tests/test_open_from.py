@@ -161,7 +161,8 @@ def test_a_bad_line_stops_or_is_skipped(lab: dict[str, Any], tmp_path: Path) -> 
     skipped = leaksonar(
         "scan", "--open-from", str(source), "--skip-bad-lines", "--db", str(db), "-q", "--jsonl", "-"
     )
-    assert [json.loads(line)["port"] for line in skipped.stdout.splitlines()] == [port]
+    header, *found = map(json.loads, skipped.stdout.splitlines())
+    assert header["scan"]["source"]["skip_bad_lines"] is True and [r["port"] for r in found] == [port]
     alone = leaksonar("scan", "--skip-bad-lines", ip, check=False)
     assert alone.returncode == 2 and "--skip-bad-lines goes with --open-from" in alone.stderr
 
@@ -218,7 +219,7 @@ def test_a_standard_input_line_outside_the_scope_stops_the_run(tmp_path: Path) -
     store.close()
     assert scan.status == "failed"
     again = leaksonar("scan", "--resume", scan.id, "--db", str(db), check=False)
-    assert again.returncode == 2 and "--resume does not continue (yet)" in again.stderr
+    assert again.returncode == 2 and "from standard input, which cannot be read again" in again.stderr
 
 
 def test_stopping_while_standard_input_waits_exits_at_once(tmp_path: Path) -> None:

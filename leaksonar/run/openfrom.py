@@ -118,11 +118,11 @@ def run(
     recorder = Recorder(job, store, jsonl, on_progress)
     if job.resumed:
         store.scans.reopen(job.scan_id)
-    recorder.header()
     (mark,) = job.marks
-    recorder.checkpoint([mark], DiscoveryStats())
     status = "failed"
     try:
+        recorder.header()
+        recorder.checkpoint([mark], DiscoveryStats())
         uvloop.run(
             examine_open_ports(
                 chain(mark.unrecorded, ports),
