@@ -195,7 +195,9 @@ Address = tuple[str, int]
 
 def leaksonar_records(tmp: Path) -> dict[Address, dict[str, Any]]:
     """The records leaksonar's scan wrote in `tmp`, by (ip, port)."""
-    records = (json.loads(line) for line in (tmp / "findings.jsonl").read_text().splitlines())
+    records = (
+        json.loads(line) for line in (tmp / "findings.jsonl").read_text().splitlines()[1:]
+    )  # 1st: the scan
     return {(record["ip"], record["port"]): record for record in records}
 
 

@@ -6,6 +6,8 @@ the file, the line and what is wrong, and never echoes what the file holds.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -38,3 +40,16 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         if at is None:
             raise InputError(path, None, "invalid TOML (it ends early)") from None
         raise InputError(path, int(at[1]), f"invalid TOML at column {at[2]}") from None
+
+
+STAMP_BYTES = 65536
+"""Bytes at the head of a file that its stamp hashes."""
+
+
+def file_stamp(path: str | Path) -> dict[str, Any]:
+    """What tells whether the file at `path` changed: its size, modification time (ns) and a SHA-256 of its
+    first STAMP_BYTES bytes. Raises OSError."""
+    with open(path, "rb") as handle:
+        head = hashlib.sha256(handle.read(STAMP_BYTES)).hexdigest()
+        status = os.fstat(handle.fileno())
+    return {"size": status.st_size, "mtime_ns": status.st_mtime_ns, "head_sha256": head}

@@ -88,6 +88,13 @@ def leaksonar(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
     return result
 
 
+def jsonl_records(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What `scan --jsonl` wrote to `path`: its header record (how the scan was made) and its findings."""
+    header, *found = map(json.loads, path.read_text("utf-8").splitlines())
+    assert set(header) == {"scan"}, "the first record says how the scan was made"
+    return header, found
+
+
 def lab_block(manifest: dict[str, Any]) -> str:
     """The /24 the lab's services live in."""
     return manifest["base"].rsplit(".", 1)[0] + ".0/24"
@@ -107,7 +114,7 @@ def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
     wal = Path(f"{db}-wal")
     left_in_wal = wal.stat().st_size if wal.exists() else 0
     after = {s["name"]: lab_digest(s) for s in lab["services"]}
-    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    _, records = jsonl_records(jsonl)
     return {
         "db": db,
         "jsonl": jsonl,

@@ -226,7 +226,7 @@ class HostileIndex:
 
     @property
     def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.jsonl.read_text("utf-8").splitlines()]
+        return [json.loads(line) for line in self.jsonl.read_text("utf-8").splitlines()[1:]]  # 1st: the scan
 
 
 @contextlib.contextmanager

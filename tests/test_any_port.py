@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import leaksonar
+from conftest import jsonl_records, leaksonar
 
 from leaksonar.lab import servers
 from leaksonar.lab.kinds import kind
@@ -55,5 +54,5 @@ def test_moved_server_is_found_by_a_scan(moved: tuple[dict[str, Any], int], tmp_
     leaksonar(
         "scan", service["ip"], "-p", str(port), "--db", str(tmp_path / "i.db"), "--jsonl", str(jsonl), "-q"
     )
-    (record,) = [json.loads(line) for line in jsonl.read_text().splitlines() if line]
+    _, (record,) = jsonl_records(jsonl)
     assert (record["port"], record["protocol"]) == (port, service["protocol"])

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import lab_block, leaksonar
+from conftest import jsonl_records, lab_block, leaksonar
 from sqlalchemy import func, select
 
 from leaksonar.lab.backends import Backends, backends
@@ -96,9 +96,9 @@ def workers(cluster: Backends, tmp_path: Path) -> Iterator[Workers]:
 
 
 def _records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    lines = path.read_text().splitlines()
-    records = {(r["ip"], r["port"]): r for r in map(json.loads, lines)}
-    assert len(records) == len(lines), "a service appears twice"
+    _, found = jsonl_records(path)
+    records = {(r["ip"], r["port"]): r for r in found}
+    assert len(records) == len(found), "a service appears twice"
     return records
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import leaksonar
+from conftest import jsonl_records, leaksonar
 
 from leaksonar.lab import service
 from leaksonar.lab.geo import BLOCK_OWNER, OFFSET_OWNERS, lab_owner, write_lab_mmdbs
@@ -30,7 +30,7 @@ def scan(lab: dict[str, Any], db: Path, *options: str) -> dict[tuple[str, int], 
     leaksonar(
         "scan", *(s["ip"] for s in chosen), "-p", ports, "--db", str(db), "--jsonl", str(jsonl), *options
     )
-    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    _, records = jsonl_records(jsonl)
     return {(r["ip"], r["port"]): r for r in records}
 
 

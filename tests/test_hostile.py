@@ -5,7 +5,6 @@ time, stays small, exits 0, and every finding says what went wrong."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import hostile
 import pytest
+from conftest import jsonl_records
 
 from leaksonar.model import Identity, Limits
 from leaksonar.protocols import BY_NAME
@@ -70,10 +70,7 @@ def test_scan_of_a_hostile_network_is_bounded_and_says_what_went_wrong(tmp_path:
     assert not re.search(r"Traceback|internal error|Exception", stderr), stderr
     assert elapsed < BOUND
     assert rss < MAX_RSS, f"peak RSS {rss >> 20} MB"
-    findings = {
-        (f["ip"], f["port"]): f
-        for f in map(json.loads, (tmp_path / "findings.jsonl").read_text().splitlines())
-    }
+    findings = {(f["ip"], f["port"]): f for f in jsonl_records(tmp_path / "findings.jsonl")[1]}
     for server in hostile.NETWORK:
         endpoint = endpoints[server.name]
         finding = findings.get((endpoint.ip, endpoint.port))
@@ -105,7 +102,7 @@ def test_scan_of_hostile_tls_is_bounded_and_small(tmp_path: Path) -> None:
     assert status == 0 and not re.search(r"Traceback|internal error|Exception|Warning", stderr), stderr
     assert elapsed < BOUND
     assert rss < MAX_RSS, f"peak RSS {rss >> 20} MB"
-    findings = [json.loads(line) for line in (tmp_path / "findings.jsonl").read_text().splitlines()]
+    _, findings = jsonl_records(tmp_path / "findings.jsonl")
     assert {(f["ip"], f["protocol"]) for f in findings} == {
         (endpoints[s.name].ip, s.protocol) for s in hostile.TLS_NETWORK
     }

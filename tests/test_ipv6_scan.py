@@ -31,7 +31,7 @@ from leaksonar.targets import (
     parse_resolve,
 )
 from leaksonar.web.app import create_app
-from tests.conftest import leaksonar
+from tests.conftest import jsonl_records, leaksonar
 from tests.test_api import UNLIMITED
 
 ULA = Scope.parse("fd00::/64")
@@ -221,8 +221,8 @@ from leaksonar.scan.engine import ScanOptions, examine_open_ports, run_scan
 from leaksonar.targets import Scope, build_space, parse_ports
 options, found = ScanOptions(workers=1), []
 if sys.argv[1] == "--open-from":
-    pairs = [(ip, int(port)) for ip, port in (pair.rsplit(",", 1) for pair in sys.argv[2:])]
-    uvloop.run(examine_open_ports(iter(pairs), options, "s", found.append))
+    listed = [(ip, int(port), at) for at, (ip, port) in enumerate(p.rsplit(",", 1) for p in sys.argv[2:])]
+    uvloop.run(examine_open_ports(iter(listed), options, "s", found.append))
 else:
     space = build_space(sys.argv[1:-1], parse_ports(sys.argv[-1]), scope=Scope.from_env(None))
     uvloop.run(run_scan(space, options, "s", found.append))
@@ -240,7 +240,8 @@ def engine_records(*args: str) -> dict[str, dict[str, Any]]:
 
 
 def records(path: Path) -> dict[str, dict[str, Any]]:
-    return {record["protocol"]: record for record in map(json.loads, path.read_text().splitlines())}
+    _, found = jsonl_records(path)
+    return {record["protocol"]: record for record in found}
 
 
 def assert_found(found: dict[str, dict[str, Any]]) -> None:

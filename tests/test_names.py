@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import leaksonar
+from conftest import jsonl_records, leaksonar
 
 from leaksonar.run.distributed.shards import describe, rebuild
 from leaksonar.run.job import new_job, resume_job
@@ -226,7 +226,7 @@ def test_redis_found_by_name_keeps_it_in_every_output(lab_service: Any, tmp_path
         "scan", name, "--resolve", f"{name}:{redis['ip']}", "-p", str(redis["port"]),
         "--db", str(db), "--jsonl", str(jsonl),
     )  # fmt: skip
-    (record,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    _, (record,) = jsonl_records(jsonl)
     assert (record["ip"], record["port"], record["hostname"]) == (redis["ip"], redis["port"], name)
     assert f"{redis['ip']}:{redis['port']} ({name})" in result.stdout
     hits = json.loads(leaksonar("search", "protocol:redis", "--db", str(db), "--json").stdout)["hits"]
@@ -278,6 +278,6 @@ def test_an_http_service_receives_the_name_as_host(
         "scan", "es.example.lab", "--resolve", "es.example.lab:127.0.0.1", "-p", str(port),
         "--db", str(tmp_path / "i.db"), "--jsonl", str(jsonl),
     )  # fmt: skip
-    (record,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    _, (record,) = jsonl_records(jsonl)
     assert record["hostname"] == "es.example.lab"
     assert f"es.example.lab:{port}" in hosts, hosts

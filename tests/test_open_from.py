@@ -5,13 +5,15 @@ tests run in a private network namespace (`isolated`), where no packet can leave
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from conftest import leaksonar
+from conftest import jsonl_records, leaksonar
 from test_names import needs_isolation
 
 from leaksonar.store.db import Store
@@ -49,7 +51,7 @@ def _kept(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def records(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    found = [json.loads(line) for line in path.read_text().splitlines()]
+    _, found = jsonl_records(path)
     return {(r["ip"], r["port"]): _kept(r) for r in found}
 
 
@@ -82,7 +84,9 @@ def test_masscan_list_finds_what_a_scan_finds(
     store = Store(str(tmp_path / "i.db"), create=False)
     (scan,) = store.scans.latest()
     store.close()
-    assert scan.status == "done" and scan.options["open_from"] == str(tmp_path / "masscan.txt")
+    assert scan.status == "done" and scan.source is not None
+    assert (scan.source["kind"], scan.source["format"]) == ("open-from", "masscan-list")
+    assert scan.source["file"] == str(tmp_path / "masscan.txt")
 
 
 def test_naabu_lines_closed_left_out(lab: dict[str, Any], scanned: dict[str, Any], tmp_path: Path) -> None:
@@ -156,7 +160,8 @@ def test_a_bad_line_stops_or_is_skipped(lab: dict[str, Any], tmp_path: Path) -> 
     skipped = leaksonar(
         "scan", "--open-from", str(source), "--skip-bad-lines", "--db", str(db), "-q", "--jsonl", "-"
     )
-    assert [json.loads(line)["port"] for line in skipped.stdout.splitlines()] == [port]
+    header, *found = map(json.loads, skipped.stdout.splitlines())
+    assert header["scan"]["source"]["skip_bad_lines"] is True and [r["port"] for r in found] == [port]
     alone = leaksonar("scan", "--skip-bad-lines", ip, check=False)
     assert alone.returncode == 2 and "--skip-bad-lines goes with --open-from" in alone.stderr
 
@@ -213,7 +218,16 @@ def test_a_standard_input_line_outside_the_scope_stops_the_run(tmp_path: Path) -
     store.close()
     assert scan.status == "failed"
     again = leaksonar("scan", "--resume", scan.id, "--db", str(db), check=False)
-    assert again.returncode == 2 and "--resume does not continue (yet)" in again.stderr
+    assert again.returncode == 2 and "from standard input, which cannot be read again" in again.stderr
+
+
+def recorded(db: Path) -> bool:
+    """Whether the index `db` has recorded a scan (read-only; False while it is being made)."""
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return bool(conn.execute("SELECT count(*) FROM scans").fetchone()[0])
+    except sqlite3.Error:
+        return False
 
 
 def test_stopping_while_standard_input_waits_exits_at_once(tmp_path: Path) -> None:
@@ -223,7 +237,7 @@ def test_stopping_while_standard_input_waits_exits_at_once(tmp_path: Path) -> No
         stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
-    while not (tmp_path / "i.db").exists() and time.monotonic() < deadline:
+    while not recorded(tmp_path / "i.db") and time.monotonic() < deadline:  # the index is made first
         time.sleep(0.1)
     time.sleep(0.5)
     scan.terminate()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import lab_block, leaksonar
+from conftest import jsonl_records, lab_block, leaksonar
 
 from leaksonar.store.db import Store
 
@@ -95,14 +95,15 @@ def test_hosts_and_show(lab: dict[str, Any], scanned: dict[str, Any]) -> None:
     assert missing.returncode == 2 and "not in the index" in missing.stderr
 
 
-def test_jsonl_to_stdout_is_one_record_per_service(lab: dict[str, Any], tmp_path: Path) -> None:
+def test_jsonl_to_stdout_is_the_scan_then_one_record_per_service(lab: dict[str, Any], tmp_path: Path) -> None:
     memcached = next(s for s in lab["services"] if s["protocol"] == "memcached")
     result = leaksonar(
         "scan", memcached["ip"], "-p", str(memcached["port"]), "--db", str(tmp_path / "i.db"), "--jsonl", "-"
     )
-    lines = result.stdout.splitlines()
-    assert len(lines) == 1
-    record = json.loads(lines[0])
+    header, record = map(json.loads, result.stdout.splitlines())
+    assert header["scan"]["source"] == {"kind": "discovery"} and header["scan"]["ports"] == str(
+        memcached["port"]
+    )
     assert record["protocol"] == "memcached" and record["exposed"] is True
     assert {"ip", "port", "software", "auth", "dataset", "collections", "time", "scan_id"} <= set(record)
 
@@ -125,7 +126,7 @@ def test_worker_count_does_not_change_findings(
     )
     found = {
         (r["ip"], r["port"]): (r["protocol"], r["auth"], r["dataset"]["rows"])
-        for r in map(json.loads, jsonl.open())
+        for r in jsonl_records(jsonl)[1]
     }
     expected = {k: (r["protocol"], r["auth"], r["dataset"]["rows"]) for k, r in scanned["records"].items()}
     assert found == expected

@@ -87,7 +87,7 @@ def test_scan_jsonl_to_stdout_is_json(tmp_path: Path) -> None:
             "ascii", "scan", "127.0.0.1", "-p", str(port), "--db", str(tmp_path / "i.db"), "--jsonl", "-"
         )
     assert done.returncode == 0, done.stderr
-    (record,) = [json.loads(line) for line in done.stdout.decode("ascii").splitlines()]
+    _, record = [json.loads(line) for line in done.stdout.decode("ascii").splitlines()]  # 1st: the scan
     assert record["software"]["version"] == VERSION
     assert rb"\u4e2d\u6587\u00e9" in done.stderr  # the summary table
 

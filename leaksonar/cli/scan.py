@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -53,7 +53,7 @@ from leaksonar.cli.options import (
     scan_plan,
 )
 from leaksonar.cli.render import ScanBar, err, out
-from leaksonar.inputs import InputError
+from leaksonar.inputs import InputError, file_stamp
 from leaksonar.sanitize import for_terminal
 from leaksonar.targets import AddressFilter, Scope, TargetError, address_key, parse_ports
 from leaksonar.terminal import echo
@@ -63,7 +63,8 @@ if TYPE_CHECKING:
 
     from leaksonar.model import Event
     from leaksonar.notify.rules import AlertConfig
-    from leaksonar.run.job import ScanOutcome
+    from leaksonar.run.job import ScanJob, ScanOutcome
+    from leaksonar.run.local import LocalScan
     from leaksonar.run.openfrom import OpenFromCounts
     from leaksonar.scan.engine import ScanOptions, ScanProgress
 
@@ -160,14 +161,17 @@ def scan(
             handle = _jsonl_handle(stack, jsonl)
             started = time.monotonic()
             prepared = None
-            if reading is not None:
-                outcome = _scan_open_ports(stack, reading, handle, quiet)
-            elif plan is None:
+            if plan is None and reading is None:
                 prepared = local.reopen(resume, db, guard)  # type: ignore[arg-type]
                 rules = alert_config(alerts) if alerts is not None else None
-                plan = ScanPlan(prepared.job.space, prepared.job.options, None, rules)
-            elif not distributed:
+                if prepared.job.source.get("kind") == "open-from":
+                    reading = _reread(prepared.job, guard, db, rules)
+                else:
+                    plan = ScanPlan(prepared.job.space, prepared.job.options, None, rules)
+            elif plan is not None and not distributed:
                 prepared = local.start(plan.space, plan.options, db)
+            if reading is not None:
+                outcome = _scan_open_ports(stack, reading, prepared, handle, quiet)
             if plan is not None:
                 bar = ScanBar(plan.space.size, enabled=err.is_terminal and not quiet)
                 stack.enter_context(bar.progress)
@@ -209,6 +213,8 @@ class OpenFromReading:
     db: str | None
     alerts: AlertConfig | None
     counts: OpenFromCounts
+    made: dict[str, Any]
+    """The scan's source (`ScanRow.source`)."""
 
 
 def _open_from(
@@ -220,10 +226,7 @@ def _open_from(
     db: str | None,
     alerts: Path | None,
 ) -> OpenFromReading:
-    """The checked --open-from reading; a regular file is read through once here, so that an address
-    outside the scope or a bad line refuses the run before any connection."""
-    from leaksonar.run.openfrom import OpenFromCounts, admitted_ports
-
+    """The checked --open-from reading (see `_reading`)."""
     refused = [name for name in given.changed() if name not in OPEN_FROM_OPTIONS]
     refused += ["--distributed"] * distributed + ["--resume"] * (resume is not None)
     if refused:
@@ -240,10 +243,35 @@ def _open_from(
         fail(str(exc))
     options = replace(inspection_options(given), timeout=given.timeout, retries=given.retries)
     rules = alert_config(alerts) if alerts is not None else None
+    made = {
+        "kind": "open-from",
+        "format": None,
+        "file": source,
+        "default_port": default_port,
+        "skip_bad_lines": skip_bad_lines,
+        "exclude_files": [str(path) for path in given.exclude_file or []],
+    }
+    return _reading(made, guard, options, db, rules)
+
+
+def _reading(
+    made: dict[str, Any],
+    guard: AddressFilter,
+    options: ScanOptions,
+    db: str | None,
+    rules: AlertConfig | None,
+) -> OpenFromReading:
+    """The --open-from reading of the source `made` describes (`ScanRow.source`); a regular file is stamped
+    and read through once here, so that an address outside the scope or a bad line refuses the run before
+    any connection."""
+    from leaksonar.run.openfrom import OpenFromCounts, admitted_ports
+
+    source, default_port, skip_bad_lines = made["file"], made["default_port"], made["skip_bad_lines"]
     total = None
     if source != "-" and _is_regular(source):
         counts = OpenFromCounts()
         try:
+            stamp = file_stamp(source)
             with open(source, "rb") as handle:
                 for _ in admitted_ports(
                     handle,
@@ -260,9 +288,21 @@ def _open_from(
         except InputError as exc:
             fail(str(exc))
         total = counts.admitted
+        made = {**made, "format": counts.read.format, "stamp": stamp}
     return OpenFromReading(
-        source, guard, options, default_port, skip_bad_lines, total, db, rules, OpenFromCounts()
+        source, guard, options, default_port, skip_bad_lines, total, db, rules, OpenFromCounts(), made
     )
+
+
+def _reread(job: ScanJob, scope: Scope | None, db: str | None, rules: AlertConfig | None) -> OpenFromReading:
+    """The reading of the file an unfinished --open-from scan `job` read (found unchanged), with its
+    options and opt-out lists, in today's `scope`."""
+    made = job.source
+    try:
+        guard = AddressFilter(scope, [Path(path) for path in made.get("exclude_files", [])])
+    except InputError as exc:
+        fail(str(exc))
+    return _reading(made, guard, job.options, db, rules)
 
 
 def _is_regular(path: str) -> bool:
@@ -274,27 +314,30 @@ def _is_regular(path: str) -> bool:
 
 
 def _scan_open_ports(
-    stack: ExitStack, reading: OpenFromReading, jsonl: TextIO | None, quiet: bool
+    stack: ExitStack, reading: OpenFromReading, prepared: LocalScan | None, jsonl: TextIO | None, quiet: bool
 ) -> ScanOutcome:
-    """Scan the open ports of `reading` (a file read again, or standard input as it comes)."""
-    from leaksonar.run.openfrom import scan_open_ports
+    """Scan the open ports of `reading` (a file read again, or standard input as it comes) as a new scan,
+    or as the unfinished scan `prepared`, from its checkpoint."""
+    from leaksonar.run import openfrom
 
+    scan = prepared or openfrom.start(reading.made, reading.options, reading.db)
+    start = scan.job.marks[0].position
     bar = ScanBar(reading.total, enabled=err.is_terminal and not quiet)
     stack.enter_context(bar.progress)
-    return scan_open_ports(
-        _admitted(reading),
-        reading.source,
-        reading.options,
-        reading.db,
+    return openfrom.run(
+        scan,
+        _admitted(reading, start),
+        reading.counts,
         jsonl=jsonl,
         on_progress=bar.update,
         alerts=reading.alerts,
     )
 
 
-def _admitted(reading: OpenFromReading) -> Iterator[tuple[str, int]]:
-    """The ports of `reading` to scan, its input opened and closed by the thread that reads it: at exit
-    (Ctrl-C) nothing waits for a read blocked on a pipe (sys.stdin's own reader would be closed then)."""
+def _admitted(reading: OpenFromReading, start: int) -> Iterator[tuple[str, int, int]]:
+    """The ports of `reading` to scan from position `start` on, its input opened and closed by the thread
+    that reads it: at exit (Ctrl-C) nothing waits for a read blocked on a pipe (sys.stdin's own reader
+    would be closed then)."""
     from leaksonar.run.openfrom import admitted_ports
 
     source = reading.source
@@ -312,6 +355,7 @@ def _admitted(reading: OpenFromReading) -> Iterator[tuple[str, int]]:
             default_port=reading.default_port,
             skip_bad_lines=reading.skip_bad_lines,
             then="the scan stopped; what was inspected before is stored",
+            start=start,
         )
 
 

@@ -4,7 +4,12 @@ Crash safety: every CHECKPOINT_EVERY seconds the scan's row gets, per discovery 
 the position below which every probe is done and its finding stored, but for the open ports it lists.
 `resume_job` rebuilds a scan that did not finish (killed, interrupted, failed) from its row; the listed
 ports are examined again and each shard walks on from its position: what lies between the checkpoint
-and the crash is probed again, and findings found again replace their rows.
+and the crash is probed again, and findings found again replace their rows. A scan of open ports read from
+a file (`scan --open-from`, run.openfrom) checkpoints the same way, as one shard whose positions count the
+ports read from the file.
+
+How a scan was made is kept in its row's options, beside the ScanOptions: "version" (leaksonar's) and
+"source" (`ScanRow.source`).
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ import json
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import uvloop
 
+from leaksonar.inputs import file_stamp
 from leaksonar.model import Event, Finding
 from leaksonar.scan.discover import DiscoveryStats
 from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan, utc_now
@@ -29,6 +35,19 @@ from leaksonar.targets import Scope, ScopeError, TargetSpace, stored_names
 if TYPE_CHECKING:
     from leaksonar.notify.rules import AlertConfig
     from leaksonar.store.db import Store
+    from leaksonar.store.rows import ScanRow
+
+
+DISCOVERY = {"kind": "discovery"}
+"""The source of a scan that discovers its open ports itself."""
+
+
+def made(source: dict[str, Any]) -> dict[str, Any]:
+    """What a new scan's row keeps of how it was made, beside its options: this leaksonar's version and
+    where its open ports come from (`source`, the shape of `ScanRow.source`)."""
+    from leaksonar import __version__
+
+    return {"version": __version__, "source": source}
 
 
 class ResumeError(ValueError):
@@ -77,6 +96,8 @@ class ScanJob:
     """Probes counted by earlier runs of the scan."""
     open_ports: int = 0
     resumed: bool = False
+    source: dict[str, Any] = field(default_factory=lambda: dict(DISCOVERY))
+    """Where its open ports come from (`ScanRow.source`)."""
 
 
 def start_workers(space: TargetSpace, options: ScanOptions, starts: Sequence[int] = ()) -> list[Worker]:
@@ -96,7 +117,7 @@ def record_scan(store: Store, space: TargetSpace, options: dict[str, Any]) -> st
         targets=space.describe(),
         ports=",".join(map(str, space.ports)),
         size=space.size,
-        options={**options, "seed": space.seed},
+        options={**options, "seed": space.seed, **made(DISCOVERY)},
         coverage={
             "intervals": [list(i) for i in space.intervals],
             "ports": list(space.ports),
@@ -133,11 +154,9 @@ def resume_job(scan_id: str, store: Store, scope: Scope | None = None) -> ScanJo
     if scan.status == "done":
         raise ResumeError(f"scan {scan_id} already finished; nothing to resume")
     record, coverage, checkpoint = scan.options, scan.coverage, scan.checkpoint
-    if "open_from" in record:
-        raise ResumeError(
-            f"scan {scan_id} read its open ports with --open-from, which --resume does not continue (yet):"
-            " scan the file again"
-        )
+    source = scan.source or DISCOVERY
+    if source.get("kind") == "open-from":
+        return _resume_open_from(scan, source)
     if not coverage or "seed" not in record or not checkpoint:
         raise ResumeError(
             f"scan {scan_id} has no checkpoint to resume from (distributed, or made by an older leaksonar)"
@@ -170,6 +189,31 @@ def resume_job(scan_id: str, store: Store, scope: Scope | None = None) -> ScanJo
     )
 
 
+def _resume_open_from(scan: ScanRow, source: dict[str, Any]) -> ScanJob:
+    """The rest of a scan of the open ports read from a file, which must be as it was when it started."""
+    scan_id, checkpoint, path = scan.id, scan.checkpoint, source.get("file")
+    if "stamp" not in source:
+        where = "standard input" if path == "-" else f"a stream ({path})"
+        raise ResumeError(f"scan {scan_id} read its open ports from {where}, which cannot be read again")
+    if not checkpoint or not isinstance(path, str):
+        raise ResumeError(f"scan {scan_id} has no checkpoint to resume from (made by an older leaksonar)")
+    try:
+        stamp = file_stamp(path)
+    except OSError as exc:
+        raise ResumeError(f"scan {scan_id} read {path}, which cannot be read now: {exc.strerror}") from None
+    if stamp != source.get("stamp"):
+        raise ResumeError(f"{path} changed since scan {scan_id} read it; scan it again with --open-from")
+    if scan.status == "running" and (pid := _still_running(checkpoint)) is not None:
+        raise ResumeError(f"scan {scan_id} is still running (process {pid})")
+    try:
+        options = ScanOptions.from_record(scan.options)
+        (mark,) = (ShardMark.from_record(shard) for shard in checkpoint["shards"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResumeError(f"scan {scan_id} has a damaged record ({type(exc).__name__}: {exc})") from None
+    probes, found = checkpoint.get("probes", 0), checkpoint.get("open", 0)
+    return ScanJob(scan_id, TargetSpace([], ()), options, (mark,), probes, found, resumed=True, source=source)
+
+
 class Recorder:
     """Where a job's findings and checkpoints go: the index (and the JSONL file), as they come."""
 
@@ -185,6 +229,13 @@ class Recorder:
         """The scan's change events, once it is closed."""
         self.latest: ScanProgress | None = None
         """The scan's progress as last reported (what an interrupted scan closes with)."""
+
+    def header(self) -> None:
+        """Start the JSONL output with the record of how the scan was made (`ScanRow.header`)."""
+        row = self.store.scans.get(self.job.scan_id)
+        if self.jsonl is not None and row is not None:
+            self.jsonl.write(json.dumps(row.header(self.job.resumed), ensure_ascii=False) + "\n")
+            self.jsonl.flush()
 
     def track(self, latest: ScanProgress) -> None:
         """Keep the scan's latest progress and pass it on to `on_progress`."""
@@ -255,6 +306,7 @@ def run_job(
     recorder = Recorder(job, store, jsonl, on_progress)
     if job.resumed:
         store.scans.reopen(job.scan_id)
+    recorder.header()
     recorder.checkpoint(list(job.marks), DiscoveryStats())
     if workers is None:
         workers = start_workers(job.space, job.options, [mark.position for mark in job.marks])

@@ -1,18 +1,32 @@
 """A scan of the open ports another scanner found (`scan --open-from`): no discovery; every port passes the
-scope guard, the blocklist and the opt-out lists, then goes to identification, inspection and the index."""
+scope guard, the blocklist and the opt-out lists, then goes to identification, inspection and the index.
+
+A port's position is its place among the ports read from the input (duplicates dropped): the scan
+checkpoints as one shard over these positions, so that a scan of a file that did not finish goes on from
+there (`scan --resume`, with the file unchanged: `ScanRow.source` keeps its stamp)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import IO, TYPE_CHECKING, TextIO
+from itertools import chain
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import uvloop
 
 from leaksonar.inputs import InputError
 from leaksonar.openports import OpenPortCounts, binary_lines, read_open_ports
-from leaksonar.run.job import Recorder, ScanInterrupted, ScanJob, ScanOutcome, open_index
-from leaksonar.scan.engine import ScanOptions, ScanProgress, examine_open_ports, new_scan_id, utc_now
+from leaksonar.run.job import Recorder, ScanInterrupted, ScanJob, ScanOutcome, made, open_index
+from leaksonar.run.local import LocalScan
+from leaksonar.scan.discover import DiscoveryStats
+from leaksonar.scan.engine import (
+    ScanOptions,
+    ScanProgress,
+    ShardMark,
+    examine_open_ports,
+    new_scan_id,
+    utc_now,
+)
 from leaksonar.targets import SCOPE_ENV, AddressFilter, TargetSpace
 
 if TYPE_CHECKING:
@@ -49,9 +63,11 @@ def admitted_ports(
     default_port: int | None = None,
     skip_bad_lines: bool = False,
     then: str,
-) -> Iterator[tuple[str, int]]:
-    """The open ports read from `handle` that may be scanned, counted in `counts`. An address outside the
-    scope raises InputError naming the line (`then` says what became of the scan)."""
+    start: int = 0,
+) -> Iterator[tuple[str, int, int]]:
+    """The open ports read from `handle` that may be scanned, with their positions from `start` on, counted
+    in `counts`. An address outside the scope raises InputError naming the line (`then` says what became
+    of the scan), before `start` too."""
     lines = binary_lines(handle)
     read = read_open_ports(
         lines, source, default_port=default_port, skip_bad_lines=skip_bad_lines, counts=counts.read
@@ -63,39 +79,63 @@ def admitted_ports(
             raise InputError(source, found.line, reason)
         elif guard.skips(found.ip):
             counts.skipped += 1
-        else:
-            yield found.ip, found.port
+        elif (position := counts.read.ports - 1) >= start:
+            yield found.ip, found.port, position
 
 
-def scan_open_ports(
-    ports: Iterator[tuple[str, int]],
-    source: str,
-    options: ScanOptions,
-    db: str | None,
+def start(source: dict[str, Any], options: ScanOptions, db: str | None) -> LocalScan:
+    """A new scan, in the index `db`, of the open ports read from `source` (`ScanRow.source`). Raises
+    StoreError."""
+    store = open_index(db)
+    scan_id = new_scan_id()
+    record = {**asdict(options), **made(source)}
+    targets = f"open ports from {source['file']}"
+    store.scans.begin(scan_id, utc_now(), targets=targets, ports="", size=0, options=record)
+    job = ScanJob(scan_id, TargetSpace([], ()), options, (ShardMark(),), source=source)
+    return LocalScan(job, store, None)
+
+
+def run(
+    scan: LocalScan,
+    ports: Iterator[tuple[str, int, int]],
+    counts: OpenFromCounts,
     *,
     jsonl: TextIO | None = None,
     on_progress: Callable[[ScanProgress], None] | None = None,
     alerts: AlertConfig | None = None,
 ) -> ScanOutcome:
-    """Record a new scan of the open ports `ports` yields (read from `source`) in the index `db`, store
-    each finding as it comes, close the scan and deliver its change events (none says a service closed:
-    an open-port list does not say what is closed). A reading error closes the scan as failed and is
-    raised. Raises StoreError, ScanInterrupted (not resumable)."""
-    store = open_index(db)
-    scan_id = new_scan_id()
-    record = {**asdict(options), "open_from": source}
-    targets = f"open ports from {source}"
-    store.scans.begin(scan_id, utc_now(), targets=targets, ports="", size=0, options=record)
-    recorder = Recorder(ScanJob(scan_id, TargetSpace([], ()), options, ()), store, jsonl, on_progress)
-
+    """Run `scan` (new, or resumed: `ports` then start at its mark's position) over the open ports `ports`
+    yields with their positions (counted in `counts`), store each finding as it comes, checkpoint, close the
+    scan and deliver its change events (none says a service closed: an open-port list does not say what is
+    closed). A reading error closes the scan as failed and is raised. Raises StoreError, ScanInterrupted
+    (resumable when read from a regular file)."""
+    job, store = scan.job, scan.store
+    recorder = Recorder(job, store, jsonl, on_progress)
+    if job.resumed:
+        store.scans.reopen(job.scan_id)
+    (mark,) = job.marks
     status = "failed"
     try:
-        uvloop.run(examine_open_ports(ports, options, scan_id, recorder.finding, recorder.track))
+        recorder.header()
+        recorder.checkpoint([mark], DiscoveryStats())
+        uvloop.run(
+            examine_open_ports(
+                chain(mark.unrecorded, ports),
+                job.options,
+                job.scan_id,
+                recorder.finding,
+                recorder.track,
+                mark=mark,
+                on_checkpoint=recorder.checkpoint,
+            )
+        )
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
-        raise ScanInterrupted(scan_id, resumable=False) from None
+        raise ScanInterrupted(job.scan_id, resumable="stamp" in job.source) from None
     finally:
+        if job.source.get("format") is None and counts.read.format is not None:
+            store.scans.set_source(job.scan_id, {**job.source, "format": counts.read.format})
         progress = recorder.finish(recorder.latest, status)
     recorder.deliver(alerts)
-    return ScanOutcome(scan_id, progress, store)
+    return ScanOutcome(job.scan_id, progress, store)

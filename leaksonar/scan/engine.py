@@ -204,6 +204,8 @@ class ScanRun:
         self.tasks: set[asyncio.Task[None]] = set()
         self.unrecorded = 0
         """Findings in a row that could not be recorded at all."""
+        self.read_to: int | None = None
+        """Examining ports found elsewhere: past the greatest position taken so far (None: discovering)."""
         self.progress = ScanProgress(DiscoveryStats())
         self.enricher = Enricher.open(options.geo_db, options.asn_db)
         self.names = space.names
@@ -334,7 +336,10 @@ class ScanRun:
 
     def checkpoint(self) -> list[ShardMark]:
         """Per shard: the position below which every target is done, and the open ports still pending."""
-        walked = [worker.low_water for worker in self.workers] or [self.discovery.low_water()]
+        if self.read_to is not None:
+            walked = [self.read_to]
+        else:
+            walked = [worker.low_water for worker in self.workers] or [self.discovery.low_water()]
         result = []
         for mark, low, found in zip(self.marks, walked, self.pending, strict=True):
             position = max(mark.position, low)
@@ -375,36 +380,46 @@ class ScanRun:
         self._report_own()
         return self.progress
 
-    async def examine(self, ports: Iterator[tuple[str, int]]) -> ScanProgress:
-        """Identify and inspect open ports found elsewhere (no discovery), as `ports` yields them; each
+    async def examine(
+        self,
+        ports: Iterator[tuple[str, int, int]],
+        on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None] | None = None,
+    ) -> ScanProgress:
+        """Identify and inspect open ports found elsewhere (no discovery), as `ports` yields them with their
+        position in the input (increasing, but for those a checkpoint left unrecorded, yielded first); each
         counts as probed, and as open if it still accepts a connection (else closed). A reading error is
         raised once the services in flight are recorded."""
-        stats, position = self.progress.discovery, 0
+        stats, self.read_to = self.progress.discovery, self.marks[0].position
+        checkpointer = asyncio.create_task(self._checkpoints(on_checkpoint)) if on_checkpoint else None
         try:
-            async for ip, port in _read_ahead(ports, self.options.inspect_concurrency):
+            async for ip, port, position in _read_ahead(ports, self.options.inspect_concurrency):
                 stats.probes += 1
                 self.pending[0][position] = ip, port
+                self.read_to = max(self.read_to, position + 1)
                 await self.slots.acquire()
                 self._spawn(self._examine_if_open(ip, port, position))
-                position += 1
                 if self.on_progress:
                     self.on_progress(self.progress)
         finally:
             while self.tasks:
                 await asyncio.gather(*self.tasks)
+            if checkpointer:
+                checkpointer.cancel()
             self.enricher.close()
         if self.on_progress:
             self.on_progress(self.progress)
         return self.progress
 
 
-async def _read_ahead(items: Iterator[tuple[str, int]], ahead: int) -> AsyncIterator[tuple[str, int]]:
+async def _read_ahead(
+    items: Iterator[tuple[str, int, int]], ahead: int
+) -> AsyncIterator[tuple[str, int, int]]:
     """`items`, advanced in a daemon thread (reading a pipe blocks; Ctrl-C must not wait for it) at most
     `ahead` items before they are taken; what `items` raises is raised here."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, int] | BaseException | None] = asyncio.Queue(ahead)
+    queue: asyncio.Queue[tuple[str, int, int] | BaseException | None] = asyncio.Queue(ahead)
 
-    def put(item: tuple[str, int] | BaseException | None) -> None:
+    def put(item: tuple[str, int, int] | BaseException | None) -> None:
         asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
     def read() -> None:
@@ -448,14 +463,19 @@ async def run_scan(
 
 
 async def examine_open_ports(
-    ports: Iterator[tuple[str, int]],
+    ports: Iterator[tuple[str, int, int]],
     options: ScanOptions,
     scan_id: str,
     on_finding: Callable[[Finding], None],
     on_progress: Callable[[ScanProgress], None] | None = None,
+    *,
+    mark: ShardMark | None = None,
+    on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None] | None = None,
 ) -> ScanProgress:
     """Identify and inspect the open ports `ports` yields (found by another scanner: no discovery), as
-    they come; call `on_finding` once per service."""
+    they come, each with its position in the input; call `on_finding` once per service. An examination
+    resumed from `mark` is fed its unrecorded ports first, then the ports from its position on; every
+    CHECKPOINT_EVERY seconds `on_checkpoint` gets the one shard's mark."""
     raise_fd_limit(16 * options.inspect_concurrency + 256)
-    run = ScanRun(TargetSpace([], ()), options, scan_id, on_finding, on_progress, (), ())
-    return await run.examine(ports)
+    run = ScanRun(TargetSpace([], ()), options, scan_id, on_finding, on_progress, (), (mark or ShardMark(),))
+    return await run.examine(ports, on_checkpoint)

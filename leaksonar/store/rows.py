@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+SCAN_SETTINGS = ("rate", "concurrency", "per_host", "timeout", "retries", "inspect_concurrency", "workers")
+"""The options of a scan shown with it (`ScanRow.settings`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ScanRow:
@@ -33,6 +36,34 @@ class ScanRow:
     """{"intervals": [[first, last], ...], "ports": [...]}: the space a finished scan looked at entirely."""
     checkpoint: dict[str, Any] | None
     """What `scan --resume` starts from."""
+
+    @property
+    def version(self) -> str | None:
+        """The leaksonar version that started the scan (None: an older one)."""
+        return self.options.get("version")
+
+    @property
+    def source(self) -> dict[str, Any] | None:
+        """Where its open ports came from (None: an older leaksonar): {"kind": "discovery"}, or {"kind":
+        "open-from", "format": the detected format (None: not detected yet), "file": the path or "-"
+        (standard input), "default_port", "skip_bad_lines", "exclude_files", "stamp": {"size", "mtime_ns",
+        "head_sha256"} (a regular file)}."""
+        return self.options.get("source")
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The options that shaped what it found and how fast: SCAN_SETTINGS, and `read_timeout`."""
+        settings = {name: self.options[name] for name in SCAN_SETTINGS if name in self.options}
+        limits = self.options.get("limits")
+        if isinstance(limits, dict) and "timeout" in limits:
+            settings["read_timeout"] = limits["timeout"]
+        return settings
+
+    def header(self, resumed: bool) -> dict[str, Any]:
+        """The record `scan --jsonl` starts with: {"scan": how the scan was made}."""
+        made = {"id": self.id, "started_at": self.started_at, "resumed": resumed, "version": self.version}
+        where = {"source": self.source, "targets": self.targets, "ports": self.ports}
+        return {"scan": {**made, **where, "settings": self.settings}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from leaksonar.store.rows import ScanRow
 from leaksonar.store.schema import scans
@@ -60,6 +60,15 @@ class Scans:
     def checkpoint(self, scan_id: str, checkpoint: dict[str, Any]) -> None:
         """Record how far a running scan got, in one UPDATE (atomic); `scan --resume` starts there."""
         self._update(scan_id, checkpoint=checkpoint)
+
+    def set_source(self, scan_id: str, source: dict[str, Any]) -> None:
+        """Replace where a scan's open ports come from (`ScanRow.source`), once known better (the format of
+        standard input is known once it is read)."""
+        with self.engine.begin() as conn:
+            options = conn.execute(select(scans.c.options).where(scans.c.id == scan_id)).scalar_one()
+            conn.execute(
+                scans.update().where(scans.c.id == scan_id).values(options={**options, "source": source})
+            )
 
     def reopen(self, scan_id: str) -> None:
         """Mark an unfinished scan running again (`scan --resume`)."""

@@ -197,14 +197,28 @@ def visible_event(store: Store, event_id: int, viewer: Viewer) -> Event | None:
     return replace(found, id=event_id) if found else None
 
 
-ANALYSTS_ONLY_SCAN_FIELDS = ("targets", "ports", "open_ports", "services", "exposed")
-"""What a public viewer does not get of a scan: what it targeted (it can name a critical host), and what it
-found. Its counts are per scan, not global: a scan of one address that found one service more than the
-visible set holds locates a critical service, so they are left out rather than counted over the visible set
+ANALYSTS_ONLY_SCAN_FIELDS = ("targets", "ports", "open_ports", "services", "exposed", "settings")
+"""What a public viewer does not get of a scan: what it targeted (it can name a critical host), how (its
+rate and limits), and what it found. Its counts are per scan, not global: a scan of one address that found
+one service more than the visible set holds locates a critical service, so they are left out rather than
+counted over the visible set
 (a count over every finding of a scan, per scan listed)."""
 
 
+PUBLIC_SOURCE_FIELDS = ("kind", "format")
+"""What a public viewer gets of a scan's source: whether it discovered its ports or read them from another
+scanner's output, and in which format; not the file's name (a path can name a target or an operator)."""
+
+
 def visible_scans(store: Store, viewer: Viewer, limit: int) -> list[dict[str, Any]]:
-    """The latest `limit` scans, newest first, as the viewer may see them (fields out: None)."""
+    """The latest `limit` scans, newest first, as the viewer may see them (fields out: None), each with how
+    it was made (`ScanRow.version`, `.source`, `.settings`)."""
     hidden = () if viewer.analyst else ANALYSTS_ONLY_SCAN_FIELDS
-    return [{**asdict(row), **dict.fromkeys(hidden)} for row in store.scans.latest(limit)]
+    shown = []
+    for row in store.scans.latest(limit):
+        source = row.source
+        if source is not None and not viewer.analyst:
+            source = {key: source.get(key) for key in PUBLIC_SOURCE_FIELDS}
+        made = {"version": row.version, "source": source, "settings": row.settings}
+        shown.append({**asdict(row), **made, **dict.fromkeys(hidden)})
+    return shown

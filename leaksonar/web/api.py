@@ -104,6 +104,12 @@ class EventPage(BaseModel):
     more: bool = Field(description="The page was full: more events may follow at once.")
 
 
+class ScanSource(BaseModel):
+    kind: str = Field(description="discovery (leaksonar's own) or open-from (another scanner's output).")
+    format: str | None = Field(None, description="The format detected in an open-from input.")
+    file: str | None = Field(None, description="Analysts only. The open-from file, or - (standard input).")
+
+
 class Scan(BaseModel):
     id: str
     started_at: str
@@ -116,6 +122,13 @@ class Scan(BaseModel):
     exposed: int | None = Field(None, description="Analysts only.")
     targets: str | None = Field(None, description="Analysts only.")
     ports: str | None = Field(None, description="Analysts only.")
+    version: str | None = Field(None, description="The leaksonar that started it (None: an older one).")
+    source: ScanSource | None = Field(None, description="Where its open ports came from.")
+    settings: dict[str, float | int | None] | None = Field(
+        None,
+        description="Analysts only. rate, concurrency, per_host, timeout, retries, inspect_concurrency, "
+        "workers, read_timeout.",
+    )
 
 
 Who = Annotated[Viewer, Depends(viewer)]

@@ -80,7 +80,9 @@ def distributed_scan(
     finally:
         progress = state.status(client, scan_id, time.monotonic()).progress
         finish(store, scan_id, status, progress)
-    if jsonl is not None:
+    row = store.scans.get(scan_id)
+    if jsonl is not None and row is not None:
+        jsonl.write(json.dumps(row.header(resumed=False), ensure_ascii=False) + "\n")
         for finding in store.findings.of_scan(scan_id):
             jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
         jsonl.flush()
