@@ -113,6 +113,7 @@ def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
         "jsonl": jsonl,
         "records": {(r["ip"], r["port"]): r for r in records},
         "stdout": result.stdout,
+        "stderr": result.stderr,
         "elapsed": elapsed,
         "left_in_wal": left_in_wal,
         "before": before,
