@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import lab_block, leaksonar
+from conftest import lab_block, leaksonar, new_postgres_database
 from sqlalchemy import func, select
 
 from leaksonar.lab.backends import Backends, backends
@@ -200,12 +201,11 @@ def _kill_a_lease_holder(
     return victim, shard, killed
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)  # the test bounds itself to 120 s; the session's lab may start in its setup
-def test_a_killed_worker_costs_a_lease_not_an_hour(
+def _killed_scan_worker(
     lab: dict[str, Any], scanned: dict[str, Any], cluster: Backends, workers: Workers, tmp_path: Path
 ) -> None:
-    """With the default settings, SIGKILL of a whole worker (its process group) in the middle of a shard:
+    """Run and check the scenario of `test_a_killed_worker_costs_a_lease_not_an_hour`: with the default
+    settings, SIGKILL of a whole worker (its process group) in the middle of a shard:
     its lease lapses, the submitter queues the shard again, the other worker scans it, and the scan ends
     within two minutes with the findings of an undisturbed scan, each once. The killed worker's message,
     handed out again by the broker (as after its visibility timeout), finds the shard done and changes
@@ -273,6 +273,79 @@ def test_a_killed_worker_costs_a_lease_not_an_hour(
     assert time.monotonic() - started < 120
 
 
+def _killed_beat_worker(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
+    """Run and check the scenario of `test_a_beat_pass_survives_a_killed_worker`: with the default
+    settings, a worker of a `beat` pass killed mid-shard: the sweeps that `beat`
+    queues hand its shard to the other worker, and the pass ends within a minute, every pair probed."""
+    block, seed, parts = f"127.95.{os.getpid() % 250}.0/29", 5, 4
+    space = build_space([block], default_ports(), seed=seed)
+    argv = [sys.executable, "-m", "leaksonar", "beat", block, "--seed", str(seed), "--every", "1h"]
+    argv += ["--broker", cluster.broker, "--shards", str(parts)]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
+    log, store = tmp_path / "beat.log", Store(cluster.db)
+    with silent_services(_slow_pairs(space, block, parts)):
+        workers.start(), workers.start()
+        with log.open("wb") as out:
+            beat = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            client = redis.Redis.from_url(cluster.broker)
+            victim, shard, killed = _kill_a_lease_holder(client, workers, lambda: beat.poll() is None)
+            while True:
+                with store.engine.connect() as conn:
+                    query = select(scans).where(scans.c.targets == describe(space, None)["targets"][0])
+                    passes = conn.execute(query).all()
+                if passes and passes[0].status == "done":
+                    break
+                assert time.monotonic() - killed < LEASE_TTL + 30, log.read_text()[-2000:]
+                assert beat.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.2)
+        finally:
+            os.killpg(beat.pid, signal.SIGTERM)
+            beat.wait(timeout=15)
+    survivor = next(w for w in workers.procs if w is not victim)
+    assert f"the worker of shard {shard} is gone" in workers.log(survivor)
+    assert len(passes) == 1 and passes[0].probes == passes[0].size == space.size
+    assert passes[0].services == parts  # each silent service once
+
+
+@pytest.fixture(scope="module")
+def killed_workers(
+    lab: dict[str, Any], scanned: dict[str, Any], cluster: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[None]]]:
+    """The two killed-worker scenarios, run at the same time (each spends most of its time waiting for a
+    lease to lapse) in separate clusters: the module's Redis database 0 and PostgreSQL index for the
+    `scan --distributed` one, database 1 and a second index for the `beat` one; each test waits for its
+    own scenario's checks."""
+    other = Backends(cluster.broker.removesuffix("/0") + "/1", new_postgres_database(cluster.db))
+    scan_workers = Workers(cluster, tmp_path_factory.mktemp("killed-scan"))
+    beat_workers = Workers(other, tmp_path_factory.mktemp("killed-beat"))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            yield {
+                "scan": pool.submit(
+                    _killed_scan_worker, lab, scanned, cluster, scan_workers, scan_workers.directory
+                ),
+                "beat": pool.submit(_killed_beat_worker, other, beat_workers, beat_workers.directory),
+            }
+    finally:
+        scan_workers.stop()
+        beat_workers.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # the scenario bounds itself to 120 s; the session's lab may start in the setup
+def test_a_killed_worker_costs_a_lease_not_an_hour(killed_workers: dict[str, Future[None]]) -> None:
+    killed_workers["scan"].result()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_beat_pass_survives_a_killed_worker(killed_workers: dict[str, Future[None]]) -> None:
+    killed_workers["beat"].result()
+
+
 def test_a_shard_delivered_again_once_done_counts_nothing(
     lab: dict[str, Any], cluster: Backends, workers: Workers
 ) -> None:
@@ -327,43 +400,6 @@ def test_a_lease_lapses_without_its_heartbeat_and_is_handed_out_once(cluster: Ba
     assert result.stderr == (
         "leaksonar: error: the heartbeat (30 s) must be positive and shorter than the lease (30 s)\n"
     )
-
-
-@pytest.mark.slow
-def test_a_beat_pass_survives_a_killed_worker(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
-    """With the default settings, a worker of a `beat` pass killed mid-shard: the sweeps that `beat`
-    queues hand its shard to the other worker, and the pass ends within a minute, every pair probed."""
-    block, seed, parts = f"127.95.{os.getpid() % 250}.0/29", 5, 4
-    space = build_space([block], default_ports(), seed=seed)
-    argv = [sys.executable, "-m", "leaksonar", "beat", block, "--seed", str(seed), "--every", "1h"]
-    argv += ["--broker", cluster.broker, "--shards", str(parts)]
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
-    log, store = tmp_path / "beat.log", Store(cluster.db)
-    with silent_services(_slow_pairs(space, block, parts)):
-        workers.start(), workers.start()
-        with log.open("wb") as out:
-            beat = subprocess.Popen(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            client = redis.Redis.from_url(cluster.broker)
-            victim, shard, killed = _kill_a_lease_holder(client, workers, lambda: beat.poll() is None)
-            while True:
-                with store.engine.connect() as conn:
-                    query = select(scans).where(scans.c.targets == describe(space, None)["targets"][0])
-                    passes = conn.execute(query).all()
-                if passes and passes[0].status == "done":
-                    break
-                assert time.monotonic() - killed < LEASE_TTL + 30, log.read_text()[-2000:]
-                assert beat.poll() is None, log.read_text()[-2000:]
-                time.sleep(0.2)
-        finally:
-            os.killpg(beat.pid, signal.SIGTERM)
-            beat.wait(timeout=15)
-    survivor = next(w for w in workers.procs if w is not victim)
-    assert f"the worker of shard {shard} is gone" in workers.log(survivor)
-    assert len(passes) == 1 and passes[0].probes == passes[0].size == space.size
-    assert passes[0].services == parts  # each silent service once
 
 
 @pytest.mark.slow
