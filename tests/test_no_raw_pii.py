@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from typer.testing import CliRunner
+from conftest import leaksonar_here
 
-from leaksonar.cli.app import app
 from leaksonar.lab import data
 
 
@@ -53,7 +52,7 @@ def test_scan_outputs_hold_no_seeded_identifier(lab: dict[str, Any], scanned: di
     assert len(identifiers) > 5000
     db, jsonl = scanned["db"], scanned["jsonl"]
     shown = {
-        (s["ip"], *extra): CliRunner().invoke(app, ["show", s["ip"], "--db", str(db), *extra]).output
+        (s["ip"], *extra): leaksonar_here("show", s["ip"], "--db", str(db), *extra)
         for s in lab["services"]
         for extra in ((), ("--json",))
     }
