@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -310,40 +311,82 @@ def _killed_beat_worker(cluster: Backends, workers: Workers, tmp_path: Path) -> 
     assert passes[0].services == parts  # each silent service once
 
 
+def _beat_every_interval(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
+    """Run and check the scenario of `test_beat_queues_a_pass_on_every_interval`: `beat --every 2s` queues
+    passes that a worker scans, and keeps its schedule's state file."""
+    workers.start()
+    argv = [sys.executable, "-m", "leaksonar", "beat", "127.93.0.0/28", "-p", "1-10", "--every", "2s"]
+    argv += ["--broker", cluster.broker, "--shards", "3"]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
+    log = tmp_path / "beat.log"
+    with log.open("wb") as out:
+        beat = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    store, deadline = Store(cluster.db), time.monotonic() + 45
+    try:
+        while True:
+            with store.engine.connect() as conn:
+                passes = conn.execute(select(scans).where(scans.c.targets == "127.93.0.0-127.93.0.15")).all()
+            done = [p for p in passes if p.status == "done"]
+            if len(done) >= 2:
+                break
+            assert time.monotonic() < deadline and beat.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.5)
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(timeout=15)
+    assert all(p.probes == p.size == 160 for p in done)
+    assert (tmp_path / "leaksonar" / "beat-schedule").exists() or any(
+        tmp_path.glob("leaksonar/beat-schedule*")
+    )
+
+
 @pytest.fixture(scope="module")
-def killed_workers(
+def waiting_scenarios(
     lab: dict[str, Any], scanned: dict[str, Any], cluster: Backends, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Future[None]]]:
-    """The two killed-worker scenarios, run at the same time (each spends most of its time waiting for a
-    lease to lapse) in separate clusters: the module's Redis database 0 and PostgreSQL index for the
-    `scan --distributed` one, database 1 and a second index for the `beat` one; each test waits for its
-    own scenario's checks."""
-    other = Backends(cluster.broker.removesuffix("/0") + "/1", new_postgres_database(cluster.db))
-    scan_workers = Workers(cluster, tmp_path_factory.mktemp("killed-scan"))
-    beat_workers = Workers(other, tmp_path_factory.mktemp("killed-beat"))
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            yield {
-                "scan": pool.submit(
-                    _killed_scan_worker, lab, scanned, cluster, scan_workers, scan_workers.directory
-                ),
-                "beat": pool.submit(_killed_beat_worker, other, beat_workers, beat_workers.directory),
-            }
-    finally:
-        scan_workers.stop()
-        beat_workers.stop()
+    """The scenarios that spend most of their time waiting (for a killed worker's lease to lapse, for the
+    next pass of a schedule), run at the same time, each in a cluster of its own: a Redis database of the
+    module's Redis (0, 1, 2) and an index on its PostgreSQL. Each test waits for its own scenario's checks."""
+    scenarios: dict[str, Callable[[Backends, Workers, Path], None]] = {
+        "scan": partial(_killed_scan_worker, lab, scanned),
+        "beat": _killed_beat_worker,
+        "interval": _beat_every_interval,
+    }
+    clusters = [cluster] + [
+        Backends(cluster.broker.removesuffix("/0") + f"/{n}", new_postgres_database(cluster.db))
+        for n in range(1, len(scenarios))
+    ]
+    workers = [Workers(c, tmp_path_factory.mktemp(name)) for name, c in zip(scenarios, clusters, strict=True)]
+
+    def play(run: Callable[[Backends, Workers, Path], None], cluster: Backends, workers: Workers) -> None:
+        try:
+            run(cluster, workers, workers.directory)
+        finally:
+            workers.stop()  # none is left to take the next tests' tasks
+
+    with ThreadPoolExecutor(len(scenarios)) as pool:
+        yield {
+            name: pool.submit(play, run, c, w)
+            for (name, run), c, w in zip(scenarios.items(), clusters, workers, strict=True)
+        }
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)  # the scenario bounds itself to 120 s; the session's lab may start in the setup
-def test_a_killed_worker_costs_a_lease_not_an_hour(killed_workers: dict[str, Future[None]]) -> None:
-    killed_workers["scan"].result()
+def test_a_killed_worker_costs_a_lease_not_an_hour(waiting_scenarios: dict[str, Future[None]]) -> None:
+    waiting_scenarios["scan"].result()
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_a_beat_pass_survives_a_killed_worker(killed_workers: dict[str, Future[None]]) -> None:
-    killed_workers["beat"].result()
+def test_a_beat_pass_survives_a_killed_worker(waiting_scenarios: dict[str, Future[None]]) -> None:
+    waiting_scenarios["beat"].result()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_beat_queues_a_pass_on_every_interval(waiting_scenarios: dict[str, Future[None]]) -> None:
+    waiting_scenarios["interval"].result()
 
 
 def test_a_shard_delivered_again_once_done_counts_nothing(
@@ -399,34 +442,6 @@ def test_a_lease_lapses_without_its_heartbeat_and_is_handed_out_once(cluster: Ba
     assert result.returncode == 2
     assert result.stderr == (
         "leaksonar: error: the heartbeat (30 s) must be positive and shorter than the lease (30 s)\n"
-    )
-
-
-@pytest.mark.slow
-def test_beat_queues_a_pass_on_every_interval(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
-    workers.start()
-    argv = [sys.executable, "-m", "leaksonar", "beat", "127.93.0.0/28", "-p", "1-10", "--every", "2s"]
-    argv += ["--broker", cluster.broker, "--shards", "3"]
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
-    log = tmp_path / "beat.log"
-    with log.open("wb") as out:
-        beat = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    store, deadline = Store(cluster.db), time.monotonic() + 45
-    try:
-        while True:
-            with store.engine.connect() as conn:
-                passes = conn.execute(select(scans).where(scans.c.targets == "127.93.0.0-127.93.0.15")).all()
-            done = [p for p in passes if p.status == "done"]
-            if len(done) >= 2:
-                break
-            assert time.monotonic() < deadline and beat.poll() is None, log.read_text()[-2000:]
-            time.sleep(0.5)
-    finally:
-        os.killpg(beat.pid, signal.SIGTERM)
-        beat.wait(timeout=15)
-    assert all(p.probes == p.size == 160 for p in done)
-    assert (tmp_path / "leaksonar" / "beat-schedule").exists() or any(
-        tmp_path.glob("leaksonar/beat-schedule*")
     )
 
 
