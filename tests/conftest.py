@@ -88,17 +88,20 @@ def leaksonar(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
     return result
 
 
-def leaksonar_here(*args: str) -> str:
-    """Run a `leaksonar` command that only reads, in this process (no interpreter to start: about a second
-    less than `leaksonar` on a loaded machine); fail on a non-zero exit; its stdout."""
+def leaksonar_here(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`leaksonar(*args)` run in this process (no interpreter to start: about a second less on a loaded
+    machine), for commands that start no server and install no signal handler. An exception the command
+    lets out is raised here (the `leaksonar` command would print it as one line, exit 1)."""
     from typer.testing import CliRunner
 
     from leaksonar.cli.app import app
 
     result = CliRunner().invoke(app, list(args))
-    if result.exit_code != 0:
-        raise AssertionError(f"leaksonar {' '.join(args)} exited {result.exit_code}: {result.output}")
-    return result.stdout
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    if check and result.exit_code != 0:
+        raise AssertionError(f"leaksonar {' '.join(args)} exited {result.exit_code}: {result.stderr}")
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 def lab_block(manifest: dict[str, Any]) -> str:

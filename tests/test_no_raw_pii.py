@@ -52,7 +52,7 @@ def test_scan_outputs_hold_no_seeded_identifier(lab: dict[str, Any], scanned: di
     assert len(identifiers) > 5000
     db, jsonl = scanned["db"], scanned["jsonl"]
     shown = {
-        (s["ip"], *extra): leaksonar_here("show", s["ip"], "--db", str(db), *extra)
+        (s["ip"], *extra): leaksonar_here("show", s["ip"], "--db", str(db), *extra).stdout
         for s in lab["services"]
         for extra in ((), ("--json",))
     }
