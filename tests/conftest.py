@@ -95,6 +95,22 @@ def jsonl_records(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return header, found
 
 
+def leaksonar_here(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`leaksonar(*args)` run in this process (no interpreter to start: about a second less on a loaded
+    machine), for commands that start no server and install no signal handler. An exception the command
+    lets out is raised here (the `leaksonar` command would print it as one line, exit 1)."""
+    from typer.testing import CliRunner
+
+    from leaksonar.cli.app import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    if check and result.exit_code != 0:
+        raise AssertionError(f"leaksonar {' '.join(args)} exited {result.exit_code}: {result.stderr}")
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
 def lab_block(manifest: dict[str, Any]) -> str:
     """The /24 the lab's services live in."""
     return manifest["base"].rsplit(".", 1)[0] + ".0/24"
@@ -120,6 +136,7 @@ def scanned(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
         "jsonl": jsonl,
         "records": {(r["ip"], r["port"]): r for r in records},
         "stdout": result.stdout,
+        "stderr": result.stderr,
         "elapsed": elapsed,
         "left_in_wal": left_in_wal,
         "before": before,

@@ -21,10 +21,12 @@ FAST = Limits(timeout=1.0, service_budget=5.0)
 
 
 @pytest.fixture(
-    params=[("redis-open", 7000), ("postgres-trust", 5433), ("mariadb-open", 3307), ("memcached", 11311)]
+    scope="module",
+    params=[("redis-open", 7000), ("postgres-trust", 5433), ("mariadb-open", 3307), ("memcached", 11311)],
 )
 def moved(request: pytest.FixtureRequest, lab: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
-    """A second server of a lab service's kind, on that service's address and an unusual port."""
+    """A second server of a lab service's kind, on that service's address and an unusual port (each started
+    once for the tests of the module, which only read from it)."""
     name, port = request.param
     service = next(s for s in lab["services"] if s["name"] == name)
     workdir = Path(lab["dir"]) / f"moved-{name}"  # inside the lab dir: reachable by PostgreSQL's user

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvicorn
-from conftest import index_contents, leaksonar
+from conftest import index_contents, leaksonar_here
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -361,15 +361,15 @@ def test_keys_set_the_level(synthetic: dict[str, Any], anon: TestClient) -> None
 
 def test_keys_command(new_index: Callable[[], str]) -> None:
     db = new_index()
-    key = leaksonar("keys", "create", "alice", "--level", "analyst", "--db", db).stdout.strip()
+    key = leaksonar_here("keys", "create", "alice", "--level", "analyst", "--db", db).stdout.strip()
     assert key.startswith("lsk_") and len(key) > 40
-    listed = leaksonar("keys", "list", "--json", "--db", db).stdout
+    listed = leaksonar_here("keys", "list", "--json", "--db", db).stdout
     assert key not in listed and key not in repr(index_contents(Store(db).engine))
     [alice] = json.loads(listed)
     assert (alice["name"], alice["level"], alice["revoked"]) == ("alice", "analyst", None)
     assert client(Store(db)).get("/api/stats", headers={"X-API-Key": key}).status_code == 200
-    leaksonar("keys", "revoke", "alice", "--db", db)
-    assert json.loads(leaksonar("keys", "list", "--json", "--db", db).stdout)[0]["revoked"]
+    leaksonar_here("keys", "revoke", "alice", "--db", db)
+    assert json.loads(leaksonar_here("keys", "list", "--json", "--db", db).stdout)[0]["revoked"]
     assert client(Store(db)).get("/api/stats", headers={"X-API-Key": key}).status_code == 401
     for args in (
         ("keys", "create", "alice"),  # the name stays taken
@@ -382,7 +382,7 @@ def test_keys_command(new_index: Callable[[], str]) -> None:
         ("serve", "--allowed-host", "evil.example/x"),
         ("serve", "--behind-proxy", "proxy.example"),
     ):
-        refused = leaksonar(*args, "--db", db, check=False)
+        refused = leaksonar_here(*args, "--db", db, check=False)  # none starts a server
         assert refused.returncode == 2, args
         assert refused.stderr.startswith("leaksonar: error: ") and refused.stderr.count("\n") == 1
 

@@ -14,14 +14,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from conftest import jsonl_records, lab_block, leaksonar
+from conftest import jsonl_records, lab_block, leaksonar, new_postgres_database
 from sqlalchemy import func, select
 
 from leaksonar.lab.backends import Backends, backends
@@ -200,12 +202,11 @@ def _kill_a_lease_holder(
     return victim, shard, killed
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)  # the test bounds itself to 120 s; the session's lab may start in its setup
-def test_a_killed_worker_costs_a_lease_not_an_hour(
+def _killed_scan_worker(
     lab: dict[str, Any], scanned: dict[str, Any], cluster: Backends, workers: Workers, tmp_path: Path
 ) -> None:
-    """With the default settings, SIGKILL of a whole worker (its process group) in the middle of a shard:
+    """Run and check the scenario of `test_a_killed_worker_costs_a_lease_not_an_hour`: with the default
+    settings, SIGKILL of a whole worker (its process group) in the middle of a shard:
     its lease lapses, the submitter queues the shard again, the other worker scans it, and the scan ends
     within two minutes with the findings of an undisturbed scan, each once. The killed worker's message,
     handed out again by the broker (as after its visibility timeout), finds the shard done and changes
@@ -273,6 +274,121 @@ def test_a_killed_worker_costs_a_lease_not_an_hour(
     assert time.monotonic() - started < 120
 
 
+def _killed_beat_worker(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
+    """Run and check the scenario of `test_a_beat_pass_survives_a_killed_worker`: with the default
+    settings, a worker of a `beat` pass killed mid-shard: the sweeps that `beat`
+    queues hand its shard to the other worker, and the pass ends within a minute, every pair probed."""
+    block, seed, parts = f"127.95.{os.getpid() % 250}.0/29", 5, 4
+    space = build_space([block], default_ports(), seed=seed)
+    argv = [sys.executable, "-m", "leaksonar", "beat", block, "--seed", str(seed), "--every", "1h"]
+    argv += ["--broker", cluster.broker, "--shards", str(parts)]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
+    log, store = tmp_path / "beat.log", Store(cluster.db)
+    with silent_services(_slow_pairs(space, block, parts)):
+        workers.start(), workers.start()
+        with log.open("wb") as out:
+            beat = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            client = redis.Redis.from_url(cluster.broker)
+            victim, shard, killed = _kill_a_lease_holder(client, workers, lambda: beat.poll() is None)
+            while True:
+                with store.engine.connect() as conn:
+                    query = select(scans).where(scans.c.targets == describe(space, None)["targets"][0])
+                    passes = conn.execute(query).all()
+                if passes and passes[0].status == "done":
+                    break
+                assert time.monotonic() - killed < LEASE_TTL + 30, log.read_text()[-2000:]
+                assert beat.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.2)
+        finally:
+            os.killpg(beat.pid, signal.SIGTERM)
+            beat.wait(timeout=15)
+    survivor = next(w for w in workers.procs if w is not victim)
+    assert f"the worker of shard {shard} is gone" in workers.log(survivor)
+    assert len(passes) == 1 and passes[0].probes == passes[0].size == space.size
+    assert passes[0].services == parts  # each silent service once
+
+
+def _beat_every_interval(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
+    """Run and check the scenario of `test_beat_queues_a_pass_on_every_interval`: `beat --every 2s` queues
+    passes that a worker scans, and keeps its schedule's state file."""
+    workers.start()
+    argv = [sys.executable, "-m", "leaksonar", "beat", "127.93.0.0/28", "-p", "1-10", "--every", "2s"]
+    argv += ["--broker", cluster.broker, "--shards", "3"]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
+    log = tmp_path / "beat.log"
+    with log.open("wb") as out:
+        beat = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    store, deadline = Store(cluster.db), time.monotonic() + 45
+    try:
+        while True:
+            with store.engine.connect() as conn:
+                passes = conn.execute(select(scans).where(scans.c.targets == "127.93.0.0-127.93.0.15")).all()
+            done = [p for p in passes if p.status == "done"]
+            if len(done) >= 2:
+                break
+            assert time.monotonic() < deadline and beat.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.5)
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(timeout=15)
+    assert all(p.probes == p.size == 160 for p in done)
+    assert (tmp_path / "leaksonar" / "beat-schedule").exists() or any(
+        tmp_path.glob("leaksonar/beat-schedule*")
+    )
+
+
+@pytest.fixture(scope="module")
+def waiting_scenarios(
+    lab: dict[str, Any], scanned: dict[str, Any], cluster: Backends, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[None]]]:
+    """The scenarios that spend most of their time waiting (for a killed worker's lease to lapse, for the
+    next pass of a schedule), run at the same time, each in a cluster of its own: a Redis database of the
+    module's Redis (0, 1, 2) and an index on its PostgreSQL. Each test waits for its own scenario's checks."""
+    scenarios: dict[str, Callable[[Backends, Workers, Path], None]] = {
+        "scan": partial(_killed_scan_worker, lab, scanned),
+        "beat": _killed_beat_worker,
+        "interval": _beat_every_interval,
+    }
+    clusters = [cluster] + [
+        Backends(cluster.broker.removesuffix("/0") + f"/{n}", new_postgres_database(cluster.db))
+        for n in range(1, len(scenarios))
+    ]
+    workers = [Workers(c, tmp_path_factory.mktemp(name)) for name, c in zip(scenarios, clusters, strict=True)]
+
+    def play(run: Callable[[Backends, Workers, Path], None], cluster: Backends, workers: Workers) -> None:
+        try:
+            run(cluster, workers, workers.directory)
+        finally:
+            workers.stop()  # none is left to take the next tests' tasks
+
+    with ThreadPoolExecutor(len(scenarios)) as pool:
+        yield {
+            name: pool.submit(play, run, c, w)
+            for (name, run), c, w in zip(scenarios.items(), clusters, workers, strict=True)
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # the scenario bounds itself to 120 s; the session's lab may start in the setup
+def test_a_killed_worker_costs_a_lease_not_an_hour(waiting_scenarios: dict[str, Future[None]]) -> None:
+    waiting_scenarios["scan"].result()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_beat_pass_survives_a_killed_worker(waiting_scenarios: dict[str, Future[None]]) -> None:
+    waiting_scenarios["beat"].result()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_beat_queues_a_pass_on_every_interval(waiting_scenarios: dict[str, Future[None]]) -> None:
+    waiting_scenarios["interval"].result()
+
+
 def test_a_shard_delivered_again_once_done_counts_nothing(
     lab: dict[str, Any], cluster: Backends, workers: Workers
 ) -> None:
@@ -326,71 +442,6 @@ def test_a_lease_lapses_without_its_heartbeat_and_is_handed_out_once(cluster: Ba
     assert result.returncode == 2
     assert result.stderr == (
         "leaksonar: error: the heartbeat (30 s) must be positive and shorter than the lease (30 s)\n"
-    )
-
-
-@pytest.mark.slow
-def test_a_beat_pass_survives_a_killed_worker(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
-    """With the default settings, a worker of a `beat` pass killed mid-shard: the sweeps that `beat`
-    queues hand its shard to the other worker, and the pass ends within a minute, every pair probed."""
-    block, seed, parts = f"127.95.{os.getpid() % 250}.0/29", 5, 4
-    space = build_space([block], default_ports(), seed=seed)
-    argv = [sys.executable, "-m", "leaksonar", "beat", block, "--seed", str(seed), "--every", "1h"]
-    argv += ["--broker", cluster.broker, "--shards", str(parts)]
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
-    log, store = tmp_path / "beat.log", Store(cluster.db)
-    with silent_services(_slow_pairs(space, block, parts)):
-        workers.start(), workers.start()
-        with log.open("wb") as out:
-            beat = subprocess.Popen(
-                argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            client = redis.Redis.from_url(cluster.broker)
-            victim, shard, killed = _kill_a_lease_holder(client, workers, lambda: beat.poll() is None)
-            while True:
-                with store.engine.connect() as conn:
-                    query = select(scans).where(scans.c.targets == describe(space, None)["targets"][0])
-                    passes = conn.execute(query).all()
-                if passes and passes[0].status == "done":
-                    break
-                assert time.monotonic() - killed < LEASE_TTL + 30, log.read_text()[-2000:]
-                assert beat.poll() is None, log.read_text()[-2000:]
-                time.sleep(0.2)
-        finally:
-            os.killpg(beat.pid, signal.SIGTERM)
-            beat.wait(timeout=15)
-    survivor = next(w for w in workers.procs if w is not victim)
-    assert f"the worker of shard {shard} is gone" in workers.log(survivor)
-    assert len(passes) == 1 and passes[0].probes == passes[0].size == space.size
-    assert passes[0].services == parts  # each silent service once
-
-
-@pytest.mark.slow
-def test_beat_queues_a_pass_on_every_interval(cluster: Backends, workers: Workers, tmp_path: Path) -> None:
-    workers.start()
-    argv = [sys.executable, "-m", "leaksonar", "beat", "127.93.0.0/28", "-p", "1-10", "--every", "2s"]
-    argv += ["--broker", cluster.broker, "--shards", "3"]
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # the schedule's state file
-    log = tmp_path / "beat.log"
-    with log.open("wb") as out:
-        beat = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    store, deadline = Store(cluster.db), time.monotonic() + 45
-    try:
-        while True:
-            with store.engine.connect() as conn:
-                passes = conn.execute(select(scans).where(scans.c.targets == "127.93.0.0-127.93.0.15")).all()
-            done = [p for p in passes if p.status == "done"]
-            if len(done) >= 2:
-                break
-            assert time.monotonic() < deadline and beat.poll() is None, log.read_text()[-2000:]
-            time.sleep(0.5)
-    finally:
-        os.killpg(beat.pid, signal.SIGTERM)
-        beat.wait(timeout=15)
-    assert all(p.probes == p.size == 160 for p in done)
-    assert (tmp_path / "leaksonar" / "beat-schedule").exists() or any(
-        tmp_path.glob("leaksonar/beat-schedule*")
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import jsonl_records, leaksonar
+from conftest import jsonl_records, leaksonar, leaksonar_here
 
 from leaksonar.lab import service
 from leaksonar.lab.geo import BLOCK_OWNER, OFFSET_OWNERS, lab_owner, write_lab_mmdbs
@@ -48,10 +48,10 @@ def test_findings_carry_country_asn_and_org(
         assert record["geo"] == {"country": owner.country}, name
         assert record["network"] == {"asn": owner.asn, "org": owner.org}, name
         stored = json.loads(
-            leaksonar("show", f"{entry['ip']}:{entry['port']}", "--db", str(db), "--json").stdout
+            leaksonar_here("show", f"{entry['ip']}:{entry['port']}", "--db", str(db), "--json").stdout
         )
         assert stored["geo"] == record["geo"] and stored["network"] == record["network"]
-    table = leaksonar("show", service(lab, "couchdb-open")["ip"], "--db", str(db)).stdout
+    table = leaksonar_here("show", service(lab, "couchdb-open")["ip"], "--db", str(db)).stdout
     assert "cc" in table and " US " in table
 
 

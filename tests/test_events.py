@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis
-from conftest import leaksonar
+from conftest import leaksonar, leaksonar_here
 
 from leaksonar.changes.diff import days_exposed, diff
 from leaksonar.changes.snapshot import Note, Snapshot
@@ -290,7 +290,7 @@ def test_the_story_of_two_services(story_lab: dict[str, Any], tmp_path: Path) ->
         leaksonar("scan", *targets, "-p", ports, "--db", db, "--quiet")
 
     def events_since(count: int) -> list[dict[str, Any]]:
-        lines = leaksonar("events", "--db", db, "--json").stdout.splitlines()
+        lines = leaksonar_here("events", "--db", db, "--json").stdout.splitlines()
         return [json.loads(line) for line in lines][count:]
 
     def seen(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -352,10 +352,12 @@ def test_the_story_of_two_services(story_lab: dict[str, Any], tmp_path: Path) ->
     assert store.events.record(closed["scan_id"])[-1].id == closed["id"]  # the diff again: nothing new
     assert len(events_since(0)) == 7
 
-    history = json.loads(leaksonar("show", redis_at, "--db", db, "--json").stdout)["history"]
+    history = json.loads(leaksonar_here("show", redis_at, "--db", db, "--json").stdout)["history"]
     assert [e["type"] for e in history["events"]] == ["new_exposure", "wiped", "closed"]
     assert history["first_seen"] <= history["last_seen"] and history["days_exposed"] >= 0
-    text = leaksonar("show", redis_at, "--db", db).stdout
+    text = leaksonar_here("show", redis_at, "--db", db).stdout
     assert "timeline" in text and "wiped" in text and "closed" in text
-    only = leaksonar("events", "--db", db, "--json", "--type", "wiped,closed", "--ip", cache["ip"]).stdout
+    only = leaksonar_here(
+        "events", "--db", db, "--json", "--type", "wiped,closed", "--ip", cache["ip"]
+    ).stdout
     assert [json.loads(line)["type"] for line in only.splitlines()] == ["wiped", "closed"]

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import leaksonar
+from conftest import leaksonar_here
 from pymisp import MISPEvent, MISPObject
 from test_hostile_outputs import HOSTILE, LONG, NOW, hostile_finding, no_raw_controls
 from test_tls_views import synthetic_finding
@@ -60,7 +60,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def export(index: Path, *args: str) -> tuple[str, MISPEvent]:
     """The raw JSON `export --format misp ARGS` writes, and the event PyMISP loads from it."""
-    raw = leaksonar("export", "--db", str(index), "--format", "misp", *args).stdout
+    raw = leaksonar_here("export", "--db", str(index), "--format", "misp", *args).stdout
     event = MISPEvent()
     event.load(raw)
     return raw, event
@@ -158,7 +158,7 @@ def test_tlp_is_chosen_and_validated(index: Path) -> None:
         ),
         (("--format", "csv", "--tlp", "red"), "--tlp applies to --format misp only"),
     ]:
-        bad = leaksonar("export", "--db", str(index), *args, check=False)
+        bad = leaksonar_here("export", "--db", str(index), *args, check=False)
         assert bad.returncode == 2 and bad.stderr == f"leaksonar: error: {problem}\n", bad.stderr
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import jsonl_records, lab_block, leaksonar
+from conftest import jsonl_records, lab_block, leaksonar, leaksonar_here
 
 from leaksonar.store.db import Store
 
@@ -84,14 +84,14 @@ def test_rescan_updates_without_duplicates(lab: dict[str, Any], scanned: dict[st
 
 def test_hosts_and_show(lab: dict[str, Any], scanned: dict[str, Any]) -> None:
     db = str(scanned["db"])
-    listing = json.loads(leaksonar("hosts", "--db", db, "--json").stdout)
+    listing = json.loads(leaksonar_here("hosts", "--db", db, "--json").stdout)
     assert {h["ip"] for h in listing} == {s["ip"] for s in lab["services"]}
     pg = next(s for s in lab["services"] if s["name"] == "postgres-trust")
-    shown = leaksonar("show", f"{pg['ip']}:{pg['port']}", "--db", db).stdout
+    shown = leaksonar_here("show", f"{pg['ip']}:{pg['port']}", "--db", db).stdout
     assert "public.citizen" in shown and "3,000" in shown
-    record = json.loads(leaksonar("show", f"{pg['ip']}:{pg['port']}", "--db", db, "--json").stdout)
+    record = json.loads(leaksonar_here("show", f"{pg['ip']}:{pg['port']}", "--db", db, "--json").stdout)
     assert record["protocol"] == "postgresql" and record["exposed"] is True
-    missing = leaksonar("show", "127.0.0.254", "--db", db, check=False)
+    missing = leaksonar_here("show", "127.0.0.254", "--db", db, check=False)
     assert missing.returncode == 2 and "not in the index" in missing.stderr
 
 

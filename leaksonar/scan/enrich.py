@@ -12,10 +12,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import maxminddb
-from maxminddb.errors import InvalidDatabaseError
-
 if TYPE_CHECKING:
+    import maxminddb
+
     from leaksonar.model.record import GeoRecord, NetworkRecord
 
 GEO_ENV = "LEAKSONAR_GEOIP"
@@ -32,9 +31,13 @@ def configured(path: str | None, env: str) -> str | None:
 
 
 def _open(path: str | None, what: str) -> maxminddb.Reader | None:
-    """The reader for `path`; None when no path is set or the file does not exist."""
+    """The reader for `path`; None when no path is set or the file does not exist. (maxminddb is imported
+    here, by a scan that has a database: it costs every command ~50 ms at start-up.)"""
     if not path or not Path(path).is_file():
         return None
+    import maxminddb
+    from maxminddb.errors import InvalidDatabaseError
+
     try:
         return maxminddb.open_database(path)
     except (InvalidDatabaseError, ValueError, OSError):
@@ -92,6 +95,8 @@ class Enricher:
 def _get(reader: maxminddb.Reader | None, ip: str) -> dict[str, Any]:
     if reader is None:
         return {}
+    from maxminddb.errors import InvalidDatabaseError  # imported already: the reader is open
+
     try:
         found = reader.get(ip)
     except (ValueError, InvalidDatabaseError):
