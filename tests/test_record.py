@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 
 from leaksonar.model import Finding
 from leaksonar.model.schema import finding_schema, schema_text
-from tests.conftest import leaksonar
+from tests.conftest import jsonl_records, leaksonar
 
 PUBLISHED = Path(__file__).parents[1] / "docs" / "finding.schema.json"
 VALIDATOR = Draft202012Validator(finding_schema())
@@ -94,8 +94,7 @@ def test_the_published_schema_is_the_generated_one() -> None:
 
 
 def test_every_record_of_a_scan_of_the_whole_lab_is_valid(scanned: dict[str, Any]) -> None:
-    lines = scanned["jsonl"].read_text().splitlines()
-    records = [json.loads(line) for line in lines]
+    _, records = jsonl_records(scanned["jsonl"])
     assert len({r["protocol"] for r in records}) >= 10
     invalid = {f"{r['ip']}:{r['port']} {r['protocol']}": problems(r) for r in records if problems(r)}
     assert not invalid

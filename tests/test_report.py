@@ -5,13 +5,12 @@ report history holds back re-sending until the reminder interval, unless forced.
 from __future__ import annotations
 
 import ipaddress
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import lab_block, leaksonar
+from conftest import jsonl_records, lab_block, leaksonar
 from test_no_raw_pii import seeded_identifiers
 
 from leaksonar.formats import human_count
@@ -47,7 +46,7 @@ def indexed(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> di
         f'[[owner]]\norg = "Lab Police Bureau"\nnetwork = "{lab_block(lab)}"\nabuse = "{POLICE}"\n\n'
         f'[[owner]]\norg = "Lab Cloud Hosting"\nnetworks = ["{couchdb["ip"]}/32"]\nabuse = "{HOSTING}"\n'
     )
-    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    _, records = jsonl_records(jsonl)
     return {
         "db": db,
         "owners": owners,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import socket
 import socketserver
 import ssl
@@ -23,7 +22,7 @@ from pathlib import Path
 import certs
 import hostile
 import pytest
-from conftest import leaksonar
+from conftest import jsonl_records, leaksonar
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import x25519
 from replies import OSMEM_ROOT, POSTGRES_TRUST, http_reply
@@ -186,7 +185,7 @@ def test_scan_of_a_tls_redis_records_its_certificate(redis_tls: int, tmp_path: P
     leaksonar(
         "scan", "127.0.0.1", "-p", str(redis_tls), "--db", str(tmp_path / "i.db"), "--jsonl", str(jsonl), "-q"
     )
-    (record,) = [json.loads(line) for line in jsonl.read_text().splitlines() if line]
+    _, (record,) = jsonl_records(jsonl)
     assert (record["protocol"], record["auth"], record["tls"]["version"]) == ("redis", "none", "TLSv1.3")
     assert record["tls"]["cert"]["names"] == ["redis.example.lab", "127.0.0.1"]
     assert record["tls"]["cert"]["self_signed"] is True
