@@ -341,10 +341,11 @@ def default_blocklist() -> list[Interval]:
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    """Sorted, disjoint, non-adjacent intervals covering the same addresses."""
+    """Sorted, disjoint, non-adjacent intervals covering the same addresses; none crosses from IPv4 to
+    IPv6 (255.255.255.255 and :: are adjacent keys), so each is a target of one family."""
     merged: list[Interval] = []
     for first, last in sorted(intervals):
-        if merged and first <= merged[-1][1] + 1:
+        if merged and first <= merged[-1][1] + (first != V6):
             if last > merged[-1][1]:
                 merged[-1] = (merged[-1][0], last)
         else:

@@ -141,6 +141,16 @@ def test_ipv6_shards_rebuild_the_same_space() -> None:
     assert rebuild(described, 0, 1, ULA).intervals == space.intervals
 
 
+def test_the_last_ipv4_address_and_the_first_ipv6_one_stay_apart() -> None:
+    """Adjacent as keys, never one interval: each family's targets are written, sharded and rebuilt as
+    targets of their own family."""
+    space = build_space(["240.0.0.0/4", "::/127"], (1,), seed=5)
+    assert space.describe() == "240.0.0.0-255.255.255.255, ::-::1"
+    described = describe(space, None)
+    assert described["targets"] == ["240.0.0.0-255.255.255.255", "::-::1"]
+    assert rebuild(described, 0, 1, None).intervals == space.intervals
+
+
 @pytest.mark.parametrize(
     ("text", "split"),
     [
