@@ -75,6 +75,9 @@ def ips(store: Store, query: str, *, public: bool = False) -> list[str]:
         ("ip:127.3.0.10", {"127.3.0.10"}),
         ('ip:"::ffff:127.3.0.10"', set()),  # an IPv4-mapped IPv6 address is not the IPv4 address
         ('ip:"fd00::1" OR ip:127.3.0.9', {"fd00::1", "127.3.0.9"}),
+        (r"ip:fd00\:\:*", {"fd00::1", "fd00::9", "fd00::10"}),  # a wildcard on the address as written
+        (r"ip:FD00\:\:?", {"fd00::1", "fd00::9"}),  # in any case, on PostgreSQL too
+        ('ip:"fd00::1?"', {"fd00::10"}),  # quoted, as an IPv6 address's colons want: still a wildcard
     ],
 )
 def test_ip_queries(store: Store, query: str, expected: set[str]) -> None:
