@@ -107,8 +107,8 @@ def test_the_ipv6_special_purpose_blocks_are_skipped_inside_a_larger_target() ->
         len(list(build_space(["ff02::1-ff02::2", "fe80::1"], (1,)))) == 3
     )  # each wholly inside a block: named
     assert (
-        len(list(build_space(["feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff-ff00::1"], (1,)))) == 1
-    )  # multicast skipped
+        len(list(build_space(["fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff-fe80::1"], (1,)))) == 1
+    )  # link-local skipped (from fe80:: on, reserved space runs to the end: site-local, multicast)
 
 
 def test_a_mapped_address_is_never_a_way_around_the_scope() -> None:
@@ -124,6 +124,16 @@ def test_an_open_ports_filter_skips_reserved_ipv6_unless_the_scope_names_it() ->
     assert AddressFilter(None).skips("fd00::5") and AddressFilter(None).skips("ff02::1")
     assert not AddressFilter(ULA).skips("fd00::5") and AddressFilter(ULA).skips("fd01::5")
     assert not AddressFilter(None).skips("2a00:1450::1")
+
+
+@pytest.mark.parametrize("ip", ["::a00:1", "2002:a00:1::1", "2002:7f00:1::1", "fec0::1"])
+def test_deprecated_blocks_that_lead_to_ipv4_or_a_site_are_reserved(ip: str) -> None:
+    """IPv4-compatible (::10.0.0.1) and 6to4 (2002:a00:1::, a tunnel to 10.0.0.1) addresses lead to the
+    IPv4 address inside them, which no IPv4 blocklist entry then guards; site-local ones are not global:
+    another scanner's output naming one is skipped, as is one inside a larger target."""
+    assert AddressFilter(None).skips(ip) and not AddressFilter(None).skips("2003::1")
+    space = build_space(["2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff-2002::1"], (1,))
+    assert list(space) == [("2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1)]
 
 
 def test_resolve_takes_an_ipv6_address_after_the_first_colon() -> None:
