@@ -323,6 +323,29 @@ def test_rules_filter_by_network_severity_type_query_and_asn(
     assert len(receiver.requests) == 3
 
 
+V6_RULES = """
+[[rule]]
+name = "networks"
+networks = ["fd00::/64", "::ffff:127.40.0.0/112"]
+channels = ["soc"]
+
+[[rule]]
+name = "query"
+query = "ip:fd00::/64,::ffff:127.40.0.0/112"
+channels = ["soc"]
+"""
+
+
+def test_rules_take_ipv6_networks_and_an_ipv4_mapped_one_as_its_ipv4_block(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """`::ffff:127.40.0.0/112` is 127.40.0.0/16, as a scan and a search read it: events are on the IPv4
+    address."""
+    for rule in config(tmp_path, webhook(receiver.url) + V6_RULES).rules:
+        assert rule.matches(event(ip="fd00::5")) and rule.matches(event(ip="127.40.3.4")), rule.name
+        assert not rule.matches(event(ip="fd01::5")) and not rule.matches(event(ip="127.41.0.1")), rule.name
+
+
 BAD = [
     ("[[rule]\nname = 'x'\n", "invalid TOML", "line 5"),
     ("[[rule]]\nname = 'x'\nchannels = ['nowhere']\n", "rule[1].channels", "no channel named 'nowhere'"),
