@@ -71,9 +71,12 @@ def _address(text: str, reason: str = "is not an IPv4 address") -> int:
         raise TargetError(reason) from None
 
 
+_ZONE = "has a zone index (%...), which is not scanned"
+
+
 def _v6_address(text: str, reason: str = "is not an IPv6 address") -> int:
     if "%" in text:
-        raise TargetError("has a zone index (%...), which is not scanned")
+        raise TargetError(_ZONE)
     try:
         address = ipaddress.IPv6Address(text)
     except ValueError:
@@ -85,6 +88,8 @@ def _v6_address(text: str, reason: str = "is not an IPv6 address") -> int:
 
 def _v6_interval(text: str, kinds: str) -> Interval:
     if "/" in text:
+        if "%" in text:
+            raise TargetError(_ZONE)
         try:
             network = ipaddress.IPv6Network(text, strict=False)
         except ValueError:

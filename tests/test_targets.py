@@ -60,6 +60,7 @@ def test_target_forms(spec: str, first: str, last: str) -> None:
         ("fd00::g", "not an IPv4 or IPv6 address"),
         ("fd00::9-fd00::1", "ends before it starts"),
         ("fe80::1%lo", "zone index"),
+        ("fe80::%lo/120", "zone index"),  # in a prefix too: not dropped, so scanned without it
         ("::ffff:127.0.0.1", "IPv4-mapped IPv6 address"),
         ("::ffff:7f00:0/120", "IPv4-mapped IPv6 prefix"),
         ("::fffe:ffff:ffff-::ffff:0:1", "IPv4-mapped IPv6 address"),
