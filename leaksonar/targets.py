@@ -379,9 +379,10 @@ def subtract(keep: list[Interval], remove: list[Interval]) -> list[Interval]:
 
 def apply_blocklist(targets: list[Interval], blocklist: list[Interval]) -> list[Interval]:
     """Skip blocked space inside larger targets; keep a target that lies wholly inside one block
-    (the user named that reserved range on purpose, e.g. a loopback lab)."""
+    (the user named that reserved range on purpose, e.g. a loopback lab), each target judged alone: one
+    named beside or inside a larger one is still named."""
     result: list[Interval] = []
-    for target in merge(targets):
+    for target in targets:
         inside_block = any(b_first <= target[0] and target[1] <= b_last for b_first, b_last in blocklist)
         result.extend([target] if inside_block else subtract([target], blocklist))
     return merge(result)
