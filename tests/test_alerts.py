@@ -21,7 +21,8 @@ from conftest import leaksonar
 
 from leaksonar.model import Event, Finding
 from leaksonar.notify.alerts import deliver_events
-from leaksonar.notify.rules import AlertConfig, ConfigError, load_config
+from leaksonar.notify.deliver import email_message
+from leaksonar.notify.rules import AlertConfig, ConfigError, Email, load_config
 from leaksonar.store.db import Store
 
 SECRET = "s3cret-for-tests"
@@ -219,6 +220,16 @@ channels = ["owners"]
 
     assert deliver_events([event()], settings, store).sent == 0
     assert len(inbox.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("ip", "command"),
+    [("127.20.0.5", "leaksonar show 127.20.0.5:9200"), ("fd00::5", "leaksonar show '[fd00::5]:9200'")],
+)
+def test_an_email_without_a_link_names_a_command_a_shell_runs_as_written(ip: str, command: str) -> None:
+    """Unquoted, `[fd00::5]:9200` is a glob pattern: zsh stops with "no matches found"."""
+    mail = email_message(event(ip=ip), "r", Email("mail", "127.0.0.1", "a@example.org", ("b@example.org",)))
+    assert f"Details: {command}\n" in mail.get_content()
 
 
 def test_slack_payload(tmp_path: Path, receiver: Receiver, store: Store) -> None:
