@@ -380,12 +380,17 @@ def subtract(keep: list[Interval], remove: list[Interval]) -> list[Interval]:
 def apply_blocklist(targets: list[Interval], blocklist: list[Interval]) -> list[Interval]:
     """Skip blocked space inside larger targets; keep a target that lies wholly inside one block
     (the user named that reserved range on purpose, e.g. a loopback lab), each target judged alone: one
-    named beside or inside a larger one is still named."""
-    result: list[Interval] = []
+    named beside or inside a larger one is still named. Sorted and disjoint; a named range is never
+    merged with the rest, so that each interval, judged again alone (a distributed shard rebuilt from
+    them), is kept as it is."""
+    named: list[Interval] = []
+    rest: list[Interval] = []
     for target in targets:
-        inside_block = any(b_first <= target[0] and target[1] <= b_last for b_first, b_last in blocklist)
-        result.extend([target] if inside_block else subtract([target], blocklist))
-    return merge(result)
+        if any(b_first <= target[0] and target[1] <= b_last for b_first, b_last in blocklist):
+            named.append(target)
+        else:
+            rest.extend(subtract([target], blocklist))
+    return sorted(merge(named) + merge(rest))
 
 
 def _format(interval: Interval) -> str:

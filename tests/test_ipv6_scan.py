@@ -151,6 +151,21 @@ def test_ipv6_shards_rebuild_the_same_space() -> None:
     assert rebuild(described, 0, 1, ULA).intervals == space.intervals
 
 
+@pytest.mark.parametrize(
+    ("targets", "size"),
+    [
+        (["126.255.255.255", "127.0.0.0/30"], 5),
+        (["fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fc00::/108"], 2**20 + 1),
+    ],
+)
+def test_a_named_reserved_target_beside_another_is_sharded_and_rebuilt(targets: list[str], size: int) -> None:
+    """A target named inside a reserved block stays an interval of its own: a worker rebuilding the
+    shard judges it alone, as the submitter did, and finds the same space."""
+    space = build_space(targets, (1,), seed=5)
+    assert space.addresses == size
+    assert rebuild(describe(space, None), 0, 1, None).intervals == space.intervals
+
+
 def test_the_last_ipv4_address_and_the_first_ipv6_one_stay_apart() -> None:
     """Adjacent as keys, never one interval: each family's targets are written, sharded and rebuilt as
     targets of their own family."""
