@@ -340,9 +340,17 @@ def default_ports() -> tuple[int, ...]:
     return tuple(sorted({int(p) for p in _data_lines("ports.txt")}))
 
 
+_NAT64 = V6 + int(ipaddress.IPv6Address("64:ff9b::"))
+"""Key of the NAT64 well-known prefix 64:ff9b::/96 (RFC 6052): a gateway translates 64:ff9b::A.B.C.D to
+the IPv4 address A.B.C.D."""
+
+
 def default_blocklist() -> list[Interval]:
-    """Reserved IPv4 and IPv6 space (leaksonar/data/blocklist.txt)."""
-    return merge(parse_target(spec) for spec in _data_lines("blocklist.txt"))
+    """Reserved IPv4 and IPv6 space (leaksonar/data/blocklist.txt), and each reserved IPv4 block as the
+    NAT64 well-known prefix writes it (64:ff9b::10.0.0.0/104: RFC 6052 forbids it, a gateway may still
+    translate it to the IPv4 block)."""
+    blocks = [parse_target(spec) for spec in _data_lines("blocklist.txt")]
+    return merge([*blocks, *((_NAT64 + first, _NAT64 + last) for first, last in blocks if last < V6)])
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:

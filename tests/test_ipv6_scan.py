@@ -126,12 +126,14 @@ def test_an_open_ports_filter_skips_reserved_ipv6_unless_the_scope_names_it() ->
     assert not AddressFilter(None).skips("2a00:1450::1")
 
 
-@pytest.mark.parametrize("ip", ["::a00:1", "2002:a00:1::1", "2002:7f00:1::1", "fec0::1"])
+@pytest.mark.parametrize("ip", ["::a00:1", "2002:a00:1::1", "2002:7f00:1::1", "fec0::1", "64:ff9b::a00:1"])
 def test_deprecated_blocks_that_lead_to_ipv4_or_a_site_are_reserved(ip: str) -> None:
-    """IPv4-compatible (::10.0.0.1) and 6to4 (2002:a00:1::, a tunnel to 10.0.0.1) addresses lead to the
-    IPv4 address inside them, which no IPv4 blocklist entry then guards; site-local ones are not global:
+    """IPv4-compatible (::10.0.0.1), 6to4 (2002:a00:1::, a tunnel to 10.0.0.1) and NAT64 (64:ff9b::a00:1)
+    addresses lead to the IPv4 address inside them, which no IPv4 blocklist entry then guards (NAT64
+    ones are reserved where the IPv4 address is); site-local ones are not global:
     another scanner's output naming one is skipped, as is one inside a larger target."""
     assert AddressFilter(None).skips(ip) and not AddressFilter(None).skips("2003::1")
+    assert not AddressFilter(None).skips("64:ff9b::808:808")  # 8.8.8.8 through NAT64: global
     space = build_space(["2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff-2002::1"], (1,))
     assert list(space) == [("2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1)]
 
