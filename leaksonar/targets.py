@@ -71,9 +71,12 @@ def _address(text: str, reason: str = "is not an IPv4 address") -> int:
         raise TargetError(reason) from None
 
 
+_ZONE = "has a zone index (%...), which is not scanned"
+
+
 def _v6_address(text: str, reason: str = "is not an IPv6 address") -> int:
     if "%" in text:
-        raise TargetError("has a zone index (%...), which is not scanned")
+        raise TargetError(_ZONE)
     try:
         address = ipaddress.IPv6Address(text)
     except ValueError:
@@ -85,6 +88,8 @@ def _v6_address(text: str, reason: str = "is not an IPv6 address") -> int:
 
 def _v6_interval(text: str, kinds: str) -> Interval:
     if "/" in text:
+        if "%" in text:
+            raise TargetError(_ZONE)
         try:
             network = ipaddress.IPv6Network(text, strict=False)
         except ValueError:
@@ -335,16 +340,25 @@ def default_ports() -> tuple[int, ...]:
     return tuple(sorted({int(p) for p in _data_lines("ports.txt")}))
 
 
+_NAT64 = V6 + int(ipaddress.IPv6Address("64:ff9b::"))
+"""Key of the NAT64 well-known prefix 64:ff9b::/96 (RFC 6052): a gateway translates 64:ff9b::A.B.C.D to
+the IPv4 address A.B.C.D."""
+
+
 def default_blocklist() -> list[Interval]:
-    """Reserved IPv4 and IPv6 space (leaksonar/data/blocklist.txt)."""
-    return merge(parse_target(spec) for spec in _data_lines("blocklist.txt"))
+    """Reserved IPv4 and IPv6 space (leaksonar/data/blocklist.txt), and each reserved IPv4 block as the
+    NAT64 well-known prefix writes it (64:ff9b::10.0.0.0/104: RFC 6052 forbids it, a gateway may still
+    translate it to the IPv4 block)."""
+    blocks = [parse_target(spec) for spec in _data_lines("blocklist.txt")]
+    return merge([*blocks, *((_NAT64 + first, _NAT64 + last) for first, last in blocks if last < V6)])
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    """Sorted, disjoint, non-adjacent intervals covering the same addresses."""
+    """Sorted, disjoint, non-adjacent intervals covering the same addresses; none crosses from IPv4 to
+    IPv6 (255.255.255.255 and :: are adjacent keys), so each is a target of one family."""
     merged: list[Interval] = []
     for first, last in sorted(intervals):
-        if merged and first <= merged[-1][1] + 1:
+        if merged and first <= merged[-1][1] + (first != V6):
             if last > merged[-1][1]:
                 merged[-1] = (merged[-1][0], last)
         else:
@@ -373,12 +387,18 @@ def subtract(keep: list[Interval], remove: list[Interval]) -> list[Interval]:
 
 def apply_blocklist(targets: list[Interval], blocklist: list[Interval]) -> list[Interval]:
     """Skip blocked space inside larger targets; keep a target that lies wholly inside one block
-    (the user named that reserved range on purpose, e.g. a loopback lab)."""
-    result: list[Interval] = []
-    for target in merge(targets):
-        inside_block = any(b_first <= target[0] and target[1] <= b_last for b_first, b_last in blocklist)
-        result.extend([target] if inside_block else subtract([target], blocklist))
-    return merge(result)
+    (the user named that reserved range on purpose, e.g. a loopback lab), each target judged alone: one
+    named beside or inside a larger one is still named. Sorted and disjoint; a named range is never
+    merged with the rest, so that each interval, judged again alone (a distributed shard rebuilt from
+    them), is kept as it is."""
+    named: list[Interval] = []
+    rest: list[Interval] = []
+    for target in targets:
+        if any(b_first <= target[0] and target[1] <= b_last for b_first, b_last in blocklist):
+            named.append(target)
+        else:
+            rest.extend(subtract([target], blocklist))
+    return sorted(merge(named) + merge(rest))
 
 
 def _format(interval: Interval) -> str:

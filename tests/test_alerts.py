@@ -21,7 +21,8 @@ from conftest import leaksonar
 
 from leaksonar.model import Event, Finding
 from leaksonar.notify.alerts import deliver_events
-from leaksonar.notify.rules import AlertConfig, ConfigError, load_config
+from leaksonar.notify.deliver import email_message
+from leaksonar.notify.rules import AlertConfig, ConfigError, Email, load_config
 from leaksonar.store.db import Store
 
 SECRET = "s3cret-for-tests"
@@ -221,6 +222,16 @@ channels = ["owners"]
     assert len(inbox.messages) == 1
 
 
+@pytest.mark.parametrize(
+    ("ip", "command"),
+    [("127.20.0.5", "leaksonar show 127.20.0.5:9200"), ("fd00::5", "leaksonar show '[fd00::5]:9200'")],
+)
+def test_an_email_without_a_link_names_a_command_a_shell_runs_as_written(ip: str, command: str) -> None:
+    """Unquoted, `[fd00::5]:9200` is a glob pattern: zsh stops with "no matches found"."""
+    mail = email_message(event(ip=ip), "r", Email("mail", "127.0.0.1", "a@example.org", ("b@example.org",)))
+    assert f"Details: {command}\n" in mail.get_content()
+
+
 def test_slack_payload(tmp_path: Path, receiver: Receiver, store: Store) -> None:
     settings = config(
         tmp_path,
@@ -321,6 +332,29 @@ def test_rules_filter_by_network_severity_type_query_and_asn(
         ("lab-high", "wiped"),
     ]
     assert len(receiver.requests) == 3
+
+
+V6_RULES = """
+[[rule]]
+name = "networks"
+networks = ["fd00::/64", "::ffff:127.40.0.0/112"]
+channels = ["soc"]
+
+[[rule]]
+name = "query"
+query = "ip:fd00::/64,::ffff:127.40.0.0/112"
+channels = ["soc"]
+"""
+
+
+def test_rules_take_ipv6_networks_and_an_ipv4_mapped_one_as_its_ipv4_block(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """`::ffff:127.40.0.0/112` is 127.40.0.0/16, as a scan and a search read it: events are on the IPv4
+    address."""
+    for rule in config(tmp_path, webhook(receiver.url) + V6_RULES).rules:
+        assert rule.matches(event(ip="fd00::5")) and rule.matches(event(ip="127.40.3.4")), rule.name
+        assert not rule.matches(event(ip="fd01::5")) and not rule.matches(event(ip="127.41.0.1")), rule.name
 
 
 BAD = [

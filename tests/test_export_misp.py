@@ -22,7 +22,7 @@ ES, REDIS, EVIL = "127.20.0.5", "127.20.0.6", "127.20.0.7"
 SHA = "ab" * 32
 CERT = Certificate(
     "CN=es.example.cn",
-    ("es.example.cn", "*.example.cn", ES),
+    ("es.example.cn", "*.example.cn", ES, "fd00::1", "fe80::1%eth0"),  # a zone: no address MISP takes
     "CN=R11,O=Let's Encrypt,C=US",
     "2026-10-01T00:00:00Z",
     "2026-12-30T00:00:00Z",
@@ -116,8 +116,8 @@ def test_a_tls_service_carries_its_certificate(index: Path) -> None:
     assert x509.name == "x509"
     assert values(x509, "x509-fingerprint-sha256") == [SHA]
     assert values(x509, "dns_names") == ["es.example.cn"]
-    assert values(x509, "ip") == [ES]
-    assert values(x509, "text") == ["names: *.example.cn"]  # MISP refuses a wildcard as a hostname
+    assert values(x509, "ip") == [ES, "fd00::1"]
+    assert values(x509, "text") == ["names: *.example.cn fe80::1%eth0"]  # MISP refuses both
     assert values(x509, "issuer") == ["CN=R11,O=Let's Encrypt,C=US"]
     assert event.info.startswith(f"leaksonar: 1 database service(s) matching 'ip:{ES}' at ")
 

@@ -73,8 +73,14 @@ def ips(store: Store, query: str, *, public: bool = False) -> list[str]:
         ('ip:"::/0"', {"2001:db8::5", "fd00::1", "fd00::9", "fd00::10", "fd00:0:0:1::c"}),
         ("ip:127.3.0.0/24", {"127.3.0.9", "127.3.0.10"}),  # IPv4 as before: no IPv6 address in it
         ("ip:127.3.0.10", {"127.3.0.10"}),
-        ('ip:"::ffff:127.3.0.10"', set()),  # an IPv4-mapped IPv6 address is not the IPv4 address
+        ('ip:"::ffff:127.3.0.10"', {"127.3.0.10"}),  # an IPv4-mapped address is the IPv4 one, as scans
+        ('ip:"::FFFF:7F03:9"', {"127.3.0.9"}),  # read it
+        ('ip:"::ffff:127.3.0.0/120"', {"127.3.0.9", "127.3.0.10"}),
+        ('ip:"::ffff:127.3.0.10-::ffff:127.3.0.255"', {"127.3.0.10"}),
         ('ip:"fd00::1" OR ip:127.3.0.9', {"fd00::1", "127.3.0.9"}),
+        (r"ip:fd00\:\:*", {"fd00::1", "fd00::9", "fd00::10"}),  # a wildcard on the address as written
+        (r"ip:FD00\:\:?", {"fd00::1", "fd00::9"}),  # in any case, on PostgreSQL too
+        ('ip:"fd00::1?"', {"fd00::10"}),  # quoted, as an IPv6 address's colons want: still a wildcard
     ],
 )
 def test_ip_queries(store: Store, query: str, expected: set[str]) -> None:
@@ -130,6 +136,8 @@ def test_the_api_by_an_ipv6_address(store: Store) -> None:
         assert [s["port"] for s in host.json()["services"]] == [9200]
     events = web.get("/api/events", params={"ip": "FD00::9"}).json()["events"]
     assert [(e["ip"], e["port"], e["type"]) for e in events] == [("fd00::9", 6379, "new_exposure")]
+    mapped = web.get("/api/hosts/::ffff:127.3.0.9")  # as a dual-stack server's log writes the address
+    assert mapped.status_code == 200 and mapped.json()["ip"] == "127.3.0.9"
     for junk in ("fd00::zz", "fe80::1%eth0", "127.3.0.300"):
         bad = web.get(f"/api/hosts/{junk}")
         assert bad.status_code == 400 and bad.json()["error"] == f"{junk!r} is not an IP address"

@@ -60,6 +60,7 @@ def test_target_forms(spec: str, first: str, last: str) -> None:
         ("fd00::g", "not an IPv4 or IPv6 address"),
         ("fd00::9-fd00::1", "ends before it starts"),
         ("fe80::1%lo", "zone index"),
+        ("fe80::%lo/120", "zone index"),  # in a prefix too: not dropped, so scanned without it
         ("::ffff:127.0.0.1", "IPv4-mapped IPv6 address"),
         ("::ffff:7f00:0/120", "IPv4-mapped IPv6 prefix"),
         ("::fffe:ffff:ffff-::ffff:0:1", "IPv4-mapped IPv6 address"),
@@ -123,6 +124,11 @@ def test_blocklist_skips_reserved_space_inside_a_larger_range_only() -> None:
     assert apply_blocklist([parse_target("127.77.0.200/29")], block) == [parse_target("127.77.0.200/29")]
     # inside a larger range: skipped
     assert apply_blocklist([parse_target("127.77.0.0/24")], block) == [parse_target("127.77.0.0/25")]
+    # named explicitly as well as inside or beside a larger target: still scanned, each judged alone
+    both = [parse_target("127.77.0.0/24"), parse_target("127.77.0.200/29")]
+    assert apply_blocklist(both, block) == [parse_target("127.77.0.0/25"), parse_target("127.77.0.200/29")]
+    lab, beside = parse_target("fc00::/120"), parse_target("fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+    assert apply_blocklist([lab, beside], default_blocklist()) == [beside, lab]  # each its own interval
 
 
 def test_default_blocklist_covers_reserved_space() -> None:

@@ -48,11 +48,12 @@ def too_many(matched: int) -> str:
 
 
 def _is_ip(name: str) -> bool:
+    """Whether `name` is an IP address MISP takes (not a scoped IPv6 one: `fe80::1%eth0`)."""
     try:
         ip_address(name)
     except ValueError:
         return False
-    return True
+    return "%" not in name
 
 
 def _comment(record: dict[str, Any]) -> str:

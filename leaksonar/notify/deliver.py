@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -126,6 +127,7 @@ def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
     """A plain-text e-mail: summary, before/after figures, where to look; no raw data. The subject and
     every line of the body go through `for_email`: one line each, control characters made visible."""
     link = channel.link.format(ip=event.ip, port=event.port) if channel.link else None
+    show = f"leaksonar show {shlex.quote(address_port(event.ip, event.port))}"  # [v6]:port: a glob unquoted
     lines = [
         event.summary or _title(event),
         "",
@@ -141,7 +143,7 @@ def email_message(event: Event, rule: str, channel: Email) -> EmailMessage:
         lines += [f"  {k}: {_figure(event.before.get(k))} -> {_figure(event.after.get(k))}" for k in changed]
     lines += [
         "",
-        f"Details: {link}" if link else f"Details: leaksonar show {address_port(event.ip, event.port)}",
+        f"Details: {link or show}",
         "",
         f"-- leaksonar {__version__}. Only categories, counts and masked examples are sent, never raw data.",
     ]

@@ -17,6 +17,7 @@ import httpx
 
 from leaksonar.inputs import InputError, load_toml
 from leaksonar.model import EVENT_TYPES, SEVERITIES, SEVERITY_RANK, Event, Severity
+from leaksonar.store.addresses import Network, parse_network
 
 QUERY_FIELDS = ("protocol", "type", "severity", "ip")
 """Event fields a rule's query may name (the full query language comes later)."""
@@ -83,7 +84,6 @@ class Slack:
 
 
 Channel = Webhook | Email | Slack
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ class Term:
     def matches(self, event: Event) -> bool:
         if self.field == "ip":
             address = ipaddress.ip_address(event.ip)
-            return any(address in ipaddress.ip_network(v, strict=False) for v in self.values)
+            return any(address in parse_network(v) for v in self.values)
         value = getattr(event, self.field)
         return value is not None and value.lower() in self.values
 
@@ -275,10 +275,6 @@ def _slack(table: _Table) -> Slack:
     )
 
 
-def _network(value: str) -> Network:
-    return ipaddress.ip_network(value, strict=False)
-
-
 def parse_query(query: str) -> tuple[Term, ...]:
     """`protocol:redis severity:high,critical ip:10.0.0.0/8`: every term must hold."""
     terms = []
@@ -295,7 +291,7 @@ def parse_query(query: str) -> tuple[Term, ...]:
             if allowed is not None and v not in allowed:
                 raise ValueError(f"{field} {v!r} is not one of {', '.join(allowed)}")
             if field == "ip":
-                _network(v)
+                parse_network(v)
         terms.append(Term(field, values))
     return tuple(terms)
 
@@ -327,7 +323,7 @@ def _rule(table: _Table, channels: Mapping[str, Channel]) -> Rule:
     return Rule(
         name=name,
         channels=names,
-        networks=table.parsed("networks", table.strings("networks"), _network),
+        networks=table.parsed("networks", table.strings("networks"), parse_network),
         asns=asns,
         query=terms,
         min_severity=severity,

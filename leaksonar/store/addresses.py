@@ -15,20 +15,30 @@ KEY_LENGTH = 33
 """Characters of the longest key (an IPv6 address's)."""
 
 
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def parse_address(text: str) -> Address:
-    """An IPv4 or IPv6 address in any spelling (upper case, expanded, leading zeros); ValueError for
-    anything else, also a scoped IPv6 address (`fe80::1%eth0`: no index holds one)."""
+    """An IPv4 or IPv6 address in any spelling (upper case, expanded, leading zeros), an IPv4-mapped one
+    (`::ffff:10.0.0.1`) as the IPv4 address it is, as a scan reads one (`leaksonar.targets.key`); ValueError
+    for anything else, also a scoped IPv6 address (`fe80::1%eth0`: no index holds one)."""
     found = ipaddress.ip_address(text.strip())
-    if isinstance(found, ipaddress.IPv6Address) and found.scope_id is not None:
+    if isinstance(found, ipaddress.IPv4Address):
+        return found
+    if found.scope_id is not None:
         raise ValueError(f"{text!r} has a zone")
-    return found
+    return found.ipv4_mapped or found
 
 
 def parse_network(text: str) -> Network:
-    """An IPv4 or IPv6 network (CIDR; host bits allowed and cleared); ValueError for anything else."""
+    """An IPv4 or IPv6 network (CIDR; host bits allowed and cleared), an IPv4-mapped one as its IPv4
+    network (`::ffff:10.0.0.0/104` is 10.0.0.0/8); ValueError for anything else."""
     if "%" in text:
         raise ValueError(f"{text!r} has a zone")
-    return ipaddress.ip_network(text.strip(), strict=False)
+    found = ipaddress.ip_network(text.strip(), strict=False)
+    if isinstance(found, ipaddress.IPv6Network) and found.subnet_of(_MAPPED):
+        return ipaddress.IPv4Network((found.network_address.ipv4_mapped, found.prefixlen - 96))
+    return found
 
 
 def address_key(address: str | Address) -> str:

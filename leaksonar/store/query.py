@@ -116,6 +116,12 @@ def public_only(table: Table) -> ColumnElement[bool]:
     return and_(~critical.exists(), own.is_distinct_from("critical"))
 
 
+def _wildcard(column: ColumnElement, value: str) -> Clause:
+    """`column` LIKE `value` with `*` and `?` as its wildcards (the rest escaped)."""
+    escaped = re.sub(r"([\\%_])", r"\\\1", value).replace("*", "%").replace("?", "_")
+    return column.like(escaped, escape="\\")
+
+
 class _filter_only(FunctionElement[int]):
     """An integer column that SQLite only filters by (`+ 0`), never starts from: it would think the
     condition narrow. PostgreSQL plans by its statistics, and starts a public page of the search order
@@ -348,8 +354,7 @@ class _Compiler:
             value = normalise(value)
         if isinstance(node, tree.Phrase) or not re.search(r"[*?]", value):
             return column == value
-        escaped = re.sub(r"([\\%_])", r"\\\1", value).replace("*", "%").replace("?", "_")
-        return column.like(escaped, escape="\\")
+        return _wildcard(column, value)
 
     def boolean(self, node: Value, column: ColumnElement, *, strict: bool = False) -> Clause:
         """true or false; unknown (NULL) counts as false, unless `strict` (it then matches neither)."""
@@ -417,8 +422,8 @@ class _Compiler:
             if low > high:
                 raise QueryError(node.pos, f"{text!r}: the range ends before it starts")
             return column.between(low, high)
-        if "*" in text or "?" in text:
-            return self.like(node, services.c.ip, str)
+        if "*" in text or "?" in text:  # no address holds one: a wildcard, quoted too (as colons want)
+            return _wildcard(services.c.ip, text.lower())  # addresses are written in lower case
         return column == self.address(node)
 
     def address(self, node: tree.Item, text: str | None = None) -> str:
