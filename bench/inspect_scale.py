@@ -9,9 +9,10 @@ exists: one real server of each kind listens on 0.0.0.0, so every 127.x address 
 little data: redis-server (300 small hashes and 300 plain string keys), the OpenSearch stand-in osmem-server
 (three small indexes) and the MongoDB-wire stand-in SecantusDB (three small collections in two databases).
 For each kind and SIZE, `leaksonar scan 127.90.0.1-LAST -p PORT` with a fresh SQLite index is timed from
-start to exit (wall, CPU of the scan and its workers, peak RSS). Every open port must end in a record:
-the --jsonl records (services, and unidentified ones as protocol "unknown") are counted against the open
-ports the scan recorded and the SIZE addresses that answer; any loss is printed. The peer:
+start to exit (wall, CPU of the scan and its workers, peak RSS), with the CPU the server spent meanwhile
+(where it nears the wall time, the server, not the scanner, sets the pace). Every open port must end in
+a record: the --jsonl records (services, and unidentified ones as protocol "unknown") are counted against
+the open ports the scan recorded and the SIZE addresses that answer; any loss is printed. The peer:
 `nmap -sV --script redis-info -p 6379 -Pn -n` on the first NMAP_COUNT Redis addresses, with leaksonar on
 the same addresses in the same run. Prints one table and writes bench/results/inspect_scale.json. Nothing
 leaves the namespace.
@@ -123,9 +124,15 @@ KINDS = {
 }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def serving(kind: Kind, tmp: Path) -> Iterator[str]:
-    """The kind's server on 0.0.0.0, seeded, until leaving; what it holds."""
+def serving(kind: Kind, tmp: Path) -> Iterator[tuple[int, str]]:
+    """The kind's server on 0.0.0.0, seeded, until leaving; its PID and what it holds."""
     log = (tmp / "server.log").open("wb")
     server = subprocess.Popen(kind.command(tmp), stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -134,7 +141,7 @@ def serving(kind: Kind, tmp: Path) -> Iterator[str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 sys.exit(f"{kind.command(tmp)[0]} did not listen on 0.0.0.0:{kind.port}: see {log.name}")
             time.sleep(0.05)
-        yield kind.seed(str(FIRST))
+        yield server.pid, kind.seed(str(FIRST))
     finally:
         server.terminate()
         try:
@@ -145,15 +152,18 @@ def serving(kind: Kind, tmp: Path) -> Iterator[str]:
         log.close()
 
 
-def scan(kind: str, port: int, size: int, tmp: Path) -> dict[str, Any]:
-    """One timed scan of SIZE addresses with its own index; its records counted against its open ports."""
+def scan(kind: str, port: int, size: int, server: int, tmp: Path) -> dict[str, Any]:
+    """One timed scan of SIZE addresses with its own index; its records counted against its open ports,
+    and the CPU the `server` process spent meanwhile."""
     name = f"{kind}-{size}"
     findings, db = tmp / f"{name}.jsonl", tmp / f"{name}.db"
     command = [
         LEAKSONAR, "scan", f"{FIRST}-{FIRST + size - 1}", "-p", str(port), "--db", str(db),
         "--scope", LOOPBACK, "--jsonl", str(findings), "--quiet",
     ]  # fmt: skip
+    served = cpu_seconds(server)
     seconds, rss, cpu = run(command)
+    served = cpu_seconds(server) - served
     records = [json.loads(line) for line in findings.read_text().splitlines()]
     with sqlite3.connect(db) as conn:
         (open_ports,) = conn.execute("SELECT open_ports FROM scans").fetchone()
@@ -165,6 +175,7 @@ def scan(kind: str, port: int, size: int, tmp: Path) -> dict[str, Any]:
         "rate": round(size / seconds),
         "cpu_ms_per_service": round(cpu * 1000 / size, 2),
         "rss_mb": round(rss, 1),
+        "server_cpu_s": round(served, 1),
         "open": open_ports,
         "services": len(records) - unidentified,
         "unidentified": unidentified,
@@ -214,14 +225,14 @@ def inside(sizes: list[int], chosen: list[str], nmap_count: int) -> None:
         tmp = Path(tmp_name)
         for name in chosen:
             kind = KINDS[name]
-            with serving(kind, tmp) as seeded[name]:
+            with serving(kind, tmp) as (server, seeded[name]):
                 for size in sizes:
                     print(f"  {name} x {size:,} ...", flush=True)
-                    runs.append(scan(name, kind.port, size, tmp))
+                    runs.append(scan(name, kind.port, size, server, tmp))
                 if name == "redis" and nmap_count:
                     print(f"  nmap and leaksonar on {nmap_count} redis ...", flush=True)
                     peer = {
-                        "leaksonar": scan(name, kind.port, nmap_count, tmp),
+                        "leaksonar": scan(name, kind.port, nmap_count, server, tmp),
                         "nmap": nmap_peer(nmap_count, tmp),
                     }
     report(runs, seeded, peer)
@@ -232,17 +243,17 @@ def report(runs: list[dict[str, Any]], seeded: dict[str, str], peer: dict[str, A
     print(f"  machine: {describe(machine())}")
     for name, what in seeded.items():
         print(f"  {name}: {what}")
-    header = ("tool", "kind", "services", "seconds", "svc/s", "target", "cpu ms/svc", "rss MB", "open",
-              "records", "unident.", "lost", "errors")  # fmt: skip
-    line = "  {:<9} {:<10} {:>8} {:>8} {:>7} {:>7} {:>10} {:>7} {:>6} {:>7} {:>8} {:>5} {:>6}"
+    header = ("tool", "kind", "services", "seconds", "svc/s", "target", "cpu ms/svc", "rss MB", "server s",
+              "open", "records", "unident.", "lost", "errors")  # fmt: skip
+    line = "  {:<9} {:<10} {:>8} {:>8} {:>7} {:>7} {:>10} {:>7} {:>8} {:>6} {:>7} {:>8} {:>5} {:>6}"
     print(line.format(*header))
     for r in runs:
         records = r["services"] + r["unidentified"]
         print(
             line.format(
                 "leaksonar", r["kind"], f"{r['size']:,}", r["seconds"], f"{r['rate']:,}",
-                f"{TARGETS[r['kind']]:,}", r["cpu_ms_per_service"], r["rss_mb"], f"{r['open']:,}",
-                f"{records:,}", r["unidentified"], r["lost"], r["with_errors"],
+                f"{TARGETS[r['kind']]:,}", r["cpu_ms_per_service"], r["rss_mb"], r["server_cpu_s"],
+                f"{r['open']:,}", f"{records:,}", r["unidentified"], r["lost"], r["with_errors"],
             )
         )  # fmt: skip
     if peer:
@@ -252,7 +263,7 @@ def report(runs: list[dict[str, Any]], seeded: dict[str, str], peer: dict[str, A
             print(
                 line.format(
                     tool, "redis", size, r["seconds"], r["rate"], "", r["cpu_ms_per_service"], r["rss_mb"],
-                    r["open"], "", "", "", "",
+                    r.get("server_cpu_s", ""), r["open"], "", "", "", "",
                 )
             )  # fmt: skip
         peer["ratio"] = round(nmap["seconds"] / ours["seconds"], 1)
