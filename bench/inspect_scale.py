@@ -24,6 +24,7 @@ import argparse
 import ipaddress
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -164,10 +165,18 @@ def scan(kind: str, port: int, size: int, server: int, tmp: Path) -> dict[str, A
     served = cpu_seconds(server)
     seconds, rss, cpu = run(command)
     served = cpu_seconds(server) - served
-    records = [json.loads(line) for line in findings.read_text().splitlines()]
+    records = unidentified = with_errors = exposed = 0
+    with (
+        findings.open() as lines
+    ):  # one record at a time: this process's peak RSS is a floor of the next run's
+        for line in lines:
+            record = json.loads(line)
+            records += 1
+            unidentified += record["protocol"] == "unknown"
+            with_errors += bool(record.get("errors"))
+            exposed += bool(record.get("exposed"))
     with sqlite3.connect(db) as conn:
         (open_ports,) = conn.execute("SELECT open_ports FROM scans").fetchone()
-    unidentified = sum(1 for r in records if r["protocol"] == "unknown")
     return {
         "kind": kind,
         "size": size,
@@ -177,11 +186,11 @@ def scan(kind: str, port: int, size: int, server: int, tmp: Path) -> dict[str, A
         "rss_mb": round(rss, 1),
         "server_cpu_s": round(served, 1),
         "open": open_ports,
-        "services": len(records) - unidentified,
+        "services": records - unidentified,
         "unidentified": unidentified,
-        "lost": size - len(records),
-        "with_errors": sum(1 for r in records if r.get("errors")),
-        "exposed": sum(1 for r in records if r.get("exposed")),
+        "lost": size - records,
+        "with_errors": with_errors,
+        "exposed": exposed,
         "command": " ".join(["leaksonar", *command[1:]]),
     }
 
@@ -281,7 +290,12 @@ def report(runs: list[dict[str, Any]], seeded: dict[str, str], peer: dict[str, A
                 f"  LOSS {r['kind']} x {r['size']:,}: {r['open']:,} open ports recorded by the scan,", end=""
             )
             print(f" {r['lost']:,} of {r['size']:,} answering addresses without a record")
-    save("inspect_scale", {"targets": TARGETS, "seeded": seeded, "runs": runs, "nmap": peer})
+    floor = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(f"  peak RSS is at least this benchmark's own {floor} MB (a spawned command starts with it)")
+    save(
+        "inspect_scale",
+        {"targets": TARGETS, "seeded": seeded, "runs": runs, "nmap": peer, "rss_floor_mb": floor},
+    )
 
 
 def parse_list(text: str, option: str) -> list[str]:
