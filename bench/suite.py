@@ -1,5 +1,5 @@
 """The benchmark suite (`make bench`): discovery, full pipeline, TLS, filtered network, open ports from
-another scanner, assessment, index.
+another scanner, inspection at scale, assessment, index.
 
     .venv/bin/python bench/suite.py [--only discovery,pipeline,...] [--findings 200000]
 
@@ -132,6 +132,29 @@ def openfrom() -> Summary:
     ]
 
 
+def inspect_scale() -> Summary:
+    s = _load("inspect_scale")
+    rows = [
+        (
+            f"inspect {r['size']:,} open {r['kind']}",
+            f"{r['rate']:,} services/s, {r['cpu_ms_per_service']} ms CPU each, rss {r['rss_mb']} MB,"
+            f" {r['lost']} lost",
+            f"target >= {s['targets'][r['kind']]:,}/s",
+        )
+        for r in s["runs"]
+    ]
+    if peer := s.get("nmap"):
+        ours, nmap = peer["leaksonar"], peer["nmap"]
+        rows.append(
+            (
+                f"inspect {nmap['count']} open redis vs nmap",
+                f"{ours['seconds']} s vs nmap -sV --script redis-info {nmap['seconds']} s",
+                f"{peer['ratio']}x",
+            )
+        )
+    return rows
+
+
 def assessment() -> Summary:
     a = _load("pii_eval")
     categories = a["categories"].values()
@@ -168,6 +191,7 @@ def steps(findings: int) -> dict[str, tuple[list[str], Callable[[], Summary]]]:
         "tls": ([python, str(BENCH / "tls.py")], tls),
         "filtered": ([python, str(BENCH / "filtered.py")], filtered),
         "openfrom": ([python, str(BENCH / "openfrom.py")], openfrom),
+        "inspect_scale": ([python, str(BENCH / "inspect_scale.py")], inspect_scale),
         "assessment": ([python, str(BENCH / "pii_eval.py")], assessment),
         "index": (
             [
