@@ -166,9 +166,8 @@ def scan(kind: str, port: int, size: int, server: int, tmp: Path) -> dict[str, A
     seconds, rss, cpu = run(command)
     served = cpu_seconds(server) - served
     records = unidentified = with_errors = exposed = 0
-    with (
-        findings.open() as lines
-    ):  # one record at a time: this process's peak RSS is a floor of the next run's
+    with findings.open() as lines:  # a record at a time: this process's peak RSS floors the next run's
+        next(lines)  # the scan's header record
         for line in lines:
             record = json.loads(line)
             records += 1
