@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAKSONAR = str(ROOT / ".venv" / "bin" / "leaksonar")
@@ -40,6 +41,18 @@ def run(command: list[str], stdout: int | None = subprocess.DEVNULL) -> Measure:
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(command[:3])} ... failed: {error[-800:]}")
     return Measure(elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+
+
+def rerun_in_namespace(script: str, tools: Iterable[str]) -> NoReturn:
+    """Run `script` again with `--inside` and this run's arguments in a new network namespace (`unshare -n`,
+    `unshare -rn` when not root), where only its own loopback exists, and exit with its status; exits with
+    one line first if one of `tools` is not installed."""
+    for tool in ("unshare", "ip", *tools):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (make setup installs it)")
+    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
+    command = [*unshare, sys.executable, script, "--inside", *sys.argv[1:]]
+    sys.exit(subprocess.run(command, check=False).returncode)
 
 
 def machine() -> dict[str, Any]:

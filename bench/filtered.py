@@ -15,9 +15,7 @@ bench/results/filtered.json. Nothing leaves the namespace.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import LEAKSONAR, LOOPBACK, describe, machine, run, save
+from benchlib import LEAKSONAR, LOOPBACK, describe, machine, rerun_in_namespace, run, save
 
 BLOCK = "127.90.0.0/16"
 WIDE_BLOCK = "127.88.0.0/14"
@@ -199,12 +197,7 @@ def main() -> None:
     if args.inside:
         inside(settings, args.nmap_block, args.skip_wide)
         return
-    for tool in ("unshare", "ip", "nft", "nmap", "redis-server"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed (make setup installs it)")
-    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
-    command = [*unshare, sys.executable, __file__, "--inside", *sys.argv[1:]]
-    sys.exit(subprocess.run(command, check=False).returncode)
+    rerun_in_namespace(__file__, ["nft", "nmap", "redis-server"])
 
 
 if __name__ == "__main__":

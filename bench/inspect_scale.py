@@ -25,7 +25,6 @@ import ipaddress
 import json
 import os
 import resource
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -43,7 +42,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import LEAKSONAR, LOOPBACK, describe, machine, run, save
+from benchlib import LEAKSONAR, LOOPBACK, describe, machine, rerun_in_namespace, run, save
 
 from leaksonar.lab.kinds.opensearch import bulk_body
 from leaksonar.lab.servers import port_open
@@ -325,13 +324,7 @@ def main() -> None:
     if args.inside:
         inside(sizes, chosen, args.nmap_count if "redis" in chosen else 0)
         return
-    tools = ["unshare", "ip", "redis-server", *(["nmap"] if args.nmap_count else [])]
-    for tool in tools:
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed (make setup installs it)")
-    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
-    command = [*unshare, sys.executable, __file__, "--inside", *sys.argv[1:]]
-    sys.exit(subprocess.run(command, check=False).returncode)
+    rerun_in_namespace(__file__, ["redis-server", *(["nmap"] if args.nmap_count else [])])
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import LEAKSONAR, LOOPBACK, describe, machine, run, save
+from benchlib import LEAKSONAR, LOOPBACK, describe, machine, rerun_in_namespace, run, save
 
 FIRST = ipaddress.IPv4Address("127.90.0.1")
 REDIS, MEMCACHED = 6379, 11211
@@ -141,12 +139,7 @@ def main() -> None:
     if args.inside:
         inside(args.addresses)
         return
-    for tool in ("unshare", "ip", "redis-server", "memcached"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed (make setup installs it)")
-    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
-    command = [*unshare, sys.executable, __file__, "--inside", *sys.argv[1:]]
-    sys.exit(subprocess.run(command, check=False).returncode)
+    rerun_in_namespace(__file__, ["redis-server", "memcached"])
 
 
 if __name__ == "__main__":
