@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -263,6 +264,41 @@ def test_huge_value_while_sampling_keeps_what_was_learned() -> None:
     assert [(c.name, c.rows) for c in found.collections] == [("db0", 6)]
     assert (found.auth, found.rows, found.samples) == ("none", 6, ())
     assert hostile.kinds(found) == [ErrorKind.OVER_LIMIT]
+
+
+def test_pipelined_replies_that_stop_midway_wait_one_read_timeout() -> None:
+    """The value replies come in one burst that ends inside the last one (XRANGE) and then nothing: the
+    replies already received are read, the missing rest waits one read timeout, the counts stay."""
+
+    def replies(command: list[bytes]) -> bytes:
+        return b"*1\r\n*2\r\n$3\r\n1-0\r\n" if command[0].upper() == b"XRANGE" else fake_redis(command)
+
+    found, elapsed = run(scripted(replies))
+    assert FAST.timeout <= elapsed < FAST.timeout + 1.0
+    assert [(c.name, c.rows) for c in found.collections] == [("db0", 6)]
+    assert (found.auth, found.rows, found.samples) == ("none", 6, ())
+    assert [e.message for e in found.errors] == ["Sampling db0 failed: no answer within 1 s."]
+
+
+def test_trickled_reply_is_stopped_by_the_service_budget() -> None:
+    """An endless array whose elements each arrive well within the read timeout: only the service budget
+    can end it, and it does."""
+    limits = Limits(timeout=1.0, service_budget=2.0)
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_command(reader)
+        writer.write(b"*9000\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(200):
+                writer.write(b":1\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        writer.close()
+
+    found, elapsed = run(trickle, limits)
+    assert limits.service_budget <= elapsed < limits.service_budget + 1.0
+    assert (found.auth, found.collections) == ("unknown", ())
+    assert [e.message for e in found.errors] == ["Inspection stopped: the 2 s budget ran out."]
 
 
 def test_renamed_info_falls_back_to_dbsize() -> None:

@@ -165,13 +165,16 @@ def parse_info(raw: bytes) -> dict[str, str]:
     return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
 
 
+_DATABASE = re.compile(r"db\d{1,5}")
+_KEYS = re.compile(r"keys=([^,]*)")
+
+
 def keyspace(info: dict[str, str]) -> dict[int, int | None]:
     """Keys per database number, from INFO's keyspace section (`db3:keys=20,expires=0,...`); None where
     the count is not a number `count` accepts."""
     found: dict[int, int | None] = {}
     for name, value in info.items():
-        keys = re.match(r"keys=([^,]*)", value)
-        if re.fullmatch(r"db\d{1,5}", name) and keys:
+        if _DATABASE.fullmatch(name) and (keys := _KEYS.match(value)):
             found[int(name[2:])] = count(keys.group(1))
     return found
 

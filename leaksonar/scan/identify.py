@@ -65,10 +65,12 @@ async def _exchange(endpoint: Endpoint, probe: bytes, limits: Limits, sock: sock
             tls = describe(writer.get_extra_info("ssl_object"))
         if probe:
             writer.write(probe)
-        reply = await asyncio.wait_for(reader.read(limits.banner_bytes), max(deadline - clock.time(), 0))
+        async with asyncio.timeout_at(deadline):
+            reply = await reader.read(limits.banner_bytes)
         if reply and not match(reply):  # a reply split across segments: give it one more short read
             with contextlib.suppress(TimeoutError):
-                reply += await asyncio.wait_for(reader.read(limits.banner_bytes - len(reply)), 0.2)
+                async with asyncio.timeout(0.2):
+                    reply += await reader.read(limits.banner_bytes - len(reply))
         return reply, tls
     except (OSError, TimeoutError):
         return b"", tls
