@@ -93,10 +93,10 @@ def _scan(ports: list[int], on_finding: object) -> None:
 def test_a_finding_that_cannot_be_stored_is_recorded_with_its_error(caplog: pytest.LogCaptureFixture) -> None:
     stored: list[Finding] = []
 
-    def store(finding: Finding) -> None:
-        if finding.rows == 1 and finding.port == bad:
+    def store(batch: list[Finding]) -> None:
+        if any(finding.rows == 1 and finding.port == bad for finding in batch):
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        stored.append(finding)
+        stored.extend(batch)
 
     with serving(GOOD, GOOD) as ports:
         bad = ports[0]
@@ -112,7 +112,7 @@ def test_a_finding_that_cannot_be_stored_is_recorded_with_its_error(caplog: pyte
 
 
 def test_an_index_that_keeps_failing_ends_the_scan() -> None:
-    def store(finding: Finding) -> None:
+    def store(batch: list[Finding]) -> None:
         raise OSError(28, "No space left on device")
 
     with serving(*[GOOD] * 6) as ports, pytest.raises(RecordingFailed, match="No space left on device"):
