@@ -259,10 +259,10 @@ from leaksonar.targets import Scope, build_space, parse_ports
 options, found = ScanOptions(workers=1), []
 if sys.argv[1] == "--open-from":
     listed = [(ip, int(port), at) for at, (ip, port) in enumerate(p.rsplit(",", 1) for p in sys.argv[2:])]
-    uvloop.run(examine_open_ports(iter(listed), options, "s", found.append))
+    uvloop.run(examine_open_ports(iter(listed), options, "s", found.extend))
 else:
     space = build_space(sys.argv[1:-1], parse_ports(sys.argv[-1]), scope=Scope.from_env(None))
-    uvloop.run(run_scan(space, options, "s", found.append))
+    uvloop.run(run_scan(space, options, "s", found.extend))
 for finding in found:
     print(json.dumps(finding.to_record()))
 """

@@ -14,6 +14,7 @@ from hostile_text import leaksonar, serving
 
 from leaksonar.model import Finding, Identity, Limits, Software
 from leaksonar.protocols.redis import PROTOCOL
+from leaksonar.scan import engine
 from leaksonar.scan.engine import RecordingFailed, ScanOptions, run_scan
 from leaksonar.store.db import Store
 from leaksonar.targets import TargetSpace
@@ -90,17 +91,24 @@ def _scan(ports: list[int], on_finding: object) -> None:
     asyncio.run(run_scan(space, options, "s", on_finding))  # type: ignore[arg-type]
 
 
-def test_a_finding_that_cannot_be_stored_is_recorded_with_its_error(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_finding_that_cannot_be_stored_is_recorded_with_its_error(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It comes in one batch with a good one: the refused batch is stored again one finding at a time."""
     stored: list[Finding] = []
+    batches: list[list[int]] = []
 
-    def store(finding: Finding) -> None:
-        if finding.rows == 1 and finding.port == bad:
+    def store(batch: list[Finding]) -> None:
+        batches.append([finding.port for finding in batch])
+        if any(finding.rows == 1 and finding.port == bad for finding in batch):
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        stored.append(finding)
+        stored.extend(batch)
 
+    monkeypatch.setattr(engine, "BATCH_EVERY", 60.0)  # both findings stored at the end, together
     with serving(GOOD, GOOD) as ports:
         bad = ports[0]
         _scan(ports, store)
+    assert sorted(batches[0]) == sorted(ports)
     by_port = {finding.port: finding for finding in stored}
     assert set(by_port) == set(ports)
     assert by_port[ports[1]].rows == 1
@@ -112,7 +120,7 @@ def test_a_finding_that_cannot_be_stored_is_recorded_with_its_error(caplog: pyte
 
 
 def test_an_index_that_keeps_failing_ends_the_scan() -> None:
-    def store(finding: Finding) -> None:
+    def store(batch: list[Finding]) -> None:
         raise OSError(28, "No space left on device")
 
     with serving(*[GOOD] * 6) as ports, pytest.raises(RecordingFailed, match="No space left on device"):

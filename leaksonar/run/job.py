@@ -243,10 +243,11 @@ class Recorder:
         if self.on_progress is not None:
             self.on_progress(latest)
 
-    def finding(self, finding: Finding) -> None:
-        self.store.findings.add([finding])
+    def findings(self, batch: list[Finding]) -> None:
+        """Store a batch of findings (one transaction) and write them to the JSONL file."""
+        self.store.findings.add(batch)
         if self.jsonl is not None:
-            self.jsonl.write(json.dumps(finding.to_record(), ensure_ascii=False) + "\n")
+            self.jsonl.writelines(json.dumps(f.to_record(), ensure_ascii=False) + "\n" for f in batch)
             self.jsonl.flush()
 
     def checkpoint(self, marks: list[ShardMark], stats: DiscoveryStats) -> None:
@@ -299,9 +300,9 @@ def run_job(
     alerts: AlertConfig | None = None,
     workers: list[Worker] | None = None,
 ) -> ScanProgress:
-    """Run `job` with the `workers` `start_workers` forked for it (None: forked here), storing each finding
-    as it comes (and writing it to `jsonl`) and checkpointing, then deliver the scan's change events by the
-    rules of `alerts`. A resumed scan's progress counts its services and exposed services
+    """Run `job` with the `workers` `start_workers` forked for it (None: forked here), storing findings
+    in batches as they come (and writing them to `jsonl`) and checkpointing, then deliver the scan's change
+    events by the rules of `alerts`. A resumed scan's progress counts its services and exposed services
     over all its runs."""
     recorder = Recorder(job, store, jsonl, on_progress)
     if job.resumed:
@@ -317,7 +318,7 @@ def run_job(
                 job.space,
                 job.options,
                 job.scan_id,
-                recorder.finding,
+                recorder.findings,
                 recorder.track,
                 workers,
                 marks=job.marks,

@@ -123,7 +123,7 @@ def run(
                 chain(mark.unrecorded, ports),
                 job.options,
                 job.scan_id,
-                recorder.finding,
+                recorder.findings,
                 recorder.track,
                 mark=mark,
                 on_checkpoint=recorder.checkpoint,

@@ -22,6 +22,10 @@ from leaksonar.targets import TargetSpace, family
 
 CHECKPOINT_EVERY = 1.0
 """Seconds between checkpoints of a scan's progress (what `scan --resume` starts from)."""
+BATCH_SIZE = 500
+"""Findings stored together, in one call (one transaction)."""
+BATCH_EVERY = 0.5
+"""Seconds a finding waits at most to be stored with others."""
 MAX_RECORDING_FAILURES = 5
 """Findings in a row that cannot be recorded, even reduced to their error, before the scan ends (the
 index itself is failing: disk full, database gone)."""
@@ -181,8 +185,10 @@ class ScanRun:
     """One run of a scan: discovery in this process or in forked workers, and every open port identified,
     inspected and turned into a finding here, with at most `inspect_concurrency` services at once.
 
-    Per shard, the open ports found and not yet recorded are kept (`pending`), so that a checkpoint can say
-    where each shard may go on from after a crash (`ShardMark`).
+    Findings are stored in batches (`on_findings`): BATCH_SIZE of them, or those of the last BATCH_EVERY
+    seconds, and all of them before each checkpoint and at the end. Per shard, the open ports found and not
+    yet stored are kept (`pending`), so that a checkpoint can say where each shard may go on from after a
+    crash (`ShardMark`).
     """
 
     def __init__(
@@ -190,18 +196,20 @@ class ScanRun:
         space: TargetSpace,
         options: ScanOptions,
         scan_id: str,
-        on_finding: Callable[[Finding], None],
+        on_findings: Callable[[list[Finding]], None],
         on_progress: Callable[[ScanProgress], None] | None,
         workers: Sequence[Worker],
         marks: Sequence[ShardMark],
     ) -> None:
         self.options, self.scan_id, self.workers = options, scan_id, list(workers)
-        self.on_finding, self.on_progress = on_finding, on_progress
+        self.on_findings, self.on_progress = on_findings, on_progress
         shards = len(workers) or 1
         self.marks = list(marks) or [ShardMark()] * shards
         self.pending: list[dict[int, tuple[str, int]]] = [{} for _ in range(shards)]
         self.slots = asyncio.Semaphore(options.inspect_concurrency)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.batch: list[tuple[Finding, int, int]] = []
+        """Findings not stored yet, each with its shard and position."""
         self.unrecorded = 0
         """Findings in a row that could not be recorded at all."""
         self.read_to: int | None = None
@@ -226,19 +234,43 @@ class ScanRun:
                 identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
             inspection = await inspect_service(ip, port, identity, limits, hostname)
             finding = to_finding(ip, port, identity, inspection, self.scan_id, self.enricher, hostname)
-            self._record(finding)
             self.progress.services += 1
             self.progress.exposed += finding.exposed
-            del self.pending[shard][position]
+            self.batch.append((finding, shard, position))
+            if len(self.batch) >= BATCH_SIZE:
+                self._store()
         finally:
             self.slots.release()
 
-    def _record(self, finding: Finding) -> None:
-        """Hand `finding` to `on_finding`. When that fails, the finding is recorded again with only its
-        address, protocol and an `unknown` error saying why; when that fails too, the service is left out
-        (logged) and, MAX_RECORDING_FAILURES times in a row, the scan ends with RecordingFailed."""
+    def _store(self) -> None:
+        """Store the batch in one call to `on_findings`; when that fails, one finding at a time (`_record`),
+        so that one finding that cannot be stored loses no other. Its ports are then no longer pending."""
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
         try:
-            self.on_finding(finding)
+            self.on_findings([finding for finding, _, _ in batch])
+            self.unrecorded = 0
+        except Exception:
+            for finding, shard, position in batch:
+                self._record(finding)
+                del self.pending[shard][position]
+            return
+        for _, shard, position in batch:
+            del self.pending[shard][position]
+
+    async def _storing(self) -> None:
+        """Store the batch every BATCH_EVERY seconds."""
+        while True:
+            await asyncio.sleep(BATCH_EVERY)
+            self._store()
+
+    def _record(self, finding: Finding) -> None:
+        """Store `finding` alone. When that fails, the finding is recorded again with only its address,
+        protocol and an `unknown` error saying why; when that fails too, the service is left out (logged)
+        and, MAX_RECORDING_FAILURES times in a row, the scan ends with RecordingFailed."""
+        try:
+            self.on_findings([finding])
         except Exception as exc:  # one service's record must not end the scan
             said = str(exc).partition("\n")[0][:200]
             why = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
@@ -256,7 +288,7 @@ class ScanRun:
                 errors=(*finding.errors, error),
             )
             try:
-                self.on_finding(reduced)
+                self.on_findings([reduced])
             except Exception:
                 self.unrecorded += 1
                 if self.unrecorded >= MAX_RECORDING_FAILURES:
@@ -350,7 +382,26 @@ class ScanRun:
     async def _checkpoints(self, on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None]) -> None:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY)
+            self._store()
             on_checkpoint(self.checkpoint(), combined(self.discovery.stats, self.workers))
+
+    def _background(
+        self, on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None] | None
+    ) -> list[asyncio.Task[None]]:
+        """The tasks that store batches and (with `on_checkpoint`) write checkpoints while the scan runs."""
+        loops = [self._storing(), *([self._checkpoints(on_checkpoint)] if on_checkpoint else [])]
+        return [asyncio.create_task(loop) for loop in loops]
+
+    def _stop(self, background: list[asyncio.Task[None]]) -> None:
+        """Stop the `background` tasks and store the findings left (an interrupted scan's too); raise what
+        ended one of them."""
+        self.enricher.close()
+        for task in background:
+            task.cancel()
+        self._store()
+        for task in background:
+            if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
 
     async def run(
         self, on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None] | None
@@ -363,7 +414,7 @@ class ScanRun:
         ]
         for follower in followers:  # a worker stopped by Ctrl-C after this process was: its error is no news
             follower.add_done_callback(lambda task: task.cancelled() or task.exception())
-        checkpointer = asyncio.create_task(self._checkpoints(on_checkpoint)) if on_checkpoint else None
+        background = self._background(on_checkpoint)
         again = [(ip, port, k, at) for k, mark in enumerate(self.marks) for ip, port, at in mark.unrecorded]
         for ip, port, shard, at in again:
             self.pending[shard][at] = ip, port
@@ -374,9 +425,7 @@ class ScanRun:
             while self.tasks:
                 await asyncio.gather(*self.tasks)
         finally:
-            if checkpointer:
-                checkpointer.cancel()
-            self.enricher.close()
+            self._stop(background)
         self._report_own()
         return self.progress
 
@@ -390,7 +439,7 @@ class ScanRun:
         counts as probed, and as open if it still accepts a connection (else closed). A reading error is
         raised once the services in flight are recorded."""
         stats, self.read_to = self.progress.discovery, self.marks[0].position
-        checkpointer = asyncio.create_task(self._checkpoints(on_checkpoint)) if on_checkpoint else None
+        background = self._background(on_checkpoint)
         try:
             async for ip, port, position in _read_ahead(ports, self.options.inspect_concurrency):
                 stats.probes += 1
@@ -403,9 +452,7 @@ class ScanRun:
         finally:
             while self.tasks:
                 await asyncio.gather(*self.tasks)
-            if checkpointer:
-                checkpointer.cancel()
-            self.enricher.close()
+            self._stop(background)
         if self.on_progress:
             self.on_progress(self.progress)
         return self.progress
@@ -442,14 +489,15 @@ async def run_scan(
     space: TargetSpace,
     options: ScanOptions,
     scan_id: str,
-    on_finding: Callable[[Finding], None],
+    on_findings: Callable[[list[Finding]], None],
     on_progress: Callable[[ScanProgress], None] | None = None,
     workers: Sequence[Worker] = (),
     *,
     marks: Sequence[ShardMark] = (),
     on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None] | None = None,
 ) -> ScanProgress:
-    """Scan every (address, port) of `space`; call `on_finding` once per identified service.
+    """Scan every (address, port) of `space`; call `on_findings` with the identified services, in batches
+    (`ScanRun`), each service once.
 
     `workers` (forked by `fork_workers`) walk one shard each and report their open ports here, where every
     service is identified and inspected; without workers this process walks the space itself. Shard k goes
@@ -458,7 +506,7 @@ async def run_scan(
     """
     # an inspection holds up to 4 SQL sessions, each a driver socket and a capped relay (3 sockets)
     raise_fd_limit(options.concurrency + 16 * options.inspect_concurrency + 256)
-    run = ScanRun(space, options, scan_id, on_finding, on_progress, workers, marks)
+    run = ScanRun(space, options, scan_id, on_findings, on_progress, workers, marks)
     return await run.run(on_checkpoint)
 
 
@@ -466,16 +514,16 @@ async def examine_open_ports(
     ports: Iterator[tuple[str, int, int]],
     options: ScanOptions,
     scan_id: str,
-    on_finding: Callable[[Finding], None],
+    on_findings: Callable[[list[Finding]], None],
     on_progress: Callable[[ScanProgress], None] | None = None,
     *,
     mark: ShardMark | None = None,
     on_checkpoint: Callable[[list[ShardMark], DiscoveryStats], None] | None = None,
 ) -> ScanProgress:
     """Identify and inspect the open ports `ports` yields (found by another scanner: no discovery), as
-    they come, each with its position in the input; call `on_finding` once per service. An examination
-    resumed from `mark` is fed its unrecorded ports first, then the ports from its position on; every
-    CHECKPOINT_EVERY seconds `on_checkpoint` gets the one shard's mark."""
+    they come, each with its position in the input; call `on_findings` with the services, in batches. An
+    examination resumed from `mark` is fed its unrecorded ports first, then the ports from its position on;
+    every CHECKPOINT_EVERY seconds `on_checkpoint` gets the one shard's mark."""
     raise_fd_limit(16 * options.inspect_concurrency + 256)
-    run = ScanRun(TargetSpace([], ()), options, scan_id, on_finding, on_progress, (), (mark or ShardMark(),))
+    run = ScanRun(TargetSpace([], ()), options, scan_id, on_findings, on_progress, (), (mark or ShardMark(),))
     return await run.examine(ports, on_checkpoint)

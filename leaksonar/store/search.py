@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, String, and_, bindparam, func, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select, tuple_
 from sqlalchemy.sql.elements import True_
 
 from leaksonar.model import SEVERITIES, SEVERITY_RANK
@@ -121,66 +121,76 @@ def executemany(conn: Connection, key: str, build: Callable[[], Any], rows: Sequ
     conn.exec_driver_sql(sql, [tuple(r[n] for n in order) for r in rows] if order is not None else list(rows))
 
 
-_SERVICE = (services.c.ip == bindparam("k_ip"), services.c.port == bindparam("k_port"))
-"""The service a search row belongs to, by address and port (its id is not known before the upsert)."""
+_CHUNK = 500
+"""Services named in one statement (a few parameters each, far below either database's limit)."""
+_SEARCH_TABLES = (
+    (service_pii, service_pii.c.service_id),
+    (service_btc, service_btc.c.service_id),
+    (service_cert_names, service_cert_names.c.service_id),
+    (services_fts, services_fts.c.rowid),
+)
 
 
-def _replace(table: Any, *values: Any) -> tuple[Any, Any]:
-    """(delete a service's rows, insert one row for it) statements for a search table."""
-    service_id = select(services.c.id).where(*_SERVICE).scalar_subquery()
-    key = table.c.rowid if table is services_fts else table.c.service_id
-    columns = [c.name for c in table.c if c.name not in ("services_fts", "document")]
-    copied = [services.c.rank] if "rank" in table.c else []  # service_pii: the rank public_only reads
-    chosen = select(services.c.id, *(bindparam(v, type_=String) for v in values), *copied).where(*_SERVICE)
-    return table.delete().where(key == service_id), table.insert().from_select(columns, chosen)
+def _service_ids(
+    conn: Connection, places: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(id, rank) of the services at `places` (address, port), a few statements for them all."""
+    found = {}
+    for start in range(0, len(places), _CHUNK):
+        chunk = places[start : start + _CHUNK]
+        query = select(services.c.id, services.c.ip, services.c.port, services.c.rank).where(
+            tuple_(services.c.ip, services.c.port).in_(chunk)
+        )
+        found.update({(r.ip, r.port): (r.id, r.rank) for r in conn.execute(query)})
+    return found
 
 
-_PII = _replace(service_pii, "v")
-_BTC = _replace(service_btc, "v")
-_TEXT = _replace(services_fts, "s", "c", "f")
-_NAMES = _replace(service_cert_names, "v", "r")
+def _btc_addresses(record: dict[str, Any]) -> list[str]:
+    """The distinct BTC addresses of a record's ransom notes, sorted."""
+    notes = (record.get("ransom") or {}).get("notes", ())
+    return sorted({address for note in notes for address in note.get("btc_addresses", ())})
 
 
 def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
     """Replace the PII, BTC, certificate name and free-text rows of the services these (stored) records
-    describe."""
+    describe: their ids in a few statements, then per table one DELETE of a few hundred services at a time
+    and one executemany of the new rows."""
     latest = {(r["ip"], r["port"]): r for r in records}
-    keys = [{"k_ip": ip, "k_port": port} for ip, port in latest]
-    pii = [
-        {"k_ip": r["ip"], "k_port": r["port"], "v": category}
-        for r in latest.values()
-        for category in r.get("pii") or {}
-    ]
-    btc = [
-        {"k_ip": r["ip"], "k_port": r["port"], "v": address}
-        for r in latest.values()
-        for address in sorted(
-            {a for note in (r.get("ransom") or {}).get("notes", ()) for a in note.get("btc_addresses", ())}
-        )
-    ]
-    names = [
-        {"k_ip": r["ip"], "k_port": r["port"], "v": name, "r": name[::-1]}
-        for r in latest.values()
-        for name in cert_names(r)
-    ]
-    texts = [
-        {
-            "k_ip": r["ip"],
-            "k_port": r["port"],
-            "s": stored(conn, r.get("summary") or ""),
-            "c": stored(conn, " ".join(c["name"] for c in r.get("collections") or ())),
-            "f": stored(conn, " ".join(f for c in r.get("collections") or () for f in c.get("fields", ()))),
-        }
-        for r in latest.values()
-    ]
-    for name, (delete, insert), rows in (
-        ("pii", _PII, pii),
-        ("btc", _BTC, btc),
-        ("names", _NAMES, names),
-        ("text", _TEXT, texts),
-    ):
-        executemany(conn, f"delete {name}", lambda s=delete: s, keys)
-        executemany(conn, f"insert {name}", lambda s=insert: s, rows)
+    ids = _service_ids(conn, list(latest))
+    described = [(*ids[place], r) for place, r in latest.items() if place in ids]
+    rows: dict[str, list[dict[str, Any]]] = {
+        "service_pii": [
+            {"service_id": sid, "category": category, "rank": rank}
+            for sid, rank, r in described
+            for category in r.get("pii") or {}
+        ],
+        "service_btc": [
+            {"service_id": sid, "address": address}
+            for sid, _, r in described
+            for address in _btc_addresses(r)
+        ],
+        "service_cert_names": [
+            {"service_id": sid, "name": name, "name_reversed": name[::-1]}
+            for sid, _, r in described
+            for name in cert_names(r)
+        ],
+        "services_fts": [
+            {
+                "rowid": sid,
+                "summary": stored(conn, r.get("summary") or ""),
+                "collections": stored(conn, " ".join(c["name"] for c in r.get("collections") or ())),
+                "fields": stored(
+                    conn, " ".join(f for c in r.get("collections") or () for f in c.get("fields", ()))
+                ),
+            }
+            for sid, _, r in described
+        ],
+    }
+    service_ids = [sid for sid, _, _ in described]
+    for table, key in _SEARCH_TABLES:
+        for start in range(0, len(service_ids), _CHUNK):
+            conn.execute(table.delete().where(key.in_(service_ids[start : start + _CHUNK])))
+        executemany(conn, f"insert {table.name}", table.insert, rows[table.name])
 
 
 def prepare(engine: Engine) -> None:

@@ -84,8 +84,8 @@ def scan_shard(
         bucket = SharedBucket(client, state.key(scan_id, "rate"), rate) if rate else None
         reported = 0.0
 
-        def on_finding(finding: Finding) -> None:
-            store().findings.add([finding])
+        def on_findings(batch: list[Finding]) -> None:
+            store().findings.add(batch)
 
         def on_progress(progress: ScanProgress) -> None:
             nonlocal reported
@@ -95,7 +95,7 @@ def scan_shard(
 
         try:
             progress = uvloop.run(
-                run_scan(shard, WorkerOptions.from_json(options, bucket), scan_id, on_finding, on_progress)
+                run_scan(shard, WorkerOptions.from_json(options, bucket), scan_id, on_findings, on_progress)
             )
         except Exception as exc:
             shard_failed(client, scan_id, f"shard {part}: {type(exc).__name__}: {exc}")
