@@ -462,11 +462,31 @@ def mysql_tls(tls: Callable[[], ssl.SSLContext] | None) -> Handler:
             header = await reader.readexactly(4)
             await reader.readexactly(int.from_bytes(header[:3], "little"))
             if tls is not None:
-                await writer.start_tls(tls())
+                await _handshake_after(reader, writer, tls())
             await reader.read()
         writer.close()
 
     return handle
+
+
+async def _handshake_after(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: ssl.SSLContext
+) -> None:
+    """The server's side of a TLS handshake whose ClientHello may already sit in `reader`'s buffer (MySQL's
+    client sends it right after its SSLRequest, with no answer to wait for; `writer.start_tls` would miss
+    bytes the stream read ahead, as a server reading exact packets never does)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    session = tls.wrap_bio(incoming, outgoing, server_side=True)
+    while True:
+        try:
+            session.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            writer.write(outgoing.read())
+            if not (data := await reader.read(65536)):
+                return
+            incoming.write(data)
+    writer.write(outgoing.read())
 
 
 def _my(seq: int, payload: bytes) -> bytes:
