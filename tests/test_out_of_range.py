@@ -127,6 +127,25 @@ def test_an_index_that_keeps_failing_ends_the_scan() -> None:
         _scan(ports, store)
 
 
+def test_a_batch_interrupted_while_it_is_stored_is_stored_as_the_scan_stops() -> None:
+    """SIGTERM to a scan started in the background (Ctrl-C ignored) raises KeyboardInterrupt wherever the
+    scan is: here while the first batch is stored, with a silent service still being identified. The
+    interrupted batch is stored as the scan stops, not lost with its "findings so far are stored"."""
+    stored: list[int] = []
+    calls = 0
+
+    def store(batch: list[Finding]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KeyboardInterrupt
+        stored.extend(finding.port for finding in batch)
+
+    with serving(GOOD, hostile.silent) as ports, pytest.raises(KeyboardInterrupt):
+        _scan(ports, store)
+    assert ports[0] in stored
+
+
 def test_the_index_stores_a_record_with_numbers_past_64_bits(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "index.db"))
     huge = Finding(
