@@ -455,9 +455,11 @@ class ScanRun:
                 if self.on_progress:
                     self.on_progress(self.progress)
         finally:
-            while self.tasks:
-                await asyncio.gather(*self.tasks)
-            self._stop(background)
+            try:
+                while self.tasks:
+                    await asyncio.gather(*self.tasks)
+            finally:  # also when they are cancelled (the event loop stopped by KeyboardInterrupt)
+                self._stop(background)
         if self.on_progress:
             self.on_progress(self.progress)
         return self.progress
