@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import hostile
@@ -15,7 +16,7 @@ from hostile_text import leaksonar, serving
 from leaksonar.model import Finding, Identity, Limits, Software
 from leaksonar.protocols.redis import PROTOCOL
 from leaksonar.scan import engine
-from leaksonar.scan.engine import RecordingFailed, ScanOptions, run_scan
+from leaksonar.scan.engine import RecordingFailed, ScanOptions, examine_open_ports, run_scan
 from leaksonar.store.db import Store
 from leaksonar.targets import TargetSpace
 
@@ -125,6 +126,34 @@ def test_an_index_that_keeps_failing_ends_the_scan() -> None:
 
     with serving(*[GOOD] * 6) as ports, pytest.raises(RecordingFailed, match="No space left on device"):
         _scan(ports, store)
+
+
+def _examine(ports: list[int], on_findings: Callable[[list[Finding]], None]) -> None:
+    listed = iter([("127.0.0.1", port, at) for at, port in enumerate(ports)])
+    asyncio.run(examine_open_ports(listed, ScanOptions(timeout=1.0, limits=FAST), "s", on_findings))
+
+
+@pytest.mark.parametrize("examine", [_scan, _examine], ids=["scan", "open-from"])
+def test_a_batch_interrupted_while_it_is_stored_is_stored_as_the_scan_stops(
+    examine: Callable[[list[int], Callable[[list[Finding]], None]], None],
+) -> None:
+    """SIGTERM to a scan started in the background (Ctrl-C ignored) raises KeyboardInterrupt wherever the
+    scan is: here while the first batch is stored, with a silent service still being identified. The
+    interrupted batch is stored as the scan stops (a scan of open ports read from a file too, whose
+    in-flight inspections are then cancelled), not lost with its "findings so far are stored"."""
+    stored: list[int] = []
+    calls = 0
+
+    def store(batch: list[Finding]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise KeyboardInterrupt
+        stored.extend(finding.port for finding in batch)
+
+    with serving(GOOD, hostile.silent) as ports, pytest.raises(KeyboardInterrupt):
+        examine(ports, store)
+    assert ports[0] in stored
 
 
 def test_the_index_stores_a_record_with_numbers_past_64_bits(tmp_path: Path) -> None:

@@ -244,7 +244,9 @@ class ScanRun:
 
     def _store(self) -> None:
         """Store the batch in one call to `on_findings`; when that fails, one finding at a time (`_record`),
-        so that one finding that cannot be stored loses no other. Its ports are then no longer pending."""
+        so that one finding that cannot be stored loses no other. Its ports are then no longer pending. A
+        store interrupted (KeyboardInterrupt: SIGTERM to a scan whose Ctrl-C is ignored) leaves the batch
+        to be stored again as the scan stops (`_stop`)."""
         batch, self.batch = self.batch, []
         if not batch:
             return
@@ -256,6 +258,9 @@ class ScanRun:
                 self._record(finding)
                 del self.pending[shard][position]
             return
+        except BaseException:
+            self.batch[:0] = batch
+            raise
         for _, shard, position in batch:
             del self.pending[shard][position]
 
@@ -450,9 +455,11 @@ class ScanRun:
                 if self.on_progress:
                     self.on_progress(self.progress)
         finally:
-            while self.tasks:
-                await asyncio.gather(*self.tasks)
-            self._stop(background)
+            try:
+                while self.tasks:
+                    await asyncio.gather(*self.tasks)
+            finally:  # also when they are cancelled (the event loop stopped by KeyboardInterrupt)
+                self._stop(background)
         if self.on_progress:
             self.on_progress(self.progress)
         return self.progress

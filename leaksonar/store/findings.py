@@ -80,7 +80,10 @@ def _point(row: Any) -> HistoryPoint:
 
 def _add(conn: Connection, batch: Sequence[Finding]) -> None:
     """Upsert hosts, services (with their search columns) and findings, one executemany per table for the
-    whole batch (in batch order: a later finding of the same service wins); then the search tables."""
+    whole batch, in address and port order (a later finding of the same service wins); then the search
+    tables. One order for every transaction: two workers storing batches that share hosts lock those
+    rows in the same order, so neither deadlocks the other."""
+    batch = sorted(batch, key=lambda finding: (finding.ip, finding.port))  # stable: batch order per service
     records = [finding.to_record() for finding in batch]
     host_rows, service_rows, finding_rows = [], [], []
     for finding, record in zip(batch, records, strict=True):
