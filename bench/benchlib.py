@@ -24,23 +24,50 @@ class Measure(NamedTuple):
     seconds: float
     """Wall time from start to exit."""
     rss_mb: float
-    """Peak RSS of the largest of the process and its waited-for children."""
+    """Peak RSS of the largest of the command and its waited-for children."""
     cpu_s: float
-    """User + system CPU time of the process and its waited-for children."""
+    """User + system CPU time of the command and its waited-for children."""
+
+
+LAUNCHER = """
+import os, sys, time
+report = int(sys.argv[1])
+os.set_inheritable(report, False)
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+os.write(report, f"{seconds} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}".encode())
+sys.exit(os.waitstatus_to_exitcode(status) and 1)
+"""
+"""Runs a command and writes its wall seconds, peak RSS (KB) and CPU seconds to the file descriptor it is
+given. A command forked straight from the benchmark would start with the benchmark's own peak RSS (Linux
+keeps the high-water mark across fork and exec); forked from this fresh interpreter, it starts with
+about 5 MB."""
 
 
 def run(command: list[str], stdout: int | None = subprocess.DEVNULL) -> Measure:
     """Run one command to its end; exit the benchmark with its stderr if it fails."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    assert process.stderr is not None
-    error = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
+    read, write = os.pipe()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-S", "-I", "-c", LAUNCHER, str(write), *command],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            pass_fds=(write,),
+            check=False,
+        )
+    finally:
+        os.close(write)
+    with os.fdopen(read) as report:
+        figures = report.read().split()
+    if done.returncode != 0 or len(figures) != 3:
+        error = done.stderr.decode(errors="replace")
         sys.exit(f"{' '.join(command[:3])} ... failed: {error[-800:]}")
-    return Measure(elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    seconds, rss_kb, cpu = map(float, figures)
+    return Measure(seconds, rss_kb / 1024, cpu)
 
 
 def rerun_in_namespace(script: str, tools: Iterable[str]) -> NoReturn:

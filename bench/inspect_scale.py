@@ -24,7 +24,6 @@ import argparse
 import ipaddress
 import json
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -165,7 +164,7 @@ def scan(kind: str, port: int, size: int, server: int, tmp: Path) -> dict[str, A
     seconds, rss, cpu = run(command)
     served = cpu_seconds(server) - served
     records = unidentified = with_errors = exposed = 0
-    with findings.open() as lines:  # a record at a time: this process's peak RSS floors the next run's
+    with findings.open() as lines:  # a record at a time
         next(lines)  # the scan's header record
         for line in lines:
             record = json.loads(line)
@@ -288,11 +287,9 @@ def report(runs: list[dict[str, Any]], seeded: dict[str, str], peer: dict[str, A
                 f"  LOSS {r['kind']} x {r['size']:,}: {r['open']:,} open ports recorded by the scan,", end=""
             )
             print(f" {r['lost']:,} of {r['size']:,} answering addresses without a record")
-    floor = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(f"  peak RSS is at least this benchmark's own {floor} MB (a spawned command starts with it)")
     save(
         "inspect_scale",
-        {"targets": TARGETS, "seeded": seeded, "runs": runs, "nmap": peer, "rss_floor_mb": floor},
+        {"targets": TARGETS, "seeded": seeded, "runs": runs, "nmap": peer},
     )
 
 

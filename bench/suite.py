@@ -1,5 +1,5 @@
 """The benchmark suite (`make bench`): discovery, full pipeline, TLS, filtered network, open ports from
-another scanner, inspection at scale, assessment, index.
+another scanner, inspection at scale, assessment, storage, index.
 
     .venv/bin/python bench/suite.py [--only discovery,pipeline,...] [--findings 200000]
 
@@ -168,6 +168,18 @@ def assessment() -> Summary:
     ]
 
 
+def ingest() -> Summary:
+    return [
+        (
+            f"storage {r['findings']:,} findings, {r['database']}",
+            f"{r['batched_per_s']:,}/s batched ({r['batched_cpu_us']:,} µs CPU each) vs"
+            f" {r['one_by_one_per_s']:,}/s one at a time; events of a rescan {r['events_s']} s",
+            "target >= 20,000/s",
+        )
+        for r in json.loads((RESULTS / "ingest.json").read_text())
+    ]
+
+
 def index() -> Summary:
     i = _load("index")
     selective = [q["p95_ms"] for q in i["queries"] if q["selective"]]
@@ -193,6 +205,7 @@ def steps(findings: int) -> dict[str, tuple[list[str], Callable[[], Summary]]]:
         "openfrom": ([python, str(BENCH / "openfrom.py")], openfrom),
         "inspect_scale": ([python, str(BENCH / "inspect_scale.py")], inspect_scale),
         "assessment": ([python, str(BENCH / "pii_eval.py")], assessment),
+        "ingest": ([python, str(BENCH / "ingest.py"), "--json", str(RESULTS / "ingest.json")], ingest),
         "index": (
             [
                 python,
