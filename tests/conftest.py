@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import json
 import os
 import shutil
@@ -12,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -157,7 +157,6 @@ def hostile_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 DIST_IP = "127.79.0.1"
 """Where the session's Redis and PostgreSQL listen (each on a free port)."""
-_databases = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -173,7 +172,7 @@ def new_postgres_database(server: str) -> str:
     """Create an empty database on the PostgreSQL at `server` (a postgresql:// URL); its URL."""
     import psycopg
 
-    name = f"index_{os.getpid()}_{next(_databases)}"
+    name = f"index_{uuid.uuid4().hex}"  # unique although tests import this module twice (as tests.conftest)
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return f"{server.rsplit('/', 1)[0]}/{name}"
