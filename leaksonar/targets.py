@@ -57,11 +57,21 @@ def key(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
     return int(mapped) if mapped is not None else V6 + int(address)
 
 
-def address_key(text: str) -> int:
-    """`text` (an IPv4 or IPv6 address, without a zone) as a key. Raises ValueError."""
-    if "%" in text:
-        raise ValueError("zone")
-    return key(ipaddress.ip_address(text))
+def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IPv4 or IPv6 address in any spelling (upper case, expanded, leading zeros), an IPv4-mapped one
+    (`::ffff:10.0.0.1`) as the IPv4 address it is; ValueError for anything else, also a scoped IPv6
+    address (`fe80::1%eth0`: never scanned, never indexed)."""
+    found = ipaddress.ip_address(text.strip())
+    if isinstance(found, ipaddress.IPv4Address):
+        return found
+    if found.scope_id is not None:
+        raise ValueError(f"{text!r} has a zone")
+    return found.ipv4_mapped or found
+
+
+def text_key(text: str) -> int:
+    """`text` (an IPv4 or IPv6 address, without a zone) as a key (`key`). Raises ValueError."""
+    return key(parse_address(text))
 
 
 def _address(text: str, reason: str = "is not an IPv4 address") -> int:
@@ -287,7 +297,7 @@ def resolve_names(
             answer = answers[name]
             if isinstance(answer, str):
                 raise _refuse(name, origin, f"does not resolve ({answer})")
-            addresses = list(dict.fromkeys(address_key(text.partition("%")[0]) for text in answer))
+            addresses = list(dict.fromkeys(text_key(text.partition("%")[0]) for text in answer))
             if not addresses:
                 raise _refuse(name, origin, "resolves to no address")
         if scope is not None:  # a name from a list file is named by its place (a file is never quoted)
@@ -430,7 +440,7 @@ class Scope:
         return cls.parse(spec) if spec else None
 
     def contains(self, address: str) -> bool:
-        return _within(self.intervals, address_key(address))
+        return _within(self.intervals, text_key(address))
 
     def check(self, targets: Iterable[Interval], name: str | None = None) -> None:
         """Raise ScopeError naming the first target (part) outside the scope (and the `name` it came from)."""
@@ -472,7 +482,7 @@ class AddressFilter:
 
     def skips(self, address: str) -> bool:
         """Whether `address` is reserved (not named on purpose) or opted out."""
-        return _within(self.skipped, address_key(address))
+        return _within(self.skipped, text_key(address))
 
 
 class Permutation:

@@ -15,7 +15,7 @@ import typer
 
 from leaksonar.sanitize import for_json, for_terminal
 from leaksonar.store import DB_ENV
-from leaksonar.store.addresses import parse_address
+from leaksonar.targets import parse_address
 from leaksonar.terminal import echo
 
 if TYPE_CHECKING:

@@ -55,7 +55,7 @@ from leaksonar.cli.options import (
 from leaksonar.cli.render import ScanBar, err, out
 from leaksonar.inputs import InputError, file_stamp
 from leaksonar.sanitize import for_terminal
-from leaksonar.targets import AddressFilter, Scope, TargetError, address_key, parse_ports
+from leaksonar.targets import AddressFilter, Scope, TargetError, parse_ports, text_key
 from leaksonar.terminal import echo
 
 if TYPE_CHECKING:
@@ -402,7 +402,7 @@ def _summary(outcome: ScanOutcome, elapsed: float, console: Console) -> None:
     progress, stats = outcome.progress, outcome.progress.discovery
     findings = sorted(
         outcome.store.findings.of_scan(outcome.scan_id),
-        key=lambda f: (not f.exposed, address_key(f.ip), f.port),
+        key=lambda f: (not f.exposed, text_key(f.ip), f.port),
     )
     if findings:
         console.print(render.findings_table(findings[:200]))

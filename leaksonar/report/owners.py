@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from leaksonar.inputs import InputError, load_toml
-from leaksonar.store.addresses import Network, parse_address, parse_network
+from leaksonar.store.addresses import Network, parse_network
+from leaksonar.targets import parse_address
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 """An abuse address in the characters addresses use in practice: letters write it as it is (no markup)."""

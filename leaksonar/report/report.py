@@ -21,9 +21,10 @@ from leaksonar.model import SEVERITY_RANK
 from leaksonar.report.history import REMINDER_DAYS, History
 from leaksonar.report.owners import Owner, Owners
 from leaksonar.sanitize import for_markdown, for_terminal
-from leaksonar.store.addresses import Network, address_key, parse_address
+from leaksonar.store.addresses import Network, address_key
 from leaksonar.store.db import Store
 from leaksonar.store.rows import ServiceRow
+from leaksonar.targets import parse_address
 
 FORMATS = ("md", "html")
 MAX_COLLECTIONS = 25

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from leaksonar.targets import ntoa
+from leaksonar.targets import ntoa, parse_address
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -16,18 +16,6 @@ KEY_LENGTH = 33
 
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-
-
-def parse_address(text: str) -> Address:
-    """An IPv4 or IPv6 address in any spelling (upper case, expanded, leading zeros), an IPv4-mapped one
-    (`::ffff:10.0.0.1`) as the IPv4 address it is, as a scan reads one (`leaksonar.targets.key`); ValueError
-    for anything else, also a scoped IPv6 address (`fe80::1%eth0`: no index holds one)."""
-    found = ipaddress.ip_address(text.strip())
-    if isinstance(found, ipaddress.IPv4Address):
-        return found
-    if found.scope_id is not None:
-        raise ValueError(f"{text!r} has a zone")
-    return found.ipv4_mapped or found
 
 
 def parse_network(text: str) -> Network:

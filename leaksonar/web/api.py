@@ -17,10 +17,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from leaksonar.model import EVENT_TYPES, Event
 from leaksonar.model.record import FindingRecord, documented
 from leaksonar.sanitize import for_json
-from leaksonar.store.addresses import parse_address
 from leaksonar.store.db import Store
 from leaksonar.store.query import QueryError
 from leaksonar.store.rows import HistoryPoint, Stats
+from leaksonar.targets import parse_address
 from leaksonar.web.access import (
     Viewer,
     host_view,

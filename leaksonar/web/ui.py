@@ -29,10 +29,11 @@ from leaksonar.model import SEVERITIES, Event
 from leaksonar.report import Owners, Selection, plan
 from leaksonar.report.report import render_letter
 from leaksonar.sanitize import for_terminal
-from leaksonar.store.addresses import Address, parse_address
+from leaksonar.store.addresses import Address
 from leaksonar.store.db import Store
 from leaksonar.store.query import FIELDS, QueryError
 from leaksonar.store.rows import HistoryPoint
+from leaksonar.targets import parse_address
 from leaksonar.web.access import (
     SESSION_COOKIE,
     Level,
