@@ -96,7 +96,7 @@ def resp_replies() -> st.SearchStrategy[bytes]:
 @given(data=resp_replies())
 def test_resp_reader(data: bytes) -> None:
     with contextlib.suppress(READ_ERRORS):
-        asyncio.run(feed(data, lambda stream: redis._ReplyReader(stream, keep=64).read()))
+        asyncio.run(feed(data, lambda stream: redis.RespParser(LIMITS.max_bytes).read(stream, 1, keep=64)))
 
 
 @FUZZ

@@ -123,6 +123,13 @@ class BoundedStream:
             return await self.reader.readexactly(n)
         return await timed(self.reader.readexactly(n), self.limits)
 
+    async def read_some(self, n: int = _DISCARD_CHUNK) -> bytes:
+        """Up to `n` bytes: those received already, else the next to arrive within the timeout; b"" at
+        the end of the stream."""
+        if self._received:
+            return await self.reader.read(n)
+        return await timed(self.reader.read(n), self.limits)
+
     async def read_line(self, max_len: int = 64 * 1024) -> bytes:
         """One line ending in \\n (returned with its terminator)."""
         try:

@@ -8,6 +8,7 @@ KiB of any one value.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from functools import partial
@@ -64,54 +65,133 @@ def _integer(body: bytes) -> int:
         raise ProtocolError(f"bad number {body[:20]!r} in reply") from None
 
 
-class _ReplyReader:
-    """Reads one RESP2 reply within `max_bytes` and `_MAX_ELEMENTS`, keeping `keep` bytes per value."""
+class RespParser:
+    """Incremental RESP2: bytes go in as they arrive (`feed`), whole replies come out. Each reply is held
+    to `max_bytes` (counted as announced, before the bytes come), `_MAX_ELEMENTS` and `MAX_DEPTH`; of a
+    value only the first `keep` bytes are kept, the rest dropped as it streams past, so what is held is at
+    most one line or one kept value. Every byte is looked at once, whatever the pieces it arrives in, and
+    a pipelined reply of many values costs one pass, not an await per value."""
 
-    def __init__(self, stream: BoundedStream, keep: int) -> None:
-        self.stream, self.keep = stream, keep
-        self.left = stream.limits.max_bytes
-        self.elements = _MAX_ELEMENTS
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.keep, self.wanted = max_bytes, max_bytes, 0
+        self.replies: list[Reply] = []
+        self._buffer = bytearray()
+        self._open: list[tuple[list[Reply], int]] = []
+        """Arrays being filled, innermost last, each with the length it announced."""
+        self._bulk: int | None = None
+        """The announced size of a value whose bytes are awaited."""
+        self._kept: bytes | None = None
+        self._drop = 0
+        """A long value's kept head, and how many bytes of its tail are still to drop (then CRLF)."""
+        self._next_reply()
+
+    def _next_reply(self) -> None:
+        self._left, self._elements = self.max_bytes, _MAX_ELEMENTS
 
     def _spend(self, size: int, framing: int = 0) -> None:
-        """Count `size` announced bytes (plus `framing` bytes of CRLF) against the cap."""
-        if size + framing > self.left:
-            cap = self.stream.limits.max_bytes
-            raise ReplyTooLarge(f"server announced {size} bytes, over the {cap}-byte cap")
-        self.left -= size + framing
+        """Count `size` bytes, announced or received (plus `framing` bytes of CRLF), against the cap."""
+        if size + framing > self._left:
+            raise ReplyTooLarge(f"server announced {size} bytes, over the {self.max_bytes}-byte cap")
+        self._left -= size + framing
 
-    async def read(self, depth: int = 0) -> Reply:
-        line = await self.stream.read_line(min(_MAX_LINE, max(self.left, 3)))
-        self._spend(len(line))
-        kind, body = line[:1], line[1:].rstrip(b"\r\n")
-        if kind == b"+":
-            return body.decode("utf-8", "replace")
-        if kind == b"-":
-            return ErrorReply(body.decode("utf-8", "replace"))
-        if kind == b":":
-            return _integer(body)
-        if kind == b"$":
-            return await self._bulk(_integer(body))
-        if kind == b"*":
-            return await self._array(_integer(body), depth)
-        raise ProtocolError(f"unexpected reply {line[:20]!r}")
+    def _complete(self, value: Reply) -> None:
+        """A value is whole: it fills its array, and a whole top-level value is a reply."""
+        while self._open:
+            items, size = self._open[-1]
+            items.append(value)
+            if len(items) < size:
+                return
+            self._open.pop()
+            value = items
+        self.replies.append(value)
+        self._next_reply()
 
-    async def _bulk(self, size: int) -> bytes | None:
+    def feed(self, data: bytes) -> None:
+        """Take `data` and read replies from what is held until `wanted` are whole or the bytes run out."""
+        buffer = self._buffer
+        buffer += data
+        at, end = 0, len(buffer)
+        while len(self.replies) < self.wanted:
+            if self._kept is not None:
+                dropped = min(self._drop, end - at)
+                at, self._drop = at + dropped, self._drop - dropped
+                if self._drop or end - at < 2:
+                    break
+                if buffer[at : at + 2] != b"\r\n":
+                    raise ProtocolError("a value was not followed by CRLF")
+                value, self._kept, at = self._kept, None, at + 2
+                self._complete(value)
+            elif self._bulk is not None:
+                size = self._bulk
+                if size > self.keep:
+                    if end - at < self.keep:
+                        break
+                    self._kept, self._drop = bytes(buffer[at : at + self.keep]), size - self.keep
+                    self._bulk, at = None, at + self.keep
+                    continue
+                if end - at < size + 2:
+                    break
+                if buffer[at + size : at + size + 2] != b"\r\n":
+                    raise ProtocolError("a value was not followed by CRLF")
+                value, self._bulk, at = bytes(buffer[at : at + size]), None, at + size + 2
+                self._complete(value)
+            else:
+                newline = buffer.find(b"\n", at, at + _MAX_LINE)
+                if newline < 0:
+                    if end - at >= min(_MAX_LINE, max(self._left, 3)):
+                        raise ReplyTooLarge(f"line longer than {min(_MAX_LINE, self._left)} bytes")
+                    break
+                self._spend(newline + 1 - at)
+                self._header(buffer[at], bytes(buffer[at + 1 : newline]).rstrip(b"\r\n"))
+                at = newline + 1
+        del buffer[:at]
+
+    def _header(self, kind: int, body: bytes) -> None:
+        """One type line: a simple value is whole at once; a bulk or an array is awaited."""
+        if kind == 43:  # +
+            self._complete(body.decode("utf-8", "replace"))
+        elif kind == 45:  # -
+            self._complete(ErrorReply(body.decode("utf-8", "replace")))
+        elif kind == 58:  # :
+            self._complete(_integer(body))
+        elif kind == 36:  # $
+            size = _integer(body)
+            if size < 0:
+                self._complete(None)
+            else:
+                self._spend(size, framing=2)
+                self._bulk = size
+        elif kind == 42:  # *
+            self._array(_integer(body))
+        else:
+            raise ProtocolError(f"unexpected reply {bytes([kind]) + body[:19]!r}")
+
+    def _array(self, size: int) -> None:
         if size < 0:
-            return None
-        self._spend(size, framing=2)
-        return await self.stream.read_bulk(size, self.keep)
-
-    async def _array(self, count: int, depth: int) -> list[Reply] | None:
-        if count < 0:
-            return None
-        if depth >= MAX_DEPTH:
+            self._complete(None)
+            return
+        if len(self._open) >= MAX_DEPTH:
             raise ProtocolError("reply nested too deeply")
-        if count > self.elements:
-            raise ReplyTooLarge(
-                f"server announced {count} elements, over the cap of {_MAX_ELEMENTS} per reply"
-            )
-        self.elements -= count
-        return [await self.read(depth + 1) for _ in range(count)]
+        if size > self._elements:
+            cap = _MAX_ELEMENTS
+            raise ReplyTooLarge(f"server announced {size} elements, over the cap of {cap} per reply")
+        self._elements -= size
+        if size:
+            self._open.append(([], size))
+        else:
+            self._complete([])
+
+    async def read(self, stream: BoundedStream, count: int, keep: int) -> list[Reply]:
+        """The next `count` replies from `stream`, keeping `keep` bytes of each value."""
+        self.keep, self.wanted = keep, count
+        self.feed(b"")
+        while len(self.replies) < count:
+            data = await stream.read_some()
+            if not data:
+                raise asyncio.IncompleteReadError(bytes(self._buffer), None)
+            self.feed(data)
+        replies, self.replies, self.wanted = self.replies[:count], self.replies[count:], 0
+        return replies
 
 
 class _Client:
@@ -120,14 +200,16 @@ class _Client:
     def __init__(self, endpoint: Endpoint, limits: Limits) -> None:
         self.endpoint, self.limits = endpoint, limits
         self._stream: BoundedStream | None = None
+        self._parser = RespParser(limits.max_bytes)
 
     async def call(self, *commands: bytes, keep: int) -> list[Reply]:
         """Send encoded `commands` in one write and read one bounded reply for each."""
         if self._stream is None:
             self._stream = await BoundedStream.open(self.endpoint, self.limits)
+            self._parser = RespParser(self.limits.max_bytes)
         try:
             await self._stream.send(b"".join(commands))
-            return [await _ReplyReader(self._stream, keep).read() for _ in commands]
+            return await self._parser.read(self._stream, len(commands), keep)
         except Exception:
             await self.close()
             raise
