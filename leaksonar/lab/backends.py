@@ -13,6 +13,7 @@ from pathlib import Path
 
 from leaksonar.lab import kinds, servers
 from leaksonar.lab.kinds.base import Launch
+from leaksonar.lab.kinds.postgresql import wait_accepting
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,8 @@ def backends(ip: str) -> Iterator[Backends]:
             pid = servers.spawn(how.argv, launch.log, how.account, how.env)
             started.append((pid, protocol))
             servers.wait_listening(pid, ip, port, launch.log)
+            if protocol == "postgresql":
+                wait_accepting(ip, port)
             ports[protocol] = port
         yield Backends(
             f"redis://{ip}:{ports['redis']}/0", f"postgresql://postgres@{ip}:{ports['postgresql']}/postgres"

@@ -121,6 +121,16 @@ async def _connect(target: Target, database: str, timeout: float = 15.0) -> asyn
             await asyncio.sleep(0.05)
 
 
+def wait_accepting(ip: str, port: int) -> None:
+    """Return once the PostgreSQL on `ip`:`port` accepts sessions (it listens before: "the database system
+    is starting up")."""
+
+    async def session() -> None:
+        await (await _connect(Target(ip, port), "postgres")).close()
+
+    asyncio.run(session())
+
+
 async def _fill(target: Target, database: str, tables: list[Table], dropped: list[Table]) -> None:
     """Create and fill `dropped` and `tables`, then drop `dropped` again (what an attacker took away)."""
     conn = await _connect(target, database)
