@@ -31,6 +31,11 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def utc_now() -> str:
+    """Now, as the index keeps times (`2026-11-28T05:00:00Z`)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_since(text: str, now: datetime | None = None) -> str:
     """`7d` / `24h` (ago) or an ISO 8601 date or time -> the UTC time the index compares with
     (`2026-11-28T05:00:00Z`); ValueError for anything else, or a time outside the years 1 to 9999 in UTC."""

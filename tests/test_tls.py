@@ -30,7 +30,7 @@ from replies import OSMEM_ROOT, POSTGRES_TRUST, http_reply
 from leaksonar.model import Certificate, ErrorKind, Identity, Inspection, Limits
 from leaksonar.protocols.base import BoundedStream, Endpoint
 from leaksonar.protocols.tls import MAX_NAME_CHARS, MAX_NAMES, certificate, wants_tls
-from leaksonar.scan.engine import inspect_service
+from leaksonar.scan.examine import inspect_service
 from leaksonar.scan.identify import identify
 
 FAST = hostile.FAST

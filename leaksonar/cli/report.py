@@ -51,7 +51,7 @@ def report(
     ASN or organisation, or with a certificate for a domain (one letter for the domain); services reported
     recently are skipped until their reminder is due."""
     from leaksonar import report as reporting  # Jinja2 and templates: loaded on first use
-    from leaksonar.scan.engine import utc_now
+    from leaksonar.formats import utc_now
 
     if sum(x is not None for x in (network, asn, org, domain)) != 1:
         fail("give exactly one of --network CIDR, --asn N, --org NAME, --domain NAME")

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import uvloop
 
+from leaksonar.formats import utc_now
 from leaksonar.inputs import file_stamp
 from leaksonar.model import Event, Finding
 from leaksonar.scan.discover import DiscoveryStats
-from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan, utc_now
+from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan
 from leaksonar.scan.workers import Worker, WorkerInterrupted, fork_workers
 from leaksonar.targets import Scope, ScopeError, TargetSpace, stored_names
 
@@ -100,17 +101,21 @@ class ScanJob:
     """Where its open ports come from (`ScanRow.source`)."""
 
 
-def start_workers(space: TargetSpace, options: ScanOptions, starts: Sequence[int] = ()) -> list[Worker]:
-    """Fork the discovery workers of a scan of `space`, one per shard (none for a single shard: this process
+def start_workers(
+    space: TargetSpace, options: ScanOptions, scan_id: str, starts: Sequence[int] = ()
+) -> list[Worker]:
+    """Fork the workers of scan `scan_id` of `space`, one per shard (none for a single shard: this process
     walks it), each from its position in `starts` (default: the beginning). Only once the targets passed the
     scope check; a new scan forks them before it opens the index, which they need not wait for."""
-    return fork_workers(space, options.workers, options.discovery(), starts) if options.workers > 1 else []
+    if options.workers < 2:
+        return []
+    return fork_workers(space, options.workers, options.discovery(), options.examination(scan_id), starts)
 
 
-def record_scan(store: Store, space: TargetSpace, options: dict[str, Any]) -> str:
+def record_scan(store: Store, space: TargetSpace, options: dict[str, Any], scan_id: str | None = None) -> str:
     """Record a new scan of `space` (status running; `options`: a ScanOptions as `dataclasses.asdict`, and
-    what else the scan keeps); returns its id."""
-    scan_id = new_scan_id()
+    what else the scan keeps) under `scan_id` (default: a new id); returns its id."""
+    scan_id = scan_id or new_scan_id()
     store.scans.begin(
         scan_id,
         utc_now(),
@@ -127,9 +132,9 @@ def record_scan(store: Store, space: TargetSpace, options: dict[str, Any]) -> st
     return scan_id
 
 
-def new_job(space: TargetSpace, options: ScanOptions, store: Store) -> ScanJob:
-    """Record a new scan of `space` (status running)."""
-    scan_id = record_scan(store, space, asdict(options))
+def new_job(space: TargetSpace, options: ScanOptions, store: Store, scan_id: str | None = None) -> ScanJob:
+    """Record a new scan of `space` (status running) under `scan_id` (default: a new id)."""
+    scan_id = record_scan(store, space, asdict(options), scan_id)
     return ScanJob(scan_id, space, options, (ShardMark(),) * options.workers)
 
 
@@ -310,7 +315,7 @@ def run_job(
     recorder.header()
     recorder.checkpoint(list(job.marks), DiscoveryStats())
     if workers is None:
-        workers = start_workers(job.space, job.options, [mark.position for mark in job.marks])
+        workers = start_workers(job.space, job.options, job.scan_id, [mark.position for mark in job.marks])
     status = "failed"
     try:
         uvloop.run(

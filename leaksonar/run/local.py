@@ -17,7 +17,7 @@ from leaksonar.run.job import (
     run_job,
     start_workers,
 )
-from leaksonar.scan.engine import ScanOptions, ScanProgress
+from leaksonar.scan.engine import ScanOptions, ScanProgress, new_scan_id
 from leaksonar.scan.workers import Worker, stop_workers
 from leaksonar.targets import Scope, TargetSpace
 
@@ -39,13 +39,14 @@ class LocalScan:
 def start(space: TargetSpace, options: ScanOptions, db: str | None) -> LocalScan:
     """A new scan of `space` into the index `db`. Its discovery workers probe from now on, while the index
     opens (when it cannot, they are stopped). Raises StoreError."""
-    workers = start_workers(space, options)
+    scan_id = new_scan_id()
+    workers = start_workers(space, options, scan_id)
     try:
         store = open_index(db)
     except BaseException:
         stop_workers(workers)
         raise
-    return LocalScan(new_job(space, options, store), store, workers)
+    return LocalScan(new_job(space, options, store, scan_id), store, workers)
 
 
 def reopen(scan_id: str, db: str | None, scope: Scope | None) -> LocalScan:

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import uvloop
 
+from leaksonar.formats import utc_now
 from leaksonar.inputs import InputError
 from leaksonar.openports import OpenPortCounts, binary_lines, read_open_ports
 from leaksonar.run.job import Recorder, ScanInterrupted, ScanJob, ScanOutcome, made, open_index
@@ -25,7 +26,6 @@ from leaksonar.scan.engine import (
     ShardMark,
     examine_open_ports,
     new_scan_id,
-    utc_now,
 )
 from leaksonar.targets import SCOPE_ENV, AddressFilter, TargetSpace
 

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leaksonar.formats import address_port
-from leaksonar.model import ErrorKind, Finding, Identity, Inspection, Limits, Problem
+from leaksonar.model import ErrorKind, Finding, Limits, Problem
 from leaksonar.scan.discover import DiscoveryStats
-from leaksonar.scan.enrich import Enricher
+from leaksonar.scan.examine import Examination
 from leaksonar.scan.workers import DiscoverySettings, Worker, combined, follow
 from leaksonar.targets import TargetSpace, family
 
@@ -62,6 +62,9 @@ class ScanOptions:
     def discovery(self) -> DiscoverySettings:
         return DiscoverySettings(self.concurrency, self.per_host, self.rate, self.timeout, self.retries)
 
+    def examination(self, scan_id: str) -> Examination:
+        return Examination(scan_id, self.limits, self.inspect_concurrency, self.geo_db, self.asn_db)
+
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> ScanOptions:
         """The options of a stored scan (`asdict` of them); keys this version does not know are ignored."""
@@ -94,10 +97,6 @@ class ScanProgress:
     exposed: int = 0
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def new_scan_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S-") + uuid.uuid4().hex[:8]
 
@@ -110,80 +109,11 @@ def raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-async def inspect_service(
-    ip: str, port: int, identity: Identity, limits: Limits, hostname: str | None = None
-) -> Inspection:
-    """Run the protocol module's inspection within the service budget, over TLS if the service spoke it
-    when identified; failures become errors."""
-    from leaksonar.protocols import BY_NAME, Endpoint  # the drivers: loaded once a port is open
-
-    module = BY_NAME.get(identity.protocol)
-    if module is None:
-        return Inspection(
-            identity.protocol, identity.software, identity.auth, errors=(unidentified(identity, limits),)
-        )
-    try:
-        async with asyncio.timeout(limits.service_budget + limits.timeout):
-            tls, starttls = identity.tls is not None and not identity.starttls, identity.starttls
-            endpoint = Endpoint(ip, port, tls=tls, starttls=starttls, hostname=hostname)
-            return await module.inspect(endpoint, identity, limits)
-    except TimeoutError:
-        error = Problem(ErrorKind.TIMEOUT, f"inspection stopped after {limits.service_budget:g} s")
-    except Exception as exc:
-        error = Problem(ErrorKind.UNKNOWN, f"inspection failed: {type(exc).__name__}: {exc}")
-    return Inspection(identity.protocol, identity.software, identity.auth, errors=(error,))
-
-
-def unidentified(identity: Identity, limits: Limits) -> Problem:
-    """Why a service's protocol is unknown, as an error of its finding."""
-    if identity.banner.startswith("identification failed"):
-        return Problem(ErrorKind.UNKNOWN, f"Not identified: {identity.banner}.")
-    if identity.banner:
-        return Problem(ErrorKind.PROTOCOL_ERROR, "Not identified: its reply matches no known protocol.")
-    return Problem(ErrorKind.TIMEOUT, f"Not identified: no reply to any probe within {limits.timeout:g} s.")
-
-
-def to_finding(
-    ip: str,
-    port: int,
-    identity: Identity,
-    inspection: Inspection,
-    scan_id: str,
-    enricher: Enricher | None = None,
-    hostname: str | None = None,
-) -> Finding:
-    """The finding for one service; its samples are assessed here and go no further."""
-    from leaksonar.assess import assess  # its lexicons and signatures: loaded once a port is open
-
-    geo, network = enricher.lookup(ip) if enricher else (None, None)
-    return Finding(
-        ip=ip,
-        port=port,
-        protocol=inspection.protocol,
-        software=inspection.software or identity.software,
-        auth=inspection.auth,
-        exposed=inspection.exposed,
-        time=utc_now(),
-        scan_id=scan_id,
-        databases=inspection.databases,
-        rows=inspection.rows,
-        rows_estimated=inspection.rows_estimated,
-        size_bytes=inspection.size_bytes,
-        collections=inspection.collections,
-        errors=inspection.errors,
-        details=inspection.details,
-        banner=identity.banner if identity.protocol == "unknown" else "",
-        assessment=assess(inspection),
-        geo=geo,
-        network=network,
-        hostname=hostname,
-        tls=identity.tls,
-    )
-
-
 class ScanRun:
-    """One run of a scan: discovery in this process or in forked workers, and every open port identified,
-    inspected and turned into a finding here, with at most `inspect_concurrency` services at once.
+    """One run of a scan: discovery in this process, every open port identified, inspected and turned into a
+    finding here, with at most `inspect_concurrency` services at once; or forked workers that each walk a
+    shard and examine its open ports themselves (`scan.workers`), reporting each open port as they find it
+    and its finding once examined.
 
     Findings are stored in batches (`on_findings`): BATCH_SIZE of them, or those of the last BATCH_EVERY
     seconds, and all of them before each checkpoint and at the end. Per shard, the open ports found and not
@@ -215,8 +145,7 @@ class ScanRun:
         self.read_to: int | None = None
         """Examining ports found elsewhere: past the greatest position taken so far (None: discovering)."""
         self.progress = ScanProgress(DiscoveryStats())
-        self.enricher = Enricher.open(options.geo_db, options.asn_db)
-        self.names = space.names
+        self.examiner = options.examination(scan_id).open(space.names)
         self.discovery = options.discovery().discovery(
             space, 0, 1, self._own_open, self._report, start=self.marks[0].position
         )
@@ -224,23 +153,19 @@ class ScanRun:
     async def _examine(
         self, ip: str, port: int, sock: socket.socket | None, shard: int, position: int
     ) -> None:
-        from leaksonar.scan.identify import identify  # the protocol modules: loaded once a port is open
-
-        limits, hostname = self.options.limits, self.names.get(ip)
         try:
-            try:
-                identity = await identify(ip, port, sock, limits, hostname)
-            except Exception as exc:  # a hostile reply must not end the scan
-                identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
-            inspection = await inspect_service(ip, port, identity, limits, hostname)
-            finding = to_finding(ip, port, identity, inspection, self.scan_id, self.enricher, hostname)
-            self.progress.services += 1
-            self.progress.exposed += finding.exposed
-            self.batch.append((finding, shard, position))
-            if len(self.batch) >= BATCH_SIZE:
-                self._store()
+            self._found(await self.examiner.examine(ip, port, sock), shard, position)
         finally:
             self.slots.release()
+
+    def _found(self, finding: Finding, shard: int, position: int) -> None:
+        """A finding of `shard`'s open port at `position`, examined here or by the shard's worker: counted,
+        and stored with the batch."""
+        self.progress.services += 1
+        self.progress.exposed += finding.exposed
+        self.batch.append((finding, shard, position))
+        if len(self.batch) >= BATCH_SIZE:
+            self._store()
 
     def _store(self) -> None:
         """Store the batch in one call to `on_findings`; when that fails, one finding at a time (`_record`),
@@ -319,11 +244,17 @@ class ScanRun:
     async def _own_open(self, ip: str, port: int, sock: socket.socket, position: int) -> None:
         await self._open(ip, port, sock, 0, position)
 
-    def _worker_open(self, shard: int) -> Callable[[str, int, int], Awaitable[None]]:
-        async def opened(ip: str, port: int, position: int) -> None:
-            await self._open(ip, port, None, shard, position)
+    def _worker_open(self, shard: int) -> Callable[[str, int, int], None]:
+        def opened(ip: str, port: int, position: int) -> None:  # its worker examines it
+            self.pending[shard][position] = ip, port
 
         return opened
+
+    def _worker_found(self, shard: int) -> Callable[[Finding, int], None]:
+        def found(finding: Finding, position: int) -> None:
+            self._found(finding, shard, position)
+
+        return found
 
     def _report(self, stats: DiscoveryStats) -> None:
         self.progress.discovery = combined(stats, self.workers)
@@ -400,7 +331,7 @@ class ScanRun:
     def _stop(self, background: list[asyncio.Task[None]]) -> None:
         """Stop the `background` tasks and store the findings left (an interrupted scan's too); raise what
         ended one of them."""
-        self.enricher.close()
+        self.examiner.close()
         for task in background:
             task.cancel()
         self._store()
@@ -414,7 +345,7 @@ class ScanRun:
         """Walk the space (or follow the workers walking it), re-examine what a crash left unrecorded, and
         wait for every inspection."""
         followers = [
-            asyncio.create_task(follow(worker, self._worker_open(k), self._report_own))
+            asyncio.create_task(follow(worker, self._worker_open(k), self._worker_found(k), self._report_own))
             for k, worker in enumerate(self.workers)
         ]
         for follower in followers:  # a worker stopped by Ctrl-C after this process was: its error is no news
@@ -506,10 +437,10 @@ async def run_scan(
     """Scan every (address, port) of `space`; call `on_findings` with the identified services, in batches
     (`ScanRun`), each service once.
 
-    `workers` (forked by `fork_workers`) walk one shard each and report their open ports here, where every
-    service is identified and inspected; without workers this process walks the space itself. Shard k goes
-    on from `marks[k]` (default: its start); every CHECKPOINT_EVERY seconds `on_checkpoint` gets every
-    shard's mark.
+    `workers` (forked by `fork_workers`) walk one shard each, examine its open ports and send their findings
+    here, where they are stored; without workers this process walks the space and examines each service.
+    Shard k goes on from `marks[k]` (default: its start); every CHECKPOINT_EVERY seconds `on_checkpoint`
+    gets every shard's mark.
     """
     # an inspection holds up to 4 SQL sessions, each a driver socket and a capped relay (3 sockets)
     raise_fd_limit(options.concurrency + 16 * options.inspect_concurrency + 256)

@@ -1,25 +1,32 @@
-"""Discovery on every core: forked worker processes each walk one shard of the target space.
+"""Scanning on every core: forked worker processes each walk one shard of the target space and examine
+the open ports they find.
 
-A worker runs its own `Discovery` and reports, one line each over a pipe, the open ports it finds
-(`O ip port position`) and its counters and low-water position (`S probes open closed filtered
-unreachable connects low_water`, see `Discovery.low_water`). The parent
-identifies and inspects every open port itself, so stores, drivers and output stay in one process.
-Workers are forked before the parent's event loop starts (a new scan's: before it even opens the index).
+A worker runs its own `Discovery` and reports over a pipe, one line each, the open ports it finds
+(`O ip port position`, as it finds them) and its counters and low-water position (`S probes open closed
+filtered unreachable connects low_water`, see `Discovery.low_water`); it identifies and inspects each open
+port itself (`Examiner`, up to its share of the scan's inspection concurrency) and sends the finding
+(`F position size`, then the pickled `Finding`). The parent stores findings and writes output, so the
+index and the terminal stay in one process; a port reported open and not yet stored stays pending in the
+parent's checkpoints. Workers are forked before the parent's event loop starts (a new scan's: before it
+even opens the index).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 
 import uvloop
 
+from leaksonar.model import Finding
 from leaksonar.scan.discover import Discovery, DiscoveryStats, OpenHandler
+from leaksonar.scan.examine import Examination
 from leaksonar.targets import TargetSpace
 
 _COUNTERS = [f.name for f in fields(DiscoveryStats) if f.name != "started"]
@@ -82,38 +89,99 @@ def _counters(stats: DiscoveryStats) -> str:
     return " ".join(str(getattr(stats, name)) for name in _COUNTERS)
 
 
-def _worker_main(
-    space: TargetSpace, shard: int, shards: int, settings: DiscoverySettings, fd: int, start: int
+class _PipeOut(asyncio.Protocol):
+    """The writing end of the pipe to the parent, with flow control: `drain` waits while the parent lags,
+    and raises BrokenPipeError once the parent is gone; `closed` is done when all is written."""
+
+    def __init__(self) -> None:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def pause_writing(self) -> None:
+        self._flowing.clear()
+
+    def resume_writing(self) -> None:
+        self._flowing.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._flowing.set()
+        self.closed.set_result(None)
+
+    async def drain(self) -> None:
+        await self._flowing.wait()
+        if self.closed.done():
+            raise BrokenPipeError("the scan's main process is gone")
+
+
+async def _work(
+    space: TargetSpace,
+    shard: int,
+    shards: int,
+    settings: DiscoverySettings,
+    examination: Examination,
+    fd: int,
+    start: int,
 ) -> None:
-    pipe = os.fdopen(fd, "w", buffering=1)
+    """Walk shard `shard`, examine its open ports and report both to the parent over pipe `fd`."""
+    loop = asyncio.get_running_loop()
+    pipe, out = await loop.connect_write_pipe(_PipeOut, os.fdopen(fd, "wb", buffering=0))
+    examiner = examination.open(space.names)
+    slots = asyncio.Semaphore(examination.concurrency)
+    examining: set[asyncio.Task[None]] = set()
     reported = 0.0
 
+    async def examine(ip: str, port: int, sock: socket.socket, position: int) -> None:
+        try:
+            finding = pickle.dumps(await examiner.examine(ip, port, sock), pickle.HIGHEST_PROTOCOL)
+            pipe.write(b"F %d %d\n%s" % (position, len(finding), finding))
+            await out.drain()
+        finally:
+            slots.release()
+
     async def on_open(ip: str, port: int, sock: socket.socket, position: int) -> None:
-        sock.close()
-        pipe.write(f"O {ip} {port} {position}\n")
+        pipe.write(f"O {ip} {port} {position}\n".encode())
+        await slots.acquire()
+        task = asyncio.create_task(examine(ip, port, sock, position))
+        examining.add(task)
+        task.add_done_callback(examining.discard)
+
+    def report(stats: DiscoveryStats) -> None:
+        pipe.write(f"S {_counters(stats)} {discovery.low_water()}\n".encode())
 
     def on_progress(stats: DiscoveryStats) -> None:
         nonlocal reported
         if time.monotonic() - reported >= _REPORT_EVERY:
             reported = time.monotonic()
-            pipe.write(f"S {_counters(stats)} {discovery.low_water()}\n")
+            report(stats)
 
     discovery = settings.discovery(space, shard, shards, on_open, on_progress, start)
-    stats = uvloop.run(discovery.run())
-    pipe.write(f"S {_counters(stats)} {discovery.low_water()}\n")
+    try:
+        stats = await discovery.run()
+        while examining:
+            await asyncio.gather(*examining)
+    finally:
+        examiner.close()
+    report(stats)
     pipe.close()
+    await out.closed
 
 
 def fork_workers(
-    space: TargetSpace, shards: int, settings: DiscoverySettings, starts: Sequence[int] = ()
+    space: TargetSpace,
+    shards: int,
+    settings: DiscoverySettings,
+    examination: Examination,
+    starts: Sequence[int] = (),
 ) -> list[Worker]:
     """Start one worker per shard. Call before any event loop.
 
-    `settings` are the scan's global limits; each worker takes its share. Shard k starts at position
-    `starts[k]` (default 0).
+    `settings` and `examination` are the scan's global limits; each worker takes its share. Shard k starts
+    at position `starts[k]` (default 0).
     """
     starts = list(starts) or [0] * shards
     share = settings.share(shards)
+    examining = replace(examination, concurrency=max(1, examination.concurrency // shards))
     workers = []
     for shard in range(shards):
         read_fd, write_fd = os.pipe()
@@ -123,7 +191,7 @@ def fork_workers(
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 1
             try:
-                _worker_main(space, shard, shards, share, write_fd, starts[shard])
+                uvloop.run(_work(space, shard, shards, share, examining, write_fd, starts[shard]))
                 code = 0
             finally:
                 os._exit(code)
@@ -141,10 +209,13 @@ def stop_workers(workers: Sequence[Worker]) -> None:
 
 
 async def follow(
-    worker: Worker, on_open: Callable[[str, int, int], Awaitable[None]], on_report: Callable[[], None]
+    worker: Worker,
+    on_open: Callable[[str, int, int], None],
+    on_finding: Callable[[Finding, int], None],
+    on_report: Callable[[], None],
 ) -> None:
-    """Read a worker's reports until it finishes; hand each open port and its position to `on_open`, and
-    call `on_report` after each report of its counters.
+    """Read a worker's reports until it finishes; hand each open port and its position to `on_open`, each
+    finding and its port's position to `on_finding`, and call `on_report` after each report of its counters.
     Raises WorkerInterrupted when Ctrl-C ended the worker, RuntimeError when anything else did."""
     reader = asyncio.StreamReader(limit=1 << 16)
     loop = asyncio.get_running_loop()
@@ -155,7 +226,10 @@ async def follow(
         while line := await reader.readline():
             kind, *values = line.decode().split()
             if kind == "O":
-                await on_open(values[0], int(values[1]), int(values[2]))
+                on_open(values[0], int(values[1]), int(values[2]))
+            elif kind == "F":  # pickled by the worker this process forked
+                position, size = map(int, values)
+                on_finding(pickle.loads(await reader.readexactly(size)), position)
             elif kind == "S":
                 *counters, worker.low_water = map(int, values)
                 for name, value in zip(_COUNTERS, counters, strict=True):

@@ -13,6 +13,7 @@ import redis
 import uvloop
 from celery import Task
 
+from leaksonar.formats import utc_now
 from leaksonar.model import Finding
 from leaksonar.run.distributed import state
 from leaksonar.run.distributed.app import app
@@ -20,7 +21,7 @@ from leaksonar.run.distributed.options import LeaseSettings, WorkerOptions
 from leaksonar.run.distributed.ratelimit import SharedBucket
 from leaksonar.run.distributed.shards import describe, rebuild
 from leaksonar.run.job import record_scan
-from leaksonar.scan.engine import ScanProgress, run_scan, utc_now
+from leaksonar.scan.engine import ScanProgress, run_scan
 from leaksonar.store.db import Store
 from leaksonar.targets import Scope, TargetError, TargetSpace
 
