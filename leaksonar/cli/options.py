@@ -68,7 +68,13 @@ ReadTimeoutOption = Annotated[
     float, number("Seconds allowed for each read while identifying/inspecting.", least=0.05)
 ]
 WorkersOption = Annotated[
-    int, whole("Discovery processes; limits are shared [default: one per core].", least=1, most=64)
+    int,
+    whole(
+        "Scanning processes, each discovering and inspecting a shard; limits are shared"
+        " [default: one per core].",
+        least=1,
+        most=64,
+    ),
 ]
 SeedOption = Annotated[int | None, whole("Seed of the pseudo-random target order.", least=-MAX_WHOLE - 1)]
 GeoDbOption = Annotated[
