@@ -14,7 +14,8 @@ start to exit (wall, CPU of the scan and its workers, peak RSS), with the CPU th
 a record: the --jsonl records (services, and unidentified ones as protocol "unknown") are counted against
 the open ports the scan recorded and the SIZE addresses that answer; any loss is printed. The peer:
 `nmap -sV --script redis-info -p 6379 -Pn -n` on the first NMAP_COUNT Redis addresses, with leaksonar on
-the same addresses in the same run. Prints one table and writes bench/results/inspect_scale.json. Nothing
+the same addresses in the same run (none with --nmap-count 0, without Redis among the kinds, or where nmap
+is not installed). Prints one table and writes bench/results/inspect_scale.json. Nothing
 leaves the namespace.
 """
 
@@ -24,6 +25,7 @@ import argparse
 import ipaddress
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -318,10 +320,17 @@ def main() -> None:
         sys.exit(f"--kinds: unknown kind {unknown[0]!r} (one of {', '.join(KINDS)})")
     if not 0 <= args.nmap_count <= 60000:
         sys.exit("--nmap-count must be 0..60000")
+    nmap_count = args.nmap_count if "redis" in chosen else 0
+    if nmap_count and shutil.which("nmap") is None:
+        if not args.inside:
+            print("nmap is not installed: no nmap peer (as with --nmap-count 0)", file=sys.stderr)
+        nmap_count = 0
     if args.inside:
-        inside(sizes, chosen, args.nmap_count if "redis" in chosen else 0)
+        inside(sizes, chosen, nmap_count)
         return
-    rerun_in_namespace(__file__, ["redis-server", *(["nmap"] if args.nmap_count else [])])
+    rerun_in_namespace(
+        __file__, [*(["redis-server"] if "redis" in chosen else []), *(["nmap"] if nmap_count else [])]
+    )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from importlib.util import find_spec
 from typing import Any
 
 import httpx
@@ -16,6 +18,12 @@ from leaksonar.model import Limits, Software
 from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError, ReplyTooLarge, timed
 from leaksonar.protocols.tls import client_context
 from leaksonar.protocols.useragent import USER_AGENT
+
+if find_spec("sniffio") is None:
+    # httpcore imports sniffio on every request and lock; while it is absent, each failed import searches
+    # all of sys.path (a fifth of an HTTP inspection's CPU). None in sys.modules makes that import fail at
+    # once; httpcore then runs on asyncio, as it does anyway.
+    sys.modules.setdefault("sniffio", None)  # type: ignore[assignment]
 
 _STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
 
@@ -40,7 +48,8 @@ class Response:
 def bounded_client(endpoint: Endpoint, limits: Limits) -> httpx.AsyncClient:
     """One keep-alive client for a whole inspection of `endpoint`; each exchange's `limits.timeout` is
     enforced around it by `request_bounded`, httpx's own timeout is only a backstop. Over TLS the
-    certificate is not verified (tls.client_context); a hostname goes out as SNI and as Host."""
+    certificate is not verified (tls.client_context, shared: a plain endpoint never uses it, redirects being
+    off); a hostname goes out as SNI and as Host."""
     headers: dict[str, str] = {}
     hooks: dict[str, list[Callable[[httpx.Request], Awaitable[None]]]] = {}
     if endpoint.hostname:
@@ -52,7 +61,7 @@ def bounded_client(endpoint: Endpoint, limits: Limits) -> httpx.AsyncClient:
         timeout=limits.timeout + 1,
         trust_env=False,
         follow_redirects=False,
-        verify=client_context() if endpoint.tls else False,
+        verify=client_context(),
         headers=headers,
         event_hooks=hooks,
     )
