@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from importlib.util import find_spec
 from typing import Any
 
 import httpx
@@ -18,12 +16,6 @@ from leaksonar.model import Limits, Software
 from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError, ReplyTooLarge, timed
 from leaksonar.protocols.tls import client_context
 from leaksonar.protocols.useragent import USER_AGENT
-
-if find_spec("sniffio") is None:
-    # httpcore imports sniffio on every request and lock; while it is absent, each failed import searches
-    # all of sys.path (a fifth of an HTTP inspection's CPU). None in sys.modules makes that import fail at
-    # once; httpcore then runs on asyncio, as it does anyway.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[assignment]
 
 _STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
 
