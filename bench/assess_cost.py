@@ -1,4 +1,4 @@
-"""CPU cost of assessing one finding (`leaksonar.assess.assess`: personal data, ransom signs, severity,
+"""CPU time of assessing one finding (`leaksonar.assess.assess`: personal data, ransom signs, severity,
 summary), in microseconds per finding on one core.
 
     .venv/bin/python bench/assess_cost.py [--findings 400] [--repeat 5] [--seed 7]
@@ -9,8 +9,9 @@ modules sample them (20 keys of a Redis database, 5 rows of a table):
 - redis-lab:   the lab's open Redis (citizen hashes, JSON sessions, an SMS queue, a page cache);
 - redis-attacked: the lab's Redis after the cron-job attack (cron lines, a planted SSH key);
 - sql-lab:     the lab's PostgreSQL/MySQL tables (police, shop, hr, hospital, crm, payroll).
-Prints the best of `--repeat` runs (each over its own `--findings` inspections) per workload and writes bench/results/assess_cost.json. Run on
-demand: it is not a timed test.
+Prints the best of `--repeat` runs (each over its own `--findings` inspections: a cache of values
+seen cannot flatter a later run) per workload, in CPU time of this process (steadier than wall time on
+a shared machine), and writes bench/results/assess_cost.json. Run on demand: it is not a timed test.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def redis_users(rnd: random.Random, count: int) -> list[Inspection]:
         database: dict[str, Any] = {}
         for i, p in enumerate(rnd.sample(people, len(people)), 1):
             visits = str(rnd.randrange(10**4))
-            database[f"user:{i}"] = {"name": p.name, "email": p.email, "city": p.birth_place, "visits": visits}
+            user = {"name": p.name, "email": p.email, "city": p.birth_place, "visits": visits}
+            database[f"user:{i}"] = user
             database[f"session:{i}"] = f"{rnd.getrandbits(128):032x}"
         inspections.append(_keyed(rnd, database, 600))
     return inspections
@@ -129,15 +131,14 @@ WORKLOADS: dict[str, Callable[[random.Random, int], list[Inspection]]] = {
 
 
 def cost(inspections: list[Inspection], repeat: int) -> float:
-    """Best µs per finding of `assess` over `repeat` equal slices of `inspections` (each inspection is
-    assessed once: a cache of values seen cannot make a later run look cheaper)."""
+    """Best µs per finding of `assess` over `repeat` equal slices of `inspections` (each assessed once)."""
     size = len(inspections) // repeat
     best = float("inf")
     for run in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         for inspection in inspections[run * size : (run + 1) * size]:
             assess(inspection)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best / size * 1e6
 
 
