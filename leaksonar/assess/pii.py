@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from leaksonar.assess.lexicon import NameHint, name_hint
@@ -55,6 +55,8 @@ _TEXT = re.compile(r"[\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 _EMPTY = frozenset(
     {"", "null", "none", "nil", "nan", "n/a", "-", "--", "/", "undefined", "unknown", "无", "不详", "暂无"}
 )
+_EMPTY_CHARS = max(map(len, _EMPTY))
+"""Longest empty marker: a longer text is not one (lower-casing never shortens a string)."""
 _KV_KEYS = frozenset({"key", "type", "value", "ttl", "size", "flags", "encoding"})
 _KEY_PARTS = re.compile(r"([:/|#])")
 
@@ -86,17 +88,19 @@ def leaf_text(value: Any) -> str | None:
         text = str(value)
     else:
         return None
-    return None if text.lower() in _EMPTY else text
+    return None if len(text) <= _EMPTY_CHARS and text.lower() in _EMPTY else text
 
 
 def key_pattern(key: str) -> tuple[str, list[str]]:
     """A key's pattern and variable parts: ``"citizen:12"`` -> (``"citizen:*"``, ["12"])."""
     parts = _KEY_PARTS.split(key[:MAX_CHARS])
-    variable = [
-        i for i in range(0, len(parts), 2) if len(parts[i]) > 24 or any(c.isdigit() for c in parts[i])
-    ]
-    pattern = "".join("*" if i in variable else part for i, part in enumerate(parts))
-    return pattern, [parts[i] for i in variable]
+    variable = []
+    for i in range(0, len(parts), 2):
+        part = parts[i]
+        if len(part) > 24 or any(map(str.isdigit, part)):
+            variable.append(part)
+            parts[i] = "*"
+    return "".join(parts), variable
 
 
 class _Walk:
@@ -109,8 +113,10 @@ class _Walk:
     def add(self, path: str, value: Any) -> None:
         text = leaf_text(value)
         if text is not None:
-            values = self.fields.setdefault(path, [])
-            if len(values) < MAX_VALUES:
+            values = self.fields.get(path)
+            if values is None:
+                self.fields[path] = [text]
+            elif len(values) < MAX_VALUES:
                 values.append(text)
 
     def walk(self, value: Any, path: str, depth: int = 0) -> None:
@@ -118,11 +124,16 @@ class _Walk:
             return
         if isinstance(value, dict):
             if depth < MAX_DEPTH:
-                for count, (key, child) in enumerate(value.items()):
-                    if count == MAX_KEYS:
-                        break
-                    name = str(key)[:200]
-                    self.walk(child, f"{path}.{name}" if path else name, depth + 1)
+                prefix = f"{path}." if path else ""
+                for key, child in islice(value.items(), MAX_KEYS):
+                    name = prefix + str(key)[:200]
+                    if type(child) is str:  # the common leaf, read here without a call
+                        if self.leaves >= MAX_LEAVES:
+                            return
+                        self.leaves += 1
+                        self.add(name, child)
+                    else:
+                        self.walk(child, name, depth + 1)
         elif isinstance(value, list | tuple):
             if depth < MAX_DEPTH:
                 for child in value[:MAX_KEYS]:
@@ -190,14 +201,20 @@ def _rate(category: str, hint: NameHint, mixed: bool) -> float:
 def assess_field(path: str, values: Sequence[str]) -> FieldPii:
     """The categories of one field from its name and its sampled values."""
     hint = name_hint(path)
-    counts: Counter[str] = Counter()
+    counts: dict[str, int] = {}
     examples: dict[str, str] = {}
+    judged: dict[str, dict[str, str]] = {}
+    """Value -> its categories: a field repeats values ("user", "男"), each is judged once."""
     proven = 0
     for value in values:
-        found = _categories_of(value, hint)
+        found = judged.get(value)
+        if found is None:
+            found = judged[value] = _categories_of(value, hint)
+        if not found:
+            continue
         proven += any(c in VALIDATED or c not in hint.categories for c in found)
         for category, text in found.items():
-            counts[category] += 1
+            counts[category] = counts.get(category, 0) + 1
             examples.setdefault(category, text)
     sampled = len(values)
     mixed = _enough(proven, sampled, VALUE_RATE)

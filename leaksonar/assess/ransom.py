@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from itertools import islice
 from typing import Any, Literal
@@ -31,6 +31,8 @@ Kind = Literal["note", "cron", "ssh_key", "meow"]
 _MAX_DEPTH = 8
 _MAX_FIELDS = 200
 _NAME_CHARS = 100
+_NOT_NAME_CHAR = re.compile(r"[^a-z0-9]")
+"""Removed from lower-cased names before they are matched ("squashed")."""
 
 _BASE58 = re.compile(r"(?<![A-Za-z0-9])[13][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])")
 _BECH32 = re.compile(r"(?<![A-Za-z0-9])bc1[02-9ac-hj-np-z]{8,87}(?![A-Za-z0-9])", re.I)
@@ -110,10 +112,16 @@ def _strings(value: Any, depth: int = 0) -> Iterator[str]:
         for key, item in islice(value.items(), _MAX_FIELDS):
             if isinstance(key, str):
                 yield key
-            yield from _strings(item, depth + 1)
+            if isinstance(item, str):  # the common leaf, without a nested generator
+                yield item
+            else:
+                yield from _strings(item, depth + 1)
     elif depth < _MAX_DEPTH and isinstance(value, list | tuple):
         for item in islice(value, _MAX_FIELDS):
-            yield from _strings(item, depth + 1)
+            if isinstance(item, str):
+                yield item
+            else:
+                yield from _strings(item, depth + 1)
 
 
 def _bounded(strings: Iterable[str], chars: int) -> list[str]:
@@ -226,12 +234,22 @@ def _note(where: str, strings: Sequence[str], evidence: Evidence) -> RansomNote:
 
 def name_strength(name: str) -> Strength:
     """How strongly a database, collection or key name alone suggests a ransom note."""
+    return _strength(name[:_NAME_CHARS])
+
+
+@lru_cache(maxsize=4096)
+def _strength(name: str) -> Strength:
+    """`name_strength` of a name already cut to `_NAME_CHARS` (names recur: db0, users, public.orders)."""
     sig = signatures()
-    squashed = re.sub(r"[^a-z0-9]", "", name[:_NAME_CHARS].lower())
+    squashed = _NOT_NAME_CHAR.sub("", name.lower())
     if sig.strong.search(squashed):
         return Strength.STRONG
-    leaf = re.sub(r"[^a-z0-9]", "", name[:_NAME_CHARS].rsplit(".", 1)[-1].lower())  # public.readme -> readme
-    return Strength.WEAK if sig.weak.fullmatch(squashed) or sig.weak.fullmatch(leaf) else Strength.NONE
+    if sig.weak.fullmatch(squashed):
+        return Strength.WEAK
+    if "." not in name:  # the leaf is the whole name, already tried
+        return Strength.NONE
+    leaf = _NOT_NAME_CHAR.sub("", name.rsplit(".", 1)[-1].lower())  # public.readme -> readme
+    return Strength.WEAK if sig.weak.fullmatch(leaf) else Strength.NONE
 
 
 def _where(noun: Nouns, database: str, name: str) -> str:
@@ -280,6 +298,8 @@ class RansomScan:
 
     def clean(self, samples: Iterable[Sample]) -> tuple[Sample, ...]:
         """`samples` without the attackers' text (note collections and note keys), for PII detection."""
+        if not self.signs:
+            return tuple(s for s in samples if s.documents)
         whole = {(s.database, s.collection) for s in self.signs if s.key is None}
         keys = {(s.database, s.collection, s.key) for s in self.signs if s.key is not None}
         kept = []
@@ -336,15 +356,15 @@ def _key_signs(database: str, collection: str, documents: Iterable[Any]) -> Iter
     for document in documents:
         key = _key(document)
         value = document.get("value") if isinstance(document, dict) else None
-        strings = _bounded(_strings(value), chars)
+        strings = [value[:chars]] if isinstance(value, str) else _bounded(_strings(value), chars)
         text = "\n".join(strings)
-        where = _where_key(database, key)
         if attack := _attack_line(text):
             kind, line = attack
             excerpt = clean_line(line, signatures().limits["excerpt_chars"])
-            yield Sign(kind, RansomNote(where, excerpt), database, collection, key)
+            yield Sign(kind, RansomNote(_where_key(database, key), excerpt), database, collection, key)
         elif evidence := _judge(name_strength(key), text):
-            yield Sign("note", _note(where, strings, evidence), database, collection, key)
+            note = _note(_where_key(database, key), strings, evidence)
+            yield Sign("note", note, database, collection, key)
 
 
 def _collection_sign(

@@ -114,7 +114,10 @@ def nouns(protocol: str) -> Nouns:
 
 def clean_line(text: str, chars: int) -> str:
     """`text` on one printable line, whitespace collapsed, cut to `chars` (an ellipsis marks a cut)."""
-    line = " ".join("".join(c if c.isprintable() else " " for c in text[: chars * 8]).split())
+    head = text[: chars * 8]
+    if not head.isprintable():
+        head = "".join(c if c.isprintable() else " " for c in head)
+    line = " ".join(head.split())
     return line if len(line) <= chars else line[: chars - 1] + "…"
 
 
