@@ -23,6 +23,7 @@ from leaksonar.store.query import (
 from leaksonar.store.rows import Hit, LastScan, SearchPage, Stats
 from leaksonar.store.schema import (
     events,
+    facet_counts,
     findings,
     hosts,
     scans,
@@ -309,7 +310,30 @@ def facets(
     where = compile_query(query, now=now)
     narrowing = None if isinstance(where, True_) else where
     with engine.connect() as conn:
+        if narrowing is None and conn.dialect.name == "sqlite":
+            return _summarised(conn, fields, top, public=public)
         return {field: _counted(conn, field, narrowing, top, public=public) for field in fields}
+
+
+def _summarised(
+    conn: Connection, fields: Sequence[str], top: int, *, public: bool
+) -> dict[str, list[tuple[str, int]]]:
+    """Facets of everything from facet_counts (SQLite), in one statement: the same values and counts, in
+    the same order, as counting every service, from a few hundred rows."""
+    n = func.sum(facet_counts.c.n).label("n")
+    query = (
+        select(facet_counts.c.field, facet_counts.c.value, n)
+        .where(facet_counts.c.field.in_(fields), facet_counts.c.n > 0)
+        .group_by(facet_counts.c.field, facet_counts.c.value)
+        .order_by(n.desc(), facet_counts.c.value)
+    )
+    if public:
+        query = query.where(facet_counts.c.visible.is_(True))
+    found: dict[str, list[tuple[str, int]]] = {field: [] for field in fields}
+    for field, value, count in conn.execute(query):
+        if len(found[field]) < top:
+            found[field].append((value, count))
+    return found
 
 
 def _facet_column(field: str) -> Any:
