@@ -132,9 +132,18 @@ Index(
 )
 # the facet fields, each with the rank last: a facet counts the visible set (rank below critical) from its
 # index alone, and `severity:critical` finds nothing public without reading a row (migration 0005)
-# the protocol with exposure and rows: a broad query on them (protocol:redis AND exposed:true AND rows:>1000)
-# is counted from the index alone (migration 0009)
-Index("ix_services_protocol", services.c.protocol, services.c.exposed, services.c.rows, services.c.rank)
+# the protocol and exposure, then the search order: a broad query on them (protocol:redis AND exposed:true
+# AND rows:>1000) is counted from the index alone and its page read in order from it (migration 0009)
+Index(
+    "ix_services_protocol",
+    services.c.protocol,
+    services.c.exposed,
+    services.c.rank.desc(),
+    services.c.rows.desc().nulls_last(),
+    services.c.ip_key,
+    services.c.port,
+    postgresql_include=["id"],
+)
 Index("ix_services_severity", services.c.severity, services.c.rank)
 Index("ix_services_country", services.c.country, services.c.rank)
 Index("ix_services_software", func.lower(services.c.software), services.c.rank)  # matched in any case

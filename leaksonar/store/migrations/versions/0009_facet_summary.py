@@ -1,8 +1,10 @@
 """Broad queries and facets at a million services.
 
-- `ix_services_protocol` becomes (protocol, exposed, rows, rank): a query on the protocol, exposure and
-  row count (`protocol:redis AND exposed:true AND rows:>1000`) is counted from the index alone, for the
-  public too (the rank is last), instead of reading every service of the protocol.
+- `ix_services_protocol` becomes (protocol, exposed, then the search order: rank, rows, address, port;
+  PostgreSQL: with the id): a query on the protocol, exposure and row count
+  (`protocol:redis AND exposed:true AND rows:>1000`) is counted from the index alone, and its first page
+  read in order from it, for the public too (the rank is in it), instead of reading and sorting every
+  matching service.
 - SQLite: `facet_counts` holds, per facet field, value and visibility (rank below critical), how many
   services (a service once per PII category for `pii`) have it, kept exact by triggers on `services`
   and `service_pii` in the same transaction as every write. Facets of everything read it (a few hundred
@@ -16,6 +18,7 @@ Revises: 0008
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
@@ -64,10 +67,15 @@ def _triggers(table: str, fields: dict[str, str]) -> list[str]:
 
 
 def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
     op.drop_index("ix_services_protocol", table_name="services")
-    op.create_index("ix_services_protocol", "services", ["protocol", "exposed", "rows", "rank"])
-    if op.get_bind().dialect.name != "sqlite":
+    rows = '"rows" DESC' if sqlite else '"rows" DESC NULLS LAST'  # SQLite: its own order for DESC
+    order = ["protocol", "exposed", sa.text('"rank" DESC'), sa.text(rows), "ip_key", "port"]
+    op.create_index("ix_services_protocol", "services", order, postgresql_include=["id"])
+    if not sqlite:
         return
+    if op.get_bind().exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first():
+        op.execute("ANALYZE services")  # the planner's figures for the new index (search.refresh_statistics)
     op.execute(
         "CREATE TABLE facet_counts (field VARCHAR(16) NOT NULL, value VARCHAR(200) NOT NULL,"
         " visible BOOLEAN NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (field, value, visible))"
