@@ -5,7 +5,9 @@ out) on the same index, and /api/search requests per second from a second proces
 exists (SQLite only).
 
 Run: .venv/bin/python bench/index.py [--findings 1000000] [--json bench/results/index.json]
-     [--db postgresql://postgres@127.0.0.1:PORT/postgres]
+     [--db postgresql://postgres@127.0.0.1:PORT/postgres] [--keep FILE]
+--keep FILE keeps the SQLite index there, and an index already there is measured again without ingesting
+(it is migrated to this leaksonar's schema first: measure a copy to keep the original's revision).
 The records are synthetic; the only traffic is to local servers on 127.0.0.0/8.
 """
 

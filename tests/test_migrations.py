@@ -52,13 +52,14 @@ def _differences(db: str) -> list[Any]:
     with engine.connect() as conn:
         found = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
-    # the free-text table is outside `metadata` on purpose (it differs by database); so is alembic's own
+    # the free-text table and SQLite's facet counts are outside `metadata` on purpose (they differ by
+    # database); so is alembic's own
     return [d for d in found if not (d[0] in ("remove_table", "remove_index") and _outside(d[1]))]
 
 
 def _outside(item: Any) -> bool:
     table = item if isinstance(item, Table) else item.table
-    return str(table.name).startswith(("services_fts", "alembic_version"))
+    return str(table.name).startswith(("services_fts", "facet_counts", "alembic_version"))
 
 
 def test_a_migrated_empty_index_is_the_schema_of_the_code(new_index: Callable[[], str]) -> None:
@@ -290,3 +291,20 @@ def test_an_index_at_0004_gets_the_rank_of_its_pii_rows(new_index: Callable[[], 
     assert store.facets("", ["pii"]) == {"pii": [("national_id", 1), ("phone", 1)]}
     assert store.facets("", ["pii"], public=True) == {"pii": [("phone", 1)]}
     assert _differences(db) == []
+
+
+def test_an_upgraded_index_counts_facets_of_everything_as_its_services(new_index: Callable[[], str]) -> None:
+    """0009 counts the facets of the services already there (SQLite's summary): facets of everything
+    equal those counted service by service, before and after the index's next write."""
+    db = new_index()
+    _previous_release(db)
+    store = Store(db)
+
+    def counted(public: bool) -> dict[str, list[tuple[str, int]]]:
+        everything = store.facets("", public=public)
+        assert everything == store.facets("port:*", public=public)
+        return everything
+
+    assert counted(False)["protocol"] == [("elasticsearch", 1)] and counted(True)["protocol"] == []
+    store.findings.add([replace(OLD, ip="127.1.0.2", protocol="opensearch")])
+    assert counted(False)["protocol"] == [("elasticsearch", 1), ("opensearch", 1)]

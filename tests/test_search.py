@@ -595,6 +595,30 @@ def test_a_service_seen_again_replaces_its_search_rows(new_index: Callable[[], s
     assert store.search("btc:*").total == 1 and store.search("clean").total == 0
 
 
+def test_facets_and_count_of_everything_follow_every_write(new_index: Callable[[], str]) -> None:
+    """Facets and the count of everything (SQLite: a summary kept at write time) equal those counted over
+    a query that matches every service, for analysts and the public, as services change and become
+    critical."""
+    store = Store(new_index())
+    store.findings.add([CACHE, SHOP, CRM])
+
+    def both(public: bool) -> dict[str, list[tuple[str, int]]]:
+        everything = store.facets("", public=public)
+        assert everything == store.facets("port:*", public=public)  # counted service by service
+        assert store.search("", public=public).total == store.search("port:*", public=public).total
+        return everything
+
+    assert both(False)["severity"] == [("high", 2), ("medium", 1)]
+    assert both(True)["pii"] == [("email", 1), ("phone", 1)]
+    leaked = finding("127.1.0.2", 6379, "redis", "critical", time=SECOND, rows=5, pii=("national_id",))
+    store.findings.add([leaked, CRM_WIPED])
+    assert both(False)["severity"] == [("critical", 1), ("high", 1), ("medium", 1)]
+    public = both(True)
+    assert public["severity"] == [("high", 1), ("medium", 1)] and ("redis", 1) not in public["protocol"]
+    assert public["pii"] == [("email", 1)] and both(False)["pii"] == [("email", 1), ("national_id", 1)]
+    assert store.search("").total == 3 and store.search("", public=True).total == 2
+
+
 def test_a_service_without_assessment_has_no_severity(new_index: Callable[[], str]) -> None:
     store = Store(new_index())
     bare = Finding("127.1.0.9", 21, "ftp", None, "unknown", False, FIRST, "s1")

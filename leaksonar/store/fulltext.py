@@ -57,6 +57,7 @@ class TextMatch(ColumnElement[bool]):
 
     type = Boolean()
     inherit_cache = False
+    _is_implicitly_boolean = True  # alone in a WHERE: no `= 1` after it on SQLite, which hid the IN's index
 
     def __init__(self, text: str, prefix: bool, column: str | None) -> None:
         self.text, self.prefix, self.column = text, prefix, column

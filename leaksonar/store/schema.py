@@ -132,7 +132,18 @@ Index(
 )
 # the facet fields, each with the rank last: a facet counts the visible set (rank below critical) from its
 # index alone, and `severity:critical` finds nothing public without reading a row (migration 0005)
-Index("ix_services_protocol", services.c.protocol, services.c.rank)
+# the protocol and exposure, then the search order: a broad query on them (protocol:redis AND exposed:true
+# AND rows:>1000) is counted from the index alone and its page read in order from it (migration 0009)
+Index(
+    "ix_services_protocol",
+    services.c.protocol,
+    services.c.exposed,
+    services.c.rank.desc(),
+    services.c.rows.desc().nulls_last(),
+    services.c.ip_key,
+    services.c.port,
+    postgresql_include=["id"],
+)
 Index("ix_services_severity", services.c.severity, services.c.rank)
 Index("ix_services_country", services.c.country, services.c.rank)
 Index("ix_services_software", func.lower(services.c.software), services.c.rank)  # matched in any case
@@ -192,6 +203,18 @@ services_fts = Table(
     Column("fields", Text),
     Column("services_fts", Text),  # SQLite: FTS5's hidden column named after the table, the MATCH target
     Column("document", Text),  # PostgreSQL: the tsvector (generated from the three text columns)
+)
+
+# SQLite: per facet field, value and visibility (rank below critical), the services that have it (a service
+# once per PII category): what facets of everything read. Triggers on services and service_pii keep it
+# exact in every write's transaction; outside `metadata` because PostgreSQL has none (migration 0009)
+facet_counts = Table(
+    "facet_counts",
+    MetaData(),
+    Column("field", String(16), primary_key=True),
+    Column("value", String(200), primary_key=True),
+    Column("visible", Boolean, primary_key=True),
+    Column("n", Integer, nullable=False),  # 0 once the last service with the value is gone
 )
 
 findings = Table(

@@ -23,6 +23,7 @@ from leaksonar.store.query import (
 from leaksonar.store.rows import Hit, LastScan, SearchPage, Stats
 from leaksonar.store.schema import (
     events,
+    facet_counts,
     findings,
     hosts,
     scans,
@@ -279,9 +280,13 @@ def search(
     for a bad query."""
     if not 0 <= limit <= MAX_LIMIT or offset < 0:
         raise ValueError(f"limit must be 0..{MAX_LIMIT} and offset >= 0")
-    where = narrowed(compile_query(query, now=now), public=public)
+    matched = compile_query(query, now=now)
+    where = narrowed(matched, public=public)
     with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(services).where(where)).scalar_one()
+        if isinstance(matched, True_) and conn.dialect.name == "sqlite":
+            total = _everything(conn, public=public)
+        else:
+            total = conn.execute(select(func.count()).select_from(services).where(where)).scalar_one()
         if not limit or offset >= total:
             return SearchPage(total=total, hits=[], offset=offset, limit=limit)
         # the page's ids first (sorting narrow rows), then their records
@@ -289,6 +294,14 @@ def search(
         ids = list(conn.execute(page).scalars())
         found = {r.id: hit(r) for r in conn.execute(select(*HIT_COLUMNS).where(services.c.id.in_(ids)))}
         return SearchPage(total=total, hits=[found[i] for i in ids], offset=offset, limit=limit)
+
+
+def _everything(conn: Connection, *, public: bool) -> int:
+    """How many services there are (with `public`: visible), from facet_counts (SQLite): every service
+    has a protocol."""
+    protocols = facet_counts.c.field == "protocol"
+    where = and_(protocols, facet_counts.c.visible.is_(True)) if public else protocols
+    return conn.execute(select(func.coalesce(func.sum(facet_counts.c.n), 0)).where(where)).scalar_one()
 
 
 def facets(
@@ -309,7 +322,30 @@ def facets(
     where = compile_query(query, now=now)
     narrowing = None if isinstance(where, True_) else where
     with engine.connect() as conn:
+        if narrowing is None and conn.dialect.name == "sqlite":
+            return _summarised(conn, fields, top, public=public)
         return {field: _counted(conn, field, narrowing, top, public=public) for field in fields}
+
+
+def _summarised(
+    conn: Connection, fields: Sequence[str], top: int, *, public: bool
+) -> dict[str, list[tuple[str, int]]]:
+    """Facets of everything from facet_counts (SQLite), in one statement: the same values and counts, in
+    the same order, as counting every service, from a few hundred rows."""
+    n = func.sum(facet_counts.c.n).label("n")
+    query = (
+        select(facet_counts.c.field, facet_counts.c.value, n)
+        .where(facet_counts.c.field.in_(fields), facet_counts.c.n > 0)
+        .group_by(facet_counts.c.field, facet_counts.c.value)
+        .order_by(n.desc(), facet_counts.c.value)
+    )
+    if public:
+        query = query.where(facet_counts.c.visible.is_(True))
+    found: dict[str, list[tuple[str, int]]] = {field: [] for field in fields}
+    for field, value, count in conn.execute(query):
+        if len(found[field]) < top:
+            found[field].append((value, count))
+    return found
 
 
 def _facet_column(field: str) -> Any:
