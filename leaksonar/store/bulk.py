@@ -10,7 +10,24 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Connection, Integer, Table, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Integer,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    bindparam,
+    false,
+    func,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 Row = dict[str, Any]
 
@@ -130,8 +147,27 @@ def pairs(
         )
         return list(conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*wanted, strict=True))))
     found = []
-    for start in range(0, len(wanted), _CHUNK):
+    for start in range(0, len(wanted), _CHUNK):  # SQLite searches the index once per pair of a join
         chunk = wanted[start : start + _CHUNK]
-        sql = f"{source} WHERE (t.{first}, t.{second}) IN (VALUES {', '.join('(?, ?)' for _ in chunk)})"
+        sql = (
+            f"{source} JOIN (VALUES {', '.join('(?, ?)' for _ in chunk)}) AS w"
+            f" ON t.{first} = w.column1 AND t.{second} = w.column2"
+        )
         found += conn.exec_driver_sql(sql, tuple(v for p in chunk for v in p))
     return found
+
+
+def among(conn: Connection, columns: tuple[Any, Any], wanted: Sequence[tuple[Any, Any]]) -> Any:
+    """A condition: the two `columns` hold one of the `wanted` pairs. On SQLite a list of the first values
+    too (it searches an index by those, and would read the whole index for the pairs alone); on
+    PostgreSQL a join with one array per column (a list of row values is an OR of every pair there, for
+    every row read)."""
+    if not wanted:
+        return false()
+    if conn.dialect.name != "postgresql":
+        return and_(columns[0].in_(sorted({first for first, _ in wanted})), tuple_(*columns).in_(wanted))
+    arrays = (
+        bindparam(None, list(values), ARRAY(BigInteger if isinstance(_kind(column), Integer) else Text))
+        for column, values in zip(columns, zip(*wanted, strict=True), strict=True)
+    )
+    return tuple_(*columns).in_(select(*map(func.unnest, arrays)))

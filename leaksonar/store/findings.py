@@ -100,8 +100,12 @@ def _add(conn: Connection, batch: Sequence[Finding]) -> None:
                 "ip_key": ip_key,
                 "first_seen": finding.time,
                 "protocol": finding.protocol,
-                "software": views.clip(software.name, services.c.software) if software else None,
-                "version": views.clip(software.version, services.c.version) if software else None,
+                "software": views.clip(software.name, views.SERVICE_COLUMNS["software"])
+                if software
+                else None,
+                "version": views.clip(software.version, views.SERVICE_COLUMNS["version"])
+                if software
+                else None,
                 "auth": finding.auth,
                 "exposed": finding.exposed,
                 "rows": views.int64(finding.rows),

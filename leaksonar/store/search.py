@@ -43,6 +43,10 @@ MAX_ROW_ID = 2**63 - 1
 """Largest id of a finding or event (64-bit on both databases): a greater one names nothing."""
 ORDER = (services.c.rank.desc(), services.c.rows.desc().nulls_last(), services.c.ip_key, services.c.port)
 """Search order: severity (critical first), then rows (most first, unknown last), address, port."""
+SERVICE_COLUMNS = dict(services.c.items())
+"""The columns of `services` by name in a plain dict: reading one from `services.c` costs microseconds,
+too much for every finding stored."""
+_CERT_NAME = service_cert_names.c.name
 _BACKFILL_CHUNK = 2000
 _ANALYZE_FROM = 1000
 """Services below which the planner's default guesses are good enough."""
@@ -75,7 +79,7 @@ def cert_names(record: FindingRecord) -> list[str]:
     """The distinct names of the certificate a record's service presented, as service_cert_names holds
     them."""
     cert = (record.get("tls") or {}).get("cert") or {}
-    found = (_name(n, service_cert_names.c.name) for n in cert.get("names") or ())
+    found = (_name(n, _CERT_NAME) for n in cert.get("names") or ())
     return list(dict.fromkeys(n for n in found if n))
 
 
@@ -88,14 +92,15 @@ def search_columns(record: FindingRecord) -> dict[str, Any]:
         "rank": SEVERITY_RANK.get(record.get("severity") or "", NO_SEVERITY),
         "infected": bool((record.get("ransom") or {}).get("infected")),
         "collections": len(record.get("collections") or ()),
-        "country": clip((record.get("geo") or {}).get("country"), services.c.country),
+        "country": clip((record.get("geo") or {}).get("country"), SERVICE_COLUMNS["country"]),
         "asn": int64(network.get("asn")),
-        "org": clip(network.get("org"), services.c.org),
+        "org": clip(network.get("org"), SERVICE_COLUMNS["org"]),
         "summary": record.get("summary"),
         "tls": tls is not None,
-        "hostname": _name(record.get("hostname"), services.c.hostname),
-        "cert_sha256": _name(cert.get("sha256"), services.c.cert_sha256),
-        "cert_issuer": clip((cert.get("issuer") or "").replace("\x00", ""), services.c.cert_issuer) or None,
+        "hostname": _name(record.get("hostname"), SERVICE_COLUMNS["hostname"]),
+        "cert_sha256": _name(cert.get("sha256"), SERVICE_COLUMNS["cert_sha256"]),
+        "cert_issuer": clip((cert.get("issuer") or "").replace("\x00", ""), SERVICE_COLUMNS["cert_issuer"])
+        or None,
         "cert_expired": bool(cert.get("expired")) if cert else None,
         "cert_self_signed": bool(cert.get("self_signed")) if cert else None,
     }
