@@ -619,6 +619,20 @@ def test_facets_and_count_of_everything_follow_every_write(new_index: Callable[[
     assert store.search("").total == 3 and store.search("", public=True).total == 2
 
 
+def test_a_new_service_twice_in_one_batch_is_stored_as_one_after_the_other(
+    new_index: Callable[[], str],
+) -> None:
+    """Two findings of a service not indexed before, in one batch: first seen at the first, its state,
+    search rows and host those of the later one (as storing them one at a time would leave them)."""
+    store = Store(new_index())
+    cured = finding("127.1.0.2", 6379, "redis", "medium", time=SECOND, rows=5, summary="redis, clean now")
+    store.findings.add([CACHE, cured])
+    view = store.hosts.get("127.1.0.2")
+    assert view is not None and [(s.first_seen, s.last_seen) for s in view.services] == [(FIRST, SECOND)]
+    assert store.search("clean").total == 1 and store.search("btc:* OR infected:true").total == 0
+    assert store.hosts.top()[0].last_seen == SECOND and store.hosts.top()[0].first_seen == FIRST
+
+
 def test_a_service_without_assessment_has_no_severity(new_index: Callable[[], str]) -> None:
     store = Store(new_index())
     bare = Finding("127.1.0.9", 21, "ftp", None, "unknown", False, FIRST, "s1")

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select, tuple_
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from leaksonar.changes.diff import diff
 from leaksonar.changes.snapshot import Snapshot, snapshot
 from leaksonar.model import Event, Finding
-from leaksonar.store import StoreError
+from leaksonar.store import StoreError, bulk
 from leaksonar.store import search as views
 from leaksonar.store.addresses import address_key, interval_keys
 from leaksonar.store.query import public_only
@@ -117,7 +117,7 @@ def _covered(conn: Connection, coverage: dict[str, Any]) -> set[tuple[str, int]]
 def _changes(conn: Connection, places: Sequence[tuple[str, int]], scan: ScanRow) -> list[Event]:
     """The events of `places` (in that order) in `scan`: each one's finding in it, if any, against its
     previous observation."""
-    keys = tuple_(findings.c.ip, findings.c.port).in_(places)
+    keys = bulk.among(conn, (findings.c.ip, findings.c.port), places)
     current = conn.execute(
         select(findings.c.ip, findings.c.port, findings.c.record).where(findings.c.scan_id == scan.id, keys)
     )
@@ -152,7 +152,7 @@ def _previous(
     ranked = (  # every earlier observation, newest first per service; records are read for the newest only
         select(findings.c.id, scans.c.started_at, newest)
         .join(scans, scans.c.id == findings.c.scan_id)
-        .where(tuple_(findings.c.ip, findings.c.port).in_(places), earlier)
+        .where(bulk.among(conn, (findings.c.ip, findings.c.port), places), earlier)
         .subquery()
     )
     last = conn.execute(
@@ -167,7 +167,7 @@ def _previous(
     for h in conn.execute(
         select(events.c.ip, events.c.port, events.c.type, scans.c.started_at)
         .join(scans, scans.c.id == events.c.scan_id)
-        .where(tuple_(events.c.ip, events.c.port).in_(list(found)), earlier)
+        .where(bulk.among(conn, (events.c.ip, events.c.port), list(found)), earlier)
         .where(events.c.type.in_(("new_exposure", "reopened", "closed")))
     ):
         history.setdefault((h.ip, h.port), []).append((h.type, h.started_at))

@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from leaksonar.model import Finding
+from leaksonar.store import bulk
 from leaksonar.store import search as views
 from leaksonar.store.addresses import address_key
 from leaksonar.store.query import public_only
 from leaksonar.store.rows import FindingRow, HistoryPoint
 from leaksonar.store.schema import findings, hosts, services
-from leaksonar.store.sql import insert, select_as
+from leaksonar.store.sql import select_as
 
 
 class Findings:
@@ -79,9 +80,9 @@ def _point(row: Any) -> HistoryPoint:
 
 
 def _add(conn: Connection, batch: Sequence[Finding]) -> None:
-    """Upsert hosts, services (with their search columns) and findings, one executemany per table for the
-    whole batch, in address and port order (a later finding of the same service wins); then the search
-    tables. One order for every transaction: two workers storing batches that share hosts lock those
+    """Upsert hosts, services (with their search columns) and findings, one statement per table for the
+    whole batch (`bulk`), in address and port order (a later finding of the same service wins); then the
+    search tables. One order for every transaction: two workers storing batches that share hosts lock those
     rows in the same order, so neither deadlocks the other."""
     batch = sorted(batch, key=lambda finding: (finding.ip, finding.port))  # stable: batch order per service
     records = [finding.to_record() for finding in batch]
@@ -99,8 +100,12 @@ def _add(conn: Connection, batch: Sequence[Finding]) -> None:
                 "ip_key": ip_key,
                 "first_seen": finding.time,
                 "protocol": finding.protocol,
-                "software": views.clip(software.name, services.c.software) if software else None,
-                "version": views.clip(software.version, services.c.version) if software else None,
+                "software": views.clip(software.name, views.SERVICE_COLUMNS["software"])
+                if software
+                else None,
+                "version": views.clip(software.version, views.SERVICE_COLUMNS["version"])
+                if software
+                else None,
                 "auth": finding.auth,
                 "exposed": finding.exposed,
                 "rows": views.int64(finding.rows),
@@ -117,13 +122,6 @@ def _add(conn: Connection, batch: Sequence[Finding]) -> None:
         (services, ("ip", "port"), service_rows),
         (findings, ("scan_id", "ip", "port"), finding_rows),
     ):
-
-        def upsert(table: Any = table, keys: tuple[str, ...] = keys, rows: list[Any] = rows) -> Any:
-            statement = insert(conn, table)
-            kept = (*keys, "first_seen")
-            update = {name: statement.excluded[name] for name in rows[0] if name not in kept}
-            return statement.on_conflict_do_update(index_elements=list(keys), set_=update)
-
-        views.executemany(conn, f"upsert {table.name}", upsert, rows)
+        bulk.write(conn, table, rows, keys, kept=("first_seen",) if table is not findings else ())
     views.write_search(conn, records)
     views.refresh_statistics(conn)

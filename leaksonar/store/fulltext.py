@@ -32,11 +32,15 @@ WEIGHTS = {"summary": "A", "collections": "B", "fields": "C"}
 """The PostgreSQL weight of each text column (the SQLite FTS5 column of the same name)."""
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
 def words(text: str) -> list[str]:
     """The words of `text` as FTS5's unicode61 tokenizer (remove_diacritics 2) sees them: runs of letters
     and digits, in lower case, without diacritics."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return re.findall(r"[^\W_]+", plain.lower())
+    if not text.isascii():  # ASCII text has no diacritics
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return _WORD.findall(text.lower())
 
 
 MAX_TEXT = 50_000

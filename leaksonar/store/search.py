@@ -4,14 +4,15 @@ older leaksonar)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, select, tuple_
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select
 from sqlalchemy.sql.elements import True_
 
 from leaksonar.model import SEVERITIES, SEVERITY_RANK
+from leaksonar.store import bulk
 from leaksonar.store.fulltext import stored
 from leaksonar.store.query import (
     FACET_FIELDS,
@@ -43,6 +44,10 @@ MAX_ROW_ID = 2**63 - 1
 """Largest id of a finding or event (64-bit on both databases): a greater one names nothing."""
 ORDER = (services.c.rank.desc(), services.c.rows.desc().nulls_last(), services.c.ip_key, services.c.port)
 """Search order: severity (critical first), then rows (most first, unknown last), address, port."""
+SERVICE_COLUMNS = dict(services.c.items())
+"""The columns of `services` by name in a plain dict: reading one from `services.c` costs microseconds,
+too much for every finding stored."""
+_CERT_NAME = service_cert_names.c.name
 _BACKFILL_CHUNK = 2000
 _ANALYZE_FROM = 1000
 """Services below which the planner's default guesses are good enough."""
@@ -75,7 +80,7 @@ def cert_names(record: FindingRecord) -> list[str]:
     """The distinct names of the certificate a record's service presented, as service_cert_names holds
     them."""
     cert = (record.get("tls") or {}).get("cert") or {}
-    found = (_name(n, service_cert_names.c.name) for n in cert.get("names") or ())
+    found = (_name(n, _CERT_NAME) for n in cert.get("names") or ())
     return list(dict.fromkeys(n for n in found if n))
 
 
@@ -88,62 +93,26 @@ def search_columns(record: FindingRecord) -> dict[str, Any]:
         "rank": SEVERITY_RANK.get(record.get("severity") or "", NO_SEVERITY),
         "infected": bool((record.get("ransom") or {}).get("infected")),
         "collections": len(record.get("collections") or ()),
-        "country": clip((record.get("geo") or {}).get("country"), services.c.country),
+        "country": clip((record.get("geo") or {}).get("country"), SERVICE_COLUMNS["country"]),
         "asn": int64(network.get("asn")),
-        "org": clip(network.get("org"), services.c.org),
+        "org": clip(network.get("org"), SERVICE_COLUMNS["org"]),
         "summary": record.get("summary"),
         "tls": tls is not None,
-        "hostname": _name(record.get("hostname"), services.c.hostname),
-        "cert_sha256": _name(cert.get("sha256"), services.c.cert_sha256),
-        "cert_issuer": clip((cert.get("issuer") or "").replace("\x00", ""), services.c.cert_issuer) or None,
+        "hostname": _name(record.get("hostname"), SERVICE_COLUMNS["hostname"]),
+        "cert_sha256": _name(cert.get("sha256"), SERVICE_COLUMNS["cert_sha256"]),
+        "cert_issuer": clip((cert.get("issuer") or "").replace("\x00", ""), SERVICE_COLUMNS["cert_issuer"])
+        or None,
         "cert_expired": bool(cert.get("expired")) if cert else None,
         "cert_self_signed": bool(cert.get("self_signed")) if cert else None,
     }
 
 
-_COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
-
-
-def executemany(conn: Connection, key: str, build: Callable[[], Any], rows: Sequence[dict[str, Any]]) -> None:
-    """Run the Core statement `build()` (cached under `key`) once per row, through the driver's own
-    executemany: SQLAlchemy's per-row parameter processing would cost more than the database's work.
-    Values must be ready for the driver (JSON as text)."""
-    if not rows:
-        return
-    names = tuple(rows[0])
-    cached = (conn.dialect.name, key, names)
-    if cached not in _COMPILED:
-        compiled = build().compile(dialect=conn.dialect, column_keys=list(names))
-        _COMPILED[cached] = (
-            compiled.string,
-            tuple(compiled.positiontup or ()) if compiled.positional else None,
-        )
-    sql, order = _COMPILED[cached]
-    conn.exec_driver_sql(sql, [tuple(r[n] for n in order) for r in rows] if order is not None else list(rows))
-
-
-_CHUNK = 500
-"""Services named in one statement (a few parameters each, far below either database's limit)."""
 _SEARCH_TABLES = (
-    (service_pii, service_pii.c.service_id),
-    (service_btc, service_btc.c.service_id),
-    (service_cert_names, service_cert_names.c.service_id),
-    (services_fts, services_fts.c.rowid),
+    (service_pii, "service_id"),
+    (service_btc, "service_id"),
+    (service_cert_names, "service_id"),
+    (services_fts, "rowid"),
 )
-
-
-def _service_ids(
-    conn: Connection, places: Sequence[tuple[str, int]]
-) -> dict[tuple[str, int], tuple[int, int]]:
-    """(id, rank) of the services at `places` (address, port), a few statements for them all."""
-    found = {}
-    for start in range(0, len(places), _CHUNK):
-        chunk = places[start : start + _CHUNK]
-        query = select(services.c.id, services.c.ip, services.c.port, services.c.rank).where(
-            tuple_(services.c.ip, services.c.port).in_(chunk)
-        )
-        found.update({(r.ip, r.port): (r.id, r.rank) for r in conn.execute(query)})
-    return found
 
 
 def _btc_addresses(record: dict[str, Any]) -> list[str]:
@@ -154,10 +123,11 @@ def _btc_addresses(record: dict[str, Any]) -> list[str]:
 
 def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
     """Replace the PII, BTC, certificate name and free-text rows of the services these (stored) records
-    describe: their ids in a few statements, then per table one DELETE of a few hundred services at a time
-    and one executemany of the new rows."""
+    describe: their ids in a few statements, then per table a DELETE of their rows and an INSERT of the
+    new ones (`bulk`)."""
     latest = {(r["ip"], r["port"]): r for r in records}
-    ids = _service_ids(conn, list(latest))
+    found = bulk.pairs(conn, services, ("id", "ip", "port", "rank"), ("ip", "port"), list(latest))
+    ids = {(r.ip, r.port): (r.id, r.rank) for r in found}
     described = [(*ids[place], r) for place, r in latest.items() if place in ids]
     rows: dict[str, list[dict[str, Any]]] = {
         "service_pii": [
@@ -189,9 +159,8 @@ def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
     }
     service_ids = [sid for sid, _, _ in described]
     for table, key in _SEARCH_TABLES:
-        for start in range(0, len(service_ids), _CHUNK):
-            conn.execute(table.delete().where(key.in_(service_ids[start : start + _CHUNK])))
-        executemany(conn, f"insert {table.name}", table.insert, rows[table.name])
+        bulk.delete(conn, table, key, service_ids)
+        bulk.write(conn, table, rows[table.name])
 
 
 def prepare(engine: Engine) -> None:
