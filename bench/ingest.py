@@ -34,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index import PROTOCOLS, synthetic
 
+from leaksonar.formats import utc_now
 from leaksonar.model import Finding
 from leaksonar.run.job import Recorder, new_job
 from leaksonar.scan import engine
-from leaksonar.scan.engine import ScanOptions, utc_now
+from leaksonar.scan.engine import ScanOptions
 from leaksonar.store.db import Store
 from leaksonar.targets import TargetSpace
 

@@ -175,7 +175,7 @@ def print_cert_table(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 async def _inspect_once(service: Service) -> bool:
     """Identify and inspect a service as a scan does; True if it came out as the manifest says."""
     from leaksonar.model import Limits
-    from leaksonar.scan.engine import inspect_service, to_finding
+    from leaksonar.scan.examine import inspect_service, to_finding
     from leaksonar.scan.identify import identify
 
     ip, port, limits = service["ip"], service["port"], Limits()

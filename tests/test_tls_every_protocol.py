@@ -18,7 +18,7 @@ import pytest
 
 from leaksonar.lab import total_rows
 from leaksonar.model import Limits
-from leaksonar.scan.engine import inspect_service
+from leaksonar.scan.examine import inspect_service
 from leaksonar.scan.identify import identify
 
 TLS_FROM_THE_FIRST_BYTE = (
