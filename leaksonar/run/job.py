@@ -27,7 +27,7 @@ import uvloop
 
 from leaksonar.formats import utc_now
 from leaksonar.inputs import file_stamp
-from leaksonar.model import Event, Finding
+from leaksonar.model import Finding
 from leaksonar.scan.discover import DiscoveryStats
 from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan
 from leaksonar.scan.workers import Worker, WorkerInterrupted, fork_workers
@@ -74,14 +74,14 @@ class ScanOutcome:
     store: Store
 
 
-def open_index(db: str | None, *, create: bool = True) -> Store:
+def open_index(db: str | None, *, create: bool = True, writing: bool = False) -> Store:
     """The index `db` (a path or URL; None: the default), migrated; made when there is none only with
-    `create`. Raises StoreError."""
-    from leaksonar.store.db import Store  # SQLAlchemy: loaded once a command needs the index
+    `create`; `writing`: for a scan (a small page cache, `store.db.WRITING_CACHE_MIB`). Raises StoreError."""
+    from leaksonar.store.db import READING_CACHE_MIB, WRITING_CACHE_MIB, Store  # SQLAlchemy: loaded on need
 
     gc.freeze()  # as at start-up: the index's modules live until exit, and the collector need not walk them
     # made after the freeze, so that the collection at exit closes it (WAL checkpointed)
-    return Store(db, create=create)
+    return Store(db, create=create, cache_mib=WRITING_CACHE_MIB if writing else READING_CACHE_MIB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,8 +230,6 @@ class Recorder:
         on_progress: Callable[[ScanProgress], None] | None = None,
     ) -> None:
         self.job, self.store, self.jsonl, self.on_progress = job, store, jsonl, on_progress
-        self.events: list[Event] = []
-        """The scan's change events, once it is closed."""
         self.latest: ScanProgress | None = None
         """The scan's progress as last reported (what an interrupted scan closes with)."""
 
@@ -285,7 +283,7 @@ class Recorder:
             services=progress.services,
             exposed=progress.exposed,
         )
-        self.events = store.events.record(job.scan_id)  # closed: only when it covered its whole space
+        store.events.store_changes(job.scan_id)  # closed: only when it covered its whole space
         return progress
 
     def deliver(self, alerts: AlertConfig | None) -> None:
@@ -293,7 +291,7 @@ class Recorder:
         if alerts is not None:
             from leaksonar.notify.alerts import deliver_events  # httpx/SMTP: loaded only when alerting
 
-            deliver_events(self.events, alerts, self.store)
+            deliver_events(self.store.events.find(scan_id=self.job.scan_id), alerts, self.store)
 
 
 def run_job(

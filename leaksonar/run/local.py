@@ -42,7 +42,7 @@ def start(space: TargetSpace, options: ScanOptions, db: str | None) -> LocalScan
     scan_id = new_scan_id()
     workers = start_workers(space, options, scan_id)
     try:
-        store = open_index(db)
+        store = open_index(db, writing=True)
     except BaseException:
         stop_workers(workers)
         raise
@@ -52,7 +52,7 @@ def start(space: TargetSpace, options: ScanOptions, db: str | None) -> LocalScan
 def reopen(scan_id: str, db: str | None, scope: Scope | None) -> LocalScan:
     """The unfinished scan `scan_id` of the index `db`, to finish from its last checkpoint; its targets
     must lie in `scope`. Raises StoreError, ResumeError."""
-    store = open_index(db, create=False)
+    store = open_index(db, create=False, writing=True)
     return LocalScan(resume_job(scan_id, store, scope), store, None)
 
 

@@ -86,7 +86,7 @@ def admitted_ports(
 def start(source: dict[str, Any], options: ScanOptions, db: str | None) -> LocalScan:
     """A new scan, in the index `db`, of the open ports read from `source` (`ScanRow.source`). Raises
     StoreError."""
-    store = open_index(db)
+    store = open_index(db, writing=True)
     scan_id = new_scan_id()
     record = {**asdict(options), **made(source)}
     targets = f"open ports from {source['file']}"

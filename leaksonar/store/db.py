@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +90,19 @@ def schema_revision(db: str | None = None) -> str | None:
         engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+READING_CACHE_MIB = 64
+"""SQLite's page cache for those that read the index (search, the web UI): large indexes stay in memory."""
+WRITING_CACHE_MIB = 8
+"""SQLite's page cache for a scan, which writes: the pages it revisits are few, the rest come from the
+system's file cache, and the scan's memory stays flat whatever the size of the index."""
+
+
+def _sqlite_pragmas(cache_mib: int, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: large indexes stay in memory
+    cursor.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
     cursor.close()
 
 
@@ -105,15 +113,18 @@ class Store:
     (latest state), `events`, `deliveries` (of alerts), `keys` (API keys), `reports` (disclosure report
     history), `keyring` (the index's own secrets); search, facets and totals span them all."""
 
-    def __init__(self, db: str | None = None, *, create: bool = True) -> None:
+    def __init__(
+        self, db: str | None = None, *, create: bool = True, cache_mib: int = READING_CACHE_MIB
+    ) -> None:
         """Open (and migrate) the index `db` (None: the default); without `create`, a database that holds no
-        index (a missing file, an empty database) is refused, and nothing is made. Raises StoreError."""
+        index (a missing file, an empty database) is refused, and nothing is made. `cache_mib`: SQLite's
+        page cache per connection. Raises StoreError."""
         self.db = db or default_db()
         self.engine: Engine = create_engine(_url(self.db, create))
         if not create:
             self._require_index()
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", partial(_sqlite_pragmas, cache_mib))
         from leaksonar.store.migrations import SchemaError, upgrade
 
         try:

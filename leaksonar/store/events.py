@@ -31,10 +31,15 @@ class Events:
         self.engine, self.scans, self.index = engine, scans, index
 
     def record(self, scan_id: str, batch: int = BATCH) -> list[Event]:
+        """Store the scan's change events (`store_changes`) and return them."""
+        self.store_changes(scan_id, batch)
+        return self.find(scan_id=scan_id)
+
+    def store_changes(self, scan_id: str, batch: int = BATCH) -> None:
         """Diff every service the scan saw, and (when it finished) every service seen before in the space
         it covered, against its previous observation; store the changes once. Services are taken `batch`
         at a time, in address order: a few queries and one multi-row INSERT per batch, and only the
-        batch's records in memory. Returns the scan's events."""
+        batch's records in memory."""
         scan = self.scans.get(scan_id)
         if scan is None:
             raise StoreError(f"no scan {scan_id} in {self.index}")
@@ -45,7 +50,6 @@ class Events:
                 if changes:
                     rows = [{k: v for k, v in c.to_record().items() if k != "id"} for c in changes]
                     conn.execute(insert(conn, events).on_conflict_do_nothing(), rows)
-        return self.find(scan_id=scan_id)
 
     def find(
         self,
