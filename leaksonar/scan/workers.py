@@ -229,7 +229,11 @@ async def follow(
                 on_open(values[0], int(values[1]), int(values[2]))
             elif kind == "F":  # pickled by the worker this process forked
                 position, size = map(int, values)
-                on_finding(pickle.loads(await reader.readexactly(size)), position)
+                try:
+                    finding = await reader.readexactly(size)
+                except asyncio.IncompleteReadError:  # it died while sending: its exit status says why
+                    break
+                on_finding(pickle.loads(finding), position)
             elif kind == "S":
                 *counters, worker.low_water = map(int, values)
                 for name, value in zip(_COUNTERS, counters, strict=True):
