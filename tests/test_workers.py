@@ -4,14 +4,19 @@ a finding ends the scan as its death says (Ctrl-C: interrupted; anything else: a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
+import time
 
 import pytest
 
-from leaksonar.model import Finding
+from leaksonar.model import Finding, Limits
 from leaksonar.scan.discover import DiscoveryStats
-from leaksonar.scan.workers import Worker, WorkerInterrupted, follow
+from leaksonar.scan.examine import Examination
+from leaksonar.scan.workers import DiscoverySettings, Worker, WorkerInterrupted, follow, fork_workers
+from leaksonar.targets import build_space
 
 
 def worker_dying_mid_finding(how: signal.Signals) -> Worker:
@@ -47,3 +52,23 @@ def test_worker_dying_mid_finding_ends_the_scan_as_its_death_says(
         asyncio.run(run())
     assert opened == [("127.0.0.1", 6379, 0)]  # pending in checkpoints: examined again on resume
     assert found == []
+
+
+def test_worker_ends_soon_when_the_main_process_is_gone_mid_inspection() -> None:
+    """kill -9 (or SIGTERM) of the scan's main process alone: a worker inspecting a slow service does not
+    go on to the inspection's end, orphaned (nor, on SIGTERM, keep the main process waiting for it)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        space = build_space(["127.0.0.1"], (silent.getsockname()[1],))
+        examination = Examination("scan", Limits(timeout=30.0, service_budget=60.0), 4)
+        [worker] = fork_workers(space, 1, DiscoverySettings(10, 4, None, 1.0, 0), examination)
+        try:
+            with os.fdopen(worker.fd, "rb") as pipe:  # read until the port is reported, then gone
+                while not pipe.readline().startswith(b"O "):
+                    pass
+            started = time.monotonic()
+            os.waitpid(worker.pid, 0)
+            assert time.monotonic() - started < 5
+        finally:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(worker.pid, signal.SIGKILL)
+                os.waitpid(worker.pid, 0)
