@@ -1,5 +1,6 @@
 """The pipe from a discovery worker to the scan's main process: a worker that dies part-way through sending
-a finding ends the scan as its death says (Ctrl-C: interrupted; anything else: an error naming it)."""
+a report or a finding ends the scan as its death says (Ctrl-C: interrupted; anything else: an error naming
+it); a worker whose main process is gone stops."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from leaksonar.scan.workers import DiscoverySettings, Worker, WorkerInterrupted,
 from leaksonar.targets import build_space
 
 
-def worker_dying_mid_finding(how: signal.Signals) -> Worker:
-    """A forked process that reports an open port, sends the start of its finding, then dies by `how`."""
+def worker_dying_mid_finding(how: signal.Signals, last: bytes) -> Worker:
+    """A forked process that reports an open port, sends `last` (the start of its finding), then dies by
+    `how`."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        os.write(write_fd, b"O 127.0.0.1 6379 0\nF 0 200000\n" + b"\x80" * 1000)
+        os.write(write_fd, b"O 127.0.0.1 6379 0\n" + last)
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a forked worker has it
         os.kill(os.getpid(), how)
         os._exit(0)
@@ -38,14 +40,17 @@ def worker_dying_mid_finding(how: signal.Signals) -> Worker:
     [(signal.SIGINT, WorkerInterrupted), (signal.SIGKILL, RuntimeError)],
     ids=["ctrl-c", "killed"],
 )
+@pytest.mark.parametrize(
+    "last", [b"F 0 200000\n" + b"\x80" * 1000, b"F 0", b"S 1 1 0 0"], ids=["finding", "header", "report"]
+)
 def test_worker_dying_mid_finding_ends_the_scan_as_its_death_says(
-    how: signal.Signals, error: type[Exception]
+    how: signal.Signals, error: type[Exception], last: bytes
 ) -> None:
     opened: list[tuple[str, int, int]] = []
     found: list[tuple[Finding, int]] = []
 
     async def run() -> None:
-        worker = worker_dying_mid_finding(how)
+        worker = worker_dying_mid_finding(how, last)
         await follow(worker, lambda *port: opened.append(port), lambda *f: found.append(f), lambda: None)
 
     with pytest.raises(error, match="discovery worker"):

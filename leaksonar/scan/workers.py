@@ -233,7 +233,7 @@ async def follow(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(worker.fd, "rb", buffering=0)
     )
     try:
-        while line := await reader.readline():
+        while (line := await reader.readline()).endswith(b"\n"):  # a cut one: it died while writing
             kind, *values = line.decode().split()
             if kind == "O":
                 on_open(values[0], int(values[1]), int(values[2]))
