@@ -4,6 +4,9 @@ the session's `scanned` fixture, in conftest.py)."""
 from __future__ import annotations
 
 import json
+import resource
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +135,29 @@ def test_worker_count_does_not_change_findings(
     assert found == expected
     scan = Store(str(tmp_path / "i.db")).hosts.top()
     assert len(scan) == len(lab["services"])
+
+
+def test_workers_examine_as_well_under_a_low_open_file_limit(
+    lab: dict[str, Any], scanned: dict[str, Any], tmp_path: Path
+) -> None:
+    """A shell's soft limit on open files (often 1024) is raised by the scan for what it needs; the
+    forked workers, which now inspect too, get the raised limit as well."""
+    jsonl = tmp_path / "f.jsonl"
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    command = ["scan", lab_block(lab), "--workers", "2", "--db", str(tmp_path / "i.db"), "-q"]
+    subprocess.run(
+        [sys.executable, "-m", "leaksonar", *command, "--jsonl", str(jsonl)],
+        preexec_fn=low_limit,
+        check=True,
+        timeout=120,
+    )
+
+    def outcome(record: dict[str, Any]) -> tuple[Any, ...]:
+        collections = record["dataset"]["collections"]
+        return record["protocol"], record["auth"], record["exposed"], record.get("errors"), collections
+
+    found = {(r["ip"], r["port"]): outcome(r) for r in jsonl_records(jsonl)[1]}
+    assert found == {key: outcome(record) for key, record in scanned["records"].items()}

@@ -29,7 +29,14 @@ from leaksonar.formats import utc_now
 from leaksonar.inputs import file_stamp
 from leaksonar.model import Finding
 from leaksonar.scan.discover import DiscoveryStats
-from leaksonar.scan.engine import ScanOptions, ScanProgress, ShardMark, new_scan_id, run_scan
+from leaksonar.scan.engine import (
+    ScanOptions,
+    ScanProgress,
+    ShardMark,
+    new_scan_id,
+    raise_fd_limit,
+    run_scan,
+)
 from leaksonar.scan.workers import Worker, WorkerInterrupted, fork_workers
 from leaksonar.targets import Scope, ScopeError, TargetSpace, stored_names
 
@@ -106,9 +113,11 @@ def start_workers(
 ) -> list[Worker]:
     """Fork the workers of scan `scan_id` of `space`, one per shard (none for a single shard: this process
     walks it), each from its position in `starts` (default: the beginning). Only once the targets passed the
-    scope check; a new scan forks them before it opens the index, which they need not wait for."""
+    scope check; a new scan forks them before it opens the index, which they need not wait for. The limit
+    on open files is raised first, for the workers too (they inspect what they find)."""
     if options.workers < 2:
         return []
+    raise_fd_limit(options.open_files())
     return fork_workers(space, options.workers, options.discovery(), options.examination(scan_id), starts)
 
 

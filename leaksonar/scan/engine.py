@@ -59,6 +59,12 @@ class ScanOptions:
     asn_db: str | None = None
     """ASN database, MaxMind format; None or a missing file: no ASN and organisation."""
 
+    def open_files(self) -> int:
+        """Files a scan with these options may hold open at once, its workers' included: the discovery's
+        sockets, and per inspection up to 4 SQL sessions, each a driver socket and a capped relay (3
+        sockets)."""
+        return self.concurrency + 16 * self.inspect_concurrency + 256
+
     def discovery(self) -> DiscoverySettings:
         return DiscoverySettings(self.concurrency, self.per_host, self.rate, self.timeout, self.retries)
 
@@ -442,8 +448,7 @@ async def run_scan(
     Shard k goes on from `marks[k]` (default: its start); every CHECKPOINT_EVERY seconds `on_checkpoint`
     gets every shard's mark.
     """
-    # an inspection holds up to 4 SQL sessions, each a driver socket and a capped relay (3 sockets)
-    raise_fd_limit(options.concurrency + 16 * options.inspect_concurrency + 256)
+    raise_fd_limit(options.open_files())
     run = ScanRun(space, options, scan_id, on_findings, on_progress, workers, marks)
     return await run.run(on_checkpoint)
 

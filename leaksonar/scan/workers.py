@@ -7,8 +7,9 @@ filtered unreachable connects low_water`, see `Discovery.low_water`); it identif
 port itself (`Examiner`, up to its share of the scan's inspection concurrency) and sends the finding
 (`F position size`, then the pickled `Finding`). The parent stores findings and writes output, so the
 index and the terminal stay in one process; a port reported open and not yet stored stays pending in the
-parent's checkpoints. Workers are forked before the parent's event loop starts (a new scan's: before it
-even opens the index).
+parent's checkpoints; a worker stops as soon as its pipe to the parent closes (the parent killed, or
+stopped alone by SIGTERM). Workers are forked before the parent's event loop starts (a new scan's: before
+it even opens the index).
 """
 
 from __future__ import annotations
@@ -155,11 +156,20 @@ async def _work(
             reported = time.monotonic()
             report(stats)
 
-    discovery = settings.discovery(space, shard, shards, on_open, on_progress, start)
-    try:
+    async def walk_and_examine() -> DiscoveryStats:
         stats = await discovery.run()
         while examining:
             await asyncio.gather(*examining)
+        return stats
+
+    discovery = settings.discovery(space, shard, shards, on_open, on_progress, start)
+    work = asyncio.ensure_future(walk_and_examine())
+    try:  # the parent gone (killed, or stopped alone by SIGTERM): stop now, not at the next report
+        await asyncio.wait([work, out.closed], return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            work.cancel()
+            raise BrokenPipeError("the scan's main process is gone")
+        stats = work.result()
     finally:
         examiner.close()
     report(stats)
@@ -223,13 +233,17 @@ async def follow(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(worker.fd, "rb", buffering=0)
     )
     try:
-        while line := await reader.readline():
+        while (line := await reader.readline()).endswith(b"\n"):  # a cut one: it died while writing
             kind, *values = line.decode().split()
             if kind == "O":
                 on_open(values[0], int(values[1]), int(values[2]))
             elif kind == "F":  # pickled by the worker this process forked
                 position, size = map(int, values)
-                on_finding(pickle.loads(await reader.readexactly(size)), position)
+                try:
+                    finding = await reader.readexactly(size)
+                except asyncio.IncompleteReadError:  # it died while sending: its exit status says why
+                    break
+                on_finding(pickle.loads(finding), position)
             elif kind == "S":
                 *counters, worker.low_water = map(int, values)
                 for name, value in zip(_COUNTERS, counters, strict=True):
