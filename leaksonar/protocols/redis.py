@@ -78,6 +78,8 @@ class RespParser:
         self._buffer = bytearray()
         self._open: list[tuple[list[Reply], int]] = []
         """Arrays being filled, innermost last, each with the length it announced."""
+        self._searched = 0
+        """Bytes of a line still to come already searched for its end."""
         self._bulk: int | None = None
         """The announced size of a value whose bytes are awaited."""
         self._kept: bytes | None = None
@@ -136,11 +138,13 @@ class RespParser:
                 value, self._bulk, at = bytes(buffer[at : at + size]), None, at + size + 2
                 self._complete(value)
             else:
-                newline = buffer.find(b"\n", at, at + _MAX_LINE)
+                newline = buffer.find(b"\n", at + self._searched, at + _MAX_LINE)
                 if newline < 0:
                     if end - at >= min(_MAX_LINE, max(self._left, 3)):
                         raise ReplyTooLarge(f"line longer than {min(_MAX_LINE, self._left)} bytes")
+                    self._searched = end - at
                     break
+                self._searched = 0
                 self._spend(newline + 1 - at)
                 self._header(buffer[at], bytes(buffer[at + 1 : newline]).rstrip(b"\r\n"))
                 at = newline + 1
