@@ -203,6 +203,40 @@ def run(handler: hostile.Handler, limits: Limits = FAST) -> tuple[Inspection, fl
     return hostile.run(PROTOCOL, handler, Identity("redis"), limits)
 
 
+def databases(held: dict[int, dict[bytes, bytes]]) -> Callable[[list[bytes]], bytes]:
+    """A server holding string keys in several databases, answering on one connection."""
+    selected = [0]
+    keyspace = "".join(f"db{db}:keys={len(keys)},expires=0\r\n" for db, keys in held.items() if keys)
+
+    def reply(command: list[bytes]) -> bytes:
+        name = command[0].upper()
+        if name == b"INFO":
+            return bulk(b"# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\n" + keyspace.encode())
+        if name == b"SELECT":
+            selected[0] = int(command[1])
+            return b"+OK\r\n"
+        keys = held.get(selected[0], {})
+        if name == b"SCAN":
+            return array(bulk(b"0"), array(*map(bulk, keys)))
+        return b"+string\r\n" if name == b"TYPE" else bulk(keys[command[1]])
+
+    return reply
+
+
+@pytest.mark.parametrize(
+    "held",
+    [{0: {b"zero": b"a"}, 2: {b"two": b"b"}}, {0: {}, 2: {b"two": b"b"}}],
+    ids=["db0-and-db2", "db2-only"],
+)
+def test_each_database_is_sampled_from_its_own_keys(held: dict[int, dict[bytes, bytes]]) -> None:
+    """Database 0's first SCAN page goes out with INFO; another database's keys are never taken for it."""
+    seen: list[bytes] = []
+    found, _ = run(scripted(databases(held), seen))
+    sampled = {s.collection: [doc["key"] for doc in s.documents] for s in found.samples}
+    assert sampled == {f"db{db}": [k.decode() for k in keys] for db, keys in held.items() if keys}
+    assert seen[:3] == [b"INFO", b"SELECT", b"SCAN"] and found.errors == ()
+
+
 def test_every_type_is_sampled_with_read_commands_only() -> None:
     seen: list[bytes] = []
     found, _ = run(scripted(fake_redis, seen), Limits(value_chars=32))

@@ -205,6 +205,8 @@ class _Client:
         self.endpoint, self.limits = endpoint, limits
         self._stream: BoundedStream | None = None
         self._parser = RespParser(limits.max_bytes)
+        self.first_page: tuple[Reply, Reply] | None = None
+        """The replies to SELECT 0 and the first SCAN page, sent with INFO (`_server_info`)."""
 
     async def call(self, *commands: bytes, keep: int) -> list[Reply]:
         """Send encoded `commands` in one write and read one bounded reply for each."""
@@ -323,9 +325,17 @@ def _value(kind: str, reply: Reply, limits: Limits) -> Any:
     return [_mapping(_strings(e[1]), limits) for e in reply if isinstance(e, list) and len(e) == 2]
 
 
+_FIRST_PAGE = (encode("SELECT", 0), encode("SCAN", 0, "COUNT", 100))
+
+
 async def _scan(client: _Client, db: int, want: int) -> list[bytes]:
-    """Up to `want` keys of database `db`, from at most a few SCAN pages."""
-    select, page = await client.call(encode("SELECT", db), encode("SCAN", 0, "COUNT", 100), keep=_MAX_LINE)
+    """Up to `want` keys of database `db`, from at most a few SCAN pages (database 0's first page came
+    with INFO)."""
+    if db == 0 and client.first_page is not None:
+        (select, page), client.first_page = client.first_page, None
+    else:
+        commands = encode("SELECT", db), encode("SCAN", 0, "COUNT", 100)
+        select, page = await client.call(*commands, keep=_MAX_LINE)
     if isinstance(select, ErrorReply):
         raise CommandRefused(f"SELECT {db} refused: {select.message}")
     cursor, keys = _page(page)
@@ -364,8 +374,11 @@ def _check_auth(reply: Reply) -> None:
 
 
 async def _server_info(client: _Client, learned: Learned) -> dict[str, str] | None:
-    """INFO (or DBSIZE where INFO is renamed away); AuthRequired when the server asks for a password."""
-    (reply,) = await client.call(encode("INFO"), keep=client.limits.max_bytes)
+    """INFO (or DBSIZE where INFO is renamed away); AuthRequired when the server asks for a password.
+    Database 0's first SCAN page goes in the same write (a round trip fewer for most servers): its keys are
+    kept whole within the reply's byte cap, as INFO is."""
+    reply, select, page = await client.call(encode("INFO"), *_FIRST_PAGE, keep=client.limits.max_bytes)
+    client.first_page = select, page
     _check_auth(reply)
     if isinstance(reply, bytes):
         learned.auth = "none"
