@@ -3,6 +3,8 @@ the session's `scanned` fixture, in conftest.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
 import resource
 import subprocess
@@ -13,7 +15,10 @@ from typing import Any
 import pytest
 from conftest import jsonl_records, lab_block, leaksonar, leaksonar_here
 
+from leaksonar.model import Limits
+from leaksonar.scan.engine import ScanOptions, run_scan
 from leaksonar.store.db import Store
+from leaksonar.targets import TargetSpace
 
 
 def test_every_lab_service_is_found_as_seeded(lab: dict[str, Any], scanned: dict[str, Any]) -> None:
@@ -161,3 +166,18 @@ def test_workers_examine_as_well_under_a_low_open_file_limit(
 
     found = {(r["ip"], r["port"]): outcome(r) for r in jsonl_records(jsonl)[1]}
     assert found == {key: outcome(record) for key, record in scanned["records"].items()}
+
+
+def test_progress_counts_each_service_as_it_is_examined(lab: dict[str, Any]) -> None:
+    """Discovery of a few addresses ends at once; the progress still reports every service as it comes,
+    not only at the end."""
+    services = [s for s in lab["services"] if s["protocol"] in ("redis", "memcached")]
+    keys = sorted({int(ipaddress.IPv4Address(s["ip"])) for s in services})
+    space = TargetSpace([(key, key) for key in keys], tuple(sorted({s["port"] for s in services})), 7)
+    counts: list[int] = []
+    options = ScanOptions(timeout=1.0, limits=Limits(timeout=1.0, service_budget=5.0))
+    found = asyncio.run(run_scan(space, options, "s", lambda _: None, lambda p: counts.append(p.services)))
+    assert found.services >= len(services) and counts[-1] == found.services
+    assert [n for i, n in enumerate(counts) if i == 0 or n != counts[i - 1]][-found.services :] == list(
+        range(1, found.services + 1)
+    )

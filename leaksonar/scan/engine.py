@@ -169,6 +169,8 @@ class ScanRun:
         and stored with the batch."""
         self.progress.services += 1
         self.progress.exposed += finding.exposed
+        if self.on_progress:  # the services still come in once discovery is done
+            self.on_progress(self.progress)
         self.batch.append((finding, shard, position))
         if len(self.batch) >= BATCH_SIZE:
             self._store()
