@@ -82,9 +82,10 @@ class _Connection:
 
 
 class HttpClient:
-    """Keep-alive HTTP/1.1 to one endpoint for one inspection, one request at a time: no redirect is
-    followed and no cookie kept. A connection is used again for the next request; one that the server
-    closed between two requests is opened again (for a GET, even when that shows only in the reply)."""
+    """Keep-alive HTTP/1.1 to one endpoint for one inspection: no redirect is followed and no cookie kept.
+    A connection serves one request at a time and is kept for the next (requests at once, as many as the
+    caller runs together, get connections of their own); a GET that finds its kept connection closed by
+    the server, before a byte of the answer, is sent once more on a new one."""
 
     def __init__(self, endpoint: Endpoint, limits: Limits) -> None:
         self.endpoint, self.base = endpoint, endpoint.url
@@ -92,15 +93,14 @@ class HttpClient:
         host = endpoint.hostname or (f"[{endpoint.ip}]" if ":" in endpoint.ip else endpoint.ip)
         default_port = 443 if endpoint.tls else 80
         self._host = host if endpoint.port == default_port else f"{host}:{endpoint.port}"
-        self._connection: _Connection | None = None
+        self._idle: list[_Connection] = []
 
     async def __aenter__(self) -> HttpClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._connection is not None:
-            stream, self._connection = self._connection.stream, None
-            await stream.close()
+        while self._idle:
+            await self._idle.pop().stream.close()
 
     async def request(
         self,
@@ -130,29 +130,34 @@ class HttpClient:
         return await timed(self._round_trip(request, body, limits), limits)
 
     async def _round_trip(self, request: h11.Request, body: bytes, limits: Limits) -> Response:
-        reused = self._connection is not None
+        connection = self._kept()
+        if connection is not None:
+            try:
+                return await self._exchange(connection, request, body, limits)
+            except _Unanswered as exc:
+                if request.method != b"GET":
+                    raise exc.failure from None
+        stream = await BoundedStream.open(self.endpoint, limits)
+        connection = _Connection(stream, h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head))
         try:
-            return await self._exchange(request, body, limits)
-        except _Unanswered as exc:
-            if not (reused and request.method == b"GET"):
-                raise exc.failure from None
-        try:
-            return await self._exchange(request, body, limits)
+            return await self._exchange(connection, request, body, limits)
         except _Unanswered as exc:
             raise exc.failure from None
 
-    async def _exchange(self, request: h11.Request, body: bytes, limits: Limits) -> Response:
-        """One request and its answer; a connection left unusable is dropped (aborted: a hostile server
-        gets no second second)."""
-        connection, self._connection = self._connection, None
-        if connection is not None and connection.stream.reader.at_eof():
-            connection.stream.writer.transport.abort()  # closed by the server since its last answer
-            connection = None
-        if connection is None:
-            stream = await BoundedStream.open(self.endpoint, limits)
-            connection = _Connection(
-                stream, h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head)
-            )
+    def _kept(self) -> _Connection | None:
+        """An idle connection the server has not closed, if one is kept."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.stream.reader.at_eof():
+                return connection
+            connection.stream.writer.transport.abort()
+        return None
+
+    async def _exchange(
+        self, connection: _Connection, request: h11.Request, body: bytes, limits: Limits
+    ) -> Response:
+        """One request and its answer on `connection`, kept afterwards if both sides allow; dropped
+        (aborted: a hostile server gets no grace) if the exchange fails."""
         try:
             response = await _answer(connection, request, body, limits)
         except BaseException:
@@ -161,7 +166,7 @@ class HttpClient:
         http = connection.http
         if http.our_state is h11.DONE and http.their_state is h11.DONE:
             http.start_next_cycle()
-            self._connection = connection
+            self._idle.append(connection)
         else:
             connection.stream.writer.transport.abort()
         return response
