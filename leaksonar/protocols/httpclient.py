@@ -1,4 +1,4 @@
-"""Bounded HTTP/1.1 (h11 over `BoundedStream`): one keep-alive connection per inspected service, every
+"""Bounded HTTP/1.1 (h11 over `BoundedStream`): keep-alive connections for one inspected service, every
 reply's headers and body capped in bytes and every exchange timed; and the helpers the HTTP protocol modules
 share (raw replies for `match`, JSON answers for `inspect`)."""
 
