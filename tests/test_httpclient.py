@@ -183,6 +183,30 @@ def test_get_is_sent_again_when_the_kept_connection_was_closed() -> None:
     assert [r.split(b" ")[1] for r in server.requests] == [b"/0", b"/1", b"/1", b"/2", b"/2"]
 
 
+def test_kept_connection_reset_by_the_server_is_not_used() -> None:
+    """The server answers, then resets the idle connection: the next request, a POST, goes on a new one."""
+    server = Recorder()
+
+    async def answer_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if server.connections:
+            await server(reader, writer)
+            return
+        server.connections += 1
+        server.requests.append(await reader.readuntil(b"\r\n\r\n"))
+        await hostile.send(writer, OK)
+        await asyncio.sleep(0.05)
+        await hostile.send(writer, hostile.Reset(b""))
+
+    async def exchange(endpoint: Endpoint) -> list[Response]:
+        async with bounded_client(endpoint, LIMITS) as client:
+            first = await request_bounded(client, "GET", endpoint.url + "/", LIMITS)
+            await asyncio.sleep(0.3)
+            return [first, await request_bounded(client, "POST", endpoint.url + "/q", LIMITS)]
+
+    assert [r.status for r in asyncio.run(served(answer_then_reset, exchange))] == [200, 200]
+    assert server.connections == 2 and [r.split(b" ")[0] for r in server.requests] == [b"GET", b"POST"]
+
+
 def test_post_is_never_sent_twice() -> None:
     server = Recorder(answers=1)
     with pytest.raises(ProtocolError) as failed:

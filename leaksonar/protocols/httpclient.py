@@ -145,10 +145,10 @@ class HttpClient:
             raise exc.failure from None
 
     def _kept(self) -> _Connection | None:
-        """An idle connection the server has not closed, if one is kept."""
+        """An idle connection the server has not closed nor reset, if one is kept."""
         while self._idle:
             connection = self._idle.pop()
-            if not connection.stream.reader.at_eof():
+            if not (connection.stream.reader.at_eof() or connection.stream.writer.is_closing()):
                 return connection
             connection.stream.writer.transport.abort()
         return None
