@@ -178,6 +178,8 @@ async def _answer(connection: _Connection, request: h11.Request, body: bytes, li
     data = http.send(request) or b""
     if body:
         data += http.send(h11.Data(data=body)) or b""
+    if writer.is_closing():  # reset since it opened: uvloop would raise RuntimeError on the write
+        raise _Unanswered(ConnectionResetError("the server reset the connection"))
     try:
         writer.write(data + (http.send(h11.EndOfMessage()) or b""))
         await writer.drain()
