@@ -35,12 +35,10 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
 from leaksonar.model import Auth, Collection, ErrorKind, Identity, Inspection, Limits, Sample, Software
 from leaksonar.protocols.base import AuthRequired, BoundedStream, CommandRefused, Endpoint, ProtocolError
 from leaksonar.protocols.http import PROTOCOL as HTTP
-from leaksonar.protocols.httpclient import Response, bounded_client, get_bounded, http_parts
+from leaksonar.protocols.httpclient import HttpClient, Response, bounded_client, get_bounded, http_parts
 from leaksonar.protocols.kit import SERVER_ERRORS, Learned, bounded, count, run_inspection
 
 _HEADER = re.compile(rb"^x-clickhouse-[\w-]+:", re.I | re.M)
@@ -102,7 +100,7 @@ class _Http:
 
     base: str
     limits: Limits
-    client: httpx.AsyncClient
+    client: HttpClient
     readonly: bool = True
 
     def url(self, sql: str) -> str:

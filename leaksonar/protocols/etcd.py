@@ -23,12 +23,17 @@ import json
 import re
 from functools import partial
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from leaksonar.model import Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError
-from leaksonar.protocols.httpclient import bounded_client, get_bounded, http_parts, request_bounded
+from leaksonar.protocols.httpclient import (
+    HttpClient,
+    bounded_client,
+    get_bounded,
+    http_parts,
+    request_bounded,
+)
 from leaksonar.protocols.kit import Learned, count, decode_value, run_inspection, text
 
 NAME = "etcd"
@@ -58,12 +63,12 @@ def _version_document(body: bytes) -> str | None:
     return server if isinstance(server, str) and _VERSION.fullmatch(server) else None
 
 
-async def post_bounded(client: httpx.AsyncClient, url: str, payload: dict[str, Any], limits: Limits) -> Any:
+async def post_bounded(client: HttpClient, url: str, payload: dict[str, Any], limits: Limits) -> Any:
     """POST `payload` as JSON to a gateway read call; the reply body capped and parsed as JSON."""
 
     response = await request_bounded(client, "POST", url, limits, payload=payload)
     status, body = response.status, response.body
-    path = httpx.URL(url).path
+    path = urlsplit(url).path
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -91,7 +96,7 @@ def _b64(value: Any) -> bytes:
         raise ProtocolError("a key or value is not base64") from None
 
 
-async def _gateway(client: httpx.AsyncClient, base: str, limits: Limits) -> tuple[str, int | None]:
+async def _gateway(client: HttpClient, base: str, limits: Limits) -> tuple[str, int | None]:
     """The gateway prefix that answers, and the key count (a proto3 int64: text, absent means 0)."""
     for prefix in _PREFIXES:
         try:
@@ -119,7 +124,7 @@ def spread(keys: list[bytes], want: int) -> list[bytes]:
     return picked
 
 
-async def _sample(client: httpx.AsyncClient, url: str, limits: Limits) -> tuple[dict[str, Any], ...]:
+async def _sample(client: HttpClient, url: str, limits: Limits) -> tuple[dict[str, Any], ...]:
     """A page of key names, then the values of a few keys spread over their prefixes, one range each."""
     page = await post_bounded(client, url, {**_EVERY_KEY, "limit": _KEY_PAGE, "keys_only": True}, limits)
     documents = []

@@ -1,32 +1,63 @@
-"""Bounded HTTP (httpx): every body is capped in bytes and every exchange has a timeout; and the helpers
-the HTTP protocol modules share (raw replies for `match`, JSON answers for `inspect`)."""
+"""Bounded HTTP/1.1 (h11 over `BoundedStream`): keep-alive connections for one inspected service, every
+reply's headers and body capped in bytes and every exchange timed; and the helpers the HTTP protocol modules
+share (raw replies for `match`, JSON answers for `inspect`)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import quote, urlencode
 
-import httpx
+import h11
 
 from leaksonar.model import Limits, Software
-from leaksonar.protocols.base import CommandRefused, Endpoint, ProtocolError, ReplyTooLarge, timed
-from leaksonar.protocols.tls import client_context
+from leaksonar.protocols.base import (
+    BoundedStream,
+    CommandRefused,
+    Endpoint,
+    ProtocolError,
+    ReplyTooLarge,
+    timed,
+)
 from leaksonar.protocols.useragent import USER_AGENT
 
 _STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
 
 HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 """Sent with every request: leaksonar names itself, and bodies come uncompressed (no gzip bombs)."""
+MAX_HEAD = 64 * 1024
+"""Most bytes of a reply's status line and headers, and of a chunk's size line (h11's
+max_incomplete_event_size; `limits.max_bytes` if smaller); past it the reply is too large."""
+MAX_INTERIM = 8
+"""Most interim (1xx) replies taken before the answer to one request; past them the reply is too large."""
+_READ = 64 * 1024
+_TARGET_SAFE = "/?&=%:@!$'()*+,;~[]"
+"""Characters a request target keeps as they are (with letters, digits and -._~); others are %-escaped."""
+
+
+class Headers:
+    """A reply's header fields; `get` ignores the name's case and joins a repeated field with ", "."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Sequence[tuple[bytes, bytes]]) -> None:
+        self._fields = fields
+        """(lower-case name, value) as h11 parsed them."""
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = name.lower().encode("latin-1")
+        values = [value.decode("latin-1") for field, value in self._fields if field == key]
+        return ", ".join(values) if values else default
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
-    headers: httpx.Headers
+    headers: Headers
     body: bytes
 
     def json(self) -> Any:
@@ -37,35 +68,176 @@ class Response:
             raise ValueError("JSON nested too deeply") from None
 
 
-def bounded_client(endpoint: Endpoint, limits: Limits) -> httpx.AsyncClient:
-    """One keep-alive client for a whole inspection of `endpoint`; each exchange's `limits.timeout` is
-    enforced around it by `request_bounded`, httpx's own timeout is only a backstop. Over TLS the
-    certificate is not verified (tls.client_context, shared: a plain endpoint never uses it, redirects being
-    off); a hostname goes out as SNI and as Host."""
-    headers: dict[str, str] = {}
-    hooks: dict[str, list[Callable[[httpx.Request], Awaitable[None]]]] = {}
-    if endpoint.hostname:
+class _Unanswered(Exception):
+    """The connection ended before a byte of the answer came; `failure` is what to report of it."""
+
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+
+
+@dataclass(slots=True)
+class _Connection:
+    stream: BoundedStream
+    http: h11.Connection
+
+
+class HttpClient:
+    """Keep-alive HTTP/1.1 to one endpoint for one inspection: no redirect is followed and no cookie kept.
+    A connection serves one request at a time and is kept for the next (requests at once, as many as the
+    caller runs together, get connections of their own); a GET that finds its kept connection closed by
+    the server, before a byte of the answer, is sent once more on a new one."""
+
+    def __init__(self, endpoint: Endpoint, limits: Limits) -> None:
+        self.endpoint, self.base = endpoint, endpoint.url
+        self._max_head = min(MAX_HEAD, limits.max_bytes)
+        host = endpoint.hostname or (f"[{endpoint.ip}]" if ":" in endpoint.ip else endpoint.ip)
         default_port = 443 if endpoint.tls else 80
-        port = "" if endpoint.port == default_port else f":{endpoint.port}"
-        headers["Host"] = endpoint.hostname + port
-        hooks["request"] = [partial(_send_name, endpoint.hostname)]
-    return httpx.AsyncClient(
-        timeout=limits.timeout + 1,
-        trust_env=False,
-        follow_redirects=False,
-        verify=client_context(),
-        headers=headers,
-        event_hooks=hooks,
-    )
+        self._host = host if endpoint.port == default_port else f"{host}:{endpoint.port}"
+        self._idle: list[_Connection] = []
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        while self._idle:
+            await self._idle.pop().stream.close()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        limits: Limits,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        payload: Any = None,
+    ) -> Response:
+        """`method` `url` (below `base`) with `params` in its query string and `payload` as a JSON body;
+        ReplyTooLarge past `limits.max_bytes` of body, TimeoutError past `limits.timeout` in all."""
+        if not url.startswith(self.base):
+            raise ValueError(f"{url!r} is not below {self.base!r}")
+        target = quote(url[len(self.base) :] or "/", safe=_TARGET_SAFE)
+        if params:
+            target += ("&" if "?" in target else "?") + urlencode(params)
+        fields = [("Host", self._host), ("Accept", "*/*"), ("Connection", "keep-alive")]
+        fields += {**HEADERS, **(headers or {})}.items()
+        body = b"" if payload is None else json.dumps(payload).encode()
+        if payload is not None:
+            fields.append(("Content-Type", "application/json"))
+        if body or method == "POST":
+            fields.append(("Content-Length", str(len(body))))
+        request = h11.Request(method=method, target=target, headers=fields)
+        return await timed(self._round_trip(request, body, limits), limits)
+
+    async def _round_trip(self, request: h11.Request, body: bytes, limits: Limits) -> Response:
+        connection = self._kept()
+        if connection is not None:
+            try:
+                return await self._exchange(connection, request, body, limits)
+            except _Unanswered as exc:
+                if request.method != b"GET":
+                    raise exc.failure from None
+        stream = await BoundedStream.open(self.endpoint, limits)
+        connection = _Connection(stream, h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head))
+        try:
+            return await self._exchange(connection, request, body, limits)
+        except _Unanswered as exc:
+            raise exc.failure from None
+
+    def _kept(self) -> _Connection | None:
+        """An idle connection the server has not closed nor reset, if one is kept."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not (connection.stream.reader.at_eof() or connection.stream.writer.is_closing()):
+                return connection
+            connection.stream.writer.transport.abort()
+        return None
+
+    async def _exchange(
+        self, connection: _Connection, request: h11.Request, body: bytes, limits: Limits
+    ) -> Response:
+        """One request and its answer on `connection`, kept afterwards if both sides allow; dropped
+        (aborted: a hostile server gets no grace) if the exchange fails."""
+        try:
+            response = await _answer(connection, request, body, limits)
+        except BaseException:
+            connection.stream.writer.transport.abort()
+            raise
+        http = connection.http
+        if http.our_state is h11.DONE and http.their_state is h11.DONE:
+            http.start_next_cycle()
+            self._idle.append(connection)
+        else:
+            connection.stream.writer.transport.abort()
+        return response
 
 
-async def _send_name(hostname: str, request: httpx.Request) -> None:
-    """Name the server in the TLS handshake (SNI), though the URL holds its address."""
-    request.extensions["sni_hostname"] = hostname
+async def _answer(connection: _Connection, request: h11.Request, body: bytes, limits: Limits) -> Response:
+    """Send `request` (with `body`) and read the answer, its body capped at `limits.max_bytes`."""
+    http, writer = connection.http, connection.stream.writer
+    data = http.send(request) or b""
+    if body:
+        data += http.send(h11.Data(data=body)) or b""
+    if writer.is_closing():  # reset since it opened: uvloop would raise RuntimeError on the write
+        raise _Unanswered(ConnectionResetError("the server reset the connection"))
+    try:
+        writer.write(data + (http.send(h11.EndOfMessage()) or b""))
+        await writer.drain()
+    except ConnectionError as exc:
+        raise _Unanswered(exc) from None
+    head = await _head(connection)
+    if any(name == b"content-length" and int(value) > limits.max_bytes for name, value in head.headers):
+        raise ReplyTooLarge(f"server announced a body over {limits.max_bytes} bytes")
+    received = bytearray()
+    while not isinstance(event := await _event(connection), h11.EndOfMessage):
+        if isinstance(event, h11.Data):
+            received += event.data
+            if len(received) > limits.max_bytes:
+                raise ReplyTooLarge(f"body over {limits.max_bytes} bytes")
+    return Response(head.status_code, Headers(head.headers), bytes(received))
+
+
+async def _head(connection: _Connection) -> h11.Response:
+    """The answer's status and headers, after at most MAX_INTERIM interim (1xx) replies; _Unanswered if the
+    connection ends before its first byte."""
+    if not connection.http.trailing_data[0]:  # else the server answered early: already received
+        try:
+            data = await connection.stream.reader.read(_READ)
+        except ConnectionError as exc:
+            raise _Unanswered(exc) from None
+        if not data:
+            raise _Unanswered(ProtocolError("the server closed the connection without answering"))
+        connection.http.receive_data(data)
+    interim = 0
+    while not isinstance(event := await _event(connection), h11.Response):
+        interim += 1  # an InformationalResponse: h11 allows nothing else before the Response
+        if interim > MAX_INTERIM:
+            raise ReplyTooLarge(f"more than {MAX_INTERIM} interim (1xx) replies")
+    return event
+
+
+async def _event(connection: _Connection) -> h11.Event | type[h11.PAUSED]:
+    """The next event of the answer, read from the network as needed; headers (or a chunk's size line) too
+    long for MAX_HEAD are ReplyTooLarge."""
+    http = connection.http
+    try:
+        while (event := http.next_event()) is h11.NEED_DATA:
+            http.receive_data(await connection.stream.reader.read(_READ))
+    except h11.RemoteProtocolError as exc:
+        if exc.error_status_hint == 431:
+            raise ReplyTooLarge("headers (or a chunk size line) over the cap") from None
+        raise
+    return event
+
+
+def bounded_client(endpoint: Endpoint, limits: Limits) -> HttpClient:
+    """One keep-alive client for a whole inspection of `endpoint` (an async context manager). Over TLS the
+    certificate is not verified (tls.client_context); a hostname goes out as SNI and as Host."""
+    return HttpClient(endpoint, limits)
 
 
 async def request_bounded(
-    client: httpx.AsyncClient,
+    client: HttpClient,
     method: str,
     url: str,
     limits: Limits,
@@ -78,35 +250,23 @@ async def request_bounded(
 
     Callers send only reads: GET, or a POST that an API defines as a read (documented where used).
     """
-
-    async def fetch() -> Response:
-        async with client.stream(
-            method, url, params=params, headers={**HEADERS, **(headers or {})}, json=payload
-        ) as response:
-            body = bytearray()
-            async for chunk in response.aiter_raw():
-                body += chunk
-                if len(body) > limits.max_bytes:
-                    raise ReplyTooLarge(f"body over {limits.max_bytes} bytes")
-            return Response(response.status_code, response.headers, bytes(body))
-
-    return await timed(fetch(), limits)
+    return await client.request(method, url, limits, params=params, headers=headers, payload=payload)
 
 
-async def get_bounded(url: str, limits: Limits, client: httpx.AsyncClient) -> Response:
+async def get_bounded(url: str, limits: Limits, client: HttpClient) -> Response:
     """GET `url` on `client`."""
-    return await request_bounded(client, "GET", url, limits)
+    return await client.request("GET", url, limits)
 
 
 Fetch = Callable[[str], Awaitable[Response]]
 """GET one path (with its query string) of a server, bounded."""
 
 
-async def _get_path(base: str, limits: Limits, client: httpx.AsyncClient, path: str) -> Response:
+async def _get_path(base: str, limits: Limits, client: HttpClient, path: str) -> Response:
     return await get_bounded(base + path, limits, client)
 
 
-def fetcher(base: str, limits: Limits, client: httpx.AsyncClient) -> Fetch:
+def fetcher(base: str, limits: Limits, client: HttpClient) -> Fetch:
     """GET of paths below `base` (`Endpoint.url`) on `client`."""
     return partial(_get_path, base, limits, client)
 

@@ -20,12 +20,16 @@ import re
 from functools import partial
 from typing import Any
 
-import httpx
-
 from leaksonar.model import Collection, Identity, Inspection, Limits, Sample, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError
 from leaksonar.protocols.http import PROTOCOL as HTTP
-from leaksonar.protocols.httpclient import bounded_client, get_bounded, http_parts
+from leaksonar.protocols.httpclient import (
+    HttpClient,
+    bounded_client,
+    get_bounded,
+    http_parts,
+    request_bounded,
+)
 from leaksonar.protocols.kit import SERVER_ERRORS, Learned, bounded, count, run_inspection
 
 NAME = "influxdb"
@@ -38,11 +42,11 @@ def quote(name: str) -> str:
 
 
 async def query(
-    client: httpx.AsyncClient, base: str, statement: str, db: str | None, limits: Limits
+    client: HttpClient, base: str, statement: str, db: str | None, limits: Limits
 ) -> list[dict[str, Any]]:
     """The series of one read statement's result (GET /query)."""
     params = {"q": statement, **({"db": db} if db is not None else {})}
-    response = await get_bounded(str(httpx.URL(f"{base}/query", params=params)), limits, client)
+    response = await request_bounded(client, "GET", f"{base}/query", limits, params=params)
     try:
         document = response.json()
     except ValueError:
@@ -72,7 +76,7 @@ def _names(series: list[dict[str, Any]]) -> list[str]:
 
 
 async def _points(
-    client: httpx.AsyncClient, base: str, db: str, measurement: str, limits: Limits
+    client: HttpClient, base: str, db: str, measurement: str, limits: Limits
 ) -> tuple[int, bool]:
     """The measurement's points, and whether that is a lower bound (its fields' counts differ)."""
     series = await query(client, base, f"SELECT count(*) FROM {quote(measurement)}", db, limits)
@@ -81,7 +85,7 @@ async def _points(
 
 
 async def _sample(
-    client: httpx.AsyncClient, base: str, db: str, measurement: str, limits: Limits
+    client: HttpClient, base: str, db: str, measurement: str, limits: Limits
 ) -> tuple[dict[str, Any], ...]:
     statement = f"SELECT * FROM {quote(measurement)} LIMIT {limits.sample_rows}"
     documents = []
@@ -93,9 +97,7 @@ async def _sample(
     return tuple(documents[: limits.sample_rows])
 
 
-async def _measurement(
-    client: httpx.AsyncClient, base: str, db: str, name: str, learned: Learned
-) -> int | None:
+async def _measurement(client: HttpClient, base: str, db: str, name: str, learned: Learned) -> int | None:
     """Add measurement `name` of `db` with its point count and sample; return the count."""
     limits = learned.limits
     points: int | None = None
@@ -116,7 +118,7 @@ async def _measurement(
     return points
 
 
-async def _database(client: httpx.AsyncClient, base: str, db: str, learned: Learned) -> list[int]:
+async def _database(client: HttpClient, base: str, db: str, learned: Learned) -> list[int]:
     """Measurements of `db` (within the collection cap) and their point counts."""
     limits = learned.limits
     left = limits.max_collections - len(learned.collections)

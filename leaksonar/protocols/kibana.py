@@ -22,13 +22,12 @@ import re
 from functools import partial
 from typing import Any
 
-import httpx
-
 from leaksonar.model import Auth, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.elasticsearch import cluster_root, read_indices
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.httpclient import (
+    HttpClient,
     Response,
     bounded_client,
     get_bounded,
@@ -58,7 +57,7 @@ def status_software(status: Any) -> Software | None:
     return Software("kibana", version["number"][:40])
 
 
-async def proxied(base: str, limits: Limits, client: httpx.AsyncClient, path: str) -> Response:
+async def proxied(base: str, limits: Limits, client: HttpClient, path: str) -> Response:
     """GET `path` on the cluster behind Kibana, through the console proxy; the body is capped."""
     params = {"path": path, "method": "GET"}
     return await request_bounded(

@@ -13,7 +13,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-import httpx
+import h11
 
 from leaksonar.model import (
     Auth,
@@ -43,7 +43,7 @@ SERVER_ERRORS = (
     ProtocolError,
     CommandRefused,
     AuthRequired,
-    httpx.HTTPError,
+    h11.RemoteProtocolError,
 )
 """What a misbehaving server makes one exchange raise: reported, and the inspection goes on."""
 
@@ -93,7 +93,7 @@ _CLIENT_LOST = frozenset({2003, 2006, 2013})
 
 
 def _kind(exc: BaseException) -> ErrorKind | None:
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         return ErrorKind.TIMEOUT
     if isinstance(exc, ReplyTooLarge):
         return ErrorKind.OVER_LIMIT
@@ -101,9 +101,9 @@ def _kind(exc: BaseException) -> ErrorKind | None:
         return ErrorKind.AUTH_REQUIRED
     if isinstance(exc, CommandRefused) or getattr(exc, "sqlstate", None):
         return ErrorKind.COMMAND_REFUSED
-    if isinstance(exc, ProtocolError | httpx.RemoteProtocolError | ValueError):
+    if isinstance(exc, ProtocolError | h11.RemoteProtocolError | ValueError):
         return ErrorKind.PROTOCOL_ERROR
-    if isinstance(exc, OSError | EOFError | httpx.TransportError):
+    if isinstance(exc, OSError | EOFError):
         return ErrorKind.REFUSED
     coded = _db_api(exc)
     if coded is None or _lost(exc):
@@ -127,7 +127,7 @@ def kind_of(exc: BaseException) -> ErrorKind:
 
 def reason(exc: BaseException, limits: Limits) -> str:
     """A short plain phrase for why an exchange failed (no trailing full stop)."""
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
         return f"no answer within {limits.timeout:g} s"
     if isinstance(exc, ReplyTooLarge):
         return f"reply too large: {exc}"
@@ -135,12 +135,10 @@ def reason(exc: BaseException, limits: Limits) -> str:
         return "connection refused"
     if isinstance(exc, asyncio.IncompleteReadError):
         return "the server closed the connection mid-reply"
-    if isinstance(exc, ConnectionError | httpx.ReadError | httpx.WriteError):
+    if isinstance(exc, ConnectionError):
         return "the server closed or reset the connection"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, h11.RemoteProtocolError):
         return f"the server broke the HTTP protocol: {str(exc)[:200]}"
-    if isinstance(exc, httpx.ConnectError):
-        return "could not connect"
     if isinstance(exc, OSError) and exc.strerror:
         return f"network error: {exc.strerror}"
     coded = _db_api(exc)

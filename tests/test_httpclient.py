@@ -1,0 +1,238 @@
+"""The inspection's HTTP/1.1 client (protocols/httpclient.py) against scripted servers on loopback: what a
+hostile server could exploit ends in the right error kind within the limits, and keep-alive, requests and
+replies behave as the protocol modules rely on."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable
+
+import hostile
+import pytest
+from replies import http_reply
+
+from leaksonar.model import ErrorKind, Identity, Limits
+from leaksonar.protocols import BY_NAME
+from leaksonar.protocols.base import Endpoint, ProtocolError
+from leaksonar.protocols.httpclient import MAX_INTERIM, Response, bounded_client, request_bounded
+from leaksonar.protocols.kit import kind_of
+
+LIMITS = Limits(timeout=1.0, service_budget=3.0, max_bytes=64 * 1024)
+SLACK = 1.0
+OK = http_reply(200, {"Content-Type": "text/html"}, b"<title>fine</title>")
+
+
+def answering(reply: Callable[[], hostile.Reply], *, early: bool = False) -> hostile.Handler:
+    """A server answering each request with `reply()`; `early`: the first answer goes out on connect,
+    before the request is read."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if early and not await hostile.send(writer, reply()):
+            return
+        await hostile.scripted(hostile.read_http, lambda _: reply(), lambda r: r[1].encode())(reader, writer)
+
+    return handle
+
+
+def answers_once(data: bytes) -> hostile.Handler:
+    """A server that reads one request, sends `data` and hangs up."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hostile.read_http(reader)
+        await hostile.send(writer, data)
+        writer.close()
+
+    return handle
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+HOSTILE: dict[str, tuple[hostile.Handler, ErrorKind]] = {
+    "endless headers": (
+        answering(
+            lambda: itertools.chain([b"HTTP/1.1 200 OK\r\n"], hostile.repeat(b"X: " + b"a" * 999 + b"\r\n"))
+        ),
+        ErrorKind.OVER_LIMIT,
+    ),
+    "one endless header line": (
+        answering(lambda: itertools.chain([b"HTTP/1.1 200 OK\r\nX: "], hostile.repeat(b"a" * 4096))),
+        ErrorKind.OVER_LIMIT,
+    ),
+    "chunked body past the cap": (
+        answering(lambda: itertools.chain([CHUNKED], hostile.repeat(b"400\r\n" + b"a" * 1024 + b"\r\n"))),
+        ErrorKind.OVER_LIMIT,
+    ),
+    "endless chunk size line": (
+        answering(lambda: itertools.chain([CHUNKED + b"1;x="], hostile.repeat(b"a" * 4096))),
+        ErrorKind.OVER_LIMIT,
+    ),
+    "bad chunk size": (answering(lambda: CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n"), ErrorKind.PROTOCOL_ERROR),
+    "100-continue flood": (
+        answering(lambda: hostile.repeat(b"HTTP/1.1 100 Continue\r\n\r\n")),
+        ErrorKind.OVER_LIMIT,
+    ),
+    "announced body over the cap": (
+        answering(lambda: b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nabc"),
+        ErrorKind.OVER_LIMIT,
+    ),
+    "close-delimited body past the cap": (
+        answering(lambda: itertools.chain([b"HTTP/1.0 200 OK\r\n\r\n"], hostile.repeat(b"a" * 4096))),
+        ErrorKind.OVER_LIMIT,
+    ),
+    "hang-up mid-body": (
+        answers_once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    "hang-up mid-chunk": (answers_once(CHUNKED + b"10\r\nabc"), ErrorKind.PROTOCOL_ERROR),
+    "unasked protocol switch": (
+        answering(lambda: b"HTTP/1.1 101 Switching\r\nUpgrade: h2c\r\n\r\n"),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    "a stall mid-body": (
+        answering(lambda: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"),
+        ErrorKind.TIMEOUT,
+    ),
+    "no answer, a hang-up": (answers_once(b""), ErrorKind.PROTOCOL_ERROR),
+    "a reset": (answering(lambda: hostile.Reset(b"")), ErrorKind.REFUSED),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_reply_ends_in_its_error_kind_in_time(name: str) -> None:
+    handler, kind = HOSTILE[name]
+    found, elapsed = hostile.run(BY_NAME["http"], handler, Identity("http"), LIMITS)
+    assert hostile.kinds(found) == [kind], found.errors
+    assert elapsed < LIMITS.timeout + SLACK
+
+
+def test_interim_replies_before_the_answer_are_skipped() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" * MAX_INTERIM
+    found, _ = hostile.run(BY_NAME["http"], answering(lambda: interim + OK), Identity("http"), LIMITS)
+    assert (found.errors, found.details["title"]) == ((), "fine")
+
+
+def test_answer_sent_before_the_request_is_taken_within_the_limits() -> None:
+    found, elapsed = hostile.run(BY_NAME["http"], answering(lambda: OK, early=True), Identity("http"), LIMITS)
+    assert (found.errors, found.details["title"]) == ((), "fine")
+    assert elapsed < LIMITS.timeout + SLACK
+
+
+Exchange = Callable[[Endpoint], Awaitable[list[Response]]]
+
+
+async def served(handler: hostile.Handler, exchange: Exchange) -> list[Response]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    async with server:
+        return await exchange(Endpoint("127.0.0.1", server.sockets[0].getsockname()[1]))
+
+
+class Recorder:
+    """A server that notes each connection and request and answers OK; `answers`: how many requests of a
+    connection it answers before it hangs up on the next one, unanswered (None: all)."""
+
+    def __init__(self, answers: int | None = None) -> None:
+        self.answers = answers
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        for answered in itertools.count():
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            fields = (line.partition(b":") for line in head.split(b"\r\n"))
+            length = next((int(value) for name, _, value in fields if name.lower() == b"content-length"), 0)
+            self.requests.append(head + await reader.readexactly(length))
+            if answered == self.answers:
+                break
+            writer.write(OK)
+            await writer.drain()
+        writer.close()
+
+
+def sends(*methods: str) -> Exchange:
+    """Requests `methods` in turn on one client, to paths /0, /1 ..."""
+
+    async def exchange(endpoint: Endpoint) -> list[Response]:
+        async with bounded_client(endpoint, LIMITS) as client:
+            return [
+                await request_bounded(client, method, f"{endpoint.url}/{n}", LIMITS)
+                for n, method in enumerate(methods)
+            ]
+
+    return exchange
+
+
+def test_one_connection_serves_the_inspection() -> None:
+    server = Recorder()
+    responses = asyncio.run(served(server, sends("GET", "GET", "POST")))
+    assert [r.status for r in responses] == [200, 200, 200]
+    assert server.connections == 1 and len(server.requests) == 3
+
+
+def test_get_is_sent_again_when_the_kept_connection_was_closed() -> None:
+    """The server hangs up on the second request of each connection: a GET goes out again on a new one."""
+    server = Recorder(answers=1)
+    responses = asyncio.run(served(server, sends("GET", "GET", "GET")))
+    assert [r.body for r in responses] == [b"<title>fine</title>"] * 3
+    assert server.connections == 3
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/0", b"/1", b"/1", b"/2", b"/2"]
+
+
+def test_kept_connection_reset_by_the_server_is_not_used() -> None:
+    """The server answers, then resets the idle connection: the next request, a POST, goes on a new one."""
+    server = Recorder()
+
+    async def answer_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if server.connections:
+            await server(reader, writer)
+            return
+        server.connections += 1
+        server.requests.append(await reader.readuntil(b"\r\n\r\n"))
+        await hostile.send(writer, OK)
+        await asyncio.sleep(0.05)
+        await hostile.send(writer, hostile.Reset(b""))
+
+    async def exchange(endpoint: Endpoint) -> list[Response]:
+        async with bounded_client(endpoint, LIMITS) as client:
+            first = await request_bounded(client, "GET", endpoint.url + "/", LIMITS)
+            await asyncio.sleep(0.3)
+            return [first, await request_bounded(client, "POST", endpoint.url + "/q", LIMITS)]
+
+    assert [r.status for r in asyncio.run(served(answer_then_reset, exchange))] == [200, 200]
+    assert server.connections == 2 and [r.split(b" ")[0] for r in server.requests] == [b"GET", b"POST"]
+
+
+def test_post_is_never_sent_twice() -> None:
+    server = Recorder(answers=1)
+    with pytest.raises(ProtocolError) as failed:
+        asyncio.run(served(server, sends("GET", "POST")))
+    assert kind_of(failed.value) == ErrorKind.PROTOCOL_ERROR
+    assert [r.split(b" ")[0] for r in server.requests] == [b"GET", b"POST"]
+
+
+def test_request_carries_host_params_and_json_body() -> None:
+    server = Recorder()
+
+    async def exchange(endpoint: Endpoint) -> list[Response]:
+        named = Endpoint(endpoint.ip, endpoint.port, hostname="db.example")
+        async with bounded_client(named, LIMITS) as client:
+            params = {"path": "/a b/_search?x=1", "method": "GET"}
+            url = named.url + "/api/console/proxy"
+            return [await request_bounded(client, "POST", url, LIMITS, params=params, payload={"k": "é"})]
+
+    started = time.monotonic()
+    (response,) = asyncio.run(served(server, exchange))
+    assert response.status == 200 and response.headers.get("CONTENT-TYPE") == "text/html"
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /api/console/proxy?path=%2Fa+b%2F_search%3Fx%3D1&method=GET HTTP/1.1"
+    fields = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines[1:])}
+    assert fields["host"].startswith("db.example:") and fields["accept-encoding"] == "identity"
+    assert fields["user-agent"].startswith("leaksonar") and fields["content-type"] == "application/json"
+    assert json.loads(body) == {"k": "é"} and int(fields["content-length"]) == len(body)
+    assert "cookie" not in fields and time.monotonic() - started < SLACK
