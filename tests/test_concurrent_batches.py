@@ -53,3 +53,27 @@ def test_batches_sharing_hosts_in_opposite_order_are_both_stored(dist_backends: 
     assert failed == []
     stored = {(f.ip, f.port) for f in stores[0].findings.of_scan("s")}
     assert stored == {(ip, port) for ip in (FIRST, SECOND) for port in (1, 6379, 9200)}
+
+
+def test_a_writer_waits_for_no_other_and_facets_stay_exact(dist_backends: Any) -> None:
+    """PostgreSQL keeps the facet summary as deltas each statement inserts (migration 0010): a batch is
+    stored while another transaction that changed a service of the same facet values is still open, the
+    summary is folded meanwhile, and once both are done facets and the count of everything equal those
+    counted service by service."""
+    db = new_postgres_database(dist_backends.db)
+    store = Store(db)
+    store.findings.add([_found(FIRST, 6379), _found(SECOND, 6379)])
+    done = threading.Event()
+    with psycopg.connect(db) as holder:
+        holder.execute("UPDATE services SET country = 'NG' WHERE ip = %s", (FIRST,))  # not committed yet
+        writer = threading.Thread(target=lambda: (store.findings.add([_found(SECOND, 6380)]), done.set()))
+        writer.start()
+        assert done.wait(10), "the batch waited for another writer's transaction"
+        assert store.facets("", ["protocol", "country"]) == {"protocol": [("redis", 3)], "country": []}
+        holder.commit()
+    writer.join(10)
+    store.findings.add([_found("127.1.0.3", 6379)])
+    for public in (False, True):
+        assert store.facets("", public=public) == store.facets("port:*", public=public)
+        assert store.search("", public=public).total == store.search("port:*", public=public).total == 4
+    assert store.facets("", ["protocol", "country"]) == {"protocol": [("redis", 4)], "country": [("NG", 1)]}

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leaksonar.model import Assessment, Collection, Finding, PiiHit, RansomNote, Software
+from leaksonar.store import search
 from leaksonar.store.db import Store
 from leaksonar.store.query import FACET_FIELDS, FIELDS, MAX_LENGTH, QueryError
 from leaksonar.store.rows import SearchPage
@@ -319,6 +320,16 @@ def test_paging_and_total(store: Store) -> None:
         store.search("", limit=-1)
 
 
+@pytest.mark.parametrize("query", ["", "port:[1 TO 9999]", "pii:*", "severity:>=medium"])
+def test_a_page_is_the_same_sorted_from_its_matches_or_read_in_search_order(
+    store: Store, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few matches are sorted once found, many are read in search order from its index: the same pages."""
+    pages = [store.search(query, limit=2, offset=offset, now=NOW) for offset in (0, 2, 4)]
+    monkeypatch.setattr(search, "SORTED_MATCHES", 0)
+    assert [store.search(query, limit=2, offset=offset, now=NOW) for offset in (0, 2, 4)] == pages
+
+
 def test_hits_are_the_latest_finding_records_with_their_ids(store: Store) -> None:
     (hit,) = store.search("event:wiped").hits
     assert hit.record["dataset"]["rows"] == 10 and hit.record["scan_id"] == "s2"
@@ -596,7 +607,7 @@ def test_a_service_seen_again_replaces_its_search_rows(new_index: Callable[[], s
 
 
 def test_facets_and_count_of_everything_follow_every_write(new_index: Callable[[], str]) -> None:
-    """Facets and the count of everything (SQLite: a summary kept at write time) equal those counted over
+    """Facets and the count of everything (a summary kept at write time) equal those counted over
     a query that matches every service, for analysts and the public, as services change and become
     critical."""
     store = Store(new_index())

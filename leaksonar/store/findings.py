@@ -31,6 +31,7 @@ class Findings:
             return
         with self.engine.begin() as conn:
             _add(conn, batch)
+        views.fold_summary(self.engine)
 
     def of_scan(self, scan_id: str) -> Iterator[Finding]:
         """The scan's findings, in the order they were stored."""

@@ -205,9 +205,12 @@ services_fts = Table(
     Column("document", Text),  # PostgreSQL: the tsvector (generated from the three text columns)
 )
 
-# SQLite: per facet field, value and visibility (rank below critical), the services that have it (a service
-# once per PII category): what facets of everything read. Triggers on services and service_pii keep it
-# exact in every write's transaction; outside `metadata` because PostgreSQL has none (migration 0009)
+# Per facet field, value and visibility (rank below critical), the services that have it (a service once
+# per PII category): what facets of everything and the count of everything read, summing n per value.
+# SQLite: one counter per key, kept exact by row triggers on services and service_pii in every write's
+# transaction (migration 0009). PostgreSQL: no key, insert-only deltas written by statement triggers and
+# folded by search.fold_summary, so concurrent writers never wait for one another (migration 0010).
+# Outside `metadata` because the two databases keep it differently
 facet_counts = Table(
     "facet_counts",
     MetaData(),
