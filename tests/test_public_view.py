@@ -13,6 +13,7 @@ past (in both indexes alike)."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ipaddress
 import itertools
@@ -22,8 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -134,8 +135,31 @@ def new_store(empty_index: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         store.close()
 
 
-def public(store: Store) -> TestClient:
-    return TestClient(create_app(store, allowed_hosts=["testserver"], rate_limit=UNLIMITED))
+class Client:
+    """A client of the web app over `store` (a public viewer's, unless `anonymous` says otherwise): GET as
+    TestClient does it (its base URL and user agent, redirects followed, an error of the app raised), the
+    app run on one event loop in this thread, with no server thread to hand each request to and back (the
+    property's thousands of requests take a quarter less CPU)."""
+
+    def __init__(self, store: Store, anonymous: str = "public") -> None:
+        app = create_app(store, allowed_hosts=["testserver"], anonymous=anonymous, rate_limit=UNLIMITED)
+        self.loop = asyncio.new_event_loop()
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"user-agent": "testclient"},
+            follow_redirects=True,
+        )
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.get(url, **kwargs))
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
 
 
 # --- answers, with the ids that differ between two indexes named by what they stand for ----------
@@ -187,13 +211,13 @@ def named(names: Names, found: Any) -> Any:
     return found
 
 
-def api(test: TestClient, names: Names, url: str, **params: Any) -> tuple[int, Any]:
+def api(test: Client, names: Names, url: str, **params: Any) -> tuple[int, Any]:
     response = test.get(url, params=params)
     assert response.status_code in (200, 400, 404), (url, params, response.text)
     return response.status_code, named(names, response.json())
 
 
-def events_by_cursor(test: TestClient, names: Names, limit: int, **filters: Any) -> list[Any]:
+def events_by_cursor(test: Client, names: Names, limit: int, **filters: Any) -> list[Any]:
     """Every page of /api/events followed by its cursor, named."""
     pages, after = [], 0
     while True:
@@ -209,12 +233,12 @@ def public_answers(
 ) -> dict[str, Any]:
     """Every public answer the test compares, by what was asked. `probes`: finding and event names to
     ask for by id (an id this index does not hold is asked as MISSING_ID)."""
-    with public(store) as test:  # one event loop for every request: several times faster
+    with Client(store) as test:
         return _answers(test, Names(store), queries, probes)
 
 
 def _answers(
-    test: TestClient, names: Names, queries: list[tuple[str, int, int]], probes: dict[str, Any]
+    test: Client, names: Names, queries: list[tuple[str, int, int]], probes: dict[str, Any]
 ) -> dict[str, Any]:
     finding_ids = {name: i for i, name in names.findings.items()}
     event_ids = {name: i for i, name in names.events.items()}
@@ -391,14 +415,12 @@ REVIEWED: Index = {
 
 
 @pytest.fixture(scope="module")
-def reviewed(new_store: Callable[[], Store]) -> dict[str, Any]:
+def reviewed(new_store: Callable[[], Store]) -> Iterator[dict[str, Any]]:
     """The reviewed index with the critical service, and without it; public clients of both."""
     with_it = fill(new_store(), REVIEWED)
     without = fill(new_store(), {p: s for p, s in REVIEWED.items() if p != CRITICAL})
-    return {
-        "with": (public(with_it), Names(with_it), with_it),
-        "without": (public(without), Names(without), without),
-    }
+    with Client(with_it) as seeing, Client(without) as blind:
+        yield {"with": (seeing, Names(with_it), with_it), "without": (blind, Names(without), without)}
 
 
 def both(reviewed: dict[str, Any], url: str, **params: Any) -> tuple[int, Any]:
@@ -517,9 +539,7 @@ def test_the_letter_preview_lists_only_visible_events(new_store: Callable[[], St
         for kind, found in (("all", every), ("public", shown))
     }
     for anonymous, expected in (("analyst", lines["all"]), ("public", lines["public"])):
-        with TestClient(
-            create_app(store, allowed_hosts=["testserver"], anonymous=anonymous, rate_limit=UNLIMITED)
-        ) as test:
+        with Client(store, anonymous) as test:
             letter = test.get(f"/host/{place[0]}/report")
         assert letter.status_code == 200
         assert sorted(letter_events(letter.text)) == sorted(expected), anonymous
@@ -535,11 +555,7 @@ def test_a_scan_does_not_count_what_it_found_for_the_public(reviewed: dict[str, 
     for field in ("targets", "ports", "open_ports", "services", "exposed"):
         assert {s[field] for s in scans} == {None}, field
     assert {s["size"] for s in scans} == {4 * 1024}
-    with TestClient(
-        create_app(
-            reviewed["with"][2], allowed_hosts=["testserver"], anonymous="analyst", rate_limit=UNLIMITED
-        )
-    ) as test:
+    with Client(reviewed["with"][2], "analyst") as test:
         assert [s["exposed"] for s in test.get("/api/scans").json()] == [2, 2, 2]
 
 
@@ -547,7 +563,7 @@ def test_a_scan_does_not_count_what_it_found_for_the_public(reviewed: dict[str, 
 # the hidden rows; the web shows a keyed permutation of them instead ----------------------------------
 
 
-def every_public_id(test: TestClient) -> dict[str, set[int]]:
+def every_public_id(test: Client) -> dict[str, set[int]]:
     """Every finding id, and every event id and cursor, a public viewer can read anywhere."""
     events: set[int] = set()
     after = 0
@@ -646,9 +662,7 @@ def test_a_hidden_service_does_not_choose_the_owner_of_the_letter_preview(
     }
     letters = []
     for kept in (index, {place: s for place, s in index.items() if place[1] != 5432}):
-        with TestClient(
-            create_app(fill(new_store(), kept), allowed_hosts=["testserver"], rate_limit=UNLIMITED)
-        ) as test:
+        with Client(fill(new_store(), kept)) as test:
             page = test.get(f"/host/{ip}/report")
         assert page.status_code == 200
         letters.append(page.text)

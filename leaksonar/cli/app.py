@@ -2,18 +2,75 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from importlib import import_module
 from typing import Annotated, Any
 
 import click
 import typer
 from typer.core import TyperGroup
+from typer.models import CommandInfo, TyperInfo
 
-from leaksonar.cli import alerts, db, export, index, report, scan, serve, verify, workers
 from leaksonar.cli.common import fail
+
+COMMANDS = {
+    "scan": "scan:scan",
+    "hosts": "index:hosts",
+    "search": "index:search",
+    "show": "index:show",
+    "events": "index:events",
+    "export": "export:export",
+    "watch": "scan:watch",
+    "worker": "workers:worker",
+    "beat": "workers:beat",
+    "verify": "verify:verify",
+    "report": "report:report",
+    "serve": "serve:serve",
+    "alerts": "alerts:alerts_app",
+    "keys": "serve:keys_app",
+    "db": "db:db_app",
+}
+"""Each command -> its function, or its group's Typer app, as `module:name` in leaksonar.cli: imported
+when the command is run (or its help shown), so a command loads its own modules and no other's."""
+
+
+class Loaded(Mapping[str, click.Command]):
+    """The commands of COMMANDS by name, each made into a click command when first asked for."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self.made:
+            module, attribute = COMMANDS[name].split(":")
+            self.made[name] = _command(name, getattr(import_module(f"leaksonar.cli.{module}"), attribute))
+        return self.made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
+def _command(name: str, found: Any) -> click.Command:
+    """`found` (a command's function or a group's Typer app) as Typer makes it for `app`."""
+    settings: dict[str, Any] = {
+        "pretty_exceptions_short": app.pretty_exceptions_short,
+        "rich_markup_mode": app.rich_markup_mode,
+    }
+    if isinstance(found, typer.Typer):
+        info = TyperInfo(found, name=name)
+        return typer.main.get_group_from_info(info, suggest_commands=app.suggest_commands, **settings)
+    return typer.main.get_command_from_info(CommandInfo(name, callback=found), **settings)
 
 
 class Commands(TyperGroup):
-    """leaksonar's commands, `lab` among them loaded on first use (see leaksonar.cli.lab)."""
+    """leaksonar's commands, each loaded on first use (COMMANDS; `lab`: see leaksonar.cli.lab)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands = Loaded()  # type: ignore[assignment]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*super().list_commands(ctx), "lab"]
@@ -64,23 +121,3 @@ def _options(
     ] = False,
 ) -> None:
     """The options of `leaksonar` itself."""
-
-
-for command in (
-    scan.scan,
-    index.hosts,
-    index.search,
-    index.show,
-    index.events,
-    export.export,
-    scan.watch,
-    workers.worker,
-    workers.beat,
-    verify.verify,
-    report.report,
-    serve.serve,
-):
-    app.command()(command)
-app.add_typer(alerts.alerts_app, name="alerts")
-app.add_typer(serve.keys_app, name="keys")
-app.add_typer(db.db_app, name="db")
