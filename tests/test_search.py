@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -631,6 +632,22 @@ def test_a_new_service_twice_in_one_batch_is_stored_as_one_after_the_other(
     assert view is not None and [(s.first_seen, s.last_seen) for s in view.services] == [(FIRST, SECOND)]
     assert store.search("clean").total == 1 and store.search("btc:* OR infected:true").total == 0
     assert store.hosts.top()[0].last_seen == SECOND and store.hosts.top()[0].first_seen == FIRST
+
+
+def test_a_host_with_several_ports_in_one_batch_is_seen_over_all_of_them(
+    new_index: Callable[[], str],
+) -> None:
+    """A new host whose higher port was examined first, in one batch: the list of hosts shows it first
+    and last seen over its services, as its own view does (not at the times of its lowest and highest
+    port)."""
+    store = Store(new_index())
+    late = finding("127.1.0.2", 6379, "redis", "high", time=SECOND)
+    early = replace(finding("127.1.0.2", 27017, "mongodb", "medium"), scan_id="s2")
+    store.findings.add([late, early])
+    (listed,) = store.hosts.top()
+    view = store.hosts.get("127.1.0.2")
+    assert view is not None and (view.first_seen, view.last_seen) == (FIRST, SECOND)
+    assert (listed.first_seen, listed.last_seen) == (FIRST, SECOND)
 
 
 def test_a_service_without_assessment_has_no_severity(new_index: Callable[[], str]) -> None:
