@@ -680,6 +680,31 @@ def test_long_names_are_cut_to_their_columns(new_index: Callable[[], str]) -> No
     assert hit.record["software"] == {"name": "r" * 100, "version": "7." + "9" * 300}
 
 
+def test_server_text_no_database_holds_is_stored_on_both(new_index: Callable[[], str]) -> None:
+    """NUL characters (PostgreSQL refuses them) and lone surrogates (JSON's `\\ud800` decodes to one; no
+    database encodes it) in a server's software, version, collection names and summary: the batch is
+    stored with its other services, the record as the server sent it, the text searched and counted
+    without them, and a rescan's change events naming the new version are stored too."""
+    store = Store(new_index())
+    for scan_id, time, version in (("s1", FIRST, "7\x00.1\ud800"), ("s2", SECOND, "8\x00.0\udfff")):
+        hostile = finding(
+            "127.1.0.9", 9200, "elasticsearch", "high", time=time, software=("elastic\x00search", version),
+            collections=(("idx\x00\ud800", ("f\x00",)),), summary="index\x00 \ud800found",
+        )  # fmt: skip
+        store.scans.begin(scan_id, time, "127.1.0.0/24", "all", 512, {})
+        store.findings.add([hostile, replace(SHOP, time=time, scan_id=scan_id)])
+        store.scans.finish(scan_id, time, "done")
+        store.events.record(scan_id)
+    (hit,) = store.search("software:elasticsearch AND version:8.0*").hits
+    assert hit.record["software"] == {"name": "elastic\x00search", "version": "8\x00.0\udfff"}
+    assert (
+        store.search("found").total == 1
+        and store.facets("")["software"] == store.facets("port:*")["software"]
+    )
+    (changed,) = store.events.find(types=["software_changed"])
+    assert changed.summary == "software elasticsearch 7.1\ufffd -> elasticsearch 8.0\ufffd"
+
+
 def test_services_without_a_row_count_come_last_within_their_severity(new_index: Callable[[], str]) -> None:
     store = Store(new_index())
     unknown, counted = (
