@@ -5,6 +5,7 @@ made by the previous release becoming searchable."""
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
@@ -667,6 +668,23 @@ def test_a_service_naming_many_long_fields_is_stored_and_found(new_index: Callab
     store.findings.add([finding("127.1.0.9", 9200, "elasticsearch", "high",
                                 collections=tuple((f"c{c}", names[c]) for c in range(200)))])  # fmt: skip
     assert store.search(names[0][0]).total == store.search("collections:c0").total == 1
+
+
+def test_text_that_grows_into_more_letters_is_stored(new_index: Callable[[], str]) -> None:
+    """Summary, collection and field names of compatibility characters (㌀ is アパート): each of the three
+    texts, once cut into words, is four times as long, together more than a PostgreSQL tsvector holds
+    unless cut again; stored on both databases and found by free text."""
+    squares = [chr(c) for c in range(0x3300, 0x3358)]
+
+    def text(seed: int) -> str:  # 330 distinct words of 150 characters (about 1,800 bytes once grown)
+        pick = random.Random(seed).choice
+        return " ".join("".join(pick(squares) for _ in range(150)) for _ in range(330))
+
+    grown = finding("127.1.0.9", 9200, "elasticsearch", "high", summary="hostile " + text(1),
+                    collections=((text(2), tuple(text(3).split())),))  # fmt: skip
+    store = Store(new_index())
+    store.findings.add([grown])
+    assert store.search("hostile").total == 1
 
 
 def test_long_names_are_cut_to_their_columns(new_index: Callable[[], str]) -> None:
