@@ -48,7 +48,8 @@ class Events:
             for start in range(0, len(places), batch):
                 changes = _changes(conn, places[start : start + batch], scan)
                 if changes:
-                    conn.execute(insert(conn, events).on_conflict_do_nothing(), list(map(_row, changes)))
+                    rows = [_row(change, sqlite=conn.dialect.name == "sqlite") for change in changes]
+                    conn.execute(insert(conn, events).on_conflict_do_nothing(), rows)
 
     def find(
         self,
@@ -93,11 +94,11 @@ class Events:
         return Event(**row._mapping) if row else None
 
 
-def _row(event: Event) -> dict[str, Any]:
+def _row(event: Event, *, sqlite: bool) -> dict[str, Any]:
     """An event as its row: without an id (the index gives it one), its summary (made of server text)
-    `storable`."""
+    `storable`, as exact as the database holds it (SQLite keeps NUL characters)."""
     row = {name: value for name, value in event.to_record().items() if name != "id"}
-    return {**row, "summary": storable(event.summary)}
+    return {**row, "summary": storable(event.summary, nul=sqlite)}
 
 
 def _places(conn: Connection, scan: ScanRow) -> set[tuple[str, int]]:

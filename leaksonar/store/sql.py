@@ -28,9 +28,9 @@ def select_as(row_type: type, table: Table) -> Select[Any]:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def storable(text: str) -> str:
-    """Server text as a text column holds it on both databases: without NUL characters (PostgreSQL
-    refuses them), a lone surrogate (JSON's `\\ud800` decodes to one; no database encodes it) as U+FFFD.
-    The finding record, JSON with escapes, keeps the text as it was."""
-    text = text.replace("\x00", "")
+def storable(text: str, *, nul: bool = False) -> str:
+    """Server text as a text column holds it: a lone surrogate (JSON's `\\ud800` decodes to one; no
+    database encodes it) as U+FFFD, and without NUL characters (PostgreSQL refuses them; `nul`: kept, for
+    SQLite, which holds them). The finding record, JSON with escapes, keeps the text as it was."""
+    text = text if nul else text.replace("\x00", "")
     return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
