@@ -651,6 +651,18 @@ def test_a_host_with_several_ports_in_one_batch_is_seen_over_all_of_them(
     assert (listed.first_seen, listed.last_seen) == (FIRST, SECOND)
 
 
+def test_a_host_stored_by_batches_out_of_time_order_is_seen_over_all_of_its_services(
+    new_index: Callable[[], str],
+) -> None:
+    """Two workers scanning shards that split a host's ports store their batches in any order: the list
+    of hosts shows it first and last seen over its services, as its own view does."""
+    store = Store(new_index())
+    store.findings.add([finding("127.1.0.2", 6379, "redis", "high", time=SECOND)])
+    store.findings.add([replace(finding("127.1.0.2", 27017, "mongodb", "medium"), scan_id="s2")])
+    (listed,) = store.hosts.top()
+    assert (listed.first_seen, listed.last_seen) == (FIRST, SECOND)
+
+
 def test_a_service_without_assessment_has_no_severity(new_index: Callable[[], str]) -> None:
     store = Store(new_index())
     bare = Finding("127.1.0.9", 21, "ftp", None, "unknown", False, FIRST, "s1")
