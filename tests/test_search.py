@@ -5,8 +5,10 @@ made by the previous release becoming searchable."""
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -644,6 +646,34 @@ def test_a_new_service_twice_in_one_batch_is_stored_as_one_after_the_other(
     assert store.hosts.top()[0].last_seen == SECOND and store.hosts.top()[0].first_seen == FIRST
 
 
+def test_a_host_with_several_ports_in_one_batch_is_seen_over_all_of_them(
+    new_index: Callable[[], str],
+) -> None:
+    """A new host whose higher port was examined first, in one batch: the list of hosts shows it first
+    and last seen over its services, as its own view does (not at the times of its lowest and highest
+    port)."""
+    store = Store(new_index())
+    late = finding("127.1.0.2", 6379, "redis", "high", time=SECOND)
+    early = replace(finding("127.1.0.2", 27017, "mongodb", "medium"), scan_id="s2")
+    store.findings.add([late, early])
+    (listed,) = store.hosts.top()
+    view = store.hosts.get("127.1.0.2")
+    assert view is not None and (view.first_seen, view.last_seen) == (FIRST, SECOND)
+    assert (listed.first_seen, listed.last_seen) == (FIRST, SECOND)
+
+
+def test_a_host_stored_by_batches_out_of_time_order_is_seen_over_all_of_its_services(
+    new_index: Callable[[], str],
+) -> None:
+    """Two workers scanning shards that split a host's ports store their batches in any order: the list
+    of hosts shows it first and last seen over its services, as its own view does."""
+    store = Store(new_index())
+    store.findings.add([finding("127.1.0.2", 6379, "redis", "high", time=SECOND)])
+    store.findings.add([replace(finding("127.1.0.2", 27017, "mongodb", "medium"), scan_id="s2")])
+    (listed,) = store.hosts.top()
+    assert (listed.first_seen, listed.last_seen) == (FIRST, SECOND)
+
+
 def test_a_service_without_assessment_has_no_severity(new_index: Callable[[], str]) -> None:
     store = Store(new_index())
     bare = Finding("127.1.0.9", 21, "ftp", None, "unknown", False, FIRST, "s1")
@@ -663,6 +693,23 @@ def test_a_service_naming_many_long_fields_is_stored_and_found(new_index: Callab
     assert store.search(names[0][0]).total == store.search("collections:c0").total == 1
 
 
+def test_text_that_grows_into_more_letters_is_stored(new_index: Callable[[], str]) -> None:
+    """Summary, collection and field names of compatibility characters (㌀ is アパート): each of the three
+    texts, once cut into words, is four times as long, together more than a PostgreSQL tsvector holds
+    unless cut again; stored on both databases and found by free text."""
+    squares = [chr(c) for c in range(0x3300, 0x3358)]
+
+    def text(seed: int) -> str:  # 330 distinct words of 150 characters (about 1,800 bytes once grown)
+        pick = random.Random(seed).choice
+        return " ".join("".join(pick(squares) for _ in range(150)) for _ in range(330))
+
+    grown = finding("127.1.0.9", 9200, "elasticsearch", "high", summary="hostile " + text(1),
+                    collections=((text(2), tuple(text(3).split())),))  # fmt: skip
+    store = Store(new_index())
+    store.findings.add([grown])
+    assert store.search("hostile").total == 1
+
+
 def test_long_names_are_cut_to_their_columns(new_index: Callable[[], str]) -> None:
     """A server may name its software and version at any length, a network its owner: the record keeps
     them whole, the search columns (limited on PostgreSQL) their start."""
@@ -672,6 +719,34 @@ def test_long_names_are_cut_to_their_columns(new_index: Callable[[], str]) -> No
     store.findings.add([long])
     (hit,) = store.search("version:7.* AND org:oo* AND software:rrr*").hits
     assert hit.record["software"] == {"name": "r" * 100, "version": "7." + "9" * 300}
+
+
+def test_server_text_no_database_holds_is_stored_on_both(new_index: Callable[[], str]) -> None:
+    """NUL characters (PostgreSQL refuses them) and lone surrogates (JSON's `\\ud800` decodes to one; no
+    database encodes it) in a server's software, version, collection names and summary: the batch is
+    stored with its other services, the record as the server sent it, the text searched and counted
+    without them, and a rescan's change events naming the new version are stored too (with the NUL
+    characters on SQLite, which holds them)."""
+    store = Store(new_index())
+    for scan_id, time, version in (("s1", FIRST, "7\x00.1\ud800"), ("s2", SECOND, "8\x00.0\udfff")):
+        hostile = finding(
+            "127.1.0.9", 9200, "elasticsearch", "high", time=time, software=("elastic\x00search", version),
+            collections=(("idx\x00\ud800", ("f\x00",)),), summary="index\x00 \ud800found",
+        )  # fmt: skip
+        store.scans.begin(scan_id, time, "127.1.0.0/24", "all", 512, {})
+        store.findings.add([hostile, replace(SHOP, time=time, scan_id=scan_id)])
+        store.scans.finish(scan_id, time, "done")
+        store.events.record(scan_id)
+    (hit,) = store.search("software:elasticsearch AND version:8.0*").hits
+    assert hit.record["software"] == {"name": "elastic\x00search", "version": "8\x00.0\udfff"}
+    assert (
+        store.search("found").total == 1
+        and store.facets("")["software"] == store.facets("port:*")["software"]
+    )
+    (changed,) = store.events.find(types=["software_changed"])
+    assert (
+        changed.summary.replace("\x00", "") == "software elasticsearch 7.1\ufffd -> elasticsearch 8.0\ufffd"
+    )
 
 
 def test_services_without_a_row_count_come_last_within_their_severity(new_index: Callable[[], str]) -> None:

@@ -18,7 +18,7 @@ from leaksonar.store.query import public_only
 from leaksonar.store.rows import ScanRow
 from leaksonar.store.scans import Scans
 from leaksonar.store.schema import events, findings, scans, services
-from leaksonar.store.sql import insert
+from leaksonar.store.sql import insert, storable
 
 BATCH = 2000
 """Services whose events are computed together at the end of a scan."""
@@ -48,7 +48,7 @@ class Events:
             for start in range(0, len(places), batch):
                 changes = _changes(conn, places[start : start + batch], scan)
                 if changes:
-                    rows = [{k: v for k, v in c.to_record().items() if k != "id"} for c in changes]
+                    rows = [_row(change, sqlite=conn.dialect.name == "sqlite") for change in changes]
                     conn.execute(insert(conn, events).on_conflict_do_nothing(), rows)
 
     def find(
@@ -92,6 +92,13 @@ class Events:
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return Event(**row._mapping) if row else None
+
+
+def _row(event: Event, *, sqlite: bool) -> dict[str, Any]:
+    """An event as its row: without an id (the index gives it one), its summary (made of server text)
+    `storable`, as exact as the database holds it (SQLite keeps NUL characters)."""
+    row = {name: value for name, value in event.to_record().items() if name != "id"}
+    return {**row, "summary": storable(event.summary, nul=sqlite)}
 
 
 def _places(conn: Connection, scan: ScanRow) -> set[tuple[str, int]]:

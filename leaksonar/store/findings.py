@@ -82,19 +82,27 @@ def _point(row: Any) -> HistoryPoint:
 
 def _add(conn: Connection, batch: Sequence[Finding]) -> None:
     """Upsert hosts, services (with their search columns) and findings, one statement per table for the
-    whole batch (`bulk`), in address and port order (a later finding of the same service wins); then the
-    search tables. One order for every transaction: two workers storing batches that share hosts lock those
-    rows in the same order, so neither deadlocks the other."""
+    whole batch (`bulk`), in address and port order (a later finding of the same service wins; a host is
+    seen first and last at the earliest and latest of its findings); then the search tables. One order for
+    every transaction: two workers storing batches that share hosts lock those rows in the same order, so
+    neither deadlocks the other."""
     batch = sorted(batch, key=lambda finding: (finding.ip, finding.port))  # stable: batch order per service
     records = [finding.to_record() for finding in batch]
-    host_rows, service_rows, finding_rows = [], [], []
+    host_rows: dict[str, dict[str, Any]] = {}
+    service_rows, finding_rows = [], []
     for finding, record in zip(batch, records, strict=True):
         stored = json.dumps(record)
         ip_key = address_key(finding.ip)
         seen = {"last_seen": finding.time, "last_scan_id": finding.scan_id}
         place = {"ip": finding.ip, "port": finding.port}
         software = finding.software
-        host_rows.append({"ip": finding.ip, "ip_key": ip_key, "first_seen": finding.time, **seen})
+        host = host_rows.get(finding.ip)
+        if host is None:
+            host_rows[finding.ip] = {"ip": finding.ip, "ip_key": ip_key, "first_seen": finding.time, **seen}
+        else:  # a host's ports come in port order: seen first at the earliest, last at the latest of them
+            host["first_seen"] = min(host["first_seen"], finding.time)
+            if finding.time >= host["last_seen"]:
+                host.update(seen)
         service_rows.append(
             {
                 **place,
@@ -119,7 +127,7 @@ def _add(conn: Connection, batch: Sequence[Finding]) -> None:
         )
         finding_rows.append({**place, "scan_id": finding.scan_id, "time": finding.time, "record": stored})
     for table, keys, rows in (
-        (hosts, ("ip",), host_rows),
+        (hosts, ("ip",), list(host_rows.values())),
         (services, ("ip", "port"), service_rows),
         (findings, ("scan_id", "ip", "port"), finding_rows),
     ):

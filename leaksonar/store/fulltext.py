@@ -27,6 +27,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import Boolean
 
 from leaksonar.store.schema import services, services_fts
+from leaksonar.store.sql import storable
 
 WEIGHTS = {"summary": "A", "collections": "B", "fields": "C"}
 """The PostgreSQL weight of each text column (the SQLite FTS5 column of the same name)."""
@@ -49,10 +50,11 @@ tsvector holds at most 1 MB, and a hostile server can name many long fields."""
 
 
 def stored(conn: Connection | Engine, text: str) -> str:
-    """`text` (its first MAX_TEXT characters) as the free-text table keeps it: as it is for FTS5 (which
-    cuts it itself), as words apart for PostgreSQL (so both databases cut text the same way)."""
-    text = text[:MAX_TEXT]
-    return " ".join(words(text)) if conn.dialect.name == "postgresql" else text
+    """`text` (its first MAX_TEXT characters, `sql.storable`) as the free-text table keeps it: as it is for
+    FTS5 (which cuts it itself), as words apart for PostgreSQL (so both databases cut text the same way),
+    cut to MAX_TEXT characters again (a compatibility character such as ㌀ becomes several letters)."""
+    text = storable(text[:MAX_TEXT])
+    return " ".join(words(text))[:MAX_TEXT] if conn.dialect.name == "postgresql" else text
 
 
 class TextMatch(ColumnElement[bool]):

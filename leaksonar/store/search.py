@@ -34,6 +34,7 @@ from leaksonar.store.schema import (
     services,
     services_fts,
 )
+from leaksonar.store.sql import storable
 
 if TYPE_CHECKING:
     from leaksonar.model.record import FindingRecord
@@ -62,9 +63,9 @@ _ANALYZE_FROM = 1000
 
 
 def clip(value: str | None, column: Any) -> str | None:
-    """`value` cut to the length of its column (PostgreSQL refuses a longer one; a server names its
-    software, and a network its owner, as it likes)."""
-    return value[: column.type.length] if value is not None else None
+    """`value` as its column holds it (`sql.storable`), cut to the column's length (PostgreSQL refuses a
+    longer one; a server names its software, and a network its owner, as it likes)."""
+    return storable(value)[: getattr(column.type, "length", None)] if value is not None else None
 
 
 def int64(value: Any) -> int | None:
@@ -76,9 +77,8 @@ def int64(value: Any) -> int | None:
 
 
 def _name(value: str | None, column: Any) -> str | None:
-    """A server's name (certificate, hostname) as its column matches it: lower case, without NUL
-    characters (PostgreSQL refuses them), cut to the column."""
-    return clip(value.replace("\x00", "").lower(), column) if value is not None else None
+    """A server's name (certificate, hostname) as its column matches it: lower case, `clip`ped."""
+    return clip(value.lower(), column) if value is not None else None
 
 
 def cert_names(record: FindingRecord) -> list[str]:
@@ -101,12 +101,11 @@ def search_columns(record: FindingRecord) -> dict[str, Any]:
         "country": clip((record.get("geo") or {}).get("country"), SERVICE_COLUMNS["country"]),
         "asn": int64(network.get("asn")),
         "org": clip(network.get("org"), SERVICE_COLUMNS["org"]),
-        "summary": record.get("summary"),
+        "summary": clip(record.get("summary"), SERVICE_COLUMNS["summary"]),
         "tls": tls is not None,
         "hostname": _name(record.get("hostname"), SERVICE_COLUMNS["hostname"]),
         "cert_sha256": _name(cert.get("sha256"), SERVICE_COLUMNS["cert_sha256"]),
-        "cert_issuer": clip((cert.get("issuer") or "").replace("\x00", ""), SERVICE_COLUMNS["cert_issuer"])
-        or None,
+        "cert_issuer": clip(cert.get("issuer") or "", SERVICE_COLUMNS["cert_issuer"]) or None,
         "cert_expired": bool(cert.get("expired")) if cert else None,
         "cert_self_signed": bool(cert.get("self_signed")) if cert else None,
     }

@@ -21,7 +21,8 @@ class Hosts:
         self.engine = engine
 
     def top(self, limit: int = 1000) -> list[HostRow]:
-        """Hosts with their service counts and protocols, most exposed first, then by address."""
+        """Hosts with their service counts and protocols, first and last seen over their services (as
+        `get` shows them, whichever batch stored which), most exposed first, then by address."""
         exposed = func.sum(case((services.c.exposed, 1), else_=0))
         protocols = (
             func.string_agg(services.c.protocol, ",")
@@ -31,14 +32,14 @@ class Hosts:
         query = (
             select(
                 hosts.c.ip,
-                hosts.c.first_seen,
-                hosts.c.last_seen,
+                func.min(services.c.first_seen).label("first_seen"),
+                func.max(services.c.last_seen).label("last_seen"),
                 func.count(services.c.id).label("services"),
                 exposed.label("exposed"),
                 protocols.label("protocols"),
             )
             .join(services, services.c.ip == hosts.c.ip)
-            .group_by(hosts.c.ip, hosts.c.ip_key, hosts.c.first_seen, hosts.c.last_seen)
+            .group_by(hosts.c.ip, hosts.c.ip_key)
             .order_by(exposed.desc(), hosts.c.ip_key)
             .limit(limit)
         )
