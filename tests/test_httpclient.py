@@ -17,7 +17,7 @@ from replies import http_reply
 from leaksonar.model import ErrorKind, Identity, Limits
 from leaksonar.protocols import BY_NAME
 from leaksonar.protocols.base import Endpoint, ProtocolError
-from leaksonar.protocols.httpclient import MAX_INTERIM, Response, bounded_client, request_bounded
+from leaksonar.protocols.httpclient import MAX_INTERIM, Response, bounded_client
 from leaksonar.protocols.kit import kind_of
 
 LIMITS = Limits(timeout=1.0, service_budget=3.0, max_bytes=64 * 1024)
@@ -160,7 +160,7 @@ def sends(*methods: str) -> Exchange:
     async def exchange(endpoint: Endpoint) -> list[Response]:
         async with bounded_client(endpoint, LIMITS) as client:
             return [
-                await request_bounded(client, method, f"{endpoint.url}/{n}", LIMITS)
+                await client.request(method, f"{endpoint.url}/{n}", LIMITS)
                 for n, method in enumerate(methods)
             ]
 
@@ -199,9 +199,9 @@ def test_kept_connection_reset_by_the_server_is_not_used() -> None:
 
     async def exchange(endpoint: Endpoint) -> list[Response]:
         async with bounded_client(endpoint, LIMITS) as client:
-            first = await request_bounded(client, "GET", endpoint.url + "/", LIMITS)
+            first = await client.request("GET", endpoint.url + "/", LIMITS)
             await asyncio.sleep(0.3)
-            return [first, await request_bounded(client, "POST", endpoint.url + "/q", LIMITS)]
+            return [first, await client.request("POST", endpoint.url + "/q", LIMITS)]
 
     assert [r.status for r in asyncio.run(served(answer_then_reset, exchange))] == [200, 200]
     assert server.connections == 2 and [r.split(b" ")[0] for r in server.requests] == [b"GET", b"POST"]
@@ -223,7 +223,7 @@ def test_request_carries_host_params_and_json_body() -> None:
         async with bounded_client(named, LIMITS) as client:
             params = {"path": "/a b/_search?x=1", "method": "GET"}
             url = named.url + "/api/console/proxy"
-            return [await request_bounded(client, "POST", url, LIMITS, params=params, payload={"k": "é"})]
+            return [await client.request("POST", url, LIMITS, params=params, payload={"k": "é"})]
 
     started = time.monotonic()
     (response,) = asyncio.run(served(server, exchange))

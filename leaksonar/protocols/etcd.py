@@ -32,7 +32,6 @@ from leaksonar.protocols.httpclient import (
     bounded_client,
     get_bounded,
     http_parts,
-    request_bounded,
 )
 from leaksonar.protocols.kit import Learned, count, decode_value, run_inspection, text
 
@@ -66,7 +65,7 @@ def _version_document(body: bytes) -> str | None:
 async def post_bounded(client: HttpClient, url: str, payload: dict[str, Any], limits: Limits) -> Any:
     """POST `payload` as JSON to a gateway read call; the reply body capped and parsed as JSON."""
 
-    response = await request_bounded(client, "POST", url, limits, payload=payload)
+    response = await client.request("POST", url, limits, payload=payload)
     status, body = response.status, response.body
     path = urlsplit(url).path
     try:

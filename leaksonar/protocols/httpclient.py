@@ -113,7 +113,8 @@ class HttpClient:
         payload: Any = None,
     ) -> Response:
         """`method` `url` (below `base`) with `params` in its query string and `payload` as a JSON body;
-        ReplyTooLarge past `limits.max_bytes` of body, TimeoutError past `limits.timeout` in all."""
+        ReplyTooLarge past `limits.max_bytes` of body, TimeoutError past `limits.timeout` in all. Callers
+        send only reads: GET, or a POST that an API defines as a read (documented where used)."""
         if not url.startswith(self.base):
             raise ValueError(f"{url!r} is not below {self.base!r}")
         target = quote(url[len(self.base) :] or "/", safe=_TARGET_SAFE)
@@ -234,23 +235,6 @@ def bounded_client(endpoint: Endpoint, limits: Limits) -> HttpClient:
     """One keep-alive client for a whole inspection of `endpoint` (an async context manager). Over TLS the
     certificate is not verified (tls.client_context); a hostname goes out as SNI and as Host."""
     return HttpClient(endpoint, limits)
-
-
-async def request_bounded(
-    client: HttpClient,
-    method: str,
-    url: str,
-    limits: Limits,
-    *,
-    params: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    payload: Any = None,
-) -> Response:
-    """One request; raise ReplyTooLarge past `limits.max_bytes`, TimeoutError past `limits.timeout`.
-
-    Callers send only reads: GET, or a POST that an API defines as a read (documented where used).
-    """
-    return await client.request(method, url, limits, params=params, headers=headers, payload=payload)
 
 
 async def get_bounded(url: str, limits: Limits, client: HttpClient) -> Response:

@@ -28,7 +28,6 @@ from leaksonar.protocols.httpclient import (
     bounded_client,
     get_bounded,
     http_parts,
-    request_bounded,
 )
 from leaksonar.protocols.kit import SERVER_ERRORS, Learned, bounded, count, run_inspection
 
@@ -46,7 +45,7 @@ async def query(
 ) -> list[dict[str, Any]]:
     """The series of one read statement's result (GET /query)."""
     params = {"q": statement, **({"db": db} if db is not None else {})}
-    response = await request_bounded(client, "GET", f"{base}/query", limits, params=params)
+    response = await client.request("GET", f"{base}/query", limits, params=params)
     try:
         document = response.json()
     except ValueError:

@@ -35,7 +35,6 @@ from leaksonar.protocols.httpclient import (
     json_body,
     json_software,
     refused,
-    request_bounded,
 )
 from leaksonar.protocols.kit import Learned, run_inspection
 
@@ -60,9 +59,7 @@ def status_software(status: Any) -> Software | None:
 async def proxied(base: str, limits: Limits, client: HttpClient, path: str) -> Response:
     """GET `path` on the cluster behind Kibana, through the console proxy; the body is capped."""
     params = {"path": path, "method": "GET"}
-    return await request_bounded(
-        client, "POST", base + PROXY, limits, params=params, headers={"kbn-xsrf": "true"}
-    )
+    return await client.request("POST", base + PROXY, limits, params=params, headers={"kbn-xsrf": "true"})
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
