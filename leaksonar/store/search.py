@@ -65,7 +65,7 @@ _ANALYZE_FROM = 1000
 def clip(value: str | None, column: Any) -> str | None:
     """`value` as its column holds it (`sql.storable`), cut to the column's length (PostgreSQL refuses a
     longer one; a server names its software, and a network its owner, as it likes)."""
-    return storable(value)[: getattr(column.type, "length", None)] if value is not None else None
+    return storable(value)[: column.type.length] if value is not None else None
 
 
 def int64(value: Any) -> int | None:
