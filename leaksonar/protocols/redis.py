@@ -212,7 +212,6 @@ class _Client:
         """Send encoded `commands` in one write and read one bounded reply for each."""
         if self._stream is None:
             self._stream = await BoundedStream.open(self.endpoint, self.limits)
-            self._parser = RespParser(self.limits.max_bytes)
         try:
             await self._stream.send(b"".join(commands))
             return await self._parser.read(self._stream, len(commands), keep)
@@ -221,8 +220,10 @@ class _Client:
             raise
 
     async def close(self) -> None:
+        """Drop the connection, and with it what its parser held."""
         if self._stream is not None:
             stream, self._stream = self._stream, None
+            self._parser = RespParser(self.limits.max_bytes)
             await stream.close()
 
 
