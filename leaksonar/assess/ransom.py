@@ -40,8 +40,10 @@ _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[
 _ONION = re.compile(r"(?<![A-Za-z2-7])[a-z2-7]{56}\.onion\b", re.I)
 _NUMBER = r"(\d{1,4}(?:\.\d{1,8}|,\d{1,8})?)"
 _AMOUNT = re.compile(
-    rf"(?<![\w.,]){_NUMBER}\s*(?:btc|xbt|bitcoins?)\b|\b(?:btc|xbt)\s*:?\s*{_NUMBER}(?![\w.,])", re.I
+    rf"(?<![\w.,]){_NUMBER}\s*(?:btc|xbt|bitcoins?)\b|(?:\b(?:btc|xbt)\s*:?|₿)\s*{_NUMBER}(?![\w.,])", re.I
 )
+_BITCOIN = re.compile(r"btc|xbt|bitcoin|₿", re.I)
+"""A word every amount in BTC holds: a text without one is not read for a payment demand."""
 
 
 class Strength(IntEnum):
@@ -64,6 +66,7 @@ class Signatures:
     threat: tuple[re.Pattern[str], ...]
     any_threat: re.Pattern[str]
     demand: tuple[re.Pattern[str], ...]
+    pay: re.Pattern[str]
     cron_line: re.Pattern[str]
     cron_command: re.Pattern[str]
     ssh_key: re.Pattern[str]
@@ -90,6 +93,7 @@ def signatures() -> Signatures:
         threat=tuple(re.compile(p, re.I | re.S) for p in text["threat"]),
         any_threat=re.compile(_any_of(text["threat"]), re.I | re.S),
         demand=tuple(re.compile(p, re.I) for p in text["demand"]),
+        pay=re.compile(text["pay"], re.I),
         cron_line=re.compile(attack["cron_line"], re.I | re.M),
         cron_command=re.compile(attack["cron_command"], re.I),
         ssh_key=re.compile(attack["ssh_key"]),
@@ -198,16 +202,36 @@ class Evidence:
         )
 
 
+def _btc_addresses(text: str) -> Iterator[str]:
+    """The validated Bitcoin addresses written in `text`, in order (bech32 ones lower-cased)."""
+    found = [m.group() for m in _BASE58.finditer(text)]
+    found += [m.group().lower() for m in _BECH32.finditer(text)]
+    return filter(valid_btc_address, found)
+
+
+def demands_payment(strings: Iterable[str]) -> bool:
+    """One of `strings` asks for an amount in BTC to a validated BTC address ("send 0.1 BTC to 1Boat..."):
+    a ransom note whatever its key, collection or file is called. Verb, amount and address share one
+    value: a wallet record with the address in one field and the balance in another is no demand, nor is
+    a payout log ("payout 0.5 BTC to 1Boat...")."""
+    pay = signatures().pay
+    return any(
+        _BITCOIN.search(s)
+        and pay.search(s)
+        and _amount(s) is not None
+        and next(_btc_addresses(s), None) is not None
+        for s in strings
+    )
+
+
 def mine(text: str) -> Evidence:
     """Validated BTC addresses, e-mails, v3 onions, the amount asked and the phrases found in `text`."""
     sig = signatures()
     most = sig.limits["max_items"]
     lowered = text.lower()
-    addresses = [m.group() for m in _BASE58.finditer(text)]
-    addresses += [m.group().lower() for m in _BECH32.finditer(text)]
     onions = [m.group().lower() for m in _ONION.finditer(text)] if ".onion" in lowered else []
     return Evidence(
-        btc_addresses=_first(filter(valid_btc_address, addresses), most),
+        btc_addresses=_first(_btc_addresses(text), most),
         emails=_first((m.group() for m in _EMAIL.finditer(text)), most) if "@" in text else (),
         onion=_first(filter(valid_onion, onions), most),
         amount_btc=_amount(text),
@@ -330,13 +354,16 @@ def _reads_as_note(strength: Strength, evidence: Evidence) -> bool:
     return evidence.threats > 0 and score >= sig.thresholds["unnamed"]
 
 
-def _judge(strength: Strength, text: str) -> Evidence | None:
-    """The evidence in `text` if it makes a note of the place, else None. Without a telling name, a
-    text with no threat phrase is passed over unmined (the common, clean case)."""
-    if strength is Strength.NONE and not signatures().any_threat.search(text):
+def _judge(strength: Strength, strings: Sequence[str]) -> Evidence | None:
+    """The evidence in `strings` if it makes a note of the place, else None: a payment demand always
+    does. Without a telling name, a text with neither a threat phrase nor a word for bitcoin is passed
+    over unmined (the common, clean case)."""
+    text = "\n".join(strings)
+    demand = _BITCOIN.search(text) is not None and demands_payment(strings)
+    if strength is Strength.NONE and not demand and not signatures().any_threat.search(text):
         return None
     evidence = mine(text)
-    return evidence if _reads_as_note(strength, evidence) else None
+    return evidence if demand or _reads_as_note(strength, evidence) else None
 
 
 def _attack_line(text: str) -> tuple[Kind, str] | None:
@@ -362,7 +389,7 @@ def _key_signs(database: str, collection: str, documents: Iterable[Any]) -> Iter
             kind, line = attack
             excerpt = clean_line(line, signatures().limits["excerpt_chars"])
             yield Sign(kind, RansomNote(_where_key(database, key), excerpt), database, collection, key)
-        elif evidence := _judge(name_strength(key), text):
+        elif evidence := _judge(name_strength(key), strings):
             note = _note(_where_key(database, key), strings, evidence)
             yield Sign("note", note, database, collection, key)
 
@@ -380,7 +407,7 @@ def _collection_sign(
     if strength is Strength.NONE and not (documents and small):
         return None
     strings = _bounded((s for d in documents for s in _strings(d)), sig.limits["text_chars"])
-    if evidence := _judge(strength, "\n".join(strings)):
+    if evidence := _judge(strength, strings):
         return Sign("note", _note(where, strings, evidence), database, name)
     return None
 
