@@ -5,6 +5,18 @@ from their last component: ``backups/2024/shop.sql.gz`` is a database dump, ``.a
 ``deploy/id_ed25519`` secrets, ``exports/customers_2024.csv`` and ``用户信息.xlsx`` exports of people
 (category ``name``), ``shenfenzheng.csv`` national IDs (the field-name lexicon read on the name). The
 signatures are data (data/file_names.toml); everything here is pure and bounded by `MAX_PATH`.
+
+How a storage protocol (one whose `summary.Nouns` has ``files``: s3, ftp, rsync, smb, hdfs) presents
+what it listed, so that `assess.assess` sees it:
+
+- each bucket, share, module or top directory is a `Collection` (database "" or the bucket's region,
+  name the bucket/share, rows the files listed, size_bytes their sizes, fields notable file names);
+- the files listed in it are the documents of its `Sample`, one per file or directory, in the shape of a
+  key-value entry: ``{"key": "exports/customers.csv", "size": 48213}``, plus ``"value": <bytes>`` with
+  at most `heads.MAX_HEAD` bytes of a small text file (CSV, JSON, SQL, TXT) that was read.
+
+Assessment then names files by category (`named_files`; severity and summary), finds ransom notes by
+file name and head (`ransom`), and reads heads into rows for the personal-data detector (`heads`).
 """
 
 from __future__ import annotations
@@ -14,12 +26,12 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib.resources import files
-from typing import Literal
+from itertools import islice
 
 from leaksonar.assess.lexicon import lexicon, name_hint, words
-from leaksonar.model import PII_CATEGORIES
+from leaksonar.assess.summary import nouns
+from leaksonar.model import PII_CATEGORIES, Inspection
 
-FileCategory = Literal["database_dump", "secret"]
 FILE_CATEGORIES: tuple[str, ...] = ("database_dump", *PII_CATEGORIES)
 """Every category a file name may say, in report order (`secret` is a personal-data category too)."""
 
@@ -59,6 +71,7 @@ class _Signatures:
     not_env: frozenset[str]
     secret_directories: frozenset[str]
     secret_extensions: frozenset[str]
+    not_secret: frozenset[str]
     people: frozenset[str]
     people_zh: tuple[str, ...]
     not_people: frozenset[str]
@@ -86,6 +99,7 @@ def _signatures() -> _Signatures:
         not_env=frozenset(secret["not_env"]),
         secret_directories=frozenset(secret["directories"]),
         secret_extensions=frozenset(secret["extensions"]),
+        not_secret=frozenset(secret["not_secret"]),
         people=frozenset(personal["people_en"]) | frozenset(personal["people_pinyin"]),
         people_zh=tuple(personal["people_zh"]),
         not_people=frozenset(personal["not_people"]),
@@ -129,11 +143,13 @@ def _is_dump(name: FileName, stem_words: list[str]) -> bool:
     return name.extension in sig.dump_name_extensions and not sig.dump_names.isdisjoint(_runs(stem_words))
 
 
-def _is_secret(name: FileName) -> bool:
+def _is_secret(name: FileName, stem_words: list[str]) -> bool:
     sig = _signatures()
     base = name.base
-    if base in sig.secret_names or name.extension in sig.secret_extensions:
+    if base in sig.secret_names:
         return True
+    if name.extension in sig.secret_extensions:
+        return sig.not_secret.isdisjoint(stem_words)
     if base.startswith(sig.env_prefix):
         return base.removeprefix(sig.env_prefix) not in sig.not_env
     return name.parent in sig.secret_directories and name.stem.lower() in {"credentials", "config"}
@@ -163,7 +179,7 @@ def _categories(path: str) -> tuple[str, ...]:
     found: set[str] = set()
     if _is_dump(name, stem_words):
         found.add("database_dump")
-    if _is_secret(name):
+    if _is_secret(name, stem_words):
         found.add("secret")
     if name.extension in _signatures().export_extensions and stem_words:
         if _people(name, stem_words):
@@ -173,3 +189,25 @@ def _categories(path: str) -> tuple[str, ...]:
             hint = name_hint(name.stem[:-1])
         found.update(hint.categories)
     return tuple(c for c in FILE_CATEGORIES if c in found)
+
+
+MAX_FILES = 5000
+"""Files of one inspection whose names are read."""
+MAX_NAMED = 20
+"""Paths kept per category."""
+
+
+def named_files(inspection: Inspection) -> dict[str, tuple[str, ...]]:
+    """Category -> the paths of a file store's listing named for it (at most `MAX_NAMED` each), from its
+    samples' file documents and its collections' notable file names; empty for any other store."""
+    if not nouns(inspection.protocol).files:
+        return {}
+    paths = [d.get("key") for s in inspection.samples for d in s.documents if isinstance(d, dict)]
+    paths += [f for c in inspection.collections for f in c.fields]
+    found: dict[str, list[str]] = {}
+    for path in islice(dict.fromkeys(p for p in paths if isinstance(p, str)), MAX_FILES):
+        for category in file_categories(path):
+            named = found.setdefault(category, [])
+            if len(named) < MAX_NAMED:
+                named.append(path)
+    return {c: tuple(found[c]) for c in FILE_CATEGORIES if c in found}

@@ -13,11 +13,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
 from leaksonar.assess.filenames import file_name
+from leaksonar.model import Sample
 
 MAX_HEAD = 65536
 """Bytes of a head read."""
@@ -217,3 +218,21 @@ def head_rows(name: str, head: bytes) -> tuple[dict[str, Any], ...]:
     if extension in _SQL:
         return tuple(_sql(text))
     return tuple(_delimited(text))
+
+
+def file_samples(samples: Iterable[Sample]) -> tuple[Sample, ...]:
+    """A file store's samples (`assess.filenames` says how files are presented) with each file's head
+    read into rows nested under its path (``{"exports/customers.csv": {"phone": ...}}``), as the
+    personal-data detector reads a database's; files without a readable head are left out."""
+    read = []
+    for sample in samples:
+        rows = tuple(
+            {path: row}
+            for document in sample.documents
+            if isinstance(path := document.get("key"), str)
+            and isinstance(head := document.get("value"), bytes)
+            for row in head_rows(path, head)
+        )
+        if rows:
+            read.append(Sample(sample.database, sample.collection, rows))
+    return tuple(read)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import base58
 import bech32m
 
+from leaksonar.assess.filenames import file_name
 from leaksonar.assess.summary import Nouns, clean_line, nouns
 from leaksonar.model import Inspection, RansomNote, Sample
 
@@ -377,21 +378,38 @@ def _attack_line(text: str) -> tuple[Kind, str] | None:
     return None
 
 
-def _key_signs(database: str, collection: str, documents: Iterable[Any]) -> Iterator[Sign]:
-    """Signs among the sampled entries of a key-value store: planted cron/SSH lines and note keys."""
+def _where_file(noun: Nouns, collection: str, path: str) -> str:
+    """ "object README.txt in bucket backups", "file NODATA4U_SECUREYOURSHIT in directory /"."""
+    where = f"{noun.row[0]} {clean_line(path, _NAME_CHARS)}"
+    return f"{where} in {noun.collection_singular} {clean_line(collection, _NAME_CHARS)}"
+
+
+def _key_signs(noun: Nouns, database: str, collection: str, documents: Iterable[Any]) -> Iterator[Sign]:
+    """Signs among the sampled entries of a key-value store (planted cron/SSH lines and note keys), or
+    among the files of a file store (notes by file name without its extension, and by head)."""
     chars = signatures().limits["text_chars"]
     for document in documents:
         key = _key(document)
         value = document.get("value") if isinstance(document, dict) else None
         strings = [value[:chars]] if isinstance(value, str) else _bounded(_strings(value), chars)
-        text = "\n".join(strings)
-        if attack := _attack_line(text):
+        if noun.files:
+            where, strength, attack = (
+                _where_file(noun, collection, key),
+                name_strength(file_name(key).stem),
+                None,
+            )
+        else:
+            where, strength, attack = (
+                _where_key(database, key),
+                name_strength(key),
+                _attack_line("\n".join(strings)),
+            )
+        if attack:
             kind, line = attack
             excerpt = clean_line(line, signatures().limits["excerpt_chars"])
-            yield Sign(kind, RansomNote(_where_key(database, key), excerpt), database, collection, key)
-        elif evidence := _judge(name_strength(key), strings):
-            note = _note(_where_key(database, key), strings, evidence)
-            yield Sign("note", note, database, collection, key)
+            yield Sign(kind, RansomNote(where, excerpt), database, collection, key)
+        elif evidence := _judge(strength, strings):
+            yield Sign("note", _note(where, strings, evidence), database, collection, key)
 
 
 def _collection_sign(
@@ -448,8 +466,8 @@ def scan_ransom(inspection: Inspection) -> RansomScan:
     signs: list[Sign] = []
     for (database, name), rows in places.items():
         docs = documents.get((database, name), [])
-        if noun.keyed:
-            signs.extend(_key_signs(database, name, docs))
+        if noun.keyed or noun.files:
+            signs.extend(_key_signs(noun, database, name, docs))
         elif sign := _collection_sign(noun, database, name, rows, docs):
             signs.append(sign)
     return RansomScan(tuple(signs), _wiped(places, signs))
