@@ -33,7 +33,8 @@ _BINARY_PROBE = 1024
 _DELIMITERS = ",;\t|"
 _JSON = frozenset({"json", "jsonl", "ndjson", "geojson"})
 _SQL = frozenset({"sql", "psql", "dump"})
-_DELIMITED = frozenset({"csv", "tsv", "txt", "dat", "log", ""})
+_TABLES = frozenset({"csv", "tsv"})
+_DELIMITED = _TABLES | {"txt", "dat", "log", ""}
 
 _IDENTIFIER = r"[`\"\[]?([\w$]{1,64})[`\"\]]?"
 _TABLE = rf"(?:{_IDENTIFIER}\.)?{_IDENTIFIER}"
@@ -92,12 +93,12 @@ def _delimiter(header: str) -> str | None:
     return best if counts[best] else None
 
 
-def _delimited(text: str) -> list[dict[str, Any]]:
-    """CSV/TSV rows named by the header row; a text without a delimiter, one ``line`` per line."""
+def _delimited(text: str, table: bool) -> list[dict[str, Any]]:
+    """CSV/TSV rows named by the header row; another text without a delimiter, one ``line`` per line."""
     lines = [line.rstrip("\r") for line in _lines(text) if line.strip()]
     if not lines:
         return []
-    delimiter = _delimiter(lines[0][: MAX_CELL * 4])
+    delimiter = _delimiter(lines[0][: MAX_CELL * 4]) or ("," if table else None)
     if delimiter is None:
         return [{"line": line[:MAX_CELL]} for line in lines[:MAX_ROWS]]
     reader = csv.reader((line[: MAX_CELL * MAX_COLUMNS] for line in lines), delimiter=delimiter)
@@ -217,7 +218,7 @@ def head_rows(name: str, head: bytes) -> tuple[dict[str, Any], ...]:
         return tuple(_json(text))
     if extension in _SQL:
         return tuple(_sql(text))
-    return tuple(_delimited(text))
+    return tuple(_delimited(text, extension in _TABLES))
 
 
 def file_samples(samples: Iterable[Sample]) -> tuple[Sample, ...]:
