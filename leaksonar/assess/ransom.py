@@ -43,8 +43,7 @@ _NUMBER = r"(\d{1,4}(?:\.\d{1,8}|,\d{1,8})?)"
 _AMOUNT = re.compile(
     rf"(?<![\w.,]){_NUMBER}\s*(?:btc|xbt|bitcoins?)\b|(?:\b(?:btc|xbt)\s*:?|₿)\s*{_NUMBER}(?![\w.,])", re.I
 )
-_BITCOIN = re.compile(r"btc|xbt|bitcoin|₿", re.I)
-"""A word every amount in BTC holds: a text without one is not read for a payment demand."""
+_BITCOIN_WORDS = ("btc", "xbt", "bitcoin")
 
 
 class Strength(IntEnum):
@@ -210,6 +209,12 @@ def _btc_addresses(text: str) -> Iterator[str]:
     return filter(valid_btc_address, found)
 
 
+def names_bitcoin(text: str) -> bool:
+    """`text` holds a word every amount in BTC holds (BTC, XBT, bitcoin, ₿); cheaper than a search."""
+    lowered = text.lower()
+    return "₿" in text or any(word in lowered for word in _BITCOIN_WORDS)
+
+
 def demands_payment(strings: Iterable[str]) -> bool:
     """One of `strings` asks for an amount in BTC to a validated BTC address ("send 0.1 BTC to 1Boat..."):
     a ransom note whatever its key, collection or file is called. Verb, amount and address share one
@@ -217,7 +222,7 @@ def demands_payment(strings: Iterable[str]) -> bool:
     a payout log ("payout 0.5 BTC to 1Boat...")."""
     pay = signatures().pay
     return any(
-        _BITCOIN.search(s)
+        names_bitcoin(s)
         and pay.search(s)
         and _amount(s) is not None
         and next(_btc_addresses(s), None) is not None
@@ -355,16 +360,14 @@ def _reads_as_note(strength: Strength, evidence: Evidence) -> bool:
     return evidence.threats > 0 and score >= sig.thresholds["unnamed"]
 
 
-def _judge(strength: Strength, strings: Sequence[str]) -> Evidence | None:
-    """The evidence in `strings` if it makes a note of the place, else None: a payment demand always
-    does. Without a telling name, a text with neither a threat phrase nor a word for bitcoin is passed
-    over unmined (the common, clean case)."""
-    text = "\n".join(strings)
-    demand = _BITCOIN.search(text) is not None and demands_payment(strings)
-    if strength is Strength.NONE and not demand and not signatures().any_threat.search(text):
+def _judge(strength: Strength, strings: Sequence[str], text: str) -> Evidence | None:
+    """The evidence in `strings` (`text`: them joined by newlines) if it makes a note of the place, else
+    None: a payment demand always does. Without a telling name, a text with neither a threat phrase nor a
+    word for bitcoin is passed over unmined (the common, clean case)."""
+    if strength is Strength.NONE and not names_bitcoin(text) and not signatures().any_threat.search(text):
         return None
     evidence = mine(text)
-    return evidence if demand or _reads_as_note(strength, evidence) else None
+    return evidence if demands_payment(strings) or _reads_as_note(strength, evidence) else None
 
 
 def _attack_line(text: str) -> tuple[Kind, str] | None:
@@ -392,24 +395,17 @@ def _key_signs(noun: Nouns, database: str, collection: str, documents: Iterable[
         key = _key(document)
         value = document.get("value") if isinstance(document, dict) else None
         strings = [value[:chars]] if isinstance(value, str) else _bounded(_strings(value), chars)
+        text = "\n".join(strings)
         if noun.files:
-            where, strength, attack = (
-                _where_file(noun, collection, key),
-                name_strength(file_name(key).stem),
-                None,
-            )
-        else:
-            where, strength, attack = (
-                _where_key(database, key),
-                name_strength(key),
-                _attack_line("\n".join(strings)),
-            )
-        if attack:
+            if evidence := _judge(name_strength(file_name(key).stem), strings, text):
+                note = _note(_where_file(noun, collection, key), strings, evidence)
+                yield Sign("note", note, database, collection, key)
+        elif attack := _attack_line(text):
             kind, line = attack
             excerpt = clean_line(line, signatures().limits["excerpt_chars"])
-            yield Sign(kind, RansomNote(where, excerpt), database, collection, key)
-        elif evidence := _judge(strength, strings):
-            yield Sign("note", _note(where, strings, evidence), database, collection, key)
+            yield Sign(kind, RansomNote(_where_key(database, key), excerpt), database, collection, key)
+        elif evidence := _judge(name_strength(key), strings, text):
+            yield Sign("note", _note(_where_key(database, key), strings, evidence), database, collection, key)
 
 
 def _collection_sign(
@@ -425,7 +421,7 @@ def _collection_sign(
     if strength is Strength.NONE and not (documents and small):
         return None
     strings = _bounded((s for d in documents for s in _strings(d)), sig.limits["text_chars"])
-    if evidence := _judge(strength, strings):
+    if evidence := _judge(strength, strings, "\n".join(strings)):
         return Sign("note", _note(where, strings, evidence), database, name)
     return None
 
