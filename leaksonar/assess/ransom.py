@@ -1,5 +1,6 @@
-"""Ransom notes and attack signs in one inspection: note names and text, Redis cron-job and SSH-key plants,
-Meow wipes, and the wipe pattern (every collection replaced by a note).
+"""Ransom notes and attack signs in one inspection: note names and text, payment demands in any value, notes
+as files and directories of file stores, Redis cron-job and SSH-key plants, Meow wipes, and the wipe
+pattern (every collection replaced by a note).
 
 Signatures are data (data/ransom.toml). Pure functions; the work is bounded by the sample's size, and
 odd values (any nesting, bytes, numbers, control characters) are read, never trusted.
@@ -209,7 +210,7 @@ def _btc_addresses(text: str) -> Iterator[str]:
     return filter(valid_btc_address, found)
 
 
-def names_bitcoin(text: str) -> bool:
+def _names_bitcoin(text: str) -> bool:
     """`text` holds a word every amount in BTC holds (BTC, XBT, bitcoin, ₿); cheaper than a search."""
     lowered = text.lower()
     return "₿" in text or any(word in lowered for word in _BITCOIN_WORDS)
@@ -222,7 +223,7 @@ def demands_payment(strings: Iterable[str]) -> bool:
     a payout log ("payout 0.5 BTC to 1Boat...")."""
     pay = signatures().pay
     return any(
-        names_bitcoin(s)
+        _names_bitcoin(s)
         and pay.search(s)
         and _amount(s) is not None
         and next(_btc_addresses(s), None) is not None
@@ -364,7 +365,7 @@ def _judge(strength: Strength, strings: Sequence[str], text: str) -> Evidence | 
     """The evidence in `strings` (`text`: them joined by newlines) if it makes a note of the place, else
     None: a payment demand always does. Without a telling name, a text with neither a threat phrase nor a
     word for bitcoin is passed over unmined (the common, clean case)."""
-    if strength is Strength.NONE and not names_bitcoin(text) and not signatures().any_threat.search(text):
+    if strength is Strength.NONE and not _names_bitcoin(text) and not signatures().any_threat.search(text):
         return None
     evidence = mine(text)
     return evidence if demands_payment(strings) or _reads_as_note(strength, evidence) else None
