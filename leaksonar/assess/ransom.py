@@ -1,5 +1,6 @@
-"""Ransom notes and attack signs in one inspection: note names and text, Redis cron-job and SSH-key plants,
-Meow wipes, and the wipe pattern (every collection replaced by a note).
+"""Ransom notes and attack signs in one inspection: note names and text, payment demands in any value, notes
+as files and directories of file stores, Redis cron-job and SSH-key plants, Meow wipes, and the wipe
+pattern (every collection replaced by a note).
 
 Signatures are data (data/ransom.toml). Pure functions; the work is bounded by the sample's size, and
 odd values (any nesting, bytes, numbers, control characters) are read, never trusted.
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import base58
 import bech32m
 
+from leaksonar.assess.filenames import file_name
 from leaksonar.assess.summary import Nouns, clean_line, nouns
 from leaksonar.model import Inspection, RansomNote, Sample
 
@@ -40,8 +42,9 @@ _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[
 _ONION = re.compile(r"(?<![A-Za-z2-7])[a-z2-7]{56}\.onion\b", re.I)
 _NUMBER = r"(\d{1,4}(?:\.\d{1,8}|,\d{1,8})?)"
 _AMOUNT = re.compile(
-    rf"(?<![\w.,]){_NUMBER}\s*(?:btc|xbt|bitcoins?)\b|\b(?:btc|xbt)\s*:?\s*{_NUMBER}(?![\w.,])", re.I
+    rf"(?<![\w.,]){_NUMBER}\s*(?:btc|xbt|bitcoins?)\b|(?:\b(?:btc|xbt)\s*:?|₿)\s*{_NUMBER}(?![\w.,])", re.I
 )
+_BITCOIN_WORDS = ("btc", "xbt", "bitcoin")
 
 
 class Strength(IntEnum):
@@ -64,6 +67,7 @@ class Signatures:
     threat: tuple[re.Pattern[str], ...]
     any_threat: re.Pattern[str]
     demand: tuple[re.Pattern[str], ...]
+    pay: re.Pattern[str]
     cron_line: re.Pattern[str]
     cron_command: re.Pattern[str]
     ssh_key: re.Pattern[str]
@@ -90,6 +94,7 @@ def signatures() -> Signatures:
         threat=tuple(re.compile(p, re.I | re.S) for p in text["threat"]),
         any_threat=re.compile(_any_of(text["threat"]), re.I | re.S),
         demand=tuple(re.compile(p, re.I) for p in text["demand"]),
+        pay=re.compile(text["pay"], re.I),
         cron_line=re.compile(attack["cron_line"], re.I | re.M),
         cron_command=re.compile(attack["cron_command"], re.I),
         ssh_key=re.compile(attack["ssh_key"]),
@@ -198,16 +203,42 @@ class Evidence:
         )
 
 
+def _btc_addresses(text: str) -> Iterator[str]:
+    """The validated Bitcoin addresses written in `text`, in order (bech32 ones lower-cased)."""
+    found = [m.group() for m in _BASE58.finditer(text)]
+    found += [m.group().lower() for m in _BECH32.finditer(text)]
+    return filter(valid_btc_address, found)
+
+
+def _names_bitcoin(text: str) -> bool:
+    """`text` holds a word every amount in BTC holds (BTC, XBT, bitcoin, ₿); cheaper than a search."""
+    lowered = text.lower()
+    return "₿" in text or any(word in lowered for word in _BITCOIN_WORDS)
+
+
+def demands_payment(strings: Iterable[str]) -> bool:
+    """One of `strings` asks for an amount in BTC to a validated BTC address ("send 0.1 BTC to 1Boat..."):
+    a ransom note whatever its key, collection or file is called. Verb, amount and address share one
+    value: a wallet record with the address in one field and the balance in another is no demand, nor is
+    a payout log ("payout 0.5 BTC to 1Boat...")."""
+    pay = signatures().pay
+    return any(
+        _names_bitcoin(s)
+        and pay.search(s)
+        and _amount(s) is not None
+        and next(_btc_addresses(s), None) is not None
+        for s in strings
+    )
+
+
 def mine(text: str) -> Evidence:
     """Validated BTC addresses, e-mails, v3 onions, the amount asked and the phrases found in `text`."""
     sig = signatures()
     most = sig.limits["max_items"]
     lowered = text.lower()
-    addresses = [m.group() for m in _BASE58.finditer(text)]
-    addresses += [m.group().lower() for m in _BECH32.finditer(text)]
     onions = [m.group().lower() for m in _ONION.finditer(text)] if ".onion" in lowered else []
     return Evidence(
-        btc_addresses=_first(filter(valid_btc_address, addresses), most),
+        btc_addresses=_first(_btc_addresses(text), most),
         emails=_first((m.group() for m in _EMAIL.finditer(text)), most) if "@" in text else (),
         onion=_first(filter(valid_onion, onions), most),
         amount_btc=_amount(text),
@@ -330,13 +361,14 @@ def _reads_as_note(strength: Strength, evidence: Evidence) -> bool:
     return evidence.threats > 0 and score >= sig.thresholds["unnamed"]
 
 
-def _judge(strength: Strength, text: str) -> Evidence | None:
-    """The evidence in `text` if it makes a note of the place, else None. Without a telling name, a
-    text with no threat phrase is passed over unmined (the common, clean case)."""
-    if strength is Strength.NONE and not signatures().any_threat.search(text):
+def _judge(strength: Strength, strings: Sequence[str], text: str) -> Evidence | None:
+    """The evidence in `strings` (`text`: them joined by newlines) if it makes a note of the place, else
+    None: a payment demand always does. Without a telling name, a text with neither a threat phrase nor a
+    word for bitcoin is passed over unmined (the common, clean case)."""
+    if strength is Strength.NONE and not _names_bitcoin(text) and not signatures().any_threat.search(text):
         return None
     evidence = mine(text)
-    return evidence if _reads_as_note(strength, evidence) else None
+    return evidence if demands_payment(strings) or _reads_as_note(strength, evidence) else None
 
 
 def _attack_line(text: str) -> tuple[Kind, str] | None:
@@ -350,21 +382,31 @@ def _attack_line(text: str) -> tuple[Kind, str] | None:
     return None
 
 
-def _key_signs(database: str, collection: str, documents: Iterable[Any]) -> Iterator[Sign]:
-    """Signs among the sampled entries of a key-value store: planted cron/SSH lines and note keys."""
+def _where_file(noun: Nouns, collection: str, path: str) -> str:
+    """ "object README.txt in bucket backups", "file NODATA4U_SECUREYOURSHIT in directory /"."""
+    where = f"{noun.row[0]} {clean_line(path, _NAME_CHARS)}"
+    return f"{where} in {noun.collection_singular} {clean_line(collection, _NAME_CHARS)}"
+
+
+def _key_signs(noun: Nouns, database: str, collection: str, documents: Iterable[Any]) -> Iterator[Sign]:
+    """Signs among the sampled entries of a key-value store (planted cron/SSH lines and note keys), or
+    among the files of a file store (notes by file name without its extension, and by head)."""
     chars = signatures().limits["text_chars"]
     for document in documents:
         key = _key(document)
         value = document.get("value") if isinstance(document, dict) else None
         strings = [value[:chars]] if isinstance(value, str) else _bounded(_strings(value), chars)
         text = "\n".join(strings)
-        if attack := _attack_line(text):
+        if noun.files:
+            if evidence := _judge(name_strength(file_name(key).stem), strings, text):
+                note = _note(_where_file(noun, collection, key), strings, evidence)
+                yield Sign("note", note, database, collection, key)
+        elif attack := _attack_line(text):
             kind, line = attack
             excerpt = clean_line(line, signatures().limits["excerpt_chars"])
             yield Sign(kind, RansomNote(_where_key(database, key), excerpt), database, collection, key)
-        elif evidence := _judge(name_strength(key), text):
-            note = _note(_where_key(database, key), strings, evidence)
-            yield Sign("note", note, database, collection, key)
+        elif evidence := _judge(name_strength(key), strings, text):
+            yield Sign("note", _note(_where_key(database, key), strings, evidence), database, collection, key)
 
 
 def _collection_sign(
@@ -380,7 +422,7 @@ def _collection_sign(
     if strength is Strength.NONE and not (documents and small):
         return None
     strings = _bounded((s for d in documents for s in _strings(d)), sig.limits["text_chars"])
-    if evidence := _judge(strength, "\n".join(strings)):
+    if evidence := _judge(strength, strings, "\n".join(strings)):
         return Sign("note", _note(where, strings, evidence), database, name)
     return None
 
@@ -421,8 +463,8 @@ def scan_ransom(inspection: Inspection) -> RansomScan:
     signs: list[Sign] = []
     for (database, name), rows in places.items():
         docs = documents.get((database, name), [])
-        if noun.keyed:
-            signs.extend(_key_signs(database, name, docs))
+        if noun.keyed or noun.files:
+            signs.extend(_key_signs(noun, database, name, docs))
         elif sign := _collection_sign(noun, database, name, rows, docs):
             signs.append(sign)
     return RansomScan(tuple(signs), _wiped(places, signs))

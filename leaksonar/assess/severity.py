@@ -3,14 +3,15 @@
 The first row that applies, from the top:
     info      not exposed: authentication required, or unknown (not a database, or not inspected)
     critical  a sensitive category in a collection of >= 100 rows, or attacked and holding personal data
-    high      any personal data, or any ransom/attack sign
+    high      any personal data, any ransom/attack sign, or a file named as a database dump, a secret or
+              an export of personal data (file stores: `assess.filenames`)
     medium    data (rows > 0, or documents sampled), no personal data
     low       empty, or metadata only
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from leaksonar.model import Inspection, PiiHit, Severity
 
@@ -45,12 +46,14 @@ def severity(
     pii: Mapping[str, PiiHit],
     collection_pii: Mapping[tuple[str, str], Iterable[str]],
     infected: bool,
+    named_files: Mapping[str, Sequence[str]] | None = None,
 ) -> Severity:
-    """The severity of one service (see the module's table)."""
+    """The severity of one service (see the module's table); `named_files`: category -> the files of a
+    file store named for it."""
     if not inspection.exposed:
         return "info"
     if (infected and pii) or _sensitive_mass(inspection, collection_pii):
         return "critical"
-    if pii or infected:
+    if pii or infected or named_files:
         return "high"
     return "medium" if _holds_data(inspection) else "low"

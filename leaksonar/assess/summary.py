@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,9 @@ class Nouns:
     row: Noun
     keyed: bool = False
     """A key-value store: each sampled document is one key ({"key": ..., "value": ...})."""
+    files: bool = False
+    """A file or object store: each sampled document is one file or directory listed ({"key": path,
+    "size": bytes, "value": the head of a small text file}); see `assess.filenames`."""
 
     @property
     def database_singular(self) -> str:
@@ -42,6 +45,7 @@ class Nouns:
 _DATABASE: Noun = ("database", "databases")
 _DOCUMENT: Noun = ("document", "documents")
 _KEY: Noun = ("key", "keys")
+_FILE: Noun = ("file", "files")
 _SEARCH = Nouns(None, ("index", "indices"), _DOCUMENT)
 _SQL = Nouns(_DATABASE, ("table", "tables"), ("row", "rows"))
 _DEFAULT = Nouns(_DATABASE, ("collection", "collections"), ("row", "rows"))
@@ -61,6 +65,12 @@ NOUNS: dict[str, Nouns] = {
     "redis": Nouns(_DATABASE, None, _KEY, keyed=True),
     "memcached": Nouns(None, None, _KEY, keyed=True),
     "etcd": Nouns(None, None, _KEY, keyed=True),
+    "s3": Nouns(None, ("bucket", "buckets"), ("object", "objects"), files=True),
+    "ftp": Nouns(None, ("directory", "directories"), _FILE, files=True),
+    "rsync": Nouns(None, ("module", "modules"), _FILE, files=True),
+    "smb": Nouns(None, ("share", "shares"), _FILE, files=True),
+    "hdfs": Nouns(None, ("directory", "directories"), _FILE, files=True),
+    "docker-registry": Nouns(None, ("repository", "repositories"), ("tag", "tags")),
 }
 """Per-protocol nouns (any other protocol: databases, collections, rows)."""
 
@@ -82,6 +92,14 @@ PRODUCTS = {
     "etcd": "etcd",
     "http": "HTTP",
     "ftp": "FTP",
+    "s3": "S3",
+    "minio": "MinIO",
+    "rsync": "rsync",
+    "smb": "SMB",
+    "samba": "Samba",
+    "hdfs": "HDFS",
+    "hadoop": "Hadoop",
+    "docker-registry": "Docker registry",
 }
 """Display names by software (or protocol) name."""
 
@@ -104,6 +122,13 @@ PII_LABELS = {
     "ip_address": "IP addresses",
     "case_record": "case records",
 }
+
+FILE_LABELS: dict[str, Noun] = {
+    "database_dump": ("database dump", "database dumps"),
+    "secret": ("secret file", "secret files"),
+}
+"""Files named for a category; files named for personal data are counted together."""
+_PERSONAL_FILES: Noun = ("file named for personal data", "files named for personal data")
 
 _LABEL_CHARS = 40
 
@@ -177,8 +202,23 @@ def _attack(attack: RansomScan, noun: Nouns) -> str:
     return ", ".join(parts)
 
 
-def summary(inspection: Inspection, pii: Mapping[str, PiiHit], attack: RansomScan | None = None) -> str:
-    """One line: software, access, dataset, personal data found, attack signs."""
+def _files(named_files: Mapping[str, Sequence[str]]) -> str:
+    """ "2 database dumps, 1 secret file, 3 files named for personal data"."""
+    parts = [_count(len(named_files[c]), noun) for c, noun in FILE_LABELS.items() if c in named_files]
+    personal = {p for c, paths in named_files.items() if c not in FILE_LABELS for p in paths}
+    if personal:
+        parts.append(_count(len(personal), _PERSONAL_FILES))
+    return ", ".join(parts)
+
+
+def summary(
+    inspection: Inspection,
+    pii: Mapping[str, PiiHit],
+    attack: RansomScan | None = None,
+    named_files: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """One line: software, access, dataset, files named for what they hold, personal data found, attack
+    signs."""
     label = _label(inspection)
     if inspection.auth == "required":
         return f"{label} requires a password"
@@ -186,6 +226,8 @@ def summary(inspection: Inspection, pii: Mapping[str, PiiHit], attack: RansomSca
         return f"{label}: authentication unknown"
     noun = nouns(inspection.protocol)
     clauses = [_dataset(inspection, noun)]
+    if named_files:
+        clauses.append(_files(named_files))
     if pii:
         clauses.append(_pii(pii))
     if attack and attack.infected:
