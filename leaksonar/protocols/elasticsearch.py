@@ -177,9 +177,11 @@ async def read_indices(fetch: Fetch, learned: Learned) -> None:
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    """`GET /` only if identification did not already read the cluster's own answer to it."""
     async with bounded_client(endpoint, learned.limits) as client:
         fetch = fetcher(endpoint.url, learned.limits, client)
-        learned.software = await cluster_root(fetch) or learned.software
+        if learned.software is None:
+            learned.software = await cluster_root(fetch)
         await read_indices(fetch, learned)
 
 
