@@ -143,6 +143,12 @@ def test_chunked_answer_with_trailers_is_joined() -> None:
     assert (found.errors, found.details["title"]) == ((), "fine")
 
 
+def test_folded_and_repeated_header_fields_are_read() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nX-A: a\r\n\t b\r\nX-B: 1\r\nx-b: 2\r\nContent-Length: 2\r\n\r\nok"
+    (response,) = asyncio.run(served(answering(lambda: reply), sends("GET")))
+    assert (response.headers.get("x-a"), response.headers.get("X-B"), response.body) == ("a b", "1, 2", b"ok")
+
+
 def test_answer_sent_before_the_request_is_taken_within_the_limits() -> None:
     found, elapsed = hostile.run(BY_NAME["http"], answering(lambda: OK, early=True), Identity("http"), LIMITS)
     assert (found.errors, found.details["title"]) == ((), "fine")

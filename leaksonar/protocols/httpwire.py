@@ -163,8 +163,12 @@ def _parse_head(block: bytes) -> Head:
     found = _STATUS_LINE.fullmatch(status_line)
     if found is None:
         raise ProtocolError("the server's answer does not start with an HTTP/1.x status line")
-    fields = []
+    fields: list[tuple[bytes, bytes]] = []
     for line in lines:
+        if line[:1] in (b" ", b"\t") and fields:  # an obsolete folded continuation of the field above
+            name, value = fields[-1]
+            fields[-1] = (name, (value + b" " + line.strip(b" \t")).strip(b" "))
+            continue
         if (parsed := _FIELD.fullmatch(line)) is None:
             raise ProtocolError("the server sent a malformed header field")
         fields.append((parsed.group(1).lower(), parsed.group(2)))
