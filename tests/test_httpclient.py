@@ -17,7 +17,8 @@ from replies import http_reply
 from leaksonar.model import ErrorKind, Identity, Limits
 from leaksonar.protocols import BY_NAME
 from leaksonar.protocols.base import Endpoint, ProtocolError
-from leaksonar.protocols.httpclient import MAX_INTERIM, Response, bounded_client
+from leaksonar.protocols.httpclient import Response, bounded_client
+from leaksonar.protocols.httpwire import MAX_INTERIM
 from leaksonar.protocols.kit import kind_of
 
 LIMITS = Limits(timeout=1.0, service_budget=3.0, max_bytes=64 * 1024)
@@ -69,6 +70,29 @@ HOSTILE: dict[str, tuple[hostile.Handler, ErrorKind]] = {
         ErrorKind.OVER_LIMIT,
     ),
     "bad chunk size": (answering(lambda: CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n"), ErrorKind.PROTOCOL_ERROR),
+    "chunk longer than its size": (
+        answering(lambda: CHUNKED + b"2\r\nabc\r\n0\r\n\r\n"),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    "endless trailer fields": (
+        answering(
+            lambda: itertools.chain([CHUNKED + b"0\r\n"], hostile.repeat(b"X: " + b"a" * 999 + b"\r\n"))
+        ),
+        ErrorKind.OVER_LIMIT,
+    ),
+    "conflicting lengths": (
+        answering(lambda: b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    "a transfer coding other than chunked": (
+        answering(lambda: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    "a header field without a colon": (
+        answering(lambda: b"HTTP/1.1 200 OK\r\nContent-Length 3\r\n\r\nabc"),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    "not HTTP": (answering(lambda: b"SSH-2.0-OpenSSH_9.6\r\n\r\n"), ErrorKind.PROTOCOL_ERROR),
     "100-continue flood": (
         answering(lambda: hostile.repeat(b"HTTP/1.1 100 Continue\r\n\r\n")),
         ErrorKind.OVER_LIMIT,
@@ -111,6 +135,18 @@ def test_interim_replies_before_the_answer_are_skipped() -> None:
     interim = b"HTTP/1.1 100 Continue\r\n\r\n" * MAX_INTERIM
     found, _ = hostile.run(BY_NAME["http"], answering(lambda: interim + OK), Identity("http"), LIMITS)
     assert (found.errors, found.details["title"]) == ((), "fine")
+
+
+def test_chunked_answer_with_trailers_is_joined() -> None:
+    chunked = CHUNKED + b"6\r\n<title\r\nd;ext=1\r\n>fine</title>\r\n0\r\nX-Trailer: t\r\n\r\n"
+    found, _ = hostile.run(BY_NAME["http"], answering(lambda: chunked), Identity("http"), LIMITS)
+    assert (found.errors, found.details["title"]) == ((), "fine")
+
+
+def test_folded_and_repeated_header_fields_are_read() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nX-A: a\r\n\t b\r\nX-B: 1\r\nx-b: 2\r\nContent-Length: 2\r\n\r\nok"
+    (response,) = asyncio.run(served(answering(lambda: reply), sends("GET")))
+    assert (response.headers.get("x-a"), response.headers.get("X-B"), response.body) == ("a b", "1, 2", b"ok")
 
 
 def test_answer_sent_before_the_request_is_taken_within_the_limits() -> None:

@@ -183,6 +183,31 @@ def test_scripted_cluster_is_read_with_gets_only() -> None:
     assert found.samples[0].documents == ({"xm": "李雷", "note": "n" * 16},)
 
 
+def test_root_read_by_identification_is_not_asked_again() -> None:
+    seen: list[bytes] = []
+    identity = Identity("elasticsearch", Software("opensearch", "2.11.0"), "unknown")
+    found, _ = hostile.run(PROTOCOL, scripted(fake_cluster, seen), identity, FAST)
+    assert b"/" not in {r.split()[1] for r in seen} and len(seen) == 4
+    assert (found.software, found.auth, found.errors) == (Software("opensearch", "2.11.0"), "none", ())
+    assert [c.name for c in found.collections] == ["archive", "person"]
+
+
+def test_small_cluster_is_read_on_one_connection() -> None:
+    connections: list[int] = []
+    handler = scripted(fake_cluster)
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await handler(reader, writer)
+
+    found, _ = run(counted)
+    assert (len(connections), [s.collection for s in found.samples], found.errors) == (
+        1,
+        ["archive", "person"],
+        (),
+    )
+
+
 def test_security_refusal_at_the_root_means_auth_required() -> None:
     found, _ = run(scripted(lambda _: http(401, json.loads(ES_401.split(b"\r\n\r\n", 1)[1]))))
     assert (found.auth, found.exposed, found.collections, found.rows, found.errors) == (

@@ -5,7 +5,9 @@
 `WWW-Authenticate: Basic realm="security"` (OpenSearch: realm="OpenSearch Security") or a
 `security_exception` body means authentication is required.
 
-Inspection reads `/`, `/_cat/indices?format=json&bytes=b`, `/_mapping` and `/{index}/_search?size=N`.
+Inspection reads `/` (unless identification read it already), `/_cat/indices?format=json&bytes=b`,
+`/_mapping` and `/{index}/_search?size=N`, over one keep-alive connection (one more for each further 8
+indices, at most 4).
 Naming: one database "" (the cluster); one collection per index, named by the index, with rows =
 `docs.count` and size_bytes = `store.size` as the server reports them. Hidden and system indices
 (names starting with ".") are skipped. Fields are the mapping's leaf paths, dotted ("addr.city"),
@@ -44,7 +46,10 @@ _REALM = re.compile(rb'^www-authenticate:[ \t]*basic realm="(?:security|opensear
 _MAX_FIELDS = 1000
 _MAX_MAPPING_DEPTH = 16
 _CONCURRENCY = 4
-"""Indices sampled at the same time."""
+"""Most indices sampled at the same time, each on a connection of its own."""
+_SEARCHES_PER_CONNECTION = 8
+"""Indices sampled in turn on one connection before another is opened: a small cluster costs one
+connection, not one per index (a connection costs both sides more CPU than a request on a kept one)."""
 
 
 def cluster_software(info: Any) -> Software | None:
@@ -162,7 +167,7 @@ async def read_indices(fetch: Fetch, learned: Learned) -> None:
     shown = indices[: limits.max_collections]
     learned.capped(len(shown), len(indices), "indices", counted=False)
     mappings = await _mappings(fetch, learned) if shown else {}
-    gate = asyncio.Semaphore(_CONCURRENCY)
+    gate = asyncio.Semaphore(max(1, min(_CONCURRENCY, -(-len(shown) // _SEARCHES_PER_CONNECTION))))
 
     async def sample(index: Index) -> tuple[dict[str, Any], ...]:
         async with gate:
@@ -177,9 +182,11 @@ async def read_indices(fetch: Fetch, learned: Learned) -> None:
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+    """`GET /` only if identification did not already read the cluster's own answer to it."""
     async with bounded_client(endpoint, learned.limits) as client:
         fetch = fetcher(endpoint.url, learned.limits, client)
-        learned.software = await cluster_root(fetch) or learned.software
+        if learned.software is None:
+            learned.software = await cluster_root(fetch)
         await read_indices(fetch, learned)
 
 

@@ -1,4 +1,4 @@
-"""Bounded HTTP/1.1 (h11 over `BoundedStream`): keep-alive connections for one inspected service, every
+"""Bounded HTTP/1.1 (httpwire over `BoundedStream`): keep-alive connections for one inspected service, every
 reply's headers and body capped in bytes and every exchange timed; and the helpers the HTTP protocol modules
 share (raw replies for `match`, JSON answers for `inspect`)."""
 
@@ -12,17 +12,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import h11
-
 from leaksonar.model import Limits, Software
-from leaksonar.protocols.base import (
-    BoundedStream,
-    CommandRefused,
-    Endpoint,
-    ProtocolError,
-    ReplyTooLarge,
-    timed,
-)
+from leaksonar.protocols.base import BoundedStream, CommandRefused, Endpoint, ProtocolError, timed
+from leaksonar.protocols.httpwire import Unanswered, Wire, request_bytes
 from leaksonar.protocols.useragent import USER_AGENT
 
 _STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
@@ -30,11 +22,8 @@ _STATUS = re.compile(rb"\AHTTP/1\.[01] (\d{3})")
 HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 """Sent with every request: leaksonar names itself, and bodies come uncompressed (no gzip bombs)."""
 MAX_HEAD = 64 * 1024
-"""Most bytes of a reply's status line and headers, and of a chunk's size line (h11's
-max_incomplete_event_size; `limits.max_bytes` if smaller); past it the reply is too large."""
-MAX_INTERIM = 8
-"""Most interim (1xx) replies taken before the answer to one request; past them the reply is too large."""
-_READ = 64 * 1024
+"""Most bytes of a reply's status line and headers, of a chunk's size line and of its trailer fields
+(`limits.max_bytes` if smaller); past it the reply is too large."""
 _TARGET_SAFE = "/?&=%:@!$'()*+,;~[]"
 """Characters a request target keeps as they are (with letters, digits and -._~); others are %-escaped."""
 
@@ -46,7 +35,7 @@ class Headers:
 
     def __init__(self, fields: Sequence[tuple[bytes, bytes]]) -> None:
         self._fields = fields
-        """(lower-case name, value) as h11 parsed them."""
+        """(lower-case name, value) as received."""
 
     def get(self, name: str, default: str | None = None) -> str | None:
         key = name.lower().encode("latin-1")
@@ -68,17 +57,10 @@ class Response:
             raise ValueError("JSON nested too deeply") from None
 
 
-class _Unanswered(Exception):
-    """The connection ended before a byte of the answer came; `failure` is what to report of it."""
-
-    def __init__(self, failure: Exception) -> None:
-        self.failure = failure
-
-
 @dataclass(slots=True)
 class _Connection:
     stream: BoundedStream
-    http: h11.Connection
+    wire: Wire
 
 
 class HttpClient:
@@ -127,22 +109,23 @@ class HttpClient:
             fields.append(("Content-Type", "application/json"))
         if body or method == "POST":
             fields.append(("Content-Length", str(len(body))))
-        request = h11.Request(method=method, target=target, headers=fields)
-        return await timed(self._round_trip(request, body, limits), limits)
+        request = request_bytes(method, target, fields, body)
+        return await timed(self._round_trip(request, method == "GET", limits), limits)
 
-    async def _round_trip(self, request: h11.Request, body: bytes, limits: Limits) -> Response:
+    async def _round_trip(self, request: bytes, again: bool, limits: Limits) -> Response:
+        """`request` on a kept connection, or a new one; sent `again` on a new one if the kept connection
+        ended unanswered."""
         connection = self._kept()
         if connection is not None:
             try:
-                return await self._exchange(connection, request, body, limits)
-            except _Unanswered as exc:
-                if request.method != b"GET":
+                return await self._exchange(connection, request, limits)
+            except Unanswered as exc:
+                if not again:
                     raise exc.failure from None
         stream = await BoundedStream.open(self.endpoint, limits)
-        connection = _Connection(stream, h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head))
         try:
-            return await self._exchange(connection, request, body, limits)
-        except _Unanswered as exc:
+            return await self._exchange(_Connection(stream, Wire(stream.reader)), request, limits)
+        except Unanswered as exc:
             raise exc.failure from None
 
     def _kept(self) -> _Connection | None:
@@ -154,81 +137,35 @@ class HttpClient:
             connection.stream.writer.transport.abort()
         return None
 
-    async def _exchange(
-        self, connection: _Connection, request: h11.Request, body: bytes, limits: Limits
-    ) -> Response:
+    async def _exchange(self, connection: _Connection, request: bytes, limits: Limits) -> Response:
         """One request and its answer on `connection`, kept afterwards if both sides allow; dropped
         (aborted: a hostile server gets no grace) if the exchange fails."""
         try:
-            response = await _answer(connection, request, body, limits)
+            response, keep = await self._answer(connection, request, limits)
         except BaseException:
             connection.stream.writer.transport.abort()
             raise
-        http = connection.http
-        if http.our_state is h11.DONE and http.their_state is h11.DONE:
-            http.start_next_cycle()
+        if keep:
             self._idle.append(connection)
         else:
             connection.stream.writer.transport.abort()
         return response
 
-
-async def _answer(connection: _Connection, request: h11.Request, body: bytes, limits: Limits) -> Response:
-    """Send `request` (with `body`) and read the answer, its body capped at `limits.max_bytes`."""
-    http, writer = connection.http, connection.stream.writer
-    data = http.send(request) or b""
-    if body:
-        data += http.send(h11.Data(data=body)) or b""
-    if writer.is_closing():  # reset since it opened: uvloop would raise RuntimeError on the write
-        raise _Unanswered(ConnectionResetError("the server reset the connection"))
-    try:
-        writer.write(data + (http.send(h11.EndOfMessage()) or b""))
-        await writer.drain()
-    except ConnectionError as exc:
-        raise _Unanswered(exc) from None
-    head = await _head(connection)
-    if any(name == b"content-length" and int(value) > limits.max_bytes for name, value in head.headers):
-        raise ReplyTooLarge(f"server announced a body over {limits.max_bytes} bytes")
-    received = bytearray()
-    while not isinstance(event := await _event(connection), h11.EndOfMessage):
-        if isinstance(event, h11.Data):
-            received += event.data
-            if len(received) > limits.max_bytes:
-                raise ReplyTooLarge(f"body over {limits.max_bytes} bytes")
-    return Response(head.status_code, Headers(head.headers), bytes(received))
-
-
-async def _head(connection: _Connection) -> h11.Response:
-    """The answer's status and headers, after at most MAX_INTERIM interim (1xx) replies; _Unanswered if the
-    connection ends before its first byte."""
-    if not connection.http.trailing_data[0]:  # else the server answered early: already received
+    async def _answer(self, connection: _Connection, request: bytes, limits: Limits) -> tuple[Response, bool]:
+        """Send `request` and read the answer, its body capped at `limits.max_bytes`; and whether the
+        connection may serve another request."""
+        writer, wire = connection.stream.writer, connection.wire
+        if writer.is_closing():  # reset since it opened: uvloop would raise RuntimeError on the write
+            raise Unanswered(ConnectionResetError("the server reset the connection"))
         try:
-            data = await connection.stream.reader.read(_READ)
+            writer.write(request)
+            await writer.drain()
         except ConnectionError as exc:
-            raise _Unanswered(exc) from None
-        if not data:
-            raise _Unanswered(ProtocolError("the server closed the connection without answering"))
-        connection.http.receive_data(data)
-    interim = 0
-    while not isinstance(event := await _event(connection), h11.Response):
-        interim += 1  # an InformationalResponse: h11 allows nothing else before the Response
-        if interim > MAX_INTERIM:
-            raise ReplyTooLarge(f"more than {MAX_INTERIM} interim (1xx) replies")
-    return event
-
-
-async def _event(connection: _Connection) -> h11.Event | type[h11.PAUSED]:
-    """The next event of the answer, read from the network as needed; headers (or a chunk's size line) too
-    long for MAX_HEAD are ReplyTooLarge."""
-    http = connection.http
-    try:
-        while (event := http.next_event()) is h11.NEED_DATA:
-            http.receive_data(await connection.stream.reader.read(_READ))
-    except h11.RemoteProtocolError as exc:
-        if exc.error_status_hint == 431:
-            raise ReplyTooLarge("headers (or a chunk size line) over the cap") from None
-        raise
-    return event
+            raise Unanswered(exc) from None
+        await wire.first_bytes()
+        head = await wire.head(self._max_head)
+        body, keep = await wire.body(head, self._max_head, limits.max_bytes)
+        return Response(head.status, Headers(head.fields), body), keep
 
 
 def bounded_client(endpoint: Endpoint, limits: Limits) -> HttpClient:

@@ -13,8 +13,6 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-import h11
-
 from leaksonar.model import (
     Auth,
     Collection,
@@ -43,7 +41,6 @@ SERVER_ERRORS = (
     ProtocolError,
     CommandRefused,
     AuthRequired,
-    h11.RemoteProtocolError,
 )
 """What a misbehaving server makes one exchange raise: reported, and the inspection goes on."""
 
@@ -101,7 +98,7 @@ def _kind(exc: BaseException) -> ErrorKind | None:
         return ErrorKind.AUTH_REQUIRED
     if isinstance(exc, CommandRefused) or getattr(exc, "sqlstate", None):
         return ErrorKind.COMMAND_REFUSED
-    if isinstance(exc, ProtocolError | h11.RemoteProtocolError | ValueError):
+    if isinstance(exc, ProtocolError | ValueError):
         return ErrorKind.PROTOCOL_ERROR
     if isinstance(exc, OSError | EOFError):
         return ErrorKind.REFUSED
@@ -137,8 +134,6 @@ def reason(exc: BaseException, limits: Limits) -> str:
         return "the server closed the connection mid-reply"
     if isinstance(exc, ConnectionError):
         return "the server closed or reset the connection"
-    if isinstance(exc, h11.RemoteProtocolError):
-        return f"the server broke the HTTP protocol: {str(exc)[:200]}"
     if isinstance(exc, OSError) and exc.strerror:
         return f"network error: {exc.strerror}"
     coded = _db_api(exc)
