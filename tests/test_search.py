@@ -632,6 +632,27 @@ def test_facets_and_count_of_everything_follow_every_write(new_index: Callable[[
     assert store.search("").total == 3 and store.search("", public=True).total == 2
 
 
+def test_facets_of_everything_count_software_names_in_any_case_as_the_services_do(
+    new_index: Callable[[], str],
+) -> None:
+    """Software names that differ in case, in ASCII and beyond it, are counted in the summary as
+    counting service by service lowers them, as services change software and leave the visible set."""
+    store = Store(new_index())
+    names = ("Élastic", "ÉLASTIC", "elastic", "ELASTIC")
+    store.findings.add(
+        [
+            finding(f"127.1.0.{i}", 9200, "elasticsearch", "high", software=(n, "1"))
+            for i, n in enumerate(names, 1)
+        ]
+    )
+    changed = finding("127.1.0.3", 9200, "elasticsearch", "critical", time=SECOND, software=("ÉLASTIC", "2"))
+    store.findings.add([changed, finding("127.1.0.4", 9200, "elasticsearch", "medium", time=SECOND)])
+    for public in (False, True):
+        everything = store.facets("", ["software", "severity"], public=public)
+        assert everything == store.facets("port:*", ["software", "severity"], public=public)
+        assert sum(n for _, n in everything["software"]) == (2 if public else 3)
+
+
 def test_a_new_service_twice_in_one_batch_is_stored_as_one_after_the_other(
     new_index: Callable[[], str],
 ) -> None:

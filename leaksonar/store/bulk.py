@@ -112,17 +112,26 @@ def _statement(
     return sql
 
 
-def delete(conn: Connection, table: Table, column: str, values: Sequence[Any]) -> None:
-    """DELETE the rows of `table` whose `column` is one of `values`."""
+def delete(
+    conn: Connection, table: Table, column: str, values: Sequence[Any], returning: Sequence[str] = ()
+) -> list[Any]:
+    """DELETE the rows of `table` whose `column` is one of `values`; the `returning` columns of the rows
+    deleted."""
     if not values:
-        return
+        return []
     where = f"DELETE FROM {_quoted(table.name)} WHERE {_quoted(column)}"
+    tail = f" RETURNING {', '.join(map(_quoted, returning))}" if returning else ""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"{where} = ANY(%b::{_sent_as(table.c[column])}[])", (list(values),))
-        return
+        sql = f"{where} = ANY(%b::{_sent_as(table.c[column])}[]){tail}"
+        result = conn.exec_driver_sql(sql, (list(values),))
+        return list(result) if returning else []
+    deleted: list[Any] = []
     for start in range(0, len(values), _CHUNK):
         chunk = tuple(values[start : start + _CHUNK])
-        conn.exec_driver_sql(f"{where} IN ({', '.join('?' for _ in chunk)})", chunk)
+        result = conn.exec_driver_sql(f"{where} IN ({', '.join('?' for _ in chunk)}){tail}", chunk)
+        if returning:
+            deleted += result
+    return deleted
 
 
 def pairs(

@@ -4,7 +4,8 @@ older leaksonar)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from leaksonar.model import SEVERITIES, SEVERITY_RANK
 from leaksonar.store import bulk
 from leaksonar.store.fulltext import stored
 from leaksonar.store.query import (
+    CRITICAL_RANK,
     FACET_FIELDS,
     NO_SEVERITY,
     Clause,
@@ -125,12 +127,55 @@ def _btc_addresses(record: dict[str, Any]) -> list[str]:
     return sorted({address for note in notes for address in note.get("btc_addresses", ())})
 
 
-def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
+_FACETED = {
+    "protocol": "protocol",
+    "country": "country",
+    "severity": "severity",
+    "software": "software",
+    "cert.issuer": "cert_issuer",
+}
+"""The facet fields a row of `services` counts in facet_counts, and their columns (software in lower case)."""
+STATE = ("id", "ip", "port", "rank", *_FACETED.values())
+"""The columns of `services` write_search reads of the services it writes (and SQLite's writers before)."""
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+"""SQLite's lower(): ASCII letters only."""
+_COUNT = (
+    "INSERT INTO facet_counts (field, value, visible, n) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (field, value, visible) DO UPDATE SET n = n + excluded.n"
+)
+FacetKey = tuple[str, str, int]
+
+
+def _visible(rank: int | None) -> int:
+    """Whether a row of that rank is in the visible set, as facet_counts keys it (0009: none, not)."""
+    return int(rank is not None and rank < CRITICAL_RANK)
+
+
+def _facet_keys(service: Any) -> Iterator[FacetKey]:
+    """The facet_counts keys a row of `services` (with the STATE columns) adds one to."""
+    visible = _visible(service.rank)
+    for field, column in _FACETED.items():
+        value = getattr(service, column)
+        if value is not None:
+            yield field, value.translate(_ASCII_LOWER) if field == "software" else value, visible
+
+
+def facet_state(conn: Connection, places: Sequence[tuple[str, int]]) -> list[Any]:
+    """SQLite: the STATE of these (ip, port) services as stored now, what their next write_search takes
+    away from facet_counts; PostgreSQL counts by triggers (migration 0010): nothing."""
+    if conn.dialect.name != "sqlite":
+        return []
+    return bulk.pairs(conn, services, STATE, ("ip", "port"), places)
+
+
+def write_search(conn: Connection, records: Iterable[dict[str, Any]], before: Sequence[Any] = ()) -> None:
     """Replace the PII, BTC, certificate name and free-text rows of the services these (stored) records
     describe: their ids in a few statements, then per table a DELETE of their rows and an INSERT of the
-    new ones (`bulk`)."""
+    new ones (`bulk`). SQLite: then add to facet_counts, in one statement, what the services (`before`:
+    their `facet_state` before they were written) and their PII rows changed, as 0009's row triggers did
+    (the counters of every value touched, a zero change too)."""
     latest = {(r["ip"], r["port"]): r for r in records}
-    found = bulk.pairs(conn, services, ("id", "ip", "port", "rank"), ("ip", "port"), list(latest))
+    found = bulk.pairs(conn, services, STATE, ("ip", "port"), list(latest))
     ids = {(r.ip, r.port): (r.id, r.rank) for r in found}
     described = [(*ids[place], r) for place, r in latest.items() if place in ids]
     rows: dict[str, list[dict[str, Any]]] = {
@@ -162,15 +207,29 @@ def write_search(conn: Connection, records: Iterable[dict[str, Any]]) -> None:
         ],
     }
     service_ids = [sid for sid, _, _ in described]
+    counting = conn.dialect.name == "sqlite"
+    counts: Counter[FacetKey] = Counter()
     for table, key in _SEARCH_TABLES:
-        bulk.delete(conn, table, key, service_ids)
+        pii = counting and table is service_pii
+        gone = bulk.delete(conn, table, key, service_ids, ("category", "rank") if pii else ())
         bulk.write(conn, table, rows[table.name])
+        if pii:
+            counts.update(("pii", r["category"], _visible(r["rank"])) for r in rows["service_pii"])
+            counts.subtract(("pii", category, _visible(rank)) for category, rank in gone)
+    if counting:
+        for service in found:
+            counts.update(_facet_keys(service))
+        for service in before:
+            counts.subtract(_facet_keys(service))
+        if counts:
+            conn.exec_driver_sql(_COUNT, [(*key, n) for key, n in sorted(counts.items())])
 
 
 def prepare(engine: Engine) -> None:
     """Derive the search columns and tables of services stored before they existed (by an older
     leaksonar: migration 0002 adds them empty)."""
-    pending = select(services.c.id, services.c.record).where(services.c.rank.is_(None)).limit(_BACKFILL_CHUNK)
+    state = [services.c[name] for name in STATE]
+    pending = select(services.c.record, *state).where(services.c.rank.is_(None)).limit(_BACKFILL_CHUNK)
     update = (
         services.update()
         .where(services.c.id == bindparam("b_id"))
@@ -179,9 +238,12 @@ def prepare(engine: Engine) -> None:
     while True:
         with engine.begin() as conn:
             rows = conn.execute(pending).all()
+            if rows and conn.dialect.name == "sqlite":  # again under the write lock: the counts take away
+                conn.exec_driver_sql("UPDATE facet_counts SET n = n WHERE 0")  # what is stored until commit
+                rows = conn.execute(pending).all()
             if rows:
                 conn.execute(update, [{"b_id": r.id, **search_columns(r.record)} for r in rows])
-                write_search(conn, (r.record for r in rows))
+                write_search(conn, (r.record for r in rows), rows)
             else:
                 refresh_statistics(conn)
                 break

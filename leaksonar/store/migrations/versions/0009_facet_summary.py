@@ -9,8 +9,8 @@
   services (a service once per PII category for `pii`) have it, kept exact by triggers on `services`
   and `service_pii` in the same transaction as every write. Facets of everything read it (a few hundred
   rows) instead of counting every service. PostgreSQL counts facets from the indexes as before: counters
-  that every writer updates would serialise concurrent workers (docs/scaling.md). A later migration that
-  rebuilds `services` or `service_pii` on SQLite (alembic's batch mode) must make the triggers again.
+  that every writer updates would serialise concurrent workers (docs/scaling.md). 0011 drops the
+  triggers: the writer counts each batch itself.
 
 Revision ID: 0009
 Revises: 0008
