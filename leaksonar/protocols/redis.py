@@ -39,6 +39,8 @@ _MAX_LINE = 64 * 1024
 _MAX_ELEMENTS = 10_000
 """Most array elements in one reply (a SCAN page or a sampled container holds far fewer)."""
 _SCAN_PAGES = 4
+_BULK_HEAD = re.compile(rb"\$(\d{1,9})\r\n")
+"""The line that announces a value of up to 999,999,999 bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,8 @@ class RespParser:
                     raise ProtocolError("a value was not followed by CRLF")
                 value, self._bulk, at = bytes(buffer[at : at + size]), None, at + size + 2
                 self._complete(value)
+            elif (after := self._values(buffer, at, end)) > at:
+                at, self._searched = after, 0
             else:
                 newline = buffer.find(b"\n", at + self._searched, at + _MAX_LINE)
                 if newline < 0:
@@ -149,6 +153,31 @@ class RespParser:
                 self._header(buffer[at], bytes(buffer[at + 1 : newline]).rstrip(b"\r\n"))
                 at = newline + 1
         del buffer[:at]
+
+    def _values(self, buffer: bytearray, at: int, end: int) -> int:
+        """The common case in one tight loop: values in a row, each kept whole and all its bytes here,
+        read from `at` until a reply is whole or anything else comes; where reading stopped. Counted
+        against the caps as `_header` and `_complete` count them."""
+        left, keep, match, open_ = self._left, self.keep, _BULK_HEAD.match, self._open
+        items, size = open_[-1] if open_ else (None, 0)
+        while (head := match(buffer, at)) and (length := int(head[1])) <= keep:
+            start = head.end()
+            stop = start + length
+            if stop + 2 > end:
+                break
+            if stop + 2 - at > left:
+                raise ReplyTooLarge(f"server announced {length} bytes, over the {self.max_bytes}-byte cap")
+            if buffer[stop : stop + 2] != b"\r\n":
+                raise ProtocolError("a value was not followed by CRLF")
+            left -= stop + 2 - at
+            value, at = bytes(buffer[start:stop]), stop + 2
+            if items is None or len(items) + 1 >= size:
+                self._left = left
+                self._complete(value)  # it fills its array or is a reply: the caller goes on
+                return at
+            items.append(value)
+        self._left = left
+        return at
 
     def _header(self, kind: int, body: bytes) -> None:
         """One type line: a simple value is whole at once; a bulk or an array is awaited."""
