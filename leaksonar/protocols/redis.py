@@ -355,17 +355,25 @@ def _value(kind: str, reply: Reply, limits: Limits) -> Any:
     return [_mapping(_strings(e[1]), limits) for e in reply if isinstance(e, list) and len(e) == 2]
 
 
-_FIRST_PAGE = (encode("SELECT", 0), encode("SCAN", 0, "COUNT", 100))
+def _first_page(db: int, limits: Limits) -> tuple[bytes, bytes]:
+    """SELECT `db` and its first SCAN page, which asks for just the keys sampled (Redis walks buckets
+    until it has about COUNT keys, and each key returned is parsed): later pages ask for more."""
+    return encode("SELECT", db), encode("SCAN", 0, "COUNT", _wanted(limits))
 
 
-async def _scan(client: _Client, db: int, want: int) -> list[bytes]:
-    """Up to `want` keys of database `db`, from at most a few SCAN pages (database 0's first page came
+def _wanted(limits: Limits) -> int:
+    """Keys sampled per database: a few per sampled row, as keys of one type tend to come together."""
+    return limits.sample_rows * 4
+
+
+async def _scan(client: _Client, db: int) -> list[bytes]:
+    """Up to `_wanted` keys of database `db`, from at most a few SCAN pages (database 0's first page came
     with INFO)."""
+    want = _wanted(client.limits)
     if db == 0 and client.first_page is not None:
         (select, page), client.first_page = client.first_page, None
     else:
-        commands = encode("SELECT", db), encode("SCAN", 0, "COUNT", 100)
-        select, page = await client.call(*commands, keep=_MAX_LINE)
+        select, page = await client.call(*_first_page(db, client.limits), keep=_MAX_LINE)
     if isinstance(select, ErrorReply):
         raise CommandRefused(f"SELECT {db} refused: {select.message}")
     cursor, keys = _page(page)
@@ -380,7 +388,7 @@ async def _scan(client: _Client, db: int, want: int) -> list[bytes]:
 
 async def _sample(client: _Client, db: int, limits: Limits) -> tuple[dict[str, Any], ...]:
     """One document per sampled key of database `db`: key, type and a bounded value."""
-    keys = await _scan(client, db, limits.sample_rows * 4)
+    keys = await _scan(client, db)
     if not keys:
         return ()
     types = await client.call(*(encode("TYPE", k) for k in keys), keep=64)
@@ -407,7 +415,8 @@ async def _server_info(client: _Client, learned: Learned) -> dict[str, str] | No
     """INFO (or DBSIZE where INFO is renamed away); AuthRequired when the server asks for a password.
     Database 0's first SCAN page goes in the same write (a round trip fewer for most servers): its keys are
     kept whole within the reply's byte cap, as INFO is."""
-    reply, select, page = await client.call(encode("INFO"), *_FIRST_PAGE, keep=client.limits.max_bytes)
+    first_page = _first_page(0, client.limits)
+    reply, select, page = await client.call(encode("INFO"), *first_page, keep=client.limits.max_bytes)
     client.first_page = select, page
     _check_auth(reply)
     if isinstance(reply, bytes):
