@@ -230,9 +230,10 @@ class RespParser:
 class _Client:
     """A RESP connection opened on first use and dropped after a failed exchange, so the next starts clean."""
 
-    def __init__(self, endpoint: Endpoint, limits: Limits) -> None:
+    def __init__(self, endpoint: Endpoint, limits: Limits, stream: BoundedStream | None = None) -> None:
         self.endpoint, self.limits = endpoint, limits
-        self._stream: BoundedStream | None = None
+        self._stream = stream
+        """The connection, if open (at first: one identification opened, when given)."""
         self._parser = RespParser(limits.max_bytes)
         self.first_page: tuple[Reply, Reply] | None = None
         """The replies to SELECT 0 and the first SCAN page, sent with INFO (`_server_info`)."""
@@ -432,9 +433,9 @@ async def _server_info(client: _Client, learned: Learned) -> dict[str, str] | No
     return None
 
 
-async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+async def _inspect(endpoint: Endpoint, stream: BoundedStream | None, learned: Learned) -> None:
     limits = learned.limits
-    client = _Client(endpoint, limits)
+    client = _Client(endpoint, limits, stream)
     try:
         info = await _server_info(client, learned)
         if info is None:
@@ -469,8 +470,22 @@ class RedisProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """INFO, keyspace and a bounded sample of keys per database; read-only, never raises."""
-        steps = partial(_inspect, endpoint)
-        return await run_inspection(self.name, steps, identity, limits, Software("redis"))
+        return await _run(endpoint, None, identity, limits)
+
+
+async def _run(
+    endpoint: Endpoint, stream: BoundedStream | None, identity: Identity, limits: Limits
+) -> Inspection:
+    steps = partial(_inspect, endpoint, stream)
+    return await run_inspection(PROTOCOL.name, steps, identity, limits, Software("redis"))
+
+
+async def inspect_on(
+    stream: BoundedStream, endpoint: Endpoint, identity: Identity, limits: Limits
+) -> Inspection:
+    """The inspection over `stream`, the connection on which PING identified the server (it leaves the
+    connection clean); closes it. A connection dropped after a failed exchange is opened anew."""
+    return await _run(endpoint, stream, identity, limits)
 
 
 PROTOCOL = RedisProtocol()
