@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -304,17 +305,26 @@ def _software(info: dict[str, str]) -> Software:
     return Software(name, info.get(f"{name}_version") or info.get("redis_version"))
 
 
-def _value_command(key: bytes, kind: str, limits: Limits) -> bytes | None:
-    """The bounded read for one key of type `kind` (None for module types, which are not sampled)."""
-    commands = {
-        "string": (b"GETRANGE", key, 0, value_window(limits) - 1),
-        "hash": (b"HSCAN", key, 0, b"COUNT", 20),
-        "list": (b"LRANGE", key, 0, 4),
-        "set": (b"SSCAN", key, 0, b"COUNT", 20),
-        "zset": (b"ZRANGE", key, 0, 4, b"WITHSCORES"),
-        "stream": (b"XRANGE", key, b"-", b"+", b"COUNT", 3),
-    }
-    return encode(*commands[kind]) if kind in commands else None
+def _keyed(verb: bytes, *rest: bytes | int) -> Callable[[bytes], bytes]:
+    """`verb key *rest` encoded for any key, what does not depend on the key encoded once."""
+    head, tail = encode(verb, b"", *rest).split(b"$0\r\n\r\n", 1)
+    return lambda key: b"%s$%d\r\n%s\r\n%s" % (head, len(key), key, tail)
+
+
+_TYPE = _keyed(b"TYPE")
+_READS = {
+    "hash": _keyed(b"HSCAN", 0, b"COUNT", 20),
+    "list": _keyed(b"LRANGE", 0, 4),
+    "set": _keyed(b"SSCAN", 0, b"COUNT", 20),
+    "zset": _keyed(b"ZRANGE", 0, 4, b"WITHSCORES"),
+    "stream": _keyed(b"XRANGE", b"-", b"+", b"COUNT", 3),
+}
+"""The bounded read of a key of each type but string (module types are not sampled)."""
+
+
+def _value_reads(limits: Limits) -> dict[str, Callable[[bytes], bytes]]:
+    """The bounded read of a key, by its type: `_READS`, and the head of a string."""
+    return {"string": _keyed(b"GETRANGE", 0, value_window(limits) - 1), **_READS}
 
 
 def _strings(reply: Reply) -> list[bytes]:
@@ -392,13 +402,10 @@ async def _sample(client: _Client, db: int, limits: Limits) -> tuple[dict[str, A
     keys = await _scan(client, db)
     if not keys:
         return ()
-    types = await client.call(*(encode("TYPE", k) for k in keys), keep=64)
+    types = await client.call(*map(_TYPE, keys), keep=64)
     kinds = [t if isinstance(t, str) else "unknown" for t in types]
-    reads = [
-        (k, kind, cmd)
-        for k, kind in zip(keys, kinds, strict=True)
-        if (cmd := _value_command(k, kind, limits))
-    ]
+    commands = _value_reads(limits)
+    reads = [(k, kind, read(k)) for k, kind in zip(keys, kinds, strict=True) if (read := commands.get(kind))]
     replies = await client.call(*(cmd for _, _, cmd in reads), keep=value_window(limits)) if reads else []
     values = {k: _value(kind, reply, limits) for (k, kind, _), reply in zip(reads, replies, strict=True)}
     return tuple(
