@@ -279,10 +279,17 @@ def _is_auth_error(message: str) -> bool:
 # --- inspection ---------------------------------------------------------------------------------
 
 
+_INFO_FIELDS = re.compile(
+    r"^(server_name|[a-z0-9]+_version|redis_mode|role|used_memory|used_memory_dataset|db\d{1,5}):([^\r\n]*)",
+    re.MULTILINE,
+)
+"""The INFO lines inspection reads: software, mode and role, memory, and the keyspace (one regex pass
+over INFO's 180-odd lines costs half of splitting them all)."""
+
+
 def parse_info(raw: bytes) -> dict[str, str]:
-    """INFO's `name:value` lines."""
-    lines = raw.decode("utf-8", "replace").splitlines()
-    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+    """INFO's `name:value` lines that inspection reads (`_INFO_FIELDS`)."""
+    return dict(_INFO_FIELDS.findall(raw.decode("utf-8", "replace")))
 
 
 _DATABASE = re.compile(r"db\d{1,5}")
