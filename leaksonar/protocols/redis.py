@@ -1,7 +1,8 @@
 """Redis (RESP2): recognised from PING or from its answer to an HTTP request; inspected read-only.
 
 Inspection sends INFO, then per database SELECT, a few SCAN pages, TYPE and one bounded read per
-sampled key (GETRANGE, HSCAN, LRANGE, SSCAN, ZRANGE, XRANGE), pipelined. Every reply is read by a
+sampled key (GETRANGE, HSCAN, LRANGE, SSCAN, ZRANGE, XRANGE), pipelined, over the connection PING
+identified the server on when the scan kept it (`inspect_on`). Every reply is read by a
 hand-written RESP parser that counts each byte against `Limits.max_bytes` and keeps at most a few
 KiB of any one value.
 """
