@@ -15,6 +15,7 @@ from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.redis import PROTOCOL
+from leaksonar.scan.examine import Examination
 
 # Bytes captured from redis-server 7.0.15; for contrast, memcached 1.6.18, MariaDB 10.11 and an HTTP server.
 PONG = b"+PONG\r\n"
@@ -258,6 +259,32 @@ def test_every_type_is_sampled_with_read_commands_only() -> None:
         "rank": [["li", "1.5"]],
         "log": [{"event": "login"}],
     }
+
+
+@pytest.mark.parametrize("locked", [False, True], ids=["open", "password"])
+def test_scan_inspects_over_the_connection_ping_identified(locked: bool) -> None:
+    """On Redis's own port the first probe is PING, and its connection carries the inspection too: one
+    connection per service."""
+    seen: list[bytes] = []
+
+    def reply(command: list[bytes]) -> bytes:
+        return NOAUTH if locked else PONG if command[0].upper() == b"PING" else fake_redis(command)
+
+    serve = scripted(reply, seen)
+    connections: list[None] = []
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(None)
+        await serve(reader, writer)
+
+    server = hostile.HostileServer("redis", "redis", 6379, counted, ErrorKind.UNKNOWN)
+    with hostile.network([server]) as addresses:
+        examiner = Examination("test", FAST, 1).open({})
+        finding = asyncio.run(examiner.examine(addresses["redis"].ip, 6379, None))
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "required" if locked else "none", ())
+    fields = ("email", "event", "name", "note", "phone", "to")
+    assert [c.fields for c in finding.collections] == ([] if locked else [fields])
+    assert (len(connections), seen[:2]) == (1, [b"PING", b"INFO"])
 
 
 HOSTILE = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from leaksonar.model import Identity, Inspection, Limits
 from leaksonar.protocols import (
     cassandra,
     clickhouse,
@@ -43,5 +44,10 @@ REQUEST_TLS: dict[str, Callable[[BoundedStream], Awaitable[bool]]] = {
 }
 """Protocols that negotiate TLS inside the plaintext connection: how to ask for it (True: the TLS
 handshake is next). Every other protocol speaks TLS from the connection's first byte, if at all."""
+CONTINUES: dict[str, Callable[[BoundedStream, Endpoint, Identity, Limits], Awaitable[Inspection]]] = {
+    redis.PROTOCOL.name: redis.inspect_on,
+}
+"""Protocols whose own probe leaves the connection clean: when it identified the service, the
+inspection goes on over that connection (it owns it and closes it) instead of opening another."""
 
-__all__ = ["BY_NAME", "PROTOCOLS", "REQUEST_TLS", "Endpoint", "ProtocolModule"]
+__all__ = ["BY_NAME", "CONTINUES", "PROTOCOLS", "REQUEST_TLS", "Endpoint", "ProtocolModule"]

@@ -1,7 +1,8 @@
 """Redis (RESP2): recognised from PING or from its answer to an HTTP request; inspected read-only.
 
 Inspection sends INFO, then per database SELECT, a few SCAN pages, TYPE and one bounded read per
-sampled key (GETRANGE, HSCAN, LRANGE, SSCAN, ZRANGE, XRANGE), pipelined. Every reply is read by a
+sampled key (GETRANGE, HSCAN, LRANGE, SSCAN, ZRANGE, XRANGE), pipelined, over the connection PING
+identified the server on when the scan kept it (`inspect_on`). Every reply is read by a
 hand-written RESP parser that counts each byte against `Limits.max_bytes` and keeps at most a few
 KiB of any one value.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -39,6 +41,8 @@ _MAX_LINE = 64 * 1024
 _MAX_ELEMENTS = 10_000
 """Most array elements in one reply (a SCAN page or a sampled container holds far fewer)."""
 _SCAN_PAGES = 4
+_BULK_HEAD = re.compile(rb"\$(\d{1,9})\r\n")
+"""The line that announces a value of up to 999,999,999 bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,8 @@ class RespParser:
                     raise ProtocolError("a value was not followed by CRLF")
                 value, self._bulk, at = bytes(buffer[at : at + size]), None, at + size + 2
                 self._complete(value)
+            elif (after := self._values(buffer, at, end)) > at:
+                at, self._searched = after, 0
             else:
                 newline = buffer.find(b"\n", at + self._searched, at + _MAX_LINE)
                 if newline < 0:
@@ -149,6 +155,31 @@ class RespParser:
                 self._header(buffer[at], bytes(buffer[at + 1 : newline]).rstrip(b"\r\n"))
                 at = newline + 1
         del buffer[:at]
+
+    def _values(self, buffer: bytearray, at: int, end: int) -> int:
+        """The common case in one tight loop: values in a row, each kept whole and all its bytes here,
+        read from `at` until a reply is whole or anything else comes; where reading stopped. Counted
+        against the caps as `_header` and `_complete` count them."""
+        left, keep, match, open_ = self._left, self.keep, _BULK_HEAD.match, self._open
+        items, size = open_[-1] if open_ else (None, 0)
+        while (head := match(buffer, at)) and (length := int(head[1])) <= keep:
+            start = head.end()
+            stop = start + length
+            if stop + 2 > end:
+                break
+            if stop + 2 - at > left:
+                raise ReplyTooLarge(f"server announced {length} bytes, over the {self.max_bytes}-byte cap")
+            if buffer[stop : stop + 2] != b"\r\n":
+                raise ProtocolError("a value was not followed by CRLF")
+            left -= stop + 2 - at
+            value, at = bytes(buffer[start:stop]), stop + 2
+            if items is None or len(items) + 1 >= size:
+                self._left = left
+                self._complete(value)  # it fills its array or is a reply: the caller goes on
+                return at
+            items.append(value)
+        self._left = left
+        return at
 
     def _header(self, kind: int, body: bytes) -> None:
         """One type line: a simple value is whole at once; a bulk or an array is awaited."""
@@ -201,9 +232,10 @@ class RespParser:
 class _Client:
     """A RESP connection opened on first use and dropped after a failed exchange, so the next starts clean."""
 
-    def __init__(self, endpoint: Endpoint, limits: Limits) -> None:
+    def __init__(self, endpoint: Endpoint, limits: Limits, stream: BoundedStream | None = None) -> None:
         self.endpoint, self.limits = endpoint, limits
-        self._stream: BoundedStream | None = None
+        self._stream = stream
+        """The connection, if open (at first: one identification opened, when given)."""
         self._parser = RespParser(limits.max_bytes)
         self.first_page: tuple[Reply, Reply] | None = None
         """The replies to SELECT 0 and the first SCAN page, sent with INFO (`_server_info`)."""
@@ -248,10 +280,17 @@ def _is_auth_error(message: str) -> bool:
 # --- inspection ---------------------------------------------------------------------------------
 
 
+_INFO_FIELDS = re.compile(
+    r"^(server_name|[a-z0-9]+_version|redis_mode|role|used_memory|used_memory_dataset|db\d{1,5}):([^\r\n]*)",
+    re.MULTILINE,
+)
+"""The INFO lines inspection reads: software, mode and role, memory, and the keyspace (one regex pass
+over INFO's 180-odd lines costs half of splitting them all)."""
+
+
 def parse_info(raw: bytes) -> dict[str, str]:
-    """INFO's `name:value` lines."""
-    lines = raw.decode("utf-8", "replace").splitlines()
-    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+    """INFO's `name:value` lines that inspection reads (`_INFO_FIELDS`)."""
+    return dict(_INFO_FIELDS.findall(raw.decode("utf-8", "replace")))
 
 
 _DATABASE = re.compile(r"db\d{1,5}")
@@ -274,17 +313,26 @@ def _software(info: dict[str, str]) -> Software:
     return Software(name, info.get(f"{name}_version") or info.get("redis_version"))
 
 
-def _value_command(key: bytes, kind: str, limits: Limits) -> bytes | None:
-    """The bounded read for one key of type `kind` (None for module types, which are not sampled)."""
-    commands = {
-        "string": (b"GETRANGE", key, 0, value_window(limits) - 1),
-        "hash": (b"HSCAN", key, 0, b"COUNT", 20),
-        "list": (b"LRANGE", key, 0, 4),
-        "set": (b"SSCAN", key, 0, b"COUNT", 20),
-        "zset": (b"ZRANGE", key, 0, 4, b"WITHSCORES"),
-        "stream": (b"XRANGE", key, b"-", b"+", b"COUNT", 3),
-    }
-    return encode(*commands[kind]) if kind in commands else None
+def _keyed(verb: bytes, *rest: bytes | int) -> Callable[[bytes], bytes]:
+    """`verb key *rest` encoded for any key, what does not depend on the key encoded once."""
+    head, tail = encode(verb, b"", *rest).split(b"$0\r\n\r\n", 1)
+    return lambda key: b"%s$%d\r\n%s\r\n%s" % (head, len(key), key, tail)
+
+
+_TYPE = _keyed(b"TYPE")
+_READS = {
+    "hash": _keyed(b"HSCAN", 0, b"COUNT", 20),
+    "list": _keyed(b"LRANGE", 0, 4),
+    "set": _keyed(b"SSCAN", 0, b"COUNT", 20),
+    "zset": _keyed(b"ZRANGE", 0, 4, b"WITHSCORES"),
+    "stream": _keyed(b"XRANGE", b"-", b"+", b"COUNT", 3),
+}
+"""The bounded read of a key of each type but string (module types are not sampled)."""
+
+
+def _value_reads(limits: Limits) -> dict[str, Callable[[bytes], bytes]]:
+    """The bounded read of a key, by its type: `_READS`, and the head of a string."""
+    return {"string": _keyed(b"GETRANGE", 0, value_window(limits) - 1), **_READS}
 
 
 def _strings(reply: Reply) -> list[bytes]:
@@ -326,17 +374,25 @@ def _value(kind: str, reply: Reply, limits: Limits) -> Any:
     return [_mapping(_strings(e[1]), limits) for e in reply if isinstance(e, list) and len(e) == 2]
 
 
-_FIRST_PAGE = (encode("SELECT", 0), encode("SCAN", 0, "COUNT", 100))
+def _first_page(db: int, limits: Limits) -> tuple[bytes, bytes]:
+    """SELECT `db` and its first SCAN page, which asks for just the keys sampled (Redis walks buckets
+    until it has about COUNT keys, and each key returned is parsed): later pages ask for more."""
+    return encode("SELECT", db), encode("SCAN", 0, "COUNT", _wanted(limits))
 
 
-async def _scan(client: _Client, db: int, want: int) -> list[bytes]:
-    """Up to `want` keys of database `db`, from at most a few SCAN pages (database 0's first page came
+def _wanted(limits: Limits) -> int:
+    """Keys sampled per database: a few per sampled row, as keys of one type tend to come together."""
+    return limits.sample_rows * 4
+
+
+async def _scan(client: _Client, db: int) -> list[bytes]:
+    """Up to `_wanted` keys of database `db`, from at most a few SCAN pages (database 0's first page came
     with INFO)."""
+    want = _wanted(client.limits)
     if db == 0 and client.first_page is not None:
         (select, page), client.first_page = client.first_page, None
     else:
-        commands = encode("SELECT", db), encode("SCAN", 0, "COUNT", 100)
-        select, page = await client.call(*commands, keep=_MAX_LINE)
+        select, page = await client.call(*_first_page(db, client.limits), keep=_MAX_LINE)
     if isinstance(select, ErrorReply):
         raise CommandRefused(f"SELECT {db} refused: {select.message}")
     cursor, keys = _page(page)
@@ -351,16 +407,13 @@ async def _scan(client: _Client, db: int, want: int) -> list[bytes]:
 
 async def _sample(client: _Client, db: int, limits: Limits) -> tuple[dict[str, Any], ...]:
     """One document per sampled key of database `db`: key, type and a bounded value."""
-    keys = await _scan(client, db, limits.sample_rows * 4)
+    keys = await _scan(client, db)
     if not keys:
         return ()
-    types = await client.call(*(encode("TYPE", k) for k in keys), keep=64)
+    types = await client.call(*map(_TYPE, keys), keep=64)
     kinds = [t if isinstance(t, str) else "unknown" for t in types]
-    reads = [
-        (k, kind, cmd)
-        for k, kind in zip(keys, kinds, strict=True)
-        if (cmd := _value_command(k, kind, limits))
-    ]
+    commands = _value_reads(limits)
+    reads = [(k, kind, read(k)) for k, kind in zip(keys, kinds, strict=True) if (read := commands.get(kind))]
     replies = await client.call(*(cmd for _, _, cmd in reads), keep=value_window(limits)) if reads else []
     values = {k: _value(kind, reply, limits) for (k, kind, _), reply in zip(reads, replies, strict=True)}
     return tuple(
@@ -378,7 +431,8 @@ async def _server_info(client: _Client, learned: Learned) -> dict[str, str] | No
     """INFO (or DBSIZE where INFO is renamed away); AuthRequired when the server asks for a password.
     Database 0's first SCAN page goes in the same write (a round trip fewer for most servers): its keys are
     kept whole within the reply's byte cap, as INFO is."""
-    reply, select, page = await client.call(encode("INFO"), *_FIRST_PAGE, keep=client.limits.max_bytes)
+    first_page = _first_page(0, client.limits)
+    reply, select, page = await client.call(encode("INFO"), *first_page, keep=client.limits.max_bytes)
     client.first_page = select, page
     _check_auth(reply)
     if isinstance(reply, bytes):
@@ -394,9 +448,9 @@ async def _server_info(client: _Client, learned: Learned) -> dict[str, str] | No
     return None
 
 
-async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
+async def _inspect(endpoint: Endpoint, stream: BoundedStream | None, learned: Learned) -> None:
     limits = learned.limits
-    client = _Client(endpoint, limits)
+    client = _Client(endpoint, limits, stream)
     try:
         info = await _server_info(client, learned)
         if info is None:
@@ -431,8 +485,22 @@ class RedisProtocol:
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """INFO, keyspace and a bounded sample of keys per database; read-only, never raises."""
-        steps = partial(_inspect, endpoint)
-        return await run_inspection(self.name, steps, identity, limits, Software("redis"))
+        return await _run(endpoint, None, identity, limits)
+
+
+async def _run(
+    endpoint: Endpoint, stream: BoundedStream | None, identity: Identity, limits: Limits
+) -> Inspection:
+    steps = partial(_inspect, endpoint, stream)
+    return await run_inspection(PROTOCOL.name, steps, identity, limits, Software("redis"))
+
+
+async def inspect_on(
+    stream: BoundedStream, endpoint: Endpoint, identity: Identity, limits: Limits
+) -> Inspection:
+    """The inspection over `stream`, the connection on which PING identified the server (it leaves the
+    connection clean); closes it. A connection dropped after a failed exchange is opened anew."""
+    return await _run(endpoint, stream, identity, limits)
 
 
 PROTOCOL = RedisProtocol()

@@ -7,10 +7,14 @@ import asyncio
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from leaksonar.formats import utc_now
 from leaksonar.model import ErrorKind, Finding, Identity, Inspection, Limits, Problem
 from leaksonar.scan.enrich import Enricher
+
+if TYPE_CHECKING:
+    from leaksonar.protocols.base import BoundedStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +43,15 @@ class Examiner:
     async def examine(self, ip: str, port: int, sock: socket.socket | None) -> Finding:
         """The finding for the service on `ip`:`port`, first probed on `sock` (None: a new connection);
         whatever the server sends, a finding, never an exception."""
-        from leaksonar.scan.identify import identify  # the protocol modules: loaded once a port is open
+        from leaksonar.scan.identify import identify_keeping  # the protocol modules: once a port is open
 
         limits, hostname = self.limits, self.names.get(ip)
+        kept: BoundedStream | None = None
         try:
-            identity = await identify(ip, port, sock, limits, hostname)
+            identity, kept = await identify_keeping(ip, port, sock, limits, hostname)
         except Exception as exc:  # a hostile reply must not end the scan
             identity = Identity("unknown", banner=f"identification failed: {type(exc).__name__}")
-        inspection = await inspect_service(ip, port, identity, limits, hostname)
+        inspection = await inspect_service(ip, port, identity, limits, hostname, kept)
         return to_finding(ip, port, identity, inspection, self.scan_id, self.enricher, hostname)
 
     def close(self) -> None:
@@ -54,11 +59,17 @@ class Examiner:
 
 
 async def inspect_service(
-    ip: str, port: int, identity: Identity, limits: Limits, hostname: str | None = None
+    ip: str,
+    port: int,
+    identity: Identity,
+    limits: Limits,
+    hostname: str | None = None,
+    kept: BoundedStream | None = None,
 ) -> Inspection:
     """Run the protocol module's inspection within the service budget, over TLS if the service spoke it
-    when identified; failures become errors."""
-    from leaksonar.protocols import BY_NAME, Endpoint  # the drivers: loaded once a port is open
+    when identified, and over `kept` (which it closes) if identification kept its connection open for
+    it (`protocols.CONTINUES`); failures become errors."""
+    from leaksonar.protocols import BY_NAME, CONTINUES, Endpoint  # the drivers: loaded once a port is open
 
     module = BY_NAME.get(identity.protocol)
     if module is None:
@@ -69,6 +80,8 @@ async def inspect_service(
         async with asyncio.timeout(limits.service_budget + limits.timeout):
             tls, starttls = identity.tls is not None and not identity.starttls, identity.starttls
             endpoint = Endpoint(ip, port, tls=tls, starttls=starttls, hostname=hostname)
+            if kept is not None:
+                return await CONTINUES[identity.protocol](kept, endpoint, identity, limits)
             return await module.inspect(endpoint, identity, limits)
     except TimeoutError:
         error = Problem(ErrorKind.TIMEOUT, f"inspection stopped after {limits.service_budget:g} s")

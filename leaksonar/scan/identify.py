@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from leaksonar.model import Identity, Limits, Tls
-from leaksonar.protocols import PROTOCOLS
-from leaksonar.protocols.base import Endpoint, timed
+from leaksonar.protocols import BY_NAME, CONTINUES, PROTOCOLS
+from leaksonar.protocols.base import BoundedStream, Endpoint, timed
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.tls import describe, wants_tls
 
@@ -46,13 +48,18 @@ def printable(banner: bytes) -> str:
 
 Reply = tuple[bytes, Tls | None]
 """What one probe got: the reply bytes (b"" if none) and, over TLS, what the handshake showed."""
+Keep = Callable[[bytes], bool] | None
+"""Whether the inspection goes on over the connection that got this reply (None: never)."""
 
 
-async def _exchange(endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None) -> Reply:
+async def _exchange(
+    endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None, keep: Keep = None
+) -> tuple[Reply, BoundedStream | None]:
     """Send `probe` (nothing for a listen step) and return the first reply bytes; over TLS, the handshake
     comes first and a silent server still yields what it showed. The connection (its handshake
     included) and the reply share one `limits.timeout`: a server that finishes its handshake just in
-    time and then stays silent costs one timeout, not two."""
+    time and then stays silent costs one timeout, not two. The connection is closed, or returned open
+    where `keep` says of the reply that the inspection goes on over it."""
     clock = asyncio.get_running_loop()
     deadline = clock.time() + limits.timeout
     if sock is not None:
@@ -60,6 +67,7 @@ async def _exchange(endpoint: Endpoint, probe: bytes, limits: Limits, sock: sock
     else:
         reader, writer = await endpoint.connect(limits, buffer=limits.banner_bytes)
     tls: Tls | None = None
+    kept: BoundedStream | None = None
     try:
         if endpoint.tls:
             tls = describe(writer.get_extra_info("ssl_object"))
@@ -71,30 +79,41 @@ async def _exchange(endpoint: Endpoint, probe: bytes, limits: Limits, sock: sock
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.2):
                     reply += await reader.read(limits.banner_bytes - len(reply))
-        return reply, tls
+        if keep is not None and keep(reply):
+            kept = BoundedStream(reader, writer, limits)
+        return (reply, tls), kept
     except (OSError, TimeoutError):
-        return b"", tls
+        return (b"", tls), None
     finally:  # over TLS no close_notify is waited for (asyncio would wait 30 s for the server's)
-        if endpoint.tls:
+        if kept is not None:
+            pass
+        elif endpoint.tls:
             writer.transport.abort()
         else:
             writer.close()
 
 
-async def _attempt(endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None) -> Reply:
+async def _attempt(
+    endpoint: Endpoint, probe: bytes, limits: Limits, sock: socket.socket | None, keep: Keep = None
+) -> tuple[Reply, BoundedStream | None]:
     """The reply to one probe; b"" when the connection (or its TLS handshake) failed, closed or stayed
-    silent."""
+    silent. With it, the connection where `keep` says so of the reply."""
     try:
-        return await _exchange(endpoint, probe, limits, sock)
+        return await _exchange(endpoint, probe, limits, sock, keep)
     except (OSError, TimeoutError):  # ssl.SSLError is an OSError
-        return b"", None
+        return (b"", None), None
+
+
+async def _reply(endpoint: Endpoint, probe: bytes, limits: Limits) -> Reply:
+    """The reply to `probe` on a new connection, closed after it."""
+    return (await _attempt(endpoint, probe, limits, None))[0]
 
 
 async def _attempt_tls(endpoint: Endpoint, probe: bytes, limits: Limits) -> tuple[Reply, str]:
     """The reply to `probe` over TLS, and why the handshake failed: "" when it did not, or when the
     server only hung up or stayed silent (as a plaintext server does to a ClientHello)."""
     try:
-        return await _exchange(endpoint, probe, limits, None), ""
+        return (await _exchange(endpoint, probe, limits, None))[0], ""
     except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
         return (b"", None), ""
     except ssl.SSLError as exc:  # the server broke the handshake: what OpenSSL saw, never server text
@@ -111,7 +130,6 @@ async def _negotiate_tls(identity: Identity, endpoint: Endpoint, limits: Limits)
     """For a protocol that negotiates TLS inside its plaintext connection (PostgreSQL, MySQL): ask for
     it on a fresh connection and, if the server agrees, the identity with what the handshake showed."""
     from leaksonar.protocols import REQUEST_TLS
-    from leaksonar.protocols.base import BoundedStream
 
     request = REQUEST_TLS.get(identity.protocol)
     if request is None:
@@ -128,6 +146,16 @@ async def _negotiate_tls(identity: Identity, endpoint: Endpoint, limits: Limits)
 async def identify(
     ip: str, port: int, sock: socket.socket | None, limits: Limits, hostname: str | None = None
 ) -> Identity:
+    """Identity of the service on an open port (`identify_keeping`, its connection closed)."""
+    identity, kept = await identify_keeping(ip, port, sock, limits, hostname)
+    if kept is not None:
+        await kept.close()
+    return identity
+
+
+async def identify_keeping(
+    ip: str, port: int, sock: socket.socket | None, limits: Limits, hostname: str | None = None
+) -> tuple[Identity, BoundedStream | None]:
     """Identity of the service on an open port; protocol "unknown" with its banner if nothing matches.
 
     The first probe goes on `sock`, the connection discovery opened (None: connect anew). If its
@@ -136,20 +164,27 @@ async def identify(
     order wins. A TLS handshake goes out with them: when nothing matched in plaintext, or a reply
     was a TLS record or an HTTP server asking for TLS, the probes are sent again over TLS and the
     identity records the handshake (`Identity.tls`). `hostname` goes out as SNI.
+
+    With the identity comes the first probe's connection, still open, where the inspection goes on
+    over it (`protocols.CONTINUES`: the protocol's own probe got its clean reply in plaintext); None
+    otherwise.
     """
     plain = Endpoint(ip, port, hostname=hostname)
     secure = replace(plain, tls=True)
     first, *rest = probe_plan(port)
-    replies = [await _attempt(plain, first, limits, sock)]
-    found = match(replies[0][0])
-    if found is not None and not wants_tls(replies[0][0]):
-        return await _negotiate_tls(found, plain, limits)
+    reply, kept = await _attempt(plain, first, limits, sock, partial(_continues, first))
+    replies = [reply]
+    found = match(reply[0])
+    if found is not None and not wants_tls(reply[0]):
+        return (found, kept) if kept is not None else (await _negotiate_tls(found, plain, limits), None)
+    if kept is not None:
+        await kept.close()
     hello: tuple[Reply, str] | None = None
     """The reply over TLS and why its handshake failed; None until TLS was tried (once: a failed
     handshake is not tried again)."""
     if found is None:
         *more, hello = await asyncio.gather(
-            *(_attempt(plain, probe, limits, None) for probe in rest), _attempt_tls(secure, first, limits)
+            *(_reply(plain, probe, limits) for probe in rest), _attempt_tls(secure, first, limits)
         )
         replies += more
         found = _first_match(replies)
@@ -158,16 +193,24 @@ async def identify(
             hello = await _attempt_tls(secure, first, limits)
         if (tls := hello[0][1]) is not None:
             over_tls = match(hello[0][0]) or await _recognise(secure, rest, limits)
-            return replace(over_tls or found or _unknown([hello[0]]), tls=tls)
+            return replace(over_tls or found or _unknown([hello[0]]), tls=tls), None
     if found is not None:
-        return await _negotiate_tls(found, plain, limits)
+        return await _negotiate_tls(found, plain, limits), None
     unknown = _unknown(replies)
-    return replace(unknown, banner=hello[1]) if hello and hello[1] and not unknown.banner else unknown
+    return replace(unknown, banner=hello[1]) if hello and hello[1] and not unknown.banner else unknown, None
+
+
+def _continues(probe: bytes, reply: bytes) -> bool:
+    """Whether the inspection goes on over the connection on which `probe` got `reply`."""
+    identity = match(reply)
+    return (
+        identity is not None and identity.protocol in CONTINUES and BY_NAME[identity.protocol].probe == probe
+    )
 
 
 async def _recognise(endpoint: Endpoint, probes: list[bytes], limits: Limits) -> Identity | None:
     """The first identity in plan order among the replies to `probes`, sent at once."""
-    return _first_match(list(await asyncio.gather(*(_attempt(endpoint, p, limits, None) for p in probes))))
+    return _first_match(list(await asyncio.gather(*(_reply(endpoint, p, limits) for p in probes))))
 
 
 def _unknown(replies: list[Reply]) -> Identity:
