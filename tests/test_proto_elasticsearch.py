@@ -300,3 +300,12 @@ def test_root_is_asked_again_when_a_hostname_may_pick_another_virtual_host() -> 
     identity, found = asyncio.run(scan())
     assert identity.software == Software("elasticsearch", "7.10.2")
     assert (found.software, found.errors) == (Software("opensearch", "3.8.0"), ())
+
+
+def test_refusal_after_an_open_root_at_identification_means_auth_required() -> None:
+    """Identification saw an open `GET /`, which inspection does not ask again: a 401 on everything it
+    asks next is still auth required, with the identified software."""
+    identity = Identity("elasticsearch", Software("elasticsearch", "7.10.2"), "unknown")
+    found, _ = hostile.run(PROTOCOL, scripted(lambda _: ES_401), identity, FAST)
+    assert (found.auth, found.software, found.collections) == ("required", identity.software, ())
+    assert hostile.kinds(found) == [ErrorKind.AUTH_REQUIRED]
