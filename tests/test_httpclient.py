@@ -93,6 +93,15 @@ HOSTILE: dict[str, tuple[hostile.Handler, ErrorKind]] = {
         ErrorKind.PROTOCOL_ERROR,
     ),
     "not HTTP": (answering(lambda: b"SSH-2.0-OpenSSH_9.6\r\n\r\n"), ErrorKind.PROTOCOL_ERROR),
+    "a status under 100": (answering(lambda: b"HTTP/1.1 099 X\r\n\r\n" + OK), ErrorKind.PROTOCOL_ERROR),
+    "NUL in a header value": (
+        answering(lambda: b"HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\nok"),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
+    "a length padded with a vertical tab": (
+        answering(lambda: b"HTTP/1.1 200 OK\r\nContent-Length: \x0b2\r\n\r\nok"),
+        ErrorKind.PROTOCOL_ERROR,
+    ),
     "100-continue flood": (
         answering(lambda: hostile.repeat(b"HTTP/1.1 100 Continue\r\n\r\n")),
         ErrorKind.OVER_LIMIT,
@@ -272,3 +281,100 @@ def test_request_carries_host_params_and_json_body() -> None:
     assert fields["user-agent"].startswith("leaksonar") and fields["content-type"] == "application/json"
     assert json.loads(body) == {"k": "é"} and int(fields["content-length"]) == len(body)
     assert "cookie" not in fields and time.monotonic() - started < SLACK
+
+
+def test_header_value_with_a_long_run_of_spaces_is_parsed_in_linear_time() -> None:
+    """An inner run of spaces must not make the parse quadratic: CPU that the timeout cannot stop."""
+    reply = b"HTTP/1.1 200 OK\r\nX-A: a" + b" " * 60_000 + b"b\r\nContent-Length: 2\r\n\r\nok"
+    started = time.monotonic()
+    (response,) = asyncio.run(served(answering(lambda: reply), sends("GET")))
+    assert response.body == b"ok" and response.headers.get("x-a") == "a" + " " * 60_000 + "b"
+    assert time.monotonic() - started < SLACK
+
+
+def by_target(extra: bytes, *, later: float = 0.0) -> hostile.Handler:
+    """A server answering each request with its own target as the body, then sending `extra` on the same
+    connection (`later` seconds after the answer)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (request := await hostile.read_http(reader)) is not None:
+            target = request[1].encode()
+            await hostile.send(
+                writer, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(target), target)
+            )
+            await asyncio.sleep(later)
+            await hostile.send(writer, extra)
+        writer.close()
+
+    return handle
+
+
+FORGED = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+
+
+@pytest.mark.parametrize("later", [0.0, 0.05], ids=["with the answer", "while idle"])
+def test_bytes_past_an_answer_are_never_taken_as_the_next_answer(later: float) -> None:
+    """RFC 9112 6.3: a client must not process extra data after a response as a separate response."""
+
+    async def exchange(endpoint: Endpoint) -> list[Response]:
+        async with bounded_client(endpoint, LIMITS) as client:
+            first = await client.request("GET", endpoint.url + "/0", LIMITS)
+            await asyncio.sleep(0.2)
+            return [first, await client.request("GET", endpoint.url + "/1", LIMITS)]
+
+    responses = asyncio.run(served(by_target(FORGED, later=later), exchange))
+    assert [r.body for r in responses] == [b"/0", b"/1"]
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_body_sent_with_a_bodiless_status_is_not_the_next_answer(status: int) -> None:
+    server = Recorder()
+
+    async def bodiless_with_a_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if server.connections:
+            await server(reader, writer)
+            return
+        server.connections += 1
+        await hostile.read_http(reader)
+        await hostile.send(
+            writer, b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(FORGED), FORGED)
+        )
+        await reader.read()
+
+    responses = asyncio.run(served(bodiless_with_a_body, sends("GET", "GET")))
+    assert [(r.status, r.body) for r in responses] == [(status, b""), (200, b"<title>fine</title>")]
+
+
+def test_chunked_wins_over_content_length_and_the_connection_is_not_kept() -> None:
+    """RFC 9112 6.3: both framings may be a response-splitting attempt; the connection is closed after."""
+    connections: list[int] = []
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+    handler = answering(lambda: reply)
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await handler(reader, writer)
+
+    responses = asyncio.run(served(counted, sends("GET", "GET")))
+    assert ([r.body for r in responses], len(connections)) == ([b"ok", b"ok"], 2)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["in one read", "end in a later read"])
+def test_head_of_exactly_the_cap_is_read_however_it_arrives(split: bool) -> None:
+    limits = Limits(timeout=1.0, service_budget=3.0, max_bytes=4096)
+    start = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Pad: "
+    head = start + b"p" * (limits.max_bytes - len(start))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hostile.read_http(reader)
+        await hostile.send(writer, head + b"\r\n" + (b"" if split else b"\r\nok"))
+        await asyncio.sleep(0.05)
+        await hostile.send(writer, b"\r\nok" if split else b"")
+        await reader.read()
+
+    async def exchange(endpoint: Endpoint) -> list[Response]:
+        async with bounded_client(endpoint, limits) as client:
+            return [await client.request("GET", endpoint.url + "/", limits)]
+
+    (response,) = asyncio.run(served(handle, exchange))
+    assert response.body == b"ok"

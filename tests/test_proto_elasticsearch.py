@@ -271,3 +271,41 @@ def test_server_on_a_non_default_port_is_identified(moved: tuple[str, int]) -> N
     assert (identity.protocol, identity.software) == ("elasticsearch", Software("opensearch", "3.8.0"))
     found = inspect(ip, port)
     assert (found.auth, found.rows, found.collections, found.errors) == ("none", 0, (), ())
+
+
+def test_root_is_asked_again_when_a_hostname_may_pick_another_virtual_host() -> None:
+    """Identification's `GET /` goes without a Host field; inspection's carries the hostname, which a
+    name-based front may route to another cluster: its software must be that cluster's, not the default's."""
+    vhost_root = json.loads(OSMEM_ROOT.split(b"\r\n\r\n", 1)[1])
+
+    async def by_host(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            request = ("GET", line.split()[1].decode(), b"")
+            named = b"\r\nhost: db.example:" in b"\r\n" + head
+            answer = http(200, vhost_root) if named and request[1] == "/" else fake_cluster(request)
+            await hostile.send(writer, answer)
+            if line.endswith(b"HTTP/1.0\r\n"):
+                break
+        writer.close()
+
+    async def scan() -> tuple[Identity, Inspection]:
+        server = await asyncio.start_server(by_host, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            identity = await identify("127.0.0.1", port, None, FAST, "db.example")
+            endpoint = Endpoint("127.0.0.1", port, hostname="db.example")
+            return identity, await PROTOCOL.inspect(endpoint, identity, FAST)
+
+    identity, found = asyncio.run(scan())
+    assert identity.software == Software("elasticsearch", "7.10.2")
+    assert (found.software, found.errors) == (Software("opensearch", "3.8.0"), ())
+
+
+def test_refusal_after_an_open_root_at_identification_means_auth_required() -> None:
+    """Identification saw an open `GET /`, which inspection does not ask again: a 401 on everything it
+    asks next is still auth required, with the identified software."""
+    identity = Identity("elasticsearch", Software("elasticsearch", "7.10.2"), "unknown")
+    found, _ = hostile.run(PROTOCOL, scripted(lambda _: ES_401), identity, FAST)
+    assert (found.auth, found.software, found.collections) == ("required", identity.software, ())
+    assert hostile.kinds(found) == [ErrorKind.AUTH_REQUIRED]

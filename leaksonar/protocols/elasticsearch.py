@@ -5,9 +5,9 @@
 `WWW-Authenticate: Basic realm="security"` (OpenSearch: realm="OpenSearch Security") or a
 `security_exception` body means authentication is required.
 
-Inspection reads `/` (unless identification read it already), `/_cat/indices?format=json&bytes=b`,
-`/_mapping` and `/{index}/_search?size=N`, over one keep-alive connection (one more for each further 8
-indices, at most 4).
+Inspection reads `/` (unless identification read it already and no hostname may pick another virtual
+host), `/_cat/indices?format=json&bytes=b`, `/_mapping` and `/{index}/_search?size=N`, over one
+keep-alive connection (one more for each further 8 indices, at most 4).
 Naming: one database "" (the cluster); one collection per index, named by the index, with rows =
 `docs.count` and size_bytes = `store.size` as the server reports them. Hidden and system indices
 (names starting with ".") are skipped. Fields are the mapping's leaf paths, dotted ("addr.city"),
@@ -182,11 +182,13 @@ async def read_indices(fetch: Fetch, learned: Learned) -> None:
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
-    """`GET /` only if identification did not already read the cluster's own answer to it."""
+    """`GET /` only if identification did not already read the cluster's own answer to it. Its probe
+    goes without a Host field and inspection's requests name the hostname, which a name-based front may
+    route to another cluster: with a hostname, `GET /` is asked again."""
     async with bounded_client(endpoint, learned.limits) as client:
         fetch = fetcher(endpoint.url, learned.limits, client)
-        if learned.software is None:
-            learned.software = await cluster_root(fetch)
+        if learned.software is None or endpoint.hostname is not None:
+            learned.software = await cluster_root(fetch) or learned.software
         await read_indices(fetch, learned)
 
 

@@ -129,10 +129,12 @@ class HttpClient:
             raise exc.failure from None
 
     def _kept(self) -> _Connection | None:
-        """An idle connection the server has not closed nor reset, if one is kept."""
+        """An idle connection the server has not closed nor reset nor sent anything on since, if one is
+        kept."""
         while self._idle:
             connection = self._idle.pop()
-            if not (connection.stream.reader.at_eof() or connection.stream.writer.is_closing()):
+            stream = connection.stream
+            if not (stream.reader.at_eof() or stream.writer.is_closing()) and connection.wire.idle():
                 return connection
             connection.stream.writer.transport.abort()
         return None
@@ -145,7 +147,7 @@ class HttpClient:
         except BaseException:
             connection.stream.writer.transport.abort()
             raise
-        if keep:
+        if keep and connection.wire.idle():
             self._idle.append(connection)
         else:
             connection.stream.writer.transport.abort()

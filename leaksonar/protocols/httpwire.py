@@ -16,8 +16,13 @@ MAX_INTERIM = 8
 _READ = 64 * 1024
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?:[ \t][^\r\n]*)?")
-_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*?)[ \t]*")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?:[ \t][^\r\n]*)?")
+_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([^\r\n]*)")
+"""A field line; its value is stripped of spaces and tabs after the match (a lazy value followed by
+`[ \t]*` would backtrack quadratically over a long inner run of spaces)."""
+_END_MAX = 4
+"""Most bytes of a head's end (CRLF CRLF): a block whose end is not in its first `cap` + 4 bytes is
+over `cap`, however the bytes were split into reads."""
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,20})[ \t]*(?:;[^\r\n]*)?")
 _UNSAFE = re.compile(r"[\r\n\0]")
 
@@ -63,10 +68,14 @@ class Wire:
             raise ProtocolError("the server closed the connection mid-reply")
         self.received += data
 
+    def idle(self) -> bool:
+        """True if the server sent nothing past the last answer. A byte more (a body longer than its
+        length, an unasked answer) must not be read as the next request's answer (RFC 9112 6.3), so the
+        connection is not kept. The StreamReader's buffer is read as BoundedStream._received reads it."""
+        return not (self.received or self.reader._buffer)
+
     async def first_bytes(self) -> None:
-        """Wait for the answer's first bytes (unless received already); Unanswered if none come."""
-        if self.received:
-            return
+        """Wait for the answer's first bytes; Unanswered if none come."""
         try:
             data = await self.reader.read(_READ)
         except ConnectionError as exc:
@@ -78,8 +87,8 @@ class Wire:
     async def block(self, end: re.Pattern[bytes], cap: int, what: str) -> bytes:
         """The bytes up to `end` (which is consumed too), at most `cap` of them; ReplyTooLarge past it."""
         searched = 0
-        while (found := end.search(self.received, max(0, searched - 3))) is None:
-            if len(self.received) > cap:
+        while (found := end.search(self.received, max(0, searched - _END_MAX + 1))) is None:
+            if len(self.received) >= cap + _END_MAX:
                 raise ReplyTooLarge(f"{what} over {cap} bytes")
             searched = len(self.received)
             await self.more()
@@ -111,9 +120,11 @@ class Wire:
         if head.status in (204, 304):
             return b"", head.keep_alive
         if coding := head.values(b"transfer-encoding"):
-            if b",".join(coding).strip().lower() != b"chunked":
+            if b",".join(coding).strip(b" \t").lower() != b"chunked":
                 raise ProtocolError("the server used a transfer coding other than chunked")
-            return await self._chunked(max_head, max_bytes), head.keep_alive
+            # with a Content-Length too, chunked wins but the framing is suspect: the connection is closed
+            keep = head.keep_alive and not head.values(b"content-length")
+            return await self._chunked(max_head, max_bytes), keep
         if lengths := head.values(b"content-length"):
             length = _content_length(lengths)
             if length > max_bytes:
@@ -159,6 +170,8 @@ class Wire:
 
 
 def _parse_head(block: bytes) -> Head:
+    if b"\0" in block:
+        raise ProtocolError("the server sent NUL in its answer's head")
     status_line, *lines = _LINE_END.split(block)
     found = _STATUS_LINE.fullmatch(status_line)
     if found is None:
@@ -171,7 +184,7 @@ def _parse_head(block: bytes) -> Head:
             continue
         if (parsed := _FIELD.fullmatch(line)) is None:
             raise ProtocolError("the server sent a malformed header field")
-        fields.append((parsed.group(1).lower(), parsed.group(2)))
+        fields.append((parsed.group(1).lower(), parsed.group(2).strip(b" \t")))
     head = Head(int(found.group(2)), fields, found.group(1) == b"1")
     if any(
         token.strip().lower() == b"close"
@@ -184,7 +197,7 @@ def _parse_head(block: bytes) -> Head:
 
 def _content_length(values: list[bytes]) -> int:
     """The one length that every Content-Length value (and each of a list's items) gives."""
-    lengths = {item.strip() for value in values for item in value.split(b",")}
+    lengths = {item.strip(b" \t") for value in values for item in value.split(b",")}
     if len(lengths) != 1 or not (length := lengths.pop()).isdigit() or len(length) > 20:
         raise ProtocolError("the server sent a bad or conflicting Content-Length")
     return int(length)
