@@ -95,6 +95,8 @@ class Listing:
     heads: dict[str, bytes] = field(default_factory=dict)
     complete: bool = False
     """The walk reached its end with no cap or failure leaving anything out."""
+    walked: bool = False
+    """The walk ended by itself (complete, or stopped by a cap it named), not by a failure."""
 
     def files(self) -> list[Entry]:
         return [e for e in self.entries if not e.directory]
@@ -113,7 +115,7 @@ class Listing:
             groups.setdefault(top if rest or entry.directory else ROOT, []).append(entry)
         shown = list(islice(groups.items(), learned.limits.max_collections))
         learned.capped(len(shown), len(groups), "top directories")
-        if not self.complete:
+        if not self.walked:
             learned.left_out("The listing was cut before its end: only the files listed are counted.")
         for name, entries in shown:
             files = [e for e in entries if not e.directory]
@@ -157,6 +159,7 @@ async def walk(list_directory: ListDirectory, listing: Listing, learned: Learned
                 async for entry in entries:
                     if len(listing.entries) >= MAX_FILES:
                         learned.left_out(f"The listing stopped at {MAX_FILES} files and directories.")
+                        listing.walked = True
                         return
                     path = f"{directory}/{entry.path}" if directory else entry.path
                     if not _name_ok(entry.path) or len(path) > MAX_PATH:
@@ -169,4 +172,4 @@ async def walk(list_directory: ListDirectory, listing: Listing, learned: Learned
         except (CommandRefused, ReplyTooLarge) as exc:
             learned.failed(f"Listing /{directory}", exc)
             complete = False
-    listing.complete = complete
+    listing.complete, listing.walked = complete, True
