@@ -77,7 +77,8 @@ class Ftp:
         files.chmod(0o755)
         config = launch.workdir / "vsftpd.conf"
         config.write_text(_config(launch, files, empty))
-        return Started([servers.program("vsftpd", "vsftpd"), str(config)])
+        # The address on the command line too: how `lab down` and `status` recognise the server.
+        return Started([servers.program("vsftpd", "vsftpd"), str(config), f"-olisten_address={launch.ip}"])
 
     def seed(self, launch: Launch, started: Started) -> Seeded:
         """The tree was written by `start`: its files per top directory; the version from the greeting."""
