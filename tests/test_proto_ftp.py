@@ -108,7 +108,7 @@ def test_anonymous_vsftpd_is_listed_read_and_assessed(lab_service: LabService) -
     assert (found.protocol, found.auth, found.exposed, found.errors) == ("ftp", "none", True, ())
     expected = {c["name"]: c["rows"] for db in entry["databases"] for c in db["collections"]}
     assert {c.name: c.rows for c in found.collections} == expected
-    assert (found.rows, found.rows_estimated) == (sum(expected.values()), False)
+    assert (found.databases, found.rows, found.rows_estimated) == (1, sum(expected.values()), False)
     assert found.size_bytes and found.size_bytes == sum(c.size_bytes or 0 for c in found.collections)
     read = {d["key"] for s in found.samples for d in s.documents if "value" in d}
     assert read == {

@@ -67,7 +67,7 @@ it and goes on. Any other failure ends the walk."""
 
 
 def extension(path: str) -> str:
-    """The lower-cased extension of a path's last component ("" for ``.env``'s stem: "env")."""
+    """The lower-cased extension of a path's last component ("env" for ``.env``; "" without a dot)."""
     name = path.rsplit("/", 1)[-1].lower()
     return name.rsplit(".", 1)[-1] if "." in name else ""
 

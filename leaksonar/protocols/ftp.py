@@ -206,7 +206,7 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         if code != 220:
             raise CommandRefused(f"the greeting was {code} {text}")
         await session.login()
-        learned.auth = "none"
+        learned.auth, learned.databases = "none", 1  # one tree: the anonymous user's
         listing = Listing()
         try:
             await walk(session.list_directory, listing, learned)
