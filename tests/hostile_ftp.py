@@ -8,10 +8,19 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from hostile import Reply, send
-
-Listing = Callable[[str], Reply]
+Data = bytes | Iterator[bytes]
+"""What a data connection carries: bytes, or chunks made lazily (a listing without end)."""
+Listing = Callable[[str], Data]
 """The listing data of a directory (given its path from the root), instead of the tree's."""
+
+
+async def _send(writer: asyncio.StreamWriter, data: Data, drip: float) -> None:
+    """Send `data`, one byte per `drip` seconds if `drip`."""
+    for chunk in [data] if isinstance(data, bytes) else data:
+        for piece in (chunk[i : i + 1] for i in range(len(chunk))) if drip else [chunk]:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(drip)
 
 
 @dataclass
@@ -46,7 +55,7 @@ class FakeFtp:
                 found[name] = None if rest else self.sizes.get(path, len(content))
         return found
 
-    def list_data(self, directory: str, mlsd: bool) -> Reply:
+    def list_data(self, directory: str, mlsd: bool) -> Data:
         if self.listing is not None:
             return self.listing(directory)
         lines = []
@@ -68,17 +77,11 @@ class FakeFtp:
             self.data_addresses.append(data.get_extra_info("sockname")[0])
             await accepted.put(data)
 
-        async def transfer(reply: Reply) -> bytes:
+        async def transfer(reply: Data) -> bytes:
             writer.write(b"150 Here comes the data.\r\n")
             data = await asyncio.wait_for(accepted.get(), 5)
             try:
-                if self.drip and isinstance(reply, bytes):
-                    for byte in reply:
-                        data.write(bytes([byte]))
-                        await data.drain()
-                        await asyncio.sleep(self.drip)
-                else:
-                    await send(data, reply)
+                await _send(data, reply, self.drip)
                 data.close()
             except ConnectionError:
                 return b"426 Failure writing network stream.\r\n"
