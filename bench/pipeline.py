@@ -35,6 +35,7 @@ NSE_SCRIPTS = (
     "mongodb-databases",  # default, discovery, safe: listDatabases
     "mysql-info",  # default, discovery, safe: the server greeting
     "memcached-info",  # discovery, safe: stats
+    "ftp-anon",  # default, auth, safe: anonymous login and the root's LIST
     "couchdb-databases",  # discovery, safe: GET /_all_dbs
     "couchdb-stats",  # discovery, safe: GET /_stats
     "cassandra-info",  # default, discovery, safe: cluster name and version (Thrift port)
@@ -62,6 +63,7 @@ KEYWORDS = {
     "clickhouse": ("clickhouse",),
     "etcd": ("etcd",),
     "influxdb": ("influx",),
+    "ftp": ("ftp",),
 }
 """Words that name each lab protocol in nmap's service name or product."""
 
@@ -128,6 +130,8 @@ def _script_auth(script: str, output: str) -> str:
         return "none"  # INFO answered without AUTH
     if script in ("mongodb-databases", "couchdb-databases"):
         return "none"  # listed the databases without credentials
+    if script == "ftp-anon" and "anonymous ftp login allowed" in text:
+        return "none"
     return "unknown"
 
 
@@ -153,6 +157,8 @@ def nmap_facts(port: ET.Element) -> Facts:
                 facts.names.append(value)
         if name == "couchdb-databases":
             facts.names += re.findall(r"^\s*\d+ = (\S+)$", output, re.MULTILINE)
+        if name == "ftp-anon":  # the root's `ls -l` lines: the top directories
+            facts.names += re.findall(r"^d\S{9}\s.*\s(\S+)$", output, re.MULTILINE)
     return facts
 
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from hostile_ftp import FakeFtp, endless_files
 from replies import (
     CASSANDRA_SUPPORTED,
     CLICKHOUSE_HTTP_ROOT,
@@ -754,6 +755,13 @@ NETWORK: tuple[HostileServer, ...] = (
         ErrorKind.OVER_LIMIT,
     ),
     HostileServer("http-10gb", "http", 8080, http(ten_gb, {}), ErrorKind.OVER_LIMIT),
+    HostileServer(  # were the other address its PASV names followed, the listing would be refused
+        "ftp-endless-listing",
+        "ftp",
+        21,
+        FakeFtp(listing=endless_files, pasv_address="127.0.0.2").handle,
+        ErrorKind.OVER_LIMIT,
+    ),
     HostileServer(
         "http-reset",
         "http",

@@ -345,6 +345,17 @@ GO_404 = (
     b"X-Content-Type-Options: nosniff\r\nContent-Length: 19\r\n\r\n404 page not found\n"
 )
 SSH_BANNER = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
+SMTP_GREETING = b"220 mail.example.invalid ESMTP Postfix (Debian/GNU)\r\n"
+
+# FTP greetings: vsftpd 3.0.3 (Debian) captured; the others as those servers write them.
+FTP_VSFTPD = b"220 (vsFTPd 3.0.3)\r\n"
+FTP_PROFTPD = b"220 ProFTPD 1.3.8 Server (Debian) [::ffff:127.0.0.1]\r\n"
+FTP_PUREFTPD = (
+    b"220---------- Welcome to Pure-FTPd [privsep] [TLS] ----------\r\n"
+    b"220-You are user number 1 of 50 allowed.\r\n220 This is a private system - No anonymous login\r\n"
+)
+FTP_FILEZILLA = b"220-FileZilla Server 1.7.0\r\n220 Please visit https://filezilla-project.org/\r\n"
+FTP_MICROSOFT = b"220 Microsoft FTP Service\r\n"
 
 CATALOGUE: dict[str, dict[str, bytes]] = {
     "elasticsearch": {
@@ -414,7 +425,15 @@ CATALOGUE: dict[str, dict[str, bytes]] = {
         "to http": CASSANDRA_HTTP_PROBE_ERROR,
         "old server": CASSANDRA_OLD_SERVER_ERROR,
     },
+    "ftp": {
+        "vsftpd": FTP_VSFTPD,
+        "proftpd": FTP_PROFTPD,
+        "pure-ftpd": FTP_PUREFTPD,
+        "filezilla": FTP_FILEZILLA,
+        "microsoft": FTP_MICROSOFT,
+    },
     "none": {
+        "smtp": SMTP_GREETING,
         "nginx 400": NGINX_400,
         "python http.server": SIMPLE_HTTP_200,
         "go 404": GO_404,

@@ -33,6 +33,7 @@ HUGE: dict[str, hostile.Handler] = {
     "mongodb": hostile.mongodb(lambda rid: hostile.mongo_reply(rid, bytes(64), 0x7FFFFFFF)),
     "postgresql": hostile.postgres(huge_row=True),
     "mysql": hostile.mysql(garbage=False),
+    "ftp": hostile.sends(b"220-" + b"x" * 200_000),
     "cassandra": hostile.scripted(
         hostile.read_cql,
         lambda frame: cql.HEADER.pack(0x84, 0, frame[0], cql.SUPPORTED, 0x7FFFFFFF),

@@ -422,6 +422,32 @@ def memcached_items() -> dict[str, bytes]:
     return items
 
 
+def ftp_files() -> dict[str, bytes]:
+    """The anonymous FTP share: a customer export (CSV), a shop dump (SQL), a `.env` with a fake secret,
+    and harmless files in nested directories; path -> content."""
+    s = Synth(SEED + 10)
+    people = s.people(120, english_share=0.3)
+    export = "name,phone,email,national_id,address\n" + "".join(
+        f'{p.name},{p.phone},{p.email},{p.national_id},"{p.address}"\n' for p in people
+    )
+    dump = (
+        "CREATE TABLE customer (\n  id INTEGER PRIMARY KEY,\n  name TEXT,\n  email TEXT,\n  phone TEXT\n);\n"
+    )
+    dump += "".join(
+        f"INSERT INTO customer VALUES ({i}, '{p.name}', '{p.email}', '{p.phone}');\n"
+        for i, p in enumerate(s.people(60), 1)
+    )
+    return {
+        ".env": f"DATABASE_URL=postgres://shop:{s.rnd.getrandbits(64):016x}@db.{FAKE_DOMAIN}/shop\n"
+        f"SECRET_KEY={s.rnd.getrandbits(128):032x}\n".encode(),
+        "backup/shop.sql": dump.encode(),
+        "exports/customers_2025.csv": export.encode(),
+        "pub/welcome.txt": f"{s.en.sentence(8)}\n".encode(),
+        "pub/docs/2024/manual/notes.md": f"# Notes\n\n{s.en.paragraph(4)}\n".encode(),
+        "pub/images/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(s.rnd.getrandbits(8) for _ in range(2000)),
+    }
+
+
 # --- attacked services: what the public ransom waves left behind -----------------------------------
 #
 # Every address, host and contact below is harmless: the Bitcoin addresses are the well-known examples of

@@ -11,6 +11,7 @@ from leaksonar.protocols import (
     couchdb,
     elasticsearch,
     etcd,
+    ftp,
     http,
     influxdb,
     kibana,
@@ -35,6 +36,7 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     cassandra.PROTOCOL,
     etcd.PROTOCOL,
     influxdb.PROTOCOL,
+    ftp.PROTOCOL,
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}

@@ -17,7 +17,7 @@ MODULES: dict[str, str] = {
     "postgresql": "postgresql",
     "mysql": "mysql",
     "memcached": "memcached",
-    # Added kinds (their offsets in the comment; 39-40 are spare):
+    # Added kinds (their offsets in the comment; 40 is spare):
     "mongodb": "mongodb",  # offsets 11-14
     "elasticsearch": "opensearch",  # offsets 15-18
     "kibana": "kibana",  # offsets 19-20
@@ -26,6 +26,7 @@ MODULES: dict[str, str] = {
     "clickhouse": "clickhouse",  # offsets 27-30
     "etcd": "etcd",  # offsets 31-34
     "influxdb": "influxdb",  # offsets 35-38
+    "ftp": "ftp",  # offset 39
     # Offsets 41-60: TLS variants (postgresql 43, redis 44, mysql 45) and TLS proxies:
     "nginx": "nginx",  # offsets 41-42, runs services of the protocols it proxies (ServiceSpec.kind)
 }
