@@ -17,7 +17,7 @@ MODULES: dict[str, str] = {
     "postgresql": "postgresql",
     "mysql": "mysql",
     "memcached": "memcached",
-    # Added kinds (their offsets in the comment; 40 is spare):
+    # Added kinds (their offsets in the comment; 40 and 61-120 are for new kinds):
     "mongodb": "mongodb",  # offsets 11-14
     "elasticsearch": "opensearch",  # offsets 15-18
     "kibana": "kibana",  # offsets 19-20
