@@ -287,6 +287,82 @@ def test_scan_inspects_over_the_connection_ping_identified(locked: bool) -> None
     assert (len(connections), seen[:2]) == (1, [b"PING", b"INFO"])
 
 
+def examined(handler: hostile.Handler) -> Any:
+    """The finding a scan makes of the server `handler` runs on Redis's own port (PING probes first)."""
+    server = hostile.HostileServer("redis", "redis", 6379, handler, ErrorKind.UNKNOWN)
+    with hostile.network([server]) as addresses:
+        return asyncio.run(Examination("test", FAST, 1).open({}).examine(addresses["redis"].ip, 6379, None))
+
+
+def answering_ping(ping: Callable[[asyncio.StreamWriter], Any]) -> hostile.Handler:
+    """A server holding `KEYSPACE` that answers PING with `ping(writer)` (False: then hangs up) and every
+    other command as `fake_redis` does, or with NOAUTH where PING got one."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while (command := await read_command(reader)) is not None:
+                if command[0].upper() == b"PING":
+                    if await ping(writer) is False:
+                        break
+                    continue
+                writer.write(fake_redis(command))
+                await writer.drain()
+        writer.close()
+
+    return handle
+
+
+FIELDS = ("email", "event", "name", "note", "phone", "to")
+
+
+def test_noauth_split_across_segments_is_not_read_as_the_reply_to_info() -> None:
+    """PING's `-NOAUTH ` is recognised before its line is whole: the rest of the line must not be taken
+    for INFO's reply on a kept connection."""
+
+    async def slow_noauth(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while await read_command(reader) is not None:
+                writer.write(NOAUTH[:8])
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(NOAUTH[8:])
+        writer.close()
+
+    finding = examined(slow_noauth)
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "required", ())
+
+
+def test_bytes_after_pong_are_not_read_as_the_reply_to_info() -> None:
+    """A PING answered with more than its one line (past what identification reads): those bytes are
+    no reply to INFO, and the inspection still sees the server as it is."""
+
+    async def chatty(writer: asyncio.StreamWriter) -> None:
+        writer.write(PONG * 1_000)
+        await writer.drain()
+
+    finding = examined(answering_ping(chatty))
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "none", ())
+    assert [c.fields for c in finding.collections] == [FIELDS]
+
+
+@pytest.mark.parametrize("hang_up", ["fin", "reset"])
+def test_server_that_hangs_up_after_ping_is_inspected_on_a_new_connection(hang_up: str) -> None:
+    """The kept connection is only a shortcut: a server that closes it after PING is inspected as it
+    was before the hand-over, over a connection of its own."""
+
+    async def pong_and_close(writer: asyncio.StreamWriter) -> bool:
+        if hang_up == "reset":
+            await hostile.send(writer, hostile.Reset(PONG))
+        else:
+            writer.write(PONG)
+            await writer.drain()
+        return False
+
+    finding = examined(answering_ping(pong_and_close))
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "none", ())
+    assert [c.fields for c in finding.collections] == [FIELDS]
+
+
 HOSTILE = {
     "huge bulk": (b"$9999999999\r\n", ErrorKind.OVER_LIMIT),
     "huge array": (b"*999999999\r\n", ErrorKind.OVER_LIMIT),
