@@ -195,7 +195,12 @@ def outcome(parser: RespParser, data: bytes, cuts: list[int], keep: int) -> tupl
 
 
 @settings(max_examples=500)
-@given(data=hostile_bytes, draw=st.data(), cap=st.sampled_from([64, 200, CAP]), keep=st.sampled_from([0, 3, 64, CAP]))
+@given(
+    data=hostile_bytes,
+    draw=st.data(),
+    cap=st.sampled_from([64, 200, CAP]),
+    keep=st.sampled_from([0, 3, 64, CAP]),
+)
 def test_fast_path_and_state_machine_agree_on_hostile_bytes(
     data: bytes, draw: st.DataObject, cap: int, keep: int
 ) -> None:
