@@ -236,12 +236,24 @@ class _Client:
         self.endpoint, self.limits = endpoint, limits
         self._stream = stream
         """The connection, if open (at first: one identification opened, when given)."""
+        self._handed_over = stream is not None
+        """Whether the connection came from identification and has carried no command yet."""
         self._parser = RespParser(limits.max_bytes)
         self.first_page: tuple[Reply, Reply] | None = None
         """The replies to SELECT 0 and the first SCAN page, sent with INFO (`_server_info`)."""
 
     async def call(self, *commands: bytes, keep: int) -> list[Reply]:
-        """Send encoded `commands` in one write and read one bounded reply for each."""
+        """Send encoded `commands` in one write and read one bounded reply for each. A connection handed
+        over by identification that the server closed after PING is replaced once by a new one."""
+        handed_over, self._handed_over = self._handed_over, False
+        try:
+            return await self._exchange(commands, keep)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not handed_over:
+                raise
+        return await self._exchange(commands, keep)
+
+    async def _exchange(self, commands: tuple[bytes, ...], keep: int) -> list[Reply]:
         if self._stream is None:
             self._stream = await BoundedStream.open(self.endpoint, self.limits)
         try:
