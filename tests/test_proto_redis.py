@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -361,6 +364,49 @@ def test_server_that_hangs_up_after_ping_is_inspected_on_a_new_connection(hang_u
     finding = examined(answering_ping(pong_and_close))
     assert (finding.protocol, finding.auth, finding.errors) == ("redis", "none", ())
     assert [c.fields for c in finding.collections] == [FIELDS]
+
+
+@pytest.mark.parametrize("end", ["cancelled", "budget", "hostile-info"])
+def test_kept_connection_is_closed_whatever_ends_the_inspection(end: str) -> None:
+    """The connection identification hands over is closed when the scan cancels the inspection at its
+    deadline, when the service budget runs out and when the reply to INFO is hostile."""
+    open_connections: list[int] = [0]
+    info_asked = threading.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        open_connections[0] += 1
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while (command := await read_command(reader)) is not None:
+                if command[0].upper() == b"PING":
+                    writer.write(PONG)
+                elif end == "hostile-info":
+                    writer.write(b"$9999999999\r\n")
+                else:
+                    info_asked.set()  # and no answer: the client must hang up
+        open_connections[0] -= 1
+        writer.close()
+
+    limits = Limits(timeout=5.0, service_budget=0.5 if end == "budget" else 5.0)
+    server = hostile.HostileServer("redis", "redis", 6379, handle, ErrorKind.UNKNOWN)
+
+    async def examine(ip: str) -> None:
+        task = asyncio.create_task(Examination("test", limits, 1).open({}).examine(ip, 6379, None))
+        if end == "cancelled":
+            await asyncio.to_thread(info_asked.wait, 5)
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for _ in range(100):  # the server sees the hang-up a moment later
+            if not open_connections[0]:
+                break
+            await asyncio.sleep(0.01)
+
+    with hostile.network([server]) as addresses, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)  # a connection left open, closed when collected
+        asyncio.run(examine(addresses["redis"].ip))
+        gc.collect()
+        assert open_connections == [0]
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
 
 
 HOSTILE = {
