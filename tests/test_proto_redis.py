@@ -484,6 +484,39 @@ def test_trickled_reply_is_stopped_by_the_service_budget() -> None:
     assert [e.message for e in found.errors] == ["Inspection stopped: the 2 s budget ran out."]
 
 
+def test_hostile_info_fields_are_read_within_bounds() -> None:
+    """INFO in odd order, with a field given twice, a lone CR inside a value, values of 100 KB and key
+    counts that are no count: the last of a field wins, and what reaches the finding stays short."""
+    hostile_info = (
+        b"db0:keys=3,expires=0\r\n# Server\r\nredis_version:1.0\r\nredis_version:7.2.4\r\n"
+        b"role:master\rslave\r\nredis_mode:" + b"m" * 100_000 + b"\r\nserver_name:redis\r\n"
+        b"used_memory:" + b"9" * 50 + b"\r\ndb1:keys=99999999999999999999999,expires=0\r\ndb2:keys=-5\r\n"
+        b"valkey_version:" + b"8" * 100_000 + b"\r\n"
+    )
+
+    def replies(command: list[bytes]) -> bytes:
+        name = command[0].upper()
+        if name == b"INFO":
+            return bulk(hostile_info)
+        return b"+OK\r\n" if name == b"SELECT" else array(bulk(b"0"), array())
+
+    found, _ = run(scripted(replies))
+    assert (found.auth, found.errors, found.size_bytes) == ("none", (), None)
+    assert found.software == Software("redis", "7.2.4")
+    assert found.details == {"redis_mode": "m" * 40, "role": "master"}
+    assert [(c.name, c.rows) for c in found.collections] == [("db0", 3), ("db1", None), ("db2", None)]
+
+
+def test_huge_version_of_a_fork_is_cut() -> None:
+    info = b"server_name:valkey\r\nvalkey_version:" + b"8" * 100_000 + b"\r\nredis_version:7.2.4\r\n"
+
+    def replies(command: list[bytes]) -> bytes:
+        return bulk(info) if command[0].upper() == b"INFO" else fake_redis(command)
+
+    found, _ = run(scripted(replies))
+    assert found.software == Software("valkey", "8" * 40)
+
+
 def test_renamed_info_falls_back_to_dbsize() -> None:
     def replies(command: list[bytes]) -> bytes:
         if command[0].upper() == b"INFO":
