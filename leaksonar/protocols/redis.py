@@ -322,7 +322,8 @@ def keyspace(info: dict[str, str]) -> dict[int, int | None]:
 def _software(info: dict[str, str]) -> Software:
     """Redis, or a fork that names itself in `server_name` (Valkey) with its own version field."""
     name = info.get("server_name", "redis")[:40] or "redis"
-    return Software(name, info.get(f"{name}_version") or info.get("redis_version"))
+    version = info.get(f"{name}_version") or info.get("redis_version")
+    return Software(name, version and version[:40])
 
 
 def _keyed(verb: bytes, *rest: bytes | int) -> Callable[[bytes], bytes]:
@@ -469,7 +470,7 @@ async def _inspect(endpoint: Endpoint, stream: BoundedStream | None, learned: Le
             return
         if "redis_version" in info:
             learned.software = _software(info)
-        learned.details.update({k: info[k] for k in ("redis_mode", "role") if k in info})
+        learned.details.update({k: info[k][:40] for k in ("redis_mode", "role") if k in info})
         learned.size_bytes = count(info.get("used_memory_dataset")) or count(info.get("used_memory"))
         dbs = keyspace(info)
         counted = [keys for keys in dbs.values() if keys is not None]
