@@ -517,6 +517,27 @@ def test_huge_version_of_a_fork_is_cut() -> None:
     assert found.software == Software("valkey", "8" * 40)
 
 
+@pytest.mark.parametrize("found_on", [2, 4, None], ids=["second-page", "last-page", "never"])
+def test_empty_scan_pages_with_a_cursor_are_followed_a_few_pages(found_on: int | None) -> None:
+    """A sparse keyspace (or a hostile server) answers the first SCAN pages with no keys and a cursor
+    that is not 0: sampling follows a few more pages, and no more, whatever the cursor says."""
+    scans: list[list[bytes]] = []
+
+    def replies(command: list[bytes]) -> bytes:
+        if command[0].upper() != b"SCAN":
+            return fake_redis(command)
+        scans.append(command[1:])
+        keys = [bulk(k) for k in KEYSPACE] if len(scans) == found_on else []
+        return array(bulk(b"17"), array(*keys))
+
+    found, elapsed = run(scripted(replies))
+    assert elapsed < 1.0
+    assert [c[:1] + c[2:] for c in scans] == [[b"0", b"20"], *[[b"17", b"100"]] * 3]
+    assert [(c.name, c.rows) for c in found.collections] == [("db0", 6)]
+    assert (found.auth, found.errors) == ("none", ())
+    assert len([d for s in found.samples for d in s.documents]) == (0 if found_on is None else len(KEYSPACE))
+
+
 def test_renamed_info_falls_back_to_dbsize() -> None:
     def replies(command: list[bytes]) -> bytes:
         if command[0].upper() == b"INFO":
