@@ -366,6 +366,26 @@ def test_server_that_hangs_up_after_ping_is_inspected_on_a_new_connection(hang_u
     assert [c.fields for c in finding.collections] == [FIELDS]
 
 
+PROTECTED = (
+    b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set "
+    b"for the default user. In this mode connections are only accepted from the loopback interface.\r\n"
+)
+"""The head of what redis-server writes, unasked, to a client from elsewhere before it hangs up."""
+
+
+def test_protected_mode_that_hangs_up_after_its_answer_is_auth_required() -> None:
+    """Redis in protected mode answers every connection with DENIED and closes it: the PING connection
+    is gone, and the inspection still learns that the server wants a password."""
+
+    async def protected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(PROTECTED)
+        await writer.drain()
+        writer.close()
+
+    finding = examined(protected)
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "required", ())
+
+
 @pytest.mark.parametrize("end", ["cancelled", "budget", "hostile-info"])
 def test_kept_connection_is_closed_whatever_ends_the_inspection(end: str) -> None:
     """The connection identification hands over is closed when the scan cancels the inspection at its
