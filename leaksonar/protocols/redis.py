@@ -254,11 +254,19 @@ class _Client:
         return await self._exchange(commands, keep)
 
     async def _exchange(self, commands: tuple[bytes, ...], keep: int) -> list[Reply]:
+        """One write, its replies; a server that refused for want of a password and then hung up (as
+        protected mode does) raises AuthRequired, not the hang-up."""
         if self._stream is None:
             self._stream = await BoundedStream.open(self.endpoint, self.limits)
         try:
             await self._stream.send(b"".join(commands))
             return await self._parser.read(self._stream, len(commands), keep)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            answered = self._parser.replies
+            await self.close()
+            for reply in answered:
+                _check_auth(reply)
+            raise
         except Exception:
             await self.close()
             raise
