@@ -327,11 +327,12 @@ def keyspace(info: dict[str, str]) -> dict[int, int | None]:
     return found
 
 
-def _software(info: dict[str, str]) -> Software:
-    """Redis, or a fork that names itself in `server_name` (Valkey) with its own version field."""
+def _software(info: dict[str, str], limits: Limits) -> Software:
+    """Redis, or a fork that names itself in `server_name` (Valkey) with its own version field (cut to
+    `limits.value_chars`)."""
     name = info.get("server_name", "redis")[:40] or "redis"
     version = info.get(f"{name}_version") or info.get("redis_version")
-    return Software(name, version and version[:40])
+    return Software(name, version and version[: limits.value_chars])
 
 
 def _keyed(verb: bytes, *rest: bytes | int) -> Callable[[bytes], bytes]:
@@ -477,8 +478,10 @@ async def _inspect(endpoint: Endpoint, stream: BoundedStream | None, learned: Le
         if info is None:
             return
         if "redis_version" in info:
-            learned.software = _software(info)
-        learned.details.update({k: info[k][:40] for k in ("redis_mode", "role") if k in info})
+            learned.software = _software(info, limits)
+        learned.details.update(
+            {k: info[k][: limits.value_chars] for k in ("redis_mode", "role") if k in info}
+        )
         learned.size_bytes = count(info.get("used_memory_dataset")) or count(info.get("used_memory"))
         dbs = keyspace(info)
         counted = [keys for keys in dbs.values() if keys is not None]
