@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -287,6 +290,145 @@ def test_scan_inspects_over_the_connection_ping_identified(locked: bool) -> None
     assert (len(connections), seen[:2]) == (1, [b"PING", b"INFO"])
 
 
+def examined(handler: hostile.Handler) -> Any:
+    """The finding a scan makes of the server `handler` runs on Redis's own port (PING probes first)."""
+    server = hostile.HostileServer("redis", "redis", 6379, handler, ErrorKind.UNKNOWN)
+    with hostile.network([server]) as addresses:
+        return asyncio.run(Examination("test", FAST, 1).open({}).examine(addresses["redis"].ip, 6379, None))
+
+
+def answering_ping(ping: Callable[[asyncio.StreamWriter], Any]) -> hostile.Handler:
+    """A server holding `KEYSPACE` that answers PING with `ping(writer)` (False: then hangs up) and every
+    other command as `fake_redis` does, or with NOAUTH where PING got one."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while (command := await read_command(reader)) is not None:
+                if command[0].upper() == b"PING":
+                    if await ping(writer) is False:
+                        break
+                    continue
+                writer.write(fake_redis(command))
+                await writer.drain()
+        writer.close()
+
+    return handle
+
+
+FIELDS = ("email", "event", "name", "note", "phone", "to")
+
+
+def test_noauth_split_across_segments_is_not_read_as_the_reply_to_info() -> None:
+    """PING's `-NOAUTH ` is recognised before its line is whole: the rest of the line must not be taken
+    for INFO's reply on a kept connection."""
+
+    async def slow_noauth(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while await read_command(reader) is not None:
+                writer.write(NOAUTH[:8])
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(NOAUTH[8:])
+        writer.close()
+
+    finding = examined(slow_noauth)
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "required", ())
+
+
+def test_bytes_after_pong_are_not_read_as_the_reply_to_info() -> None:
+    """A PING answered with more than its one line (past what identification reads): those bytes are
+    no reply to INFO, and the inspection still sees the server as it is."""
+
+    async def chatty(writer: asyncio.StreamWriter) -> None:
+        writer.write(PONG * 1_000)
+        await writer.drain()
+
+    finding = examined(answering_ping(chatty))
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "none", ())
+    assert [c.fields for c in finding.collections] == [FIELDS]
+
+
+@pytest.mark.parametrize("hang_up", ["fin", "reset"])
+def test_server_that_hangs_up_after_ping_is_inspected_on_a_new_connection(hang_up: str) -> None:
+    """The kept connection is only a shortcut: a server that closes it after PING is inspected as it
+    was before the hand-over, over a connection of its own."""
+
+    async def pong_and_close(writer: asyncio.StreamWriter) -> bool:
+        if hang_up == "reset":
+            await hostile.send(writer, hostile.Reset(PONG))
+        else:
+            writer.write(PONG)
+            await writer.drain()
+        return False
+
+    finding = examined(answering_ping(pong_and_close))
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "none", ())
+    assert [c.fields for c in finding.collections] == [FIELDS]
+
+
+PROTECTED = (
+    b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set "
+    b"for the default user. In this mode connections are only accepted from the loopback interface.\r\n"
+)
+"""The head of what redis-server writes, unasked, to a client from elsewhere before it hangs up."""
+
+
+def test_protected_mode_that_hangs_up_after_its_answer_is_auth_required() -> None:
+    """Redis in protected mode answers every connection with DENIED and closes it: the PING connection
+    is gone, and the inspection still learns that the server wants a password."""
+
+    async def protected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(PROTECTED)
+        await writer.drain()
+        writer.close()
+
+    finding = examined(protected)
+    assert (finding.protocol, finding.auth, finding.errors) == ("redis", "required", ())
+
+
+@pytest.mark.parametrize("end", ["cancelled", "budget", "hostile-info"])
+def test_kept_connection_is_closed_whatever_ends_the_inspection(end: str) -> None:
+    """The connection identification hands over is closed when the scan cancels the inspection at its
+    deadline, when the service budget runs out and when the reply to INFO is hostile."""
+    open_connections: list[int] = [0]
+    info_asked = threading.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        open_connections[0] += 1
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while (command := await read_command(reader)) is not None:
+                if command[0].upper() == b"PING":
+                    writer.write(PONG)
+                elif end == "hostile-info":
+                    writer.write(b"$9999999999\r\n")
+                else:
+                    info_asked.set()  # and no answer: the client must hang up
+        open_connections[0] -= 1
+        writer.close()
+
+    limits = Limits(timeout=5.0, service_budget=0.5 if end == "budget" else 5.0)
+    server = hostile.HostileServer("redis", "redis", 6379, handle, ErrorKind.UNKNOWN)
+
+    async def examine(ip: str) -> None:
+        task = asyncio.create_task(Examination("test", limits, 1).open({}).examine(ip, 6379, None))
+        if end == "cancelled":
+            await asyncio.to_thread(info_asked.wait, 5)
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for _ in range(100):  # the server sees the hang-up a moment later
+            if not open_connections[0]:
+                break
+            await asyncio.sleep(0.01)
+
+    with hostile.network([server]) as addresses, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)  # a connection left open, closed when collected
+        asyncio.run(examine(addresses["redis"].ip))
+        gc.collect()
+        assert open_connections == [0]
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
 HOSTILE = {
     "huge bulk": (b"$9999999999\r\n", ErrorKind.OVER_LIMIT),
     "huge array": (b"*999999999\r\n", ErrorKind.OVER_LIMIT),
@@ -360,6 +502,60 @@ def test_trickled_reply_is_stopped_by_the_service_budget() -> None:
     assert limits.service_budget <= elapsed < limits.service_budget + 1.0
     assert (found.auth, found.collections) == ("unknown", ())
     assert [e.message for e in found.errors] == ["Inspection stopped: the 2 s budget ran out."]
+
+
+def test_hostile_info_fields_are_read_within_bounds() -> None:
+    """INFO in odd order, with a field given twice, a lone CR inside a value, values of 100 KB and key
+    counts that are no count: the last of a field wins, and what reaches the finding stays short."""
+    hostile_info = (
+        b"db0:keys=3,expires=0\r\n# Server\r\nredis_version:1.0\r\nredis_version:7.2.4\r\n"
+        b"role:master\rslave\r\nredis_mode:" + b"m" * 100_000 + b"\r\nserver_name:redis\r\n"
+        b"used_memory:" + b"9" * 50 + b"\r\ndb1:keys=99999999999999999999999,expires=0\r\ndb2:keys=-5\r\n"
+        b"valkey_version:" + b"8" * 100_000 + b"\r\n"
+    )
+
+    def replies(command: list[bytes]) -> bytes:
+        name = command[0].upper()
+        if name == b"INFO":
+            return bulk(hostile_info)
+        return b"+OK\r\n" if name == b"SELECT" else array(bulk(b"0"), array())
+
+    found, _ = run(scripted(replies))
+    assert (found.auth, found.errors, found.size_bytes) == ("none", (), None)
+    assert found.software == Software("redis", "7.2.4")
+    assert found.details == {"redis_mode": "m" * FAST.value_chars, "role": "master"}
+    assert [(c.name, c.rows) for c in found.collections] == [("db0", 3), ("db1", None), ("db2", None)]
+
+
+def test_huge_version_of_a_fork_is_cut() -> None:
+    info = b"server_name:valkey\r\nvalkey_version:" + b"8" * 100_000 + b"\r\nredis_version:7.2.4\r\n"
+
+    def replies(command: list[bytes]) -> bytes:
+        return bulk(info) if command[0].upper() == b"INFO" else fake_redis(command)
+
+    found, _ = run(scripted(replies))
+    assert found.software == Software("valkey", "8" * FAST.value_chars)
+
+
+@pytest.mark.parametrize("found_on", [2, 4, None], ids=["second-page", "last-page", "never"])
+def test_empty_scan_pages_with_a_cursor_are_followed_a_few_pages(found_on: int | None) -> None:
+    """A sparse keyspace (or a hostile server) answers the first SCAN pages with no keys and a cursor
+    that is not 0: sampling follows a few more pages, and no more, whatever the cursor says."""
+    scans: list[list[bytes]] = []
+
+    def replies(command: list[bytes]) -> bytes:
+        if command[0].upper() != b"SCAN":
+            return fake_redis(command)
+        scans.append(command[1:])
+        keys = [bulk(k) for k in KEYSPACE] if len(scans) == found_on else []
+        return array(bulk(b"17"), array(*keys))
+
+    found, elapsed = run(scripted(replies))
+    assert elapsed < 1.0
+    assert [c[:1] + c[2:] for c in scans] == [[b"0", b"20"], *[[b"17", b"100"]] * 3]
+    assert [(c.name, c.rows) for c in found.collections] == [("db0", 6)]
+    assert (found.auth, found.errors) == ("none", ())
+    assert len([d for s in found.samples for d in s.documents]) == (0 if found_on is None else len(KEYSPACE))
 
 
 def test_renamed_info_falls_back_to_dbsize() -> None:

@@ -128,3 +128,86 @@ def test_stream_that_ends_mid_reply_is_an_incomplete_read() -> None:
 
     with pytest.raises(asyncio.IncompleteReadError):
         asyncio.run(read())
+
+
+class _StateMachineOnly(RespParser):
+    """The parser without its fast path: every value goes through the state machine."""
+
+    def _values(self, buffer: bytearray, at: int, end: int) -> int:
+        return at
+
+
+HOSTILE_TOKENS = [
+    b"$-1\r\n",
+    b"*-1\r\n",
+    b"$-5\r\n",
+    b"*-7\r\n",
+    b"$0\r\n\r\n",
+    b"*0\r\n",
+    b"$999999999\r\n",
+    b"$9999999999\r\n",
+    b"*5000\r\n",
+    b"*1\r\n",
+    b"*2\r\n",
+    b"$3\r\nab",
+    b"$3\r\nabc",
+    b"$3\r\nabcde",
+    b"$3\r\nab\r\r\n",
+    b"$003\r\nabc\r\n",
+    b"$3\n",
+    b"$ 3\r\n",
+    b"$+3\r\n",
+    b"\r",
+    b"\n",
+    b"+OK\r",
+    b"_\r\n",
+    b"%1\r\n",
+    b"~1\r\n",
+    b"#t\r\n",
+    b",1.5\r\n",
+    b"(12\r\n",
+    b"!3\r\nerr\r\n",
+    b"=5\r\ntxt:a\r\n",
+    b">2\r\n",
+    b"+" + b"a" * 300,
+]
+hostile_bytes = st.lists(
+    st.one_of(
+        values.map(resp),
+        st.sampled_from(HOSTILE_TOKENS),
+        st.binary(max_size=8),
+        st.sampled_from([20, 55, 57, 58, 60, 100, 185, 193, 194, 196, 400]).map(lambda n: resp(b"v" * n)),
+    ),
+    max_size=12,
+).map(b"".join)
+
+
+def outcome(parser: RespParser, data: bytes, cuts: list[int], keep: int) -> tuple[list[Reply], str]:
+    """The replies read from `data` fed in pieces cut at `cuts`, and the error that stopped them."""
+    parser.keep, parser.wanted = keep, 1_000
+    edges = [0, *sorted(cuts), len(data)]
+    try:
+        for start, end in itertools.pairwise(edges):
+            parser.feed(data[start:end])
+    except (ProtocolError, ReplyTooLarge) as exc:
+        return parser.replies, type(exc).__name__
+    return parser.replies, ""
+
+
+@settings(max_examples=500)
+@given(
+    data=hostile_bytes,
+    draw=st.data(),
+    cap=st.sampled_from([64, 200, CAP]),
+    keep=st.sampled_from([0, 3, 64, CAP]),
+)
+def test_fast_path_and_state_machine_agree_on_hostile_bytes(
+    data: bytes, draw: st.DataObject, cap: int, keep: int
+) -> None:
+    """Whatever the bytes and however they are cut, the fast path reads what the state machine reads
+    (fed whole, or byte by byte) and stops at the same caps with the same error."""
+    cuts = draw.draw(st.lists(st.integers(0, len(data)), max_size=12))
+    slow = outcome(_StateMachineOnly(cap), data, [], keep)
+    assert outcome(RespParser(cap), data, [], keep) == slow
+    assert outcome(RespParser(cap), data, cuts, keep) == slow
+    assert outcome(_StateMachineOnly(cap), data, list(range(len(data))), keep) == slow

@@ -236,17 +236,37 @@ class _Client:
         self.endpoint, self.limits = endpoint, limits
         self._stream = stream
         """The connection, if open (at first: one identification opened, when given)."""
+        self._handed_over = stream is not None
+        """Whether the connection came from identification and has carried no command yet."""
         self._parser = RespParser(limits.max_bytes)
         self.first_page: tuple[Reply, Reply] | None = None
         """The replies to SELECT 0 and the first SCAN page, sent with INFO (`_server_info`)."""
 
     async def call(self, *commands: bytes, keep: int) -> list[Reply]:
-        """Send encoded `commands` in one write and read one bounded reply for each."""
+        """Send encoded `commands` in one write and read one bounded reply for each. A connection handed
+        over by identification that the server closed after PING is replaced once by a new one."""
+        handed_over, self._handed_over = self._handed_over, False
+        try:
+            return await self._exchange(commands, keep)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not handed_over:
+                raise
+        return await self._exchange(commands, keep)
+
+    async def _exchange(self, commands: tuple[bytes, ...], keep: int) -> list[Reply]:
+        """One write, its replies; a server that refused for want of a password and then hung up (as
+        protected mode does) raises AuthRequired, not the hang-up."""
         if self._stream is None:
             self._stream = await BoundedStream.open(self.endpoint, self.limits)
         try:
             await self._stream.send(b"".join(commands))
             return await self._parser.read(self._stream, len(commands), keep)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            answered = self._parser.replies
+            await self.close()
+            for reply in answered:
+                _check_auth(reply)
+            raise
         except Exception:
             await self.close()
             raise
@@ -307,10 +327,12 @@ def keyspace(info: dict[str, str]) -> dict[int, int | None]:
     return found
 
 
-def _software(info: dict[str, str]) -> Software:
-    """Redis, or a fork that names itself in `server_name` (Valkey) with its own version field."""
+def _software(info: dict[str, str], limits: Limits) -> Software:
+    """Redis, or a fork that names itself in `server_name` (Valkey) with its own version field (cut to
+    `limits.value_chars`)."""
     name = info.get("server_name", "redis")[:40] or "redis"
-    return Software(name, info.get(f"{name}_version") or info.get("redis_version"))
+    version = info.get(f"{name}_version") or info.get("redis_version")
+    return Software(name, version and version[: limits.value_chars])
 
 
 def _keyed(verb: bytes, *rest: bytes | int) -> Callable[[bytes], bytes]:
@@ -456,8 +478,10 @@ async def _inspect(endpoint: Endpoint, stream: BoundedStream | None, learned: Le
         if info is None:
             return
         if "redis_version" in info:
-            learned.software = _software(info)
-        learned.details.update({k: info[k] for k in ("redis_mode", "role") if k in info})
+            learned.software = _software(info, limits)
+        learned.details.update(
+            {k: info[k][: limits.value_chars] for k in ("redis_mode", "role") if k in info}
+        )
         learned.size_bytes = count(info.get("used_memory_dataset")) or count(info.get("used_memory"))
         dbs = keyspace(info)
         counted = [keys for keys in dbs.values() if keys is not None]

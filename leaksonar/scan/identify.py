@@ -79,7 +79,7 @@ async def _exchange(
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.2):
                     reply += await reader.read(limits.banner_bytes - len(reply))
-        if keep is not None and keep(reply):
+        if keep is not None and len(reply) < limits.banner_bytes and keep(reply):  # nothing left unread
             kept = BoundedStream(reader, writer, limits)
         return (reply, tls), kept
     except (OSError, TimeoutError):
@@ -201,10 +201,16 @@ async def identify_keeping(
 
 
 def _continues(probe: bytes, reply: bytes) -> bool:
-    """Whether the inspection goes on over the connection on which `probe` got `reply`."""
+    """Whether the inspection goes on over the connection on which `probe` got `reply`: its protocol's
+    own probe got one whole line and nothing after it (a line recognised before its end came, or bytes
+    past it, would be read as the reply to the inspection's first command)."""
     identity = match(reply)
     return (
-        identity is not None and identity.protocol in CONTINUES and BY_NAME[identity.protocol].probe == probe
+        identity is not None
+        and identity.protocol in CONTINUES
+        and BY_NAME[identity.protocol].probe == probe
+        and reply.endswith(b"\r\n")
+        and reply.count(b"\n") == 1
     )
 
 
