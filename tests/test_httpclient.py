@@ -102,8 +102,9 @@ HOSTILE: dict[str, tuple[hostile.Handler, ErrorKind]] = {
         answering(lambda: b"HTTP/1.1 200 OK\r\nContent-Length: \x0b2\r\n\r\nok"),
         ErrorKind.PROTOCOL_ERROR,
     ),
-    "100-continue flood": (
-        answering(lambda: hostile.repeat(b"HTTP/1.1 100 Continue\r\n\r\n")),
+    "100-continue flood": (  # in writes of 100 replies: one write each kept a loaded machine's server
+        # busy in its own syscalls for the whole timeout before the client read a byte
+        answering(lambda: hostile.repeat(b"HTTP/1.1 100 Continue\r\n\r\n" * 100)),
         ErrorKind.OVER_LIMIT,
     ),
     "announced body over the cap": (
