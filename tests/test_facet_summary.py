@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from hypothesis import HealthCheck, given, settings
 from alembic import command
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DatabaseError
 
 from leaksonar.model import SEVERITIES, SEVERITY_RANK, Certificate, Finding, Tls
 from leaksonar.store import search
@@ -27,7 +27,7 @@ from leaksonar.store.search import MAX_LIMIT
 from tests.test_migrations import _config
 from tests.test_search import FIRST, SECOND, finding
 
-PLACES = [("127.1.0.1", 9200), ("127.1.0.1", 6379), ("127.1.0.2", 9200), ("2001:db8::1", 9200), ("::1", 27017)]
+PLACES = [("127.1.0.1", 9200), ("127.1.0.1", 6379), ("127.1.0.2", 9200), ("2001:db8::1", 9200), ("::1", 1)]
 NAMES = ["Elastic", "ELASTIC", "élastic", "Élastic", "el\x00astic", "el\ud800astic", "redis", "x" * 300]
 
 
@@ -136,6 +136,31 @@ def test_a_batch_that_fails_midway_leaves_the_summary_as_it_was(
     assert_summary_counts_every_service(store)
 
 
+def _insert_service(conn: Any, found: Finding, rank: int | None) -> None:
+    """Store `found` as a service the way a writer that does not count facets would (an older
+    leaksonar)."""
+    record = found.to_record()
+    conn.execute(
+        text(
+            "INSERT INTO services (ip, ip_key, port, protocol, software, auth, exposed, severity,"
+            " country, first_seen, last_seen, last_scan_id, record, rank) VALUES (:ip, :key, :port,"
+            " :protocol, :software, 'none', true, :severity, :country, :t, :t, 's1', :record, :rank)"
+        ),
+        {
+            "ip": found.ip,
+            "key": address_key(found.ip),
+            "port": found.port,
+            "protocol": found.protocol,
+            "software": found.software.name if found.software else None,
+            "severity": record["severity"],
+            "country": (found.geo or {}).get("country"),
+            "t": FIRST,
+            "record": json.dumps(record),
+            "rank": rank,
+        },
+    )
+
+
 def _index_at(db: str, revision: str, stored: list[Finding]) -> None:
     """An index at `revision` holding `stored` as services (the first without search columns yet, as an
     older leaksonar left them; the others with their rank) and their PII rows: its summary kept by 0009's
@@ -144,27 +169,8 @@ def _index_at(db: str, revision: str, stored: list[Finding]) -> None:
     with engine.begin() as conn:
         command.upgrade(_config(conn), revision)
         for n, found in enumerate(stored):
-            record = found.to_record()
-            conn.execute(
-                text(
-                    "INSERT INTO services (ip, ip_key, port, protocol, software, auth, exposed, severity,"
-                    " country, first_seen, last_seen, last_scan_id, record, rank) VALUES (:ip, :key, :port,"
-                    " :protocol, :software, 'none', true, :severity, :country, :t, :t, 's1', :record, :rank)"
-                ),
-                {
-                    "ip": found.ip,
-                    "key": address_key(found.ip),
-                    "port": found.port,
-                    "protocol": found.protocol,
-                    "software": found.software.name if found.software else None,
-                    "severity": record["severity"],
-                    "country": (found.geo or {}).get("country"),
-                    "t": FIRST,
-                    "record": json.dumps(record),
-                    "rank": SEVERITY_RANK[record["severity"] or ""] if n else None,
-                },
-            )
-            for category in record["pii"] if n else ():
+            _insert_service(conn, found, SEVERITY_RANK[found.to_record()["severity"] or ""] if n else None)
+            for category in found.to_record()["pii"] if n else ():
                 conn.execute(
                     text(
                         "INSERT INTO service_pii (service_id, category, rank) SELECT id, :category, rank"
@@ -199,3 +205,19 @@ def test_an_index_at_0009_or_0010_keeps_its_summary_exact_when_upgraded(
     )
     store.findings.add([finding("2001:db8::1", 6379, "redis", "critical", time=SECOND, pii=("email",))])
     assert_summary_counts_every_service(store)
+
+
+def test_a_writer_that_does_not_count_is_refused_on_sqlite(tmp_path: Path) -> None:
+    """Since 0011 no trigger counts a service another program stores on SQLite: an older leaksonar (a
+    scan that opened the index before a newer one upgraded it) or a hand-made INSERT. Its write fails,
+    rather than leaving the summary wrong for good."""
+    db = str(tmp_path / "index.db")
+    store = Store(db)
+    store.findings.add([finding("127.1.0.1", 6379, "redis", "high")])
+    engine = create_engine(_url(db))
+    with pytest.raises(DatabaseError, match="older leaksonar"), engine.begin() as conn:
+        _insert_service(conn, finding("127.1.0.2", 6379, "redis", "high"), 3)
+    engine.dispose()
+    store.findings.add([finding("127.1.0.3", 6379, "redis", "high")])
+    assert_summary_counts_every_service(store)
+    assert store.search("").total == 2
