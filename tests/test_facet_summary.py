@@ -137,8 +137,7 @@ def test_a_batch_that_fails_midway_leaves_the_summary_as_it_was(
 
 
 def _insert_service(conn: Any, found: Finding, rank: int | None) -> None:
-    """Store `found` as a service the way a writer that does not count facets would (an older
-    leaksonar)."""
+    """Store `found` as a service without counting its facets, as an older leaksonar did."""
     record = found.to_record()
     conn.execute(
         text(
@@ -207,16 +206,22 @@ def test_an_index_at_0009_or_0010_keeps_its_summary_exact_when_upgraded(
     assert_summary_counts_every_service(store)
 
 
-def test_a_writer_that_does_not_count_is_refused_on_sqlite(tmp_path: Path) -> None:
-    """Since 0011 no trigger counts a service another program stores on SQLite: an older leaksonar (a
-    scan that opened the index before a newer one upgraded it) or a hand-made INSERT. Its write fails,
-    rather than leaving the summary wrong for good."""
+def test_an_older_leaksonar_still_writing_after_an_upgrade_is_refused_on_sqlite(tmp_path: Path) -> None:
+    """Since 0011 no trigger counts a service stored on SQLite: a scan of an older leaksonar that opened
+    the index before a newer one upgraded it stores its next batch (its services and their findings, in
+    one transaction) without counting. That batch fails, rather than leaving the summary wrong for good."""
     db = str(tmp_path / "index.db")
     store = Store(db)
     store.findings.add([finding("127.1.0.1", 6379, "redis", "high")])
     engine = create_engine(_url(db))
     with pytest.raises(DatabaseError, match="older leaksonar"), engine.begin() as conn:
         _insert_service(conn, finding("127.1.0.2", 6379, "redis", "high"), 3)
+        conn.execute(
+            text(
+                "INSERT INTO findings (scan_id, ip, port, time, record)"
+                " SELECT last_scan_id, ip, port, last_seen, record FROM services WHERE ip = '127.1.0.2'"
+            )
+        )
     engine.dispose()
     store.findings.add([finding("127.1.0.3", 6379, "redis", "high")])
     assert_summary_counts_every_service(store)
