@@ -128,8 +128,9 @@ def _add(conn: Connection, batch: Sequence[Finding]) -> None:
         finding_rows.append({**place, "scan_id": finding.scan_id, "time": finding.time, "record": stored})
     places = list(dict.fromkeys((finding.ip, finding.port) for finding in batch))
     bulk.write(conn, hosts, list(host_rows.values()), ("ip",), kept=("first_seen",))
-    before = views.facet_state(conn, places)  # after the first write: SQLite's write lock is held
-    bulk.write(conn, services, service_rows, ("ip", "port"), kept=("first_seen",))
-    bulk.write(conn, findings, finding_rows, ("scan_id", "ip", "port"))
-    views.write_search(conn, records, before)
+    with views.counting(conn):
+        before = views.facet_state(conn, places)
+        bulk.write(conn, services, service_rows, ("ip", "port"), kept=("first_seen",))
+        bulk.write(conn, findings, finding_rows, ("scan_id", "ip", "port"))
+        views.write_search(conn, records, before)
     views.refresh_statistics(conn)

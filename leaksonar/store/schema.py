@@ -208,7 +208,8 @@ services_fts = Table(
 # Per facet field, value and visibility (rank below critical), the services that have it (a service once
 # per PII category): what facets of everything and the count of everything read, summing n per value.
 # SQLite: one counter per key, kept exact in every write's transaction by the writer, one upsert of the
-# batch's changes (search.write_search; migration 0009 made it, 0011 dropped its per-row triggers).
+# batch's changes (search.write_search; migration 0009 made it, 0011 dropped its per-row triggers,
+# 0012 refuses a batch whose writer does not count: search.counting).
 # PostgreSQL: no key, insert-only deltas written by statement triggers and folded by
 # search.fold_summary, so concurrent writers never wait for one another (migration 0010).
 # Outside `metadata` because the two databases keep it differently

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -160,9 +161,23 @@ def _facet_keys(service: Any) -> Iterator[FacetKey]:
             yield field, value.translate(_ASCII_LOWER) if field == "software" else value, visible
 
 
+@contextmanager
+def counting(conn: Connection) -> Iterator[None]:
+    """SQLite: the write lock, and leave to write `services` and `service_pii` within (migration 0012
+    refuses a write that does not count facets): a row of facet_counts_writer, taken out again before the
+    transaction ends, so that no other connection ever sees it (a failed write rolls it back). PostgreSQL
+    counts by triggers (0010): nothing."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("INSERT INTO facet_counts_writer (counting) VALUES (1)")
+    yield
+    conn.exec_driver_sql("DELETE FROM facet_counts_writer")
+
+
 def facet_state(conn: Connection, places: Sequence[tuple[str, int]]) -> list[Any]:
-    """SQLite: the STATE of these (ip, port) services as stored now, what their next write_search takes
-    away from facet_counts; PostgreSQL counts by triggers (migration 0010): nothing."""
+    """SQLite: the STATE of these (ip, port) services as stored now (within `counting`), what their next
+    write_search takes away from facet_counts; PostgreSQL counts by triggers (migration 0010): nothing."""
     if conn.dialect.name != "sqlite":
         return []
     return bulk.pairs(conn, services, STATE, ("ip", "port"), places)
@@ -237,16 +252,14 @@ def prepare(engine: Engine) -> None:
     )
     while True:
         with engine.begin() as conn:
-            rows = conn.execute(pending).all()
-            if rows and conn.dialect.name == "sqlite":  # again under the write lock: the counts take away
-                conn.exec_driver_sql("UPDATE facet_counts SET n = n WHERE 0")  # what is stored until commit
-                rows = conn.execute(pending).all()
-            if rows:
-                conn.execute(update, [{"b_id": r.id, **search_columns(r.record)} for r in rows])
-                write_search(conn, (r.record for r in rows), rows)
-            else:
+            if not conn.execute(pending).first():
                 refresh_statistics(conn)
                 break
+            with counting(conn):  # read again under the write lock: the counts take away what is stored
+                rows = conn.execute(pending).all()
+                if rows:
+                    conn.execute(update, [{"b_id": r.id, **search_columns(r.record)} for r in rows])
+                    write_search(conn, (r.record for r in rows), rows)
     fold_summary(engine)
 
 

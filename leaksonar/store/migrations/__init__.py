@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect
 
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012")
 """Every revision, oldest first; the last is the schema this leaksonar writes."""
 HEAD = REVISIONS[-1]
 _LOCK = 0x6C73_6462  # PostgreSQL advisory lock: one process migrates at a time
