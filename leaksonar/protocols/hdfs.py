@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
-from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError
+from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
 from leaksonar.protocols.filestore import MAX_HEAD, ROOT, Entry, Listing, walk
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.httpclient import (
@@ -142,7 +142,7 @@ async def _list(fetch: Fetch, learned: Learned, path: str) -> AsyncIterator[Entr
 
 
 async def _summary(fetch: Fetch, path: str) -> Summary:
-    return parse_summary(_answer(await fetch(_target(path, "GETCONTENTSUMMARY")), "GETCONTENTSUMMARY", False))
+    return parse_summary(_answer(await fetch(_target(path, "GETCONTENTSUMMARY")), "GETCONTENTSUMMARY", not path))
 
 
 def _same_host(endpoint: Endpoint, location: str) -> Endpoint | None:
@@ -158,39 +158,31 @@ def _same_host(endpoint: Endpoint, location: str) -> Endpoint | None:
     return replace(endpoint, port=port or (443 if tls else 80), tls=tls, starttls=False)
 
 
-class _Heads:
-    """Reads heads with OPEN, following a 307 once to the NameNode's own address only."""
-
-    def __init__(self, endpoint: Endpoint, client: HttpClient, learned: Learned) -> None:
-        self.endpoint, self.client, self.learned = endpoint, client, learned
-        self.elsewhere = False
-        """A redirect named another host: no head is read."""
-
-    async def read(self, path: str) -> bytes | None:
-        limits = self.learned.limits
-        response = await get_bounded(
-            f"{self.endpoint.url}{_target(path, 'OPEN')}&length={MAX_HEAD}", limits, self.client
-        )
-        if response.status in (301, 302, 303, 307, 308):
-            there = _same_host(self.endpoint, response.headers.get("location", "") or "")
-            if there is None:
-                self.elsewhere = True
-                return None
-            split = urlsplit(response.headers.get("location", "") or "")
-            url = there.url + (split.path or "/") + (f"?{split.query}" if split.query else "")
-            if there == self.endpoint:
-                response = await get_bounded(url, limits, self.client)
-            else:
-                async with bounded_client(there, limits) as other:
-                    response = await get_bounded(url, limits, other)
-        if response.status != 200:
-            raise CommandRefused(f"OPEN answered HTTP {response.status}{_exception(response)}")
-        return response.body[:MAX_HEAD]
+async def read_head(endpoint: Endpoint, client: HttpClient, path: str, limits: Limits) -> bytes | None:
+    """The first `MAX_HEAD` bytes of file `path` by OPEN, a redirect followed once when it names the
+    NameNode's own IP address; None when it names another host."""
+    response = await get_bounded(f"{endpoint.url}{_target(path, 'OPEN')}&length={MAX_HEAD}", limits, client)
+    if response.status in (301, 302, 303, 307, 308):
+        location = response.headers.get("location") or ""
+        if (there := _same_host(endpoint, location)) is None:
+            return None
+        split = urlsplit(location)
+        url = there.url + (split.path or "/") + (f"?{split.query}" if split.query else "")
+        if there == endpoint:
+            response = await get_bounded(url, limits, client)
+        else:
+            async with bounded_client(there, limits) as other:
+                response = await get_bounded(url, limits, other)
+    if response.status != 200:
+        raise CommandRefused(f"OPEN answered HTTP {response.status}{_exception(response)}")
+    return response.body[:MAX_HEAD]
 
 
 async def _cluster(fetch: Fetch, learned: Learned) -> None:
-    """Version and cluster facts from `/jmx`; AuthRequired if it is refused."""
-    facts: dict[str, Any] = {}
+    """Version and cluster facts from `/jmx`; AuthRequired if it is refused. A bean the server will not
+    give (an error status, not JSON, over the byte cap) is noted and passed over; a server that does not
+    answer at all ends the inspection here."""
+    facts: dict[str, int] = {}
     for path, keys in (
         (_JMX_INFO, ("Total", "Used")),
         (_JMX_FS, ("FilesTotal", "BlocksTotal", "CapacityUsed")),
@@ -200,23 +192,25 @@ async def _cluster(fetch: Fetch, learned: Learned) -> None:
             if refused(response):
                 raise AuthRequired(f"/jmx answered HTTP {response.status}")
             document = json_body(response, "/jmx")
-        except AuthRequired:
-            raise
-        except SERVER_ERRORS as exc:
+        except (CommandRefused, ProtocolError, ReplyTooLarge) as exc:
             learned.failed("Reading /jmx", exc)
             continue
         if path == _JMX_INFO:
             learned.software = jmx_software(document) or learned.software
         bean = _bean(document)
-        facts.update({key: count(bean.get(key)) for key in keys if count(bean.get(key)) is not None})
+        facts.update({key: value for key in keys if (value := count(bean.get(key))) is not None})
     if facts:
         learned.details["namenode"] = facts
 
 
-async def _exact(fetch: Fetch, learned: Learned, root: Summary) -> None:
-    """The service's totals from the root's summary; each directory collection the listing left
-    incomplete counted by its own summary."""
-    learned.rows, learned.size_bytes, learned.rows_estimated = root.files, root.length, False
+def _totals(learned: Learned, root: Summary | None) -> None:
+    """The service's rows and bytes: the root summary's, the server's own count of the whole tree."""
+    if root is not None and root.files is not None:
+        learned.rows, learned.size_bytes, learned.rows_estimated = root.files, root.length, False
+
+
+async def _recount(fetch: Fetch, learned: Learned) -> None:
+    """Each directory collection the listing left incomplete, counted by its own summary."""
     for index, collection in enumerate(learned.collections):
         if not collection.rows_estimated or collection.name == ROOT:
             continue
@@ -231,6 +225,23 @@ async def _exact(fetch: Fetch, learned: Learned, root: Summary) -> None:
             )
 
 
+async def _heads(endpoint: Endpoint, client: HttpClient, listing: Listing, learned: Learned) -> None:
+    """The heads of the files the kit chooses; none when OPEN sends the reader to another host."""
+    for entry in listing.head_candidates():
+        try:
+            if (head := await read_head(endpoint, client, entry.path, learned.limits)) is None:
+                learned.add(
+                    ErrorKind.COMMAND_REFUSED,
+                    "OPEN redirected to a DataNode on another host: no file head was read.",
+                )
+                return
+            listing.heads[entry.path] = head
+        except SERVER_ERRORS as exc:
+            learned.failed(f"Reading the head of /{entry.path}", exc)
+            if not isinstance(exc, CommandRefused):
+                return
+
+
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     async with bounded_client(endpoint, learned.limits) as client:
         fetch = fetcher(endpoint.url, learned.limits, client)
@@ -238,30 +249,18 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         listing = Listing()
         root: Summary | None = None
         try:
-            await walk(partial(_list, fetch, learned), listing, learned)
             try:
                 root = await _summary(fetch, "")
-            except SERVER_ERRORS as exc:
+            except (CommandRefused, ProtocolError, ReplyTooLarge) as exc:
                 learned.failed("Summing /", exc)
-            heads = _Heads(endpoint, client, learned)
-            for entry in listing.head_candidates():
-                try:
-                    if (head := await heads.read(entry.path)) is None:
-                        learned.add(
-                            ErrorKind.COMMAND_REFUSED,
-                            "OPEN redirected to a DataNode on another host: no file head was read.",
-                        )
-                        break
-                    listing.heads[entry.path] = head
-                except SERVER_ERRORS as exc:
-                    learned.failed(f"Reading the head of /{entry.path}", exc)
-                    if not isinstance(exc, CommandRefused):
-                        break
+            await walk(partial(_list, fetch, learned), listing, learned)
+            await _heads(endpoint, client, listing, learned)
         finally:
-            if listing.entries or listing.walked:
+            if learned.auth == "none":  # the root was listed
                 listing.present(learned)
-        if root is not None and root.files is not None:
-            await _exact(fetch, learned, root)
+                _totals(learned, root)
+        if root is not None:
+            await _recount(fetch, learned)
 
 
 class HdfsProtocol:
