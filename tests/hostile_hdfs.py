@@ -7,13 +7,17 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import hostile
 from replies import HDFS_NAMENODE_ROOT, http_reply
 
-Listing = Callable[[str], hostile.Reply]
+if TYPE_CHECKING:
+    from hostile import Handler
+
+Reply = bytes | Iterator[bytes]
+"""An answer as `hostile.http` sends it: bytes, or chunks made lazily."""
+Listing = Callable[[str], Reply]
 """The whole answer to LISTSTATUS of a directory (given its path from the root), instead of the tree's."""
 
 
@@ -51,7 +55,7 @@ class FakeNameNode:
                 found[name] = None if rest else len(content)
         return found
 
-    def answer(self, target: str) -> hostile.Reply:
+    def answer(self, target: str) -> Reply:
         self.targets.append(target)
         if self.refuse is not None:
             return self.refuse
@@ -80,7 +84,9 @@ class FakeNameNode:
         return http_reply(404, {}, {"RemoteException": error})
 
     @property
-    def handle(self) -> hostile.Handler:
+    def handle(self) -> Handler:
+        import hostile  # hostile.py imports this module for its scan network
+
         return hostile.http(self.answer, {"/": HDFS_NAMENODE_ROOT})
 
 

@@ -20,11 +20,12 @@ from leaksonar.assess.ransom import valid_btc_address, valid_onion
 from leaksonar.lab import data, lab_digest, lab_down, lab_up
 from leaksonar.model import SEVERITY_RANK
 
-ATTACKED = ("redis-attacked", "mariadb-ransomed", "postgres-ransomed")
+ATTACKED = ("redis-attacked", "mariadb-ransomed", "postgres-ransomed", "hdfs-wiped")
 SUMMARY = {
     "redis-attacked": ("CRON-JOB ATTACK (4 keys)", "SSH KEY PLANTED (1 key)"),
     "mariadb-ransomed": ("RANSOM NOTE (1 BTC address, asks 0.03 BTC)",),
     "postgres-ransomed": ("RANSOM NOTE (1 BTC address, asks 0.04 BTC)",),
+    "hdfs-wiped": ("RANSOM NOTE", "DATA WIPED"),
 }
 """What each attacked service's one-line summary must say about the attack."""
 ATTACK_WORDS = re.compile(r"RANSOM|ATTACK|PLANTED|WIPE", re.IGNORECASE)

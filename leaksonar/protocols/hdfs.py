@@ -142,7 +142,9 @@ async def _list(fetch: Fetch, learned: Learned, path: str) -> AsyncIterator[Entr
 
 
 async def _summary(fetch: Fetch, path: str) -> Summary:
-    return parse_summary(_answer(await fetch(_target(path, "GETCONTENTSUMMARY")), "GETCONTENTSUMMARY", not path))
+    return parse_summary(
+        _answer(await fetch(_target(path, "GETCONTENTSUMMARY")), "GETCONTENTSUMMARY", not path)
+    )
 
 
 def _same_host(endpoint: Endpoint, location: str) -> Endpoint | None:
