@@ -248,10 +248,10 @@ async def _serve(app: StandIn, reader: asyncio.StreamReader, writer: asyncio.Str
             reply = app.reply(request.method.decode(), request.target.decode("latin-1"))
             fields = [*app.headers, *reply.headers, ("content-length", str(len(reply.body)))]
             reason = HTTPStatus(reply.status).phrase
-            writer.write(conn.send(h11.Response(status_code=reply.status, headers=fields, reason=reason)))
+            answer = conn.send(h11.Response(status_code=reply.status, headers=fields, reason=reason)) or b""
             if reply.body and request.method != b"HEAD":
-                writer.write(conn.send(h11.Data(data=reply.body)))
-            writer.write(conn.send(h11.EndOfMessage()))
+                answer += conn.send(h11.Data(data=reply.body)) or b""
+            writer.write(answer + (conn.send(h11.EndOfMessage()) or b""))  # head and body in one segment
             await writer.drain()
             if conn.our_state is h11.MUST_CLOSE:
                 break
