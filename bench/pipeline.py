@@ -36,6 +36,7 @@ NSE_SCRIPTS = (
     "mysql-info",  # default, discovery, safe: the server greeting
     "memcached-info",  # discovery, safe: stats
     "ftp-anon",  # default, auth, safe: anonymous login and the root's LIST
+    "hadoop-namenode-info",  # default, discovery, safe: GET /dfshealth.jsp (Hadoop 1.x's status page)
     "couchdb-databases",  # discovery, safe: GET /_all_dbs
     "couchdb-stats",  # discovery, safe: GET /_stats
     "cassandra-info",  # default, discovery, safe: cluster name and version (Thrift port)
@@ -64,6 +65,7 @@ KEYWORDS = {
     "etcd": ("etcd",),
     "influxdb": ("influx",),
     "ftp": ("ftp",),
+    "hdfs": ("hadoop", "hdfs"),
 }
 """Words that name each lab protocol in nmap's service name or product."""
 

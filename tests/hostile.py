@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from hostile_ftp import FakeFtp, endless_files
+from hostile_hdfs import FakeNameNode, endless_statuses
 from replies import (
     CASSANDRA_SUPPORTED,
     CLICKHOUSE_HTTP_ROOT,
@@ -760,6 +761,13 @@ NETWORK: tuple[HostileServer, ...] = (
         "ftp",
         21,
         FakeFtp(listing=endless_files, pasv_address="127.0.0.2").handle,
+        ErrorKind.OVER_LIMIT,
+    ),
+    HostileServer(  # were the DataNode its OPEN redirects to contacted, the heads would be read
+        "hdfs-endless-listing",
+        "hdfs",
+        9870,
+        FakeNameNode(listing=endless_statuses, datanode="127.0.0.2:9864").handle,
         ErrorKind.OVER_LIMIT,
     ),
     HostileServer(

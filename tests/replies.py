@@ -357,6 +357,43 @@ FTP_PUREFTPD = (
 FTP_FILEZILLA = b"220-FileZilla Server 1.7.0\r\n220 Please visit https://filezilla-project.org/\r\n"
 FTP_MICROSOFT = b"220 Microsoft FTP Service\r\n"
 
+# Hadoop NameNode web UI `GET /`: the page 3.x and 2.x serve (3.3.6's headers), 1.x's JSP refresh, a front
+# that redirects; and a DataNode's, which is no NameNode.
+_HADOOP_HEADERS = {
+    "Date": "Tue, 08 Dec 2026 04:00:00 GMT",
+    "Cache-Control": "no-cache",
+    "Pragma": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "X-FRAME-OPTIONS": "SAMEORIGIN",
+    "X-XSS-Protection": "1; mode=block",
+    "Content-Type": "text/html",
+    "Accept-Ranges": "bytes",
+}
+HDFS_NAMENODE_ROOT = http_reply(
+    "200 OK",
+    {**_HADOOP_HEADERS, "Last-Modified": "Sun, 18 Jun 2023 08:22:03 GMT"},
+    b'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n'
+    b'    "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
+    b'<html xmlns="http://www.w3.org/1999/xhtml">\n<head>\n'
+    b'<meta http-equiv="REFRESH" content="0;url=dfshealth.html" />\n'
+    b"<title>Hadoop Administration</title>\n</head>\n</html>\n",
+)
+HDFS_NAMENODE_1X = http_reply(
+    "200 OK",
+    {"Content-Type": "text/html", "Server": "Jetty(6.1.26)"},
+    b'<meta HTTP-EQUIV="REFRESH" content="0;url=dfshealth.jsp"/>\n<html>\n<head>\n'
+    b"<title>Hadoop Administration</title>\n</head>\n</html>\n",
+)
+HDFS_REDIRECT = http_reply(
+    "302 Found", {**_HADOOP_HEADERS, "Location": "http://nn1.example.invalid:9870/dfshealth.html"}
+)
+HDFS_DATANODE_ROOT = http_reply(
+    "200 OK",
+    _HADOOP_HEADERS,
+    b'<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv="REFRESH" content="0;url=datanode.html" />\n'
+    b"<title>Hadoop Administration</title>\n</head>\n</html>\n",
+)
+
 CATALOGUE: dict[str, dict[str, bytes]] = {
     "elasticsearch": {
         "osmem root": OSMEM_ROOT,
@@ -432,8 +469,14 @@ CATALOGUE: dict[str, dict[str, bytes]] = {
         "filezilla": FTP_FILEZILLA,
         "microsoft": FTP_MICROSOFT,
     },
+    "hdfs": {
+        "namenode root": HDFS_NAMENODE_ROOT,
+        "namenode 1.x": HDFS_NAMENODE_1X,
+        "redirect": HDFS_REDIRECT,
+    },
     "none": {
         "smtp": SMTP_GREETING,
+        "hadoop datanode root": HDFS_DATANODE_ROOT,
         "nginx 400": NGINX_400,
         "python http.server": SIMPLE_HTTP_200,
         "go 404": GO_404,

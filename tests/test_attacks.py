@@ -20,11 +20,12 @@ from leaksonar.assess.ransom import valid_btc_address, valid_onion
 from leaksonar.lab import data, lab_digest, lab_down, lab_up
 from leaksonar.model import SEVERITY_RANK
 
-ATTACKED = ("redis-attacked", "mariadb-ransomed", "postgres-ransomed")
+ATTACKED = ("redis-attacked", "mariadb-ransomed", "postgres-ransomed", "hdfs-wiped")
 SUMMARY = {
     "redis-attacked": ("CRON-JOB ATTACK (4 keys)", "SSH KEY PLANTED (1 key)"),
     "mariadb-ransomed": ("RANSOM NOTE (1 BTC address, asks 0.03 BTC)",),
     "postgres-ransomed": ("RANSOM NOTE (1 BTC address, asks 0.04 BTC)",),
+    "hdfs-wiped": ("RANSOM NOTE", "DATA WIPED"),
 }
 """What each attacked service's one-line summary must say about the attack."""
 ATTACK_WORDS = re.compile(r"RANSOM|ATTACK|PLANTED|WIPE", re.IGNORECASE)
@@ -40,7 +41,10 @@ def _named(where: str, name: str) -> bool:
 
 
 def _names_place(where: str, place: dict[str, str]) -> bool:
-    return _named(where, place.get("key") or place["collection"]) and _named(where, place["database"])
+    database = place["database"]  # "" for a file store's single tree
+    return _named(where, place.get("key") or place["collection"]) and (
+        not database or _named(where, database)
+    )
 
 
 def test_the_lab_holds_the_attacked_services(lab: dict[str, Any]) -> None:
@@ -118,7 +122,8 @@ def test_digest_sees_a_changed_note(lab: dict[str, Any]) -> None:
     base = str(ipaddress.IPv4Address(lab["base"]) + 768)
     directory = Path(tempfile.mkdtemp(prefix="leaksonar-lab4-"))
     try:
-        manifest = lab_up(directory, base, services=ATTACKED)
+        # hdfs-wiped's stand-in is read-only: nothing it holds can be changed to see the digest move
+        manifest = lab_up(directory, base, services=[n for n in ATTACKED if n != "hdfs-wiped"])
         entries = {s["name"]: s for s in manifest["services"]}
         before = {name: lab_digest(entry) for name, entry in entries.items()}
         entry = entries["redis-attacked"]

@@ -12,6 +12,7 @@ from leaksonar.protocols import (
     elasticsearch,
     etcd,
     ftp,
+    hdfs,
     http,
     influxdb,
     kibana,
@@ -37,6 +38,7 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     etcd.PROTOCOL,
     influxdb.PROTOCOL,
     ftp.PROTOCOL,
+    hdfs.PROTOCOL,
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}
