@@ -64,6 +64,7 @@ KEYWORDS = {
     "etcd": ("etcd",),
     "influxdb": ("influx",),
     "ftp": ("ftp",),
+    "s3": ("s3", "amazon", "minio"),  # nmap has no S3 script: -sV alone
 }
 """Words that name each lab protocol in nmap's service name or product."""
 

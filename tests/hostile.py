@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from hostile_ftp import FakeFtp, endless_files
+from hostile_s3 import FakeS3, endless_pages
 from replies import (
     CASSANDRA_SUPPORTED,
     CLICKHOUSE_HTTP_ROOT,
@@ -760,6 +761,13 @@ NETWORK: tuple[HostileServer, ...] = (
         "ftp",
         21,
         FakeFtp(listing=endless_files, pasv_address="127.0.0.2").handle,
+        ErrorKind.OVER_LIMIT,
+    ),
+    HostileServer(
+        "s3-endless-bucket",
+        "s3",
+        9000,
+        FakeS3({"b": {}}, answer=endless_pages).handle,
         ErrorKind.OVER_LIMIT,
     ),
     HostileServer(
