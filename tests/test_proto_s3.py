@@ -200,7 +200,10 @@ def test_buckets_are_walked_page_by_page_with_gets_only() -> None:
     assert {c.name: c.rows for c in found.collections} == {"exports": 1, "backups": 3, "media": 5}
     heads_read = {d["key"]: d["value"] for s in found.samples for d in s.documents if "value" in d}
     assert heads_read == {k: v for k, v in files.items() if not k.endswith(".mp4")}
-    assert assess(found).infected
+    assessment = assess(found)
+    assert assessment.infected and assessment.summary.startswith(
+        "MinIO without authentication: 3 buckets, 9 objects"
+    )
 
 
 def test_a_head_stops_at_its_cap_when_the_range_is_ignored() -> None:
