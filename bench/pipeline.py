@@ -66,6 +66,7 @@ KEYWORDS = {
     "influxdb": ("influx",),
     "ftp": ("ftp",),
     "hdfs": ("hadoop", "hdfs"),
+    "s3": ("s3", "amazon", "minio"),  # nmap has no S3 script: -sV alone
 }
 """Words that name each lab protocol in nmap's service name or product."""
 

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from hostile_ftp import FakeFtp, endless_files
 from hostile_hdfs import FakeNameNode, endless_statuses
+from hostile_s3 import FakeS3, endless_pages
 from replies import (
     CASSANDRA_SUPPORTED,
     CLICKHOUSE_HTTP_ROOT,
@@ -768,6 +769,13 @@ NETWORK: tuple[HostileServer, ...] = (
         "hdfs",
         9870,
         FakeNameNode(listing=endless_statuses, datanode="127.0.0.2:9864").handle,
+        ErrorKind.OVER_LIMIT,
+    ),
+    HostileServer(
+        "s3-endless-bucket",
+        "s3",
+        9000,
+        FakeS3({"b": {}}, answer=endless_pages).handle,
         ErrorKind.OVER_LIMIT,
     ),
     HostileServer(

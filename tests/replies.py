@@ -393,6 +393,41 @@ HDFS_DATANODE_ROOT = http_reply(
     b'<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv="REFRESH" content="0;url=datanode.html" />\n'
     b"<title>Hadoop Administration</title>\n</head>\n</html>\n",
 )
+# S3: moto 5.2.6's bucket list captured (its head and body); MinIO, AWS and Ceph RGW refusals of an unsigned
+# `GET /` as those servers write them.
+S3_MOTO_ROOT = (
+    b"HTTP/1.1 200 OK\r\nServer: Werkzeug/3.1.9 Python/3.11.7\r\nDate: Tue, 08 Dec 2026 04:22:47 GMT\r\n"
+    b"Content-Type: application/xml\r\nserver: amazon.com\r\nstatus: 200\r\n"
+    b"x-amzn-requestid: LBH0wCVlkTer8fJjOBdbvN7X38prjhjOpj33SBChHO79Ti4JFHOB\r\nContent-Length: 236\r\n"
+    b"Access-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n"
+    b'<?xml version="1.0" encoding="utf-8"?>\n<ListAllMyBucketsResult xmlns="http://s3.amazonaws.com/doc/'
+    b'2006-03-01/"><Buckets/><Owner><DisplayName>webfile</DisplayName><ID>bcaf1ffd86f41161ca5fb16fd081034f'
+    b"</ID></Owner></ListAllMyBucketsResult>"
+)
+S3_MINIO_DENIED = http_reply(
+    "403 Forbidden",
+    {"Server": "MinIO", "X-Amz-Request-Id": "187F1D2A3C4B5E6F", "Content-Type": "application/xml"},
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied.'
+    b"</Message><Resource>/</Resource><RequestId>187F1D2A3C4B5E6F</RequestId><HostId>dd9025bab4ad464b049177"
+    b"c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8</HostId></Error>",
+)
+S3_AWS_DISABLED = http_reply(
+    "403 Forbidden",
+    {"x-amz-request-id": "0A1B2C3D4E5F6A7B", "Content-Type": "application/xml", "Server": "AmazonS3"},
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AllAccessDisabled</Code><Message>All access to '
+    b"this object has been disabled</Message><RequestId>0A1B2C3D4E5F6A7B</RequestId><HostId>aGVsbG8=</HostId>"
+    b"</Error>",
+)
+S3_CEPH_DENIED = http_reply(
+    "403 Forbidden",
+    {
+        "x-amz-request-id": "tx00000a1b2c3d4e5f60718-0065a1b2c3-1234-default",
+        "Content-Type": "application/xml",
+    },
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><BucketName></BucketName>'
+    b"<RequestId>tx00000a1b2c3d4e5f60718-0065a1b2c3-1234-default</RequestId><HostId>1234-default-default"
+    b"</HostId></Error>",
+)
 
 CATALOGUE: dict[str, dict[str, bytes]] = {
     "elasticsearch": {
@@ -473,6 +508,12 @@ CATALOGUE: dict[str, dict[str, bytes]] = {
         "namenode root": HDFS_NAMENODE_ROOT,
         "namenode 1.x": HDFS_NAMENODE_1X,
         "redirect": HDFS_REDIRECT,
+    },
+    "s3": {
+        "moto root": S3_MOTO_ROOT,
+        "minio 403": S3_MINIO_DENIED,
+        "aws 403": S3_AWS_DISABLED,
+        "ceph 403": S3_CEPH_DENIED,
     },
     "none": {
         "smtp": SMTP_GREETING,

@@ -21,6 +21,7 @@ from leaksonar.protocols import (
     mysql,
     postgres,
     redis,
+    s3,
 )
 from leaksonar.protocols.base import BoundedStream, Endpoint, ProtocolModule
 
@@ -39,6 +40,7 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     influxdb.PROTOCOL,
     ftp.PROTOCOL,
     hdfs.PROTOCOL,
+    s3.PROTOCOL,
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -39,6 +40,19 @@ def match(reply: bytes) -> Identity | None:
         if (identity := protocol.match(reply)) is not None:
             return identity
     return None
+
+
+_CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*(\d{1,9})[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+
+
+def _body_due(reply: bytes) -> bool:
+    """An HTTP reply whose body is still to come (a server that wrote its head and body apart): the
+    protocol that names it may read the body (an S3 bucket list), not the generic HTTP match."""
+    if not reply.startswith(b"HTTP/1."):
+        return False
+    head, ended, body = reply.partition(b"\r\n\r\n")
+    length = _CONTENT_LENGTH.search(head)
+    return not ended or (length is not None and len(body) < int(length.group(1)))
 
 
 def printable(banner: bytes) -> str:
@@ -75,7 +89,7 @@ async def _exchange(
             writer.write(probe)
         async with asyncio.timeout_at(deadline):
             reply = await reader.read(limits.banner_bytes)
-        if reply and not match(reply):  # a reply split across segments: give it one more short read
+        if reply and (not match(reply) or _body_due(reply)):  # split across segments: one more short read
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.2):
                     reply += await reader.read(limits.banner_bytes - len(reply))
