@@ -357,6 +357,10 @@ FTP_PUREFTPD = (
 FTP_FILEZILLA = b"220-FileZilla Server 1.7.0\r\n220 Please visit https://filezilla-project.org/\r\n"
 FTP_MICROSOFT = b"220 Microsoft FTP Service\r\n"
 
+# rsync daemon greetings: 3.5.0 (Debian) captured in the lab; 3.1's as it writes it (no digest list).
+RSYNC_32 = b"@RSYNCD: 32.0 sha512 sha256 sha1 md5 md4\n"
+RSYNC_31 = b"@RSYNCD: 31.0\n"
+
 CATALOGUE: dict[str, dict[str, bytes]] = {
     "elasticsearch": {
         "osmem root": OSMEM_ROOT,
@@ -432,6 +436,7 @@ CATALOGUE: dict[str, dict[str, bytes]] = {
         "filezilla": FTP_FILEZILLA,
         "microsoft": FTP_MICROSOFT,
     },
+    "rsync": {"rsync 3.5": RSYNC_32, "rsync 3.1": RSYNC_31},
     "none": {
         "smtp": SMTP_GREETING,
         "nginx 400": NGINX_400,

@@ -80,15 +80,12 @@ async def _open(endpoint: Endpoint, limits: Limits, module: str) -> BoundedStrea
 
 
 async def modules(endpoint: Endpoint, limits: Limits) -> list[str]:
-    """The names the module list gives (``name<TAB>comment`` lines; other lines are the message of the
-    day), at most `MAX_MODULES` lines read."""
+    """The names the module list gives (``name<TAB>comment`` lines, other lines being the message of the
+    day, up to ``@RSYNCD: EXIT``), at most `MAX_MODULES` lines read."""
     async with await _open(endpoint, limits, "") as stream:
         names: list[str] = []
         for _ in range(MAX_MODULES):
-            try:
-                line = await stream.read_line(_MAX_LINE)
-            except EOFError:  # the list ends with the connection (older daemons) or with EXIT
-                return names
+            line = await stream.read_line(_MAX_LINE)
             if line.startswith(b"@RSYNCD: EXIT"):
                 return names
             if line.startswith(b"@ERROR"):
@@ -112,13 +109,13 @@ class _Multiplexed:
             header = await self._raw(4)
             (word,) = struct.unpack("<I", header)
             tag, length = (word >> 24) - _MPLEX_BASE, word & 0xFFFFFF
+            if tag < 0:
+                raise ProtocolError(f"a packet of tag {tag + _MPLEX_BASE} in the multiplexed stream")
             payload = await self._raw(length)
             if tag == _MSG_DATA:
                 self.buffer += payload
             elif tag in _MSG_ERRORS:
                 self.error = _text(payload)
-            elif tag < 0:
-                raise ProtocolError(f"a packet of tag {tag + _MPLEX_BASE} in the multiplexed stream")
         data = bytes(self.buffer[:n])
         del self.buffer[:n]
         return data
