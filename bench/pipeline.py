@@ -36,6 +36,7 @@ NSE_SCRIPTS = (
     "mysql-info",  # default, discovery, safe: the server greeting
     "memcached-info",  # discovery, safe: stats
     "ftp-anon",  # default, auth, safe: anonymous login and the root's LIST
+    "rsync-list-modules",  # discovery, safe: the daemon's module list
     "couchdb-databases",  # discovery, safe: GET /_all_dbs
     "couchdb-stats",  # discovery, safe: GET /_stats
     "cassandra-info",  # default, discovery, safe: cluster name and version (Thrift port)
@@ -47,6 +48,7 @@ NSE_LEFT_OUT = {
     "redis-brute, mongodb-brute, mysql-brute, pgsql-brute, cassandra-brute": "guess passwords",
     "mysql-empty-password": "intrusive: logs in as root and anonymous with empty passwords",
     "mysql-databases, mysql-variables, mysql-users": "intrusive, and need credentials",
+    "rsync-brute": "guesses passwords",
 }
 """Matching scripts not run, and why (there is no read-only PostgreSQL or Elasticsearch script)."""
 
@@ -64,6 +66,7 @@ KEYWORDS = {
     "etcd": ("etcd",),
     "influxdb": ("influx",),
     "ftp": ("ftp",),
+    "rsync": ("rsync",),
 }
 """Words that name each lab protocol in nmap's service name or product."""
 
@@ -159,6 +162,8 @@ def nmap_facts(port: ET.Element) -> Facts:
             facts.names += re.findall(r"^\s*\d+ = (\S+)$", output, re.MULTILINE)
         if name == "ftp-anon":  # the root's `ls -l` lines: the top directories
             facts.names += re.findall(r"^d\S{9}\s.*\s(\S+)$", output, re.MULTILINE)
+        if name == "rsync-list-modules":  # `name<TAB>comment` lines: the modules
+            facts.names += re.findall(r"^\s*(\S+)\s*\t", output, re.MULTILINE)
     return facts
 
 
