@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from hostile_ftp import FakeFtp, endless_files
+from hostile_rsync import FakeRsync
+from hostile_rsync import endless_files as endless_rsync_files
 from replies import (
     CASSANDRA_SUPPORTED,
     CLICKHOUSE_HTTP_ROOT,
@@ -760,6 +762,13 @@ NETWORK: tuple[HostileServer, ...] = (
         "ftp",
         21,
         FakeFtp(listing=endless_files, pasv_address="127.0.0.2").handle,
+        ErrorKind.OVER_LIMIT,
+    ),
+    HostileServer(
+        "rsync-endless-listing",
+        "rsync",
+        873,
+        FakeRsync({"backups": {}}, listing=endless_rsync_files).handle,
         ErrorKind.OVER_LIMIT,
     ),
     HostileServer(

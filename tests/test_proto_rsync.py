@@ -20,7 +20,7 @@ from leaksonar.assess import assess, filenames
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds import kind
 from leaksonar.lab.kinds.base import Launch
-from leaksonar.model import ErrorKind, Identity, Inspection, Limits
+from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols import filestore
 from leaksonar.protocols.base import Endpoint
 from leaksonar.protocols.rsync import MAX_MODULES, PROTOCOL
@@ -37,7 +37,7 @@ LabService = Callable[[str], dict[str, Any]]
 def test_match_takes_the_daemon_greeting(greeting: bytes) -> None:
     identity = PROTOCOL.match(greeting)
     assert identity is not None
-    assert (identity.protocol, identity.software, identity.auth) == ("rsync", None, "unknown")
+    assert (identity.protocol, identity.software, identity.auth) == ("rsync", Software("rsync"), "unknown")
     assert identity.banner == greeting.strip().decode()
 
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 
-from leaksonar.model import Identity, Inspection, Limits
+from leaksonar.model import Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import (
     AuthRequired,
     BoundedStream,
@@ -284,11 +284,12 @@ class RsyncProtocol:
     probe = None
 
     def match(self, reply: bytes) -> Identity | None:
-        """An rsync daemon's greeting, ``@RSYNCD: <protocol>[.<sub>] [digests]``."""
+        """An rsync daemon's greeting, ``@RSYNCD: <protocol>[.<sub>] [digests]``: software "rsync" without
+        a version (the greeting gives only the protocol's; openrsync greets alike)."""
         if not _GREETING.match(reply):
             return None
         banner = reply.split(b"\n", 1)[0].strip()[:200].decode("ascii", "replace")
-        return Identity(NAME, None, "unknown", banner)
+        return Identity(NAME, Software(NAME), "unknown", banner)
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """The readable modules' trees, bounded, with the heads of a few files; read-only, never raises."""

@@ -88,7 +88,8 @@ class Rsync:
         )
 
     def seed(self, launch: Launch, started: Started) -> Seeded:
-        """The tree was written by `start`: the open module's files; the version from `rsync --version`."""
+        """The tree was written by `start`: the open module's files; the version from `rsync --version`
+        (the daemon's greeting names only its protocol: a scan cannot learn it)."""
         shown = subprocess.run([started.argv[0], "--version"], capture_output=True, text=True, timeout=10)
         found = re.search(r"version v?(\d[\w.]*)", shown.stdout)
         return Seeded(found.group(1) if found else "", [database("", {OPEN: len(data.ftp_files())})])
