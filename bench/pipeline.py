@@ -36,7 +36,7 @@ NSE_SCRIPTS = (
     "mysql-info",  # default, discovery, safe: the server greeting
     "memcached-info",  # discovery, safe: stats
     "ftp-anon",  # default, auth, safe: anonymous login and the root's LIST
-    "rsync-list-modules",  # discovery, safe: the daemon's module list
+    "rsync-list-modules",  # discovery, safe: the module list (its library rejects rsync 3.2+ greetings)
     "couchdb-databases",  # discovery, safe: GET /_all_dbs
     "couchdb-stats",  # discovery, safe: GET /_stats
     "cassandra-info",  # default, discovery, safe: cluster name and version (Thrift port)

@@ -164,6 +164,16 @@ def test_a_refused_module_is_said_and_the_others_walked() -> None:
     assert hostile.kinds(found) == [ErrorKind.COMMAND_REFUSED]
 
 
+def test_odd_module_names_are_passed_over() -> None:
+    lines = iter([b"bad\x1bname\t\n", b"n" * 300 + b"\t\n", b"a/b\t\n", b"data\t\n"])
+    server = FakeRsync({"data": {"a.txt": b"a\n"}}, module_lines=lines)
+    found, _ = run(server)
+    assert server.opened == ["", "data", "data", "data"]
+    assert (found.databases, found.rows, found.rows_estimated) == (4, 1, True)
+    assert found.details["modules"] == {"readable": ["data"], "auth_required": [], "refused": []}
+    assert hostile.kinds(found) == [ErrorKind.OVER_LIMIT]
+
+
 def test_an_endless_module_list_stops_at_its_cap() -> None:
     lines = (b"m%d\tcomment\n" % i for i in range(10**9))
     found, elapsed = run(FakeRsync(module_lines=lines))

@@ -37,6 +37,8 @@ VERSION = b"@RSYNCD: 27\n"
 MAX_MODULES = 500
 """Lines of the module list read (message-of-the-day lines included)."""
 _MAX_LINE = 4096
+_MAX_MODULE_NAME = 100
+"""Characters of a module name opened (and named in the record)."""
 _MAX_NAME = 4096
 """Bytes of one name in a file list."""
 _GREETING = re.compile(rb"\A@RSYNCD: (\d{1,4})(?:\.(\d{1,4}))?[ \r\n]")
@@ -247,8 +249,10 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     learned.capped(len(shown), len(names), "modules")
     readable, locked, refused = [], [], []
     for name in shown:
-        if not name.isprintable() or "/" in name or not name or len(name) > 255:
-            refused.append(name[:80])
+        if not name.isprintable() or "/" in name or not name or len(name) > _MAX_MODULE_NAME:
+            learned.left_out(
+                f"Odd module names, or names over {_MAX_MODULE_NAME} characters, were passed over."
+            )
             continue
         try:
             await _check(endpoint, limits, name)
