@@ -189,6 +189,11 @@ def test_a_head_stops_at_its_cap_whatever_size_was_announced() -> None:
     assert elapsed < 2.0 and found.errors == ()
 
 
+def test_sizes_past_32_bits_are_read_whole() -> None:
+    found, _ = run(FakeRsync({"m": {"disk.img": b"x"}}, sizes={"disk.img": 5 * 2**30}))
+    assert (found.rows, found.size_bytes, found.errors) == (1, 5 * 2**30, ())
+
+
 def test_an_endless_listing_stops_at_the_file_cap() -> None:
     found, elapsed = run(
         FakeRsync({"m": {}}, listing=endless_files), Limits(timeout=1.0, service_budget=10.0)
