@@ -37,6 +37,7 @@ NSE_SCRIPTS = (
     "memcached-info",  # discovery, safe: stats
     "ftp-anon",  # default, auth, safe: anonymous login and the root's LIST
     "hadoop-namenode-info",  # default, discovery, safe: GET /dfshealth.jsp (Hadoop 1.x's status page)
+    "rsync-list-modules",  # discovery, safe: the module list (its library rejects rsync 3.2+ greetings)
     "couchdb-databases",  # discovery, safe: GET /_all_dbs
     "couchdb-stats",  # discovery, safe: GET /_stats
     "cassandra-info",  # default, discovery, safe: cluster name and version (Thrift port)
@@ -48,6 +49,7 @@ NSE_LEFT_OUT = {
     "redis-brute, mongodb-brute, mysql-brute, pgsql-brute, cassandra-brute": "guess passwords",
     "mysql-empty-password": "intrusive: logs in as root and anonymous with empty passwords",
     "mysql-databases, mysql-variables, mysql-users": "intrusive, and need credentials",
+    "rsync-brute": "guesses passwords",
 }
 """Matching scripts not run, and why (there is no read-only PostgreSQL or Elasticsearch script)."""
 
@@ -67,6 +69,7 @@ KEYWORDS = {
     "ftp": ("ftp",),
     "hdfs": ("hadoop", "hdfs"),
     "s3": ("s3", "amazon", "minio"),  # nmap has no S3 script: -sV alone
+    "rsync": ("rsync",),
 }
 """Words that name each lab protocol in nmap's service name or product."""
 
@@ -162,6 +165,8 @@ def nmap_facts(port: ET.Element) -> Facts:
             facts.names += re.findall(r"^\s*\d+ = (\S+)$", output, re.MULTILINE)
         if name == "ftp-anon":  # the root's `ls -l` lines: the top directories
             facts.names += re.findall(r"^d\S{9}\s.*\s(\S+)$", output, re.MULTILINE)
+        if name == "rsync-list-modules":  # `name<TAB>comment` lines: the modules
+            facts.names += re.findall(r"^\s*(\S+)\s*\t", output, re.MULTILINE)
     return facts
 
 

@@ -22,6 +22,8 @@ from typing import TypeVar
 from hostile_ftp import FakeFtp, endless_files
 from hostile_hdfs import FakeNameNode, endless_statuses
 from hostile_s3 import FakeS3, endless_pages
+from hostile_rsync import FakeRsync
+from hostile_rsync import endless_files as endless_rsync_files
 from replies import (
     CASSANDRA_SUPPORTED,
     CLICKHOUSE_HTTP_ROOT,
@@ -776,6 +778,13 @@ NETWORK: tuple[HostileServer, ...] = (
         "s3",
         9000,
         FakeS3({"b": {}}, answer=endless_pages).handle,
+        ErrorKind.OVER_LIMIT,
+    ),
+    HostileServer(
+        "rsync-endless-listing",
+        "rsync",
+        873,
+        FakeRsync({"backups": {}}, listing=endless_rsync_files).handle,
         ErrorKind.OVER_LIMIT,
     ),
     HostileServer(

@@ -429,6 +429,10 @@ S3_CEPH_DENIED = http_reply(
     b"</HostId></Error>",
 )
 
+# rsync daemon greetings: 3.5.0 (Debian) captured in the lab; 3.1's as it writes it (no digest list).
+RSYNC_32 = b"@RSYNCD: 32.0 sha512 sha256 sha1 md5 md4\n"
+RSYNC_31 = b"@RSYNCD: 31.0\n"
+
 CATALOGUE: dict[str, dict[str, bytes]] = {
     "elasticsearch": {
         "osmem root": OSMEM_ROOT,
@@ -515,6 +519,7 @@ CATALOGUE: dict[str, dict[str, bytes]] = {
         "aws 403": S3_AWS_DISABLED,
         "ceph 403": S3_CEPH_DENIED,
     },
+    "rsync": {"rsync 3.5": RSYNC_32, "rsync 3.1": RSYNC_31},
     "none": {
         "smtp": SMTP_GREETING,
         "hadoop datanode root": HDFS_DATANODE_ROOT,

@@ -22,6 +22,7 @@ from leaksonar.protocols import (
     postgres,
     redis,
     s3,
+    rsync,
 )
 from leaksonar.protocols.base import BoundedStream, Endpoint, ProtocolModule
 
@@ -41,6 +42,7 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     ftp.PROTOCOL,
     hdfs.PROTOCOL,
     s3.PROTOCOL,
+    rsync.PROTOCOL,
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}
