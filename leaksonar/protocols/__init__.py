@@ -21,8 +21,8 @@ from leaksonar.protocols import (
     mysql,
     postgres,
     redis,
-    s3,
     rsync,
+    s3,
 )
 from leaksonar.protocols.base import BoundedStream, Endpoint, ProtocolModule
 
