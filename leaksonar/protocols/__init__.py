@@ -20,6 +20,7 @@ from leaksonar.protocols import (
     mysql,
     postgres,
     redis,
+    smb,
 )
 from leaksonar.protocols.base import BoundedStream, Endpoint, ProtocolModule
 
@@ -37,6 +38,7 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     etcd.PROTOCOL,
     influxdb.PROTOCOL,
     ftp.PROTOCOL,
+    smb.PROTOCOL,
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}
