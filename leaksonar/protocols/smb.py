@@ -48,7 +48,7 @@ from smbprotocol.transport import Tcp
 from smbprotocol.tree import TreeConnect
 
 from leaksonar.model import Identity, Inspection, Limits
-from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError
+from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
 from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, walk
 from leaksonar.protocols.kit import SERVER_ERRORS, Learned, run_inspection
 
@@ -114,11 +114,15 @@ def dialect_name(revision: int) -> str:
 class _CappedTcp(Tcp):  # type: ignore[misc]
     """smbprotocol's transport, refusing a message announced over `MAX_MESSAGE` (it would allocate it)."""
 
+    too_large = False
+    """Set when the server announced a message over the cap (and the connection was closed)."""
+
     def recv(self, timeout: float) -> bytes:
         size, timeout = self._recv(4, timeout)
         if not size:
             return b""
         if struct.unpack(">L", size)[0] > MAX_MESSAGE:
+            self.too_large = True
             self.close()
             return b""
         message: bytes | None = self._recv(struct.unpack(">L", size)[0], timeout)[0]
@@ -159,6 +163,8 @@ class _Client:
             self.abort()
             raise
         except Exception as exc:
+            if getattr(self.connection.transport, "too_large", False):
+                raise ReplyTooLarge(f"a message announced over {MAX_MESSAGE} bytes") from exc
             raise _translate(exc) from exc
 
     def abort(self) -> None:

@@ -24,6 +24,12 @@ SHARE = "public"
 _DIRECTORIES = ("private", "lock", "state", "cache", "pid", "ncalrpc", "passdb")
 
 
+def _interface(ip: str) -> str:
+    """The lab address as smbd's `interfaces` takes it: an address no interface carries (only lo's
+    127.0.0.1 does) is refused alone, but with loopback's netmask smbd binds that one address."""
+    return f"{ip}/8"
+
+
 def _config(launch: Launch, files: Path, private: Path) -> str:
     """smbd on the lab address only, every directory inside the workdir, no NetBIOS, no printing;
     unknown users (and `guest`) map to the guest account."""
@@ -31,7 +37,7 @@ def _config(launch: Launch, files: Path, private: Path) -> str:
     return "\n".join(
         [
             "[global]",
-            f"interfaces = {launch.ip}",
+            f"interfaces = {_interface(launch.ip)}",
             "bind interfaces only = yes",
             f"smb ports = {launch.port}",
             "disable netbios = yes",
@@ -97,7 +103,7 @@ class Smb:
                 "--debug-stdout",
                 "-s",
                 str(config),
-                f"--option=interfaces={launch.ip}",
+                f"--option=interfaces={_interface(launch.ip)}",
             ]
         )
 
