@@ -30,6 +30,7 @@ from smbprotocol.exceptions import (
     LogonFailure,
     NoMoreFiles,
     SMBAuthenticationError,
+    SMBConnectionClosed,
     SMBResponseException,
 )
 from smbprotocol.file_info import FileInformationClass
@@ -136,6 +137,8 @@ def _translate(exc: Exception) -> Exception:
     """One of the kit's failures for an smbprotocol exception."""
     if isinstance(exc, SMBAuthenticationError | LogonFailure):
         return AuthRequired(str(exc).splitlines()[0][:200])
+    if isinstance(exc, SMBConnectionClosed):
+        return ConnectionResetError("the server closed the connection")
     if isinstance(exc, SMBResponseException):
         return CommandRefused(type(exc).__name__)
     if isinstance(exc, ValueError) and isinstance(exc.__cause__, OSError):
