@@ -21,10 +21,10 @@ from leaksonar.assess import assess, filenames
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds import kind
 from leaksonar.lab.kinds.base import Launch
-from leaksonar.model import ErrorKind, Identity, Inspection, Limits
+from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols import filestore
 from leaksonar.protocols.base import Endpoint
-from leaksonar.protocols.smb import PROBE, PROTOCOL
+from leaksonar.protocols.smb import PROBE, PROTOCOL, samba_name
 from leaksonar.scan.identify import identify
 
 FAST = Limits(timeout=1.0, service_budget=5.0)
@@ -69,6 +69,14 @@ def test_match_rejects_what_is_no_smb_answer(reply: bytes) -> None:
     assert PROTOCOL.match(reply) is None
 
 
+def test_samba_is_named_from_its_server_guid() -> None:
+    assert (samba_name(b"vm".ljust(16, b"\0")), samba_name(bytes(range(16))), samba_name(bytes(16))) == (
+        "vm",
+        None,
+        None,
+    )
+
+
 def test_the_probe_is_one_framed_negotiate() -> None:
     assert struct.unpack(">I", PROBE[:4])[0] == len(PROBE) - 4 and PROBE[4:8] == b"\xfeSMB"
     assert PROBE[16:18] == b"\x00\x00"  # command 0: NEGOTIATE
@@ -93,6 +101,7 @@ def test_the_guest_share_of_samba_is_listed_read_and_assessed(lab_service: LabSe
     assert (found.databases, found.rows, found.rows_estimated) == (2, sum(expected.values()), False)
     assert found.details["shares_refused"] == ["private"]
     assert found.details["dialect"].startswith("3.") and found.details["signing_required"] is False
+    assert found.software == Software("samba") and found.details["server_name"]
     read = {d["key"] for s in found.samples for d in s.documents if "value" in d}
     assert read == {
         "public/.env",
@@ -111,7 +120,8 @@ def test_the_guest_share_of_samba_is_listed_read_and_assessed(lab_service: LabSe
 def test_the_lab_server_is_identified(lab_service: LabService) -> None:
     entry = lab_service("smb-guest")
     identity = asyncio.run(identify(entry["ip"], entry["port"], None, FAST))
-    assert identity.protocol == "smb" and identity.banner.startswith("SMB 3.")
+    assert (identity.protocol, identity.software) == ("smb", Software("samba"))
+    assert identity.banner.startswith("SMB 3.")
 
 
 @contextmanager
@@ -183,19 +193,18 @@ def test_a_deep_tree_stops_at_the_depth_cap(lab: dict[str, Any]) -> None:
 # --- hostile servers ------------------------------------------------------------------------------
 
 
-def settled_threads(before: int) -> int:
-    """The number of threads once the inspection's workers have had a moment to return."""
-    for _ in range(30):
-        if threading.active_count() <= before:
-            break
-        time.sleep(0.1)
-    return threading.active_count()
+def receivers() -> int:
+    """smbprotocol's receiving threads still running (one per connection; callers wait on them)."""
+    return sum(t.name.startswith("msg_worker") for t in threading.enumerate())
 
 
 def run(handler: hostile.Handler, limits: Limits = FAST) -> tuple[Inspection, float]:
-    before = threading.active_count()
     found, elapsed = hostile.run(PROTOCOL, handler, Identity("smb"), limits)
-    assert settled_threads(before) <= before  # no thread is left blocked in smbprotocol
+    for _ in range(30):  # the socket was shut down: its receiver ends, and any call waiting on it returns
+        if not receivers():
+            break
+        time.sleep(0.1)
+    assert receivers() == 0
     return found, elapsed
 
 

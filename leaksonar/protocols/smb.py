@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import struct
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -48,7 +50,7 @@ from smbprotocol.session import Session
 from smbprotocol.transport import Tcp
 from smbprotocol.tree import TreeConnect
 
-from leaksonar.model import Identity, Inspection, Limits
+from leaksonar.model import Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
 from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, walk
 from leaksonar.protocols.kit import SERVER_ERRORS, Learned, run_inspection
@@ -92,6 +94,9 @@ _SHARE_ACCESS = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | Sha
 _DIRECTORY_ATTRIBUTE = 0x10
 _REPARSE_POINT = 0x400
 T = TypeVar("T")
+_THREADS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="smb")
+"""smbprotocol's blocking calls: a pool of their own, so that servers that hang them never starve the
+event loop's default executor (name lookups)."""
 
 
 def _negotiate_request() -> bytes:
@@ -110,6 +115,15 @@ def dialect_name(revision: int) -> str:
     """ "3.0.2" for 0x0302; "2.?" for the wildcard 0x02FF."""
     major, minor = revision >> 8, revision & 0xFF
     return f"{major}.?" if minor == 0xFF else f"{major}.{minor >> 4}.{minor & 0xF}"
+
+
+def samba_name(guid: bytes) -> str | None:
+    """The NetBIOS name Samba puts in its server GUID (lower-case, zero-padded), or None: another server's
+    GUID (Windows' is random)."""
+    name = guid.rstrip(b"\0")
+    if 0 < len(name) < len(guid) and re.fullmatch(rb"[a-z0-9][a-z0-9._-]*", name):
+        return name.decode("ascii")
+    return None
 
 
 class _CappedTcp(Tcp):  # type: ignore[misc]
@@ -161,7 +175,7 @@ class _Client:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             async with asyncio.timeout(self.limits.timeout):
-                return await asyncio.to_thread(fn, *args)
+                return await asyncio.get_running_loop().run_in_executor(_THREADS, partial(fn, *args))
         except (TimeoutError, asyncio.CancelledError):
             self.abort()
             raise
@@ -259,10 +273,13 @@ class _Client:
 
 
 def _details(connection: Connection) -> dict[str, Any]:
-    return {
+    details: dict[str, Any] = {
         "dialect": dialect_name(connection.dialect),
         "signing_required": bool(connection.server_security_mode & 0x02),
     }
+    if (name := samba_name(connection.server_guid.bytes)) is not None:
+        details["server_name"] = name
+    return details
 
 
 async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
@@ -271,6 +288,8 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     try:
         await client.open()
         learned.details.update(_details(client.connection))
+        if "server_name" in learned.details and learned.software is None:
+            learned.software = Software("samba")
         learned.auth = "none"
         refused: list[str] = []
         for share in SHARE_NAMES:
@@ -310,7 +329,8 @@ class SmbProtocol:
             return None
         mode, revision = struct.unpack_from("<HH", reply, 70)
         signing = ", signing required" if mode & 0x02 else ""
-        return Identity(NAME, None, "unknown", f"SMB {dialect_name(revision)}{signing}")
+        software = Software("samba") if samba_name(reply[76:92]) else None
+        return Identity(NAME, software, "unknown", f"SMB {dialect_name(revision)}{signing}")
 
     async def inspect(self, endpoint: Endpoint, identity: Identity, limits: Limits) -> Inspection:
         """The guest user's readable shares, bounded, with the heads of a few files; read-only."""
