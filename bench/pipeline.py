@@ -38,7 +38,6 @@ NSE_SCRIPTS = (
     "ftp-anon",  # default, auth, safe: anonymous login and the root's LIST
     "smb-protocols",  # discovery, safe: the dialects the server speaks
     "smb2-security-mode",  # default, discovery, safe: whether signing is required
-    "smb-ls",  # discovery, safe: the files of the shares it can list
     "couchdb-databases",  # discovery, safe: GET /_all_dbs
     "couchdb-stats",  # discovery, safe: GET /_stats
     "cassandra-info",  # default, discovery, safe: cluster name and version (Thrift port)
@@ -50,7 +49,8 @@ NSE_LEFT_OUT = {
     "redis-brute, mongodb-brute, mysql-brute, pgsql-brute, cassandra-brute": "guess passwords",
     "mysql-empty-password": "intrusive: logs in as root and anonymous with empty passwords",
     "mysql-databases, mysql-variables, mysql-users": "intrusive, and need credentials",
-    "smb-enum-shares": "intrusive: tries to write a file to every share it finds",
+    "smb-enum-shares": "intrusive: writes and deletes a test file in every share it finds",
+    "smb-ls": "lists only the shares smb-enum-shares found (or shares named in its arguments)",
 }
 """Matching scripts not run, and why (there is no read-only PostgreSQL or Elasticsearch script)."""
 
