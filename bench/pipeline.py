@@ -38,6 +38,8 @@ NSE_SCRIPTS = (
     "ftp-anon",  # default, auth, safe: anonymous login and the root's LIST
     "hadoop-namenode-info",  # default, discovery, safe: GET /dfshealth.jsp (Hadoop 1.x's status page)
     "rsync-list-modules",  # discovery, safe: the module list (its library rejects rsync 3.2+ greetings)
+    "smb-protocols",  # discovery, safe: the dialects the server speaks
+    "smb2-security-mode",  # default, discovery, safe: whether signing is required
     "couchdb-databases",  # discovery, safe: GET /_all_dbs
     "couchdb-stats",  # discovery, safe: GET /_stats
     "cassandra-info",  # default, discovery, safe: cluster name and version (Thrift port)
@@ -50,6 +52,8 @@ NSE_LEFT_OUT = {
     "mysql-empty-password": "intrusive: logs in as root and anonymous with empty passwords",
     "mysql-databases, mysql-variables, mysql-users": "intrusive, and need credentials",
     "rsync-brute": "guesses passwords",
+    "smb-enum-shares": "intrusive: writes and deletes a test file in every share it finds",
+    "smb-ls": "lists only the shares smb-enum-shares found (or shares named in its arguments)",
 }
 """Matching scripts not run, and why (there is no read-only PostgreSQL or Elasticsearch script)."""
 
@@ -70,6 +74,7 @@ KEYWORDS = {
     "hdfs": ("hadoop", "hdfs"),
     "s3": ("s3", "amazon", "minio"),  # nmap has no S3 script: -sV alone
     "rsync": ("rsync",),
+    "smb": ("microsoft-ds", "samba", "smb"),
 }
 """Words that name each lab protocol in nmap's service name or product."""
 

@@ -21,9 +21,9 @@ from typing import TypeVar
 
 from hostile_ftp import FakeFtp, endless_files
 from hostile_hdfs import FakeNameNode, endless_statuses
-from hostile_s3 import FakeS3, endless_pages
 from hostile_rsync import FakeRsync
 from hostile_rsync import endless_files as endless_rsync_files
+from hostile_s3 import FakeS3, endless_pages
 from replies import (
     CASSANDRA_SUPPORTED,
     CLICKHOUSE_HTTP_ROOT,
@@ -34,6 +34,7 @@ from replies import (
     MONGODB_SECANTUS,
     OSMEM_ROOT,
     POSTGRES_TRUST,
+    SMB_SAMBA,
     http_reply,
 )
 
@@ -41,6 +42,7 @@ from leaksonar.model import ErrorKind, Identity, Inspection, Limits
 from leaksonar.protocols import cassandra as cql
 from leaksonar.protocols import mongodb as mongo
 from leaksonar.protocols.base import Endpoint, ProtocolModule
+from leaksonar.protocols.smb import PROBE as SMB_PROBE
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Request = TypeVar("Request")
@@ -627,6 +629,15 @@ class HostileServer:
     """The server's TLS context (None: the handler speaks on the bare connection)."""
 
 
+async def _smb_huge_message(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Samba's answer to identification's NEGOTIATE; to any other request, a message announced at 4 GB."""
+    request = await reader.read(4096)
+    writer.write(SMB_SAMBA if request == SMB_PROBE else b"\xff\xff\xff\xf0" + b"\xfeSMB" * 1000)
+    await writer.drain()
+    await reader.read()
+    writer.close()
+
+
 NETWORK: tuple[HostileServer, ...] = (
     HostileServer("silent", "unknown", 6379, silent, ErrorKind.TIMEOUT),
     HostileServer(
@@ -787,6 +798,7 @@ NETWORK: tuple[HostileServer, ...] = (
         FakeRsync({"backups": {}}, listing=endless_rsync_files).handle,
         ErrorKind.OVER_LIMIT,
     ),
+    HostileServer("smb-huge-message", "smb", 445, _smb_huge_message, ErrorKind.OVER_LIMIT),
     HostileServer(
         "http-reset",
         "http",

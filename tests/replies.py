@@ -432,6 +432,17 @@ S3_CEPH_DENIED = http_reply(
 # rsync daemon greetings: 3.5.0 (Debian) captured in the lab; 3.1's as it writes it (no digest list).
 RSYNC_32 = b"@RSYNCD: 32.0 sha512 sha256 sha1 md5 md4\n"
 RSYNC_31 = b"@RSYNCD: 31.0\n"
+# SMB: Samba 4.17 (Debian) captured, its answer to `smb.PROBE` (an SMB2 NEGOTIATE): dialect 3.0.2; an SMB1
+# server's answer to it as such a server frames one (an SMB1 error).
+SMB_SAMBA = (
+    b"\x00\x00\x00\xca\xfeSMB@\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00A\x00\x01\x00\x02\x03\x00\x00vm\x00\x00"
+    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x80\x00\x00\x00\x80\x00\x00\x00\x80\x00\xe8p\xe2\x9b\xcc\x86\xdd\x01\x00\x00\x00\x00"
+    b"\x00\x00\x00\x00\x80\x00J\x00\x00\x00\x00\x00`H\x06\x06+\x06\x01\x05\x05\x02\xa0>0<\xa0\x0e0\x0c\x06\n+\x06\x01\x04\x01\x827\x02"
+    b"\x02\n\xa3*0(\xa0&\x1b$not_defined_in_RFC4178@please_"
+    b"ignore"
+)
+SMB1_ERROR = b"\x00\x00\x00\x23\xffSMBr\x02\x00\x00\xc0\x98\x01\x28" + bytes(23)
 
 CATALOGUE: dict[str, dict[str, bytes]] = {
     "elasticsearch": {
@@ -520,6 +531,7 @@ CATALOGUE: dict[str, dict[str, bytes]] = {
         "ceph 403": S3_CEPH_DENIED,
     },
     "rsync": {"rsync 3.5": RSYNC_32, "rsync 3.1": RSYNC_31},
+    "smb": {"samba": SMB_SAMBA, "smb1 error": SMB1_ERROR},
     "none": {
         "smtp": SMTP_GREETING,
         "hadoop datanode root": HDFS_DATANODE_ROOT,

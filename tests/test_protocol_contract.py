@@ -35,6 +35,7 @@ HUGE: dict[str, hostile.Handler] = {
     "mysql": hostile.mysql(garbage=False),
     "ftp": hostile.sends(b"220-" + b"x" * 200_000),
     "rsync": hostile.sends(b"@RSYNCD: 32.0\n" + b"x" * 200_000),
+    "smb": hostile.sends(b"\xff\xff\xff\xf0" + b"\xfeSMB" * 1000),
     "cassandra": hostile.scripted(
         hostile.read_cql,
         lambda frame: cql.HEADER.pack(0x84, 0, frame[0], cql.SUPPORTED, 0x7FFFFFFF),

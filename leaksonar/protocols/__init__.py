@@ -23,6 +23,7 @@ from leaksonar.protocols import (
     redis,
     rsync,
     s3,
+    smb,
 )
 from leaksonar.protocols.base import BoundedStream, Endpoint, ProtocolModule
 
@@ -43,6 +44,7 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     hdfs.PROTOCOL,
     s3.PROTOCOL,
     rsync.PROTOCOL,
+    smb.PROTOCOL,
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}

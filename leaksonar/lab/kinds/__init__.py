@@ -30,6 +30,7 @@ MODULES: dict[str, str] = {
     "hdfs": "hdfs",  # offsets 65-66
     "s3": "s3",  # offset 61
     "rsync": "rsync",  # offset 63
+    "smb": "smb",  # offset 64
     # Offsets 41-60: TLS variants (postgresql 43, redis 44, mysql 45) and TLS proxies:
     "nginx": "nginx",  # offsets 41-42, runs services of the protocols it proxies (ServiceSpec.kind)
 }
