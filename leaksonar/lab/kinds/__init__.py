@@ -27,6 +27,7 @@ MODULES: dict[str, str] = {
     "etcd": "etcd",  # offsets 31-34
     "influxdb": "influxdb",  # offsets 35-38
     "ftp": "ftp",  # offset 39
+    "docker-registry": "docker_registry",  # offsets 67-68
     # Offsets 41-60: TLS variants (postgresql 43, redis 44, mysql 45) and TLS proxies:
     "nginx": "nginx",  # offsets 41-42, runs services of the protocols it proxies (ServiceSpec.kind)
 }
