@@ -274,13 +274,17 @@ async def _repository(registry: Registry, name: str) -> tuple[Collection, Sample
     for tag in _ordered([t for t in tags if valid_tag(t)]):
         try:
             digest, image = await registry.manifest(name, tag)
-            if digest in images:
-                images[digest]["tags"].append(tag)
-                continue
+        except SERVER_ERRORS as exc:
+            learned.failed(f"Reading the manifest of {name}:{tag}", exc)
+            continue
+        if digest in images:
+            images[digest]["tags"].append(tag)
+            continue
+        try:
             env, history = await registry.config(name, image)
         except SERVER_ERRORS as exc:
-            learned.failed(f"Reading {name}:{tag}", exc)
-            continue
+            learned.failed(f"Reading the config of {name}:{tag}", exc)
+            env, history = {}, []
         sizes[digest] = image.size
         images[digest] = {
             "image": f"{name}:{tag}",
@@ -314,16 +318,22 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         learned.capped(len(shown), len(names), "repositories")
         gate = asyncio.Semaphore(_CONCURRENCY)
 
-        async def read(name: str) -> tuple[Collection, Sample | None]:
+        async def read(name: str) -> None:
             async with gate:
-                return await _repository(registry, name)
-
-        for collection, sample in await asyncio.gather(*(read(name) for name in shown)):
+                collection, sample = await _repository(registry, name)
             learned.collections.append(collection)
             if sample is not None:
                 learned.samples.append(sample)
-        learned.rows = sum(c.rows or 0 for c in learned.collections)
-        learned.size_bytes = sum(c.size_bytes or 0 for c in learned.collections)
+
+        try:
+            await asyncio.gather(*(read(name) for name in shown))
+        finally:  # what was read before a deadline is kept, in the catalog's order
+            order = {name: i for i, name in enumerate(shown)}
+            learned.collections.sort(key=lambda c: order[c.name])
+            learned.samples.sort(key=lambda s: order[s.collection])
+            learned.rows = sum(c.rows or 0 for c in learned.collections)
+            learned.size_bytes = sum(c.size_bytes or 0 for c in learned.collections)
+            learned.rows_estimated |= len(learned.collections) < len(shown)
 
 
 class DockerRegistryProtocol:
