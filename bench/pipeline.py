@@ -64,6 +64,7 @@ KEYWORDS = {
     "etcd": ("etcd",),
     "influxdb": ("influx",),
     "ftp": ("ftp",),
+    "docker-registry": ("docker-registry", "docker registry"),  # nmap has no registry script or -sV match
 }
 """Words that name each lab protocol in nmap's service name or product."""
 
