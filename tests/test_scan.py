@@ -20,7 +20,6 @@ from leaksonar.scan.engine import ScanOptions, run_scan
 from leaksonar.store.db import Store
 from leaksonar.targets import TargetSpace
 
-
 UNVERSIONED = {"docker-registry"}
 """Protocols whose servers name no version to a scan (the lab's version is the program's own)."""
 

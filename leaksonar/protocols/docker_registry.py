@@ -43,7 +43,7 @@ from leaksonar.protocols.useragent import USER_AGENT
 
 NAME = "docker-registry"
 MAX_CATALOG_PAGES = 10
-"""Catalog pages read (of `CATALOG_PAGE` repositories each)."""
+"""Catalog pages read (of `CATALOG_PAGE` repositories each; a page of more ends the reading)."""
 CATALOG_PAGE = 100
 MAX_TAGS = 1000
 """Tags kept per repository (one page of `tags/list`)."""
@@ -194,10 +194,8 @@ class Registry:
         """Repository names, in order, at most `MAX_CATALOG_PAGES` pages; None when refused for want of
         credentials."""
         names: dict[str, None] = {}
-        path: str | None = f"/v2/_catalog?n={CATALOG_PAGE}"
+        path = f"/v2/_catalog?n={CATALOG_PAGE}"
         for _ in range(MAX_CATALOG_PAGES):
-            if path is None:
-                return list(names)
             response = await self.get(path)
             if refused(response):
                 return None
@@ -206,6 +204,8 @@ class Registry:
             if not isinstance(listed, list):
                 raise ProtocolError("/v2/_catalog did not answer a list of repositories")
             before = len(names)
+            if len(names) + len(listed) > MAX_CATALOG_PAGES * CATALOG_PAGE:
+                break
             for name in listed:
                 if valid_name(name):
                     names.setdefault(name)
@@ -213,9 +213,12 @@ class Registry:
                     self.learned.left_out(
                         "Repository names that break the Distribution grammar were passed over."
                     )
-            path = next_page(response, "/v2/_catalog?") if len(names) > before else None
-        self.learned.left_out(
-            f"The catalog was read to {MAX_CATALOG_PAGES} pages: later repositories are not counted."
+            following = next_page(response, "/v2/_catalog?") if len(names) > before else None
+            if following is None:
+                return list(names)
+            path = following
+        self.learned.left_out(  # past MAX_CATALOG_PAGES, or a page over-long
+            f"The catalog was read to {MAX_CATALOG_PAGES * CATALOG_PAGE} repositories: no more were counted."
         )
         return list(names)
 
