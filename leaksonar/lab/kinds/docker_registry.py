@@ -102,7 +102,8 @@ class DockerRegistry:
     standin = False
 
     def start(self, launch: Launch) -> Started:
-        config = launch.workdir / "config.yml"
+        # The address in the config's name: how `lab down` and `status` recognise the server.
+        config = launch.workdir / f"config-{launch.ip}.yml"
         config.write_text(_config(launch))
         return Started([servers.program("docker-registry", "docker-registry"), "serve", str(config)])
 
