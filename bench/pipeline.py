@@ -75,6 +75,7 @@ KEYWORDS = {
     "s3": ("s3", "amazon", "minio"),  # nmap has no S3 script: -sV alone
     "rsync": ("rsync",),
     "smb": ("microsoft-ds", "samba", "smb"),
+    "docker-registry": ("docker-registry", "docker registry"),  # nmap has no registry script or -sV match
 }
 """Words that name each lab protocol in nmap's service name or product."""
 

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(redis-server memcached mariadb-server postgresql-15 clickhouse-server etcd-server influxdb
-  nginx vsftpd rsync samba nmap iproute2 nftables chromium fonts-noto-cjk)
+  nginx vsftpd rsync samba docker-registry nmap iproute2 nftables chromium fonts-noto-cjk)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

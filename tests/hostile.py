@@ -340,6 +340,7 @@ def _head(status: str, *headers: str) -> bytes:
 _TEN_GB = _head("200 OK", "Content-Type: application/json", f"Content-Length: {10 << 30}")
 _CHUNKED = _head("200 OK", "Content-Type: application/json", "Transfer-Encoding: chunked")
 _INFLUX = "X-Influxdb-Version: 1.8.10"
+_REGISTRY_API = {"Docker-Distribution-Api-Version": "registry/2.0", "Content-Type": "application/json"}
 _GZIP = _head("200 OK", "Content-Encoding: gzip", _INFLUX, "Connection: close")
 
 
@@ -356,6 +357,14 @@ _COUCHDB_ROOT = http_reply(
     {"Server": "CouchDB/3.3.3 (Erlang OTP/24)", "Content-Type": "application/json"},
     {"couchdb": "Welcome", "version": "3.3.3"},
 )
+
+
+def _endless_catalog(target: str) -> Reply:
+    """Registry catalog pages of 100 new names each, every one linking to the next."""
+    page = int(target.rsplit("last=r", 1)[-1]) if "last=r" in target else 0
+    names = [f"r{page * 100 + i}" for i in range(1, 101)] if "_catalog" in target else []
+    link = f'</v2/_catalog?n=100&last=r{page + 1}>; rel="next"'
+    return http_reply(200, {**_REGISTRY_API, "Link": link}, {"repositories": names, "tags": []})
 
 
 def _nested(_: str) -> Reply:
@@ -770,6 +779,9 @@ NETWORK: tuple[HostileServer, ...] = (
         ErrorKind.OVER_LIMIT,
     ),
     HostileServer("http-10gb", "http", 8080, http(ten_gb, {}), ErrorKind.OVER_LIMIT),
+    HostileServer(
+        "registry-endless-catalog", "docker-registry", 5000, http(_endless_catalog, {}), ErrorKind.OVER_LIMIT
+    ),
     HostileServer(  # were the other address its PASV names followed, the listing would be refused
         "ftp-endless-listing",
         "ftp",

@@ -444,6 +444,31 @@ SMB_SAMBA = (
 )
 SMB1_ERROR = b"\x00\x00\x00\x23\xffSMBr\x02\x00\x00\xc0\x98\x01\x28" + bytes(23)
 
+# Docker registry (Distribution 2.8.2, Debian) captured: `GET /v2/` open and behind htpasswd; its `GET /`
+# (no API header: only the generic HTTP module names it, identification then asks `GET /v2/`).
+REGISTRY_V2 = (
+    b"HTTP/1.0 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+    b"Docker-Distribution-Api-Version: registry/2.0\r\nDate: Tue, 08 Dec 2026 04:22:24 GMT\r\n"
+    b"Content-Length: 2\r\n\r\n{}"
+)
+REGISTRY_V2_BASIC = (
+    b"HTTP/1.0 401 Unauthorized\r\nContent-Type: application/json; charset=utf-8\r\n"
+    b'Docker-Distribution-Api-Version: registry/2.0\r\nWww-Authenticate: Basic realm="leaksonar-lab"\r\n'
+    b"Date: Tue, 08 Dec 2026 04:22:24 GMT\r\nContent-Length: 87\r\n\r\n"
+    b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}\n'
+)
+REGISTRY_V2_BEARER = (
+    b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+    b"Docker-Distribution-Api-Version: registry/2.0\r\n"
+    b'Www-Authenticate: Bearer realm="https://auth.example.invalid/token",service="registry.example.invalid"\r\n'
+    b"Content-Length: 87\r\n\r\n"
+    b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}\n'
+)
+REGISTRY_ROOT = (
+    b"HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nDate: Tue, 08 Dec 2026 04:22:26 GMT\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
 CATALOGUE: dict[str, dict[str, bytes]] = {
     "elasticsearch": {
         "osmem root": OSMEM_ROOT,
@@ -532,9 +557,11 @@ CATALOGUE: dict[str, dict[str, bytes]] = {
     },
     "rsync": {"rsync 3.5": RSYNC_32, "rsync 3.1": RSYNC_31},
     "smb": {"samba": SMB_SAMBA, "smb1 error": SMB1_ERROR},
+    "docker-registry": {"v2": REGISTRY_V2, "v2 basic": REGISTRY_V2_BASIC, "v2 bearer": REGISTRY_V2_BEARER},
     "none": {
         "smtp": SMTP_GREETING,
         "hadoop datanode root": HDFS_DATANODE_ROOT,
+        "registry root": REGISTRY_ROOT,
         "nginx 400": NGINX_400,
         "python http.server": SIMPLE_HTTP_200,
         "go 404": GO_404,

@@ -23,7 +23,18 @@ SLACK = 1.0
 """Seconds a loaded machine may add to any bound."""
 NAMES = [p.name for p in PROTOCOLS]
 BY_NAME = {p.name: p for p in PROTOCOLS}
-HTTP_BASED = ("elasticsearch", "kibana", "couchdb", "clickhouse", "etcd", "influxdb", "hdfs", "s3", "http")
+HTTP_BASED = (
+    "elasticsearch",
+    "kibana",
+    "couchdb",
+    "clickhouse",
+    "etcd",
+    "influxdb",
+    "hdfs",
+    "s3",
+    "docker-registry",
+    "http",
+)
 
 # Each protocol's answer to every request: far over the byte cap (announced, or sent without end).
 HUGE: dict[str, hostile.Handler] = {

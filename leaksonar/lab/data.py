@@ -7,9 +7,12 @@ that an ID, the birth date and the gender of one person agree and the data is th
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import io
 import json
 import random
+import tarfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -446,6 +449,39 @@ def ftp_files() -> dict[str, bytes]:
         "pub/docs/2024/manual/notes.md": f"# Notes\n\n{s.en.paragraph(4)}\n".encode(),
         "pub/images/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(s.rnd.getrandbits(8) for _ in range(2000)),
     }
+
+
+REGISTRY_IMAGES = {"shop/api": ("1.0", "1.1", "latest"), "tools/backup": ("nightly",)}
+"""The lab registry's repositories and their tags (every tag of a repository is its one image)."""
+
+
+def registry_image(repository: str) -> tuple[dict[str, Any], bytes]:
+    """One image of the lab registry: its config (Env with a fake database password and AWS secret,
+    history) and its one layer, a gzipped tar holding a few of `ftp_files` (deterministic bytes)."""
+    s = Synth(SEED + 11 + len(repository))
+    env = [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        f"DB_HOST=db.{FAKE_DOMAIN}",
+        f"DB_PASSWORD={s.en.password(length=16)}",
+        f"AWS_ACCESS_KEY_ID=AKIA{s.rnd.getrandbits(64):016X}",
+        f"AWS_SECRET_ACCESS_KEY={s.en.password(length=40, special_chars=False)}",
+    ]
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": env, "Cmd": ["/app/run"], "WorkingDir": "/app"},
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": [{"created": "2025-01-01T00:00:00Z", "created_by": "COPY app /app # buildkit"}],
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for path, content in ftp_files().items():
+            if path.startswith(("pub/welcome", "backup/")):
+                info = tarfile.TarInfo(f"app/{path}")
+                info.size, info.mtime = len(content), 1735689600
+                tar.addfile(info, io.BytesIO(content))
+    config["rootfs"]["diff_ids"] = [f"sha256:{hashlib.sha256(raw.getvalue()).hexdigest()}"]
+    return config, gzip.compress(raw.getvalue(), mtime=0)
 
 
 # --- attacked services: what the public ransom waves left behind -----------------------------------

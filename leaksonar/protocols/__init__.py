@@ -9,6 +9,7 @@ from leaksonar.protocols import (
     cassandra,
     clickhouse,
     couchdb,
+    docker_registry,
     elasticsearch,
     etcd,
     ftp,
@@ -45,6 +46,7 @@ PROTOCOLS: tuple[ProtocolModule, ...] = (
     s3.PROTOCOL,
     rsync.PROTOCOL,
     smb.PROTOCOL,
+    docker_registry.PROTOCOL,
     http.PROTOCOL,
 )
 BY_NAME: dict[str, ProtocolModule] = {p.name: p for p in PROTOCOLS}
@@ -59,5 +61,10 @@ CONTINUES: dict[str, Callable[[BoundedStream, Endpoint, Identity, Limits], Await
 }
 """Protocols whose own probe leaves the connection clean: when it identified the service, the
 inspection goes on over that connection (it owns it and closes it) instead of opening another."""
+CONFIRMS: dict[str, tuple[Callable[[bytes], bool], bytes]] = {
+    docker_registry.NAME: (docker_registry.looks_like, docker_registry.PROBE),
+}
+"""Protocols whose `GET /` answer only the generic HTTP module names: when that answer looks like theirs,
+identification sends their own request (one more connection) and keeps what it identifies."""
 
-__all__ = ["BY_NAME", "CONTINUES", "PROTOCOLS", "REQUEST_TLS", "Endpoint", "ProtocolModule"]
+__all__ = ["BY_NAME", "CONFIRMS", "CONTINUES", "PROTOCOLS", "REQUEST_TLS", "Endpoint", "ProtocolModule"]

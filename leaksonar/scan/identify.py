@@ -18,7 +18,7 @@ from dataclasses import replace
 from functools import partial
 
 from leaksonar.model import Identity, Limits, Tls
-from leaksonar.protocols import BY_NAME, CONTINUES, PROTOCOLS
+from leaksonar.protocols import BY_NAME, CONFIRMS, CONTINUES, PROTOCOLS
 from leaksonar.protocols.base import BoundedStream, Endpoint, timed
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.tls import describe, wants_tls
@@ -190,7 +190,9 @@ async def identify_keeping(
     replies = [reply]
     found = match(reply[0])
     if found is not None and not wants_tls(reply[0]):
-        return (found, kept) if kept is not None else (await _negotiate_tls(found, plain, limits), None)
+        if kept is not None:
+            return found, kept
+        return await _negotiate_tls(await _confirmed(found, [reply[0]], plain, limits), plain, limits), None
     if kept is not None:
         await kept.close()
     hello: tuple[Reply, str] | None = None
@@ -206,12 +208,30 @@ async def identify_keeping(
         if hello is None:
             hello = await _attempt_tls(secure, first, limits)
         if (tls := hello[0][1]) is not None:
-            over_tls = match(hello[0][0]) or await _recognise(secure, rest, limits)
+            over_tls = match(hello[0][0])
+            over_tls = await _confirmed(over_tls, [hello[0][0]], secure, limits) if over_tls else None
+            over_tls = over_tls or await _recognise(secure, rest, limits)
             return replace(over_tls or found or _unknown([hello[0]]), tls=tls), None
     if found is not None:
+        found = await _confirmed(found, [r for r, _ in replies], plain, limits)
         return await _negotiate_tls(found, plain, limits), None
     unknown = _unknown(replies)
     return replace(unknown, banner=hello[1]) if hello and hello[1] and not unknown.banner else unknown, None
+
+
+async def _confirmed(found: Identity, replies: list[bytes], endpoint: Endpoint, limits: Limits) -> Identity:
+    """`found`; or, when only the generic HTTP module named the service and the reply it named looks like
+    the answer of a protocol in `CONFIRMS`, what that protocol's own request identifies (one more
+    connection, only for such replies)."""
+    if found.protocol != HTTP.name:
+        return found
+    reply = next((r for r in replies if match(r) == found), b"")
+    for looks_like, probe in CONFIRMS.values():
+        if looks_like(reply):
+            confirmed = match((await _reply(endpoint, probe, limits))[0])
+            if confirmed is not None and confirmed.protocol != HTTP.name:
+                return confirmed
+    return found
 
 
 def _continues(probe: bytes, reply: bytes) -> bool:

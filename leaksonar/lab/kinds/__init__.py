@@ -31,6 +31,7 @@ MODULES: dict[str, str] = {
     "s3": "s3",  # offset 61
     "rsync": "rsync",  # offset 63
     "smb": "smb",  # offset 64
+    "docker-registry": "docker_registry",  # offsets 67-68
     # Offsets 41-60: TLS variants (postgresql 43, redis 44, mysql 45) and TLS proxies:
     "nginx": "nginx",  # offsets 41-42, runs services of the protocols it proxies (ServiceSpec.kind)
 }
