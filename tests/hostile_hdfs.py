@@ -41,6 +41,8 @@ class FakeNameNode:
     listing: Listing | None = None
     refuse: bytes | None = None
     """The answer to every request but `GET /` (a 401, say)."""
+    jmx: bytes | None = None
+    """The answer to `/jmx` (None: NameNodeInfo's bean)."""
     summary: bool = True
     """Answer GETCONTENTSUMMARY (else 404)."""
     targets: list[str] = field(default_factory=list)
@@ -64,7 +66,7 @@ class FakeNameNode:
         path = unquote(url.path.removeprefix("/webhdfs/v1")).strip("/")
         op = query.get("op")
         if url.path == "/jmx":
-            return http_reply(
+            return self.jmx or http_reply(
                 200, {}, {"beans": [{"SoftwareVersion": "3.4.0", "Total": 10, "FilesTotal": 2}]}
             )
         if op == "LISTSTATUS":

@@ -270,4 +270,24 @@ def test_a_refusal_is_auth_required(refusal: bytes) -> None:
     server = FakeNameNode(dict(TREE), refuse=refusal)
     found, _ = run(server)
     assert (found.auth, found.exposed, found.collections, found.samples) == ("required", False, (), ())
-    assert len(server.targets) == 1
+    assert [t.partition("?")[0] for t in server.targets] == ["/jmx", "/jmx", "/webhdfs/v1/"]
+
+
+def test_a_refused_jmx_leaves_an_open_tree_to_be_listed() -> None:
+    # hadoop.security.instrumentation.requires.admin: /jmx is 403 to dr.who while WebHDFS is open
+    denied = http_reply(403, {}, b"Unauthenticated users are not authorized to access this page.")
+    found, _ = run(FakeNameNode(dict(TREE), jmx=denied))
+    assert (found.auth, found.exposed, found.rows) == ("none", True, 4)
+    assert hostile.kinds(found) == [ErrorKind.COMMAND_REFUSED]
+    assert "/jmx" in found.errors[0].message
+
+
+def test_a_directory_named_twice_is_listed_once() -> None:
+    server = FakeNameNode(
+        listing=lambda path: statuses([status("d", None), status("d", None), status("f.bin", 1)]),
+        summary=False,
+    )
+    found, _ = run(server)
+    listed = [d["key"] for s in found.samples for d in s.documents]
+    assert len(listed) == len(set(listed)) and ("d/d/f.bin" in listed)
+    assert len(server.targets) == len(set(server.targets))

@@ -10,8 +10,9 @@ walks it with the file-store kit (one `LISTSTATUS` per directory, no `user.name`
 web user, `dr.who`, is who lists) and reads the heads of the files the kit chooses with
 `OPEN&length=65536`. A NameNode answers OPEN with a 307 to a DataNode of its choosing: the redirect is
 followed once, and only when it names the NameNode's own IP address (any port); a DataNode elsewhere is
-never contacted and the heads are left unread. 401/403 (Kerberos SPNEGO, `WWW-Authenticate: Negotiate`,
-or any refusal of the root's listing) is auth "required".
+never contacted and the heads are left unread. 401/403 to the root's summary or listing (Kerberos SPNEGO,
+`WWW-Authenticate: Negotiate`, or any refusal) is auth "required"; a refused `/jmx` alone is not (it
+may be for admins only while WebHDFS is open).
 
 The record: the file-store kit's (one collection per top directory), with the service's rows and bytes
 the root summary's fileCount and length, and a capped directory's own summary making its count exact.
@@ -181,19 +182,17 @@ async def read_head(endpoint: Endpoint, client: HttpClient, path: str, limits: L
 
 
 async def _cluster(fetch: Fetch, learned: Learned) -> None:
-    """Version and cluster facts from `/jmx`; AuthRequired if it is refused. A bean the server will not
-    give (an error status, not JSON, over the byte cap) is noted and passed over; a server that does not
-    answer at all ends the inspection here."""
+    """Version and cluster facts from `/jmx`. A bean the server will not give (an error status, not JSON,
+    over the byte cap) is noted and passed over, a refusal too: `/jmx` may be for admins only
+    (`hadoop.security.instrumentation.requires.admin`) while WebHDFS is open, so the root's listing
+    decides auth. A server that does not answer at all ends the inspection here."""
     facts: dict[str, int] = {}
     for path, keys in (
         (_JMX_INFO, ("Total", "Used")),
         (_JMX_FS, ("FilesTotal", "BlocksTotal", "CapacityUsed")),
     ):
         try:
-            response = await fetch(path)
-            if refused(response):
-                raise AuthRequired(f"/jmx answered HTTP {response.status}")
-            document = json_body(response, "/jmx")
+            document = json_body(await fetch(path), "/jmx")
         except (CommandRefused, ProtocolError, ReplyTooLarge) as exc:
             learned.failed("Reading /jmx", exc)
             continue
