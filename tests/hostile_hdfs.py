@@ -38,6 +38,8 @@ class FakeNameNode:
     tree: dict[str, bytes] = field(default_factory=dict)
     datanode: str | None = None
     """host:port the OPEN redirects name (None: this server, as `datanode` does not know its own)."""
+    location: str | None = None
+    """The Location of every OPEN's redirect, as it is (instead of one to `datanode`)."""
     listing: Listing | None = None
     refuse: bytes | None = None
     """The answer to every request but `GET /` (a 401, say)."""
@@ -78,6 +80,8 @@ class FakeNameNode:
             document = {"directoryCount": 1, "fileCount": len(files), "length": sum(map(len, files))}
             return http_reply(200, {}, {"ContentSummary": document})
         if op == "OPEN" and path in self.tree:
+            if self.location is not None:
+                return http_reply(307, {"Location": self.location})
             if "datanode" not in query and self.datanode is not None:
                 location = f"http://{self.datanode}{url.path}?{url.query}&datanode=true"
                 return http_reply(307, {"Location": location})

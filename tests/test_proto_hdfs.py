@@ -291,3 +291,29 @@ def test_a_directory_named_twice_is_listed_once() -> None:
     listed = [d["key"] for s in found.samples for d in s.documents]
     assert len(listed) == len(set(listed)) and ("d/d/f.bin" in listed)
     assert len(server.targets) == len(set(server.targets))
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1:{port}/solr/admin/cores?action=UNLOAD&core=x",
+        "http://127.0.0.1:{port}/webhdfs/v1/a.txt?op=DELETE",
+        "http://127.0.0.1:{port}/webhdfs/v1/../../_shutdown?op=OPEN",
+        "http://127.0.0.1:{port}/webhdfs/v1/a.txt?op=OPEN&op=RENAME",
+    ],
+)
+def test_an_open_redirecting_to_another_service_of_the_same_ip_is_not_followed(location: str) -> None:
+    contacted: list[bool] = []
+
+    async def other(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        contacted.append(True)
+        writer.close()
+
+    async def elsewhere() -> tuple[Inspection, float]:
+        listener = await asyncio.start_server(other, "127.0.0.1", 0)
+        server = FakeNameNode(dict(TREE), location=location.format(port=listener.sockets[0].getsockname()[1]))
+        async with listener:
+            return await hostile.inspect_server(PROTOCOL, server.handle, Identity("hdfs"), FAST)
+
+    found, _ = asyncio.run(elsewhere())
+    assert not contacted and heads_read(found) == {} and found.rows == 4

@@ -9,8 +9,9 @@ FilesTotal, BlocksTotal, CapacityUsed), the true totals of the tree from `GETCON
 walks it with the file-store kit (one `LISTSTATUS` per directory, no `user.name`: the NameNode's static
 web user, `dr.who`, is who lists) and reads the heads of the files the kit chooses with
 `OPEN&length=65536`. A NameNode answers OPEN with a 307 to a DataNode of its choosing: the redirect is
-followed once, and only when it names the NameNode's own IP address (any port); a DataNode elsewhere is
-never contacted and the heads are left unread. 401/403 to the root's summary or listing (Kerberos SPNEGO,
+followed once, and only when it names the NameNode's own IP address (any port) and an OPEN below
+`/webhdfs/v1/`; a DataNode elsewhere (or another service on that address) is never contacted and the
+heads are left unread. 401/403 to the root's summary or listing (Kerberos SPNEGO,
 `WWW-Authenticate: Negotiate`, or any refusal) is auth "required"; a refused `/jmx` alone is not (it
 may be for admins only while WebHDFS is open).
 
@@ -25,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
@@ -148,8 +149,9 @@ async def _summary(fetch: Fetch, path: str) -> Summary:
     )
 
 
-def _same_host(endpoint: Endpoint, location: str) -> Endpoint | None:
-    """The endpoint a redirect names, if it is the scanned IP address (any port); None otherwise."""
+def _datanode(endpoint: Endpoint, location: str) -> Endpoint | None:
+    """The endpoint an OPEN's redirect names, if it is the scanned IP address (any port) and the redirect
+    an OPEN below WebHDFS (one `op`, no dot segment): None otherwise, as for another service there."""
     try:
         url = urlsplit(location)
         port = url.port
@@ -157,17 +159,22 @@ def _same_host(endpoint: Endpoint, location: str) -> Endpoint | None:
         return None
     if url.scheme not in ("http", "https") or url.hostname != endpoint.ip.lower():
         return None
+    segments = unquote(url.path).split("/")
+    if segments[:3] != WEBHDFS.split("/") or {".", ".."} & set(segments):
+        return None
+    if parse_qs(url.query).get("op") != ["OPEN"]:
+        return None
     tls = url.scheme == "https"
     return replace(endpoint, port=port or (443 if tls else 80), tls=tls, starttls=False)
 
 
 async def read_head(endpoint: Endpoint, client: HttpClient, path: str, limits: Limits) -> bytes | None:
-    """The first `MAX_HEAD` bytes of file `path` by OPEN, a redirect followed once when it names the
-    NameNode's own IP address; None when it names another host."""
+    """The first `MAX_HEAD` bytes of file `path` by OPEN, a redirect followed once when it is an OPEN on
+    the NameNode's own IP address (`_datanode`); None when it is not."""
     response = await get_bounded(f"{endpoint.url}{_target(path, 'OPEN')}&length={MAX_HEAD}", limits, client)
     if response.status in (301, 302, 303, 307, 308):
         location = response.headers.get("location") or ""
-        if (there := _same_host(endpoint, location)) is None:
+        if (there := _datanode(endpoint, location)) is None:
             return None
         split = urlsplit(location)
         url = there.url + (split.path or "/") + (f"?{split.query}" if split.query else "")
@@ -233,7 +240,7 @@ async def _heads(endpoint: Endpoint, client: HttpClient, listing: Listing, learn
             if (head := await read_head(endpoint, client, entry.path, learned.limits)) is None:
                 learned.add(
                     ErrorKind.COMMAND_REFUSED,
-                    "OPEN redirected to a DataNode on another host: no file head was read.",
+                    "OPEN redirected to another host (or not to an OPEN): no file head was read.",
                 )
                 return
             listing.heads[entry.path] = head
