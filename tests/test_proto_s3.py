@@ -313,3 +313,11 @@ def test_a_continuation_token_cycling_back_is_not_followed_again() -> None:
     assert [d["key"] for s in found.samples for d in s.documents] == ["b", "b/a.bin", "b/b.bin"]
     assert found.rows == 2 and found.rows_estimated
     assert sum("list-type" in r for r in server.requests) <= 3
+
+
+def test_an_empty_object_has_an_empty_head_and_no_error() -> None:
+    server = FakeS3({"b": {"empty.log": b"", "a.txt": b"hello"}})
+    found, _ = run(server)
+    documents = {d["key"]: d for s in found.samples for d in s.documents}
+    assert (documents["b/empty.log"]["value"], documents["b/a.txt"]["value"]) == (b"", b"hello")
+    assert found.errors == ()

@@ -191,8 +191,11 @@ class _Bucket:
         raise ReplyTooLarge(f"a listing of more than {_MAX_PAGES} pages")
 
     async def read_head(self, path: str) -> bytes:
-        """The first `MAX_HEAD` bytes of object `path` ("bucket/key"), asked for with a Range."""
+        """The first `MAX_HEAD` bytes of object `path` ("bucket/key"), asked for with a Range (which an
+        empty object answers 416: its head is empty)."""
         response = await self.get(path, Range=f"bytes=0-{MAX_HEAD - 1}")
+        if response.status == 416:
+            return b""
         if response.status not in (200, 206):
             raise CommandRefused(str(refusal(response, "a GET of the object")))
         return response.body[:MAX_HEAD]
