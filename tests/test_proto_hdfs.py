@@ -293,6 +293,25 @@ def test_a_directory_named_twice_is_listed_once() -> None:
     assert len(server.targets) == len(set(server.targets))
 
 
+def redirected_to(location: str, host: str) -> tuple[Inspection, bool]:
+    """An inspection whose OPENs redirect to `location` ({port}: a listener's on `host`), and whether that
+    listener was contacted."""
+    contacted: list[bool] = []
+
+    async def other(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        contacted.append(True)
+        writer.close()
+
+    async def inspect() -> tuple[Inspection, float]:
+        listener = await asyncio.start_server(other, host, 0)
+        server = FakeNameNode(dict(TREE), location=location.format(port=listener.sockets[0].getsockname()[1]))
+        async with listener:
+            return await hostile.inspect_server(PROTOCOL, server.handle, Identity("hdfs"), FAST)
+
+    found, _ = asyncio.run(inspect())
+    return found, bool(contacted)
+
+
 @pytest.mark.parametrize(
     "location",
     [
@@ -303,17 +322,22 @@ def test_a_directory_named_twice_is_listed_once() -> None:
     ],
 )
 def test_an_open_redirecting_to_another_service_of_the_same_ip_is_not_followed(location: str) -> None:
-    contacted: list[bool] = []
+    found, contacted = redirected_to(location, "127.0.0.1")
+    assert not contacted and heads_read(found) == {} and found.rows == 4
 
-    async def other(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        contacted.append(True)
-        writer.close()
 
-    async def elsewhere() -> tuple[Inspection, float]:
-        listener = await asyncio.start_server(other, "127.0.0.1", 0)
-        server = FakeNameNode(dict(TREE), location=location.format(port=listener.sockets[0].getsockname()[1]))
-        async with listener:
-            return await hostile.inspect_server(PROTOCOL, server.handle, Identity("hdfs"), FAST)
-
-    found, _ = asyncio.run(elsewhere())
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1@127.0.0.2:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://127.0.0.1:{port}@127.0.0.2:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "//127.0.0.2:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://2130706434:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://0x7f.0.0.2:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://[::ffff:127.0.0.2]:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://127.0.0.2.:{port}/webhdfs/v1/a.txt?op=OPEN",
+    ],
+)
+def test_an_open_redirect_in_any_form_of_another_address_is_not_followed(location: str) -> None:
+    found, contacted = redirected_to(location, "127.0.0.2")
     assert not contacted and heads_read(found) == {} and found.rows == 4
