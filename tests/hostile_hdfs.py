@@ -47,6 +47,8 @@ class FakeNameNode:
     """The answer to `/jmx` (None: NameNodeInfo's bean)."""
     summary: bool = True
     """Answer GETCONTENTSUMMARY (else 404)."""
+    summary_answer: bytes | None = None
+    """The answer to GETCONTENTSUMMARY instead (a 403 for a subtree dr.who may not read, say)."""
     targets: list[str] = field(default_factory=list)
     """Every request target received."""
 
@@ -75,6 +77,8 @@ class FakeNameNode:
             if self.listing is not None:
                 return self.listing(path)
             return statuses([status(n, s) for n, s in self.children(path).items()])
+        if op == "GETCONTENTSUMMARY" and self.summary_answer is not None:
+            return self.summary_answer
         if op == "GETCONTENTSUMMARY" and self.summary:
             files = [c for p, c in self.tree.items() if p.startswith(f"{path}/" if path else "")]
             document = {"directoryCount": 1, "fileCount": len(files), "length": sum(map(len, files))}

@@ -270,7 +270,8 @@ def test_a_refusal_is_auth_required(refusal: bytes) -> None:
     server = FakeNameNode(dict(TREE), refuse=refusal)
     found, _ = run(server)
     assert (found.auth, found.exposed, found.collections, found.samples) == ("required", False, (), ())
-    assert [t.partition("?")[0] for t in server.targets] == ["/jmx", "/jmx", "/webhdfs/v1/"]
+    asked = ["NameNodeInfo", "FSNamesystem", "GETCONTENTSUMMARY", "LISTSTATUS"]
+    assert [t.rpartition("=")[2] for t in server.targets] == asked
 
 
 def test_a_refused_jmx_leaves_an_open_tree_to_be_listed() -> None:
@@ -341,3 +342,15 @@ def test_an_open_redirecting_to_another_service_of_the_same_ip_is_not_followed(l
 def test_an_open_redirect_in_any_form_of_another_address_is_not_followed(location: str) -> None:
     found, contacted = redirected_to(location, "127.0.0.2")
     assert not contacted and heads_read(found) == {} and found.rows == 4
+
+
+def test_a_summary_refused_for_a_private_subtree_leaves_the_tree_to_be_listed() -> None:
+    # GETCONTENTSUMMARY needs r-x on the whole subtree: one private directory (a 700 /user/hive) refuses it
+    message = "Permission denied: user=dr.who, access=READ_EXECUTE, inode=/user/hive"
+    denied = http_reply(
+        403, {}, {"RemoteException": {"exception": "AccessControlException", "message": message}}
+    )
+    found, _ = run(FakeNameNode(dict(TREE), summary_answer=denied))
+    assert (found.auth, found.exposed, found.rows) == ("none", True, 4)
+    assert hostile.kinds(found) == [ErrorKind.COMMAND_REFUSED]
+    assert "AccessControlException" in found.errors[0].message

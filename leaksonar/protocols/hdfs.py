@@ -11,9 +11,9 @@ web user, `dr.who`, is who lists) and reads the heads of the files the kit choos
 `OPEN&length=65536`. A NameNode answers OPEN with a 307 to a DataNode of its choosing: the redirect is
 followed once, and only when it names the NameNode's own IP address (any port) and an OPEN below
 `/webhdfs/v1/`; a DataNode elsewhere (or another service on that address) is never contacted and the
-heads are left unread. 401/403 to the root's summary or listing (Kerberos SPNEGO,
-`WWW-Authenticate: Negotiate`, or any refusal) is auth "required"; a refused `/jmx` alone is not (it
-may be for admins only while WebHDFS is open).
+heads are left unread. 401/403 to the root's listing (Kerberos SPNEGO, `WWW-Authenticate: Negotiate`,
+or any refusal) is auth "required"; a refused `/jmx` (which may be for admins only) or summary (which
+needs r-x on the whole subtree) alone is not.
 
 The record: the file-store kit's (one collection per top directory), with the service's rows and bytes
 the root summary's fileCount and length, and a capped directory's own summary making its count exact.
@@ -115,10 +115,8 @@ def _target(path: str, op: str) -> str:
 def _answer(response: Response, what: str, root: bool) -> Any:
     """The JSON of a WebHDFS answer; a refusal is AuthRequired at the root, else CommandRefused (the
     RemoteException's class named)."""
-    if refused(response):
-        if root:
-            raise AuthRequired(f"{what} answered HTTP {response.status}")
-        raise CommandRefused(f"{what} answered HTTP {response.status}")
+    if refused(response) and root:
+        raise AuthRequired(f"{what} answered HTTP {response.status}")
     if response.status != 200:
         raise CommandRefused(f"{what} answered HTTP {response.status}{_exception(response)}")
     return json_body(response, what)
@@ -144,9 +142,10 @@ async def _list(fetch: Fetch, learned: Learned, path: str) -> AsyncIterator[Entr
 
 
 async def _summary(fetch: Fetch, path: str) -> Summary:
-    return parse_summary(
-        _answer(await fetch(_target(path, "GETCONTENTSUMMARY")), "GETCONTENTSUMMARY", not path)
-    )
+    """A directory's ContentSummary; a refusal is CommandRefused even at the root: it needs r-x on the
+    whole subtree, so one private directory refuses it where the root's listing is open."""
+    response = await fetch(_target(path, "GETCONTENTSUMMARY"))
+    return parse_summary(_answer(response, "GETCONTENTSUMMARY", root=False))
 
 
 def _datanode(endpoint: Endpoint, location: str) -> Endpoint | None:
