@@ -38,11 +38,17 @@ class FakeNameNode:
     tree: dict[str, bytes] = field(default_factory=dict)
     datanode: str | None = None
     """host:port the OPEN redirects name (None: this server, as `datanode` does not know its own)."""
+    location: str | None = None
+    """The Location of every OPEN's redirect, as it is (instead of one to `datanode`)."""
     listing: Listing | None = None
     refuse: bytes | None = None
     """The answer to every request but `GET /` (a 401, say)."""
+    jmx: bytes | None = None
+    """The answer to `/jmx` (None: NameNodeInfo's bean)."""
     summary: bool = True
     """Answer GETCONTENTSUMMARY (else 404)."""
+    summary_answer: bytes | None = None
+    """The answer to GETCONTENTSUMMARY instead (a 403 for a subtree dr.who may not read, say)."""
     targets: list[str] = field(default_factory=list)
     """Every request target received."""
 
@@ -64,18 +70,22 @@ class FakeNameNode:
         path = unquote(url.path.removeprefix("/webhdfs/v1")).strip("/")
         op = query.get("op")
         if url.path == "/jmx":
-            return http_reply(
+            return self.jmx or http_reply(
                 200, {}, {"beans": [{"SoftwareVersion": "3.4.0", "Total": 10, "FilesTotal": 2}]}
             )
         if op == "LISTSTATUS":
             if self.listing is not None:
                 return self.listing(path)
             return statuses([status(n, s) for n, s in self.children(path).items()])
+        if op == "GETCONTENTSUMMARY" and self.summary_answer is not None:
+            return self.summary_answer
         if op == "GETCONTENTSUMMARY" and self.summary:
             files = [c for p, c in self.tree.items() if p.startswith(f"{path}/" if path else "")]
             document = {"directoryCount": 1, "fileCount": len(files), "length": sum(map(len, files))}
             return http_reply(200, {}, {"ContentSummary": document})
         if op == "OPEN" and path in self.tree:
+            if self.location is not None:
+                return http_reply(307, {"Location": self.location})
             if "datanode" not in query and self.datanode is not None:
                 location = f"http://{self.datanode}{url.path}?{url.query}&datanode=true"
                 return http_reply(307, {"Location": location})

@@ -94,6 +94,8 @@ class FakeS3:
         if content is None:
             return _reply("404 Not Found", b"<Error><Code>NoSuchKey</Code></Error>")
         if wanted and self.ranges:
+            if not content:  # as AWS (and moto) answer a range of an empty object
+                return _reply("416 Range Not Satisfiable", b"<Error><Code>InvalidRange</Code></Error>")
             last = int(wanted.removeprefix("bytes=0-"))
             return _reply("206 Partial Content", content[: last + 1])
         return _reply("200 OK", content)

@@ -305,3 +305,20 @@ def test_a_slow_registry_ends_in_time_with_what_it_read() -> None:
     found, elapsed = run(handler, Limits(timeout=1.0, service_budget=2.0))
     assert elapsed < 3.0 and found.auth == "none"
     assert ErrorKind.TIMEOUT in hostile.kinds(found)
+
+
+@pytest.mark.parametrize(
+    "second",
+    [_json({"errors": []}, status=401), _json({"errors": []}, status=500), http_reply(200, API, b"[[[[")],
+)
+def test_a_catalog_page_refused_or_broken_after_the_first_keeps_what_was_listed(second: bytes) -> None:
+    answers = {
+        "/v2/_catalog?n=100": _json(
+            {"repositories": ["a"]}, {"Link": '</v2/_catalog?n=100&last=a>; rel="next"'}
+        ),
+        "/v2/_catalog?n=100&last=a": second,
+        "/v2/a/tags/list": _json({"tags": []}),
+    }
+    found, _ = run(registry(answers))
+    assert (found.auth, [c.name for c in found.collections], found.rows_estimated) == ("none", ["a"], True)
+    assert len(found.errors) == 1 and "catalog" in found.errors[0].message

@@ -270,4 +270,87 @@ def test_a_refusal_is_auth_required(refusal: bytes) -> None:
     server = FakeNameNode(dict(TREE), refuse=refusal)
     found, _ = run(server)
     assert (found.auth, found.exposed, found.collections, found.samples) == ("required", False, (), ())
-    assert len(server.targets) == 1
+    asked = ["NameNodeInfo", "FSNamesystem", "GETCONTENTSUMMARY", "LISTSTATUS"]
+    assert [t.rpartition("=")[2] for t in server.targets] == asked
+
+
+def test_a_refused_jmx_leaves_an_open_tree_to_be_listed() -> None:
+    # hadoop.security.instrumentation.requires.admin: /jmx is 403 to dr.who while WebHDFS is open
+    denied = http_reply(403, {}, b"Unauthenticated users are not authorized to access this page.")
+    found, _ = run(FakeNameNode(dict(TREE), jmx=denied))
+    assert (found.auth, found.exposed, found.rows) == ("none", True, 4)
+    assert hostile.kinds(found) == [ErrorKind.COMMAND_REFUSED]
+    assert "/jmx" in found.errors[0].message
+
+
+def test_a_directory_named_twice_is_listed_once() -> None:
+    server = FakeNameNode(
+        listing=lambda path: statuses([status("d", None), status("d", None), status("f.bin", 1)]),
+        summary=False,
+    )
+    found, _ = run(server)
+    listed = [d["key"] for s in found.samples for d in s.documents]
+    assert len(listed) == len(set(listed)) and ("d/d/f.bin" in listed)
+    assert len(server.targets) == len(set(server.targets))
+
+
+def redirected_to(location: str, host: str) -> tuple[Inspection, bool]:
+    """An inspection whose OPENs redirect to `location` ({port}: a listener's on `host`), and whether that
+    listener was contacted."""
+    contacted: list[bool] = []
+
+    async def other(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        contacted.append(True)
+        writer.close()
+
+    async def inspect() -> tuple[Inspection, float]:
+        listener = await asyncio.start_server(other, host, 0)
+        server = FakeNameNode(dict(TREE), location=location.format(port=listener.sockets[0].getsockname()[1]))
+        async with listener:
+            return await hostile.inspect_server(PROTOCOL, server.handle, Identity("hdfs"), FAST)
+
+    found, _ = asyncio.run(inspect())
+    return found, bool(contacted)
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1:{port}/solr/admin/cores?action=UNLOAD&core=x",
+        "http://127.0.0.1:{port}/webhdfs/v1/a.txt?op=DELETE",
+        "http://127.0.0.1:{port}/webhdfs/v1/../../_shutdown?op=OPEN",
+        "http://127.0.0.1:{port}/webhdfs/v1/a.txt?op=OPEN&op=RENAME",
+    ],
+)
+def test_an_open_redirecting_to_another_service_of_the_same_ip_is_not_followed(location: str) -> None:
+    found, contacted = redirected_to(location, "127.0.0.1")
+    assert not contacted and heads_read(found) == {} and found.rows == 4
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1@127.0.0.2:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://127.0.0.1:{port}@127.0.0.2:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "//127.0.0.2:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://2130706434:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://0x7f.0.0.2:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://[::ffff:127.0.0.2]:{port}/webhdfs/v1/a.txt?op=OPEN",
+        "http://127.0.0.2.:{port}/webhdfs/v1/a.txt?op=OPEN",
+    ],
+)
+def test_an_open_redirect_in_any_form_of_another_address_is_not_followed(location: str) -> None:
+    found, contacted = redirected_to(location, "127.0.0.2")
+    assert not contacted and heads_read(found) == {} and found.rows == 4
+
+
+def test_a_summary_refused_for_a_private_subtree_leaves_the_tree_to_be_listed() -> None:
+    # GETCONTENTSUMMARY needs r-x on the whole subtree: one private directory (a 700 /user/hive) refuses it
+    message = "Permission denied: user=dr.who, access=READ_EXECUTE, inode=/user/hive"
+    denied = http_reply(
+        403, {}, {"RemoteException": {"exception": "AccessControlException", "message": message}}
+    )
+    found, _ = run(FakeNameNode(dict(TREE), summary_answer=denied))
+    assert (found.auth, found.exposed, found.rows) == ("none", True, 4)
+    assert hostile.kinds(found) == [ErrorKind.COMMAND_REFUSED]
+    assert "AccessControlException" in found.errors[0].message

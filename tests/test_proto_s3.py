@@ -296,3 +296,28 @@ def test_a_slow_drip_ends_in_time() -> None:
     found, elapsed = hostile.run(PROTOCOL, handler, Identity("s3"), Limits(timeout=0.5, service_budget=3.0))
     assert elapsed < 3.5
     assert found.collections == () and ErrorKind.TIMEOUT in hostile.kinds(found)
+
+
+def test_a_continuation_token_cycling_back_is_not_followed_again() -> None:
+    def cycling(target: str) -> bytes | None:  # page A sends on to B, B back to A
+        if "list-type" not in target:
+            return None
+        on_b = "continuation-token=B" in target
+        key, token = ("b.bin", "A") if on_b else ("a.bin", "B")
+        inner = f"<IsTruncated>true</IsTruncated><NextContinuationToken>{token}</NextContinuationToken>"
+        inner += f"<Contents><Key>{key}</Key><Size>1</Size></Contents>"
+        return http_reply(200, {"x-amz-request-id": "1"}, xml("ListBucketResult", inner))
+
+    server = FakeS3({"b": {}}, answer=cycling)
+    found, _ = run(server)
+    assert [d["key"] for s in found.samples for d in s.documents] == ["b", "b/a.bin", "b/b.bin"]
+    assert found.rows == 2 and found.rows_estimated
+    assert sum("list-type" in r for r in server.requests) <= 3
+
+
+def test_an_empty_object_has_an_empty_head_and_no_error() -> None:
+    server = FakeS3({"b": {"empty.log": b"", "a.txt": b"hello"}})
+    found, _ = run(server)
+    documents = {d["key"]: d for s in found.samples for d in s.documents}
+    assert (documents["b/empty.log"]["value"], documents["b/a.txt"]["value"]) == (b"", b"hello")
+    assert found.errors == ()

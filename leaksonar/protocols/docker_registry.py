@@ -7,7 +7,8 @@ Every answer under `/v2/` carries `Docker-Distribution-API-Version: registry/2.0
 only after a `GET /` reply that looks like that (`looks_like`), or first on port 5000.
 
 Inspection reads `/v2/`, the catalog (`/v2/_catalog?n=100`, following `Link: <...>; rel="next"` while it
-is a relative `/v2/_catalog?` link, at most `MAX_CATALOG_PAGES` pages), per repository `/v2/<name>/tags/list`
+is a relative `/v2/_catalog?` link, at most `MAX_CATALOG_PAGES` pages; a later page that fails keeps what
+the pages before it listed), per repository `/v2/<name>/tags/list`
 (one page), and per repository the manifests of at most `MAX_MANIFESTS` tags (`latest` first; an image
 index or manifest list leads to its first platform's manifest), never a layer. Each distinct image's
 config blob (announced at most `MAX_CONFIG` bytes) gives `config.Env` and the history's `created_by`.
@@ -172,6 +173,14 @@ def environment(config: Any) -> tuple[dict[str, str], list[str]]:
     return variables, steps
 
 
+def _repositories(page: Any) -> list[Any]:
+    """The `repositories` of a catalog page."""
+    listed = page.get("repositories") if isinstance(page, dict) else None
+    if not isinstance(listed, list):
+        raise ProtocolError("/v2/_catalog did not answer a list of repositories")
+    return listed
+
+
 # --- reading ---------------------------------------------------------------------------------------
 
 
@@ -191,18 +200,23 @@ class Registry:
         )
 
     async def catalog(self) -> list[str] | None:
-        """Repository names, in order, at most `MAX_CATALOG_PAGES` pages; None when refused for want of
-        credentials."""
+        """Repository names, in order, at most `MAX_CATALOG_PAGES` pages; None when the first is refused
+        for want of credentials. A later page that fails (refused, broken) is noted and what the pages
+        before it listed is kept."""
         names: dict[str, None] = {}
         path = f"/v2/_catalog?n={CATALOG_PAGE}"
         for _ in range(MAX_CATALOG_PAGES):
-            response = await self.get(path)
-            if refused(response):
-                return None
-            page = json_body(response, "/v2/_catalog")
-            listed = page.get("repositories") if isinstance(page, dict) else None
-            if not isinstance(listed, list):
-                raise ProtocolError("/v2/_catalog did not answer a list of repositories")
+            try:
+                response = await self.get(path)
+                if refused(response) and not names:
+                    return None
+                listed = _repositories(json_body(response, "/v2/_catalog"))
+            except SERVER_ERRORS as exc:
+                if not names:
+                    raise
+                self.learned.failed("Reading the catalog's next page", exc)
+                self.learned.rows_estimated = True
+                return list(names)
             before = len(names)
             if len(names) + len(listed) > MAX_CATALOG_PAGES * CATALOG_PAGE:
                 break

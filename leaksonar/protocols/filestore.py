@@ -140,11 +140,13 @@ class Listing:
 
 async def walk(list_directory: ListDirectory, listing: Listing, learned: Learned) -> None:
     """List the tree breadth-first from the root into `listing`, within `MAX_FILES` entries,
-    `MAX_DIRECTORIES` directories, `MAX_DEPTH` levels and `MAX_PATH` characters per path. A directory
-    the server refuses or over-sends is an error and the walk goes on; `listing.complete` is set when
-    nothing was left out."""
+    `MAX_DIRECTORIES` directories, `MAX_DEPTH` levels and `MAX_PATH` characters per path; a path listed
+    again (a name twice in a listing, pages in a loop) is passed over, so no directory is listed twice.
+    A directory the server refuses or over-sends is an error and the walk goes on; `listing.complete` is
+    set when nothing was left out."""
     queue: list[tuple[str, int]] = [("", 0)]
     complete, visited = True, 0
+    listed: set[str] = set()
     while queue:
         directory, depth = queue.pop(0)
         if visited >= MAX_DIRECTORIES or depth > MAX_DEPTH:
@@ -166,6 +168,10 @@ async def walk(list_directory: ListDirectory, listing: Listing, learned: Learned
                         learned.left_out(f"Odd names, or paths over {MAX_PATH} characters, were passed over.")
                         complete = False
                         continue
+                    if path in listed:
+                        learned.left_out("Names listed twice were counted once.")
+                        continue
+                    listed.add(path)
                     listing.entries.append(Entry(path, entry.size, entry.directory))
                     if entry.directory:
                         queue.append((path, depth + 1))

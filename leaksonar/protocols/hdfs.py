@@ -9,9 +9,11 @@ FilesTotal, BlocksTotal, CapacityUsed), the true totals of the tree from `GETCON
 walks it with the file-store kit (one `LISTSTATUS` per directory, no `user.name`: the NameNode's static
 web user, `dr.who`, is who lists) and reads the heads of the files the kit chooses with
 `OPEN&length=65536`. A NameNode answers OPEN with a 307 to a DataNode of its choosing: the redirect is
-followed once, and only when it names the NameNode's own IP address (any port); a DataNode elsewhere is
-never contacted and the heads are left unread. 401/403 (Kerberos SPNEGO, `WWW-Authenticate: Negotiate`,
-or any refusal of the root's listing) is auth "required".
+followed once, and only when it names the NameNode's own IP address (any port) and an OPEN below
+`/webhdfs/v1/`; a DataNode elsewhere (or another service on that address) is never contacted and the
+heads are left unread. 401/403 to the root's listing (Kerberos SPNEGO, `WWW-Authenticate: Negotiate`,
+or any refusal) is auth "required"; a refused `/jmx` (which may be for admins only) or summary (which
+needs r-x on the whole subtree) alone is not.
 
 The record: the file-store kit's (one collection per top directory), with the service's rows and bytes
 the root summary's fileCount and length, and a capped directory's own summary making its count exact.
@@ -24,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
@@ -113,10 +115,8 @@ def _target(path: str, op: str) -> str:
 def _answer(response: Response, what: str, root: bool) -> Any:
     """The JSON of a WebHDFS answer; a refusal is AuthRequired at the root, else CommandRefused (the
     RemoteException's class named)."""
-    if refused(response):
-        if root:
-            raise AuthRequired(f"{what} answered HTTP {response.status}")
-        raise CommandRefused(f"{what} answered HTTP {response.status}")
+    if refused(response) and root:
+        raise AuthRequired(f"{what} answered HTTP {response.status}")
     if response.status != 200:
         raise CommandRefused(f"{what} answered HTTP {response.status}{_exception(response)}")
     return json_body(response, what)
@@ -142,13 +142,15 @@ async def _list(fetch: Fetch, learned: Learned, path: str) -> AsyncIterator[Entr
 
 
 async def _summary(fetch: Fetch, path: str) -> Summary:
-    return parse_summary(
-        _answer(await fetch(_target(path, "GETCONTENTSUMMARY")), "GETCONTENTSUMMARY", not path)
-    )
+    """A directory's ContentSummary; a refusal is CommandRefused even at the root: it needs r-x on the
+    whole subtree, so one private directory refuses it where the root's listing is open."""
+    response = await fetch(_target(path, "GETCONTENTSUMMARY"))
+    return parse_summary(_answer(response, "GETCONTENTSUMMARY", root=False))
 
 
-def _same_host(endpoint: Endpoint, location: str) -> Endpoint | None:
-    """The endpoint a redirect names, if it is the scanned IP address (any port); None otherwise."""
+def _datanode(endpoint: Endpoint, location: str) -> Endpoint | None:
+    """The endpoint an OPEN's redirect names, if it is the scanned IP address (any port) and the redirect
+    an OPEN below WebHDFS (one `op`, no dot segment): None otherwise, as for another service there."""
     try:
         url = urlsplit(location)
         port = url.port
@@ -156,17 +158,22 @@ def _same_host(endpoint: Endpoint, location: str) -> Endpoint | None:
         return None
     if url.scheme not in ("http", "https") or url.hostname != endpoint.ip.lower():
         return None
+    segments = unquote(url.path).split("/")
+    if segments[:3] != WEBHDFS.split("/") or {".", ".."} & set(segments):
+        return None
+    if parse_qs(url.query).get("op") != ["OPEN"]:
+        return None
     tls = url.scheme == "https"
     return replace(endpoint, port=port or (443 if tls else 80), tls=tls, starttls=False)
 
 
 async def read_head(endpoint: Endpoint, client: HttpClient, path: str, limits: Limits) -> bytes | None:
-    """The first `MAX_HEAD` bytes of file `path` by OPEN, a redirect followed once when it names the
-    NameNode's own IP address; None when it names another host."""
+    """The first `MAX_HEAD` bytes of file `path` by OPEN, a redirect followed once when it is an OPEN on
+    the NameNode's own IP address (`_datanode`); None when it is not."""
     response = await get_bounded(f"{endpoint.url}{_target(path, 'OPEN')}&length={MAX_HEAD}", limits, client)
     if response.status in (301, 302, 303, 307, 308):
         location = response.headers.get("location") or ""
-        if (there := _same_host(endpoint, location)) is None:
+        if (there := _datanode(endpoint, location)) is None:
             return None
         split = urlsplit(location)
         url = there.url + (split.path or "/") + (f"?{split.query}" if split.query else "")
@@ -181,19 +188,17 @@ async def read_head(endpoint: Endpoint, client: HttpClient, path: str, limits: L
 
 
 async def _cluster(fetch: Fetch, learned: Learned) -> None:
-    """Version and cluster facts from `/jmx`; AuthRequired if it is refused. A bean the server will not
-    give (an error status, not JSON, over the byte cap) is noted and passed over; a server that does not
-    answer at all ends the inspection here."""
+    """Version and cluster facts from `/jmx`. A bean the server will not give (an error status, not JSON,
+    over the byte cap) is noted and passed over, a refusal too: `/jmx` may be for admins only
+    (`hadoop.security.instrumentation.requires.admin`) while WebHDFS is open, so the root's listing
+    decides auth. A server that does not answer at all ends the inspection here."""
     facts: dict[str, int] = {}
     for path, keys in (
         (_JMX_INFO, ("Total", "Used")),
         (_JMX_FS, ("FilesTotal", "BlocksTotal", "CapacityUsed")),
     ):
         try:
-            response = await fetch(path)
-            if refused(response):
-                raise AuthRequired(f"/jmx answered HTTP {response.status}")
-            document = json_body(response, "/jmx")
+            document = json_body(await fetch(path), "/jmx")
         except (CommandRefused, ProtocolError, ReplyTooLarge) as exc:
             learned.failed("Reading /jmx", exc)
             continue
@@ -234,7 +239,7 @@ async def _heads(endpoint: Endpoint, client: HttpClient, listing: Listing, learn
             if (head := await read_head(endpoint, client, entry.path, learned.limits)) is None:
                 learned.add(
                     ErrorKind.COMMAND_REFUSED,
-                    "OPEN redirected to a DataNode on another host: no file head was read.",
+                    "OPEN redirected to another host (or not to an OPEN): no file head was read.",
                 )
                 return
             listing.heads[entry.path] = head

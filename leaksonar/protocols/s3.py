@@ -11,10 +11,11 @@ Inspection: `GET /` (an S3 error or 401/403: auth "required"; a bucket that allo
 while the bucket list is refused cannot be found without its name), then the file-store kit's walk
 (`filestore.walk`) over path-style listings, one directory at a time:
 `GET /{bucket}?list-type=2&delimiter=/&prefix=dir/&max-keys=1000`, pages followed by their continuation
-token up to `_MAX_PAGES` pages a directory; and the heads of the files the kit chooses, `GET
-/{bucket}/{key}` with `Range: bytes=0-65535`. Buckets past min(`max_databases`, `max_collections`) are not
-listed. Every XML body is parsed with defusedxml, a DTD refused. Naming: databases = buckets, one
-collection per bucket (database ""), rows = the objects listed, size_bytes the sum of their sizes.
+token up to `_MAX_PAGES` pages a directory (a token sent before ends it: pages in a loop); and the heads
+of the files the kit chooses, `GET /{bucket}/{key}` with `Range: bytes=0-65535`. Buckets past
+min(`max_databases`, `max_collections`) are not listed. Every XML body is parsed with defusedxml, a DTD
+refused. Naming: databases = buckets, one collection per bucket (database ""), rows = the objects listed,
+size_bytes the sum of their sizes.
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ class _Bucket:
         bucket, _, below = path.partition("/")
         prefix = f"{below}/" if below else ""
         params = {"list-type": "2", "delimiter": "/", "max-keys": str(PAGE_KEYS), "prefix": prefix}
+        sent: set[str] = set()
         for _ in range(_MAX_PAGES):
             response = await self.get(bucket, params)
             if response.status != 200:
@@ -182,14 +184,18 @@ class _Bucket:
             if (_text(root, "IsTruncated") or "").strip().lower() != "true":
                 return
             token = _text(root, "NextContinuationToken") or ""
-            if not token or len(token) > _MAX_TOKEN or token == params.get("continuation-token"):
+            if not token or len(token) > _MAX_TOKEN or token in sent:  # one already sent: pages in a loop
                 raise CommandRefused(f"GET /{bucket} was cut without a usable continuation token")
+            sent.add(token)
             params["continuation-token"] = token
         raise ReplyTooLarge(f"a listing of more than {_MAX_PAGES} pages")
 
     async def read_head(self, path: str) -> bytes:
-        """The first `MAX_HEAD` bytes of object `path` ("bucket/key"), asked for with a Range."""
+        """The first `MAX_HEAD` bytes of object `path` ("bucket/key"), asked for with a Range (which an
+        empty object answers 416: its head is empty)."""
         response = await self.get(path, Range=f"bytes=0-{MAX_HEAD - 1}")
+        if response.status == 416:
+            return b""
         if response.status not in (200, 206):
             raise CommandRefused(str(refusal(response, "a GET of the object")))
         return response.body[:MAX_HEAD]
