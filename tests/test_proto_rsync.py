@@ -276,3 +276,13 @@ def test_a_daemon_that_greets_and_hangs_up_is_refused() -> None:
     found, elapsed = hostile.run(PROTOCOL, greets_and_hangs_up, Identity("rsync"), FAST)
     assert elapsed < 1.0
     assert (found.auth, found.collections, hostile.kinds(found)) == ("unknown", (), [ErrorKind.REFUSED])
+
+
+def test_module_names_that_read_as_options_are_never_sent() -> None:
+    lines = iter([b"--remove-source-files\t\n", b"-e\t\n", b"data\t\n"])
+    modules = {"--remove-source-files": {"a.sql": b"x\n"}, "-e": {"b.sql": b"x\n"}, "data": {"c.txt": b"c\n"}}
+    server = FakeRsync(modules, module_lines=lines)
+    found, _ = run(server)
+    assert not [a for a in server.arguments if a for value in a[a.index(".") + 1 :] if value.startswith("-")]
+    assert server.opened == ["", "data", "data", "data"]
+    assert found.details["modules"]["readable"] == ["data"] and found.rows_estimated

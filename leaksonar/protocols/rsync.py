@@ -235,6 +235,13 @@ async def read_head(endpoint: Endpoint, limits: Limits, path: str) -> bytes:
         stream.writer.transport.abort()
 
 
+def _module_ok(name: str) -> bool:
+    """A module name that is safe to ask for: printable, one component, and without a leading dash (the
+    daemon parses its arguments as options wherever they stand: a module ``-e`` would make the path
+    ``-e/x`` the option ``-e /x``)."""
+    return 0 < len(name) <= _MAX_MODULE_NAME and name.isprintable() and "/" not in name and name[0] != "-"
+
+
 async def _check(endpoint: Endpoint, limits: Limits, module: str) -> None:
     """Open `module` and hang up: AuthRequired or CommandRefused say why it is not readable."""
     stream = await _open(endpoint, limits, module)
@@ -249,9 +256,10 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     learned.capped(len(shown), len(names), "modules")
     readable, locked, refused = [], [], []
     for name in shown:
-        if not name.isprintable() or "/" in name or not name or len(name) > _MAX_MODULE_NAME:
+        if not _module_ok(name):
             learned.left_out(
-                f"Odd module names, or names over {_MAX_MODULE_NAME} characters, were passed over."
+                f"Odd module names (a leading dash included), or names over {_MAX_MODULE_NAME} characters,"
+                " were passed over."
             )
             continue
         try:
