@@ -16,6 +16,8 @@ from typing import Any
 
 import hostile
 import pytest
+from smbprotocol.file_info import FileInformationClass
+from smbprotocol.open import SMB2QueryDirectoryRequest
 
 from leaksonar.assess import assess, filenames
 from leaksonar.lab import lab_digest, servers
@@ -241,3 +243,17 @@ def test_garbage_after_the_frame_is_a_protocol_error() -> None:
         (),
         [ErrorKind.PROTOCOL_ERROR],
     )
+
+
+def test_a_listing_answer_of_overlapping_entries_is_refused_at_once() -> None:
+    """smbprotocol copies the rest of a listing answer for each entry: entries 8 bytes apart in one
+    answer would hold a worker thread for minutes (the answer's parse is called as smbprotocol calls it)."""
+    answer = bytearray(1 << 16)
+    for offset in range(0, len(answer) - 64, 8):
+        struct.pack_into("<I", answer, offset, 8)
+    started = time.monotonic()
+    with pytest.raises(ValueError):
+        SMB2QueryDirectoryRequest.unpack_response(
+            FileInformationClass.FILE_DIRECTORY_INFORMATION, bytes(answer)
+        )
+    assert time.monotonic() - started < 0.5
