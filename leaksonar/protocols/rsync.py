@@ -43,7 +43,7 @@ _MAX_NAME = 4096
 """Bytes of one name in a file list."""
 _GREETING = re.compile(rb"\A@RSYNCD: (\d{1,4})(?:\.(\d{1,4}))?[ \r\n]")
 _WILDCARD = re.compile(r"[*?\[]")
-"""Characters that make the daemon expand a path argument (then it and backslashes are escaped)."""
+"""Characters that make the daemon expand a path component (then they and backslashes are escaped)."""
 _MPLEX_BASE = 7
 _MSG_DATA = 0
 _MSG_ERRORS = (1, 3)
@@ -168,11 +168,12 @@ async def _file_list(wire: _Multiplexed) -> AsyncIterator[_Listed]:
 
 
 def _argument(path: str) -> bytes:
-    """`path` ("module/dir") as a sender argument: the daemon expands one holding a wildcard, so then
-    its wildcards and backslashes are escaped."""
-    if _WILDCARD.search(path):
-        path = re.sub(r"([\\*?\[])", r"\\\1", path)
-    return path.encode()
+    """`path` ("module/dir") as a sender argument. The daemon expands each component holding a wildcard
+    (a backslash escaping there) and takes the others as they are, so only in the first are wildcards
+    and backslashes escaped."""
+    return "/".join(
+        re.sub(r"([\\*?\[])", r"\\\1", part) if _WILDCARD.search(part) else part for part in path.split("/")
+    ).encode()
 
 
 async def _send(endpoint: Endpoint, limits: Limits, path: str, *, directory: bool) -> BoundedStream:
