@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hostile
 import pytest
-from smbprotocol.file_info import FileInformationClass
+from smbprotocol.file_info import FileDirectoryInformation, FileInformationClass
 from smbprotocol.open import SMB2QueryDirectoryRequest
 
 from leaksonar.assess import assess, filenames
@@ -24,8 +24,9 @@ from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds import kind
 from leaksonar.lab.kinds.base import Launch
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
-from leaksonar.protocols import filestore
+from leaksonar.protocols import filestore, smb
 from leaksonar.protocols.base import Endpoint
+from leaksonar.protocols.kit import Learned
 from leaksonar.protocols.smb import PROBE, PROTOCOL, samba_name
 from leaksonar.scan.identify import identify
 
@@ -257,3 +258,35 @@ def test_a_listing_answer_of_overlapping_entries_is_refused_at_once() -> None:
             FileInformationClass.FILE_DIRECTORY_INFORMATION, bytes(answer)
         )
     assert time.monotonic() - started < 0.5
+
+
+def test_a_directory_repeating_its_own_entries_stops_at_the_file_cap() -> None:
+    """A share whose listing answers never end, every entry "." or a name holding a backslash: the walk
+    counts them as the names it passes over (smbprotocol's calls stood in for by their answers)."""
+    entries = []
+    for name in (".", "a\\b"):
+        info = FileDirectoryInformation()
+        info["file_name"] = name.encode("utf-16-le")
+        info["file_attributes"] = 0x10
+        entries.append(info)
+
+    class EndlessDots(smb._Client):
+        def _open(self, path: str, directory: bool) -> Any:
+            return None
+
+        @staticmethod
+        def _batch(handle: Any) -> list[Any]:
+            return entries * 100
+
+        async def _close(self, handle: Any) -> None:
+            return None
+
+    limits = Limits(timeout=1.0, service_budget=5.0)
+    client = EndlessDots(Endpoint("127.0.0.1", 9), limits)
+    client.trees["share"] = cast(Any, None)
+    listing = filestore.Listing()
+    started = time.monotonic()
+    learned = Learned(None, "none", limits)
+    asyncio.run(asyncio.wait_for(filestore.walk(client.list_directory, listing, learned), 5))
+    assert time.monotonic() - started < 3.0
+    assert listing.entries == [filestore.Entry("share", None, True)]

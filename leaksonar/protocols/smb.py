@@ -270,17 +270,22 @@ class _Client:
             return []
 
     async def list_directory(self, path: str) -> AsyncIterator[Entry]:
-        """The readable shares at the root; else the entries of directory `path` ("share/dir")."""
+        """The readable shares at the root; else the entries of directory `path` ("share/dir"). Its own
+        "." and ".." are passed over once each; anything else goes to the walk, which passes over (and
+        counts) odd names: a name holding a backslash is given with a slash, for the walk to see it as
+        more than one component."""
         if not path:
             for share in self.trees:
                 yield Entry(share, None, True)
             return
         handle = await self.call(self._open, path, True)
+        own = {".", ".."}
         try:
             while batch := await self.call(self._batch, handle):
                 for info in batch:
-                    name = info["file_name"].get_value().decode("utf-16-le", "replace")
-                    if name in (".", "..") or "\\" in name:
+                    name = info["file_name"].get_value().decode("utf-16-le", "replace").replace("\\", "/")
+                    if name in own:
+                        own.discard(name)
                         continue
                     attributes = info["file_attributes"].get_value()
                     if attributes & _REPARSE_POINT:  # a link: listed, never followed
