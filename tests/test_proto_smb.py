@@ -5,7 +5,9 @@ and hostile servers (silence, a huge announced message, a slow drip, garbage).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 import struct
 import threading
 import time
@@ -290,3 +292,28 @@ def test_a_directory_repeating_its_own_entries_stops_at_the_file_cap() -> None:
     asyncio.run(asyncio.wait_for(filestore.walk(client.list_directory, listing, learned), 5))
     assert time.monotonic() - started < 3.0
     assert listing.entries == [filestore.Entry("share", None, True)]
+
+
+def test_a_send_the_server_never_reads_is_cut_without_blocking_the_event_loop() -> None:
+    """A server that reads nothing (with a tiny window) blocks smbprotocol's send, holding the lock its
+    close takes: the timeout's abort must not wait on it (the event loop would hang for good)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        port = server.getsockname()[1]
+        client = smb._Client(Endpoint("127.0.0.1", port), Limits(timeout=0.5, service_budget=3.0))
+        client.connection.transport = smb._CappedTcp("127.0.0.1", port, 1)
+        client.connection.transport.connect()
+        accepted, _ = server.accept()
+        with accepted:
+            outcome: list[float] = []
+
+            def run_it() -> None:
+                started = time.monotonic()
+                with contextlib.suppress(Exception):
+                    asyncio.run(client.call(client.connection.transport.send, bytes(10**7)))
+                outcome.append(time.monotonic() - started)
+
+            runner = threading.Thread(target=run_it, daemon=True)
+            runner.start()
+            runner.join(5.0)
+            assert outcome and outcome[0] < 2.0

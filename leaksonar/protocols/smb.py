@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import struct
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -222,9 +223,14 @@ class _Client:
             raise _translate(exc) from exc
 
     def abort(self) -> None:
-        """Shut the socket down: a thread blocked in smbprotocol then returns."""
-        if self.connection.transport is not None:
-            self.connection.transport.close()
+        """Shut the socket down, then close it: a thread blocked in smbprotocol then returns. The shutdown
+        comes first and takes no lock: smbprotocol's close waits on the lock that a send blocked on a
+        server that reads nothing holds, and it is the shutdown that unblocks that send."""
+        transport = self.connection.transport
+        if transport is not None and transport.connected:
+            with contextlib.suppress(OSError):
+                transport._sock.shutdown(socket.SHUT_RDWR)
+            transport.close()
 
     async def open(self) -> None:
         await self.call(self.connection.connect, None, self.limits.timeout)
