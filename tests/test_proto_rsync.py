@@ -316,3 +316,10 @@ def test_a_wildcard_name_below_a_backslash_name_is_read(odd_tree: tuple[dict[str
     assert {d["key"]: d.get("value") for d in documents(found)}[
         "backups/a\\b/c*d.txt"
     ] == b"behind a backslash\n"
+
+
+def test_a_negative_size_is_unknown() -> None:
+    server = FakeRsync({"data": {"a.sql": b"x\n", "b.sql": b"y\n"}}, sizes={"a.sql": -5})
+    found, _ = run(server)
+    sizes = {d["key"]: d["size"] for d in documents(found) if "size" in d}
+    assert sizes == {"data/a.sql": None, "data/b.sql": 2} and found.size_bytes == 2

@@ -144,7 +144,8 @@ class _Multiplexed:
 @dataclass(frozen=True, slots=True)
 class _Listed:
     name: str
-    size: int
+    size: int | None
+    """None: a negative size."""
     mode: int
 
 
@@ -164,7 +165,7 @@ async def _file_list(wire: _Multiplexed) -> AsyncIterator[_Listed]:
             await wire.read(4)
         if not flags & _SAME_MODE:
             mode = await wire.int32() & 0xFFFFFFFF
-        yield _Listed(name.decode("utf-8", "replace"), max(size, 0), mode)
+        yield _Listed(name.decode("utf-8", "replace"), size if size >= 0 else None, mode)
 
 
 def _argument(path: str) -> bytes:
