@@ -238,9 +238,9 @@ async def read_head(endpoint: Endpoint, limits: Limits, path: str) -> bytes:
 
 
 def _module_ok(name: str) -> bool:
-    """A module name that is safe to ask for: printable, one component, and without a leading dash (the
-    daemon parses its arguments as options wherever they stand: a module ``-e`` would make the path
-    ``-e/x`` the option ``-e /x``)."""
+    """A module name that is safe to ask for: printable, one component, and without a leading dash (a
+    daemon whose option parser reads options wherever they stand, popt's default, would take the path
+    ``-e/x`` for the option ``-e /x``; rsync 3.5.0's does not, but nothing is left to chance)."""
     return 0 < len(name) <= _MAX_MODULE_NAME and name.isprintable() and "/" not in name and name[0] != "-"
 
 
