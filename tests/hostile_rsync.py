@@ -101,9 +101,10 @@ class FakeRsync:
         self.arguments.append(arguments)
         writer.write(b"\x01\x02\x03\x04")  # the checksum seed
         await reader.readexactly(4)  # the filter rules: none
-        target = arguments[-1]
-        if re.search(r"[*?\[]", target):
-            target = re.sub(r"\\(.)", r"\1", target)
+        target = "/".join(  # a component holding a wildcard is expanded: its backslashes escape
+            re.sub(r"\\(.)", r"\1", part) if re.search(r"[*?\[]", part) else part
+            for part in arguments[-1].split("/")
+        )
         path = target.removeprefix(module).strip("/")
         if "-d" in arguments:
             listed = (self.listing or (lambda d: self.children(tree, d)))(path)

@@ -286,3 +286,27 @@ def test_a_server_that_greets_and_hangs_up_is_refused() -> None:
     found, elapsed = hostile.run(PROTOCOL, greets_and_hangs_up, Identity("ftp"), FAST)
     assert elapsed < 1.0
     assert (found.auth, found.collections, hostile.kinds(found)) == ("unknown", (), [ErrorKind.REFUSED])
+
+
+def test_a_path_listed_twice_is_listed_and_counted_once() -> None:
+    def listing(directory: str) -> bytes:
+        twice = b"type=dir; d\r\ntype=file;size=3; f.sql\r\n" * 2
+        return twice if directory.count("d") < 3 else b""
+
+    server = FakeFtp(listing=listing)
+    found, _ = run(server)
+    keys = [d["key"] for s in found.samples for d in s.documents]
+    assert sorted(keys) == sorted(set(keys)) and found.rows == 3
+    assert server.commands.count(b"MLSD") == 4 and server.commands.count(b"RETR") == 3
+
+
+def test_an_endless_listing_of_odd_names_stops_at_the_file_cap() -> None:
+    def odd_names(_: str) -> Iterator[bytes]:
+        while True:
+            yield b"type=file;size=1; odd\x01name\r\n" * 1000
+
+    limits = Limits(timeout=1.0, service_budget=15.0, max_bytes=1 << 40)
+    found, elapsed = run(FakeFtp(listing=odd_names), limits)
+    assert elapsed < 5.0
+    assert (found.rows, found.rows_estimated) == (0, True)
+    assert ErrorKind.TIMEOUT not in hostile.kinds(found)

@@ -276,3 +276,50 @@ def test_a_daemon_that_greets_and_hangs_up_is_refused() -> None:
     found, elapsed = hostile.run(PROTOCOL, greets_and_hangs_up, Identity("rsync"), FAST)
     assert elapsed < 1.0
     assert (found.auth, found.collections, hostile.kinds(found)) == ("unknown", (), [ErrorKind.REFUSED])
+
+
+def test_module_names_that_read_as_options_are_never_sent() -> None:
+    lines = iter([b"--remove-source-files\t\n", b"-e\t\n", b"data\t\n"])
+    modules = {"--remove-source-files": {"a.sql": b"x\n"}, "-e": {"b.sql": b"x\n"}, "data": {"c.txt": b"c\n"}}
+    server = FakeRsync(modules, module_lines=lines)
+    found, _ = run(server)
+    assert not [a for a in server.arguments if a for value in a[a.index(".") + 1 :] if value.startswith("-")]
+    assert server.opened == ["", "data", "data", "data"]
+    assert found.details["modules"]["readable"] == ["data"] and found.rows_estimated
+
+
+@pytest.fixture(scope="module")
+def odd_tree(lab: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
+    """A daemon of the lab's kind on rsync-open's address, port 8874, its open module holding a directory
+    named with a backslash and, in it, a file named with a wildcard."""
+    service = next(s for s in lab["services"] if s["name"] == "rsync-open")
+    workdir = Path(lab["dir"]) / "odd-tree-rsync"
+    workdir.mkdir(mode=0o755)
+    launch = Launch("rsync-odd-tree", service["ip"], 8874, workdir, None, workdir / "server.log")
+    started = kind("rsync").start(launch)
+    odd = workdir / "backups" / "a\\b"
+    odd.mkdir(mode=0o755)
+    (odd / "c*d.txt").write_bytes(b"behind a backslash\n")
+    (odd / "c*d.txt").chmod(0o644)
+    pid = servers.spawn(started.argv, launch.log, started.account, started.env)
+    try:
+        servers.wait_listening(pid, launch.ip, launch.port, launch.log)
+        yield service, launch.port
+    finally:
+        servers.stop(pid, "rsync", launch.ip)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_a_wildcard_name_below_a_backslash_name_is_read(odd_tree: tuple[dict[str, Any], int]) -> None:
+    found = inspect_lab(*odd_tree)
+    assert found.errors == ()
+    assert {d["key"]: d.get("value") for d in documents(found)}[
+        "backups/a\\b/c*d.txt"
+    ] == b"behind a backslash\n"
+
+
+def test_a_negative_size_is_unknown() -> None:
+    server = FakeRsync({"data": {"a.sql": b"x\n", "b.sql": b"y\n"}}, sizes={"a.sql": -5})
+    found, _ = run(server)
+    sizes = {d["key"]: d["size"] for d in documents(found) if "size" in d}
+    assert sizes == {"data/a.sql": None, "data/b.sql": 2} and found.size_bytes == 2

@@ -5,25 +5,30 @@ and hostile servers (silence, a huge announced message, a slow drip, garbage).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hostile
 import pytest
+from smbprotocol.file_info import FileDirectoryInformation, FileInformationClass
+from smbprotocol.open import SMB2QueryDirectoryRequest
 
 from leaksonar.assess import assess, filenames
 from leaksonar.lab import lab_digest, servers
 from leaksonar.lab.kinds import kind
 from leaksonar.lab.kinds.base import Launch
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
-from leaksonar.protocols import filestore
+from leaksonar.protocols import filestore, smb
 from leaksonar.protocols.base import Endpoint
+from leaksonar.protocols.kit import Learned
 from leaksonar.protocols.smb import PROBE, PROTOCOL, samba_name
 from leaksonar.scan.identify import identify
 
@@ -241,3 +246,74 @@ def test_garbage_after_the_frame_is_a_protocol_error() -> None:
         (),
         [ErrorKind.PROTOCOL_ERROR],
     )
+
+
+def test_a_listing_answer_of_overlapping_entries_is_refused_at_once() -> None:
+    """smbprotocol copies the rest of a listing answer for each entry: entries 8 bytes apart in one
+    answer would hold a worker thread for minutes (the answer's parse is called as smbprotocol calls it)."""
+    answer = bytearray(1 << 16)
+    for offset in range(0, len(answer) - 64, 8):
+        struct.pack_into("<I", answer, offset, 8)
+    started = time.monotonic()
+    with pytest.raises(ValueError):
+        SMB2QueryDirectoryRequest.unpack_response(
+            FileInformationClass.FILE_DIRECTORY_INFORMATION, bytes(answer)
+        )
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_directory_repeating_its_own_entries_stops_at_the_file_cap() -> None:
+    """A share whose listing answers never end, every entry "." or a name holding a backslash: the walk
+    counts them as the names it passes over (smbprotocol's calls stood in for by their answers)."""
+    entries = []
+    for name in (".", "a\\b"):
+        info = FileDirectoryInformation()
+        info["file_name"] = name.encode("utf-16-le")
+        info["file_attributes"] = 0x10
+        entries.append(info)
+
+    class EndlessDots(smb._Client):
+        def _open(self, path: str, directory: bool) -> Any:
+            return None
+
+        @staticmethod
+        def _batch(handle: Any) -> list[Any]:
+            return entries * 100
+
+        async def _close(self, handle: Any) -> None:
+            return None
+
+    limits = Limits(timeout=1.0, service_budget=5.0)
+    client = EndlessDots(Endpoint("127.0.0.1", 9), limits)
+    client.trees["share"] = cast(Any, None)
+    listing = filestore.Listing()
+    started = time.monotonic()
+    learned = Learned(None, "none", limits)
+    asyncio.run(asyncio.wait_for(filestore.walk(client.list_directory, listing, learned), 5))
+    assert time.monotonic() - started < 3.0
+    assert listing.entries == [filestore.Entry("share", None, True)]
+
+
+def test_a_send_the_server_never_reads_is_cut_without_blocking_the_event_loop() -> None:
+    """A server that reads nothing (with a tiny window) blocks smbprotocol's send, holding the lock its
+    close takes: the timeout's abort must not wait on it (the event loop would hang for good)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        port = server.getsockname()[1]
+        client = smb._Client(Endpoint("127.0.0.1", port), Limits(timeout=0.5, service_budget=3.0))
+        client.connection.transport = smb._CappedTcp("127.0.0.1", port, 1)
+        client.connection.transport.connect()
+        accepted, _ = server.accept()
+        with accepted:
+            outcome: list[float] = []
+
+            def run_it() -> None:
+                started = time.monotonic()
+                with contextlib.suppress(Exception):
+                    asyncio.run(client.call(client.connection.transport.send, bytes(10**7)))
+                outcome.append(time.monotonic() - started)
+
+            runner = threading.Thread(target=run_it, daemon=True)
+            runner.start()
+            runner.join(5.0)
+            assert outcome and outcome[0] < 2.0

@@ -140,13 +140,14 @@ class Listing:
 
 async def walk(list_directory: ListDirectory, listing: Listing, learned: Learned) -> None:
     """List the tree breadth-first from the root into `listing`, within `MAX_FILES` entries,
-    `MAX_DIRECTORIES` directories, `MAX_DEPTH` levels and `MAX_PATH` characters per path; a path listed
-    again (a name twice in a listing, pages in a loop) is passed over, so no directory is listed twice.
-    A directory the server refuses or over-sends is an error and the walk goes on; `listing.complete` is
-    set when nothing was left out."""
+    `MAX_DIRECTORIES` directories, `MAX_DEPTH` levels and `MAX_PATH` characters per path. Names passed
+    over count against `MAX_FILES` too (a server sending only odd names is stopped as soon), and a path
+    listed again (a name twice in a listing, pages in a loop) is dropped: each file counted and each
+    directory listed once. A directory the server refuses or over-sends is an error and the walk goes on;
+    `listing.complete` is set when nothing was left out."""
     queue: list[tuple[str, int]] = [("", 0)]
-    complete, visited = True, 0
-    listed: set[str] = set()
+    complete, visited, offered = True, 0, 0
+    seen: set[str] = set()
     while queue:
         directory, depth = queue.pop(0)
         if visited >= MAX_DIRECTORIES or depth > MAX_DEPTH:
@@ -159,19 +160,19 @@ async def walk(list_directory: ListDirectory, listing: Listing, learned: Learned
         try:
             async with aclosing(list_directory(directory)) as entries:
                 async for entry in entries:
-                    if len(listing.entries) >= MAX_FILES:
+                    if offered >= MAX_FILES:
                         learned.left_out(f"The listing stopped at {MAX_FILES} files and directories.")
                         listing.walked = True
                         return
+                    offered += 1
                     path = f"{directory}/{entry.path}" if directory else entry.path
                     if not _name_ok(entry.path) or len(path) > MAX_PATH:
                         learned.left_out(f"Odd names, or paths over {MAX_PATH} characters, were passed over.")
                         complete = False
                         continue
-                    if path in listed:
-                        learned.left_out("Names listed twice were counted once.")
+                    if path in seen:
                         continue
-                    listed.add(path)
+                    seen.add(path)
                     listing.entries.append(Entry(path, entry.size, entry.directory))
                     if entry.directory:
                         queue.append((path, depth + 1))

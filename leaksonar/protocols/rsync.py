@@ -43,7 +43,7 @@ _MAX_NAME = 4096
 """Bytes of one name in a file list."""
 _GREETING = re.compile(rb"\A@RSYNCD: (\d{1,4})(?:\.(\d{1,4}))?[ \r\n]")
 _WILDCARD = re.compile(r"[*?\[]")
-"""Characters that make the daemon expand a path argument (then it and backslashes are escaped)."""
+"""Characters that make the daemon expand a path component (then they and backslashes are escaped)."""
 _MPLEX_BASE = 7
 _MSG_DATA = 0
 _MSG_ERRORS = (1, 3)
@@ -144,7 +144,8 @@ class _Multiplexed:
 @dataclass(frozen=True, slots=True)
 class _Listed:
     name: str
-    size: int
+    size: int | None
+    """None: a negative size."""
     mode: int
 
 
@@ -164,15 +165,16 @@ async def _file_list(wire: _Multiplexed) -> AsyncIterator[_Listed]:
             await wire.read(4)
         if not flags & _SAME_MODE:
             mode = await wire.int32() & 0xFFFFFFFF
-        yield _Listed(name.decode("utf-8", "replace"), max(size, 0), mode)
+        yield _Listed(name.decode("utf-8", "replace"), size if size >= 0 else None, mode)
 
 
 def _argument(path: str) -> bytes:
-    """`path` ("module/dir") as a sender argument: the daemon expands one holding a wildcard, so then
-    its wildcards and backslashes are escaped."""
-    if _WILDCARD.search(path):
-        path = re.sub(r"([\\*?\[])", r"\\\1", path)
-    return path.encode()
+    """`path` ("module/dir") as a sender argument. The daemon expands each component holding a wildcard
+    (a backslash escaping there) and takes the others as they are, so only in the first are wildcards
+    and backslashes escaped."""
+    return "/".join(
+        re.sub(r"([\\*?\[])", r"\\\1", part) if _WILDCARD.search(part) else part for part in path.split("/")
+    ).encode()
 
 
 async def _send(endpoint: Endpoint, limits: Limits, path: str, *, directory: bool) -> BoundedStream:
@@ -235,6 +237,13 @@ async def read_head(endpoint: Endpoint, limits: Limits, path: str) -> bytes:
         stream.writer.transport.abort()
 
 
+def _module_ok(name: str) -> bool:
+    """A module name that is safe to ask for: printable, one component, and without a leading dash (a
+    daemon whose option parser reads options wherever they stand, popt's default, would take the path
+    ``-e/x`` for the option ``-e /x``; rsync 3.5.0's does not, but nothing is left to chance)."""
+    return 0 < len(name) <= _MAX_MODULE_NAME and name.isprintable() and "/" not in name and name[0] != "-"
+
+
 async def _check(endpoint: Endpoint, limits: Limits, module: str) -> None:
     """Open `module` and hang up: AuthRequired or CommandRefused say why it is not readable."""
     stream = await _open(endpoint, limits, module)
@@ -249,9 +258,10 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     learned.capped(len(shown), len(names), "modules")
     readable, locked, refused = [], [], []
     for name in shown:
-        if not name.isprintable() or "/" in name or not name or len(name) > _MAX_MODULE_NAME:
+        if not _module_ok(name):
             learned.left_out(
-                f"Odd module names, or names over {_MAX_MODULE_NAME} characters, were passed over."
+                f"Odd module names (a leading dash included), or names over {_MAX_MODULE_NAME} characters,"
+                " were passed over."
             )
             continue
         try:

@@ -10,7 +10,8 @@ directories of one tree that the file-store kit walks (each share one collection
 files it chooses are read through handles opened for reading only. Each blocking call runs under
 `Limits.timeout`: past it, or past the inspection's deadline, the socket is shut down so that the
 thread blocked in smbprotocol returns. Every message the server sends is capped at `MAX_MESSAGE`
-bytes before smbprotocol allocates it.
+bytes before smbprotocol allocates it, and every directory listing answer is checked (`MAX_LISTING`
+bytes, entries that do not overlap) before smbprotocol parses it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import struct
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +47,7 @@ from smbprotocol.open import (
     ImpersonationLevel,
     Open,
     ShareAccess,
+    SMB2QueryDirectoryRequest,
 )
 from smbprotocol.session import Session
 from smbprotocol.transport import Tcp
@@ -146,6 +149,41 @@ class _CappedTcp(Tcp):  # type: ignore[misc]
 
 smbprotocol.connection.Tcp = _CappedTcp  # every smbprotocol connection in this process is capped
 
+MAX_LISTING = 64 * 1024
+"""Bytes of one directory listing answer (what smbprotocol asks for at most)."""
+_ENTRY = 64
+"""Bytes of a FILE_DIRECTORY_INFORMATION entry before its name (whose length is its last field)."""
+_unpack_listing = SMB2QueryDirectoryRequest.unpack_response
+
+
+def _checked_listing(file_information_class: int, buffer: bytes) -> list[Any]:
+    """smbprotocol's parse of a directory listing answer, once its size and entry offsets are checked:
+    smbprotocol copies the rest of the buffer for every entry, so entries a few bytes apart would cost
+    minutes of CPU in a thread that cannot be stopped. ValueError for an answer out of bounds."""
+    if file_information_class == FileInformationClass.FILE_DIRECTORY_INFORMATION:
+        if len(buffer) > MAX_LISTING:
+            raise ValueError(f"a directory listing of {len(buffer)} bytes")
+        offset = 0
+        while step := _entry_step(buffer, offset):
+            offset += step
+    return list(_unpack_listing(file_information_class, buffer))
+
+
+def _entry_step(buffer: bytes, offset: int) -> int:
+    """The offset of the entry after the one at `offset` (0: the last), checked to pass this one whole."""
+    if offset + _ENTRY > len(buffer):
+        raise ValueError("a directory listing entry past the answer's end")
+    step, name_length = (
+        struct.unpack_from("<I", buffer, offset)[0],
+        struct.unpack_from("<I", buffer, offset + 60)[0],
+    )
+    if step and step < _ENTRY + name_length:
+        raise ValueError("directory listing entries that overlap")
+    return int(step)
+
+
+SMB2QueryDirectoryRequest.unpack_response = staticmethod(_checked_listing)  # every listing is checked
+
 
 def _translate(exc: Exception) -> Exception:
     """One of the kit's failures for an smbprotocol exception."""
@@ -185,9 +223,14 @@ class _Client:
             raise _translate(exc) from exc
 
     def abort(self) -> None:
-        """Shut the socket down: a thread blocked in smbprotocol then returns."""
-        if self.connection.transport is not None:
-            self.connection.transport.close()
+        """Shut the socket down, then close it: a thread blocked in smbprotocol then returns. The shutdown
+        comes first and takes no lock: smbprotocol's close waits on the lock that a send blocked on a
+        server that reads nothing holds, and it is the shutdown that unblocks that send."""
+        transport = self.connection.transport
+        if transport is not None and transport.connected:
+            with contextlib.suppress(OSError):
+                transport._sock.shutdown(socket.SHUT_RDWR)
+            transport.close()
 
     async def open(self) -> None:
         await self.call(self.connection.connect, None, self.limits.timeout)
@@ -233,17 +276,22 @@ class _Client:
             return []
 
     async def list_directory(self, path: str) -> AsyncIterator[Entry]:
-        """The readable shares at the root; else the entries of directory `path` ("share/dir")."""
+        """The readable shares at the root; else the entries of directory `path` ("share/dir"). Its own
+        "." and ".." are passed over once each; anything else goes to the walk, which passes over (and
+        counts) odd names: a name holding a backslash is given with a slash, for the walk to see it as
+        more than one component."""
         if not path:
             for share in self.trees:
                 yield Entry(share, None, True)
             return
         handle = await self.call(self._open, path, True)
+        own = {".", ".."}
         try:
             while batch := await self.call(self._batch, handle):
                 for info in batch:
-                    name = info["file_name"].get_value().decode("utf-16-le", "replace")
-                    if name in (".", "..") or "\\" in name:
+                    name = info["file_name"].get_value().decode("utf-16-le", "replace").replace("\\", "/")
+                    if name in own:
+                        own.discard(name)
                         continue
                     attributes = info["file_attributes"].get_value()
                     if attributes & _REPARSE_POINT:  # a link: listed, never followed
