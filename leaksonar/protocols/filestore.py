@@ -15,7 +15,7 @@ stopped the listing before its end.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from itertools import islice
@@ -23,7 +23,7 @@ from typing import Any
 
 from leaksonar.model import Collection, Sample
 from leaksonar.protocols.base import CommandRefused, ReplyTooLarge
-from leaksonar.protocols.kit import Learned
+from leaksonar.protocols.kit import SERVER_ERRORS, Learned
 
 MAX_FILES = 5000
 """Files and directories listed per service (the assessment reads as many names: `filenames.MAX_FILES`)."""
@@ -64,6 +64,10 @@ ListDirectory = Callable[[str], AsyncIterator[Entry]]
 """The entries of one directory, given its path from the root ("" for the root). Raise CommandRefused
 for a directory the server will not list, ReplyTooLarge for a listing over a byte cap: the walk notes
 it and goes on. Any other failure ends the walk."""
+
+ReadHead = Callable[[str], Awaitable[bytes]]
+"""At most `MAX_HEAD` bytes of the file at a path from the root. Raise CommandRefused when the server
+refuses that file (the next one is tried); any other server error ends the reading of heads."""
 
 
 def extension(path: str) -> str:
@@ -180,3 +184,15 @@ async def walk(list_directory: ListDirectory, listing: Listing, learned: Learned
             learned.failed(f"Listing /{directory}", exc)
             complete = False
     listing.complete, listing.walked = complete, True
+
+
+async def read_heads(listing: Listing, read_head: ReadHead, learned: Learned) -> None:
+    """The heads of the files the kit chooses (`Listing.head_candidates`) into `listing.heads`; a file the
+    server refuses is noted and the next one tried, any other failure noted and the reading stopped."""
+    for entry in listing.head_candidates():
+        try:
+            listing.heads[entry.path] = await read_head(entry.path)
+        except SERVER_ERRORS as exc:
+            learned.failed(f"Reading the head of /{entry.path}", exc)
+            if not isinstance(exc, CommandRefused):
+                return

@@ -24,8 +24,8 @@ from leaksonar.protocols.base import (
     ProtocolError,
     ReplyTooLarge,
 )
-from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, walk
-from leaksonar.protocols.kit import SERVER_ERRORS, Learned, count, run_inspection
+from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, read_heads, walk
+from leaksonar.protocols.kit import Learned, count, run_inspection
 from leaksonar.protocols.useragent import USER_AGENT
 
 NAME = "ftp"
@@ -210,13 +210,7 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         listing = Listing()
         try:
             await walk(session.list_directory, listing, learned)
-            for entry in listing.head_candidates():
-                try:
-                    listing.heads[entry.path] = await session.read_head(entry.path)
-                except SERVER_ERRORS as exc:
-                    learned.failed(f"Reading the head of /{entry.path}", exc)
-                    if not isinstance(exc, CommandRefused):
-                        break
+            await read_heads(listing, session.read_head, learned)
         finally:
             listing.present(learned)
 

@@ -28,8 +28,8 @@ from leaksonar.protocols.base import (
     ProtocolError,
     ReplyTooLarge,
 )
-from leaksonar.protocols.filestore import MAX_HEAD, MAX_PATH, Entry, Listing, walk
-from leaksonar.protocols.kit import SERVER_ERRORS, Learned, run_inspection
+from leaksonar.protocols.filestore import MAX_HEAD, MAX_PATH, Entry, Listing, read_heads, walk
+from leaksonar.protocols.kit import Learned, run_inspection
 
 NAME = "rsync"
 VERSION = b"@RSYNCD: 27\n"
@@ -281,13 +281,7 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
     listing = Listing()
     try:
         await walk(partial(list_directory, endpoint, limits, readable), listing, learned)
-        for entry in listing.head_candidates():
-            try:
-                listing.heads[entry.path] = await read_head(endpoint, limits, entry.path)
-            except SERVER_ERRORS as exc:
-                learned.failed(f"Reading the head of {entry.path}", exc)
-                if not isinstance(exc, CommandRefused):
-                    break
+        await read_heads(listing, partial(read_head, endpoint, limits), learned)
     finally:
         listing.present(learned)
 

@@ -32,10 +32,10 @@ from defusedxml.ElementTree import fromstring
 
 from leaksonar.model import Auth, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
-from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, walk
+from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, read_heads, walk
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.httpclient import Headers, HttpClient, Response, bounded_client, http_parts
-from leaksonar.protocols.kit import SERVER_ERRORS, Learned, count, run_inspection
+from leaksonar.protocols.kit import Learned, count, run_inspection
 
 NAME = "s3"
 PAGE_KEYS = 1000
@@ -216,13 +216,7 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         listing = Listing()
         try:
             await walk(buckets.list_directory, listing, learned)
-            for entry in listing.head_candidates():
-                try:
-                    listing.heads[entry.path] = await buckets.read_head(entry.path)
-                except SERVER_ERRORS as exc:
-                    learned.failed(f"Reading the head of /{entry.path}", exc)
-                    if not isinstance(exc, CommandRefused):
-                        break
+            await read_heads(listing, buckets.read_head, learned)
         finally:
             listing.present(learned)
 

@@ -55,7 +55,7 @@ from smbprotocol.tree import TreeConnect
 
 from leaksonar.model import Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
-from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, walk
+from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, read_heads, walk
 from leaksonar.protocols.kit import SERVER_ERRORS, Learned, run_inspection
 
 NAME = "smb"
@@ -349,13 +349,7 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         if refused:
             learned.details["shares_refused"] = refused
         await walk(client.list_directory, listing, learned)
-        for entry in listing.head_candidates():
-            try:
-                listing.heads[entry.path] = await client.read_head(entry.path)
-            except SERVER_ERRORS as exc:
-                learned.failed(f"Reading the head of /{entry.path}", exc)
-                if not isinstance(exc, CommandRefused):
-                    break
+        await read_heads(listing, client.read_head, learned)
     finally:
         if learned.auth == "none":
             listing.present(learned)
