@@ -98,6 +98,18 @@ def write_owned(path: Path, text: str, account: Account | None) -> None:
         os.chown(path, account.uid, account.gid)
 
 
+def write_tree(directory: Path, files: dict[str, bytes]) -> None:
+    """Write `files` (path below `directory` -> content) readable by everyone: files 0644, directories
+    0755 (a server that drops to a guest account must read them)."""
+    for path, content in files.items():
+        target = directory / path
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        target.write_bytes(content)
+        target.chmod(0o644)
+    directory.mkdir(mode=0o755, exist_ok=True)
+    directory.chmod(0o755)
+
+
 def check_socket_path(path: Path) -> Path:
     if len(str(path)) > _SOCKET_PATH_MAX:
         raise LabError(f"unix socket path {path} is too long: use a shorter lab directory")

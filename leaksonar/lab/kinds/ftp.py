@@ -69,12 +69,7 @@ class Ftp:
             raise LabError("vsftpd needs root here (it chroots the anonymous user)")
         files, empty = launch.workdir / "files", launch.workdir / "empty"
         empty.mkdir(mode=0o755)
-        for path, content in data.ftp_files().items():
-            target = files / path
-            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            target.write_bytes(content)
-            target.chmod(0o644)
-        files.chmod(0o755)
+        servers.write_tree(files, data.ftp_files())
         config = launch.workdir / "vsftpd.conf"
         config.write_text(_config(launch, files, empty))
         # The address on the command line too: how `lab down` and `status` recognise the server.

@@ -49,15 +49,6 @@ def _config(launch: Launch, root: bool) -> str:
     )
 
 
-def _write_tree(directory: Path, files: dict[str, bytes]) -> None:
-    for path, content in files.items():
-        target = directory / path
-        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        target.write_bytes(content)
-        target.chmod(0o644)
-    directory.chmod(0o755)
-
-
 class Rsync:
     protocol = "rsync"
     programs = ("rsync",)
@@ -69,8 +60,8 @@ class Rsync:
     def start(self, launch: Launch) -> Started:
         program = servers.program("rsync", "rsync")
         work = launch.workdir
-        _write_tree(work / OPEN, data.ftp_files())
-        _write_tree(work / PRIVATE, {".env": data.ftp_files()[".env"]})
+        servers.write_tree(work / OPEN, data.ftp_files())
+        servers.write_tree(work / PRIVATE, {".env": data.ftp_files()[".env"]})
         secrets_file = work / "rsyncd.secrets"
         secrets_file.write_text(f"backup:{secrets.token_hex(16)}\n")
         secrets_file.chmod(0o600)

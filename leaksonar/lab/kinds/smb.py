@@ -85,12 +85,7 @@ class Smb:
         files = launch.workdir / "files"
         for name in _DIRECTORIES:
             (launch.workdir / name).mkdir(mode=0o755)
-        for path, content in data.ftp_files().items():
-            target = files / path
-            target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            target.write_bytes(content)
-            target.chmod(0o644)
-        files.chmod(0o755)
+        servers.write_tree(files, data.ftp_files())
         config = launch.workdir / "smb.conf"
         config.write_text(_config(launch, files, launch.workdir / "private"))
         smbd = servers.program("smbd", "samba")
