@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import jsonl_records, leaksonar
+from moved import moved_server
 
-from leaksonar.lab import servers
-from leaksonar.lab.kinds import kind
-from leaksonar.lab.kinds.base import Launch
 from leaksonar.model import Limits
 from leaksonar.scan.identify import identify
 
@@ -25,22 +22,10 @@ FAST = Limits(timeout=1.0, service_budget=5.0)
     params=[("redis-open", 7000), ("postgres-trust", 5433), ("mariadb-open", 3307), ("memcached", 11311)],
 )
 def moved(request: pytest.FixtureRequest, lab: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
-    """A second server of a lab service's kind, on that service's address and an unusual port (each started
-    once for the tests of the module, which only read from it)."""
+    """A second server of a lab service's kind, on its address and an unusual port."""
     name, port = request.param
-    service = next(s for s in lab["services"] if s["name"] == name)
-    workdir = Path(lab["dir"]) / f"moved-{name}"  # inside the lab dir: reachable by PostgreSQL's user
-    workdir.mkdir(mode=0o755)
-    server = kind(service["protocol"])
-    launch = Launch(f"{name}-moved", service["ip"], port, workdir, None, workdir / "server.log")
-    started = server.start(launch)
-    pid = servers.spawn(started.argv, launch.log, started.account, started.env)
-    try:
-        servers.wait_listening(pid, launch.ip, port, launch.log)
+    with moved_server(lab, name, port) as service:
         yield service, port
-    finally:
-        servers.stop(pid, service["protocol"], launch.ip)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_moved_server_is_identified(moved: tuple[dict[str, Any], int]) -> None:

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import hostile
 import pytest
+from moved import moved_server
 from replies import CATALOGUE, REGISTRY_ROOT, REGISTRY_V2, REGISTRY_V2_BASIC, REGISTRY_V2_BEARER, http_reply
 
 from leaksonar.assess import assess
-from leaksonar.lab import data, lab_digest, servers
-from leaksonar.lab.kinds import kind
-from leaksonar.lab.kinds.base import Launch
+from leaksonar.lab import data, lab_digest
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols import docker_registry
 from leaksonar.protocols.base import Endpoint
@@ -120,19 +117,8 @@ def test_the_htpasswd_registry_is_auth_required(lab_service: LabService) -> None
 @pytest.fixture(scope="module")
 def moved(lab: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
     """A second registry of the lab's kind, seeded alike, on registry-open's address, port 5443."""
-    service = next(s for s in lab["services"] if s["name"] == "registry-open")
-    workdir = Path(lab["dir"]) / "moved-registry-open"
-    workdir.mkdir(mode=0o755)
-    launch = Launch("registry-open-moved", service["ip"], 5443, workdir, None, workdir / "server.log")
-    started = kind("docker-registry").start(launch)
-    pid = servers.spawn(started.argv, launch.log, started.account, started.env)
-    try:
-        servers.wait_listening(pid, launch.ip, launch.port, launch.log)
-        kind("docker-registry").seed(launch, started)
-        yield service, launch.port
-    finally:
-        servers.stop(pid, "docker-registry", launch.ip)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with moved_server(lab, "registry-open", 5443, seeded=True) as service:
+        yield service, 5443
 
 
 def test_a_registry_on_an_unusual_port_is_identified_from_its_root(moved: tuple[dict[str, Any], int]) -> None:

@@ -5,20 +5,17 @@ huge names, a slow drip, refusals)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import hostile
 import pytest
 from hostile_ftp import FakeFtp, endless_files, one_more_level
+from moved import moved_server
 from replies import FTP_FILEZILLA, FTP_MICROSOFT, FTP_PROFTPD, FTP_PUREFTPD, FTP_VSFTPD, SMTP_GREETING
 
 from leaksonar.assess import assess, filenames, heads
-from leaksonar.lab import lab_digest, servers
-from leaksonar.lab.kinds import kind
-from leaksonar.lab.kinds.base import Launch
+from leaksonar.lab import lab_digest
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols import filestore
 from leaksonar.protocols.base import Endpoint
@@ -145,18 +142,8 @@ def test_the_lab_greeting_is_identified(lab_service: LabService) -> None:
 @pytest.fixture(scope="module")
 def moved(lab: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
     """A second vsftpd of the lab's kind on ftp-anon's address, port 2121."""
-    service = next(s for s in lab["services"] if s["name"] == "ftp-anon")
-    workdir = Path(lab["dir"]) / "moved-ftp-anon"
-    workdir.mkdir(mode=0o755)
-    launch = Launch("ftp-anon-moved", service["ip"], 2121, workdir, None, workdir / "server.log")
-    started = kind("ftp").start(launch)
-    pid = servers.spawn(started.argv, launch.log, started.account, started.env)
-    try:
-        servers.wait_listening(pid, launch.ip, launch.port, launch.log)
-        yield service, launch.port
-    finally:
-        servers.stop(pid, "ftp", launch.ip)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with moved_server(lab, "ftp-anon", 2121) as service:
+        yield service, 2121
 
 
 def test_vsftpd_on_an_unusual_port_is_identified_and_inspected(moved: tuple[dict[str, Any], int]) -> None:

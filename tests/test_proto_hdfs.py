@@ -5,20 +5,17 @@ host, endless and bottomless listings, huge names, malformed answers, Kerberos r
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import hostile
 import pytest
 from hostile_hdfs import FakeNameNode, endless_statuses, one_more_level, status, statuses
+from moved import moved_server
 from replies import HDFS_DATANODE_ROOT, HDFS_NAMENODE_1X, HDFS_NAMENODE_ROOT, HDFS_REDIRECT, http_reply
 
 from leaksonar.assess import assess, filenames
-from leaksonar.lab import lab_digest, servers
-from leaksonar.lab.kinds import kind
-from leaksonar.lab.kinds.base import Launch
+from leaksonar.lab import lab_digest
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols import filestore
 from leaksonar.protocols.base import Endpoint
@@ -120,18 +117,8 @@ def test_the_lab_namenode_is_identified(lab_service: LabService) -> None:
 @pytest.fixture(scope="module")
 def moved(lab: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
     """A second NameNode stand-in of the lab's kind on hdfs-open's address, port 18020."""
-    service = next(s for s in lab["services"] if s["name"] == "hdfs-open")
-    workdir = Path(lab["dir"]) / "moved-hdfs-open"
-    workdir.mkdir(mode=0o755)
-    launch = Launch("hdfs-open-moved", service["ip"], 18020, workdir, None, workdir / "server.log")
-    started = kind("hdfs").start(launch)
-    pid = servers.spawn(started.argv, launch.log, started.account, started.env)
-    try:
-        servers.wait_listening(pid, launch.ip, launch.port, launch.log)
-        yield service, launch.port
-    finally:
-        servers.stop(pid, "hdfs", launch.ip)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with moved_server(lab, "hdfs-open", 18020) as service:
+        yield service, 18020
 
 
 def test_a_namenode_on_an_unusual_port_is_identified_and_inspected(moved: tuple[dict[str, Any], int]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import hostile
 import pytest
 from hostile_rsync import FakeRsync, endless_files, entry, one_more_level, packets
+from moved import moved_server
 from replies import FTP_VSFTPD, RSYNC_31, RSYNC_32
 
 from leaksonar.assess import assess, filenames
@@ -91,18 +92,8 @@ def test_the_lab_greeting_is_identified(lab_service: LabService) -> None:
 @pytest.fixture(scope="module")
 def moved(lab: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
     """A second daemon of the lab's kind on rsync-open's address, port 8873."""
-    service = next(s for s in lab["services"] if s["name"] == "rsync-open")
-    workdir = Path(lab["dir"]) / "moved-rsync-open"
-    workdir.mkdir(mode=0o755)
-    launch = Launch("rsync-open-moved", service["ip"], 8873, workdir, None, workdir / "server.log")
-    started = kind("rsync").start(launch)
-    pid = servers.spawn(started.argv, launch.log, started.account, started.env)
-    try:
-        servers.wait_listening(pid, launch.ip, launch.port, launch.log)
-        yield service, launch.port
-    finally:
-        servers.stop(pid, "rsync", launch.ip)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with moved_server(lab, "rsync-open", 8873) as service:
+        yield service, 8873
 
 
 def test_a_daemon_on_an_unusual_port_is_identified_and_inspected(moved: tuple[dict[str, Any], int]) -> None:

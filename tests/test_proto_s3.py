@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import hostile
 import pytest
 from hostile_s3 import DENIED, FakeS3, endless_pages, xml
+from moved import moved_server
 from replies import (
     GO_404,
     NGINX_400,
@@ -25,9 +24,7 @@ from replies import (
 )
 
 from leaksonar.assess import assess, filenames
-from leaksonar.lab import lab_digest, servers
-from leaksonar.lab.kinds import kind
-from leaksonar.lab.kinds.base import Launch
+from leaksonar.lab import lab_digest
 from leaksonar.model import ErrorKind, Identity, Inspection, Limits, Software
 from leaksonar.protocols import filestore
 from leaksonar.protocols.base import Endpoint, ProtocolError
@@ -146,19 +143,8 @@ def test_the_lab_bucket_list_is_identified(lab_service: LabService) -> None:
 @pytest.fixture(scope="module")
 def moved(lab: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
     """A second moto of the lab's kind on s3-open's address, port 8999, seeded alike."""
-    service = next(s for s in lab["services"] if s["name"] == "s3-open")
-    workdir = Path(lab["dir"]) / "moved-s3-open"
-    workdir.mkdir(mode=0o755)
-    launch = Launch("s3-open-moved", service["ip"], 8999, workdir, None, workdir / "server.log")
-    started = kind("s3").start(launch)
-    pid = servers.spawn(started.argv, launch.log, started.account, started.env)
-    try:
-        servers.wait_listening(pid, launch.ip, launch.port, launch.log)
-        kind("s3").seed(launch, started)
-        yield service, launch.port
-    finally:
-        servers.stop(pid, "s3", launch.ip)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with moved_server(lab, "s3-open", 8999, seeded=True) as service:
+        yield service, 8999
 
 
 def test_moto_on_an_unusual_port_is_identified_and_inspected(moved: tuple[dict[str, Any], int]) -> None:
