@@ -196,3 +196,14 @@ async def read_heads(listing: Listing, read_head: ReadHead, learned: Learned) ->
             learned.failed(f"Reading the head of /{entry.path}", exc)
             if not isinstance(exc, CommandRefused):
                 return
+
+
+async def survey(list_directory: ListDirectory, read_head: ReadHead, learned: Learned) -> None:
+    """A file store's whole listing: the walk, then the heads, presented in `learned` however they end
+    (a deadline, a broken connection: what was listed is kept)."""
+    listing = Listing()
+    try:
+        await walk(list_directory, listing, learned)
+        await read_heads(listing, read_head, learned)
+    finally:
+        listing.present(learned)

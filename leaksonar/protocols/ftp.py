@@ -24,7 +24,7 @@ from leaksonar.protocols.base import (
     ProtocolError,
     ReplyTooLarge,
 )
-from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, read_heads, walk
+from leaksonar.protocols.filestore import MAX_HEAD, Entry, survey
 from leaksonar.protocols.kit import Learned, count, run_inspection
 from leaksonar.protocols.useragent import USER_AGENT
 
@@ -207,12 +207,7 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
             raise CommandRefused(f"the greeting was {code} {text}")
         await session.login()
         learned.auth, learned.databases = "none", 1  # one tree: the anonymous user's
-        listing = Listing()
-        try:
-            await walk(session.list_directory, listing, learned)
-            await read_heads(listing, session.read_head, learned)
-        finally:
-            listing.present(learned)
+        await survey(session.list_directory, session.read_head, learned)
 
 
 class FtpProtocol:

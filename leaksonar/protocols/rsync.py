@@ -28,7 +28,7 @@ from leaksonar.protocols.base import (
     ProtocolError,
     ReplyTooLarge,
 )
-from leaksonar.protocols.filestore import MAX_HEAD, MAX_PATH, Entry, Listing, read_heads, walk
+from leaksonar.protocols.filestore import MAX_HEAD, MAX_PATH, Entry, survey
 from leaksonar.protocols.kit import Learned, run_inspection
 
 NAME = "rsync"
@@ -278,12 +278,9 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
             raise AuthRequired("every module wants a password")
         return
     learned.auth = "none"
-    listing = Listing()
-    try:
-        await walk(partial(list_directory, endpoint, limits, readable), listing, learned)
-        await read_heads(listing, partial(read_head, endpoint, limits), learned)
-    finally:
-        listing.present(learned)
+    await survey(
+        partial(list_directory, endpoint, limits, readable), partial(read_head, endpoint, limits), learned
+    )
 
 
 class RsyncProtocol:

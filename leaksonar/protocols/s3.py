@@ -32,7 +32,7 @@ from defusedxml.ElementTree import fromstring
 
 from leaksonar.model import Auth, Identity, Inspection, Limits, Software
 from leaksonar.protocols.base import AuthRequired, CommandRefused, Endpoint, ProtocolError, ReplyTooLarge
-from leaksonar.protocols.filestore import MAX_HEAD, Entry, Listing, read_heads, walk
+from leaksonar.protocols.filestore import MAX_HEAD, Entry, survey
 from leaksonar.protocols.http import PROTOCOL as HTTP
 from leaksonar.protocols.httpclient import Headers, HttpClient, Response, bounded_client, http_parts
 from leaksonar.protocols.kit import Learned, count, run_inspection
@@ -213,12 +213,7 @@ async def _inspect(endpoint: Endpoint, learned: Learned) -> None:
         shown = names[: min(limits.max_databases, limits.max_collections)]
         learned.capped(len(shown), len(names), "buckets")
         buckets = _Bucket(client, endpoint.url, limits, shown)
-        listing = Listing()
-        try:
-            await walk(buckets.list_directory, listing, learned)
-            await read_heads(listing, buckets.read_head, learned)
-        finally:
-            listing.present(learned)
+        await survey(buckets.list_directory, buckets.read_head, learned)
 
 
 class S3Protocol:
