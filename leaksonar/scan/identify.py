@@ -99,11 +99,9 @@ async def _exchange(
     except (OSError, TimeoutError):
         return (b"", tls), None
     finally:  # over TLS no close_notify is waited for (asyncio would wait 30 s for the server's)
-        if kept is not None:
-            pass
-        elif endpoint.tls:
+        if kept is None and endpoint.tls:
             writer.transport.abort()
-        else:
+        elif kept is None:
             writer.close()
 
 
@@ -238,13 +236,11 @@ def _continues(probe: bytes, reply: bytes) -> bool:
     """Whether the inspection goes on over the connection on which `probe` got `reply`: its protocol's
     own probe got one whole line and nothing after it (a line recognised before its end came, or bytes
     past it, would be read as the reply to the inspection's first command)."""
+    if not reply.endswith(b"\r\n") or reply.count(b"\n") != 1:  # first: most replies end here, unmatched
+        return False
     identity = match(reply)
     return (
-        identity is not None
-        and identity.protocol in CONTINUES
-        and BY_NAME[identity.protocol].probe == probe
-        and reply.endswith(b"\r\n")
-        and reply.count(b"\n") == 1
+        identity is not None and identity.protocol in CONTINUES and BY_NAME[identity.protocol].probe == probe
     )
 
 
