@@ -41,6 +41,18 @@ def database(name: str, collections: dict[str, int]) -> dict[str, Any]:
     return {"name": name, "collections": [{"name": c, "rows": n} for c, n in collections.items()]}
 
 
+def files_per_top(paths: Iterable[str], empty: Iterable[str] = ()) -> dict[str, int]:
+    """A file store's manifest collections: files per top directory, as the file-store kit makes them
+    (the files at the root under `filestore.ROOT`), sorted; each of `empty` counts 0."""
+    from leaksonar.protocols.filestore import ROOT  # the protocols: only for the kinds that need them
+
+    tops = dict.fromkeys(empty, 0)
+    for path in paths:
+        top = path.split("/", 1)[0] if "/" in path else ROOT
+        tops[top] = tops.get(top, 0) + 1
+    return dict(sorted(tops.items()))
+
+
 def attack(
     kind: str,
     places: Iterable[dict[str, str]],

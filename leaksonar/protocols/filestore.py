@@ -121,6 +121,7 @@ class Listing:
         learned.capped(len(shown), len(groups), "top directories")
         if not self.walked:
             learned.left_out("The listing was cut before its end: only the files listed are counted.")
+        rows = size_bytes = 0
         for name, entries in shown:
             files = [e for e in entries if not e.directory]
             sizes = [e.size for e in files if e.size is not None]
@@ -129,9 +130,9 @@ class Listing:
             size = sum(sizes) if sizes or not files else None
             learned.collections.append(Collection("", name, len(files), size, fields, not self.complete))
             learned.samples.append(Sample("", name, tuple(self._document(e) for e in entries)))
-        listed = [e for group in shown for e in group[1] if not e.directory]
-        learned.rows = len(listed)
-        learned.size_bytes = sum(e.size for e in listed if e.size is not None)
+            rows += len(files)
+            size_bytes += sum(sizes)
+        learned.rows, learned.size_bytes = rows, size_bytes
 
     def _document(self, entry: Entry) -> dict[str, Any]:
         if entry.directory:

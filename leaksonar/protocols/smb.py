@@ -139,11 +139,12 @@ class _CappedTcp(Tcp):  # type: ignore[misc]
         size, timeout = self._recv(4, timeout)
         if not size:
             return b""
-        if struct.unpack(">L", size)[0] > MAX_MESSAGE:
+        (length,) = struct.unpack(">L", size)
+        if length > MAX_MESSAGE:
             self.too_large = True
             self.close()
             return b""
-        message: bytes | None = self._recv(struct.unpack(">L", size)[0], timeout)[0]
+        message: bytes | None = self._recv(length, timeout)[0]
         return message or b""
 
 

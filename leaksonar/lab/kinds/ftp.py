@@ -12,12 +12,10 @@ from typing import Any
 from leaksonar.lab import data, servers
 from leaksonar.lab.digest import Hasher
 from leaksonar.lab.kinds.base import Launch, Started
-from leaksonar.lab.seed import Seeded, database
+from leaksonar.lab.seed import Seeded, database, files_per_top
 from leaksonar.lab.spec import LabError, ServiceSpec
 
 SERVICES = (ServiceSpec("ftp-anon", 39, 21, "ftp", "none"),)
-ROOT = "/"
-"""The collection of the files at the share's root (as `protocols.filestore` names it)."""
 
 
 def _config(launch: Launch, files: Path, empty: Path) -> str:
@@ -80,11 +78,7 @@ class Ftp:
         with _client(launch.ip, launch.port) as ftp:
             greeting = ftp.getwelcome()
         version = greeting.split("vsFTPd ", 1)[-1].rstrip(")") if "vsFTPd " in greeting else ""
-        tops: dict[str, int] = {}
-        for path in data.ftp_files():
-            top = path.split("/", 1)[0] if "/" in path else ROOT
-            tops[top] = tops.get(top, 0) + 1
-        return Seeded(version, [database("", dict(sorted(tops.items())))])
+        return Seeded(version, [database("", files_per_top(data.ftp_files()))])
 
     def digest(self, entry: dict[str, Any], h: Hasher) -> None:
         """Every file's path and content hash, and every directory, as the anonymous user sees them."""

@@ -21,7 +21,7 @@ import httpx
 from leaksonar.lab import data
 from leaksonar.lab.digest import Hasher
 from leaksonar.lab.kinds.base import Launch, Started
-from leaksonar.lab.seed import Seeded, attack, database
+from leaksonar.lab.seed import Seeded, attack, database, files_per_top
 from leaksonar.lab.spec import ServiceSpec
 from leaksonar.lab.standins import hdfs as standin
 
@@ -29,8 +29,6 @@ SERVICES = (
     ServiceSpec("hdfs-open", 65, 9870, "hdfs", "none"),
     ServiceSpec("hdfs-wiped", 66, 9870, "hdfs", "none"),
 )
-ROOT = "/"
-"""The collection of the files at the root (as `protocols.filestore` names it)."""
 WIPE_DIRECTORY = "NODATA4U_SECUREYOURSHIT"
 """What the HDFS wipe wave left in place of the data: one empty directory."""
 
@@ -66,11 +64,7 @@ class Hdfs:
     def seed(self, launch: Launch, started: Started) -> Seeded:
         """The tree was written by `start`: its files per top directory (an empty one counts 0)."""
         files, empty = tree(launch.name)
-        tops: dict[str, int] = dict.fromkeys(empty, 0)
-        for path in files:
-            top = path.split("/", 1)[0] if "/" in path else ROOT
-            tops[top] = tops.get(top, 0) + 1
-        seeded = Seeded(standin.VERSION, [database("", dict(sorted(tops.items())))])
+        seeded = Seeded(standin.VERSION, [database("", files_per_top(files, empty))])
         if launch.name != "hdfs-wiped":
             return seeded
         wipe = attack("wipe", [{"database": "", "collection": WIPE_DIRECTORY}], wiped=True)

@@ -60,8 +60,9 @@ class Rsync:
     def start(self, launch: Launch) -> Started:
         program = servers.program("rsync", "rsync")
         work = launch.workdir
-        servers.write_tree(work / OPEN, data.ftp_files())
-        servers.write_tree(work / PRIVATE, {".env": data.ftp_files()[".env"]})
+        files = data.ftp_files()
+        servers.write_tree(work / OPEN, files)
+        servers.write_tree(work / PRIVATE, {".env": files[".env"]})
         secrets_file = work / "rsyncd.secrets"
         secrets_file.write_text(f"backup:{secrets.token_hex(16)}\n")
         secrets_file.chmod(0o600)

@@ -85,12 +85,13 @@ class S3:
         from importlib.metadata import version
 
         s3 = client(launch.ip, launch.port)
-        for bucket, content in objects().items():
+        buckets = objects()
+        for bucket, content in buckets.items():
             s3.create_bucket(Bucket=bucket)
             s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read(bucket)))
             for key, body in content.items():
                 s3.put_object(Bucket=bucket, Key=key, Body=body)
-        counts = {bucket: len(content) for bucket, content in objects().items()}
+        counts = {bucket: len(content) for bucket, content in buckets.items()}
         return Seeded(version("moto"), [database("", counts)])
 
     def digest(self, entry: dict[str, Any], h: Hasher) -> None:
