@@ -30,7 +30,7 @@ from itertools import islice
 
 from leaksonar.assess.lexicon import lexicon, name_hint, words
 from leaksonar.assess.summary import nouns
-from leaksonar.model import PII_CATEGORIES, Inspection
+from leaksonar.model import FILES_LISTED, PII_CATEGORIES, Inspection
 
 FILE_CATEGORIES: tuple[str, ...] = ("database_dump", *PII_CATEGORIES)
 """Every category a file name may say, in report order (`secret` is a personal-data category too)."""
@@ -191,8 +191,8 @@ def _categories(path: str) -> tuple[str, ...]:
     return tuple(c for c in FILE_CATEGORIES if c in found)
 
 
-MAX_FILES = 5000
-"""Files of one inspection whose names are read."""
+MAX_FILES = FILES_LISTED
+"""Files of one inspection whose names are read (`model.FILES_LISTED`, what a file store lists)."""
 MAX_NAMED = 20
 """Paths kept per category."""
 

@@ -18,10 +18,10 @@ from itertools import islice
 from typing import Any
 
 from leaksonar.assess.filenames import file_name
-from leaksonar.model import Sample
+from leaksonar.model import FILE_HEAD, Sample
 
-MAX_HEAD = 65536
-"""Bytes of a head read."""
+MAX_HEAD = FILE_HEAD
+"""Bytes of a head read (`model.FILE_HEAD`, what a file store reads)."""
 MAX_ROWS = 200
 """Rows returned per head."""
 MAX_COLUMNS = 100

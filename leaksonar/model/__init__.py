@@ -68,6 +68,12 @@ def current_record(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+FILES_LISTED = 5000
+"""Files and directories a file store lists per service; the assessment reads as many names."""
+FILE_HEAD = 64 * 1024
+"""Bytes of one file's head that a file store reads and the assessment reads into rows."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds for every read made while identifying or inspecting one service."""

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from leaksonar.model import Collection, Sample
+from leaksonar.model import FILE_HEAD, FILES_LISTED, Collection, Sample
 from leaksonar.protocols.base import CommandRefused, ReplyTooLarge
 from leaksonar.protocols.kit import SERVER_ERRORS, Learned
 
-MAX_FILES = 5000
-"""Files and directories listed per service (the assessment reads as many names: `filenames.MAX_FILES`)."""
+MAX_FILES = FILES_LISTED
+"""Files and directories listed per service (`model.FILES_LISTED`)."""
 MAX_DIRECTORIES = 500
 """Directories listed per service (each one exchange, or more, with the server)."""
 MAX_DEPTH = 16
@@ -35,8 +35,8 @@ MAX_PATH = 1024
 """Longest path kept (characters); longer ones are passed over."""
 MAX_HEADS = 20
 """Files whose head is read per service."""
-MAX_HEAD = 64 * 1024
-"""Bytes of one head (`assess.heads.MAX_HEAD`)."""
+MAX_HEAD = FILE_HEAD
+"""Bytes of one head (`model.FILE_HEAD`)."""
 MAX_FIELDS = 20
 """Notable file names kept per collection."""
 ROOT = "/"
